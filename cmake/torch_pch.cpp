@@ -1,0 +1,1 @@
+// translation unit that owns the LibTorch precompiled header (see TorchPch.cmake)

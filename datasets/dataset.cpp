@@ -1,0 +1,280 @@
+// InMemoryDataset, named sets (open_dataset), splits and channel statistics.
+#include "datasets/dataset.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <numeric>
+#include <random>
+
+#include "datasets/detail.h"
+
+namespace fs = std::filesystem;
+
+namespace adascale::data {
+
+namespace detail {
+
+std::vector<std::string> numbered_class_names(int64_t n) {
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < n; ++i) names.push_back(std::to_string(i));
+  return names;
+}
+
+std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw DataError(path + ": cannot open file");
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw DataError(path + ": cannot determine file size");
+  in.seekg(0, std::ios::beg);
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
+    throw DataError(path + ": read error");
+  return bytes;
+}
+
+}  // namespace detail
+
+// ---- InMemoryDataset -----------------------------------------------------------------------
+
+InMemoryDataset::InMemoryDataset(ImageShape shape, std::vector<uint8_t> pixels,
+                                 std::vector<int64_t> labels, std::vector<std::string> class_names,
+                                 std::string origin)
+    : shape_(shape),
+      pixels_(std::move(pixels)),
+      labels_(std::move(labels)),
+      class_names_(std::move(class_names)),
+      origin_(std::move(origin)) {
+  if (shape_.channels <= 0 || shape_.height <= 0 || shape_.width <= 0)
+    throw DataError(origin_ + ": invalid image shape " + std::to_string(shape_.channels) + "x" +
+                    std::to_string(shape_.height) + "x" + std::to_string(shape_.width));
+  const uint64_t expected = static_cast<uint64_t>(labels_.size()) * shape_.numel();
+  if (pixels_.size() != expected)
+    throw DataError(origin_ + ": " + std::to_string(pixels_.size()) + " pixel bytes for " +
+                    std::to_string(labels_.size()) + " images of " +
+                    std::to_string(shape_.numel()) + " (expected " + std::to_string(expected) +
+                    ")");
+  if (class_names_.empty()) throw DataError(origin_ + ": no class names");
+  const int64_t classes = static_cast<int64_t>(class_names_.size());
+  for (size_t i = 0; i < labels_.size(); ++i)
+    if (labels_[i] < 0 || labels_[i] >= classes)
+      throw DataError(origin_ + ": label " + std::to_string(labels_[i]) + " of example " +
+                      std::to_string(i) + " is outside [0, " + std::to_string(classes) + ")");
+}
+
+const uint8_t* InMemoryDataset::pixels(int64_t i) const {
+  if (i < 0 || i >= size())
+    throw DataError(origin_ + ": example " + std::to_string(i) + " out of range");
+  return pixels_.data() + static_cast<size_t>(i) * static_cast<size_t>(shape_.numel());
+}
+
+int64_t InMemoryDataset::label(int64_t i) const {
+  if (i < 0 || i >= size())
+    throw DataError(origin_ + ": example " + std::to_string(i) + " out of range");
+  return labels_[static_cast<size_t>(i)];
+}
+
+std::shared_ptr<InMemoryDataset> InMemoryDataset::subset(
+    const std::vector<int64_t>& indices) const {
+  const size_t numel = static_cast<size_t>(shape_.numel());
+  std::vector<uint8_t> pixels(indices.size() * numel);
+  std::vector<int64_t> labels(indices.size());
+  for (size_t k = 0; k < indices.size(); ++k) {
+    const uint8_t* src = this->pixels(indices[k]);  // range-checked
+    std::copy(src, src + numel, pixels.begin() + static_cast<std::ptrdiff_t>(k * numel));
+    labels[k] = labels_[static_cast<size_t>(indices[k])];
+  }
+  return std::make_shared<InMemoryDataset>(shape_, std::move(pixels), std::move(labels),
+                                           class_names_, origin_);
+}
+
+// ---- named sets ------------------------------------------------------------------------------
+
+const char* default_fashion_mnist_root() { return "/usr/share/datasets/fashion-mnist"; }
+
+namespace {
+
+const std::vector<std::string>& fashion_mnist_names() {
+  static const std::vector<std::string> names = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                                 "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                                 "Bag",         "Ankle boot"};
+  return names;
+}
+
+const std::vector<std::string>& cifar10_names() {
+  static const std::vector<std::string> names = {
+      "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
+  return names;
+}
+
+const std::vector<std::string>& cifar100_names() {
+  static const std::vector<std::string> names = {
+      "apple",       "aquarium_fish", "baby",      "bear",       "beaver",       "bed",
+      "bee",         "beetle",        "bicycle",   "bottle",     "bowl",         "boy",
+      "bridge",      "bus",           "butterfly", "camel",      "can",          "castle",
+      "caterpillar", "cattle",        "chair",     "chimpanzee", "clock",        "cloud",
+      "cockroach",   "couch",         "crab",      "crocodile",  "cup",          "dinosaur",
+      "dolphin",     "elephant",      "flatfish",  "forest",     "fox",          "girl",
+      "hamster",     "house",         "kangaroo",  "keyboard",   "lamp",         "lawn_mower",
+      "leopard",     "lion",          "lizard",    "lobster",    "man",          "maple_tree",
+      "motorcycle",  "mountain",      "mouse",     "mushroom",   "oak_tree",     "orange",
+      "orchid",      "otter",         "palm_tree", "pear",       "pickup_truck", "pine_tree",
+      "plain",       "plate",         "poppy",     "porcupine",  "possum",       "rabbit",
+      "raccoon",     "ray",           "road",      "rocket",     "rose",         "sea",
+      "seal",        "shark",         "shrew",     "skunk",      "skyscraper",   "snail",
+      "snake",       "spider",        "squirrel",  "streetcar",  "sunflower",    "sweet_pepper",
+      "table",       "tank",          "telephone", "television", "tiger",        "tractor",
+      "train",       "trout",         "tulip",     "turtle",     "wardrobe",     "whale",
+      "willow_tree", "wolf",          "woman",     "worm"};
+  return names;
+}
+
+// one name per non-empty line (the label files shipped with the CIFAR binary archives);
+// falls back when the file is absent or does not hold the expected count.
+std::vector<std::string> names_file_or(const fs::path& file,
+                                       const std::vector<std::string>& fallback) {
+  std::ifstream in(file);
+  if (!in) return fallback;
+  std::vector<std::string> names;
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (!line.empty()) names.push_back(line);
+  }
+  return names.size() == fallback.size() ? names : fallback;
+}
+
+// prefers the gzipped file, accepts an already decompressed one
+std::string idx_file(const fs::path& root, const std::string& stem) {
+  const fs::path gz = root / (stem + ".gz");
+  if (fs::exists(gz)) return gz.string();
+  const fs::path plain = root / stem;
+  if (fs::exists(plain)) return plain.string();
+  return gz.string();  // the reader reports it missing
+}
+
+DatasetPtr open_idx(const fs::path& root, const std::string& split,
+                    std::vector<std::string> names) {
+  const std::string prefix = split == "train" ? "train" : "t10k";
+  return read_idx(idx_file(root, prefix + "-images-idx3-ubyte"),
+                  idx_file(root, prefix + "-labels-idx1-ubyte"), std::move(names));
+}
+
+// the archives unpack into a subfolder; accept either that folder or its parent as root
+fs::path descend_if_present(const fs::path& root, const char* sub) {
+  return fs::is_directory(root / sub) ? root / sub : root;
+}
+
+std::string require_root(const DatasetSpec& spec) {
+  if (spec.root.empty())
+    throw DataError("dataset format '" + spec.format + "' needs a root folder (no default)");
+  return spec.root;
+}
+
+}  // namespace
+
+DatasetPtr open_dataset(const DatasetSpec& spec) {
+  if (spec.split != "train" && spec.split != "test")
+    throw DataError("dataset split '" + spec.split + "' is not train or test");
+  const std::string& f = spec.format;
+  if (f == "fashion-mnist") {
+    const fs::path root = spec.root.empty() ? default_fashion_mnist_root() : spec.root;
+    return open_idx(root, spec.split, fashion_mnist_names());
+  }
+  if (f == "mnist") return open_idx(require_root(spec), spec.split, {});
+  if (f == "cifar10") {
+    const fs::path root = descend_if_present(require_root(spec), "cifar-10-batches-bin");
+    std::vector<std::string> files;
+    if (spec.split == "train") {
+      for (int i = 1; i <= 5; ++i)
+        files.push_back((root / ("data_batch_" + std::to_string(i) + ".bin")).string());
+    } else {
+      files.push_back((root / "test_batch.bin").string());
+    }
+    return read_cifar_binary(files, false,
+                             names_file_or(root / "batches.meta.txt", cifar10_names()));
+  }
+  if (f == "cifar100") {
+    const fs::path root = descend_if_present(require_root(spec), "cifar-100-binary");
+    return read_cifar_binary({(root / (spec.split + ".bin")).string()}, true,
+                             names_file_or(root / "fine_label_names.txt", cifar100_names()));
+  }
+  if (f == "folder") {
+    const fs::path root = require_root(spec);
+    const fs::path dir = fs::is_directory(root / spec.split) ? root / spec.split : root;
+    const int64_t size = spec.image_size > 0 ? spec.image_size : 32;
+    const int64_t channels = spec.channels > 0 ? spec.channels : 3;
+    return read_image_folder(dir.string(), size, size, channels);
+  }
+  if (f == "hdf5") {
+    const fs::path root = require_root(spec);
+    const fs::path file = fs::is_directory(root) ? root / (spec.split + ".h5") : root;
+    return read_hdf5(file.string());
+  }
+  throw DataError("unknown dataset format '" + f +
+                  "' (expected fashion-mnist, mnist, cifar10, cifar100, folder or hdf5)");
+}
+
+// ---- splits and statistics -------------------------------------------------------------------
+
+std::vector<int64_t> all_indices(int64_t n) {
+  std::vector<int64_t> v(static_cast<size_t>(std::max<int64_t>(n, 0)));
+  std::iota(v.begin(), v.end(), int64_t{0});
+  return v;
+}
+
+SplitIndices split_indices(int64_t n, double validation_fraction, uint64_t seed) {
+  if (n < 0) throw DataError("split_indices: negative size " + std::to_string(n));
+  if (!(validation_fraction >= 0.0 && validation_fraction <= 1.0))
+    throw DataError("split_indices: validation fraction " + std::to_string(validation_fraction) +
+                    " is outside [0, 1]");
+  std::vector<int64_t> order = all_indices(n);
+  std::mt19937_64 rng(seed);
+  detail::shuffle(order, rng);
+  const auto k =
+      static_cast<std::ptrdiff_t>(std::llround(static_cast<double>(n) * validation_fraction));
+  SplitIndices s;
+  s.validation.assign(order.begin(), order.begin() + k);
+  s.train.assign(order.begin() + k, order.end());
+  // sorted so evaluation walks the file in order; the loader shuffles training itself
+  std::sort(s.validation.begin(), s.validation.end());
+  std::sort(s.train.begin(), s.train.end());
+  return s;
+}
+
+ChannelStats channel_stats(const Dataset& set, const std::vector<int64_t>& indices) {
+  if (indices.empty()) throw DataError("channel_stats: no examples selected");
+  const ImageShape shape = set.shape();
+  const int64_t plane = shape.height * shape.width;
+  // integer sums are exact; one image's plane fits easily in 64 bits
+  std::vector<uint64_t> sum(static_cast<size_t>(shape.channels), 0);
+  std::vector<uint64_t> sum_sq(static_cast<size_t>(shape.channels), 0);
+  for (int64_t i : indices) {
+    const uint8_t* p = set.pixels(i);
+    for (int64_t c = 0; c < shape.channels; ++c) {
+      uint64_t s = 0, s2 = 0;
+      for (int64_t k = 0; k < plane; ++k) {
+        const uint64_t v = p[c * plane + k];
+        s += v;
+        s2 += v * v;
+      }
+      sum[static_cast<size_t>(c)] += s;
+      sum_sq[static_cast<size_t>(c)] += s2;
+    }
+  }
+  ChannelStats stats;
+  const double count = static_cast<double>(indices.size()) * static_cast<double>(plane);
+  for (int64_t c = 0; c < shape.channels; ++c) {
+    const double mean = static_cast<double>(sum[static_cast<size_t>(c)]) / count / 255.0;
+    const double mean_sq =
+        static_cast<double>(sum_sq[static_cast<size_t>(c)]) / count / (255.0 * 255.0);
+    stats.mean.push_back(static_cast<float>(mean));
+    stats.std.push_back(static_cast<float>(std::sqrt(std::max(0.0, mean_sq - mean * mean))));
+  }
+  return stats;
+}
+
+}  // namespace adascale::data

@@ -1,0 +1,256 @@
+// HDF5 arrays: `images` (uint8, N x H x W x C or N x H x W) and `labels` (integer, N).
+#include <hdf5.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "datasets/dataset.h"
+#include "datasets/detail.h"
+
+namespace adascale::data {
+
+namespace {
+
+// closes an HDF5 id on scope exit, so every early throw releases what was opened
+class H5Id {
+ public:
+  H5Id(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  ~H5Id() {
+    if (id_ >= 0) close_(id_);
+  }
+  H5Id(const H5Id&) = delete;
+  H5Id& operator=(const H5Id&) = delete;
+  hid_t get() const { return id_; }
+  bool ok() const { return id_ >= 0; }
+  // closes now and reports whether that worked (a file close flushes, so it can fail)
+  bool close() {
+    const herr_t r = id_ >= 0 ? close_(id_) : 0;
+    id_ = -1;
+    return r >= 0;
+  }
+
+ private:
+  hid_t id_;
+  herr_t (*close_)(hid_t);
+};
+
+// the library prints its error stack to stderr by default; we report through DataError instead
+void quiet_hdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+std::string trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  const size_t e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+std::vector<std::string> split_names(const std::string& joined) {
+  std::vector<std::string> names;
+  size_t start = 0;
+  for (;;) {
+    const size_t comma = joined.find(',', start);
+    names.push_back(trim(joined.substr(start, comma - start)));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return names;
+}
+
+// integer dataset of the given rank; returns its dims
+std::vector<hsize_t> integer_dims(const std::string& path, hid_t dset, const char* name) {
+  H5Id type(H5Dget_type(dset), H5Tclose);
+  if (!type.ok() || H5Tget_class(type.get()) != H5T_INTEGER)
+    throw DataError(path + ": dataset '" + name + "' is not an integer array");
+  H5Id space(H5Dget_space(dset), H5Sclose);
+  const int rank = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
+  if (rank < 0) throw DataError(path + ": cannot read the shape of '" + name + "'");
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  return dims;
+}
+
+// the `class_names` attribute: one comma separated string, or an array of strings
+// (what h5py writes for a python list); empty when absent
+std::vector<std::string> read_class_names(const std::string& path, hid_t labels) {
+  if (H5Aexists(labels, "class_names") <= 0) return {};
+  H5Id attr(H5Aopen(labels, "class_names", H5P_DEFAULT), H5Aclose);
+  H5Id type(attr.ok() ? H5Aget_type(attr.get()) : -1, H5Tclose);
+  if (!type.ok() || H5Tget_class(type.get()) != H5T_STRING)
+    throw DataError(path + ": attribute 'class_names' is not a string");
+  H5Id space(H5Aget_space(attr.get()), H5Sclose);
+  const hssize_t count = space.ok() ? H5Sget_simple_extent_npoints(space.get()) : -1;
+  if (count < 1) throw DataError(path + ": attribute 'class_names' is empty");
+  std::vector<std::string> values;
+  if (H5Tis_variable_str(type.get()) > 0) {
+    H5Id mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem.get(), H5T_VARIABLE);
+    std::vector<char*> ptrs(static_cast<size_t>(count), nullptr);
+    const bool ok = H5Aread(attr.get(), mem.get(), ptrs.data()) >= 0;
+    for (char* p : ptrs) {
+      if (ok) values.emplace_back(p ? p : "");
+      if (p) H5free_memory(p);
+    }
+    if (!ok) throw DataError(path + ": cannot read attribute 'class_names'");
+  } else {
+    const size_t size = H5Tget_size(type.get());
+    H5Id mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(mem.get(), size);
+    std::vector<char> buf(size * static_cast<size_t>(count));
+    if (H5Aread(attr.get(), mem.get(), buf.data()) < 0)
+      throw DataError(path + ": cannot read attribute 'class_names'");
+    for (hssize_t i = 0; i < count; ++i) {
+      const char* s = buf.data() + static_cast<size_t>(i) * size;
+      values.emplace_back(s, std::find(s, s + size, '\0'));
+    }
+  }
+  if (values.size() == 1) return split_names(values.front());
+  for (auto& v : values) v = trim(v);
+  return values;
+}
+
+}  // namespace
+
+DatasetPtr read_hdf5(const std::string& path) {
+  quiet_hdf5();
+  if (!std::filesystem::is_regular_file(path)) throw DataError(path + ": cannot open file");
+  if (H5Fis_hdf5(path.c_str()) <= 0) throw DataError(path + ": not an HDF5 file");
+  H5Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!file.ok()) throw DataError(path + ": cannot open HDF5 file");
+
+  H5Id images(H5Dopen2(file.get(), "images", H5P_DEFAULT), H5Dclose);
+  if (!images.ok()) throw DataError(path + ": no dataset 'images'");
+  const std::vector<hsize_t> idims = integer_dims(path, images.get(), "images");
+  {
+    H5Id type(H5Dget_type(images.get()), H5Tclose);
+    if (H5Tget_size(type.get()) != 1)
+      throw DataError(path + ": dataset 'images' must hold 8-bit pixels");
+  }
+  if (idims.size() != 3 && idims.size() != 4)
+    throw DataError(path + ": dataset 'images' has rank " + std::to_string(idims.size()) +
+                    " (expected N x H x W or N x H x W x C)");
+  const int64_t n = static_cast<int64_t>(idims[0]);
+  const int64_t h = static_cast<int64_t>(idims[1]);
+  const int64_t w = static_cast<int64_t>(idims[2]);
+  const int64_t c = idims.size() == 4 ? static_cast<int64_t>(idims[3]) : 1;
+  if (h <= 0 || w <= 0 || c <= 0)
+    throw DataError(path + ": dataset 'images' has an empty image dimension");
+  const size_t plane = static_cast<size_t>(h * w);
+  std::vector<uint8_t> hwc(static_cast<size_t>(n) * plane * static_cast<size_t>(c));
+  if (n > 0 &&
+      H5Dread(images.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, hwc.data()) < 0)
+    throw DataError(path + ": cannot read dataset 'images'");
+
+  H5Id labels(H5Dopen2(file.get(), "labels", H5P_DEFAULT), H5Dclose);
+  if (!labels.ok()) throw DataError(path + ": no dataset 'labels'");
+  const std::vector<hsize_t> ldims = integer_dims(path, labels.get(), "labels");
+  if (ldims.size() != 1 || static_cast<int64_t>(ldims[0]) != n)
+    throw DataError(path + ": dataset 'labels' does not hold one label per image (" +
+                    std::to_string(n) + " images)");
+  std::vector<int64_t> label_values(static_cast<size_t>(n));
+  if (n > 0 && H5Dread(labels.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                       label_values.data()) < 0)
+    throw DataError(path + ": cannot read dataset 'labels'");
+  std::vector<std::string> names = read_class_names(path, labels.get());
+  if (names.empty()) {
+    const int64_t max_label =
+        n > 0 ? *std::max_element(label_values.begin(), label_values.end()) : 0;
+    names = detail::numbered_class_names(std::max<int64_t>(1, max_label + 1));
+  }
+
+  std::vector<uint8_t> chw(hwc.size());
+  if (c == 1) {
+    chw.swap(hwc);  // same layout
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const uint8_t* src = hwc.data() + static_cast<size_t>(i) * plane * c;
+      uint8_t* dst = chw.data() + static_cast<size_t>(i) * plane * c;
+      for (size_t k = 0; k < plane; ++k)
+        for (int64_t ch = 0; ch < c; ++ch) dst[ch * plane + k] = src[k * c + ch];
+    }
+  }
+  return std::make_shared<InMemoryDataset>(ImageShape{c, h, w}, std::move(chw),
+                                           std::move(label_values), std::move(names), path);
+}
+
+namespace {
+
+void write_file(const Dataset& set, const std::string& path) {
+  const ImageShape s = set.shape();
+  const int64_t n = set.size();
+  const size_t plane = static_cast<size_t>(s.height * s.width);
+  const size_t c = static_cast<size_t>(s.channels);
+
+  H5Id file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+  if (!file.ok()) throw DataError(path + ": cannot create HDF5 file");
+
+  // images are stored channels-last, the layout numpy/h5py users expect
+  std::vector<uint8_t> hwc(static_cast<size_t>(n) * plane * c);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* src = set.pixels(i);
+    uint8_t* dst = hwc.data() + static_cast<size_t>(i) * plane * c;
+    for (size_t k = 0; k < plane; ++k)
+      for (size_t ch = 0; ch < c; ++ch) dst[k * c + ch] = src[ch * plane + k];
+  }
+  const hsize_t idims[4] = {static_cast<hsize_t>(n), static_cast<hsize_t>(s.height),
+                            static_cast<hsize_t>(s.width), static_cast<hsize_t>(s.channels)};
+  H5Id ispace(H5Screate_simple(4, idims, nullptr), H5Sclose);
+  H5Id images(H5Dcreate2(file.get(), "images", H5T_STD_U8LE, ispace.get(), H5P_DEFAULT, H5P_DEFAULT,
+                         H5P_DEFAULT),
+              H5Dclose);
+  if (!images.ok() || (n > 0 && H5Dwrite(images.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL,
+                                         H5P_DEFAULT, hwc.data()) < 0))
+    throw DataError(path + ": cannot write dataset 'images'");
+
+  std::vector<int64_t> label_values(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) label_values[static_cast<size_t>(i)] = set.label(i);
+  const hsize_t ldims[1] = {static_cast<hsize_t>(n)};
+  H5Id lspace(H5Screate_simple(1, ldims, nullptr), H5Sclose);
+  H5Id labels(H5Dcreate2(file.get(), "labels", H5T_STD_I64LE, lspace.get(), H5P_DEFAULT,
+                         H5P_DEFAULT, H5P_DEFAULT),
+              H5Dclose);
+  if (!labels.ok() || (n > 0 && H5Dwrite(labels.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
+                                         H5P_DEFAULT, label_values.data()) < 0))
+    throw DataError(path + ": cannot write dataset 'labels'");
+
+  std::string joined;
+  for (const std::string& name : set.class_names()) {
+    if (name.find(',') != std::string::npos)
+      throw DataError(path + ": class name '" + name + "' contains a comma");
+    joined += (joined.empty() ? "" : ",") + name;
+  }
+  H5Id stype(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(stype.get(), joined.size() + 1);
+  H5Tset_strpad(stype.get(), H5T_STR_NULLTERM);
+  H5Id aspace(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Id attr(
+      H5Acreate2(labels.get(), "class_names", stype.get(), aspace.get(), H5P_DEFAULT, H5P_DEFAULT),
+      H5Aclose);
+  if (!attr.ok() || H5Awrite(attr.get(), stype.get(), joined.c_str()) < 0)
+    throw DataError(path + ": cannot write attribute 'class_names'");
+
+  attr.close();
+  labels.close();
+  images.close();
+  if (!file.close()) throw DataError(path + ": cannot close HDF5 file");
+}
+
+}  // namespace
+
+void write_hdf5(const Dataset& set, const std::string& path) {
+  quiet_hdf5();
+  // a crash or error mid-write leaves only the .tmp file, never a half-written target
+  const std::string tmp = path + ".tmp";
+  try {
+    write_file(set, tmp);
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw DataError(path + ": cannot rename " + tmp + " into place");
+  }
+}
+
+}  // namespace adascale::data

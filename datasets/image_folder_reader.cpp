@@ -1,0 +1,95 @@
+// image folders: root/<class>/<image>, decoded with OpenCV.
+#include <algorithm>
+#include <filesystem>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <system_error>
+
+#include "datasets/dataset.h"
+
+namespace fs = std::filesystem;
+
+namespace adascale::data {
+
+namespace {
+
+bool hidden(const fs::path& p) {
+  const std::string name = p.filename().string();
+  return !name.empty() && name[0] == '.';
+}
+
+// sorted so the class ids and example order do not depend on the file system
+std::vector<fs::path> sorted_entries(const fs::path& dir, bool directories) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (hidden(it->path())) continue;
+    const bool is_dir = it->is_directory(ec);
+    if (directories ? is_dir : (!is_dir && it->is_regular_file(ec))) out.push_back(it->path());
+  }
+  if (ec) throw DataError(dir.string() + ": cannot list folder (" + ec.message() + ")");
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// decoded, resized, RGB (or gray) image appended to `out` in CHW order
+void append_image(const fs::path& file, int64_t height, int64_t width, int64_t channels,
+                  std::vector<uint8_t>& out) {
+  cv::Mat img;
+  try {
+    img = cv::imread(file.string(), channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
+  } catch (const cv::Exception&) {
+    img.release();  // reported below like any other undecodable file
+  }
+  if (img.empty()) throw DataError(file.string() + ": cannot read image");
+  if (img.rows != height || img.cols != width) {
+    // area averaging when shrinking avoids aliasing; linear when enlarging
+    const bool shrink = img.rows > height || img.cols > width;
+    cv::Mat resized;
+    cv::resize(img, resized, cv::Size(static_cast<int>(width), static_cast<int>(height)), 0, 0,
+               shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
+    img = resized;
+  }
+  if (channels == 3) cv::cvtColor(img, img, cv::COLOR_BGR2RGB);
+  if (!img.isContinuous()) img = img.clone();
+  const size_t plane = static_cast<size_t>(height * width);
+  const size_t base = out.size();
+  out.resize(base + plane * static_cast<size_t>(channels));
+  const uint8_t* src = img.ptr<uint8_t>();
+  for (size_t k = 0; k < plane; ++k)
+    for (int64_t c = 0; c < channels; ++c)
+      out[base + static_cast<size_t>(c) * plane + k] = src[k * static_cast<size_t>(channels) + c];
+}
+
+}  // namespace
+
+DatasetPtr read_image_folder(const std::string& root, int64_t height, int64_t width,
+                             int64_t channels) {
+  if (channels != 1 && channels != 3)
+    throw DataError(root + ": image channels must be 1 or 3, got " + std::to_string(channels));
+  if (height <= 0 || width <= 0)
+    throw DataError(root + ": invalid image size " + std::to_string(height) + "x" +
+                    std::to_string(width));
+  if (!fs::is_directory(root)) throw DataError(root + ": not a folder");
+  const std::vector<fs::path> class_dirs = sorted_entries(root, true);
+  if (class_dirs.empty()) throw DataError(root + ": no class folders");
+
+  std::vector<std::string> class_names;
+  std::vector<uint8_t> pixels;
+  std::vector<int64_t> labels;
+  for (size_t c = 0; c < class_dirs.size(); ++c) {
+    class_names.push_back(class_dirs[c].filename().string());
+    const std::vector<fs::path> files = sorted_entries(class_dirs[c], false);
+    // a class with no examples is almost always a mistake in the folder layout
+    if (files.empty()) throw DataError(class_dirs[c].string() + ": class folder has no images");
+    for (const fs::path& file : files) {
+      append_image(file, height, width, channels, pixels);
+      labels.push_back(static_cast<int64_t>(c));
+    }
+  }
+  return std::make_shared<InMemoryDataset>(ImageShape{channels, height, width}, std::move(pixels),
+                                           std::move(labels), std::move(class_names), root);
+}
+
+}  // namespace adascale::data

@@ -1,0 +1,180 @@
+#include "runtime/adapt/adaptation_loop.h"
+
+#include <chrono>
+#include <cmath>
+
+namespace adascale {
+
+AdaptationLoop::AdaptationLoop(std::vector<BranchCosts> branches, AdaptationOptions options)
+    : options_(std::move(options)),
+      monitor_(options_.monitor),
+      profiler_(branches, options_.device),
+      selector_(options_.selector) {
+  for (const BranchCosts& costs : branches) names_.push_back(costs.name);
+  last_observed_.assign(names_.size(), -1.0);
+  pending_.reserve(options_.max_pending_observations);
+  drained_.reserve(options_.max_pending_observations);
+}
+
+AdaptationLoop::~AdaptationLoop() { stop(); }
+
+double AdaptationLoop::now_ms() {
+  using namespace std::chrono;
+  return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+Status AdaptationLoop::set_budgets(const Budgets& budgets) {
+  Status s = validate_budgets(budgets);
+  if (!s.ok()) return s;
+  std::lock_guard<std::mutex> lock(budgets_mutex_);
+  budgets_ = budgets;
+  budgets_dirty_ = true;
+  return s;
+}
+
+Budgets AdaptationLoop::budgets() const {
+  std::lock_guard<std::mutex> lock(budgets_mutex_);
+  return budgets_;
+}
+
+void AdaptationLoop::set_switch_callback(SwitchCallback callback) {
+  std::lock_guard<std::mutex> lock(callback_mutex_);
+  callback_ = std::move(callback);
+}
+
+int AdaptationLoop::find_branch(const std::string& name) const {
+  for (size_t i = 0; i < names_.size(); ++i)
+    if (names_[i] == name) return static_cast<int>(i);
+  return -1;
+}
+
+void AdaptationLoop::report_latency(int branch, double observed_ms) {
+  if (branch < 0 || static_cast<size_t>(branch) >= names_.size()) return;
+  if (!(observed_ms > 0) || !std::isfinite(observed_ms)) return;
+  std::lock_guard<std::mutex> lock(pending_mutex_);
+  if (pending_.size() < options_.max_pending_observations)
+    pending_.emplace_back(branch, observed_ms);  // capacity reserved: no allocation here
+  else
+    ++dropped_;
+}
+
+void AdaptationLoop::step() {
+  std::lock_guard<std::mutex> step_lock(step_mutex_);
+  {
+    std::lock_guard<std::mutex> lock(budgets_mutex_);
+    if (budgets_dirty_) {
+      selector_.set_budgets(budgets_);  // validated in set_budgets
+      budgets_dirty_ = false;
+    }
+  }
+  uint64_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> lock(pending_mutex_);
+    drained_.swap(pending_);  // both keep their capacity
+    dropped = dropped_;
+  }
+  // Observations are judged against the predictions they were made under (the previous step's).
+  for (const auto& [branch, ms] : drained_) {
+    profiler_.observe(static_cast<size_t>(branch), ms);
+    last_observed_[static_cast<size_t>(branch)] = ms;
+  }
+  const uint64_t observed = drained_.size();
+  drained_.clear();
+
+  const ContextSample sample = monitor_.sample();
+  const std::vector<BranchEstimate>& estimates = profiler_.predict(sample);
+  const Decision decision = selector_.decide(estimates, selection_context(sample), sample.time_ms);
+  if (decision.branch >= 0) chosen_.store(decision.branch, std::memory_order_release);
+
+  {
+    std::lock_guard<std::mutex> lock(results_mutex_);
+    last_sample_ = sample;
+    last_estimates_ = estimates;
+    errors_ = profiler_.error_stats();
+    ++stats_.iterations;
+    stats_.switches += decision.switched ? 1 : 0;
+    stats_.observations += observed;
+    stats_.dropped_observations = dropped;
+    stats_.nothing_fits = decision.nothing_fits;
+  }
+
+  if (decision.switched) {
+    SwitchEvent event;
+    event.time_ms = sample.time_ms;
+    event.from = decision.previous;
+    event.to = decision.branch;
+    if (event.from >= 0) {
+      event.from_name = names_[static_cast<size_t>(event.from)];
+      event.observed_ms = last_observed_[static_cast<size_t>(event.from)];
+      event.from_predicted_ms = estimates[static_cast<size_t>(event.from)].latency_ms;
+    }
+    event.to_name = names_[static_cast<size_t>(event.to)];
+    event.reason = decision.reason;
+    event.nothing_fits = decision.nothing_fits;
+    event.predicted_ms = estimates[static_cast<size_t>(event.to)].latency_ms;
+    std::lock_guard<std::mutex> lock(callback_mutex_);
+    if (callback_) callback_(event);
+  }
+}
+
+Status AdaptationLoop::start() {
+  if (names_.empty()) return error_status(ErrorCode::kInvalidArgument, "no branches to adapt");
+  if (running_.exchange(true)) return ok_status();
+  {
+    std::lock_guard<std::mutex> lock(wake_mutex_);
+    stop_requested_ = false;
+  }
+  // Prime the CPU counters so the first decision already sees utilisation.
+  {
+    std::lock_guard<std::mutex> step_lock(step_mutex_);
+    monitor_.sample_at(now_ms(), false);
+  }
+  thread_ = std::thread(&AdaptationLoop::run_thread, this);
+  return ok_status();
+}
+
+void AdaptationLoop::stop() {
+  {
+    std::lock_guard<std::mutex> lock(wake_mutex_);
+    stop_requested_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  running_.store(false, std::memory_order_release);
+}
+
+void AdaptationLoop::run_thread() {
+  const auto period = std::chrono::duration<double, std::milli>(
+      options_.monitor.period_ms > 0 ? options_.monitor.period_ms : 100.0);
+  auto next = std::chrono::steady_clock::now();
+  while (true) {
+    step();
+    next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(period);
+    const auto now = std::chrono::steady_clock::now();
+    if (next < now) next = now;  // after a stall, do not burst to catch up
+    std::unique_lock<std::mutex> lock(wake_mutex_);
+    if (wake_.wait_until(lock, next, [this] { return stop_requested_; })) return;
+  }
+}
+
+ContextSample AdaptationLoop::last_sample() const {
+  std::lock_guard<std::mutex> lock(results_mutex_);
+  return last_sample_;
+}
+
+std::vector<BranchEstimate> AdaptationLoop::last_estimates() const {
+  std::lock_guard<std::mutex> lock(results_mutex_);
+  return last_estimates_;
+}
+
+PredictionErrorStats AdaptationLoop::prediction_errors() const {
+  std::lock_guard<std::mutex> lock(results_mutex_);
+  return errors_;
+}
+
+LoopStats AdaptationLoop::stats() const {
+  std::lock_guard<std::mutex> lock(results_mutex_);
+  return stats_;
+}
+
+}  // namespace adascale

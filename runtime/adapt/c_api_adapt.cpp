@@ -1,0 +1,398 @@
+// C API of the adaptation loop (the functions after "Automated adaptation loop" in adascale.h).
+// The loop lives in the handle's adapt slot; it copies the catalog costs, so it never touches
+// the bundle or the backend and its thread cannot race the run path.
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <new>
+#include <string>
+
+#include "adascale.h"
+#include "runtime/adapt/adaptation_loop.h"
+
+namespace adascale {
+std::shared_ptr<void>& adapt_state_slot(adascale_runtime* handle);
+std::string& last_error_slot(adascale_runtime* handle);
+}  // namespace adascale
+
+namespace {
+
+using adascale::AdaptationLoop;
+
+struct AdaptState {
+  adascale_adapt_options options{};
+  std::string context_root;  // owns the string options.context_root points to
+  adascale::Budgets budgets;
+  adascale_switch_callback callback = nullptr;
+  void* user_data = nullptr;
+  std::unique_ptr<AdaptationLoop> loop;
+};
+
+AdaptState* state_of(const adascale_runtime* handle) {
+  auto& slot = adascale::adapt_state_slot(const_cast<adascale_runtime*>(handle));
+  return static_cast<AdaptState*>(slot.get());
+}
+
+void install_callback(AdaptState* state) {
+  if (!state->callback) {
+    state->loop->set_switch_callback(nullptr);
+    return;
+  }
+  const adascale_switch_callback callback = state->callback;
+  void* const user_data = state->user_data;
+  state->loop->set_switch_callback([callback, user_data](const adascale::SwitchEvent& e) {
+    adascale_switch_event event;
+    event.time_ms = e.time_ms;
+    event.from = e.from >= 0 ? e.from_name.c_str() : nullptr;
+    event.to = e.to_name.c_str();
+    event.reason = adascale::switch_reason_name(e.reason);
+    event.nothing_fits = e.nothing_fits ? 1 : 0;
+    event.predicted_ms = e.predicted_ms;
+    event.observed_ms = e.observed_ms;
+    callback(&event, user_data);
+  });
+}
+
+// Builds the loop from the catalog costs. Costs that do not parse count as empty: the selector
+// then treats that branch's costs as unknown instead of refusing the whole bundle.
+void build_loop(adascale_runtime* handle, AdaptState* state) {
+  std::vector<adascale::BranchCosts> branches;
+  size_t count = 0;
+  adascale_branch_count(handle, &count);
+  for (size_t i = 0; i < count; ++i) {
+    adascale_branch_info info;
+    adascale_branch_info_at(handle, i, &info);
+    adascale::BranchCosts costs;
+    if (!adascale::parse_branch_costs(info.name, info.costs_json, &costs).ok()) {
+      costs = adascale::BranchCosts{};
+      costs.name = info.name;
+    }
+    branches.push_back(std::move(costs));
+  }
+  adascale::AdaptationOptions options;
+  const adascale_adapt_options& o = state->options;
+  options.monitor.root = state->context_root.empty() ? "/" : state->context_root;
+  options.monitor.period_ms = o.period_ms;
+  options.monitor.probe_period_ms = o.probe_period_ms;
+  options.selector.min_dwell_ms = o.min_dwell_ms;
+  options.selector.switch_margin = o.switch_margin;
+  options.selector.entry_margin = o.entry_margin;
+  options.device.inference_threads = o.inference_threads;
+  state->loop.reset();  // stops the old thread first
+  state->loop = std::make_unique<AdaptationLoop>(std::move(branches), options);
+  state->loop->set_budgets(state->budgets);
+  install_callback(state);
+}
+
+adascale_status check_options(const adascale_adapt_options& o) {
+  const bool ok = std::isfinite(o.period_ms) && o.period_ms > 0 && std::isfinite(o.probe_period_ms) &&
+                  std::isfinite(o.min_dwell_ms) && o.min_dwell_ms >= 0 &&
+                  std::isfinite(o.switch_margin) && o.switch_margin >= 0 &&
+                  std::isfinite(o.entry_margin) && o.entry_margin >= 0 && o.entry_margin < 1 &&
+                  o.inference_threads >= 1;
+  return ok ? ADASCALE_OK : ADASCALE_ERROR_INVALID_ARGUMENT;
+}
+
+// The handle's state, created with default options on first use.
+AdaptState* ensure_state(adascale_runtime* handle) {
+  auto& slot = adascale::adapt_state_slot(handle);
+  if (!slot) {
+    auto state = std::make_shared<AdaptState>();
+    adascale_adapt_options_init(&state->options);
+    slot = state;
+  }
+  AdaptState* state = static_cast<AdaptState*>(slot.get());
+  if (!state->loop) build_loop(handle, state);
+  return state;
+}
+
+adascale::Budgets to_budgets(const adascale_budgets& b) {
+  adascale::Budgets out;
+  out.latency_ms = b.latency_ms;
+  out.memory_mode = b.memory_mode == ADASCALE_MEMORY_ABSOLUTE
+                        ? adascale::MemoryBudgetMode::kAbsolute
+                        : (b.memory_mode == ADASCALE_MEMORY_AVAILABLE_MINUS_MARGIN
+                               ? adascale::MemoryBudgetMode::kAvailableMinusMargin
+                               : adascale::MemoryBudgetMode::kNone);
+  out.memory_bytes = b.memory_bytes;
+  out.energy_mj = b.energy_mj;
+  out.energy_weight = b.energy_weight;
+  out.battery_aware = b.battery_aware != 0;
+  out.battery_energy_weight = b.battery_energy_weight;
+  out.battery_low_pct = b.battery_low_pct;
+  return out;
+}
+
+template <typename F>
+adascale_status guarded(F body) {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return ADASCALE_ERROR_OUT_OF_MEMORY;
+  } catch (...) {
+    return ADASCALE_ERROR_BACKEND;
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+void adascale_budgets_init(adascale_budgets* budgets) {
+  if (!budgets) return;
+  const adascale::Budgets defaults;
+  budgets->latency_ms = defaults.latency_ms;
+  budgets->memory_mode = ADASCALE_MEMORY_NONE;
+  budgets->memory_bytes = 0;
+  budgets->energy_mj = defaults.energy_mj;
+  budgets->energy_weight = defaults.energy_weight;
+  budgets->battery_aware = 0;
+  budgets->battery_energy_weight = defaults.battery_energy_weight;
+  budgets->battery_low_pct = defaults.battery_low_pct;
+}
+
+void adascale_adapt_options_init(adascale_adapt_options* options) {
+  if (!options) return;
+  const adascale::ContextMonitorOptions monitor;
+  const adascale::SelectorOptions selector;
+  options->period_ms = monitor.period_ms;
+  options->probe_period_ms = monitor.probe_period_ms;
+  options->min_dwell_ms = selector.min_dwell_ms;
+  options->switch_margin = selector.switch_margin;
+  options->entry_margin = selector.entry_margin;
+  options->inference_threads = 1;
+  options->context_root = nullptr;
+}
+
+adascale_status adascale_set_budgets(adascale_runtime* handle, const adascale_budgets* budgets) {
+  if (!handle || !budgets) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  return guarded([&] {
+    if (budgets->memory_mode < ADASCALE_MEMORY_NONE ||
+        budgets->memory_mode > ADASCALE_MEMORY_AVAILABLE_MINUS_MARGIN) {
+      adascale::last_error_slot(handle) = "unknown memory budget mode";
+      return ADASCALE_ERROR_INVALID_ARGUMENT;
+    }
+    const adascale::Budgets converted = to_budgets(*budgets);
+    const adascale::Status s = adascale::validate_budgets(converted);
+    if (!s.ok()) {
+      adascale::last_error_slot(handle) = s.message;
+      return static_cast<adascale_status>(s.code);
+    }
+    AdaptState* state = ensure_state(handle);
+    state->budgets = converted;
+    state->loop->set_budgets(converted);
+    return ADASCALE_OK;
+  });
+}
+
+adascale_status adascale_adapt_configure(adascale_runtime* handle,
+                                         const adascale_adapt_options* options) {
+  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  return guarded([&] {
+    adascale_adapt_options chosen;
+    adascale_adapt_options_init(&chosen);
+    if (options) chosen = *options;
+    if (check_options(chosen) != ADASCALE_OK) {
+      adascale::last_error_slot(handle) =
+          "adaptation options out of range (period > 0, dwell and margins >= 0, "
+          "entry margin < 1, threads >= 1)";
+      return ADASCALE_ERROR_INVALID_ARGUMENT;
+    }
+    AdaptState* state = ensure_state(handle);
+    if (state->loop->running()) {
+      adascale::last_error_slot(handle) = "stop the adaptation loop before configuring it";
+      return ADASCALE_ERROR_UNSUPPORTED;
+    }
+    state->options = chosen;
+    state->context_root = chosen.context_root ? chosen.context_root : "";
+    state->options.context_root = nullptr;  // the caller's string need not outlive this call
+    build_loop(handle, state);
+    return ADASCALE_OK;
+  });
+}
+
+adascale_status adascale_adapt_start(adascale_runtime* handle) {
+  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  return guarded([&] {
+    const adascale::Status s = ensure_state(handle)->loop->start();
+    return static_cast<adascale_status>(s.code);
+  });
+}
+
+adascale_status adascale_adapt_stop(adascale_runtime* handle) {
+  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  AdaptState* state = state_of(handle);
+  if (state && state->loop) state->loop->stop();
+  return ADASCALE_OK;
+}
+
+adascale_status adascale_adapt_step(adascale_runtime* handle) {
+  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  return guarded([&] {
+    ensure_state(handle)->loop->step();
+    return ADASCALE_OK;
+  });
+}
+
+adascale_status adascale_adapt_current_branch(const adascale_runtime* handle, size_t* index,
+                                              const char** name) {
+  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  const AdaptState* state = state_of(handle);
+  const int branch = state && state->loop ? state->loop->current_branch() : -1;
+  if (branch < 0) return ADASCALE_ERROR_NO_BRANCH_SELECTED;
+  if (index) *index = static_cast<size_t>(branch);
+  if (name) *name = state->loop->branch_name(static_cast<size_t>(branch)).c_str();
+  return ADASCALE_OK;
+}
+
+adascale_status adascale_adapt_last_context(const adascale_runtime* handle,
+                                            adascale_context* context) {
+  if (!handle || !context) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  const AdaptState* state = state_of(handle);
+  if (!state || !state->loop || state->loop->stats().iterations == 0)
+    return ADASCALE_ERROR_NOT_FOUND;
+  return guarded([&] {
+    const adascale::ContextSample s = state->loop->last_sample();
+    adascale_context c{};
+    auto put = [&c](uint32_t bit, double* field, const auto& value) {
+      if (!value) return;
+      c.present |= bit;
+      *field = static_cast<double>(*value);
+    };
+    c.time_ms = s.time_ms;
+    put(ADASCALE_CTX_CPU_COUNT, &c.cpu_count, s.cpu_count);
+    put(ADASCALE_CTX_CPU_UTILIZATION, &c.cpu_utilization, s.cpu_utilization);
+    put(ADASCALE_CTX_PROCESS_CPU_UTILIZATION, &c.process_cpu_utilization,
+        s.process_cpu_utilization);
+    if (s.others_cpu_utilization) c.others_cpu_utilization = *s.others_cpu_utilization;
+    put(ADASCALE_CTX_PROCS_RUNNING, &c.procs_running, s.procs_running);
+    put(ADASCALE_CTX_LOADAVG, &c.loadavg_1, s.loadavg_1);
+    put(ADASCALE_CTX_FREQUENCY, &c.frequency_ratio, s.frequency_ratio);
+    if (s.mem_total_bytes && s.mem_available_bytes) {
+      c.present |= ADASCALE_CTX_MEMINFO;
+      c.mem_total_bytes = static_cast<double>(*s.mem_total_bytes);
+      c.mem_available_bytes = static_cast<double>(*s.mem_available_bytes);
+    }
+    put(ADASCALE_CTX_AVAILABLE_MEMORY, &c.available_memory_bytes, s.available_memory_bytes());
+    put(ADASCALE_CTX_CGROUP_MEMORY_LIMIT, &c.cgroup_memory_limit_bytes,
+        s.cgroup_memory_limit_bytes);
+    put(ADASCALE_CTX_CGROUP_MEMORY_USAGE, &c.cgroup_memory_usage_bytes,
+        s.cgroup_memory_usage_bytes);
+    put(ADASCALE_CTX_CGROUP_CPU_LIMIT, &c.cgroup_cpu_limit_cores, s.cgroup_cpu_limit_cores);
+    put(ADASCALE_CTX_PSI_CPU, &c.psi_cpu_some_avg10, s.psi_cpu_some_avg10);
+    put(ADASCALE_CTX_PSI_MEMORY, &c.psi_memory_some_avg10, s.psi_memory_some_avg10);
+    put(ADASCALE_CTX_TEMPERATURE, &c.max_temperature_c, s.max_temperature_c);
+    put(ADASCALE_CTX_BATTERY_CAPACITY, &c.battery_capacity_pct, s.battery_capacity_pct);
+    if (s.battery_discharging) {
+      c.present |= ADASCALE_CTX_BATTERY_STATUS;
+      c.battery_discharging = *s.battery_discharging ? 1 : 0;
+    }
+    put(ADASCALE_CTX_BATTERY_POWER, &c.battery_power_w, s.battery_power_w);
+    put(ADASCALE_CTX_POWERCAP_POWER, &c.powercap_power_w, s.powercap_power_w);
+    put(ADASCALE_CTX_CACHE_RATE, &c.cache_rate, s.cache_rate);
+    put(ADASCALE_CTX_BANDWIDTH, &c.bandwidth_gbps, s.bandwidth_gbps);
+    *context = c;
+    return ADASCALE_OK;
+  });
+}
+
+adascale_status adascale_set_switch_callback(adascale_runtime* handle,
+                                             adascale_switch_callback callback, void* user_data) {
+  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  return guarded([&] {
+    AdaptState* state = ensure_state(handle);
+    state->callback = callback;
+    state->user_data = user_data;
+    install_callback(state);
+    return ADASCALE_OK;
+  });
+}
+
+adascale_status adascale_run_auto(adascale_runtime* handle, const float* input,
+                                  size_t input_count, float* logits, size_t logits_capacity) {
+  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  AdaptationLoop* loop = nullptr;
+  const adascale_status created = guarded([&] {
+    loop = ensure_state(handle)->loop.get();
+    return ADASCALE_OK;
+  });
+  if (created != ADASCALE_OK) return created;
+  int branch = loop->current_branch();
+  if (branch < 0) {
+    const adascale_status stepped = guarded([&] {
+      loop->step();
+      return ADASCALE_OK;
+    });
+    if (stepped != ADASCALE_OK) return stepped;
+    branch = loop->current_branch();
+    if (branch < 0) return ADASCALE_ERROR_NO_BRANCH_SELECTED;
+  }
+  // Preparing an uncached branch happens here, outside the timed run.
+  adascale_status status =
+      adascale_select(handle, loop->branch_name(static_cast<size_t>(branch)).c_str());
+  if (status != ADASCALE_OK) return status;
+  const auto start = std::chrono::steady_clock::now();
+  status = adascale_run(handle, input, input_count, logits, logits_capacity);
+  const auto stop = std::chrono::steady_clock::now();
+  if (status != ADASCALE_OK) return status;
+  // Catalog latencies are per call at the catalog's batch; other batch sizes are not comparable.
+  int64_t dims[4];
+  adascale_input_shape(handle, dims);
+  const size_t image = static_cast<size_t>(dims[1] * dims[2] * dims[3]);
+  if (image > 0 && static_cast<int64_t>(input_count / image) == dims[0])
+    loop->report_latency(branch, std::chrono::duration<double, std::milli>(stop - start).count());
+  return ADASCALE_OK;
+}
+
+adascale_status adascale_adapt_report_latency(adascale_runtime* handle, size_t index,
+                                              double observed_ms) {
+  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  if (!(observed_ms > 0) || !std::isfinite(observed_ms)) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  return guarded([&] {
+    AdaptationLoop* loop = ensure_state(handle)->loop.get();
+    if (index >= loop->branch_count()) return ADASCALE_ERROR_OUT_OF_RANGE;
+    loop->report_latency(static_cast<int>(index), observed_ms);
+    return ADASCALE_OK;
+  });
+}
+
+adascale_status adascale_adapt_estimate(const adascale_runtime* handle, size_t index,
+                                        double* latency_ms, double* memory_bytes,
+                                        double* energy_mj) {
+  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  const AdaptState* state = state_of(handle);
+  if (!state || !state->loop || state->loop->stats().iterations == 0)
+    return ADASCALE_ERROR_NOT_FOUND;
+  return guarded([&] {
+    const std::vector<adascale::BranchEstimate> estimates = state->loop->last_estimates();
+    if (index >= estimates.size()) return ADASCALE_ERROR_OUT_OF_RANGE;
+    const adascale::BranchEstimate& e = estimates[index];
+    if (latency_ms) *latency_ms = e.latency_known ? e.latency_ms : NAN;
+    if (memory_bytes) *memory_bytes = e.memory_known ? e.memory_bytes : NAN;
+    if (energy_mj) *energy_mj = e.energy_known ? e.energy_mj : NAN;
+    return ADASCALE_OK;
+  });
+}
+
+adascale_status adascale_adapt_get_stats(const adascale_runtime* handle,
+                                         adascale_adapt_stats* stats) {
+  if (!handle || !stats) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  const AdaptState* state = state_of(handle);
+  if (!state || !state->loop) return ADASCALE_ERROR_NOT_FOUND;
+  return guarded([&] {
+    const adascale::LoopStats s = state->loop->stats();
+    const adascale::PredictionErrorStats e = state->loop->prediction_errors();
+    stats->iterations = s.iterations;
+    stats->switches = s.switches;
+    stats->observations = s.observations;
+    stats->nothing_fits = s.nothing_fits ? 1 : 0;
+    stats->error_count = e.count;
+    stats->median_error = e.median_corrected;
+    stats->p90_error = e.p90_corrected;
+    stats->median_error_uncorrected = e.median_uncorrected;
+    stats->p90_error_uncorrected = e.p90_uncorrected;
+    return ADASCALE_OK;
+  });
+}
+
+}  // extern "C"

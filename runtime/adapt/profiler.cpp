@@ -1,0 +1,185 @@
+#include "runtime/adapt/profiler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+namespace adascale {
+namespace {
+
+std::optional<double> number(const nlohmann::json& object, const char* key) {
+  const auto it = object.find(key);
+  if (it == object.end() || !it->is_number()) return std::nullopt;
+  const double value = it->get<double>();
+  if (!std::isfinite(value) || value < 0) return std::nullopt;
+  return value;
+}
+
+double quantile(std::vector<double> values, double q) {
+  if (values.empty()) return 0;
+  const size_t k = std::min(values.size() - 1, static_cast<size_t>(q * (values.size() - 1) + 0.5));
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
+  return values[k];
+}
+
+}  // namespace
+
+Status parse_branch_costs(const std::string& name, const std::string& costs_json,
+                          BranchCosts* costs) {
+  *costs = BranchCosts{};
+  costs->name = name;
+  const nlohmann::json j = nlohmann::json::parse(costs_json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object())
+    return error_status(ErrorCode::kFormat, "costs of branch '" + name + "' are not a JSON object");
+  const auto latency = j.find("latency_ms");
+  if (latency != j.end()) {
+    if (latency->is_object()) {
+      costs->latency_median_ms = number(*latency, "median");
+      costs->latency_p90_ms = number(*latency, "p90");
+    } else if (latency->is_number() && std::isfinite(latency->get<double>()) &&
+               latency->get<double>() >= 0) {
+      costs->latency_median_ms = latency->get<double>();
+    }
+  }
+  // Zero latency is a missing measurement, not an infinitely fast branch.
+  if (costs->latency_median_ms && *costs->latency_median_ms <= 0) costs->latency_median_ms.reset();
+  costs->memory_bytes = number(j, "peak_memory_bytes");
+  if (!costs->memory_bytes) {
+    const auto weights = number(j, "weight_bytes");
+    const auto activations = number(j, "activation_bytes");
+    if (weights || activations) costs->memory_bytes = weights.value_or(0) + activations.value_or(0);
+  }
+  costs->macs = number(j, "macs");
+  costs->memory_access_bytes = number(j, "memory_access_bytes");
+  const auto accuracy = j.find("accuracy");
+  if (accuracy != j.end() && accuracy->is_number() && std::isfinite(accuracy->get<double>()))
+    costs->accuracy = accuracy->get<double>();
+  const auto precision = j.find("precision");
+  costs->int8 = precision != j.end() && precision->is_string() &&
+                (precision->get<std::string>() == "int8" || precision->get<std::string>() == "i8");
+  return ok_status();
+}
+
+Profiler::Profiler(std::vector<BranchCosts> branches, DeviceProfile profile)
+    : branches_(std::move(branches)),
+      profile_(profile),
+      estimates_(branches_.size()),
+      corrections_(branches_.size(), 1.0),
+      observations_(branches_.size(), 0) {
+  if (profile_.reference_cache_rate > 0) reference_cache_rate_ = profile_.reference_cache_rate;
+  if (profile_.error_window == 0) profile_.error_window = 1;
+  if (profile_.inference_threads < 1) profile_.inference_threads = 1;
+  errors_corrected_.reserve(profile_.error_window);
+  errors_uncorrected_.reserve(profile_.error_window);
+}
+
+ContentionFactors Profiler::contention(const ContextSample& sample) {
+  ContentionFactors f;
+  double cores = sample.cpu_count ? *sample.cpu_count
+                                  : std::max(1u, std::thread::hardware_concurrency());
+  if (sample.cgroup_cpu_limit_cores) cores = std::min(cores, *sample.cgroup_cpu_limit_cores);
+  cores = std::max(cores, 0.1);
+  // Busy cores taken by others: utilisation over the last period is steadier than the
+  // instantaneous run queue, which also counts the sampling thread itself.
+  double others = 0;
+  if (sample.others_cpu_utilization)
+    others = *sample.others_cpu_utilization * (sample.cpu_count ? *sample.cpu_count : cores);
+  else if (sample.procs_running)
+    others = std::max(0.0, *sample.procs_running - 1);
+  else if (sample.loadavg_1)
+    others = *sample.loadavg_1;
+  // Fair sharing: with more runnable threads than cores each one gets cores / threads of a core.
+  f.cpu = std::max(1.0, (others + profile_.inference_threads) / cores);
+  if (sample.frequency_ratio && *sample.frequency_ratio > 0)
+    f.frequency = std::max(1.0, profile_.reference_frequency_ratio /
+                                    std::max(0.1, *sample.frequency_ratio));
+  if (sample.cache_rate) {
+    if (!reference_cache_rate_) reference_cache_rate_ = *sample.cache_rate;
+    const double drop = (*reference_cache_rate_ - *sample.cache_rate) / *reference_cache_rate_;
+    f.cache = 1.0 + profile_.cache_sensitivity * std::max(0.0, drop);
+  }
+  return f;
+}
+
+double Profiler::model_energy_mj(size_t branch, double r) const {
+  const BranchCosts& c = branches_[branch];
+  const double e_mac = c.int8 ? profile_.e_mac_int8_pj : profile_.e_mac_pj;
+  const double pj = e_mac * c.macs.value_or(0) +
+                    c.memory_access_bytes.value_or(0) *
+                        (r * profile_.e_cache_pj_per_byte + (1 - r) * profile_.e_dram_pj_per_byte);
+  return pj * 1e-9;
+}
+
+double Profiler::correction(size_t branch) const {
+  return observations_[branch] > 0 ? corrections_[branch]
+                                   : (global_observations_ > 0 ? global_correction_ : 1.0);
+}
+
+const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample) {
+  const double factor = contention(sample).total();
+  const double r = sample.cache_rate.value_or(profile_.default_cache_rate);
+  const std::optional<double> power =
+      profile_.use_measured_power ? sample.measured_power_w() : std::nullopt;
+  for (size_t i = 0; i < branches_.size(); ++i) {
+    const BranchCosts& c = branches_[i];
+    BranchEstimate& e = estimates_[i];
+    e.latency_known = c.latency_median_ms.has_value();
+    e.latency_uncorrected_ms = c.latency_median_ms.value_or(0) * factor;
+    e.latency_ms = e.latency_uncorrected_ms * correction(i);
+    e.memory_known = c.memory_bytes.has_value();
+    e.memory_bytes = c.memory_bytes.value_or(0);
+    e.accuracy_known = c.accuracy.has_value();
+    e.accuracy = c.accuracy.value_or(0);
+    if (power && e.latency_known) {
+      e.energy_mj = *power * e.latency_ms;  // W x ms = mJ
+      e.energy_known = e.energy_measured = true;
+    } else {
+      e.energy_measured = false;
+      e.energy_known = c.macs.has_value() || c.memory_access_bytes.has_value();
+      e.energy_mj = e.energy_known ? model_energy_mj(i, r) : 0;
+    }
+  }
+  return estimates_;
+}
+
+void Profiler::observe(size_t branch, double observed_ms) {
+  if (branch >= branches_.size() || !(observed_ms > 0) || !std::isfinite(observed_ms)) return;
+  const BranchEstimate& e = estimates_[branch];
+  if (!e.latency_known || e.latency_uncorrected_ms <= 0) return;
+  // The corrected prediction as it stands now: several observations may arrive between two
+  // predict() calls and each one should be judged against the latest correction.
+  const double corrected_ms = e.latency_uncorrected_ms * correction(branch);
+  const double corrected_error = std::fabs(corrected_ms - observed_ms) / observed_ms;
+  const double uncorrected_error = std::fabs(e.latency_uncorrected_ms - observed_ms) / observed_ms;
+  if (errors_corrected_.size() < profile_.error_window) {
+    errors_corrected_.push_back(corrected_error);
+    errors_uncorrected_.push_back(uncorrected_error);
+  } else {
+    errors_corrected_[error_next_] = corrected_error;
+    errors_uncorrected_[error_next_] = uncorrected_error;
+  }
+  error_next_ = (error_next_ + 1) % profile_.error_window;
+
+  // One wild measurement (a page fault storm, a preemption) must not swing the correction.
+  const double ratio = std::clamp(observed_ms / e.latency_uncorrected_ms, 0.05, 20.0);
+  const double a = profile_.correction_alpha;
+  corrections_[branch] =
+      observations_[branch] == 0 ? ratio : (1 - a) * corrections_[branch] + a * ratio;
+  ++observations_[branch];
+  global_correction_ =
+      global_observations_ == 0 ? ratio : (1 - a) * global_correction_ + a * ratio;
+  ++global_observations_;
+}
+
+PredictionErrorStats Profiler::error_stats() const {
+  PredictionErrorStats s;
+  s.count = errors_corrected_.size();
+  s.median_corrected = quantile(errors_corrected_, 0.5);
+  s.p90_corrected = quantile(errors_corrected_, 0.9);
+  s.median_uncorrected = quantile(errors_uncorrected_, 0.5);
+  s.p90_uncorrected = quantile(errors_uncorrected_, 0.9);
+  return s;
+}
+
+}  // namespace adascale

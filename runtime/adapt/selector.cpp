@@ -1,0 +1,186 @@
+#include "runtime/adapt/selector.h"
+
+#include <cmath>
+#include <string>
+
+namespace adascale {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+bool fits(double value, bool known, double limit, double scale) {
+  if (limit == kInf) return true;
+  return known && value <= limit * scale;  // an unknown cost never proves that it fits
+}
+
+// An unknown latency must not look like the fastest one in a tie.
+double tie_latency(const BranchEstimate& e) { return e.latency_known ? e.latency_ms : kInf; }
+
+}  // namespace
+
+const char* switch_reason_name(SwitchReason reason) {
+  switch (reason) {
+    case SwitchReason::kStay:
+      return "stay";
+    case SwitchReason::kInitial:
+      return "initial";
+    case SwitchReason::kInfeasible:
+      return "infeasible";
+    case SwitchReason::kBetter:
+      return "better";
+    case SwitchReason::kNothingFits:
+      return "nothing-fits";
+  }
+  return "unknown";
+}
+
+Status validate_budgets(const Budgets& b) {
+  auto bad = [](const std::string& message) {
+    return error_status(ErrorCode::kInvalidArgument, message);
+  };
+  if (std::isnan(b.latency_ms) || b.latency_ms <= 0)
+    return bad("latency budget must be > 0 ms (or infinite for none), got " +
+               std::to_string(b.latency_ms));
+  if (std::isnan(b.energy_mj) || b.energy_mj <= 0)
+    return bad("energy budget must be > 0 mJ (or infinite for none), got " +
+               std::to_string(b.energy_mj));
+  if (b.memory_mode != MemoryBudgetMode::kNone) {
+    if (!std::isfinite(b.memory_bytes) || b.memory_bytes < 0)
+      return bad("memory budget must be a finite number of bytes >= 0, got " +
+                 std::to_string(b.memory_bytes));
+    if (b.memory_mode == MemoryBudgetMode::kAbsolute && b.memory_bytes == 0)
+      return bad("memory budget of 0 bytes can never be met");
+  }
+  if (!std::isfinite(b.energy_weight) || b.energy_weight < 0)
+    return bad("energy weight must be finite and >= 0, got " + std::to_string(b.energy_weight));
+  if (b.battery_aware) {
+    if (!std::isfinite(b.battery_energy_weight) || b.battery_energy_weight < 0)
+      return bad("battery energy weight must be finite and >= 0");
+    if (!(b.battery_low_pct >= 0 && b.battery_low_pct <= 100))
+      return bad("battery low threshold must be within 0..100 percent");
+  }
+  return ok_status();
+}
+
+SelectionContext selection_context(const ContextSample& sample) {
+  SelectionContext c;
+  if (const auto available = sample.available_memory_bytes())
+    c.available_memory_bytes = static_cast<double>(*available);
+  c.battery_capacity_pct = sample.battery_capacity_pct;
+  c.battery_discharging = sample.battery_discharging.value_or(false);
+  return c;
+}
+
+Status Selector::set_budgets(const Budgets& budgets) {
+  Status s = validate_budgets(budgets);
+  if (s.ok()) budgets_ = budgets;
+  return s;
+}
+
+Selector::Limits Selector::limits(const SelectionContext& context) const {
+  Limits l{budgets_.latency_ms, kInf, budgets_.energy_mj, budgets_.energy_weight, false};
+  if (budgets_.memory_mode == MemoryBudgetMode::kAbsolute) {
+    l.memory = budgets_.memory_bytes;
+  } else if (budgets_.memory_mode == MemoryBudgetMode::kAvailableMinusMargin) {
+    // Unknown availability: no evidence of pressure, so no constraint.
+    if (context.available_memory_bytes)
+      l.memory = std::max(0.0, *context.available_memory_bytes - budgets_.memory_bytes);
+  }
+  if (budgets_.battery_aware && context.battery_discharging && context.battery_capacity_pct) {
+    const double capacity = *context.battery_capacity_pct;
+    l.energy_weight += budgets_.battery_energy_weight * (1.0 - capacity / 100.0);
+    l.energy_only = capacity < budgets_.battery_low_pct;
+  }
+  return l;
+}
+
+double Selector::violation(const BranchEstimate& e, const Limits& l) {
+  double worst = 0;
+  auto ratio = [&](double value, bool known, double limit) {
+    if (limit == kInf) return;
+    const double r = !known ? 2.0 : (limit > 0 ? value / limit : (value > 0 ? kInf : 0.0));
+    worst = std::max(worst, r);
+  };
+  ratio(e.latency_ms, e.latency_known, l.latency);
+  ratio(e.memory_bytes, e.memory_known, l.memory);
+  ratio(e.energy_mj, e.energy_known, l.energy);
+  return worst;
+}
+
+Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
+                          const SelectionContext& context, double now_ms) {
+  Decision d;
+  d.previous = current_;
+  if (estimates.empty()) return d;
+  if (current_ >= static_cast<int>(estimates.size())) current_ = -1;
+  const Limits l = limits(context);
+
+  auto objective = [&](const BranchEstimate& e) {
+    if (l.energy_only) return -e.energy_mj;
+    return e.accuracy - l.energy_weight * e.energy_mj;
+  };
+  auto feasible = [&](const BranchEstimate& e, bool is_current) {
+    // The current branch keeps its place up to the budget itself; a newcomer must fit with a
+    // margin, so a branch hovering at the limit does not flap in and out.
+    const double scale = is_current ? 1.0 : 1.0 - options_.entry_margin;
+    return fits(e.latency_ms, e.latency_known, l.latency, scale) &&
+           fits(e.memory_bytes, e.memory_known, l.memory, scale) &&
+           fits(e.energy_mj, e.energy_known, l.energy, scale);
+  };
+  // Strict order, so that the result never depends on iteration details.
+  auto better = [&](size_t a, double score_a, size_t b, double score_b) {
+    if (score_a != score_b) return score_a > score_b;
+    const double latency_a = tie_latency(estimates[a]), latency_b = tie_latency(estimates[b]);
+    if (latency_a != latency_b) return latency_a < latency_b;
+    return a < b;
+  };
+
+  int best = -1;
+  double best_score = 0;
+  for (size_t i = 0; i < estimates.size(); ++i) {
+    if (!feasible(estimates[i], static_cast<int>(i) == current_)) continue;
+    const double score = objective(estimates[i]);
+    if (best < 0 || better(i, score, static_cast<size_t>(best), best_score)) {
+      best = static_cast<int>(i);
+      best_score = score;
+    }
+  }
+
+  auto choose = [&](int branch, SwitchReason reason) {
+    d.branch = branch;
+    d.switched = branch != current_;
+    d.reason = d.switched ? reason : SwitchReason::kStay;
+    if (d.switched) {
+      current_ = branch;
+      last_switch_ms_ = now_ms;
+    }
+    d.objective = objective(estimates[static_cast<size_t>(branch)]);
+    return d;
+  };
+
+  if (best < 0) {
+    // Nothing fits: the least violating branch, ties to the faster one, then the lower index.
+    int cheapest = 0;
+    double cheapest_violation = violation(estimates[0], l);
+    for (size_t i = 1; i < estimates.size(); ++i) {
+      const double v = violation(estimates[i], l);
+      if (v < cheapest_violation ||
+          (v == cheapest_violation &&
+           tie_latency(estimates[i]) < tie_latency(estimates[static_cast<size_t>(cheapest)]))) {
+        cheapest = static_cast<int>(i);
+        cheapest_violation = v;
+      }
+    }
+    d.nothing_fits = true;
+    return choose(cheapest, SwitchReason::kNothingFits);
+  }
+  if (current_ < 0) return choose(best, SwitchReason::kInitial);
+  const BranchEstimate& cur = estimates[static_cast<size_t>(current_)];
+  if (!feasible(cur, true)) return choose(best, SwitchReason::kInfeasible);
+  const bool dwelled = now_ms - last_switch_ms_ >= options_.min_dwell_ms;
+  if (best != current_ && dwelled && best_score >= objective(cur) + options_.switch_margin)
+    return choose(best, SwitchReason::kBetter);
+  return choose(current_, SwitchReason::kStay);
+}
+
+}  // namespace adascale

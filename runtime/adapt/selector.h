@@ -1,0 +1,99 @@
+// Selector: picks the branch to run from the profiler's estimates under latency, memory and
+// energy budgets, with hysteresis and a minimum dwell time so that noise does not cause thrashing.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <vector>
+
+#include "runtime/adapt/profiler.h"
+#include "runtime/graph.h"
+
+namespace adascale {
+
+enum class MemoryBudgetMode {
+  kNone,                  // no memory constraint
+  kAbsolute,              // memory_bytes is the limit
+  kAvailableMinusMargin,  // limit = available memory (MemAvailable, cgroup) - memory_bytes
+};
+
+struct Budgets {
+  double latency_ms = std::numeric_limits<double>::infinity();  // inf: none
+  MemoryBudgetMode memory_mode = MemoryBudgetMode::kNone;
+  double memory_bytes = 0;                                     // limit or margin, see the mode
+  double energy_mj = std::numeric_limits<double>::infinity();  // per inference; inf: none
+  // Objective = accuracy - energy_weight * energy_mJ (0: accuracy alone).
+  double energy_weight = 0;
+  // Battery-aware policy: while discharging, the weight grows by battery_energy_weight as the
+  // battery drains (x (1 - capacity/100)); below battery_low_pct the objective is energy alone.
+  bool battery_aware = false;
+  double battery_energy_weight = 1.0;
+  double battery_low_pct = 15;
+};
+
+// Rejects NaN, negative, zero (impossible) limits and unusable weights with a message.
+Status validate_budgets(const Budgets& budgets);
+
+struct SelectorOptions {
+  double switch_margin = 0.005;  // an improvement must beat the current objective by this much
+  double entry_margin = 0.05;    // a new branch must fit within (1 - entry_margin) of a budget
+  double min_dwell_ms = 500;     // no improvement switch sooner than this after the last switch
+};
+
+enum class SwitchReason {
+  kStay,         // no change
+  kInitial,      // first decision
+  kInfeasible,   // the current branch no longer fits the budgets
+  kBetter,       // a feasible branch improves the objective by more than the margin
+  kNothingFits,  // no branch fits: the least violating one runs
+};
+const char* switch_reason_name(SwitchReason reason);
+
+// What the selector needs from the context besides the estimates.
+struct SelectionContext {
+  std::optional<double> available_memory_bytes;
+  std::optional<double> battery_capacity_pct;
+  bool battery_discharging = false;
+};
+SelectionContext selection_context(const ContextSample& sample);
+
+struct Decision {
+  int branch = -1;
+  int previous = -1;
+  bool switched = false;
+  SwitchReason reason = SwitchReason::kStay;
+  bool nothing_fits = false;  // the chosen branch is predicted to violate a budget
+  double objective = 0;
+};
+
+class Selector {
+ public:
+  explicit Selector(SelectorOptions options = {}) : options_(options) {}
+  Status set_budgets(const Budgets& budgets);
+  const Budgets& budgets() const { return budgets_; }
+  const SelectorOptions& options() const { return options_; }
+
+  // Deterministic: equal objectives go to the lower predicted latency, then the lower index.
+  Decision decide(const std::vector<BranchEstimate>& estimates, const SelectionContext& context,
+                  double now_ms);
+  int current() const { return current_; }
+  // Forgets the current branch (the next decision is an initial one).
+  void reset() { current_ = -1; }
+
+ private:
+  struct Limits {
+    double latency, memory, energy, energy_weight;
+    bool energy_only;
+  };
+  Limits limits(const SelectionContext& context) const;
+  // Largest predicted / limit ratio over the active constraints (unknown costs count as 2).
+  static double violation(const BranchEstimate& e, const Limits& limits);
+
+  SelectorOptions options_;
+  Budgets budgets_;
+  int current_ = -1;
+  double last_switch_ms_ = 0;
+};
+
+}  // namespace adascale

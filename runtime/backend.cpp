@@ -1,0 +1,309 @@
+#include "runtime/backend.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "runtime/op_registry.h"
+
+namespace adascale {
+namespace {
+
+constexpr size_t kAlignment = 64;
+
+size_t align_up(size_t value) { return (value + kAlignment - 1) / kAlignment * kAlignment; }
+
+// XNNPACK may read up to XNN_EXTRA_BYTES past any input, so every arena slot carries that slack.
+size_t slot_bytes(const TensorInfo& info) { return align_up(info.bytes() + XNN_EXTRA_BYTES); }
+
+Status initialize_xnnpack() {
+  static std::once_flag once;
+  static xnn_status status = xnn_status_uninitialized;
+  std::call_once(once, [] { status = xnn_initialize(nullptr); });
+  return xnn_check(status, "initialize");
+}
+
+struct ThreadPool {
+  explicit ThreadPool(int threads)
+      : pool(threads > 1 ? pthreadpool_create(static_cast<size_t>(threads)) : nullptr) {}
+  ~ThreadPool() {
+    if (pool) pthreadpool_destroy(pool);
+  }
+  pthreadpool_t pool;
+};
+
+// A 64-byte aligned, zero-initialised byte buffer.
+class AlignedBuffer {
+ public:
+  void resize(size_t bytes) {
+    storage_.assign(bytes + kAlignment, 0);
+    const auto address = reinterpret_cast<uintptr_t>(storage_.data());
+    data_ = storage_.data() + (align_up(address) - address);
+  }
+  uint8_t* data() { return data_; }
+
+ private:
+  std::vector<uint8_t> storage_;
+  uint8_t* data_ = nullptr;
+};
+
+struct Step {
+  const OpDef* op = nullptr;
+  BoundNode bound;
+  std::unique_ptr<XnnOps> xnn;  // null: reference kernel
+};
+
+}  // namespace
+
+struct PreparedBranch::Impl {
+  Branch branch;
+  const ConstantMap* constants = nullptr;
+  bool use_xnnpack = false;
+  std::shared_ptr<ThreadPool> threads;
+  Shape input_shape;
+  std::vector<Step> steps;
+  std::unordered_map<std::string, TensorInfo> infos;
+  std::unordered_map<std::string, size_t> offsets;
+  AlignedBuffer arena;
+  size_t arena_bytes = 0, weight_bytes = 0, fallbacks = 0;
+
+  // Greedy first-fit placement of tensors whose lifetimes [defined, last used] overlap.
+  void plan_offsets() {
+    struct Life {
+      std::string name;
+      int64_t first, last;
+      size_t bytes, offset;
+    };
+    std::vector<Life> lives;
+    std::unordered_map<std::string, size_t> index;
+    auto define = [&](const std::string& name, int64_t step) {
+      index[name] = lives.size();
+      lives.push_back({name, step, step, slot_bytes(infos.at(name)), 0});
+    };
+    define(branch.input, -1);
+    for (size_t i = 0; i < branch.nodes.size(); ++i) {
+      for (const std::string& in : branch.nodes[i].inputs)
+        lives[index.at(in)].last = static_cast<int64_t>(i);
+      define(branch.nodes[i].output, static_cast<int64_t>(i));
+    }
+    lives[index.at(branch.output)].last = std::numeric_limits<int64_t>::max();
+    arena_bytes = 0;
+    offsets.clear();
+    for (size_t i = 0; i < lives.size(); ++i) {
+      std::vector<std::pair<size_t, size_t>> busy;  // [offset, end) of overlapping live tensors
+      for (size_t j = 0; j < i; ++j)
+        if (lives[j].first <= lives[i].last && lives[i].first <= lives[j].last)
+          busy.emplace_back(lives[j].offset, lives[j].offset + lives[j].bytes);
+      std::sort(busy.begin(), busy.end());
+      size_t offset = 0;
+      for (const auto& range : busy) {
+        if (offset + lives[i].bytes <= range.first) break;
+        offset = std::max(offset, range.second);
+      }
+      lives[i].offset = offset;
+      offsets[lives[i].name] = offset;
+      arena_bytes = std::max(arena_bytes, offset + lives[i].bytes);
+    }
+  }
+
+  // (Re)infers shapes for the batch, re-plans the arena and re-binds every kernel to it.
+  Status plan(const Shape& shape) {
+    Status s = infer_shapes(branch, shape, *constants, &infos);
+    if (!s.ok()) return s;
+    input_shape = shape;
+    plan_offsets();
+    arena.resize(arena_bytes);
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const Node& node = branch.nodes[i];
+      BoundNode& bound = steps[i].bound;
+      bound.in_info.clear();
+      bound.in.clear();
+      for (const std::string& in : node.inputs) {
+        bound.in_info.push_back(infos.at(in));
+        bound.in.push_back(arena.data() + offsets.at(in));
+      }
+      bound.out_info = infos.at(node.output);
+      bound.out = arena.data() + offsets.at(node.output);
+    }
+    return ok_status();
+  }
+
+  Status setup_xnnpack() {
+    for (Step& step : steps) {
+      if (!step.xnn) continue;
+      Status s = step.op->xnn_setup(step.bound, step.xnn.get(), threads ? threads->pool : nullptr);
+      if (!s.ok()) return s;
+    }
+    return ok_status();
+  }
+};
+
+PreparedBranch::PreparedBranch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PreparedBranch::~PreparedBranch() = default;
+const std::string& PreparedBranch::name() const { return impl_->branch.name; }
+const Shape& PreparedBranch::input_shape() const { return impl_->input_shape; }
+size_t PreparedBranch::arena_bytes() const { return impl_->arena_bytes; }
+size_t PreparedBranch::weight_bytes() const { return impl_->weight_bytes; }
+size_t PreparedBranch::reference_fallbacks() const { return impl_->fallbacks; }
+int64_t PreparedBranch::output_features() const {
+  const Shape& shape = impl_->infos.at(impl_->branch.output).shape;
+  return shape_elements(shape) / shape[0];
+}
+
+Status PreparedBranch::run(const float* input, int64_t batch, float* output,
+                           size_t output_capacity) {
+  Impl& impl = *impl_;
+  if (!input || !output) return error_status(ErrorCode::kInvalidArgument, "null input or output");
+  if (batch < 1) return error_status(ErrorCode::kInvalidArgument, "batch must be >= 1");
+  if (batch != impl.input_shape[0]) {
+    Shape shape = impl.input_shape;
+    shape[0] = batch;
+    Status s = impl.plan(shape);
+    if (s.ok()) s = impl.setup_xnnpack();
+    if (!s.ok()) return s;
+  }
+  const TensorInfo& out_info = impl.infos.at(impl.branch.output);
+  const size_t out_count = static_cast<size_t>(shape_elements(out_info.shape));
+  if (output_capacity < out_count)
+    return error_status(ErrorCode::kInvalidArgument, "output capacity " +
+                                                         std::to_string(output_capacity) + " < " +
+                                                         std::to_string(out_count) + " logits");
+  std::memcpy(impl.arena.data() + impl.offsets.at(impl.branch.input), input,
+              impl.infos.at(impl.branch.input).bytes());
+  pthreadpool_t pool = impl.threads ? impl.threads->pool : nullptr;
+  for (Step& step : impl.steps) {
+    if (!step.xnn) {
+      step.op->reference(step.bound);
+      continue;
+    }
+    for (xnn_operator_t op : step.xnn->ops) {
+      Status s = xnn_check(xnn_run_operator(op, pool), "run operator");
+      if (!s.ok()) return s;
+    }
+  }
+  std::memcpy(output, impl.arena.data() + impl.offsets.at(impl.branch.output),
+              out_count * sizeof(float));
+  return ok_status();
+}
+
+namespace {
+
+class GenericBackend : public Backend {
+ public:
+  GenericBackend(bool use_xnnpack, int threads) : use_xnnpack_(use_xnnpack) {
+    if (use_xnnpack && threads > 1) threads_ = std::make_shared<ThreadPool>(threads);
+  }
+  const char* name() const override { return use_xnnpack_ ? "xnnpack" : "reference"; }
+
+  Status prepare(const Branch& branch, const ConstantMap& constants, const Shape& input_shape,
+                 std::unique_ptr<PreparedBranch>* out) const override {
+    if (use_xnnpack_) {
+      Status s = initialize_xnnpack();
+      if (!s.ok()) return s;
+    }
+    auto impl = std::make_unique<PreparedBranch::Impl>();
+    impl->branch = branch;
+    impl->constants = &constants;
+    impl->use_xnnpack = use_xnnpack_;
+    impl->threads = threads_;
+    impl->steps.resize(branch.nodes.size());
+    std::unordered_set<std::string> used;
+    for (size_t i = 0; i < branch.nodes.size(); ++i) {
+      impl->steps[i].bound.node = &impl->branch.nodes[i];
+      impl->steps[i].bound.constants = &constants;
+      impl->steps[i].op = OpRegistry::instance().find(branch.nodes[i].op);
+      for (const auto& slot : branch.nodes[i].params) used.insert(slot.second);
+    }
+    Status s = impl->plan(input_shape);
+    if (!s.ok()) return s;
+    for (const std::string& name : used) {
+      const ConstTensor& t = constants.at(name);
+      impl->weight_bytes += static_cast<size_t>(shape_elements(t.shape)) * dtype_size(t.dtype);
+    }
+    if (use_xnnpack_) {
+      for (Step& step : impl->steps) {
+        if (!step.op->xnn_create) {
+          ++impl->fallbacks;
+          continue;
+        }
+        step.xnn = std::make_unique<XnnOps>();
+        Status created = step.op->xnn_create(step.bound, step.xnn.get());
+        if (created.code == ErrorCode::kUnsupported) {
+          step.xnn.reset();
+          ++impl->fallbacks;
+        } else if (!created.ok()) {
+          return error_status(created.code, "node '" + step.bound.node->output + "' (" +
+                                                step.op->name + "): " + created.message);
+        }
+      }
+      s = impl->setup_xnnpack();
+      if (!s.ok()) return s;
+    }
+    *out = std::make_unique<PreparedBranch>(std::move(impl));
+    return ok_status();
+  }
+
+  Status run_node(const Node& node, const std::vector<TensorInfo>& input_infos,
+                  const std::vector<const void*>& inputs, const ConstantMap& constants,
+                  TensorInfo* output_info, std::vector<uint8_t>* output) const override {
+    const OpDef* op = OpRegistry::instance().find(node.op);
+    if (!op) return error_status(ErrorCode::kNotFound, "unknown op '" + node.op + "'");
+    if (inputs.size() != input_infos.size())
+      return error_status(ErrorCode::kInvalidArgument, "inputs and infos differ in count");
+    Status s = op->infer(node, input_infos, constants, output_info);
+    if (!s.ok()) return s;
+    // Copies inputs into padded buffers so XNNPACK's over-reads stay in bounds.
+    std::vector<AlignedBuffer> buffers(inputs.size() + 1);
+    BoundNode bound;
+    bound.node = &node;
+    bound.constants = &constants;
+    bound.in_info = input_infos;
+    bound.out_info = *output_info;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      buffers[i].resize(slot_bytes(input_infos[i]));
+      std::memcpy(buffers[i].data(), inputs[i], input_infos[i].bytes());
+      bound.in.push_back(buffers[i].data());
+    }
+    buffers.back().resize(slot_bytes(*output_info));
+    bound.out = buffers.back().data();
+    bool ran = false;
+    if (use_xnnpack_ && op->xnn_create) {
+      s = initialize_xnnpack();
+      if (!s.ok()) return s;
+      XnnOps ops;
+      s = op->xnn_create(bound, &ops);
+      if (s.ok()) {
+        pthreadpool_t pool = threads_ ? threads_->pool : nullptr;
+        s = op->xnn_setup(bound, &ops, pool);
+        for (size_t i = 0; s.ok() && i < ops.ops.size(); ++i)
+          s = xnn_check(xnn_run_operator(ops.ops[i], pool), "run operator");
+        if (!s.ok()) return s;
+        ran = true;
+      } else if (s.code != ErrorCode::kUnsupported) {
+        return s;
+      }
+    }
+    if (!ran) op->reference(bound);
+    const uint8_t* produced = static_cast<const uint8_t*>(bound.out);
+    output->assign(produced, produced + output_info->bytes());
+    return ok_status();
+  }
+
+ private:
+  bool use_xnnpack_;
+  std::shared_ptr<ThreadPool> threads_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_reference_backend() {
+  return std::make_unique<GenericBackend>(false, 1);
+}
+std::unique_ptr<Backend> make_xnnpack_backend(int threads) {
+  return std::make_unique<GenericBackend>(true, threads);
+}
+
+}  // namespace adascale

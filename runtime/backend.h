@@ -1,0 +1,56 @@
+// Backends turn a Branch plus its constants into a PreparedBranch: kernels bound, XNNPACK operators
+// created (weights packed) once, and one activation arena sized by a liveness plan.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/graph.h"
+
+namespace adascale {
+
+class PreparedBranch {
+ public:
+  struct Impl;
+  explicit PreparedBranch(std::unique_ptr<Impl> impl);
+  ~PreparedBranch();
+  PreparedBranch(const PreparedBranch&) = delete;
+  PreparedBranch& operator=(const PreparedBranch&) = delete;
+
+  // Runs `batch` NHWC float32 images; writes batch * output_features() floats to `output`.
+  // A batch size different from the previous call re-plans the arena (operators are kept).
+  Status run(const float* input, int64_t batch, float* output, size_t output_capacity);
+
+  const std::string& name() const;
+  const Shape& input_shape() const;  // NHWC at the current batch size
+  int64_t output_features() const;   // logits per image
+  size_t arena_bytes() const;        // peak activation bytes of the liveness plan
+  size_t weight_bytes() const;       // bytes of the constants the branch references
+  size_t memory_bytes() const { return arena_bytes() + weight_bytes(); }
+  // Nodes running the reference kernel on an XNNPACK backend (no XNNPACK kernel for that case).
+  size_t reference_fallbacks() const;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+  // `constants` must outlive the prepared branch. input_shape is NHWC with the batch in dim 0.
+  virtual Status prepare(const Branch& branch, const ConstantMap& constants,
+                         const Shape& input_shape, std::unique_ptr<PreparedBranch>* out) const = 0;
+  // Runs one node on raw tensors (the per-op test harness uses this).
+  virtual Status run_node(const Node& node, const std::vector<TensorInfo>& input_infos,
+                          const std::vector<const void*>& inputs, const ConstantMap& constants,
+                          TensorInfo* output_info, std::vector<uint8_t>* output) const = 0;
+};
+
+std::unique_ptr<Backend> make_reference_backend();
+// threads <= 1 runs on the calling thread; more uses a pthreadpool shared by its branches.
+std::unique_ptr<Backend> make_xnnpack_backend(int threads = 1);
+
+}  // namespace adascale

@@ -1,0 +1,547 @@
+// adascale-run: runs one branch of a bundle over IDX files (MNIST style, plain or .gz) or a folder
+// of PNG images and reports accuracy, per-image latency and throughput; --list prints the branches
+// with the costs recorded in the catalog. Goes through the public C API only, so what it measures
+// is what an application gets.
+#include <png.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "adascale.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr const char* kUsage =
+    "usage: adascale-run --bundle X.bundle [--branch NAME]\n"
+    "                    (--images DIR | --idx IMAGES [--labels LABELS])\n"
+    "                    [--backend xnnpack|reference] [--threads N] [--limit N] [--list]\n"
+    "  --images DIR   one sub-folder per class (named as in the catalog) holding PNG files;\n"
+    "                 PNG files directly in DIR are unlabelled. Images are resized (bilinear)\n"
+    "                 and converted to the bundle's channel count.\n"
+    "  --idx IMAGES   IDX ubyte images [N,H,W] or [N,H,W,C], plain or gzip; --labels: IDX [N]\n"
+    "  --list         print the branches and their catalog costs, then exit\n"
+    "Pixels are scaled to [0,1]; the runtime applies the catalog's mean/std.\n";
+
+// Every user-facing failure: main prints it on one line and exits non-zero.
+struct Failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  std::string bundle, branch, images_dir, idx_images, idx_labels;
+  adascale_backend backend = ADASCALE_BACKEND_XNNPACK;
+  int threads = 1;
+  int64_t limit = -1;
+  bool list = false;
+};
+
+int64_t parse_int(const std::string& flag, const std::string& text, int64_t lo) {
+  char* end = nullptr;
+  errno = 0;
+  const long long value = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno != 0 || value < lo)
+    throw Failure(flag + " needs an integer >= " + std::to_string(lo) + ", got '" + text + "'");
+  return value;
+}
+
+Options parse_args(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw Failure(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--bundle") {
+      o.bundle = value();
+    } else if (arg == "--branch") {
+      o.branch = value();
+    } else if (arg == "--images") {
+      o.images_dir = value();
+    } else if (arg == "--idx") {
+      o.idx_images = value();
+    } else if (arg == "--labels") {
+      o.idx_labels = value();
+    } else if (arg == "--backend") {
+      const std::string name = value();
+      if (name == "xnnpack")
+        o.backend = ADASCALE_BACKEND_XNNPACK;
+      else if (name == "reference")
+        o.backend = ADASCALE_BACKEND_REFERENCE;
+      else
+        throw Failure("--backend must be xnnpack or reference, got '" + name + "'");
+    } else if (arg == "--threads") {
+      o.threads = static_cast<int>(std::min<int64_t>(parse_int(arg, value(), 1), 1024));
+    } else if (arg == "--limit") {
+      o.limit = parse_int(arg, value(), 1);
+    } else if (arg == "--list") {
+      o.list = true;
+    } else {
+      throw Failure("unknown argument '" + arg + "' (see --help)");
+    }
+  }
+  if (o.bundle.empty()) throw Failure("--bundle is required (see --help)");
+  if (!o.list) {
+    if (o.images_dir.empty() == o.idx_images.empty())
+      throw Failure("give exactly one of --images DIR and --idx IMAGES (see --help)");
+    if (!o.idx_labels.empty() && o.idx_images.empty()) throw Failure("--labels goes with --idx");
+  }
+  return o;
+}
+
+// Owns the C API handle so every exit path closes it.
+class Runtime {
+ public:
+  Runtime(const Options& o) {
+    char message[512] = {0};
+    if (adascale_open_ex(o.bundle.c_str(), o.backend, o.threads, &rt_, message, sizeof(message)) !=
+        ADASCALE_OK)
+      throw Failure("cannot open bundle '" + o.bundle + "': " + message);
+    int64_t dims[4];
+    adascale_input_shape(rt_, dims);
+    channels = dims[1];
+    height = dims[2];
+    width = dims[3];
+    size_t count = 0;
+    adascale_branch_count(rt_, &count);
+    for (size_t i = 0; i < count; ++i) {
+      adascale_branch_info info;
+      adascale_branch_info_at(rt_, i, &info);
+      branches.emplace_back(info.name, info.costs_json);
+    }
+    size_t class_count = 0;
+    adascale_class_count(rt_, &class_count);
+    classes = class_count;
+  }
+  ~Runtime() { adascale_close(rt_); }
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  void check(adascale_status status, const std::string& what) const {
+    if (status != ADASCALE_OK) throw Failure(what + ": " + adascale_last_error(rt_));
+  }
+  adascale_runtime* get() { return rt_; }
+
+  int64_t channels = 0, height = 0, width = 0;
+  size_t classes = 0;
+  std::vector<std::pair<std::string, std::string>> branches;  // name, costs JSON
+
+ private:
+  adascale_runtime* rt_ = nullptr;
+};
+
+// Images as NCHW floats in [0, 1]; label -1 means unknown.
+struct Dataset {
+  std::vector<float> pixels;
+  std::vector<int64_t> labels;
+  size_t count = 0;
+  bool labelled() const { return !labels.empty(); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// --list
+
+// Numeric leaves of the costs object, nested keys joined with '.' ("latency_ms.median").
+void flatten_numbers(const json& j, const std::string& prefix, std::map<std::string, double>* out,
+                     std::vector<std::string>* order) {
+  for (const auto& item : j.items()) {
+    const std::string key = prefix.empty() ? item.key() : prefix + "." + item.key();
+    if (item.value().is_object()) {
+      flatten_numbers(item.value(), key, out, order);
+    } else if (item.value().is_number()) {
+      if (std::find(order->begin(), order->end(), key) == order->end()) order->push_back(key);
+      (*out)[key] = item.value().get<double>();
+    }
+  }
+}
+
+std::string format_number(double v) {
+  char text[64];
+  if (std::fabs(v) < 1e15 && v == std::floor(v))
+    std::snprintf(text, sizeof(text), "%.0f", v);
+  else
+    std::snprintf(text, sizeof(text), "%.4g", v);
+  return text;
+}
+
+void print_list(const Runtime& rt) {
+  std::vector<std::string> columns{"branch"};
+  std::vector<std::map<std::string, double>> rows;
+  for (const auto& branch : rt.branches) {
+    const json costs = json::parse(branch.second, nullptr, false);
+    rows.emplace_back();
+    if (costs.is_object()) flatten_numbers(costs, "", &rows.back(), &columns);
+  }
+  std::vector<std::vector<std::string>> cells;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    cells.push_back({rt.branches[r].first});
+    for (size_t c = 1; c < columns.size(); ++c) {
+      auto it = rows[r].find(columns[c]);
+      cells.back().push_back(it == rows[r].end() ? "-" : format_number(it->second));
+    }
+  }
+  std::vector<size_t> widths;
+  for (size_t c = 0; c < columns.size(); ++c) {
+    size_t w = columns[c].size();
+    for (const auto& row : cells) w = std::max(w, row[c].size());
+    widths.push_back(w);
+  }
+  auto print_row = [&](const std::vector<std::string>& row) {
+    for (size_t c = 0; c < row.size(); ++c)
+      std::printf(c == 0 ? "%-*s" : "  %*s", static_cast<int>(widths[c]), row[c].c_str());
+    std::printf("\n");
+  };
+  std::printf("%zu branches, input %lldx%lldx%lld (CxHxW), %zu classes\n", rt.branches.size(),
+              static_cast<long long>(rt.channels), static_cast<long long>(rt.height),
+              static_cast<long long>(rt.width), rt.classes);
+  print_row(columns);
+  for (const auto& row : cells) print_row(row);
+}
+
+// ---------------------------------------------------------------------------------------------
+// IDX (plain or gzip: gzread passes plain files through unchanged)
+
+struct Idx {
+  std::vector<uint32_t> dims;
+  std::vector<uint8_t> data;
+};
+
+Idx read_idx(const std::string& path, int64_t limit) {
+  gzFile file = gzopen(path.c_str(), "rb");
+  if (!file) throw Failure("cannot open IDX file '" + path + "'");
+  struct Closer {
+    gzFile f;
+    ~Closer() { gzclose(f); }
+  } closer{file};
+  auto read = [&](void* into, size_t bytes) {
+    size_t done = 0;
+    while (done < bytes) {
+      const unsigned chunk = static_cast<unsigned>(std::min<size_t>(bytes - done, 1u << 30));
+      const int got = gzread(file, static_cast<uint8_t*>(into) + done, chunk);
+      if (got <= 0) {
+        int code = 0;
+        const char* message = gzerror(file, &code);
+        throw Failure("IDX file '" + path + "' is truncated or corrupt" +
+                      (code < 0 ? std::string(" (") + message + ")" : std::string()));
+      }
+      done += static_cast<size_t>(got);
+    }
+  };
+  uint8_t magic[4];
+  read(magic, 4);
+  if (magic[0] != 0 || magic[1] != 0)
+    throw Failure("'" + path + "' is not an IDX file (bad magic)");
+  if (magic[2] != 0x08)
+    throw Failure("IDX file '" + path + "': only unsigned byte data (type 0x08) is supported");
+  if (magic[3] < 1 || magic[3] > 4)
+    throw Failure("IDX file '" + path + "': unsupported rank " + std::to_string(magic[3]));
+  Idx idx;
+  uint64_t per_item = 1;
+  for (int d = 0; d < magic[3]; ++d) {
+    uint8_t be[4];
+    read(be, 4);
+    idx.dims.push_back(uint32_t{be[0]} << 24 | uint32_t{be[1]} << 16 | uint32_t{be[2]} << 8 |
+                       be[3]);
+    if (d > 0) per_item *= idx.dims.back();
+  }
+  // Caps the allocation a corrupt header can ask for (4 GiB of pixels is far past any test set).
+  if (per_item == 0 || per_item > (1u << 26))
+    throw Failure("IDX file '" + path + "': implausible item size");
+  if (limit > 0 && idx.dims[0] > static_cast<uint64_t>(limit))
+    idx.dims[0] = static_cast<uint32_t>(limit);
+  const uint64_t bytes = per_item * idx.dims[0];
+  if (bytes > (uint64_t{1} << 32)) throw Failure("IDX file '" + path + "' is too large");
+  idx.data.resize(bytes);
+  read(idx.data.data(), idx.data.size());
+  return idx;
+}
+
+Dataset load_idx(const Options& o, const Runtime& rt) {
+  const Idx images = read_idx(o.idx_images, o.limit);
+  if (images.dims.size() != 3 && images.dims.size() != 4)
+    throw Failure("IDX images must be [N,H,W] or [N,H,W,C], '" + o.idx_images + "' has rank " +
+                  std::to_string(images.dims.size()));
+  const int64_t h = images.dims[1], w = images.dims[2];
+  const int64_t c = images.dims.size() == 4 ? images.dims[3] : 1;
+  if (h != rt.height || w != rt.width || c != rt.channels)
+    throw Failure("wrong image size: '" + o.idx_images + "' holds " + std::to_string(c) + "x" +
+                  std::to_string(h) + "x" + std::to_string(w) + " images, the bundle expects " +
+                  std::to_string(rt.channels) + "x" + std::to_string(rt.height) + "x" +
+                  std::to_string(rt.width) + " (CxHxW)");
+  Dataset ds;
+  ds.count = images.dims[0];
+  if (ds.count == 0) throw Failure("'" + o.idx_images + "' holds no images");
+  ds.pixels.resize(images.data.size());
+  // HWC bytes -> CHW floats.
+  const size_t plane = static_cast<size_t>(h * w);
+  for (size_t n = 0; n < ds.count; ++n)
+    for (size_t p = 0; p < plane; ++p)
+      for (int64_t ch = 0; ch < c; ++ch)
+        ds.pixels[(n * c + ch) * plane + p] = images.data[(n * plane + p) * c + ch] / 255.0f;
+  if (!o.idx_labels.empty()) {
+    const Idx labels = read_idx(o.idx_labels, o.limit);
+    if (labels.dims.size() != 1)
+      throw Failure("IDX labels must be [N], '" + o.idx_labels + "' has rank " +
+                    std::to_string(labels.dims.size()));
+    if (labels.dims[0] != ds.count)
+      throw Failure("'" + o.idx_labels + "' has " + std::to_string(labels.dims[0]) +
+                    " labels for " + std::to_string(ds.count) + " images");
+    ds.labels.assign(labels.data.begin(), labels.data.end());
+  }
+  return ds;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PNG folders
+
+// Bilinear resize of one CHW image, pixel centres aligned (as OpenCV INTER_LINEAR / PyTorch
+// align_corners=false), so a fixture resized here matches what training saw.
+std::vector<float> resize_bilinear(const std::vector<float>& src, int64_t c, int64_t sh, int64_t sw,
+                                   int64_t dh, int64_t dw) {
+  std::vector<float> dst(static_cast<size_t>(c * dh * dw));
+  auto source = [](int64_t i, int64_t src_size, int64_t dst_size, int64_t* i0, int64_t* i1,
+                   float* frac) {
+    float x = (i + 0.5f) * static_cast<float>(src_size) / static_cast<float>(dst_size) - 0.5f;
+    x = std::max(x, 0.0f);
+    *i0 = std::min<int64_t>(static_cast<int64_t>(x), src_size - 1);
+    *i1 = std::min<int64_t>(*i0 + 1, src_size - 1);
+    *frac = x - static_cast<float>(*i0);
+  };
+  for (int64_t y = 0; y < dh; ++y) {
+    int64_t y0, y1;
+    float fy;
+    source(y, sh, dh, &y0, &y1, &fy);
+    for (int64_t x = 0; x < dw; ++x) {
+      int64_t x0, x1;
+      float fx;
+      source(x, sw, dw, &x0, &x1, &fx);
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const float* p = src.data() + ch * sh * sw;
+        const float top = p[y0 * sw + x0] * (1 - fx) + p[y0 * sw + x1] * fx;
+        const float bottom = p[y1 * sw + x0] * (1 - fx) + p[y1 * sw + x1] * fx;
+        dst[(ch * dh + y) * dw + x] = top * (1 - fy) + bottom * fy;
+      }
+    }
+  }
+  return dst;
+}
+
+// Decodes a PNG into `channels` channels (libpng converts gray <-> RGB and drops alpha), CHW.
+std::vector<float> read_png(const std::string& path, const Runtime& rt) {
+  png_image image;
+  std::memset(&image, 0, sizeof(image));
+  image.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_file(&image, path.c_str()))
+    throw Failure("cannot decode PNG '" + path + "': " + image.message);
+  switch (rt.channels) {
+    case 1:
+      image.format = PNG_FORMAT_GRAY;
+      break;
+    case 3:
+      image.format = PNG_FORMAT_RGB;
+      break;
+    case 4:
+      image.format = PNG_FORMAT_RGBA;
+      break;
+    default:
+      png_image_free(&image);
+      throw Failure("the bundle expects " + std::to_string(rt.channels) +
+                    " channels; PNG input supports 1, 3 or 4");
+  }
+  const int64_t c = rt.channels, h = image.height, w = image.width;
+  if (h < 1 || w < 1 || h * w > (int64_t{1} << 26)) {
+    png_image_free(&image);
+    throw Failure("PNG '" + path + "' has an implausible size");
+  }
+  std::vector<uint8_t> hwc(PNG_IMAGE_SIZE(image));
+  if (!png_image_finish_read(&image, nullptr, hwc.data(), 0, nullptr))
+    throw Failure("cannot decode PNG '" + path + "': " + image.message);
+  std::vector<float> chw(static_cast<size_t>(c * h * w));
+  for (int64_t p = 0; p < h * w; ++p)
+    for (int64_t ch = 0; ch < c; ++ch) chw[ch * h * w + p] = hwc[p * c + ch] / 255.0f;
+  if (h == rt.height && w == rt.width) return chw;
+  return resize_bilinear(chw, c, h, w, rt.height, rt.width);
+}
+
+bool is_png(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  return ext == ".png";
+}
+
+std::vector<fs::path> sorted_entries(const fs::path& dir) {
+  std::vector<fs::path> entries;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    entries.push_back(it->path());
+  if (ec) throw Failure("cannot read directory '" + dir.string() + "': " + ec.message());
+  std::sort(entries.begin(), entries.end());
+  return entries;
+}
+
+Dataset load_png_folder(const Options& o, const Runtime& rt, std::vector<std::string> classes) {
+  const fs::path root(o.images_dir);
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) throw Failure("'" + o.images_dir + "' is not a directory");
+  // (path, label) in a stable order: loose files first, then class folders by name.
+  std::vector<std::pair<fs::path, int64_t>> files;
+  std::vector<std::pair<fs::path, int64_t>> labelled;
+  for (const fs::path& entry : sorted_entries(root)) {
+    if (fs::is_directory(entry, ec)) {
+      const std::string name = entry.filename().string();
+      auto it = std::find(classes.begin(), classes.end(), name);
+      if (it == classes.end())
+        throw Failure("folder '" + name + "' is not a class of the bundle" +
+                      (classes.empty() ? std::string(" (the catalog names no classes)")
+                                       : " (classes: " + classes.front() + ", ...)"));
+      for (const fs::path& file : sorted_entries(entry))
+        if (is_png(file)) labelled.emplace_back(file, it - classes.begin());
+    } else if (is_png(entry)) {
+      files.emplace_back(entry, -1);
+    }
+  }
+  if (!files.empty() && !labelled.empty())
+    throw Failure("'" + o.images_dir + "' mixes loose PNG files with class folders");
+  if (files.empty()) files = std::move(labelled);
+  if (files.empty()) throw Failure("no PNG files under '" + o.images_dir + "'");
+  if (o.limit > 0 && files.size() > static_cast<size_t>(o.limit)) files.resize(o.limit);
+  Dataset ds;
+  ds.count = files.size();
+  const size_t image = static_cast<size_t>(rt.channels * rt.height * rt.width);
+  ds.pixels.reserve(ds.count * image);
+  for (const auto& file : files) {
+    const std::vector<float> chw = read_png(file.first.string(), rt);
+    ds.pixels.insert(ds.pixels.end(), chw.begin(), chw.end());
+  }
+  if (files.front().second >= 0)
+    for (const auto& file : files) ds.labels.push_back(file.second);
+  return ds;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+double percentile(std::vector<double> sorted, double q) {
+  const size_t index = static_cast<size_t>(std::ceil(q * sorted.size())) - 1;
+  return sorted[std::min(index, sorted.size() - 1)];
+}
+
+std::vector<std::string> class_names(const Options& o) {
+  // The C API exposes only the class count, so the names come from the catalog itself (already
+  // validated by adascale_open_ex).
+  std::FILE* f = std::fopen((fs::path(o.bundle) / "catalog.json").c_str(), "rb");
+  if (!f) return {};
+  std::string text;
+  char buffer[1 << 16];
+  size_t got;
+  while ((got = std::fread(buffer, 1, sizeof(buffer), f)) > 0) text.append(buffer, got);
+  std::fclose(f);
+  const json catalog = json::parse(text, nullptr, false);
+  if (!catalog.is_object() || !catalog.contains("classes") || !catalog["classes"].is_array())
+    return {};
+  std::vector<std::string> names;
+  for (const json& name : catalog["classes"])
+    if (name.is_string()) names.push_back(name.get<std::string>());
+  return names;
+}
+
+int run(const Options& o) {
+  Runtime rt(o);
+  if (o.list) {
+    print_list(rt);
+    return 0;
+  }
+  const std::string branch = o.branch.empty() ? rt.branches.front().first : o.branch;
+  if (std::none_of(rt.branches.begin(), rt.branches.end(),
+                   [&](const auto& b) { return b.first == branch; }))
+    throw Failure("unknown branch '" + branch + "' (--list shows the branches)");
+  rt.check(adascale_select(rt.get(), branch.c_str()), "cannot prepare branch '" + branch + "'");
+
+  const Dataset ds =
+      o.idx_images.empty() ? load_png_folder(o, rt, class_names(o)) : load_idx(o, rt);
+  const size_t image = static_cast<size_t>(rt.channels * rt.height * rt.width);
+  const size_t outputs = rt.classes;
+  if (ds.labelled() && outputs == 0)
+    throw Failure("the catalog names no classes, so labels cannot be scored");
+  for (int64_t label : ds.labels)
+    if (label < 0 || static_cast<size_t>(label) >= outputs)
+      throw Failure("label " + std::to_string(label) + " is outside the bundle's " +
+                    std::to_string(outputs) + " classes");
+  // Without classes the logit count is not exposed; a generous buffer still lets the run time.
+  std::vector<float> logits(outputs ? outputs : 1 << 16);
+  const size_t capacity = logits.size();
+
+  // One untimed run: XNNPACK's first call touches cold code and pages.
+  rt.check(adascale_run(rt.get(), ds.pixels.data(), image, logits.data(), capacity), "run failed");
+  std::vector<double> ms(ds.count);
+  size_t correct = 0;
+  const auto loop_start = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < ds.count; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    rt.check(adascale_run(rt.get(), ds.pixels.data() + i * image, image, logits.data(), capacity),
+             "run failed");
+    ms[i] =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (ds.labelled()) {
+      const size_t best =
+          static_cast<size_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      correct += best == static_cast<size_t>(ds.labels[i]);
+    }
+  }
+  const double wall_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count();
+  const double total = std::accumulate(ms.begin(), ms.end(), 0.0);
+  std::vector<double> sorted = ms;
+  std::sort(sorted.begin(), sorted.end());
+  std::printf("bundle      %s\nbranch      %s (backend %s, %d thread%s)\n", o.bundle.c_str(),
+              branch.c_str(), o.backend == ADASCALE_BACKEND_XNNPACK ? "xnnpack" : "reference",
+              o.threads, o.threads == 1 ? "" : "s");
+  std::printf("images      %zu (%lldx%lldx%lld CxHxW)\n", ds.count,
+              static_cast<long long>(rt.channels), static_cast<long long>(rt.height),
+              static_cast<long long>(rt.width));
+  if (ds.labelled())
+    std::printf("accuracy    %.2f%% (%zu/%zu)\n", 100.0 * correct / ds.count, correct, ds.count);
+  else
+    std::printf("accuracy    n/a (no labels)\n");
+  std::printf("latency     median %.4f ms, p90 %.4f ms, mean %.4f ms per image (batch 1)\n",
+              percentile(sorted, 0.5), percentile(sorted, 0.9), total / ds.count);
+  std::printf("throughput  %.1f images/s (whole loop, one image at a time)\n",
+              wall_s > 0 ? ds.count / wall_s : 0.0);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+  try {
+    return run(parse_args(argc, argv));
+  } catch (const Failure& e) {
+    std::fprintf(stderr, "adascale-run: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "adascale-run: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,166 @@
+#include "runtime/graph.h"
+
+#include <limits>
+#include <sstream>
+#include <unordered_set>
+
+#include "runtime/op_registry.h"
+
+namespace adascale {
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return "f32";
+    case DType::kI8:
+      return "i8";
+    case DType::kI32:
+      return "i32";
+  }
+  return "?";
+}
+
+bool parse_dtype(const std::string& text, DType* dtype) {
+  if (text == "f32")
+    *dtype = DType::kF32;
+  else if (text == "i8")
+    *dtype = DType::kI8;
+  else if (text == "i32")
+    *dtype = DType::kI32;
+  else
+    return false;
+  return true;
+}
+
+size_t dtype_size(DType dtype) { return dtype == DType::kI8 ? 1 : 4; }
+
+int64_t shape_elements(const Shape& shape) {
+  int64_t count = 1;
+  for (int64_t dim : shape) {
+    if (dim < 0) return -1;
+    if (dim != 0 && count > std::numeric_limits<int64_t>::max() / 16 / dim) return -1;
+    count *= dim;
+  }
+  return count;
+}
+
+std::string shape_string(const Shape& shape) {
+  std::ostringstream out;
+  out << "[";
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? "," : "") << shape[i];
+  out << "]";
+  return out.str();
+}
+
+int64_t Attrs::get_int(const std::string& key, int64_t fallback) const {
+  auto it = numbers.find(key);
+  return it == numbers.end() || it->second.size() != 1 ? fallback
+                                                       : static_cast<int64_t>(it->second[0]);
+}
+
+std::vector<int64_t> Attrs::get_ints(const std::string& key, std::vector<int64_t> fallback) const {
+  auto it = numbers.find(key);
+  if (it == numbers.end()) return fallback;
+  std::vector<int64_t> values;
+  for (double v : it->second) values.push_back(static_cast<int64_t>(v));
+  return values;
+}
+
+float Attrs::get_float(const std::string& key, float fallback) const {
+  auto it = numbers.find(key);
+  return it == numbers.end() || it->second.size() != 1 ? fallback
+                                                       : static_cast<float>(it->second[0]);
+}
+
+std::string Attrs::get_string(const std::string& key, const std::string& fallback) const {
+  auto it = strings.find(key);
+  return it == strings.end() ? fallback : it->second;
+}
+
+Attrs& Attrs::set(const std::string& key, double value) {
+  numbers[key] = {value};
+  return *this;
+}
+
+Attrs& Attrs::set(const std::string& key, const std::vector<int64_t>& values) {
+  numbers[key].assign(values.begin(), values.end());
+  return *this;
+}
+
+Attrs& Attrs::set(const std::string& key, const std::string& value) {
+  strings[key] = value;
+  return *this;
+}
+
+Status parse_activation(const Attrs& attrs, Activation* activation) {
+  const std::string name = attrs.get_string("activation", "none");
+  if (name == "none")
+    *activation = Activation::kNone;
+  else if (name == "relu")
+    *activation = Activation::kRelu;
+  else if (name == "relu6")
+    *activation = Activation::kRelu6;
+  else
+    return error_status(ErrorCode::kInvalidGraph, "unknown activation '" + name + "'");
+  return ok_status();
+}
+
+void activation_range_f32(Activation activation, float* lo, float* hi) {
+  *lo = activation == Activation::kNone ? -std::numeric_limits<float>::infinity() : 0.0f;
+  *hi = activation == Activation::kRelu6 ? 6.0f : std::numeric_limits<float>::infinity();
+}
+
+Status infer_shapes(const Branch& branch, const Shape& input_shape, const ConstantMap& constants,
+                    std::unordered_map<std::string, TensorInfo>* tensors) {
+  const std::string where = "branch '" + branch.name + "': ";
+  tensors->clear();
+  if (input_shape.size() != 4 || shape_elements(input_shape) <= 0)
+    return error_status(
+        ErrorCode::kInvalidGraph,
+        where + "input shape must be NHWC with positive dims, got " + shape_string(input_shape));
+  (*tensors)[branch.input] = TensorInfo{DType::kF32, input_shape};
+  const OpRegistry& registry = OpRegistry::instance();
+  for (size_t i = 0; i < branch.nodes.size(); ++i) {
+    const Node& node = branch.nodes[i];
+    const std::string at =
+        where + "node " + std::to_string(i) + " (" + node.op + " -> '" + node.output + "'): ";
+    const OpDef* op = registry.find(node.op);
+    if (!op) return error_status(ErrorCode::kInvalidGraph, at + "unknown op '" + node.op + "'");
+    std::vector<TensorInfo> inputs;
+    for (const std::string& name : node.inputs) {
+      auto it = tensors->find(name);
+      if (it == tensors->end())
+        return error_status(ErrorCode::kInvalidGraph,
+                            at + "input '" + name +
+                                "' is not defined by an earlier node (unknown tensor, or a cycle)");
+      inputs.push_back(it->second);
+    }
+    if (node.output.empty())
+      return error_status(ErrorCode::kInvalidGraph, at + "node has no output name");
+    if (tensors->count(node.output))
+      return error_status(ErrorCode::kInvalidGraph,
+                          at + "tensor '" + node.output + "' is defined twice");
+    for (const auto& slot : node.params)
+      if (!constants.count(slot.second))
+        return error_status(
+            ErrorCode::kInvalidGraph,
+            at + "param '" + slot.first + "' names unknown constant tensor '" + slot.second + "'");
+    TensorInfo output;
+    Status status = op->infer(node, inputs, constants, &output);
+    if (!status.ok()) return error_status(status.code, at + status.message);
+    if (shape_elements(output.shape) <= 0)
+      return error_status(ErrorCode::kInvalidGraph,
+                          at + "output shape " + shape_string(output.shape) + " is empty");
+    (*tensors)[node.output] = output;
+  }
+  auto out = tensors->find(branch.output);
+  if (out == tensors->end())
+    return error_status(ErrorCode::kInvalidGraph,
+                        where + "output tensor '" + branch.output + "' is never defined");
+  if (out->second.dtype != DType::kF32)
+    return error_status(ErrorCode::kInvalidGraph,
+                        where + "output must be f32 (end an int8 branch with dequantize)");
+  return ok_status();
+}
+
+}  // namespace adascale

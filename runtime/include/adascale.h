@@ -1,0 +1,234 @@
+/* AdaScale on-device runtime, C API. Every function returns a status code; no exception and no
+ * C++ type crosses this boundary. adascale_last_error() gives a one-line message for the last
+ * failure on a handle. A handle is not thread-safe: use one per thread. */
+#ifndef ADASCALE_H_
+#define ADASCALE_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum adascale_status {
+  ADASCALE_OK = 0,
+  ADASCALE_ERROR_IO = 1,
+  ADASCALE_ERROR_FORMAT = 2,
+  ADASCALE_ERROR_CHECKSUM = 3,
+  ADASCALE_ERROR_SCHEMA_VERSION = 4,
+  ADASCALE_ERROR_OUT_OF_RANGE = 5,
+  ADASCALE_ERROR_INVALID_GRAPH = 6,
+  ADASCALE_ERROR_NOT_FOUND = 7,
+  ADASCALE_ERROR_INVALID_ARGUMENT = 8,
+  ADASCALE_ERROR_UNSUPPORTED = 9,
+  ADASCALE_ERROR_BACKEND = 10,
+  ADASCALE_ERROR_OUT_OF_MEMORY = 11,
+  ADASCALE_ERROR_NO_BRANCH_SELECTED = 12
+} adascale_status;
+
+typedef enum adascale_backend {
+  ADASCALE_BACKEND_XNNPACK = 0,
+  ADASCALE_BACKEND_REFERENCE = 1
+} adascale_backend;
+
+typedef struct adascale_runtime adascale_runtime;
+
+typedef struct adascale_branch_info {
+  const char* name;       /* canonical branch name; valid until adascale_close */
+  const char* costs_json; /* the exporter's costs object as JSON text; valid until close */
+} adascale_branch_info;
+
+/* Opens and fully validates X.bundle/ with the XNNPACK backend on one thread. On failure
+ * *handle is NULL; adascale_open_ex also copies a one-line message into error_message when it is
+ * non-NULL (truncated to error_message_capacity). */
+adascale_status adascale_open(const char* path, adascale_runtime** handle);
+adascale_status adascale_open_ex(const char* path, adascale_backend backend, int threads,
+                                 adascale_runtime** handle, char* error_message,
+                                 size_t error_message_capacity);
+void adascale_close(adascale_runtime* handle);
+const char* adascale_last_error(const adascale_runtime* handle);
+
+adascale_status adascale_branch_count(const adascale_runtime* handle, size_t* count);
+adascale_status adascale_branch_info_at(const adascale_runtime* handle, size_t index,
+                                        adascale_branch_info* info);
+/* Input as users see it: NCHW of one image (dims[0] is the catalog's batch, usually 1). */
+adascale_status adascale_input_shape(const adascale_runtime* handle, int64_t dims[4]);
+adascale_status adascale_class_count(const adascale_runtime* handle, size_t* count);
+
+/* Bytes of prepared branches (packed weights + activation arena) kept for fast switching;
+ * the least recently used are dropped past the budget. The selected branch is always kept. */
+adascale_status adascale_set_memory_budget(adascale_runtime* handle, size_t bytes);
+/* Makes `name` current, preparing it unless cached (a cached switch does no re-packing). */
+adascale_status adascale_select(adascale_runtime* handle, const char* name);
+adascale_status adascale_cache_info(const adascale_runtime* handle, size_t* cached_branches,
+                                    size_t* cached_bytes);
+/* 1 when `name` is prepared and cached, else 0. */
+int adascale_is_cached(const adascale_runtime* handle, const char* name);
+/* Peak activation bytes of the selected branch at the current batch size. */
+adascale_status adascale_selected_arena_bytes(const adascale_runtime* handle, size_t* bytes);
+
+/* Runs the selected branch. input: `input_count` floats, a whole number of NCHW images, raw
+ * values that the runtime normalizes with the catalog's mean/std. logits: capacity
+ * `logits_capacity` floats, receives images x classes values. */
+adascale_status adascale_run(adascale_runtime* handle, const float* input, size_t input_count,
+                             float* logits, size_t logits_capacity);
+
+/* ---- Automated adaptation loop: monitor -> profiler -> selector (runtime/adapt/) ----
+ * A background thread senses the context, predicts every branch's latency, memory and energy
+ * from the catalog costs, and picks a branch under the budgets. adascale_run_auto runs that
+ * branch and feeds its observed latency back. The loop belongs to the handle; adascale_close
+ * stops it. Callbacks run on the loop's thread. */
+
+typedef enum adascale_memory_mode {
+  ADASCALE_MEMORY_NONE = 0,                  /* no memory constraint */
+  ADASCALE_MEMORY_ABSOLUTE = 1,              /* memory_bytes is the limit */
+  ADASCALE_MEMORY_AVAILABLE_MINUS_MARGIN = 2 /* limit = available memory - memory_bytes */
+} adascale_memory_mode;
+
+typedef struct adascale_budgets {
+  double latency_ms; /* per inference; INFINITY: no limit; <= 0 or NaN is rejected */
+  adascale_memory_mode memory_mode;
+  double memory_bytes; /* the limit or the margin, see memory_mode */
+  double energy_mj;    /* per inference; INFINITY: no limit; <= 0 or NaN is rejected */
+  double energy_weight; /* objective = accuracy - energy_weight * energy_mJ; 0: accuracy alone */
+  int battery_aware;    /* 1: on battery the weight grows as it drains; energy alone when low */
+  double battery_energy_weight; /* added weight at an empty battery */
+  double battery_low_pct;       /* below this capacity, minimise energy */
+} adascale_budgets;
+
+/* No limits, accuracy objective, battery policy off (weight 1, low at 15%). */
+void adascale_budgets_init(adascale_budgets* budgets);
+adascale_status adascale_set_budgets(adascale_runtime* handle, const adascale_budgets* budgets);
+
+typedef struct adascale_adapt_options {
+  double period_ms;       /* loop period (default 100) */
+  double probe_period_ms; /* cache/bandwidth probe period, <= 0 disables it (default 1000) */
+  double min_dwell_ms;    /* no improvement switch sooner than this (default 500) */
+  double switch_margin;   /* objective gain needed to switch (default 0.005) */
+  double entry_margin;    /* a new branch must fit within (1 - margin) x budget (default 0.05) */
+  int inference_threads;  /* threads one inference uses (default 1) */
+  const char* context_root; /* NULL or "/": this system; else a fixture tree (copied) */
+} adascale_adapt_options;
+
+void adascale_adapt_options_init(adascale_adapt_options* options);
+/* (Re)creates the loop with these options (NULL: defaults); keeps budgets and callback but
+ * forgets corrections. Only while stopped. */
+adascale_status adascale_adapt_configure(adascale_runtime* handle,
+                                         const adascale_adapt_options* options);
+/* Starts the background thread (creating the loop with defaults when not configured). */
+adascale_status adascale_adapt_start(adascale_runtime* handle);
+adascale_status adascale_adapt_stop(adascale_runtime* handle);
+/* One monitor -> profiler -> selector iteration on the calling thread, for deterministic
+ * stepping (replayers, tests); serialized with the background thread. */
+adascale_status adascale_adapt_step(adascale_runtime* handle);
+
+/* The loop's current choice; ADASCALE_ERROR_NO_BRANCH_SELECTED before its first decision.
+ * Either output may be NULL; *name is valid until adascale_close. */
+adascale_status adascale_adapt_current_branch(const adascale_runtime* handle, size_t* index,
+                                              const char** name);
+
+/* Bits of adascale_context.present. */
+enum {
+  ADASCALE_CTX_CPU_UTILIZATION = 1u << 0,
+  ADASCALE_CTX_PROCESS_CPU_UTILIZATION = 1u << 1,
+  ADASCALE_CTX_PROCS_RUNNING = 1u << 2,
+  ADASCALE_CTX_LOADAVG = 1u << 3,
+  ADASCALE_CTX_FREQUENCY = 1u << 4,
+  ADASCALE_CTX_MEMINFO = 1u << 5,
+  ADASCALE_CTX_CGROUP_MEMORY_LIMIT = 1u << 6,
+  ADASCALE_CTX_CGROUP_MEMORY_USAGE = 1u << 7,
+  ADASCALE_CTX_CGROUP_CPU_LIMIT = 1u << 8,
+  ADASCALE_CTX_PSI_CPU = 1u << 9,
+  ADASCALE_CTX_PSI_MEMORY = 1u << 10,
+  ADASCALE_CTX_TEMPERATURE = 1u << 11,
+  ADASCALE_CTX_BATTERY_CAPACITY = 1u << 12,
+  ADASCALE_CTX_BATTERY_STATUS = 1u << 13,
+  ADASCALE_CTX_BATTERY_POWER = 1u << 14,
+  ADASCALE_CTX_POWERCAP_POWER = 1u << 15,
+  ADASCALE_CTX_CACHE_RATE = 1u << 16,
+  ADASCALE_CTX_BANDWIDTH = 1u << 17,
+  ADASCALE_CTX_CPU_COUNT = 1u << 18,
+  ADASCALE_CTX_AVAILABLE_MEMORY = 1u << 19
+};
+
+/* The last context sample; a field is meaningful only when its bit is set in `present`. */
+typedef struct adascale_context {
+  uint32_t present;
+  double time_ms;                 /* steady clock */
+  double cpu_count;
+  double cpu_utilization;         /* 0..1, whole system */
+  double process_cpu_utilization; /* 0..1 of all CPUs, this process */
+  double others_cpu_utilization;  /* 0..1, system minus this process */
+  double procs_running;
+  double loadavg_1;
+  double frequency_ratio; /* mean cur/max */
+  double mem_total_bytes;
+  double mem_available_bytes;
+  double available_memory_bytes; /* MemAvailable capped by the cgroup headroom */
+  double cgroup_memory_limit_bytes;
+  double cgroup_memory_usage_bytes;
+  double cgroup_cpu_limit_cores;
+  double psi_cpu_some_avg10;
+  double psi_memory_some_avg10;
+  double max_temperature_c;
+  double battery_capacity_pct;
+  int battery_discharging;
+  double battery_power_w;
+  double powercap_power_w;
+  double cache_rate;
+  double bandwidth_gbps;
+} adascale_context;
+
+adascale_status adascale_adapt_last_context(const adascale_runtime* handle,
+                                            adascale_context* context);
+
+typedef struct adascale_switch_event {
+  double time_ms;
+  const char* from;   /* NULL on the first decision; valid until adascale_close */
+  const char* to;
+  const char* reason; /* "initial", "infeasible", "better" or "nothing-fits" */
+  int nothing_fits;   /* 1: no branch fits the budgets, the least violating one runs */
+  double predicted_ms; /* predicted latency of `to` */
+  double observed_ms;  /* last observed latency of `from`; -1 when none */
+} adascale_switch_event;
+
+typedef void (*adascale_switch_callback)(const adascale_switch_event* event, void* user_data);
+/* NULL callback unregisters. The callback must not call adascale_adapt_stop or close. */
+adascale_status adascale_set_switch_callback(adascale_runtime* handle,
+                                             adascale_switch_callback callback, void* user_data);
+
+/* Runs the loop's current branch (one synchronous step first if it has not decided yet), and
+ * feeds the observed latency back when the call holds the catalog's batch. Arguments as for
+ * adascale_run. */
+adascale_status adascale_run_auto(adascale_runtime* handle, const float* input,
+                                  size_t input_count, float* logits, size_t logits_capacity);
+/* Feeds back a latency measured elsewhere (ms per inference of branch `index`). */
+adascale_status adascale_adapt_report_latency(adascale_runtime* handle, size_t index,
+                                              double observed_ms);
+
+/* Predictions of the last step for branch `index`; outputs may be NULL. */
+adascale_status adascale_adapt_estimate(const adascale_runtime* handle, size_t index,
+                                        double* latency_ms, double* memory_bytes,
+                                        double* energy_mj);
+
+typedef struct adascale_adapt_stats {
+  uint64_t iterations;
+  uint64_t switches;
+  uint64_t observations;
+  int nothing_fits; /* the last decision found no branch within the budgets */
+  uint64_t error_count;
+  double median_error; /* |predicted - observed| / observed, with online correction */
+  double p90_error;
+  double median_error_uncorrected; /* the same, context scaling only */
+  double p90_error_uncorrected;
+} adascale_adapt_stats;
+
+adascale_status adascale_adapt_get_stats(const adascale_runtime* handle,
+                                         adascale_adapt_stats* stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ADASCALE_H_ */

@@ -1,0 +1,83 @@
+// Op registry: every op is defined in its own file under ops/ and listed once in ops/op_list.h.
+// An op provides shape inference, a portable reference kernel and optionally an XNNPACK kernel
+// (operators created once per prepared branch, set up whenever the batch size changes).
+#pragma once
+
+#include <pthreadpool.h>
+#include <xnnpack.h>
+
+#include <string>
+#include <vector>
+
+#include "runtime/graph.h"
+
+namespace adascale {
+
+// A node bound to concrete tensors: infos always, data pointers once the arena is planned.
+struct BoundNode {
+  const Node* node = nullptr;
+  std::vector<TensorInfo> in_info;
+  TensorInfo out_info;
+  std::vector<const void*> in;
+  void* out = nullptr;
+  const ConstantMap* constants = nullptr;
+
+  // The constant bound to a param slot, or nullptr when the node has no such slot.
+  const ConstTensor* param(const std::string& slot) const;
+  template <typename T>
+  const T* param_data(const std::string& slot) const {
+    const ConstTensor* tensor = param(slot);
+    return tensor ? static_cast<const T*>(tensor->data) : nullptr;
+  }
+};
+
+// XNNPACK operators owned by one node of a prepared branch.
+class XnnOps {
+ public:
+  XnnOps() = default;
+  XnnOps(const XnnOps&) = delete;
+  XnnOps& operator=(const XnnOps&) = delete;
+  ~XnnOps();
+  std::vector<xnn_operator_t> ops;
+};
+
+struct OpDef {
+  std::string name;
+  Status (*infer)(const Node& node, const std::vector<TensorInfo>& inputs,
+                  const ConstantMap& constants, TensorInfo* output) = nullptr;
+  void (*reference)(const BoundNode& bound) = nullptr;
+  // Optional. Returning kUnsupported makes the XNNPACK backend run the reference kernel instead.
+  Status (*xnn_create)(const BoundNode& bound, XnnOps* ops) = nullptr;
+  Status (*xnn_setup)(const BoundNode& bound, XnnOps* ops, pthreadpool_t threadpool) = nullptr;
+};
+
+class OpRegistry {
+ public:
+  static const OpRegistry& instance();
+  const OpDef* find(const std::string& name) const;
+  const std::vector<OpDef>& ops() const { return ops_; }
+
+ private:
+  OpRegistry();
+  std::vector<OpDef> ops_;
+};
+
+// Helpers shared by op files.
+Status check_input_count(const Node& node, const std::vector<TensorInfo>& inputs, size_t count);
+// Looks up a param slot and checks dtype and (when non-empty) shape.
+Status require_param(const Node& node, const ConstantMap& constants, const std::string& slot,
+                     DType dtype, const Shape& shape, const ConstTensor** tensor);
+Status xnn_check(xnn_status status, const char* what);
+// Output quantization of an int8-producing node: attrs out_scale / out_zero_point.
+Status read_output_quant(const Node& node, TensorInfo* output);
+// Attribute helpers for 2-D windows: [h, w] pairs and [top, left, bottom, right] padding.
+struct Window2d {
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, pt = 0, pl = 0, pb = 0, pr = 0;
+};
+Status read_window(const Node& node, const char* kernel_key, Window2d* window);
+int64_t window_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad_before,
+                           int64_t pad_after);
+
+#define ADASCALE_OP_FACTORY(op_name) OpDef make_op_##op_name()
+
+}  // namespace adascale

@@ -1,0 +1,168 @@
+// Profiler: catalog cost parsing, context scaling, energy model, online correction, error stats.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "runtime/adapt/profiler.h"
+
+namespace adascale {
+namespace {
+
+BranchCosts costs_of(const std::string& json, const std::string& name = "b") {
+  BranchCosts costs;
+  EXPECT_TRUE(parse_branch_costs(name, json, &costs).ok()) << json;
+  return costs;
+}
+
+// An idle two-core machine at full clock.
+ContextSample idle_context() {
+  ContextSample s;
+  s.cpu_count = 2;
+  s.cpu_utilization = 0.0;
+  s.process_cpu_utilization = 0.0;
+  s.others_cpu_utilization = 0.0;
+  s.frequency_ratio = 1.0;
+  return s;
+}
+
+TEST(ProfilerTest, ParsesEveryCatalogKeyAndToleratesMissingOnes) {
+  const BranchCosts full = costs_of(
+      R"({"latency_ms":{"median":2.5,"p90":3.0},"peak_memory_bytes":1000,"weight_bytes":5,
+          "macs":9e6,"memory_access_bytes":4e5,"accuracy":0.91,"precision":"int8"})");
+  EXPECT_EQ(full.name, "b");
+  EXPECT_DOUBLE_EQ(*full.latency_median_ms, 2.5);
+  EXPECT_DOUBLE_EQ(*full.latency_p90_ms, 3.0);
+  EXPECT_DOUBLE_EQ(*full.memory_bytes, 1000);  // peak wins over weights + activations
+  EXPECT_DOUBLE_EQ(*full.macs, 9e6);
+  EXPECT_DOUBLE_EQ(*full.memory_access_bytes, 4e5);
+  EXPECT_DOUBLE_EQ(*full.accuracy, 0.91);
+  EXPECT_TRUE(full.int8);
+
+  const BranchCosts split = costs_of(R"({"weight_bytes":300,"activation_bytes":200,"latency_ms":1})");
+  EXPECT_DOUBLE_EQ(*split.memory_bytes, 500);
+  EXPECT_DOUBLE_EQ(*split.latency_median_ms, 1.0);  // a plain number is the median
+
+  const BranchCosts empty = costs_of("{}");
+  EXPECT_FALSE(empty.latency_median_ms);
+  EXPECT_FALSE(empty.memory_bytes);
+  EXPECT_FALSE(empty.macs);
+  EXPECT_FALSE(empty.accuracy);
+
+  const BranchCosts wrong_types =
+      costs_of(R"({"latency_ms":{"median":"fast"},"macs":[1],"accuracy":null,"precision":8})");
+  EXPECT_FALSE(wrong_types.latency_median_ms);
+  EXPECT_FALSE(wrong_types.macs);
+  EXPECT_FALSE(wrong_types.accuracy);
+  EXPECT_FALSE(wrong_types.int8);
+
+  BranchCosts costs;
+  EXPECT_FALSE(parse_branch_costs("x", "[1,2]", &costs).ok());
+  EXPECT_FALSE(parse_branch_costs("x", "{not json", &costs).ok());
+}
+
+TEST(ProfilerTest, IdleContextPredictsTheCatalogLatency) {
+  Profiler profiler({costs_of(R"({"latency_ms":{"median":2.0},"peak_memory_bytes":64})")});
+  const auto& e = profiler.predict(idle_context());
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_TRUE(e[0].latency_known);
+  EXPECT_DOUBLE_EQ(e[0].latency_ms, 2.0);
+  EXPECT_DOUBLE_EQ(e[0].latency_uncorrected_ms, 2.0);
+  EXPECT_TRUE(e[0].memory_known);
+  EXPECT_DOUBLE_EQ(e[0].memory_bytes, 64);
+  EXPECT_FALSE(e[0].energy_known);  // no MACs, no memory traffic, no power
+  EXPECT_FALSE(e[0].accuracy_known);
+}
+
+TEST(ProfilerTest, ContentionScalesLatency) {
+  Profiler profiler({costs_of(R"({"latency_ms":{"median":1.0}})")});
+  // Two busy cores taken by others + our thread on two cores: 3 threads share 2 cores.
+  ContextSample busy = idle_context();
+  busy.cpu_utilization = 1.0;
+  busy.others_cpu_utilization = 1.0;
+  EXPECT_NEAR(profiler.contention(busy).cpu, 1.5, 1e-12);
+  EXPECT_NEAR(profiler.predict(busy)[0].latency_ms, 1.5, 1e-12);
+
+  // One other busy core: our thread still has a core of its own.
+  ContextSample half = idle_context();
+  half.others_cpu_utilization = 0.5;
+  EXPECT_DOUBLE_EQ(profiler.contention(half).cpu, 1.0);
+
+  // Half clock doubles latency; a cgroup quota of one core counts as one core.
+  ContextSample slow = idle_context();
+  slow.frequency_ratio = 0.5;
+  EXPECT_DOUBLE_EQ(profiler.contention(slow).frequency, 2.0);
+  ContextSample capped = idle_context();
+  capped.cgroup_cpu_limit_cores = 1.0;
+  capped.others_cpu_utilization = 0.5;  // one core busy of two
+  EXPECT_DOUBLE_EQ(profiler.contention(capped).cpu, 2.0);
+
+  // Without utilisation, the run queue minus the sampling thread stands in.
+  ContextSample queue;
+  queue.cpu_count = 2;
+  queue.procs_running = 4;
+  EXPECT_DOUBLE_EQ(profiler.contention(queue).cpu, 2.0);
+
+  // The first probe sets the reference cache rate; a later drop slows predictions.
+  ContextSample cached = idle_context();
+  cached.cache_rate = 0.4;
+  EXPECT_DOUBLE_EQ(profiler.contention(cached).cache, 1.0);
+  cached.cache_rate = 0.2;
+  EXPECT_DOUBLE_EQ(profiler.contention(cached).cache, 1.0 + 0.5 * 0.5);
+}
+
+TEST(ProfilerTest, EnergyFollowsTheCorrectedModelOrMeasuredPower) {
+  DeviceProfile device;
+  Profiler profiler({costs_of(R"({"latency_ms":{"median":2.0},"macs":1e6,"memory_access_bytes":1e5})"),
+                     costs_of(R"({"latency_ms":{"median":2.0},"macs":1e6,"precision":"int8"})")},
+                    device);
+  ContextSample s = idle_context();
+  s.cache_rate = 0.25;
+  const auto& e = profiler.predict(s);
+  // E = e_mac*MACs + M*(r*e_cache + (1-r)*e_dram), pJ -> mJ; the DRAM term is multiplied by M.
+  const double expected_pj =
+      device.e_mac_pj * 1e6 +
+      1e5 * (0.25 * device.e_cache_pj_per_byte + 0.75 * device.e_dram_pj_per_byte);
+  ASSERT_TRUE(e[0].energy_known);
+  EXPECT_FALSE(e[0].energy_measured);
+  EXPECT_NEAR(e[0].energy_mj, expected_pj * 1e-9, 1e-15);
+  EXPECT_NEAR(e[1].energy_mj, device.e_mac_int8_pj * 1e6 * 1e-9, 1e-15);
+
+  // Measured power: 3 W x 2 ms = 6 mJ.
+  s.powercap_power_w = 3.0;
+  const auto& measured = profiler.predict(s);
+  EXPECT_TRUE(measured[0].energy_measured);
+  EXPECT_NEAR(measured[0].energy_mj, 6.0, 1e-12);
+}
+
+TEST(ProfilerTest, OnlineCorrectionConvergesAndReducesError) {
+  Profiler profiler({costs_of(R"({"latency_ms":{"median":1.0}})", "a"),
+                     costs_of(R"({"latency_ms":{"median":4.0}})", "b")});
+  const ContextSample s = idle_context();
+  // This device runs branch a 1.6x slower than the catalog says.
+  for (int i = 0; i < 40; ++i) {
+    profiler.predict(s);
+    profiler.observe(0, 1.6 * (i % 2 ? 1.02 : 0.98));
+  }
+  EXPECT_NEAR(profiler.correction(0), 1.6, 0.05);
+  // An unobserved branch inherits the device-wide correction.
+  EXPECT_NEAR(profiler.correction(1), 1.6, 0.05);
+  const auto& e = profiler.predict(s);
+  EXPECT_NEAR(e[0].latency_ms, 1.6, 0.08);
+  EXPECT_DOUBLE_EQ(e[0].latency_uncorrected_ms, 1.0);
+
+  const PredictionErrorStats stats = profiler.error_stats();
+  EXPECT_EQ(stats.count, 40u);
+  EXPECT_NEAR(stats.median_uncorrected, 0.6 / 1.6, 0.03);
+  EXPECT_LT(stats.median_corrected, 0.05);
+  EXPECT_LE(stats.median_corrected, stats.p90_corrected);
+  EXPECT_LE(stats.median_uncorrected, stats.p90_uncorrected);
+
+  // Bad observations are ignored.
+  profiler.observe(0, -1);
+  profiler.observe(0, std::nan(""));
+  profiler.observe(7, 1.0);
+  EXPECT_EQ(profiler.error_stats().count, 40u);
+}
+
+}  // namespace
+}  // namespace adascale

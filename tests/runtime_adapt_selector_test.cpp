@@ -1,0 +1,249 @@
+// Selector: budgets, feasibility, objective, deterministic ties, hysteresis, dwell, nothing fits.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "runtime/adapt/selector.h"
+
+namespace adascale {
+namespace {
+
+BranchEstimate estimate(double latency_ms, double accuracy, double memory = 100,
+                        double energy_mj = 1) {
+  BranchEstimate e;
+  e.latency_ms = e.latency_uncorrected_ms = latency_ms;
+  e.latency_known = true;
+  e.accuracy = accuracy;
+  e.accuracy_known = true;
+  e.memory_bytes = memory;
+  e.memory_known = true;
+  e.energy_mj = energy_mj;
+  e.energy_known = true;
+  return e;
+}
+
+Budgets latency_budget(double ms) {
+  Budgets b;
+  b.latency_ms = ms;
+  return b;
+}
+
+SelectorOptions no_dwell() {
+  SelectorOptions o;
+  o.min_dwell_ms = 0;
+  return o;
+}
+
+TEST(SelectorTest, RejectsNegativeNanAndImpossibleBudgets) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_TRUE(validate_budgets(Budgets{}).ok());
+  Budgets b;
+  b.latency_ms = -1;
+  EXPECT_EQ(validate_budgets(b).code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(validate_budgets(b).message.find("latency"), std::string::npos);
+  b.latency_ms = nan;
+  EXPECT_FALSE(validate_budgets(b).ok());
+  b.latency_ms = 0;  // nothing runs in zero time
+  EXPECT_FALSE(validate_budgets(b).ok());
+  b = Budgets{};
+  b.energy_mj = nan;
+  EXPECT_NE(validate_budgets(b).message.find("energy"), std::string::npos);
+  b.energy_mj = -3;
+  EXPECT_FALSE(validate_budgets(b).ok());
+  b = Budgets{};
+  b.memory_mode = MemoryBudgetMode::kAbsolute;
+  b.memory_bytes = 0;
+  EXPECT_NE(validate_budgets(b).message.find("memory"), std::string::npos);
+  b.memory_bytes = -5;
+  EXPECT_FALSE(validate_budgets(b).ok());
+  b.memory_bytes = nan;
+  EXPECT_FALSE(validate_budgets(b).ok());
+  b.memory_mode = MemoryBudgetMode::kAvailableMinusMargin;
+  b.memory_bytes = 0;  // a zero margin is fine
+  EXPECT_TRUE(validate_budgets(b).ok());
+  b = Budgets{};
+  b.energy_weight = -1;
+  EXPECT_FALSE(validate_budgets(b).ok());
+  b = Budgets{};
+  b.battery_aware = true;
+  b.battery_low_pct = 120;
+  EXPECT_FALSE(validate_budgets(b).ok());
+
+  Selector selector;
+  ASSERT_TRUE(selector.set_budgets(latency_budget(5)).ok());
+  EXPECT_FALSE(selector.set_budgets(latency_budget(-1)).ok());
+  EXPECT_EQ(selector.budgets().latency_ms, 5);  // a rejected budget changes nothing
+}
+
+TEST(SelectorTest, PicksTheMostAccurateFeasibleBranch) {
+  Selector selector(no_dwell());
+  ASSERT_TRUE(selector.set_budgets(latency_budget(3)).ok());
+  const std::vector<BranchEstimate> e = {estimate(1, 0.70), estimate(2.5, 0.80),
+                                         estimate(6, 0.90)};
+  const Decision d = selector.decide(e, {}, 0);
+  EXPECT_EQ(d.branch, 1);
+  EXPECT_TRUE(d.switched);
+  EXPECT_EQ(d.reason, SwitchReason::kInitial);
+  EXPECT_FALSE(d.nothing_fits);
+  EXPECT_EQ(selector.current(), 1);
+}
+
+TEST(SelectorTest, MemoryBudgetsAbsoluteAndAvailableMinusMargin) {
+  Selector selector(no_dwell());
+  Budgets b;
+  b.memory_mode = MemoryBudgetMode::kAbsolute;
+  b.memory_bytes = 150;
+  ASSERT_TRUE(selector.set_budgets(b).ok());
+  const std::vector<BranchEstimate> e = {estimate(1, 0.7, 100), estimate(1, 0.9, 200)};
+  EXPECT_EQ(selector.decide(e, {}, 0).branch, 0);
+
+  Selector relative(no_dwell());
+  b.memory_mode = MemoryBudgetMode::kAvailableMinusMargin;
+  b.memory_bytes = 50;  // margin
+  ASSERT_TRUE(relative.set_budgets(b).ok());
+  SelectionContext roomy;
+  roomy.available_memory_bytes = 1000;
+  EXPECT_EQ(relative.decide(e, roomy, 0).branch, 1);
+  SelectionContext tight;
+  tight.available_memory_bytes = 200;  // 150 usable
+  const Decision d = relative.decide(e, tight, 1);
+  EXPECT_EQ(d.branch, 0);
+  EXPECT_EQ(d.reason, SwitchReason::kInfeasible);
+}
+
+TEST(SelectorTest, EnergyBudgetAndWeightedObjective) {
+  Selector selector(no_dwell());
+  Budgets b;
+  b.energy_mj = 2;
+  ASSERT_TRUE(selector.set_budgets(b).ok());
+  const std::vector<BranchEstimate> e = {estimate(1, 0.70, 100, 1.0), estimate(1, 0.80, 100, 1.8),
+                                         estimate(1, 0.90, 100, 5.0)};
+  EXPECT_EQ(selector.decide(e, {}, 0).branch, 1);
+
+  Selector weighted(no_dwell());
+  Budgets w;
+  w.energy_weight = 0.2;  // 0.70-0.2 = 0.50, 0.80-0.36 = 0.44, 0.90-1.0 = -0.1
+  ASSERT_TRUE(weighted.set_budgets(w).ok());
+  EXPECT_EQ(weighted.decide(e, {}, 0).branch, 0);
+}
+
+TEST(SelectorTest, BatteryAwarePolicyTradesAccuracyForEnergyAsTheBatteryDrains) {
+  const std::vector<BranchEstimate> e = {estimate(1, 0.70, 100, 1.0), estimate(1, 0.80, 100, 1.5),
+                                         estimate(1, 0.90, 100, 3.0)};
+  Budgets b;
+  b.battery_aware = true;
+  b.battery_energy_weight = 0.2;
+  b.battery_low_pct = 15;
+  auto pick = [&](double capacity, bool discharging) {
+    Selector selector(no_dwell());
+    EXPECT_TRUE(selector.set_budgets(b).ok());
+    SelectionContext c;
+    c.battery_capacity_pct = capacity;
+    c.battery_discharging = discharging;
+    return selector.decide(e, c, 0).branch;
+  };
+  EXPECT_EQ(pick(90, false), 2);  // on mains: accuracy
+  EXPECT_EQ(pick(90, true), 2);   // weight 0.02: 0.90-0.06 still wins
+  EXPECT_EQ(pick(40, true), 1);   // weight 0.12: 0.58, 0.62, 0.54
+  EXPECT_EQ(pick(10, true), 0);   // low: energy alone
+}
+
+TEST(SelectorTest, NothingFitsPicksTheCheapestAndFlagsIt) {
+  Selector selector(no_dwell());
+  ASSERT_TRUE(selector.set_budgets(latency_budget(0.5)).ok());
+  const std::vector<BranchEstimate> e = {estimate(2, 0.9), estimate(1, 0.7), estimate(3, 0.95)};
+  const Decision d = selector.decide(e, {}, 0);
+  EXPECT_EQ(d.branch, 1);
+  EXPECT_TRUE(d.nothing_fits);
+  EXPECT_EQ(d.reason, SwitchReason::kNothingFits);
+
+  // A branch whose latency is unknown never counts as fitting a latency budget.
+  std::vector<BranchEstimate> unknown = {estimate(1, 0.9)};
+  unknown[0].latency_known = false;
+  Selector other(no_dwell());
+  ASSERT_TRUE(other.set_budgets(latency_budget(5)).ok());
+  EXPECT_TRUE(other.decide(unknown, {}, 0).nothing_fits);
+}
+
+TEST(SelectorTest, TiesBreakDeterministically) {
+  // Equal accuracy: the faster branch; equal accuracy and latency: the lower index.
+  const std::vector<BranchEstimate> e = {estimate(2, 0.8), estimate(1, 0.8), estimate(1, 0.8)};
+  for (int repeat = 0; repeat < 3; ++repeat) {
+    Selector selector(no_dwell());
+    EXPECT_EQ(selector.decide(e, {}, 0).branch, 1);
+  }
+  const std::vector<BranchEstimate> same = {estimate(1, 0.8), estimate(1, 0.8)};
+  Selector selector(no_dwell());
+  EXPECT_EQ(selector.decide(same, {}, 0).branch, 0);
+  // Nothing fits and equal violations: the faster, then the lower index.
+  Selector tight(no_dwell());
+  ASSERT_TRUE(tight.set_budgets(latency_budget(0.1)).ok());
+  Budgets mem;
+  mem.memory_mode = MemoryBudgetMode::kAbsolute;
+  mem.memory_bytes = 10;
+  ASSERT_TRUE(tight.set_budgets(mem).ok());
+  const std::vector<BranchEstimate> heavy = {estimate(3, 0.8, 100), estimate(2, 0.8, 100)};
+  EXPECT_EQ(tight.decide(heavy, {}, 0).branch, 1);
+}
+
+TEST(SelectorTest, HysteresisNeedsAMarginToSwitch) {
+  SelectorOptions options = no_dwell();
+  options.switch_margin = 0.02;
+  options.entry_margin = 0.1;
+  Selector selector(options);
+  ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());
+  std::vector<BranchEstimate> e = {estimate(1, 0.80), estimate(12, 0.95)};
+  EXPECT_EQ(selector.decide(e, {}, 0).branch, 0);
+
+  // Branch 1 becomes feasible but only 0.01 better: stay.
+  e[1] = estimate(5, 0.81);
+  Decision d = selector.decide(e, {}, 1);
+  EXPECT_EQ(d.branch, 0);
+  EXPECT_FALSE(d.switched);
+  EXPECT_EQ(d.reason, SwitchReason::kStay);
+  // 0.03 better: switch.
+  e[1] = estimate(5, 0.83);
+  d = selector.decide(e, {}, 2);
+  EXPECT_EQ(d.branch, 1);
+  EXPECT_EQ(d.reason, SwitchReason::kBetter);
+  EXPECT_EQ(d.previous, 0);
+
+  // The current branch stays up to the budget itself ...
+  e[1].latency_ms = 9.9;
+  EXPECT_EQ(selector.decide(e, {}, 3).branch, 1);
+  // ... and leaves once it exceeds it.
+  e[1].latency_ms = 10.5;
+  d = selector.decide(e, {}, 4);
+  EXPECT_EQ(d.branch, 0);
+  EXPECT_EQ(d.reason, SwitchReason::kInfeasible);
+  // A newcomer must fit within (1 - entry_margin) of the budget: 9.5 > 9.0 keeps it out.
+  e[1].latency_ms = 9.5;
+  EXPECT_EQ(selector.decide(e, {}, 5).branch, 0);
+  e[1].latency_ms = 8.5;
+  EXPECT_EQ(selector.decide(e, {}, 6).branch, 1);
+}
+
+TEST(SelectorTest, MinimumDwellDelaysImprovementsButNotInfeasibility) {
+  SelectorOptions options;
+  options.min_dwell_ms = 1000;
+  options.switch_margin = 0;
+  options.entry_margin = 0;
+  Selector selector(options);
+  ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());
+  std::vector<BranchEstimate> e = {estimate(1, 0.7), estimate(20, 0.9)};
+  EXPECT_EQ(selector.decide(e, {}, 0).branch, 0);
+  e[1].latency_ms = 5;  // now feasible and better
+  EXPECT_EQ(selector.decide(e, {}, 500).branch, 0);  // too soon
+  Decision d = selector.decide(e, {}, 1000);
+  EXPECT_EQ(d.branch, 1);
+  EXPECT_EQ(d.reason, SwitchReason::kBetter);
+  // Infeasibility switches at once, dwell or not.
+  e[1].latency_ms = 15;
+  d = selector.decide(e, {}, 1001);
+  EXPECT_EQ(d.branch, 0);
+  EXPECT_EQ(d.reason, SwitchReason::kInfeasible);
+}
+
+}  // namespace
+}  // namespace adascale

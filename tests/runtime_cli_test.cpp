@@ -1,0 +1,312 @@
+// adascale-run end to end: generated bundles, IDX (plain and gzip) and PNG fixtures, and the
+// one-line error contract for bad input.
+#include <gtest/gtest.h>
+#include <png.h>
+#include <sys/wait.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "adascale.h"
+#include "tests/runtime_test_util.h"
+
+namespace adascale {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::make_node;
+using testing::random_floats;
+using testing::temp_path;
+
+struct Result {
+  int code = -1;
+  std::string output;  // stdout and stderr
+};
+
+Result run_cli(const std::string& args) {
+  const std::string command = std::string(ADASCALE_RUN_CLI) + " " + args + " 2>&1";
+  Result result;
+  std::FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return result;
+  char buffer[4096];
+  size_t got;
+  while ((got = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, got);
+  const int status = ::pclose(pipe);
+  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+void expect_one_line_error(const Result& r) {
+  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind("adascale-run: error: ", 0), 0u) << r.output;
+  ASSERT_FALSE(r.output.empty());
+  EXPECT_EQ(r.output.find('\n'), r.output.size() - 1) << "not one line: " << r.output;
+}
+
+// A 1x1x8x8 grayscale model with three classes and two branches.
+std::string gray_bundle() {
+  static const std::string path = [] {
+    std::mt19937 rng(3);
+    BundleWriter w;
+    w.set_model_name("gray");
+    w.set_input({1, 1, 8, 8}, {0.5f}, {0.25f});
+    w.set_classes({"zero", "one", "two"});
+    w.add_f32("c.w", {6, 3, 3, 1}, random_floats(rng, 54, -1.0f, 1.0f));
+    w.add_f32("c.b", {6}, random_floats(rng, 6, -0.1f, 0.1f));
+    w.add_f32("fc.w", {3, 6}, random_floats(rng, 18, -1.0f, 1.0f));
+    w.add_f32("fc2.w", {3, 6}, random_floats(rng, 18, -1.0f, 1.0f));
+    for (const char* fc : {"fc.w", "fc2.w"}) {
+      Branch b;
+      b.name = std::string("g-") + fc;
+      b.output = "logits";
+      b.costs_json = R"({"macs":3456,"latency_ms":{"median":0.01,"p90":0.02},"accuracy":0.5})";
+      b.nodes = {
+          make_node("conv2d", {"input"}, "c", {{"weight", "c.w"}, {"bias", "c.b"}},
+                    Attrs()
+                        .set("kernel", std::vector<int64_t>{3, 3})
+                        .set("pad", std::vector<int64_t>{1, 1, 1, 1})
+                        .set("activation", "relu")),
+          make_node("global_avg_pool", {"c"}, "gap"),
+          make_node("flatten", {"gap"}, "flat"),
+          make_node("fully_connected", {"flat"}, "logits", {{"weight", fc}}),
+      };
+      EXPECT_TRUE(w.add_branch(b).ok());
+    }
+    const std::string p = temp_path("cli_gray.bundle");
+    EXPECT_TRUE(w.write(p).ok());
+    return p;
+  }();
+  return path;
+}
+
+std::string rgb_bundle() {
+  static const std::string path = [] {
+    BundleWriter w;
+    testing::build_small_model(&w);
+    const std::string p = temp_path("cli_rgb.bundle");
+    EXPECT_TRUE(w.write(p).ok());
+    return p;
+  }();
+  return path;
+}
+
+// Argmax of the branch on NCHW images of raw bytes (scaled to [0,1] as the CLI does).
+std::vector<uint8_t> predict(const std::string& bundle, const std::string& branch,
+                             const std::vector<uint8_t>& nchw, size_t image, size_t classes) {
+  adascale_runtime* rt = nullptr;
+  EXPECT_EQ(adascale_open_ex(bundle.c_str(), ADASCALE_BACKEND_XNNPACK, 1, &rt, nullptr, 0),
+            ADASCALE_OK);
+  EXPECT_EQ(adascale_select(rt, branch.c_str()), ADASCALE_OK);
+  std::vector<uint8_t> labels;
+  std::vector<float> input(image), logits(classes);
+  for (size_t n = 0; n < nchw.size() / image; ++n) {
+    for (size_t i = 0; i < image; ++i) input[i] = nchw[n * image + i] / 255.0f;
+    EXPECT_EQ(adascale_run(rt, input.data(), image, logits.data(), classes), ADASCALE_OK);
+    labels.push_back(
+        static_cast<uint8_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+  }
+  adascale_close(rt);
+  return labels;
+}
+
+std::vector<uint8_t> idx_bytes(const std::vector<uint32_t>& dims,
+                               const std::vector<uint8_t>& data) {
+  std::vector<uint8_t> out{0, 0, 0x08, static_cast<uint8_t>(dims.size())};
+  for (uint32_t d : dims)
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<uint8_t>(d >> shift));
+  out.insert(out.end(), data.begin(), data.end());
+  return out;
+}
+
+std::string write_file(const std::string& name, const std::vector<uint8_t>& bytes) {
+  const std::string path = temp_path(name);
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
+  return path;
+}
+
+std::string write_gz(const std::string& name, const std::vector<uint8_t>& bytes) {
+  const std::string path = temp_path(name);
+  gzFile f = gzopen(path.c_str(), "wb");
+  EXPECT_NE(f, nullptr);
+  EXPECT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())),
+            static_cast<int>(bytes.size()));
+  gzclose(f);
+  return path;
+}
+
+// Interleaved (HWC) 8-bit pixels; channels 1 or 3.
+void write_png(const fs::path& path, int width, int height, int channels,
+               const std::vector<uint8_t>& hwc) {
+  fs::create_directories(path.parent_path());
+  png_image image;
+  std::memset(&image, 0, sizeof(image));
+  image.version = PNG_IMAGE_VERSION;
+  image.width = static_cast<png_uint_32>(width);
+  image.height = static_cast<png_uint_32>(height);
+  image.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+  ASSERT_TRUE(png_image_write_to_file(&image, path.c_str(), 0, hwc.data(), 0, nullptr))
+      << image.message;
+}
+
+std::vector<uint8_t> random_bytes(std::mt19937& rng, size_t count) {
+  std::uniform_int_distribution<int> dist(0, 255);
+  std::vector<uint8_t> out(count);
+  for (uint8_t& v : out) v = static_cast<uint8_t>(dist(rng));
+  return out;
+}
+
+std::string q(const std::string& path) { return "'" + path + "'"; }
+
+TEST(RuntimeCli, ListPrintsBranchesWithCatalogCosts) {
+  const Result r = run_cli("--bundle " + q(rgb_bundle()) + " --list");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* text :
+       {"3 branches", "full", "early", "int8", "macs", "latency_ms.median", "12345", "2000"})
+    EXPECT_NE(r.output.find(text), std::string::npos) << text << " missing in\n" << r.output;
+}
+
+TEST(RuntimeCli, IdxAccuracyAgreesWithTheCApi) {
+  std::mt19937 rng(11);
+  const size_t count = 24, image = 64;
+  const std::vector<uint8_t> pixels = random_bytes(rng, count * image);
+  const std::vector<uint8_t> labels = predict(gray_bundle(), "g-fc2.w", pixels, image, 3);
+  const std::string images = write_file("cli_images.idx", idx_bytes({24, 8, 8}, pixels));
+  const std::string right = write_file("cli_labels.idx", idx_bytes({24}, labels));
+  std::vector<uint8_t> shifted = labels;
+  for (uint8_t& l : shifted) l = static_cast<uint8_t>((l + 1) % 3);
+  const std::string wrong = write_file("cli_wrong.idx", idx_bytes({24}, shifted));
+
+  const std::string base = "--bundle " + q(gray_bundle()) + " --branch g-fc2.w --idx " + q(images);
+  Result r = run_cli(base + " --labels " + q(right));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("accuracy    100.00% (24/24)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("latency     median"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("images/s"), std::string::npos) << r.output;
+
+  r = run_cli(base + " --labels " + q(wrong));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("accuracy    0.00% (0/24)"), std::string::npos) << r.output;
+
+  r = run_cli(base + " --labels " + q(right) + " --backend reference --threads 2 --limit 5");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("accuracy    100.00% (5/5)"), std::string::npos) << r.output;
+
+  r = run_cli(base);  // no labels: timing only
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("n/a (no labels)"), std::string::npos) << r.output;
+}
+
+TEST(RuntimeCli, ReadsGzipIdx) {
+  std::mt19937 rng(12);
+  const std::vector<uint8_t> pixels = random_bytes(rng, 10 * 64);
+  const std::vector<uint8_t> labels = predict(gray_bundle(), "g-fc.w", pixels, 64, 3);
+  const std::string images = write_gz("cli_images.idx.gz", idx_bytes({10, 8, 8}, pixels));
+  const std::string gz_labels = write_gz("cli_labels.idx.gz", idx_bytes({10}, labels));
+  const Result r =
+      run_cli("--bundle " + q(gray_bundle()) + " --idx " + q(images) + " --labels " + q(gz_labels));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("branch      g-fc.w"), std::string::npos) << r.output;  // the first one
+  EXPECT_NE(r.output.find("accuracy    100.00% (10/10)"), std::string::npos) << r.output;
+}
+
+TEST(RuntimeCli, PngFolderWithResizeAndChannelConversion) {
+  // Constant images survive resizing and gray -> RGB exactly, so the expected class is known.
+  const fs::path dir = temp_path("cli_png");
+  fs::remove_all(dir);
+  const std::vector<uint8_t> values{30, 200, 90, 255};
+  std::vector<uint8_t> nchw;
+  for (uint8_t v : values) nchw.insert(nchw.end(), 3 * 64, v);
+  const std::vector<uint8_t> labels = predict(rgb_bundle(), "full", nchw, 3 * 64, 5);
+  const std::vector<std::string> classes{"a", "b", "c", "d", "e"};
+  for (size_t i = 0; i < values.size(); ++i) {
+    const fs::path folder = dir / classes[labels[i]];
+    if (i == 0) write_png(folder / "x0.png", 8, 8, 3, std::vector<uint8_t>(192, values[i]));
+    if (i == 1) write_png(folder / "x1.PNG", 16, 12, 3, std::vector<uint8_t>(576, values[i]));
+    if (i == 2) write_png(folder / "x2.png", 8, 8, 1, std::vector<uint8_t>(64, values[i]));
+    if (i == 3) write_png(folder / "x3.png", 5, 7, 1, std::vector<uint8_t>(35, values[i]));
+  }
+  std::ofstream(dir / "a" / "notes.txt") << "ignored";
+  const Result r =
+      run_cli("--bundle " + q(rgb_bundle()) + " --branch full --images " + q(dir.string()));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("images      4 (3x8x8 CxHxW)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("accuracy    100.00% (4/4)"), std::string::npos) << r.output;
+}
+
+TEST(RuntimeCli, BadInputGivesOneLineErrorAndNonZeroExit) {
+  std::mt19937 rng(13);
+  const std::string gray = "--bundle " + q(gray_bundle());
+  const std::string images = write_file("cli_ok.idx", idx_bytes({4, 8, 8}, random_bytes(rng, 256)));
+  expect_one_line_error(run_cli("--bundle /nonexistent/x.bundle --list"));
+  expect_one_line_error(run_cli(gray + " --branch nope --idx " + q(images)));
+  expect_one_line_error(run_cli(gray));  // no input
+  expect_one_line_error(run_cli(gray + " --idx " + q(images) + " --threads 0"));
+  expect_one_line_error(run_cli(gray + " --idx " + q(images) + " --backend gpu"));
+  expect_one_line_error(run_cli(gray + " --idx " + q(images) + " --bogus"));
+  expect_one_line_error(run_cli(gray + " --idx /nonexistent.idx"));
+  // wrong size, wrong channels, truncated, not IDX, label count and range
+  expect_one_line_error(
+      run_cli(gray + " --idx " +
+              q(write_file("cli_16.idx", idx_bytes({2, 16, 16}, random_bytes(rng, 512))))));
+  expect_one_line_error(
+      run_cli(gray + " --idx " +
+              q(write_file("cli_c3.idx", idx_bytes({2, 8, 8, 3}, random_bytes(rng, 384))))));
+  expect_one_line_error(run_cli("--bundle " + q(rgb_bundle()) + " --idx " +
+                                q(images)));  // 1 channel for a 3-channel model
+  std::vector<uint8_t> truncated = idx_bytes({4, 8, 8}, random_bytes(rng, 256));
+  truncated.resize(truncated.size() - 10);
+  expect_one_line_error(run_cli(gray + " --idx " + q(write_file("cli_trunc.idx", truncated))));
+  expect_one_line_error(
+      run_cli(gray + " --idx " + q(write_file("cli_junk.idx", random_bytes(rng, 100)))));
+  std::vector<uint8_t> gz_truncated;
+  {
+    const std::string full =
+        write_gz("cli_full.idx.gz", idx_bytes({4, 8, 8}, random_bytes(rng, 256)));
+    std::ifstream in(full, std::ios::binary);
+    gz_truncated.assign(std::istreambuf_iterator<char>(in), {});
+    gz_truncated.resize(gz_truncated.size() / 2);
+  }
+  expect_one_line_error(
+      run_cli(gray + " --idx " + q(write_file("cli_trunc.idx.gz", gz_truncated))));
+  expect_one_line_error(run_cli(gray + " --idx " + q(images) + " --labels " +
+                                q(write_file("cli_l3.idx", idx_bytes({3}, {0, 1, 2})))));
+  expect_one_line_error(run_cli(gray + " --idx " + q(images) + " --labels " +
+                                q(write_file("cli_l9.idx", idx_bytes({4}, {0, 1, 2, 9})))));
+
+  // PNG folders: unknown class folder, corrupt file, empty folder
+  const fs::path dir = temp_path("cli_bad_png");
+  fs::remove_all(dir);
+  write_png(dir / "zebra" / "x.png", 8, 8, 1, std::vector<uint8_t>(64, 1));
+  expect_one_line_error(run_cli(gray + " --images " + q(dir.string())));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "one");
+  std::ofstream(dir / "one" / "x.png") << "definitely not a png";
+  expect_one_line_error(run_cli(gray + " --images " + q(dir.string())));
+  fs::remove_all(dir);
+  write_png(dir / "one" / "x.png", 8, 8, 1, std::vector<uint8_t>(64, 1));
+  std::vector<uint8_t> png;
+  {
+    std::ifstream in(dir / "one" / "x.png", std::ios::binary);
+    png.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  png.resize(png.size() - 20);  // cut into the image data
+  std::ofstream(dir / "one" / "x.png", std::ios::binary)
+      .write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
+  expect_one_line_error(run_cli(gray + " --images " + q(dir.string())));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  expect_one_line_error(run_cli(gray + " --images " + q(dir.string())));
+}
+
+}  // namespace
+}  // namespace adascale

@@ -1,0 +1,95 @@
+// Bundle::open_from_memory, and a replay of the fuzz harness (fuzz/bundle_fuzz.cpp, compiled in
+// here with the normal toolchain) over valid seeds, simple corruptions and every input kept in
+// fuzz/regressions/, so inputs that once crashed stay covered without clang or libFuzzer.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "fuzz/fuzz_input.h"
+#include "runtime/bundle.h"
+#include "tests/runtime_test_util.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
+namespace adascale {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+struct Parts {
+  std::string catalog, weights;
+};
+
+const Parts& small_model_parts() {
+  static const Parts parts = [] {
+    BundleWriter writer;
+    testing::build_small_model(&writer);
+    const std::string path = testing::temp_path("fuzz_replay.bundle");
+    EXPECT_TRUE(writer.write(path).ok());
+    return Parts{slurp(fs::path(path) / "catalog.json"), slurp(fs::path(path) / "weights.bin")};
+  }();
+  return parts;
+}
+
+std::vector<uint8_t> bytes(const std::string& s) {
+  return std::vector<uint8_t>(s.begin(), s.end());
+}
+
+void replay(const std::string& input) {
+  LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(input.data()), input.size());
+}
+
+TEST(RuntimeBundleMemory, OpensLikeTheFileAndRejectsCorruption) {
+  const Parts& p = small_model_parts();
+  std::unique_ptr<Bundle> bundle;
+  ASSERT_TRUE(Bundle::open_from_memory(p.catalog, bytes(p.weights), &bundle).ok());
+  ASSERT_EQ(bundle->branches().size(), 3u);
+  EXPECT_EQ(bundle->branches()[0].name, "full");
+  EXPECT_EQ(bundle->classes().size(), 5u);
+  EXPECT_EQ(bundle->weights_file_bytes(), p.weights.size());
+
+  std::string catalog = p.catalog;
+  catalog[catalog.size() / 2] ^= 1;
+  EXPECT_EQ(Bundle::open_from_memory(catalog, bytes(p.weights), &bundle).code,
+            ErrorCode::kChecksum);
+  std::vector<uint8_t> weights = bytes(p.weights);
+  weights.resize(40);
+  EXPECT_EQ(Bundle::open_from_memory(p.catalog, weights, &bundle).code, ErrorCode::kFormat);
+  weights = bytes(p.weights);
+  weights[kWeightsHeaderBytes] ^= 1;  // first byte of the first tensor
+  EXPECT_EQ(Bundle::open_from_memory(p.catalog, weights, &bundle).code, ErrorCode::kChecksum);
+  EXPECT_FALSE(Bundle::open_from_memory("", {}, &bundle).ok());
+}
+
+TEST(RuntimeFuzzReplay, SeedsAndTruncationsRunCleanly) {
+  const Parts& p = small_model_parts();
+  for (uint8_t branch = 0; branch < 3; ++branch)
+    replay(fuzz::encode_input(static_cast<uint8_t>(1 | branch << 1), p.catalog, p.weights));
+  const std::string seed = fuzz::encode_input(1, p.catalog, p.weights);
+  for (size_t cut = 0; cut < seed.size(); cut += 97) replay(seed.substr(0, cut));
+}
+
+TEST(RuntimeFuzzReplay, RegressionInputsRunCleanly) {
+  const fs::path dir = fs::path(ADASCALE_SOURCE_DIR) / "fuzz" / "regressions";
+  size_t count = 0;
+  if (fs::is_directory(dir))
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      if (!entry.is_regular_file() || entry.path().extension() == ".md") continue;
+      SCOPED_TRACE(entry.path().string());
+      replay(slurp(entry.path()));
+      ++count;
+    }
+  RecordProperty("regression_inputs", static_cast<int>(count));
+}
+
+}  // namespace
+}  // namespace adascale

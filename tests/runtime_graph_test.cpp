@@ -1,0 +1,131 @@
+// Graph validation messages and a small end-to-end graph on both backends.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "runtime/backend.h"
+#include "runtime_test_util.h"
+
+namespace adascale {
+namespace {
+
+using testing::make_node;
+
+struct GraphFixture : ::testing::Test {
+  void SetUp() override { testing::build_small_model(&writer); }
+  Branch lookup(const std::string& name) {
+    const std::string path = testing::temp_path("graph_" + name + ".bundle");
+    EXPECT_TRUE(writer.write(path).ok());
+    std::unique_ptr<Bundle> bundle;
+    EXPECT_TRUE(Bundle::open(path, &bundle).ok());
+    return *bundle->find_branch(name);
+  }
+  Status infer(const Branch& b) {
+    std::unordered_map<std::string, TensorInfo> infos;
+    return infer_shapes(b, {1, 8, 8, 3}, writer.constants(), &infos);
+  }
+  BundleWriter writer;
+};
+
+TEST_F(GraphFixture, ValidBranchesInfer) {
+  for (const char* name : {"full", "early", "int8"}) EXPECT_TRUE(infer(lookup(name)).ok()) << name;
+}
+
+TEST_F(GraphFixture, UnknownTensorIsReported) {
+  Branch b = lookup("full");
+  b.nodes[2].inputs[0] = "nope";
+  const Status s = infer(b);
+  EXPECT_EQ(s.code, ErrorCode::kInvalidGraph);
+  EXPECT_NE(s.message.find("'nope'"), std::string::npos) << s.message;
+}
+
+TEST_F(GraphFixture, UseBeforeDefineOrCycleIsReported) {
+  Branch b = lookup("full");
+  b.nodes[1].inputs[0] = "r1";  // r1 is produced by a later node: a cycle bn -> r1 -> bn
+  const Status s = infer(b);
+  EXPECT_EQ(s.code, ErrorCode::kInvalidGraph);
+  EXPECT_NE(s.message.find("cycle"), std::string::npos) << s.message;
+}
+
+TEST_F(GraphFixture, WrongChannelCountIsReported) {
+  Branch b = lookup("full");
+  b.nodes[3].params["weight"] = "stem.w";  // expects 8 input channels, stem.w has 3
+  const Status s = infer(b);
+  EXPECT_EQ(s.code, ErrorCode::kInvalidGraph);
+  EXPECT_NE(s.message.find("weight shape"), std::string::npos) << s.message;
+}
+
+TEST_F(GraphFixture, DuplicateDefinitionUnknownOpAndMissingParam) {
+  Branch b = lookup("full");
+  b.nodes[2].output = "c1";
+  EXPECT_NE(infer(b).message.find("defined twice"), std::string::npos);
+  b = lookup("full");
+  b.nodes[2].op = "gelu";
+  EXPECT_NE(infer(b).message.find("unknown op"), std::string::npos);
+  b = lookup("full");
+  b.nodes[1].params.erase("shift");
+  EXPECT_NE(infer(b).message.find("missing param 'shift'"), std::string::npos);
+  b = lookup("full");
+  b.nodes[1].params["shift"] = "absent";
+  EXPECT_NE(infer(b).message.find("unknown constant tensor 'absent'"), std::string::npos);
+  b = lookup("full");
+  b.output = "zzz";
+  EXPECT_NE(infer(b).message.find("never defined"), std::string::npos);
+}
+
+TEST_F(GraphFixture, EndToEndReferenceMatchesXnnpack) {
+  auto reference = make_reference_backend();
+  auto xnnpack = make_xnnpack_backend(1);
+  std::mt19937 rng(3);
+  for (const char* name : {"full", "early", "int8"}) {
+    const Branch b = lookup(name);
+    std::unique_ptr<PreparedBranch> ref, xnn;
+    ASSERT_TRUE(reference->prepare(b, writer.constants(), {1, 8, 8, 3}, &ref).ok());
+    Status s = xnnpack->prepare(b, writer.constants(), {1, 8, 8, 3}, &xnn);
+    ASSERT_TRUE(s.ok()) << s.message;
+    EXPECT_EQ(xnn->output_features(), testing::kClasses);
+    EXPECT_GT(xnn->arena_bytes(), 0u);
+    EXPECT_GT(xnn->weight_bytes(), 0u);
+    // Only flatten and exit (plain copies) lack an XNNPACK kernel.
+    EXPECT_EQ(xnn->reference_fallbacks(), std::string(name) == "int8" ? 1u : 2u) << name;
+    for (int64_t batch : {1, 3, 1}) {
+      const auto input = testing::random_floats(rng, batch * 8 * 8 * 3, -2, 2);
+      std::vector<float> a(batch * testing::kClasses), c(a.size());
+      ASSERT_TRUE(ref->run(input.data(), batch, a.data(), a.size()).ok());
+      ASSERT_TRUE(xnn->run(input.data(), batch, c.data(), c.size()).ok());
+      // int8: one output step of the last int8 tensor moves a logit by at most
+      // 0.02 * sum|fc.w row| <= 0.2
+      const float tol = std::string(name) == "int8" ? 0.2f : 1e-4f;
+      for (size_t i = 0; i < a.size(); ++i)
+        EXPECT_NEAR(a[i], c[i], tol * std::max(1.0f, std::fabs(a[i]))) << name << " " << i;
+    }
+  }
+}
+
+TEST_F(GraphFixture, ArenaReusesMemoryOfDeadTensors) {
+  const Branch b = lookup("full");
+  std::unordered_map<std::string, TensorInfo> infos;
+  ASSERT_TRUE(infer_shapes(b, {1, 8, 8, 3}, writer.constants(), &infos).ok());
+  size_t all = 0;
+  for (const auto& kv : infos) all += kv.second.bytes();
+  std::unique_ptr<PreparedBranch> prepared;
+  ASSERT_TRUE(
+      make_reference_backend()->prepare(b, writer.constants(), {1, 8, 8, 3}, &prepared).ok());
+  // Peak is three live 8x8x8 f32 tensors (r1, c2, res) plus padding, well under the sum.
+  EXPECT_LT(prepared->arena_bytes(), all);
+  EXPECT_GE(prepared->arena_bytes(), 3u * 8 * 8 * 8 * 4);
+}
+
+TEST_F(GraphFixture, RunRejectsSmallOutputBuffer) {
+  std::unique_ptr<PreparedBranch> prepared;
+  ASSERT_TRUE(make_xnnpack_backend()
+                  ->prepare(lookup("early"), writer.constants(), {1, 8, 8, 3}, &prepared)
+                  .ok());
+  std::vector<float> input(8 * 8 * 3, 0.1f), out(2);
+  const Status s = prepared->run(input.data(), 1, out.data(), out.size());
+  EXPECT_EQ(s.code, ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(s.message.empty());
+}
+
+}  // namespace
+}  // namespace adascale

@@ -1,0 +1,57 @@
+// Checkpoint: an HDF5 file holding everything needed to evaluate, resume or export a run.
+//
+//   /                    attributes: format_version, epoch (last completed), config (INI text),
+//                        architecture (Backbone::describe), input shape, class names
+//                        normalize_mean/std, test_accuracy/test_loss (-1 until evaluated)
+//   /model/<name>        one dataset per parameter and buffer (BN running statistics included),
+//                        float32 or int64, named as in named_parameters()/named_buffers()
+//   /optimizer/archive   the optimizer state serialized by torch::serialize (opaque bytes)
+//   /metrics/history     float64 [epochs x columns], column names in attribute `columns`
+//
+// Files are written to `path.tmp` and renamed, so a crash never leaves a half-written checkpoint.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace adascale::trainer {
+
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Checkpoint {
+  int64_t format_version = 1;
+  int64_t epoch = 0;  // epochs completed
+  std::string config_ini;
+  std::string architecture;
+  std::vector<int64_t> input_shape;  // C, H, W
+  std::vector<std::string> class_names;
+  std::vector<float> normalize_mean;  // per channel, pixel units in [0,1]
+  std::vector<float> normalize_std;
+  double test_accuracy = -1.0;  // final test metrics, -1 until evaluated
+  double test_loss = -1.0;
+  std::map<std::string, torch::Tensor> tensors;  // parameters and buffers by name
+  std::string optimizer_archive;                 // bytes; empty if absent
+  std::vector<std::string> metric_columns;
+  std::vector<std::vector<double>> metrics;  // one row per epoch
+};
+
+void write_checkpoint(const Checkpoint& ckpt, const std::string& path);
+Checkpoint read_checkpoint(const std::string& path);
+
+// copies the module's parameters and buffers into a name->tensor map (detached, contiguous, cpu)
+std::map<std::string, torch::Tensor> module_state(const torch::nn::Module& module);
+// loads a name->tensor map into the module; every name and shape must match exactly
+void load_module_state(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& state,
+                       const std::string& origin);
+
+std::string serialize_optimizer(const torch::optim::Optimizer& optimizer);
+void deserialize_optimizer(torch::optim::Optimizer& optimizer, const std::string& bytes);
+
+}  // namespace adascale::trainer

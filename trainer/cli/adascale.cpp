@@ -1,0 +1,152 @@
+// adascale: the server-side command line.
+//   adascale train --config configs/X.ini [--resume] [--section.key value ...]
+//   adascale eval  --checkpoint runs/X/checkpoint.h5 [--split test|validation] [--threads N]
+// Errors are one line on stderr; exit code 2 for bad usage or config, 1 for everything else.
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "trainer/progress.h"
+#include "trainer/training.h"
+
+namespace po = boost::program_options;
+using namespace adascale;
+
+namespace {
+
+const char* kUsage =
+    "usage: adascale <command> [options]\n"
+    "commands:\n"
+    "  train --config FILE [--resume] [--stop-after N] [--section.key VALUE ...]\n"
+    "        train the model a config describes; keys on the command line override the file\n"
+    "        (shortcuts: --threads N, --epochs N, --seed N, --out DIR)\n"
+    "  eval  --checkpoint FILE [--split test|validation] [--threads N] [--data-root DIR]\n"
+    "        accuracy, loss and confusion matrix of a checkpoint\n";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+int cmd_train(const std::vector<std::string>& args) {
+  std::string config_path;
+  bool resume = false;
+  int64_t stop_after = 0;
+  std::vector<std::string> overrides;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config") {
+      if (i + 1 >= args.size()) throw UsageError("--config needs a file");
+      config_path = args[++i];
+    } else if (args[i] == "--stop-after") {
+      if (i + 1 >= args.size()) throw UsageError("--stop-after needs a number of epochs");
+      try {
+        stop_after = std::stoll(args[++i]);
+      } catch (const std::exception&) {
+        throw UsageError("--stop-after needs a number of epochs, got '" + args[i] + "'");
+      }
+      if (stop_after < 1) throw UsageError("--stop-after must be >= 1");
+    } else if (args[i] == "--resume") {
+      resume = true;
+    } else {
+      overrides.push_back(args[i]);
+    }
+  }
+  if (config_path.empty()) throw UsageError("train needs --config FILE");
+  auto config = trainer::load_config_file(config_path);
+  trainer::apply_overrides(config, overrides);
+  config.validate();
+  std::cout << "config " << config_path << " -> " << config.out_dir << "\n";
+  auto outcome = trainer::train(config, resume, std::cout, stop_after);
+  std::cout << "checkpoint: " << outcome.checkpoint_path << "\n";
+  if (outcome.epochs_run > 0)
+    std::cout << "training throughput: " << static_cast<int64_t>(outcome.images_per_second)
+              << " images/s over " << trainer::format_duration(outcome.train_seconds)
+              << " of training steps\n";
+  return 0;
+}
+
+int cmd_eval(const std::vector<std::string>& args) {
+  std::string ckpt_path, split = "test", data_root;
+  int threads = 2;
+  po::options_description desc("eval");
+  desc.add_options()("checkpoint", po::value(&ckpt_path)->required())(
+      "split", po::value(&split)->default_value(split))(
+      "threads", po::value(&threads)->default_value(threads))(
+      "data-root", po::value(&data_root)->default_value(""));
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  if (split != "test" && split != "validation")
+    throw UsageError("--split must be test or validation");
+  if (threads < 1) throw UsageError("--threads must be >= 1");
+  torch::set_num_threads(threads);
+  auto ckpt = trainer::read_checkpoint(ckpt_path);
+  auto model = trainer::load_model(ckpt, ckpt_path);
+  auto config = trainer::parse_config_text(ckpt.config_ini, ckpt_path + " (stored config)");
+  if (!data_root.empty()) config.data.root = data_root;
+  data::ChannelStats stats{ckpt.normalize_mean, ckpt.normalize_std};
+  data::LoaderOptions opts;
+  opts.batch_size = 256;
+  opts.shuffle = false;
+  opts.normalize = stats;
+  opts.workers = config.data.workers;
+  data::DatasetPtr set;
+  std::vector<int64_t> indices;
+  if (split == "test") {
+    set = data::open_dataset(trainer::dataset_spec(config.data, "test"));
+    if (config.data.limit_test > 0 && config.data.limit_test < set->size())
+      set = set->subset(data::all_indices(config.data.limit_test));
+    indices = data::all_indices(set->size());
+  } else {
+    auto rd = trainer::load_run_data(config);
+    set = rd.train;
+    indices = rd.split.validation;
+  }
+  const auto shape = set->shape();
+  if (std::vector<int64_t>{shape.channels, shape.height, shape.width} != ckpt.input_shape ||
+      set->num_classes() != static_cast<int64_t>(ckpt.class_names.size()))
+    throw data::DataError("dataset '" + config.data.format +
+                          "' does not match the checkpoint's input shape or class count");
+  data::BatchLoader loader(set, indices, opts);
+  auto r = trainer::evaluate(*model, loader, set->num_classes());
+  std::printf("checkpoint %s: %s, epoch %lld\n", ckpt_path.c_str(), ckpt.architecture.c_str(),
+              static_cast<long long>(ckpt.epoch));
+  std::printf("%s split: accuracy %.2f%%  loss %.4f  (%lld images)\n", split.c_str(),
+              100.0 * r.accuracy, r.loss, static_cast<long long>(r.examples));
+  std::cout << trainer::format_confusion(r, ckpt.class_names);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  try {
+    if (command == "train") return cmd_train(args);
+    if (command == "eval") return cmd_eval(args);
+    throw UsageError("unknown command '" + command + "'");
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "adascale %s: %s\n%s", command.c_str(), e.what(), kUsage);
+    return 2;
+  } catch (const trainer::ConfigError& e) {
+    std::fprintf(stderr, "adascale %s: %s\n", command.c_str(), e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    // torch errors carry a multi-line backtrace; keep the first line
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    std::fprintf(stderr, "adascale %s: %s\n", command.c_str(), what.c_str());
+    return 1;
+  }
+}

@@ -1,0 +1,211 @@
+#include "trainer/config.h"
+
+#include <boost/program_options.hpp>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace po = boost::program_options;
+
+namespace adascale::trainer {
+namespace {
+
+// every key, bound to its field; current values become the defaults so that a later parse only
+// changes what it names.
+po::options_description describe(TrainConfig& c) {
+  po::options_description d("config");
+  auto list = [](std::vector<int64_t>* target, const char* key) {
+    return po::value<std::string>()
+        ->default_value(join_int_list(*target))
+        ->notifier([target, key](const std::string& s) { *target = parse_int_list(s, key); });
+  };
+  d.add_options()  //
+      ("name", po::value(&c.name)->default_value(c.name))
+      ("out", po::value(&c.out_dir)->default_value(c.out_dir))
+      ("data.format", po::value(&c.data.format)->default_value(c.data.format))
+      ("data.root", po::value(&c.data.root)->default_value(c.data.root))
+      ("data.validation_fraction",
+       po::value(&c.data.validation_fraction)->default_value(c.data.validation_fraction))
+      ("data.crop_padding", po::value(&c.data.crop_padding)->default_value(c.data.crop_padding))
+      ("data.horizontal_flip",
+       po::value(&c.data.horizontal_flip)->default_value(c.data.horizontal_flip))
+      ("data.workers", po::value(&c.data.workers)->default_value(c.data.workers))
+      ("data.limit_train", po::value(&c.data.limit_train)->default_value(c.data.limit_train))
+      ("data.limit_test", po::value(&c.data.limit_test)->default_value(c.data.limit_test))
+      ("data.image_size", po::value(&c.data.image_size)->default_value(c.data.image_size))
+      ("data.channels", po::value(&c.data.channels)->default_value(c.data.channels))
+      ("model.arch", po::value(&c.model.arch)->default_value(c.model.arch))
+      ("model.stem_width", po::value(&c.model.stem_width)->default_value(c.model.stem_width))
+      ("model.widths", list(&c.model.widths, "model.widths"))
+      ("model.depths", list(&c.model.depths, "model.depths"))
+      ("model.expansion", po::value(&c.model.expansion)->default_value(c.model.expansion))
+      ("train.epochs", po::value(&c.train.epochs)->default_value(c.train.epochs))
+      ("train.batch_size", po::value(&c.train.batch_size)->default_value(c.train.batch_size))
+      ("train.optimizer", po::value(&c.train.optimizer)->default_value(c.train.optimizer))
+      ("train.lr", po::value(&c.train.lr)->default_value(c.train.lr))
+      ("train.momentum", po::value(&c.train.momentum)->default_value(c.train.momentum))
+      ("train.nesterov", po::value(&c.train.nesterov)->default_value(c.train.nesterov))
+      ("train.weight_decay", po::value(&c.train.weight_decay)->default_value(c.train.weight_decay))
+      ("train.schedule", po::value(&c.train.schedule)->default_value(c.train.schedule))
+      ("train.step_size", po::value(&c.train.step_size)->default_value(c.train.step_size))
+      ("train.gamma", po::value(&c.train.gamma)->default_value(c.train.gamma))
+      ("train.warmup_epochs",
+       po::value(&c.train.warmup_epochs)->default_value(c.train.warmup_epochs))
+      ("train.label_smoothing",
+       po::value(&c.train.label_smoothing)->default_value(c.train.label_smoothing))
+      ("train.seed", po::value(&c.train.seed)->default_value(c.train.seed))
+      ("train.threads", po::value(&c.train.threads)->default_value(c.train.threads));
+  return d;
+}
+
+
+}  // namespace
+
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& key) {
+  std::vector<int64_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    while (used < item.size() && std::isspace(static_cast<unsigned char>(item[used]))) ++used;
+    if (used == 0 || used != item.size())
+      throw ConfigError("config key '" + key + "': '" + text + "' is not a comma-separated list of integers");
+    out.push_back(v);
+  }
+  if (out.empty()) throw ConfigError("config key '" + key + "' is empty");
+  return out;
+}
+
+std::string join_int_list(const std::vector<int64_t>& values) {
+  std::string s;
+  for (size_t i = 0; i < values.size(); ++i) s += (i ? "," : "") + std::to_string(values[i]);
+  return s;
+}
+
+TrainConfig parse_config_text(const std::string& ini_text, const std::string& origin) {
+  TrainConfig c;
+  c.source = origin;
+  auto desc = describe(c);
+  std::istringstream in(ini_text);
+  try {
+    po::variables_map vm;
+    po::store(po::parse_config_file(in, desc, /*allow_unregistered=*/false), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw ConfigError(origin + ": " + e.what());
+  } catch (const ConfigError& e) {
+    throw ConfigError(origin + ": " + e.what());
+  }
+  return c;
+}
+
+TrainConfig load_config_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw ConfigError("cannot read config file '" + path + "'");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_config_text(ss.str(), path);
+}
+
+void apply_overrides(TrainConfig& config, const std::vector<std::string>& args) {
+  if (args.empty()) return;
+  auto desc = describe(config);
+  // shortcuts for the keys people change most; applied after notify so that the full keys'
+  // defaults (their current values) cannot overwrite them
+  int threads = 0;
+  int64_t epochs = 0;
+  uint64_t seed = 0;
+  desc.add_options()                                   //
+      ("threads", po::value<int>(&threads))            //
+      ("epochs", po::value<int64_t>(&epochs))          //
+      ("seed", po::value<uint64_t>(&seed));
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(desc).style(po::command_line_style::unix_style ^
+                                                                 po::command_line_style::allow_guessing)
+                  .run(),
+              vm);
+    po::notify(vm);
+    if (vm.count("threads")) config.train.threads = threads;
+    if (vm.count("epochs")) config.train.epochs = epochs;
+    if (vm.count("seed")) config.train.seed = seed;
+  } catch (const po::error& e) {
+    throw ConfigError(std::string("command line: ") + e.what());
+  }
+}
+
+std::string TrainConfig::to_ini() const {
+  std::ostringstream o;
+  o.precision(17);
+  o << "name = " << name << "\nout = " << out_dir << "\n";
+  o << "\n[data]\nformat = " << data.format << "\nroot = " << data.root
+    << "\nvalidation_fraction = " << data.validation_fraction
+    << "\ncrop_padding = " << data.crop_padding
+    << "\nhorizontal_flip = " << (data.horizontal_flip ? "true" : "false")
+    << "\nworkers = " << data.workers << "\nlimit_train = " << data.limit_train
+    << "\nlimit_test = " << data.limit_test << "\nimage_size = " << data.image_size
+    << "\nchannels = " << data.channels << "\n";
+  o << "\n[model]\narch = " << model.arch << "\nstem_width = " << model.stem_width
+    << "\nwidths = " << join_int_list(model.widths) << "\ndepths = " << join_int_list(model.depths)
+    << "\nexpansion = " << model.expansion << "\n";
+  o << "\n[train]\nepochs = " << train.epochs << "\nbatch_size = " << train.batch_size
+    << "\noptimizer = " << train.optimizer << "\nlr = " << train.lr
+    << "\nmomentum = " << train.momentum << "\nnesterov = " << (train.nesterov ? "true" : "false")
+    << "\nweight_decay = " << train.weight_decay << "\nschedule = " << train.schedule
+    << "\nstep_size = " << train.step_size << "\ngamma = " << train.gamma
+    << "\nwarmup_epochs = " << train.warmup_epochs
+    << "\nlabel_smoothing = " << train.label_smoothing << "\nseed = " << train.seed
+    << "\nthreads = " << train.threads << "\n";
+  return o.str();
+}
+
+void TrainConfig::validate() const {
+  auto fail = [&](const std::string& key, const std::string& why) {
+    throw ConfigError(source + ": config key '" + key + "' " + why);
+  };
+  if (data.format != "fashion-mnist" && data.format != "mnist" && data.format != "cifar10" &&
+      data.format != "cifar100" && data.format != "folder" && data.format != "hdf5")
+    fail("data.format", "must be one of fashion-mnist, mnist, cifar10, cifar100, folder, hdf5 (got '" +
+                            data.format + "')");
+  if (!(data.validation_fraction >= 0.0 && data.validation_fraction < 1.0))
+    fail("data.validation_fraction", "must be in [0, 1)");
+  if (data.crop_padding < 0) fail("data.crop_padding", "must be >= 0");
+  if (data.workers < 0 || data.workers > 64) fail("data.workers", "must be in [0, 64]");
+  if (data.limit_train < 0) fail("data.limit_train", "must be >= 0");
+  if (data.limit_test < 0) fail("data.limit_test", "must be >= 0");
+  if (model.arch != "resnet" && model.arch != "mobilenetv2")
+    fail("model.arch", "must be resnet or mobilenetv2 (got '" + model.arch + "')");
+  if (model.stem_width < 1) fail("model.stem_width", "must be >= 1");
+  if (model.widths.size() != model.depths.size())
+    fail("model.depths", "must list one depth per stage of model.widths (" +
+                             std::to_string(model.widths.size()) + " stages)");
+  for (auto w : model.widths)
+    if (w < 1) fail("model.widths", "entries must be >= 1");
+  for (auto d : model.depths)
+    if (d < 1) fail("model.depths", "entries must be >= 1");
+  if (model.expansion < 1) fail("model.expansion", "must be >= 1");
+  if (train.epochs < 1) fail("train.epochs", "must be >= 1");
+  if (train.batch_size < 1) fail("train.batch_size", "must be >= 1");
+  if (train.optimizer != "sgd" && train.optimizer != "adamw")
+    fail("train.optimizer", "must be sgd or adamw (got '" + train.optimizer + "')");
+  if (!(train.lr > 0.0) || !std::isfinite(train.lr)) fail("train.lr", "must be > 0");
+  if (!(train.momentum >= 0.0 && train.momentum < 1.0)) fail("train.momentum", "must be in [0, 1)");
+  if (!(train.weight_decay >= 0.0)) fail("train.weight_decay", "must be >= 0");
+  if (train.schedule != "cosine" && train.schedule != "step" && train.schedule != "constant")
+    fail("train.schedule", "must be cosine, step or constant (got '" + train.schedule + "')");
+  if (train.step_size < 1) fail("train.step_size", "must be >= 1");
+  if (!(train.gamma > 0.0 && train.gamma <= 1.0)) fail("train.gamma", "must be in (0, 1]");
+  if (!(train.warmup_epochs >= 0.0)) fail("train.warmup_epochs", "must be >= 0");
+  if (!(train.label_smoothing >= 0.0 && train.label_smoothing < 1.0))
+    fail("train.label_smoothing", "must be in [0, 1)");
+  if (train.threads < 1 || train.threads > 256) fail("train.threads", "must be in [1, 256]");
+  if (out_dir.empty()) fail("out", "must not be empty");
+}
+
+}  // namespace adascale::trainer

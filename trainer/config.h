@@ -1,0 +1,80 @@
+// TrainConfig: everything a training run needs, read from an INI file (Boost.Program_options) with
+// command-line overrides. Keys are `section.key` (e.g. `train.epochs`); on the command line they are
+// `--train.epochs 5`. Unknown keys and ill-typed values are errors that name the key and the file.
+//
+// The effective config (file + overrides) is rendered back to INI text with to_ini() and stored in
+// every checkpoint, so `adascale eval` and `--resume` rebuild exactly the same run.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace adascale::trainer {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct DataConfig {
+  std::string format = "fashion-mnist";
+  std::string root;  // empty: the format's default location
+  double validation_fraction = 0.1;
+  int64_t crop_padding = 2;
+  bool horizontal_flip = true;
+  int workers = 2;
+  int64_t limit_train = 0;  // > 0: use only the first N training examples (smoke runs)
+  int64_t limit_test = 0;
+  int64_t image_size = 0;   // folder format only
+  int64_t channels = 0;     // folder format only
+};
+
+struct ModelConfig {
+  std::string arch = "resnet";  // resnet | mobilenetv2
+  int64_t stem_width = 16;
+  std::vector<int64_t> widths{16, 32, 64};  // per stage
+  std::vector<int64_t> depths{2, 2, 2};     // blocks per stage
+  int64_t expansion = 6;                     // mobilenetv2 inverted-residual expansion
+};
+
+struct OptimConfig {
+  int64_t epochs = 10;
+  int64_t batch_size = 128;
+  std::string optimizer = "sgd";  // sgd | adamw
+  double lr = 0.1;
+  double momentum = 0.9;
+  bool nesterov = true;
+  double weight_decay = 5e-4;
+  std::string schedule = "cosine";  // cosine | step | constant
+  int64_t step_size = 10;           // step schedule: epochs between decays
+  double gamma = 0.1;               // step schedule: decay factor
+  double warmup_epochs = 0.0;       // linear warm-up from 0, in (fractional) epochs
+  double label_smoothing = 0.0;
+  uint64_t seed = 1;
+  int threads = 2;
+};
+
+struct TrainConfig {
+  std::string name = "run";
+  DataConfig data;
+  ModelConfig model;
+  OptimConfig train;
+  std::string out_dir = "runs/run";
+  std::string source;  // where the config came from (file path or "checkpoint")
+
+  std::string to_ini() const;
+  void validate() const;  // throws ConfigError naming the key
+};
+
+// parses INI text; origin names the file in error messages
+TrainConfig parse_config_text(const std::string& ini_text, const std::string& origin);
+TrainConfig load_config_file(const std::string& path);
+// applies `--section.key value` pairs (and the shortcuts --threads, --epochs, --seed, --out) on top
+void apply_overrides(TrainConfig& config, const std::vector<std::string>& args);
+
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& key);
+std::string join_int_list(const std::vector<int64_t>& values);
+
+}  // namespace adascale::trainer

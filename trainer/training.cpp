@@ -1,0 +1,335 @@
+#include "trainer/training.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "trainer/progress.h"
+
+namespace adascale::trainer {
+namespace {
+
+constexpr const char* kCheckpointName = "checkpoint.h5";
+const std::vector<std::string> kMetricColumns = {
+    "epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_s",
+    "epoch_seconds"};
+
+data::LoaderOptions eval_options(const DataConfig& d, const data::ChannelStats& stats) {
+  data::LoaderOptions o;
+  o.batch_size = 256;
+  o.shuffle = false;
+  o.normalize = stats;
+  o.workers = d.workers;
+  return o;
+}
+
+// keys that change speed but not results may differ on resume
+std::string comparable_config(TrainConfig c) {
+  c.train.threads = 0;
+  c.data.workers = 0;
+  c.source.clear();
+  return c.to_ini();
+}
+
+std::string first_difference(const std::string& a, const std::string& b) {
+  std::istringstream sa(a), sb(b);
+  std::string la, lb, section;
+  while (true) {
+    const bool ga = static_cast<bool>(std::getline(sa, la));
+    const bool gb = static_cast<bool>(std::getline(sb, lb));
+    if (!ga && !gb) return "";
+    if (ga && !la.empty() && la[0] == '[') section = la;
+    if (la != lb) return section + " '" + la + "' vs '" + lb + "'";
+  }
+}
+
+}  // namespace
+
+data::DatasetSpec dataset_spec(const DataConfig& d, const std::string& split) {
+  data::DatasetSpec spec;
+  spec.format = d.format;
+  spec.root = d.root;
+  spec.split = split;
+  spec.image_size = d.image_size;
+  spec.channels = d.channels;
+  return spec;
+}
+
+RunData load_run_data(const TrainConfig& config) {
+  RunData rd;
+  auto train = data::open_dataset(dataset_spec(config.data, "train"));
+  auto test = data::open_dataset(dataset_spec(config.data, "test"));
+  if (config.data.limit_train > 0 && config.data.limit_train < train->size())
+    train = train->subset(data::all_indices(config.data.limit_train));
+  if (config.data.limit_test > 0 && config.data.limit_test < test->size())
+    test = test->subset(data::all_indices(config.data.limit_test));
+  if (train->shape().numel() != test->shape().numel() ||
+      train->num_classes() != test->num_classes())
+    throw data::DataError("train and test splits of '" + config.data.format +
+                          "' disagree on image shape or class count");
+  rd.train = train;
+  rd.test = test;
+  rd.split = data::split_indices(train->size(), config.data.validation_fraction, config.train.seed);
+  rd.stats = data::channel_stats(*train, rd.split.train);
+  return rd;
+}
+
+double learning_rate(const OptimConfig& o, int64_t step, int64_t steps_per_epoch) {
+  const double warmup = o.warmup_epochs * steps_per_epoch;
+  if (step < warmup) return o.lr * (step + 1) / warmup;
+  const double total = static_cast<double>(o.epochs * steps_per_epoch);
+  if (o.schedule == "cosine") {
+    const double t = (step - warmup) / std::max(1.0, total - warmup);
+    return o.lr * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, t)));
+  }
+  if (o.schedule == "step") {
+    const int64_t epoch = step / std::max<int64_t>(1, steps_per_epoch);
+    return o.lr * std::pow(o.gamma, static_cast<double>(epoch / o.step_size));
+  }
+  return o.lr;
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimConfig& o,
+                                                        std::vector<torch::Tensor> params) {
+  if (o.optimizer == "sgd")
+    return std::make_unique<torch::optim::SGD>(
+        std::move(params), torch::optim::SGDOptions(o.lr)
+                               .momentum(o.momentum)
+                               .nesterov(o.nesterov && o.momentum > 0)
+                               .weight_decay(o.weight_decay));
+  if (o.optimizer == "adamw")
+    return std::make_unique<torch::optim::AdamW>(
+        std::move(params), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  throw ConfigError("train.optimizer: unknown optimizer '" + o.optimizer + "'");
+}
+
+EvalResult evaluate(Backbone& model, data::BatchLoader& loader, int64_t num_classes) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  EvalResult r;
+  r.confusion = torch::zeros({num_classes, num_classes}, torch::kInt64);
+  double loss_sum = 0.0;
+  int64_t correct = 0;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    auto logits = model.forward(batch->images);
+    loss_sum += torch::nn::functional::cross_entropy(
+                    logits, batch->labels,
+                    torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    .item<double>();
+    auto pred = logits.argmax(1);
+    correct += pred.eq(batch->labels).sum().item<int64_t>();
+    r.confusion.index_put_({batch->labels, pred}, torch::ones_like(pred), /*accumulate=*/true);
+    r.examples += batch->labels.size(0);
+  }
+  if (r.examples > 0) {
+    r.loss = loss_sum / r.examples;
+    r.accuracy = static_cast<double>(correct) / r.examples;
+  }
+  if (was_training) model.train();
+  return r;
+}
+
+std::string format_confusion(const EvalResult& r, const std::vector<std::string>& names) {
+  std::ostringstream o;
+  const int64_t k = r.confusion.size(0);
+  size_t name_w = 5;
+  for (const auto& n : names) name_w = std::max(name_w, n.size());
+  auto c = r.confusion.accessor<int64_t, 2>();
+  o << "confusion matrix (rows: true class, columns: predicted class)\n";
+  o << std::setw(static_cast<int>(name_w)) << "" << " ";
+  for (int64_t j = 0; j < k; ++j) o << std::setw(6) << j;
+  o << "  accuracy\n";
+  for (int64_t i = 0; i < k; ++i) {
+    const std::string name = i < static_cast<int64_t>(names.size()) ? names[i] : std::to_string(i);
+    o << std::setw(static_cast<int>(name_w)) << name << " ";
+    int64_t row = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      o << std::setw(6) << c[i][j];
+      row += c[i][j];
+    }
+    o << "  " << std::fixed << std::setprecision(1) << std::setw(6)
+      << (row ? 100.0 * c[i][i] / row : 0.0) << "%\n";
+  }
+  return o.str();
+}
+
+void ensure_writable_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw ConfigError("output folder '" + dir + "' cannot be created: " + ec.message());
+  const auto probe = std::filesystem::path(dir) / ".write-probe";
+  {
+    std::ofstream f(probe);
+    if (!f || !(f << "ok") || !f.flush())
+      throw ConfigError("output folder '" + dir + "' is not writable");
+  }
+  std::filesystem::remove(probe, ec);
+}
+
+std::shared_ptr<Backbone> load_model(const Checkpoint& ckpt, const std::string& origin) {
+  TrainConfig config = parse_config_text(ckpt.config_ini, origin + " (stored config)");
+  if (ckpt.input_shape.size() != 3) throw CheckpointError(origin + ": bad input_shape");
+  auto model = make_backbone(config.model, ckpt.input_shape[0],
+                             static_cast<int64_t>(ckpt.class_names.size()));
+  load_module_state(*model, ckpt.tensors, origin);
+  model->eval();
+  return model;
+}
+
+TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log,
+                   int64_t stop_after) {
+  config.validate();
+  ensure_writable_dir(config.out_dir);
+  const std::string ckpt_path = (std::filesystem::path(config.out_dir) / kCheckpointName).string();
+  torch::set_num_threads(config.train.threads);
+
+  RunData rd = load_run_data(config);
+  const auto shape = rd.train->shape();
+  const int64_t classes = rd.train->num_classes();
+
+  torch::manual_seed(config.train.seed);
+  auto model = make_backbone(config.model, shape.channels, classes);
+  auto optimizer = make_optimizer(config.train, model->parameters());
+
+  Checkpoint ck;
+  ck.config_ini = config.to_ini();
+  ck.architecture = model->describe();
+  ck.input_shape = {shape.channels, shape.height, shape.width};
+  ck.class_names = rd.train->class_names();
+  ck.normalize_mean = rd.stats.mean;
+  ck.normalize_std = rd.stats.std;
+  ck.metric_columns = kMetricColumns;
+
+  int64_t start_epoch = 0;
+  if (resume && std::filesystem::exists(ckpt_path)) {
+    Checkpoint prev = read_checkpoint(ckpt_path);
+    const auto diff = first_difference(
+        comparable_config(parse_config_text(prev.config_ini, ckpt_path)),
+        comparable_config(config));
+    if (!diff.empty())
+      throw ConfigError("cannot resume from " + ckpt_path + ": its config differs at " + diff);
+    load_module_state(*model, prev.tensors, ckpt_path);
+    if (!prev.optimizer_archive.empty()) deserialize_optimizer(*optimizer, prev.optimizer_archive);
+    start_epoch = prev.epoch;
+    ck.metrics = prev.metrics;
+    log << "resuming from " << ckpt_path << " after epoch " << start_epoch << "\n";
+  }
+
+  const auto cost = measure_cost(*model, shape.channels, shape.height, shape.width);
+  log << "model: " << model->describe() << ", " << cost.params << " params, " << std::fixed
+      << std::setprecision(2) << cost.macs / 1e6 << " M MACs\n"
+      << "data: " << rd.split.train.size() << " train, " << rd.split.validation.size()
+      << " validation, " << rd.test->size() << " test images of " << shape.channels << "x"
+      << shape.height << "x" << shape.width << ", " << classes << " classes\n";
+
+  data::LoaderOptions train_opts;
+  train_opts.batch_size = config.train.batch_size;
+  train_opts.shuffle = true;
+  train_opts.drop_last = rd.split.train.size() > static_cast<size_t>(config.train.batch_size);
+  train_opts.augment.crop_padding = config.data.crop_padding;
+  train_opts.augment.horizontal_flip = config.data.horizontal_flip;
+  train_opts.normalize = rd.stats;
+  train_opts.workers = config.data.workers;
+  train_opts.seed = config.train.seed;
+  data::BatchLoader train_loader(rd.train, rd.split.train, train_opts);
+  const int64_t steps_per_epoch = train_loader.batches_per_epoch();
+
+  std::unique_ptr<data::BatchLoader> val_loader;
+  if (!rd.split.validation.empty())
+    val_loader = std::make_unique<data::BatchLoader>(rd.train, rd.split.validation,
+                                                     eval_options(config.data, rd.stats));
+  auto ce_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(
+      config.train.label_smoothing);
+
+  TrainOutcome outcome;
+  outcome.checkpoint_path = ckpt_path;
+  double step_seconds_total = 0.0;
+  int64_t images_total = 0;
+  const int64_t end_epoch =
+      stop_after > 0 ? std::min(config.train.epochs, stop_after) : config.train.epochs;
+  for (int64_t epoch = start_epoch; epoch < end_epoch; ++epoch) {
+    model->train();
+    train_loader.start_epoch(epoch);
+    ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(config.train.epochs),
+                    steps_per_epoch);
+    double loss_sum = 0.0;
+    int64_t correct = 0, seen = 0, step_in_epoch = 0;
+    double step_seconds = 0.0;
+    double lr = 0.0;
+    while (auto batch = train_loader.next()) {
+      const auto t0 = std::chrono::steady_clock::now();
+      lr = learning_rate(config.train, epoch * steps_per_epoch + step_in_epoch, steps_per_epoch);
+      for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
+      auto logits = model->forward(batch->images);
+      auto loss = torch::nn::functional::cross_entropy(logits, batch->labels, ce_options);
+      optimizer->zero_grad();
+      loss.backward();
+      optimizer->step();
+      const int64_t b = batch->labels.size(0);
+      loss_sum += loss.item<double>() * b;
+      correct += logits.argmax(1).eq(batch->labels).sum().item<int64_t>();
+      seen += b;
+      ++step_in_epoch;
+      step_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      bar.update(step_in_epoch, seen, loss_sum / seen, static_cast<double>(correct) / seen);
+    }
+    bar.finish();
+    const double epoch_seconds = bar.elapsed_seconds();
+    step_seconds_total += step_seconds;
+    images_total += seen;
+    EvalResult val;
+    if (val_loader) val = evaluate(*model, *val_loader, classes);
+    const double ips = step_seconds > 0 ? seen / step_seconds : 0.0;
+    log << "epoch " << std::setw(3) << epoch + 1 << "/" << config.train.epochs << std::fixed
+        << std::setprecision(4) << "  lr " << lr << "  train loss " << loss_sum / seen << " acc "
+        << std::setprecision(2) << 100.0 * correct / seen << "%";
+    if (val_loader)
+      log << "  val loss " << std::setprecision(4) << val.loss << " acc " << std::setprecision(2)
+          << 100.0 * val.accuracy << "%";
+    log << "  " << std::setprecision(0) << ips << " img/s  " << format_duration(epoch_seconds)
+        << std::endl;
+    ck.metrics.push_back({double(epoch + 1), lr, loss_sum / seen, double(correct) / seen,
+                          val_loader ? val.loss : -1.0, val_loader ? val.accuracy : -1.0, ips,
+                          epoch_seconds});
+    ck.epoch = epoch + 1;
+    ck.tensors = module_state(*model);
+    ck.optimizer_archive = serialize_optimizer(*optimizer);
+    write_checkpoint(ck, ckpt_path);
+    ++outcome.epochs_run;
+  }
+
+  outcome.train_seconds = step_seconds_total;
+  outcome.images_per_second = step_seconds_total > 0 ? images_total / step_seconds_total : 0.0;
+  if (end_epoch < config.train.epochs) {
+    log << "stopped after epoch " << end_epoch << " of " << config.train.epochs
+        << "; continue with --resume\n";
+    return outcome;
+  }
+  // final evaluation on the held-out test split
+  if (outcome.epochs_run == 0) {
+    Checkpoint prev = read_checkpoint(ckpt_path);
+    load_module_state(*model, prev.tensors, ckpt_path);
+    ck.metrics = prev.metrics;
+    ck.epoch = prev.epoch;
+    ck.optimizer_archive = prev.optimizer_archive;
+  }
+  data::BatchLoader test_loader(rd.test, data::all_indices(rd.test->size()),
+                                eval_options(config.data, rd.stats));
+  outcome.test = evaluate(*model, test_loader, classes);
+  log << "test: accuracy " << std::fixed << std::setprecision(2) << 100.0 * outcome.test.accuracy
+      << "%  loss " << std::setprecision(4) << outcome.test.loss << "  (" << outcome.test.examples
+      << " images)\n";
+  ck.tensors = module_state(*model);
+  ck.test_accuracy = outcome.test.accuracy;
+  ck.test_loss = outcome.test.loss;
+  write_checkpoint(ck, ckpt_path);
+  return outcome;
+}
+
+}  // namespace adascale::trainer

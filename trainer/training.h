@@ -1,0 +1,69 @@
+// Training and evaluation of a backbone on a dataset, driven by a TrainConfig.
+//
+// train() is deterministic for a given seed and thread count: the model is initialised from the
+// seed, batches come from a seeded BatchLoader, and the learning rate is a pure function of the
+// step. A checkpoint is written atomically after every epoch, so `resume` continues from the last
+// completed epoch and reaches the same weights as an uninterrupted run.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "datasets/batch_loader.h"
+#include "datasets/dataset.h"
+#include "trainer/checkpoint.h"
+#include "trainer/config.h"
+#include "trainer/models.h"
+
+namespace adascale::trainer {
+
+struct EvalResult {
+  double loss = 0.0;
+  double accuracy = 0.0;
+  int64_t examples = 0;
+  torch::Tensor confusion;  // int64 [classes x classes]: rows true class, columns prediction
+};
+
+EvalResult evaluate(Backbone& model, data::BatchLoader& loader, int64_t num_classes);
+// aligned text table of the confusion matrix plus per-class accuracy
+std::string format_confusion(const EvalResult& result, const std::vector<std::string>& class_names);
+
+struct RunData {
+  data::DatasetPtr train;  // the full training file (validation is carved out of it)
+  data::DatasetPtr test;
+  data::SplitIndices split;
+  data::ChannelStats stats;
+};
+RunData load_run_data(const TrainConfig& config);
+data::DatasetSpec dataset_spec(const DataConfig& data, const std::string& split);
+
+// learning rate at a global step (warm-up, then cosine / step / constant)
+double learning_rate(const OptimConfig& optim, int64_t step, int64_t steps_per_epoch);
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimConfig& optim,
+                                                        std::vector<torch::Tensor> params);
+
+struct TrainOutcome {
+  std::string checkpoint_path;
+  EvalResult test;
+  int64_t epochs_run = 0;
+  double train_seconds = 0.0;
+  double images_per_second = 0.0;  // training images per second of training-step time
+};
+
+// trains, validates each epoch, evaluates on the test split; log gets the per-epoch lines.
+// stop_after > 0 ends this invocation once that many epochs are complete (the schedule still
+// spans train.epochs), so a long run can be split across jobs and continued with resume.
+TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log,
+                   int64_t stop_after = 0);
+
+// checks that out_dir can be created and written to; throws ConfigError naming it otherwise
+void ensure_writable_dir(const std::string& dir);
+
+// rebuilds the model of a checkpoint, weights loaded, in eval mode
+std::shared_ptr<Backbone> load_model(const Checkpoint& ckpt, const std::string& origin);
+
+}  // namespace adascale::trainer
