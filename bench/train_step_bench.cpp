@@ -49,9 +49,12 @@ int main(int argc, char** argv) {
   int threads = 0;
   std::vector<char*> rest{argv[0]};
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
-    else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else rest.push_back(argv[i]);
+    if (!std::strcmp(argv[i], "--config") && i + 1 < argc)
+      config = argv[++i];
+    else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc)
+      threads = std::atoi(argv[++i]);
+    else
+      rest.push_back(argv[i]);
   }
   try {
     g_config = load_config_file(config);

@@ -9,9 +9,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 namespace adascale {
 
@@ -89,6 +91,41 @@ json branch_to_json(const Branch& branch) {
           {"output", branch.output},
           {"nodes", nodes},
           {"costs", costs}};
+}
+
+// nlohmann converts a floating-point JSON number to an integer or float with a plain cast, which
+// is undefined behaviour out of range; numeric catalog fields are therefore checked first.
+struct CatalogError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+uint64_t get_u64(const json& j, const std::string& what) {
+  if (!j.is_number_unsigned())
+    throw CatalogError(what + " must be a non-negative integer, got " + j.dump());
+  return j.get<uint64_t>();
+}
+
+Shape get_shape(const json& j, const std::string& what) {
+  if (!j.is_array()) throw CatalogError(what + " must be a list of integers");
+  Shape shape;
+  for (const json& dim : j) {
+    if (!dim.is_number_integer()) throw CatalogError(what + " must be a list of integers");
+    shape.push_back(dim.get<int64_t>());
+  }
+  return shape;
+}
+
+std::vector<float> get_floats(const json& j, const std::string& what) {
+  if (!j.is_array()) throw CatalogError(what + " must be a list of numbers");
+  std::vector<float> values;
+  for (const json& v : j) {
+    if (!v.is_number()) throw CatalogError(what + " must be a list of numbers");
+    const double d = v.get<double>();
+    if (!(std::fabs(d) <= std::numeric_limits<float>::max()))
+      throw CatalogError(what + " value out of float range");
+    values.push_back(static_cast<float>(d));
+  }
+  return values;
 }
 
 Status format_error(const std::string& message) {
@@ -415,9 +452,9 @@ Status Bundle::parse(const std::string& text, const uint8_t* base, size_t size) 
                               std::to_string(kBundleSchemaVersion) + ")");
     model_name_ = catalog.at("model").get<std::string>();
     const json& input = catalog.at("input");
-    input_.shape_nchw = input.at("shape").get<Shape>();
-    input_.mean = input.value("mean", std::vector<float>{});
-    input_.std = input.value("std", std::vector<float>{});
+    input_.shape_nchw = get_shape(input.at("shape"), "input shape");
+    if (input.contains("mean")) input_.mean = get_floats(input["mean"], "input mean");
+    if (input.contains("std")) input_.std = get_floats(input["std"], "input std");
     s = check_input(input_);
     if (!s.ok()) return s;
     classes_ = catalog.value("classes", std::vector<std::string>{});
@@ -435,10 +472,11 @@ Status Bundle::parse(const std::string& text, const uint8_t* base, size_t size) 
       ConstTensor t;
       if (!parse_dtype(jt.at("dtype").get<std::string>(), &t.dtype))
         return format_error(where + "unknown dtype");
-      t.shape = jt.at("shape").get<Shape>();
-      const uint64_t offset = jt.at("offset").get<uint64_t>();
-      const uint64_t bytes = jt.at("bytes").get<uint64_t>();
-      const uint32_t crc = jt.at("crc32").get<uint32_t>();
+      t.shape = get_shape(jt.at("shape"), where + "shape");
+      const uint64_t offset = get_u64(jt.at("offset"), where + "offset");
+      const uint64_t bytes = get_u64(jt.at("bytes"), where + "bytes");
+      const uint64_t crc = get_u64(jt.at("crc32"), where + "crc32");
+      if (crc > 0xFFFFFFFFu) return format_error(where + "crc32 is not a 32-bit value");
       const int64_t elements = shape_elements(t.shape);
       if (t.shape.size() > 8 || elements < 0 ||
           static_cast<uint64_t>(elements) * dtype_size(t.dtype) != bytes)
@@ -473,6 +511,8 @@ Status Bundle::parse(const std::string& text, const uint8_t* base, size_t size) 
     }
   } catch (const json::exception& e) {
     return format_error(std::string("malformed: ") + e.what());
+  } catch (const CatalogError& e) {
+    return format_error(e.what());
   }
   return ok_status();
 }

@@ -1,5 +1,6 @@
 #include "runtime/graph.h"
 
+#include <cmath>
 #include <limits>
 #include <sstream>
 #include <unordered_set>
@@ -52,24 +53,39 @@ std::string shape_string(const Shape& shape) {
   return out.str();
 }
 
+namespace {
+
+// Attrs come from untrusted JSON: converting a double outside the target range is undefined
+// behaviour, so non-integral, huge or NaN values map to INT64_MIN, which every caller rejects
+// (they all check a lower bound), and out-of-range floats saturate to +-inf.
+int64_t to_int(double v) {
+  return v >= -9.0e15 && v <= 9.0e15 && v == std::floor(v) ? static_cast<int64_t>(v)
+                                                           : std::numeric_limits<int64_t>::min();
+}
+float to_float(double v) {
+  if (v > std::numeric_limits<float>::max()) return std::numeric_limits<float>::infinity();
+  if (v < -std::numeric_limits<float>::max()) return -std::numeric_limits<float>::infinity();
+  return static_cast<float>(v);
+}
+
+}  // namespace
+
 int64_t Attrs::get_int(const std::string& key, int64_t fallback) const {
   auto it = numbers.find(key);
-  return it == numbers.end() || it->second.size() != 1 ? fallback
-                                                       : static_cast<int64_t>(it->second[0]);
+  return it == numbers.end() || it->second.size() != 1 ? fallback : to_int(it->second[0]);
 }
 
 std::vector<int64_t> Attrs::get_ints(const std::string& key, std::vector<int64_t> fallback) const {
   auto it = numbers.find(key);
   if (it == numbers.end()) return fallback;
   std::vector<int64_t> values;
-  for (double v : it->second) values.push_back(static_cast<int64_t>(v));
+  for (double v : it->second) values.push_back(to_int(v));
   return values;
 }
 
 float Attrs::get_float(const std::string& key, float fallback) const {
   auto it = numbers.find(key);
-  return it == numbers.end() || it->second.size() != 1 ? fallback
-                                                       : static_cast<float>(it->second[0]);
+  return it == numbers.end() || it->second.size() != 1 ? fallback : to_float(it->second[0]);
 }
 
 std::string Attrs::get_string(const std::string& key, const std::string& fallback) const {

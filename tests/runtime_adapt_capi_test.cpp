@@ -25,10 +25,12 @@ std::string write_bundle() {
   writer.add_f32("stem.w", {8, 3, 3, 3}, testing::random_floats(rng, 8 * 27, -0.5f, 0.5f));
   writer.add_f32("fc.w", {5, 8}, testing::random_floats(rng, 40, -1.0f, 1.0f));
   const char* names[] = {"small", "medium", "large"};
-  const char* costs[] = {
-      R"({"latency_ms":{"median":0.5,"p90":0.6},"peak_memory_bytes":1000,"macs":1000,"accuracy":0.60})",
-      R"({"latency_ms":{"median":2.0,"p90":2.5},"peak_memory_bytes":2000,"macs":4000,"accuracy":0.75})",
-      R"({"latency_ms":{"median":8.0,"p90":9.0},"peak_memory_bytes":3000,"macs":16000,"accuracy":0.90})"};
+  const char* costs[] = {R"({"latency_ms":{"median":0.5,"p90":0.6},)"
+                         R"("peak_memory_bytes":1000,"macs":1000,"accuracy":0.60})",
+                         R"({"latency_ms":{"median":2.0,"p90":2.5},)"
+                         R"("peak_memory_bytes":2000,"macs":4000,"accuracy":0.75})",
+                         R"({"latency_ms":{"median":8.0,"p90":9.0},)"
+                         R"("peak_memory_bytes":3000,"macs":16000,"accuracy":0.90})"};
   for (int i = 0; i < 3; ++i) {
     Branch b;
     b.name = names[i];
@@ -70,8 +72,9 @@ class AdaptCApiTest : public ::testing::Test {
   void SetUp() override {
     static const std::string path = write_bundle();
     ASSERT_EQ(adascale_open(path.c_str(), &rt_), ADASCALE_OK);
-    fixture_.write("proc/stat", "cpu  100 0 100 1000 0 0 0 0 0 0\ncpu0 1 1 1 1\ncpu1 1 1 1 1\n"
-                                "procs_running 1\n");
+    fixture_.write("proc/stat",
+                   "cpu  100 0 100 1000 0 0 0 0 0 0\ncpu0 1 1 1 1\ncpu1 1 1 1 1\n"
+                   "procs_running 1\n");
     fixture_.write("proc/meminfo", "MemTotal: 8000000 kB\nMemAvailable: 6000000 kB\n");
     fixture_.write("sys/class/power_supply/BAT0/capacity", "55\n");
     fixture_.write("sys/class/power_supply/BAT0/status", "Discharging\n");

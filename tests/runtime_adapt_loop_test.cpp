@@ -17,8 +17,9 @@ using testing::FixtureRoot;
 
 // An idle two-core machine with plenty of memory: context scaling is exactly 1.
 void write_idle_machine(const FixtureRoot& fixture) {
-  fixture.write("proc/stat", "cpu  100 0 100 1000 0 0 0 0 0 0\ncpu0 1 1 1 1\ncpu1 1 1 1 1\n"
-                             "procs_running 1\n");
+  fixture.write("proc/stat",
+                "cpu  100 0 100 1000 0 0 0 0 0 0\ncpu0 1 1 1 1\ncpu1 1 1 1 1\n"
+                "procs_running 1\n");
   fixture.write("proc/meminfo", "MemTotal: 8000000 kB\nMemAvailable: 6000000 kB\n");
 }
 
@@ -101,8 +102,8 @@ TEST(AdaptationLoopTest, ObservedLatenciesCorrectPredictionsAndTriggerSwitches) 
   ASSERT_EQ(loop.current_branch(), 1);
   // The device turns out twice as slow as the catalog: medium takes 4 ms.
   for (int i = 0; i < 10; ++i) loop.report_latency(1, 4.0);
-  loop.report_latency(1, -1);   // ignored
-  loop.report_latency(99, 1);   // ignored
+  loop.report_latency(1, -1);  // ignored
+  loop.report_latency(99, 1);  // ignored
   loop.step();
   EXPECT_EQ(loop.current_branch(), 0);
   ASSERT_EQ(events.size(), 2u);
@@ -139,7 +140,7 @@ TEST(AdaptationLoopTest, BackgroundThreadRunsAtItsPeriodAndStops) {
   EXPECT_EQ(loop.current_branch(), 2);
   std::this_thread::sleep_for(std::chrono::milliseconds(30));
   EXPECT_EQ(loop.stats().iterations, iterations);  // really stopped
-  ASSERT_TRUE(loop.start().ok());  // restartable
+  ASSERT_TRUE(loop.start().ok());                  // restartable
   loop.stop();
 }
 

@@ -38,7 +38,8 @@ TEST(ProfilerTest, ParsesEveryCatalogKeyAndToleratesMissingOnes) {
   EXPECT_DOUBLE_EQ(*full.accuracy, 0.91);
   EXPECT_TRUE(full.int8);
 
-  const BranchCosts split = costs_of(R"({"weight_bytes":300,"activation_bytes":200,"latency_ms":1})");
+  const BranchCosts split =
+      costs_of(R"({"weight_bytes":300,"activation_bytes":200,"latency_ms":1})");
   EXPECT_DOUBLE_EQ(*split.memory_bytes, 500);
   EXPECT_DOUBLE_EQ(*split.latency_median_ms, 1.0);  // a plain number is the median
 
@@ -112,16 +113,16 @@ TEST(ProfilerTest, ContentionScalesLatency) {
 
 TEST(ProfilerTest, EnergyFollowsTheCorrectedModelOrMeasuredPower) {
   DeviceProfile device;
-  Profiler profiler({costs_of(R"({"latency_ms":{"median":2.0},"macs":1e6,"memory_access_bytes":1e5})"),
-                     costs_of(R"({"latency_ms":{"median":2.0},"macs":1e6,"precision":"int8"})")},
-                    device);
+  Profiler profiler(
+      {costs_of(R"({"latency_ms":{"median":2.0},"macs":1e6,"memory_access_bytes":1e5})"),
+       costs_of(R"({"latency_ms":{"median":2.0},"macs":1e6,"precision":"int8"})")},
+      device);
   ContextSample s = idle_context();
   s.cache_rate = 0.25;
   const auto& e = profiler.predict(s);
   // E = e_mac*MACs + M*(r*e_cache + (1-r)*e_dram), pJ -> mJ; the DRAM term is multiplied by M.
-  const double expected_pj =
-      device.e_mac_pj * 1e6 +
-      1e5 * (0.25 * device.e_cache_pj_per_byte + 0.75 * device.e_dram_pj_per_byte);
+  const double expected_pj = device.e_mac_pj * 1e6 + 1e5 * (0.25 * device.e_cache_pj_per_byte +
+                                                            0.75 * device.e_dram_pj_per_byte);
   ASSERT_TRUE(e[0].energy_known);
   EXPECT_FALSE(e[0].energy_measured);
   EXPECT_NEAR(e[0].energy_mj, expected_pj * 1e-9, 1e-15);

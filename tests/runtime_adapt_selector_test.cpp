@@ -79,8 +79,7 @@ TEST(SelectorTest, RejectsNegativeNanAndImpossibleBudgets) {
 TEST(SelectorTest, PicksTheMostAccurateFeasibleBranch) {
   Selector selector(no_dwell());
   ASSERT_TRUE(selector.set_budgets(latency_budget(3)).ok());
-  const std::vector<BranchEstimate> e = {estimate(1, 0.70), estimate(2.5, 0.80),
-                                         estimate(6, 0.90)};
+  const std::vector<BranchEstimate> e = {estimate(1, 0.70), estimate(2.5, 0.80), estimate(6, 0.90)};
   const Decision d = selector.decide(e, {}, 0);
   EXPECT_EQ(d.branch, 1);
   EXPECT_TRUE(d.switched);
@@ -233,7 +232,7 @@ TEST(SelectorTest, MinimumDwellDelaysImprovementsButNotInfeasibility) {
   ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());
   std::vector<BranchEstimate> e = {estimate(1, 0.7), estimate(20, 0.9)};
   EXPECT_EQ(selector.decide(e, {}, 0).branch, 0);
-  e[1].latency_ms = 5;  // now feasible and better
+  e[1].latency_ms = 5;                               // now feasible and better
   EXPECT_EQ(selector.decide(e, {}, 500).branch, 0);  // too soon
   Decision d = selector.decide(e, {}, 1000);
   EXPECT_EQ(d.branch, 1);

@@ -14,9 +14,9 @@ class FixtureRoot {
  public:
   explicit FixtureRoot(const std::string& name) {
     static int counter = 0;
-    root_ = std::filesystem::temp_directory_path() /
-            ("adascale_adapt_" + std::to_string(::getpid()) + "_" + name + "_" +
-             std::to_string(counter++));
+    root_ =
+        std::filesystem::temp_directory_path() / ("adascale_adapt_" + std::to_string(::getpid()) +
+                                                  "_" + name + "_" + std::to_string(counter++));
     std::filesystem::remove_all(root_);
     std::filesystem::create_directories(root_);
   }

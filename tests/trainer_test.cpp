@@ -21,8 +21,8 @@ using namespace adascale::trainer;
 namespace {
 
 fs::path temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("adascale_trainer_test_" + name + "_" +
-                                          std::to_string(::getpid()));
+  auto dir = fs::temp_directory_path() /
+             ("adascale_trainer_test_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;

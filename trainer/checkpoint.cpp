@@ -58,10 +58,10 @@ void write_int_attr(const Context& cx, hid_t loc, const char* name,
                     const std::vector<int64_t>& values) {
   const hsize_t n = values.size();
   H5Handle space(n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, nullptr), H5Sclose);
-  H5Handle attr(cx.check_id(H5Acreate2(loc, name, H5T_NATIVE_INT64, space, H5P_DEFAULT,
-                                       H5P_DEFAULT),
-                            std::string("create attribute ") + name),
-                H5Aclose);
+  H5Handle attr(
+      cx.check_id(H5Acreate2(loc, name, H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT),
+                  std::string("create attribute ") + name),
+      H5Aclose);
   cx.check(H5Awrite(attr, H5T_NATIVE_INT64, values.data()), std::string("write attribute ") + name);
 }
 
@@ -70,10 +70,10 @@ void write_float_attr(const Context& cx, hid_t loc, const char* name,
   const hsize_t n = std::max<size_t>(1, values.size());
   std::vector<double> v = values.empty() ? std::vector<double>{0.0} : values;
   H5Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
-  H5Handle attr(cx.check_id(H5Acreate2(loc, name, H5T_NATIVE_DOUBLE, space, H5P_DEFAULT,
-                                       H5P_DEFAULT),
-                            std::string("create attribute ") + name),
-                H5Aclose);
+  H5Handle attr(
+      cx.check_id(H5Acreate2(loc, name, H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT),
+                  std::string("create attribute ") + name),
+      H5Aclose);
   cx.check(H5Awrite(attr, H5T_NATIVE_DOUBLE, v.data()), std::string("write attribute ") + name);
 }
 
@@ -92,7 +92,8 @@ std::string read_string_attr(const Context& cx, hid_t loc, const char* name) {
   if (H5Aexists(loc, name) <= 0) cx.fail(std::string("missing attribute '") + name + "'");
   H5Handle attr(cx.check_id(H5Aopen(loc, name, H5P_DEFAULT), name), H5Aclose);
   H5Handle type(H5Aget_type(attr), H5Tclose);
-  if (H5Tget_class(type) != H5T_STRING) cx.fail(std::string("attribute '") + name + "' is not text");
+  if (H5Tget_class(type) != H5T_STRING)
+    cx.fail(std::string("attribute '") + name + "' is not text");
   const size_t size = H5Tget_size(type);
   std::string out(size, '\0');
   H5Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
@@ -115,8 +116,9 @@ std::vector<int64_t> read_int_attr(const Context& cx, hid_t loc, const char* nam
 
 void write_dataset(const Context& cx, hid_t group, const std::string& name, hid_t type,
                    const std::vector<hsize_t>& dims, const void* data) {
-  H5Handle space(dims.empty() ? H5Screate(H5S_SCALAR)
-                              : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+  H5Handle space(dims.empty()
+                     ? H5Screate(H5S_SCALAR)
+                     : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                  H5Sclose);
   H5Handle ds(cx.check_id(H5Dcreate2(group, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT,
                                      H5P_DEFAULT),
@@ -171,6 +173,7 @@ void write_checkpoint(const Checkpoint& ckpt, const std::string& path) {
     write_int_attr(cx, file, "epoch", {ckpt.epoch});
     write_string_attr(cx, file, "config", ckpt.config_ini);
     write_string_attr(cx, file, "architecture", ckpt.architecture);
+    write_string_attr(cx, file, "spec", ckpt.spec);
     write_int_attr(cx, file, "input_shape", ckpt.input_shape);
     write_string_attr(cx, file, "class_names", join_lines(ckpt.class_names));
     write_float_attr(cx, file, "normalize_mean",
@@ -190,7 +193,8 @@ void write_checkpoint(const Checkpoint& ckpt, const std::string& path) {
       } else if (t.scalar_type() == torch::kInt64) {
         write_dataset(cx, model, name, H5T_NATIVE_INT64, dims, t.data_ptr<int64_t>());
       } else {
-        cx.fail("tensor '" + name + "' has unsupported dtype " + std::string(toString(t.scalar_type())));
+        cx.fail("tensor '" + name + "' has unsupported dtype " +
+                std::string(toString(t.scalar_type())));
       }
     }
     if (!ckpt.optimizer_archive.empty()) {
@@ -206,7 +210,9 @@ void write_checkpoint(const Checkpoint& ckpt, const std::string& path) {
     const size_t cols = ckpt.metric_columns.size();
     std::vector<double> flat;
     for (const auto& row : ckpt.metrics) {
-      if (row.size() != cols) cx.fail("metrics row has " + std::to_string(row.size()) + " values, expected " + std::to_string(cols));
+      if (row.size() != cols)
+        cx.fail("metrics row has " + std::to_string(row.size()) + " values, expected " +
+                std::to_string(cols));
       flat.insert(flat.end(), row.begin(), row.end());
     }
     if (!ckpt.metrics.empty()) {
@@ -242,9 +248,11 @@ Checkpoint read_checkpoint(const std::string& path) {
   ck.epoch = read_int_attr(cx, file, "epoch").at(0);
   ck.config_ini = read_string_attr(cx, file, "config");
   ck.architecture = read_string_attr(cx, file, "architecture");
+  if (H5Aexists(file, "spec") > 0) ck.spec = read_string_attr(cx, file, "spec");
   ck.input_shape = read_int_attr(cx, file, "input_shape");
   ck.class_names = split_lines(read_string_attr(cx, file, "class_names"));
-  for (double v : read_float_attr(cx, file, "normalize_mean")) ck.normalize_mean.push_back(float(v));
+  for (double v : read_float_attr(cx, file, "normalize_mean"))
+    ck.normalize_mean.push_back(float(v));
   for (double v : read_float_attr(cx, file, "normalize_std")) ck.normalize_std.push_back(float(v));
   if (ck.input_shape.size() != 3 || ck.normalize_mean.size() != size_t(ck.input_shape[0]) ||
       ck.normalize_std.size() != size_t(ck.input_shape[0]))
@@ -281,16 +289,16 @@ Checkpoint read_checkpoint(const std::string& path) {
     ck.tensors.emplace(name, t);
   }
   if (H5Lexists(file, "optimizer", H5P_DEFAULT) > 0) {
-    H5Handle ds(cx.check_id(H5Dopen2(file, "optimizer/archive", H5P_DEFAULT),
-                            "open optimizer/archive"),
-                H5Dclose);
+    H5Handle ds(
+        cx.check_id(H5Dopen2(file, "optimizer/archive", H5P_DEFAULT), "open optimizer/archive"),
+        H5Dclose);
     H5Handle space(H5Dget_space(ds), H5Sclose);
     const hssize_t n = H5Sget_simple_extent_npoints(space);
     if (n < 0) cx.fail("optimizer/archive has a bad size");
     ck.optimizer_archive.resize(static_cast<size_t>(n));
-    cx.check(H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                     ck.optimizer_archive.data()),
-             "read optimizer/archive");
+    cx.check(
+        H5Dread(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, ck.optimizer_archive.data()),
+        "read optimizer/archive");
   }
   if (H5Lexists(file, "metrics", H5P_DEFAULT) > 0) {
     H5Handle metrics(cx.check_id(H5Gopen2(file, "metrics", H5P_DEFAULT), "open group metrics"),
@@ -330,7 +338,8 @@ void load_module_state(torch::nn::Module& module, const std::map<std::string, to
   auto load = [&](const std::string& name, torch::Tensor& target) {
     auto it = state.find(name);
     if (it == state.end())
-      throw CheckpointError(origin + ": no tensor '" + name + "' (checkpoint of another architecture?)");
+      throw CheckpointError(origin + ": no tensor '" + name +
+                            "' (checkpoint of another architecture?)");
     if (it->second.sizes() != target.sizes())
       throw CheckpointError(origin + ": tensor '" + name + "' has shape " +
                             c10::str(it->second.sizes()) + ", the model expects " +

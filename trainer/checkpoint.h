@@ -1,7 +1,8 @@
 // Checkpoint: an HDF5 file holding everything needed to evaluate, resume or export a run.
 //
 //   /                    attributes: format_version, epoch (last completed), config (INI text),
-//                        architecture (Backbone::describe), input shape, class names
+//                        architecture (Backbone::describe), spec (Backbone::spec_json), input
+//                        shape, class names
 //                        normalize_mean/std, test_accuracy/test_loss (-1 until evaluated)
 //   /model/<name>        one dataset per parameter and buffer (BN running statistics included),
 //                        float32 or int64, named as in named_parameters()/named_buffers()
@@ -30,6 +31,7 @@ struct Checkpoint {
   int64_t epoch = 0;  // epochs completed
   std::string config_ini;
   std::string architecture;
+  std::string spec;  // Backbone::spec_json(): rebuilds compressed variants; may be empty
   std::vector<int64_t> input_shape;  // C, H, W
   std::vector<std::string> class_names;
   std::vector<float> normalize_mean;  // per channel, pixel units in [0,1]

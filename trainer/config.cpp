@@ -20,44 +20,44 @@ po::options_description describe(TrainConfig& c) {
         ->notifier([target, key](const std::string& s) { *target = parse_int_list(s, key); });
   };
   d.add_options()  //
-      ("name", po::value(&c.name)->default_value(c.name))
-      ("out", po::value(&c.out_dir)->default_value(c.out_dir))
-      ("data.format", po::value(&c.data.format)->default_value(c.data.format))
-      ("data.root", po::value(&c.data.root)->default_value(c.data.root))
-      ("data.validation_fraction",
-       po::value(&c.data.validation_fraction)->default_value(c.data.validation_fraction))
-      ("data.crop_padding", po::value(&c.data.crop_padding)->default_value(c.data.crop_padding))
-      ("data.horizontal_flip",
-       po::value(&c.data.horizontal_flip)->default_value(c.data.horizontal_flip))
-      ("data.workers", po::value(&c.data.workers)->default_value(c.data.workers))
-      ("data.limit_train", po::value(&c.data.limit_train)->default_value(c.data.limit_train))
-      ("data.limit_test", po::value(&c.data.limit_test)->default_value(c.data.limit_test))
-      ("data.image_size", po::value(&c.data.image_size)->default_value(c.data.image_size))
-      ("data.channels", po::value(&c.data.channels)->default_value(c.data.channels))
-      ("model.arch", po::value(&c.model.arch)->default_value(c.model.arch))
-      ("model.stem_width", po::value(&c.model.stem_width)->default_value(c.model.stem_width))
-      ("model.widths", list(&c.model.widths, "model.widths"))
-      ("model.depths", list(&c.model.depths, "model.depths"))
-      ("model.expansion", po::value(&c.model.expansion)->default_value(c.model.expansion))
-      ("train.epochs", po::value(&c.train.epochs)->default_value(c.train.epochs))
-      ("train.batch_size", po::value(&c.train.batch_size)->default_value(c.train.batch_size))
-      ("train.optimizer", po::value(&c.train.optimizer)->default_value(c.train.optimizer))
-      ("train.lr", po::value(&c.train.lr)->default_value(c.train.lr))
-      ("train.momentum", po::value(&c.train.momentum)->default_value(c.train.momentum))
-      ("train.nesterov", po::value(&c.train.nesterov)->default_value(c.train.nesterov))
-      ("train.weight_decay", po::value(&c.train.weight_decay)->default_value(c.train.weight_decay))
-      ("train.schedule", po::value(&c.train.schedule)->default_value(c.train.schedule))
-      ("train.step_size", po::value(&c.train.step_size)->default_value(c.train.step_size))
-      ("train.gamma", po::value(&c.train.gamma)->default_value(c.train.gamma))
-      ("train.warmup_epochs",
-       po::value(&c.train.warmup_epochs)->default_value(c.train.warmup_epochs))
-      ("train.label_smoothing",
-       po::value(&c.train.label_smoothing)->default_value(c.train.label_smoothing))
-      ("train.seed", po::value(&c.train.seed)->default_value(c.train.seed))
-      ("train.threads", po::value(&c.train.threads)->default_value(c.train.threads));
+      ("name", po::value(&c.name)->default_value(c.name))(
+          "out", po::value(&c.out_dir)->default_value(c.out_dir))(
+          "data.format", po::value(&c.data.format)->default_value(c.data.format))(
+          "data.root", po::value(&c.data.root)->default_value(c.data.root))(
+          "data.validation_fraction",
+          po::value(&c.data.validation_fraction)->default_value(c.data.validation_fraction))(
+          "data.crop_padding", po::value(&c.data.crop_padding)->default_value(c.data.crop_padding))(
+          "data.horizontal_flip",
+          po::value(&c.data.horizontal_flip)->default_value(c.data.horizontal_flip))(
+          "data.workers", po::value(&c.data.workers)->default_value(c.data.workers))(
+          "data.limit_train", po::value(&c.data.limit_train)->default_value(c.data.limit_train))(
+          "data.limit_test", po::value(&c.data.limit_test)->default_value(c.data.limit_test))(
+          "data.image_size", po::value(&c.data.image_size)->default_value(c.data.image_size))(
+          "data.channels", po::value(&c.data.channels)->default_value(c.data.channels))(
+          "model.arch", po::value(&c.model.arch)->default_value(c.model.arch))(
+          "model.stem_width", po::value(&c.model.stem_width)->default_value(c.model.stem_width))(
+          "model.widths", list(&c.model.widths, "model.widths"))(
+          "model.depths", list(&c.model.depths, "model.depths"))(
+          "model.expansion", po::value(&c.model.expansion)->default_value(c.model.expansion))(
+          "train.epochs", po::value(&c.train.epochs)->default_value(c.train.epochs))(
+          "train.batch_size", po::value(&c.train.batch_size)->default_value(c.train.batch_size))(
+          "train.optimizer", po::value(&c.train.optimizer)->default_value(c.train.optimizer))(
+          "train.lr", po::value(&c.train.lr)->default_value(c.train.lr))(
+          "train.momentum", po::value(&c.train.momentum)->default_value(c.train.momentum))(
+          "train.nesterov", po::value(&c.train.nesterov)->default_value(c.train.nesterov))(
+          "train.weight_decay",
+          po::value(&c.train.weight_decay)->default_value(c.train.weight_decay))(
+          "train.schedule", po::value(&c.train.schedule)->default_value(c.train.schedule))(
+          "train.step_size", po::value(&c.train.step_size)->default_value(c.train.step_size))(
+          "train.gamma", po::value(&c.train.gamma)->default_value(c.train.gamma))(
+          "train.warmup_epochs",
+          po::value(&c.train.warmup_epochs)->default_value(c.train.warmup_epochs))(
+          "train.label_smoothing",
+          po::value(&c.train.label_smoothing)->default_value(c.train.label_smoothing))(
+          "train.seed", po::value(&c.train.seed)->default_value(c.train.seed))(
+          "train.threads", po::value(&c.train.threads)->default_value(c.train.threads));
   return d;
 }
-
 
 }  // namespace
 
@@ -75,7 +75,8 @@ std::vector<int64_t> parse_int_list(const std::string& text, const std::string& 
     }
     while (used < item.size() && std::isspace(static_cast<unsigned char>(item[used]))) ++used;
     if (used == 0 || used != item.size())
-      throw ConfigError("config key '" + key + "': '" + text + "' is not a comma-separated list of integers");
+      throw ConfigError("config key '" + key + "': '" + text +
+                        "' is not a comma-separated list of integers");
     out.push_back(v);
   }
   if (out.empty()) throw ConfigError("config key '" + key + "' is empty");
@@ -121,16 +122,18 @@ void apply_overrides(TrainConfig& config, const std::vector<std::string>& args) 
   int threads = 0;
   int64_t epochs = 0;
   uint64_t seed = 0;
-  desc.add_options()                                   //
-      ("threads", po::value<int>(&threads))            //
-      ("epochs", po::value<int64_t>(&epochs))          //
+  desc.add_options()                           //
+      ("threads", po::value<int>(&threads))    //
+      ("epochs", po::value<int64_t>(&epochs))  //
       ("seed", po::value<uint64_t>(&seed));
   try {
     po::variables_map vm;
-    po::store(po::command_line_parser(args).options(desc).style(po::command_line_style::unix_style ^
-                                                                 po::command_line_style::allow_guessing)
-                  .run(),
-              vm);
+    po::store(
+        po::command_line_parser(args)
+            .options(desc)
+            .style(po::command_line_style::unix_style ^ po::command_line_style::allow_guessing)
+            .run(),
+        vm);
     po::notify(vm);
     if (vm.count("threads")) config.train.threads = threads;
     if (vm.count("epochs")) config.train.epochs = epochs;
@@ -171,8 +174,9 @@ void TrainConfig::validate() const {
   };
   if (data.format != "fashion-mnist" && data.format != "mnist" && data.format != "cifar10" &&
       data.format != "cifar100" && data.format != "folder" && data.format != "hdf5")
-    fail("data.format", "must be one of fashion-mnist, mnist, cifar10, cifar100, folder, hdf5 (got '" +
-                            data.format + "')");
+    fail("data.format",
+         "must be one of fashion-mnist, mnist, cifar10, cifar100, folder, hdf5 (got '" +
+             data.format + "')");
   if (!(data.validation_fraction >= 0.0 && data.validation_fraction < 1.0))
     fail("data.validation_fraction", "must be in [0, 1)");
   if (data.crop_padding < 0) fail("data.crop_padding", "must be >= 0");

@@ -1,5 +1,6 @@
 // TrainConfig: everything a training run needs, read from an INI file (Boost.Program_options) with
-// command-line overrides. Keys are `section.key` (e.g. `train.epochs`); on the command line they are
+// command-line overrides. Keys are `section.key` (e.g. `train.epochs`); on the command line they
+// are
 // `--train.epochs 5`. Unknown keys and ill-typed values are errors that name the key and the file.
 //
 // The effective config (file + overrides) is rendered back to INI text with to_ini() and stored in
@@ -27,8 +28,8 @@ struct DataConfig {
   int workers = 2;
   int64_t limit_train = 0;  // > 0: use only the first N training examples (smoke runs)
   int64_t limit_test = 0;
-  int64_t image_size = 0;   // folder format only
-  int64_t channels = 0;     // folder format only
+  int64_t image_size = 0;  // folder format only
+  int64_t channels = 0;    // folder format only
 };
 
 struct ModelConfig {
@@ -36,7 +37,7 @@ struct ModelConfig {
   int64_t stem_width = 16;
   std::vector<int64_t> widths{16, 32, 64};  // per stage
   std::vector<int64_t> depths{2, 2, 2};     // blocks per stage
-  int64_t expansion = 6;                     // mobilenetv2 inverted-residual expansion
+  int64_t expansion = 6;                    // mobilenetv2 inverted-residual expansion
 };
 
 struct OptimConfig {

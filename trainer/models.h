@@ -20,16 +20,22 @@ class Backbone : public torch::nn::Module {
   virtual torch::Tensor forward(torch::Tensor x) = 0;
   // a short human-readable summary: "resnet stem16 widths16,32,64 depths2,2,2"
   virtual std::string describe() const = 0;
+  // a JSON description that rebuilds the exact architecture (compressed variants included);
+  // empty for architectures that the config alone describes
+  virtual std::string spec_json() const { return ""; }
 };
 
 std::shared_ptr<Backbone> make_backbone(const ModelConfig& config, int64_t in_channels,
                                         int64_t num_classes);
+// the model of a checkpoint: from its spec when it has one (compressed variants), else the config
+std::shared_ptr<Backbone> make_backbone(const ModelConfig& config, const std::string& spec_json,
+                                        int64_t in_channels, int64_t num_classes);
 
 struct ModelCost {
   int64_t params = 0;
   int64_t macs = 0;  // multiply-accumulates for one image
 };
-// counts parameters and conv/linear MACs by running one image through forward hooks-free shapes
+// counts parameters, and the conv/linear MACs of one forward pass of a single image
 ModelCost measure_cost(Backbone& model, int64_t channels, int64_t height, int64_t width);
 
 }  // namespace adascale::trainer

@@ -13,9 +13,9 @@ namespace adascale::trainer {
 namespace {
 
 constexpr const char* kCheckpointName = "checkpoint.h5";
-const std::vector<std::string> kMetricColumns = {
-    "epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_s",
-    "epoch_seconds"};
+const std::vector<std::string> kMetricColumns = {"epoch",          "lr",           "train_loss",
+                                                 "train_accuracy", "val_loss",     "val_accuracy",
+                                                 "images_per_s",   "epoch_seconds"};
 
 data::LoaderOptions eval_options(const DataConfig& d, const data::ChannelStats& stats) {
   data::LoaderOptions o;
@@ -95,11 +95,11 @@ double learning_rate(const OptimConfig& o, int64_t step, int64_t steps_per_epoch
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimConfig& o,
                                                         std::vector<torch::Tensor> params) {
   if (o.optimizer == "sgd")
-    return std::make_unique<torch::optim::SGD>(
-        std::move(params), torch::optim::SGDOptions(o.lr)
-                               .momentum(o.momentum)
-                               .nesterov(o.nesterov && o.momentum > 0)
-                               .weight_decay(o.weight_decay));
+    return std::make_unique<torch::optim::SGD>(std::move(params),
+                                               torch::optim::SGDOptions(o.lr)
+                                                   .momentum(o.momentum)
+                                                   .nesterov(o.nesterov && o.momentum > 0)
+                                                   .weight_decay(o.weight_decay));
   if (o.optimizer == "adamw")
     return std::make_unique<torch::optim::AdamW>(
         std::move(params), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
@@ -141,7 +141,8 @@ std::string format_confusion(const EvalResult& r, const std::vector<std::string>
   for (const auto& n : names) name_w = std::max(name_w, n.size());
   auto c = r.confusion.accessor<int64_t, 2>();
   o << "confusion matrix (rows: true class, columns: predicted class)\n";
-  o << std::setw(static_cast<int>(name_w)) << "" << " ";
+  o << std::setw(static_cast<int>(name_w)) << ""
+    << " ";
   for (int64_t j = 0; j < k; ++j) o << std::setw(6) << j;
   o << "  accuracy\n";
   for (int64_t i = 0; i < k; ++i) {
@@ -174,15 +175,14 @@ void ensure_writable_dir(const std::string& dir) {
 std::shared_ptr<Backbone> load_model(const Checkpoint& ckpt, const std::string& origin) {
   TrainConfig config = parse_config_text(ckpt.config_ini, origin + " (stored config)");
   if (ckpt.input_shape.size() != 3) throw CheckpointError(origin + ": bad input_shape");
-  auto model = make_backbone(config.model, ckpt.input_shape[0],
+  auto model = make_backbone(config.model, ckpt.spec, ckpt.input_shape[0],
                              static_cast<int64_t>(ckpt.class_names.size()));
   load_module_state(*model, ckpt.tensors, origin);
   model->eval();
   return model;
 }
 
-TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log,
-                   int64_t stop_after) {
+TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, int64_t stop_after) {
   config.validate();
   ensure_writable_dir(config.out_dir);
   const std::string ckpt_path = (std::filesystem::path(config.out_dir) / kCheckpointName).string();
@@ -199,6 +199,7 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log,
   Checkpoint ck;
   ck.config_ini = config.to_ini();
   ck.architecture = model->describe();
+  ck.spec = model->spec_json();
   ck.input_shape = {shape.channels, shape.height, shape.width};
   ck.class_names = rd.train->class_names();
   ck.normalize_mean = rd.stats.mean;
@@ -208,9 +209,9 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log,
   int64_t start_epoch = 0;
   if (resume && std::filesystem::exists(ckpt_path)) {
     Checkpoint prev = read_checkpoint(ckpt_path);
-    const auto diff = first_difference(
-        comparable_config(parse_config_text(prev.config_ini, ckpt_path)),
-        comparable_config(config));
+    const auto diff =
+        first_difference(comparable_config(parse_config_text(prev.config_ini, ckpt_path)),
+                         comparable_config(config));
     if (!diff.empty())
       throw ConfigError("cannot resume from " + ckpt_path + ": its config differs at " + diff);
     load_module_state(*model, prev.tensors, ckpt_path);
@@ -255,8 +256,9 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log,
   for (int64_t epoch = start_epoch; epoch < end_epoch; ++epoch) {
     model->train();
     train_loader.start_epoch(epoch);
-    ProgressBar bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(config.train.epochs),
-                    steps_per_epoch);
+    ProgressBar bar(
+        "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(config.train.epochs),
+        steps_per_epoch);
     double loss_sum = 0.0;
     int64_t correct = 0, seen = 0, step_in_epoch = 0;
     double step_seconds = 0.0;
@@ -275,8 +277,7 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log,
       correct += logits.argmax(1).eq(batch->labels).sum().item<int64_t>();
       seen += b;
       ++step_in_epoch;
-      step_seconds +=
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       bar.update(step_in_epoch, seen, loss_sum / seen, static_cast<double>(correct) / seen);
     }
     bar.finish();

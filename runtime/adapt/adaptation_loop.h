@@ -32,8 +32,8 @@ struct SwitchEvent {
   std::string from_name, to_name;
   SwitchReason reason = SwitchReason::kStay;
   bool nothing_fits = false;
-  double predicted_ms = 0;  // predicted latency of `to` in the context that caused the switch
-  double observed_ms = -1;  // last observed latency of `from`; -1 when none was reported
+  double predicted_ms = 0;       // predicted latency of `to` in the context that caused the switch
+  double observed_ms = -1;       // last observed latency of `from`; -1 when none was reported
   double from_predicted_ms = 0;  // predicted latency of `from` in the same context
 };
 

@@ -40,11 +40,13 @@ void install_callback(AdaptState* state) {
   }
   const adascale_switch_callback callback = state->callback;
   void* const user_data = state->user_data;
-  state->loop->set_switch_callback([callback, user_data](const adascale::SwitchEvent& e) {
+  // Names point into the loop, which outlives every event it delivers (until close/configure).
+  const AdaptationLoop* loop = state->loop.get();
+  state->loop->set_switch_callback([callback, user_data, loop](const adascale::SwitchEvent& e) {
     adascale_switch_event event;
     event.time_ms = e.time_ms;
-    event.from = e.from >= 0 ? e.from_name.c_str() : nullptr;
-    event.to = e.to_name.c_str();
+    event.from = e.from >= 0 ? loop->branch_name(static_cast<size_t>(e.from)).c_str() : nullptr;
+    event.to = loop->branch_name(static_cast<size_t>(e.to)).c_str();
     event.reason = adascale::switch_reason_name(e.reason);
     event.nothing_fits = e.nothing_fits ? 1 : 0;
     event.predicted_ms = e.predicted_ms;
@@ -85,9 +87,9 @@ void build_loop(adascale_runtime* handle, AdaptState* state) {
 }
 
 adascale_status check_options(const adascale_adapt_options& o) {
-  const bool ok = std::isfinite(o.period_ms) && o.period_ms > 0 && std::isfinite(o.probe_period_ms) &&
-                  std::isfinite(o.min_dwell_ms) && o.min_dwell_ms >= 0 &&
-                  std::isfinite(o.switch_margin) && o.switch_margin >= 0 &&
+  const bool ok = std::isfinite(o.period_ms) && o.period_ms > 0 &&
+                  std::isfinite(o.probe_period_ms) && std::isfinite(o.min_dwell_ms) &&
+                  o.min_dwell_ms >= 0 && std::isfinite(o.switch_margin) && o.switch_margin >= 0 &&
                   std::isfinite(o.entry_margin) && o.entry_margin >= 0 && o.entry_margin < 1 &&
                   o.inference_threads >= 1;
   return ok ? ADASCALE_OK : ADASCALE_ERROR_INVALID_ARGUMENT;
@@ -308,8 +310,8 @@ adascale_status adascale_set_switch_callback(adascale_runtime* handle,
   });
 }
 
-adascale_status adascale_run_auto(adascale_runtime* handle, const float* input,
-                                  size_t input_count, float* logits, size_t logits_capacity) {
+adascale_status adascale_run_auto(adascale_runtime* handle, const float* input, size_t input_count,
+                                  float* logits, size_t logits_capacity) {
   if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
   AdaptationLoop* loop = nullptr;
   const adascale_status created = guarded([&] {

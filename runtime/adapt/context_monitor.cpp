@@ -140,7 +140,8 @@ double now_ms_steady() {
   return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
 }
 
-volatile uint64_t probe_sink = 0;
+// Keeps the probe's loads alive; per thread so that monitors on different threads do not race.
+thread_local volatile uint64_t probe_sink = 0;
 
 double timed_pass(const std::vector<uint64_t>& buffer) {
   const auto start = std::chrono::steady_clock::now();
@@ -189,8 +190,8 @@ void ContextMonitor::discover() {
       continue;
     const std::string base = cpu_dir + "/" + name + "/cpufreq/";
     if (!file_exists(base + "scaling_cur_freq")) continue;
-    cpufreq_.push_back({std::atoi(name.c_str() + 3), base + "scaling_cur_freq",
-                        base + "cpuinfo_max_freq"});
+    cpufreq_.push_back(
+        {std::atoi(name.c_str() + 3), base + "scaling_cur_freq", base + "cpuinfo_max_freq"});
   }
   std::sort(cpufreq_.begin(), cpufreq_.end(),
             [](const CpuFreqFiles& a, const CpuFreqFiles& b) { return a.cpu < b.cpu; });
@@ -278,7 +279,8 @@ void ContextMonitor::discover() {
   } else {
     cg_mem_limit_ = in_group(cg + "/memory", v1_memory_group, "memory.limit_in_bytes");
     cg_mem_usage_ = in_group(cg + "/memory", v1_memory_group, "memory.usage_in_bytes");
-    for (const std::string& mount : {cg + "/" + v1_cpu_controller, cg + "/cpu,cpuacct", cg + "/cpu"}) {
+    for (const std::string& mount :
+         {cg + "/" + v1_cpu_controller, cg + "/cpu,cpuacct", cg + "/cpu"}) {
       cg_cfs_quota_ = in_group(mount, v1_cpu_group, "cpu.cfs_quota_us");
       if (!cg_cfs_quota_.empty()) {
         cg_cfs_period_ = in_group(mount, v1_cpu_group, "cpu.cfs_period_us");
@@ -459,7 +461,8 @@ ContextSample ContextMonitor::sample_at(double now_ms, bool allow_probe) {
       s.cgroup_memory_limit_bytes = limit;
   }
   uint64_t usage = 0;
-  if (!cg_mem_usage_.empty() && read_u64(cg_mem_usage_, &usage)) s.cgroup_memory_usage_bytes = usage;
+  if (!cg_mem_usage_.empty() && read_u64(cg_mem_usage_, &usage))
+    s.cgroup_memory_usage_bytes = usage;
   if (!cg_cpu_max_.empty() && read_file(cg_cpu_max_, &text)) {
     // "max 100000" or "50000 100000"
     const char* cursor = text.c_str();
@@ -474,7 +477,8 @@ ContextSample ContextMonitor::sample_at(double now_ms, bool allow_probe) {
       s.cgroup_cpu_limit_cores = quota / period;  // -1 quota means unlimited
   }
 
-  if (read_file(path("/proc/pressure/cpu"), &text)) s.psi_cpu_some_avg10 = parse_psi_some_avg10(text);
+  if (read_file(path("/proc/pressure/cpu"), &text))
+    s.psi_cpu_some_avg10 = parse_psi_some_avg10(text);
   if (read_file(path("/proc/pressure/memory"), &text))
     s.psi_memory_some_avg10 = parse_psi_some_avg10(text);
 

@@ -22,11 +22,11 @@ struct ContextSample {
 
   // CPU. Utilisations are fractions of all online CPUs over the interval since the previous
   // sample, so they are absent on the first one.
-  std::optional<int> cpu_count;                  // "cpuN" lines of /proc/stat
-  std::optional<double> cpu_utilization;         // whole system, 0..1
-  std::optional<double> process_cpu_utilization; // this process, 0..1 of all CPUs
-  std::optional<double> others_cpu_utilization;  // system minus this process, 0..1
-  std::optional<double> procs_running;           // /proc/stat (includes the sampling thread)
+  std::optional<int> cpu_count;                   // "cpuN" lines of /proc/stat
+  std::optional<double> cpu_utilization;          // whole system, 0..1
+  std::optional<double> process_cpu_utilization;  // this process, 0..1 of all CPUs
+  std::optional<double> others_cpu_utilization;   // system minus this process, 0..1
+  std::optional<double> procs_running;            // /proc/stat (includes the sampling thread)
   std::optional<double> loadavg_1, loadavg_5, loadavg_15;
   std::optional<double> loadavg_runnable;  // "R/T" field of /proc/loadavg, R
   std::vector<CpuFrequency> frequencies;
@@ -35,7 +35,7 @@ struct ContextSample {
   // Memory.
   std::optional<uint64_t> mem_total_bytes;
   std::optional<uint64_t> mem_available_bytes;
-  int cgroup_version = 0;  // 0: none found, 1 or 2
+  int cgroup_version = 0;                             // 0: none found, 1 or 2
   std::optional<uint64_t> cgroup_memory_limit_bytes;  // absent when unlimited ("max")
   std::optional<uint64_t> cgroup_memory_usage_bytes;
   std::optional<double> cgroup_cpu_limit_cores;  // quota / period; absent when unlimited
@@ -66,12 +66,12 @@ struct ContextSample {
 };
 
 struct ContextMonitorOptions {
-  std::string root = "/";         // every path is read under this root (tests use fixture trees)
-  double period_ms = 100;         // how often the adaptation loop samples the cheap signals
-  double probe_period_ms = 1000;  // how often the cache/bandwidth probe runs; <= 0 disables it
-  size_t probe_bytes = 256 << 10;     // cache-rate buffer
-  size_t bandwidth_bytes = 4 << 20;   // streaming buffer, also evicts the probe buffer
-  int probe_repeats = 3;              // median over this many cache-rate estimates
+  std::string root = "/";            // every path is read under this root (tests use fixture trees)
+  double period_ms = 100;            // how often the adaptation loop samples the cheap signals
+  double probe_period_ms = 1000;     // how often the cache/bandwidth probe runs; <= 0 disables it
+  size_t probe_bytes = 256 << 10;    // cache-rate buffer
+  size_t bandwidth_bytes = 4 << 20;  // streaming buffer, also evicts the probe buffer
+  int probe_repeats = 3;             // median over this many cache-rate estimates
 };
 
 class ContextMonitor {

@@ -76,8 +76,8 @@ Profiler::Profiler(std::vector<BranchCosts> branches, DeviceProfile profile)
 
 ContentionFactors Profiler::contention(const ContextSample& sample) {
   ContentionFactors f;
-  double cores = sample.cpu_count ? *sample.cpu_count
-                                  : std::max(1u, std::thread::hardware_concurrency());
+  double cores =
+      sample.cpu_count ? *sample.cpu_count : std::max(1u, std::thread::hardware_concurrency());
   if (sample.cgroup_cpu_limit_cores) cores = std::min(cores, *sample.cgroup_cpu_limit_cores);
   cores = std::max(cores, 0.1);
   // Busy cores taken by others: utilisation over the last period is steadier than the
@@ -92,8 +92,8 @@ ContentionFactors Profiler::contention(const ContextSample& sample) {
   // Fair sharing: with more runnable threads than cores each one gets cores / threads of a core.
   f.cpu = std::max(1.0, (others + profile_.inference_threads) / cores);
   if (sample.frequency_ratio && *sample.frequency_ratio > 0)
-    f.frequency = std::max(1.0, profile_.reference_frequency_ratio /
-                                    std::max(0.1, *sample.frequency_ratio));
+    f.frequency =
+        std::max(1.0, profile_.reference_frequency_ratio / std::max(0.1, *sample.frequency_ratio));
   if (sample.cache_rate) {
     if (!reference_cache_rate_) reference_cache_rate_ = *sample.cache_rate;
     const double drop = (*reference_cache_rate_ - *sample.cache_rate) / *reference_cache_rate_;
@@ -167,8 +167,7 @@ void Profiler::observe(size_t branch, double observed_ms) {
   corrections_[branch] =
       observations_[branch] == 0 ? ratio : (1 - a) * corrections_[branch] + a * ratio;
   ++observations_[branch];
-  global_correction_ =
-      global_observations_ == 0 ? ratio : (1 - a) * global_correction_ + a * ratio;
+  global_correction_ = global_observations_ == 0 ? ratio : (1 - a) * global_correction_ + a * ratio;
   ++global_observations_;
 }
 

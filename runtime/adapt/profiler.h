@@ -18,8 +18,9 @@ struct BranchCosts {
   std::string name;
   std::optional<double> latency_median_ms;  // "latency_ms": {"median": x} (or a plain number)
   std::optional<double> latency_p90_ms;     // "latency_ms": {"p90": y}
-  std::optional<double> memory_bytes;  // "peak_memory_bytes", else "weight_bytes" + "activation_bytes"
-  std::optional<double> macs;                 // "macs"
+  std::optional<double>
+      memory_bytes;            // "peak_memory_bytes", else "weight_bytes" + "activation_bytes"
+  std::optional<double> macs;  // "macs"
   std::optional<double> memory_access_bytes;  // "memory_access_bytes"
   std::optional<double> accuracy;             // "accuracy", in whatever unit the exporter used
   bool int8 = false;                          // "precision": "int8" (cheaper MACs)
@@ -32,18 +33,18 @@ Status parse_branch_costs(const std::string& name, const std::string& costs_json
 
 // Per-device constants of the cost model; defaults and their sources: docs/device-profile.md.
 struct DeviceProfile {
-  double e_mac_pj = 4.6;                 // fp32 multiply-add
-  double e_mac_int8_pj = 0.23;           // int8 multiply-add
-  double e_cache_pj_per_byte = 1.25;     // on-chip SRAM read
-  double e_dram_pj_per_byte = 160.0;     // off-chip DRAM read
-  double default_cache_rate = 0.5;       // r when no probe has run
-  bool use_measured_power = true;        // energy = power x latency when power is readable
+  double e_mac_pj = 4.6;                   // fp32 multiply-add
+  double e_mac_int8_pj = 0.23;             // int8 multiply-add
+  double e_cache_pj_per_byte = 1.25;       // on-chip SRAM read
+  double e_dram_pj_per_byte = 160.0;       // off-chip DRAM read
+  double default_cache_rate = 0.5;         // r when no probe has run
+  bool use_measured_power = true;          // energy = power x latency when power is readable
   double reference_frequency_ratio = 1.0;  // cur/max while the catalog latencies were measured
-  double reference_cache_rate = 0.0;     // r while measured; 0: the first probe result
-  double cache_sensitivity = 0.5;        // slowdown per unit relative drop of r
-  int inference_threads = 1;             // threads one inference uses
-  double correction_alpha = 0.2;         // EWMA weight of a new observed/predicted ratio
-  size_t error_window = 4096;            // observations kept for the error statistics
+  double reference_cache_rate = 0.0;       // r while measured; 0: the first probe result
+  double cache_sensitivity = 0.5;          // slowdown per unit relative drop of r
+  int inference_threads = 1;               // threads one inference uses
+  double correction_alpha = 0.2;           // EWMA weight of a new observed/predicted ratio
+  size_t error_window = 4096;              // observations kept for the error statistics
 };
 
 struct BranchEstimate {

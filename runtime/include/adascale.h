@@ -89,8 +89,8 @@ typedef enum adascale_memory_mode {
 typedef struct adascale_budgets {
   double latency_ms; /* per inference; INFINITY: no limit; <= 0 or NaN is rejected */
   adascale_memory_mode memory_mode;
-  double memory_bytes; /* the limit or the margin, see memory_mode */
-  double energy_mj;    /* per inference; INFINITY: no limit; <= 0 or NaN is rejected */
+  double memory_bytes;  /* the limit or the margin, see memory_mode */
+  double energy_mj;     /* per inference; INFINITY: no limit; <= 0 or NaN is rejected */
   double energy_weight; /* objective = accuracy - energy_weight * energy_mJ; 0: accuracy alone */
   int battery_aware;    /* 1: on battery the weight grows as it drains; energy alone when low */
   double battery_energy_weight; /* added weight at an empty battery */
@@ -102,12 +102,12 @@ void adascale_budgets_init(adascale_budgets* budgets);
 adascale_status adascale_set_budgets(adascale_runtime* handle, const adascale_budgets* budgets);
 
 typedef struct adascale_adapt_options {
-  double period_ms;       /* loop period (default 100) */
-  double probe_period_ms; /* cache/bandwidth probe period, <= 0 disables it (default 1000) */
-  double min_dwell_ms;    /* no improvement switch sooner than this (default 500) */
-  double switch_margin;   /* objective gain needed to switch (default 0.005) */
-  double entry_margin;    /* a new branch must fit within (1 - margin) x budget (default 0.05) */
-  int inference_threads;  /* threads one inference uses (default 1) */
+  double period_ms;         /* loop period (default 100) */
+  double probe_period_ms;   /* cache/bandwidth probe period, <= 0 disables it (default 1000) */
+  double min_dwell_ms;      /* no improvement switch sooner than this (default 500) */
+  double switch_margin;     /* objective gain needed to switch (default 0.005) */
+  double entry_margin;      /* a new branch must fit within (1 - margin) x budget (default 0.05) */
+  int inference_threads;    /* threads one inference uses (default 1) */
   const char* context_root; /* NULL or "/": this system; else a fixture tree (copied) */
 } adascale_adapt_options;
 
@@ -124,7 +124,7 @@ adascale_status adascale_adapt_stop(adascale_runtime* handle);
 adascale_status adascale_adapt_step(adascale_runtime* handle);
 
 /* The loop's current choice; ADASCALE_ERROR_NO_BRANCH_SELECTED before its first decision.
- * Either output may be NULL; *name is valid until adascale_close. */
+ * Either output may be NULL; *name stays valid until close or configure. */
 adascale_status adascale_adapt_current_branch(const adascale_runtime* handle, size_t* index,
                                               const char** name);
 
@@ -155,7 +155,7 @@ enum {
 /* The last context sample; a field is meaningful only when its bit is set in `present`. */
 typedef struct adascale_context {
   uint32_t present;
-  double time_ms;                 /* steady clock */
+  double time_ms; /* steady clock */
   double cpu_count;
   double cpu_utilization;         /* 0..1, whole system */
   double process_cpu_utilization; /* 0..1 of all CPUs, this process */
@@ -185,10 +185,10 @@ adascale_status adascale_adapt_last_context(const adascale_runtime* handle,
 
 typedef struct adascale_switch_event {
   double time_ms;
-  const char* from;   /* NULL on the first decision; valid until adascale_close */
+  const char* from; /* NULL on the first decision; valid until close or configure */
   const char* to;
-  const char* reason; /* "initial", "infeasible", "better" or "nothing-fits" */
-  int nothing_fits;   /* 1: no branch fits the budgets, the least violating one runs */
+  const char* reason;  /* "initial", "infeasible", "better" or "nothing-fits" */
+  int nothing_fits;    /* 1: no branch fits the budgets, the least violating one runs */
   double predicted_ms; /* predicted latency of `to` */
   double observed_ms;  /* last observed latency of `from`; -1 when none */
 } adascale_switch_event;
@@ -201,8 +201,8 @@ adascale_status adascale_set_switch_callback(adascale_runtime* handle,
 /* Runs the loop's current branch (one synchronous step first if it has not decided yet), and
  * feeds the observed latency back when the call holds the catalog's batch. Arguments as for
  * adascale_run. */
-adascale_status adascale_run_auto(adascale_runtime* handle, const float* input,
-                                  size_t input_count, float* logits, size_t logits_capacity);
+adascale_status adascale_run_auto(adascale_runtime* handle, const float* input, size_t input_count,
+                                  float* logits, size_t logits_capacity);
 /* Feeds back a latency measured elsewhere (ms per inference of branch `index`). */
 adascale_status adascale_adapt_report_latency(adascale_runtime* handle, size_t index,
                                               double observed_ms);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "trainer/compression.h"
 #include "trainer/progress.h"
 #include "trainer/training.h"
 
@@ -23,11 +24,24 @@ const char* kUsage =
     "        train the model a config describes; keys on the command line override the file\n"
     "        (shortcuts: --threads N, --epochs N, --seed N, --out DIR)\n"
     "  eval  --checkpoint FILE [--split test|validation] [--threads N] [--data-root DIR]\n"
-    "        accuracy, loss and confusion matrix of a checkpoint\n";
+    "        accuracy, loss and confusion matrix of a checkpoint\n"
+    "  compress --checkpoint FILE --ops OPS --out FILE [--calibration N] [--threads N]\n"
+    "        physically compress a trained ResNet: OPS is an ordered list such as\n"
+    "        prune:0.5,lowrank:0.25 or prune:0.75,dpconv@2/3 or fire:0.25\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+void parse_options(const po::options_description& desc, const std::vector<std::string>& args) {
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+}
 
 int cmd_train(const std::vector<std::string>& args) {
   std::string config_path;
@@ -74,13 +88,7 @@ int cmd_eval(const std::vector<std::string>& args) {
       "split", po::value(&split)->default_value(split))(
       "threads", po::value(&threads)->default_value(threads))(
       "data-root", po::value(&data_root)->default_value(""));
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw UsageError(e.what());
-  }
+  parse_options(desc, args);
   if (split != "test" && split != "validation")
     throw UsageError("--split must be test or validation");
   if (threads < 1) throw UsageError("--threads must be >= 1");
@@ -122,6 +130,92 @@ int cmd_eval(const std::vector<std::string>& args) {
   return 0;
 }
 
+// the test split of a checkpoint's dataset, normalized as in training
+struct EvalData {
+  data::DatasetPtr set;
+  data::LoaderOptions options;
+};
+
+EvalData test_data(const trainer::Checkpoint& ckpt, const trainer::TrainConfig& config) {
+  EvalData d;
+  d.set = data::open_dataset(trainer::dataset_spec(config.data, "test"));
+  if (config.data.limit_test > 0 && config.data.limit_test < d.set->size())
+    d.set = d.set->subset(data::all_indices(config.data.limit_test));
+  d.options.batch_size = 256;
+  d.options.shuffle = false;
+  d.options.normalize = {ckpt.normalize_mean, ckpt.normalize_std};
+  d.options.workers = config.data.workers;
+  return d;
+}
+
+int cmd_compress(const std::vector<std::string>& args) {
+  std::string ckpt_path, ops_text, out_path;
+  int threads = 2;
+  int64_t calibration = 1024;
+  po::options_description desc("compress");
+  desc.add_options()("checkpoint", po::value(&ckpt_path)->required())(
+      "ops", po::value(&ops_text)->required())("out", po::value(&out_path)->required())(
+      "calibration", po::value(&calibration)->default_value(calibration))(
+      "threads", po::value(&threads)->default_value(threads));
+  parse_options(desc, args);
+  if (threads < 1) throw UsageError("--threads must be >= 1");
+  if (calibration < 16) throw UsageError("--calibration needs at least 16 images");
+  const auto ops = trainer::parse_compress_ops(ops_text);
+  torch::set_num_threads(threads);
+  auto ckpt = trainer::read_checkpoint(ckpt_path);
+  auto config = trainer::parse_config_text(ckpt.config_ini, ckpt_path + " (stored config)");
+  auto model = trainer::load_model(ckpt, ckpt_path);
+  auto* resnet = dynamic_cast<trainer::ResNet*>(model.get());
+  if (!resnet)
+    throw trainer::ConfigError(ckpt_path + ": compression needs a resnet checkpoint, this is " +
+                               ckpt.architecture);
+
+  // calibration images: a seeded sample of the training split, normalized, no augmentation
+  auto rd = trainer::load_run_data(config);
+  data::LoaderOptions co;
+  co.batch_size = std::min<int64_t>(calibration, static_cast<int64_t>(rd.split.train.size()));
+  co.shuffle = true;
+  co.normalize = {ckpt.normalize_mean, ckpt.normalize_std};
+  co.workers = 0;
+  co.seed = config.train.seed;
+  data::BatchLoader cal_loader(rd.train, rd.split.train, co);
+  cal_loader.start_epoch(0);
+  auto cal = cal_loader.next()->images;
+
+  auto eval_data = test_data(ckpt, config);
+  const auto shape = eval_data.set->shape();
+  auto measure = [&](trainer::Backbone& m) {
+    data::BatchLoader loader(eval_data.set, data::all_indices(eval_data.set->size()),
+                             eval_data.options);
+    auto r = trainer::evaluate(m, loader, eval_data.set->num_classes());
+    auto c = trainer::measure_cost(m, shape.channels, shape.height, shape.width);
+    return std::make_pair(r, c);
+  };
+  auto [before, before_cost] = measure(*model);
+  trainer::CompressedResNet input{resnet->spec(), ckpt.tensors};
+  auto result = trainer::apply_compress_ops(input, ops, cal, &std::cout);
+  auto compressed = std::make_shared<trainer::ResNet>(result.spec);
+  trainer::load_module_state(*compressed, result.state, "compressed model");
+  compressed->eval();
+  auto [after, after_cost] = measure(*compressed);
+
+  trainer::Checkpoint out = ckpt;
+  out.spec = result.spec.to_json();
+  out.architecture = result.spec.describe() + " (" + trainer::canonical_ops_name(ops) + ")";
+  out.tensors = trainer::module_state(*compressed);
+  out.optimizer_archive.clear();
+  out.test_accuracy = after.accuracy;
+  out.test_loss = after.loss;
+  trainer::write_checkpoint(out, out_path);
+  std::printf("%-12s %10s %10s %9s\n", "", "params", "M MACs", "test acc");
+  std::printf("%-12s %10lld %10.2f %8.2f%%\n", "before", (long long)before_cost.params,
+              before_cost.macs / 1e6, 100.0 * before.accuracy);
+  std::printf("%-12s %10lld %10.2f %8.2f%%\n", "after", (long long)after_cost.params,
+              after_cost.macs / 1e6, 100.0 * after.accuracy);
+  std::printf("wrote %s (%s)\n", out_path.c_str(), out.architecture.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -135,6 +229,7 @@ int main(int argc, char** argv) {
   try {
     if (command == "train") return cmd_train(args);
     if (command == "eval") return cmd_eval(args);
+    if (command == "compress") return cmd_compress(args);
     throw UsageError("unknown command '" + command + "'");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "adascale %s: %s\n%s", command.c_str(), e.what(), kUsage);

@@ -1,0 +1,41 @@
+// Replacements for a kxk convolution (in -> out channels, stride s), the operator set of the
+// multi-branch network. Each keeps the convolution's input/output contract, so it drops into the
+// same place in a network:
+//   LowRankConv  kx1 conv to `rank` channels, then 1xk conv to out (spatial low rank; factors
+//                from decompose_spatial, exact at full rank)
+//   DpConv       depthwise kxk (stride s), BN, ReLU, pointwise 1x1 (MobileNet decomposition)
+//   FireConv     1x1 squeeze to `squeeze` channels (stride s), BN, ReLU, then a 1x1 expand to
+//                out/2 and a kxk expand to out - out/2, concatenated (SqueezeNet)
+// Parameter names (relative to the slot): lowrank "v", "h"; dpconv "dw", "dw_bn", "pw";
+// fire "squeeze", "squeeze_bn", "expand1", "expand3".
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+
+namespace adascale::compress {
+
+class ConvVariant : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+};
+
+struct ConvVariantSpec {
+  std::string kind = "conv";  // conv | lowrank | dpconv | fire
+  int64_t rank = 0;           // lowrank
+  int64_t squeeze = 0;        // fire
+  bool operator==(const ConvVariantSpec& o) const {
+    return kind == o.kind && rank == o.rank && squeeze == o.squeeze;
+  }
+};
+
+// a plain conv is returned as an nn::Conv2dImpl (parameter "weight"), the others as ConvVariant
+std::shared_ptr<torch::nn::Module> make_conv_slot(const ConvVariantSpec& spec, int64_t in,
+                                                  int64_t out, int64_t kernel, int64_t stride);
+torch::Tensor forward_conv_slot(torch::nn::Module& slot, const torch::Tensor& x);
+// false (with the reason) when the kind is unknown or its parameter is out of range
+bool check_conv_variant(const ConvVariantSpec& spec, int64_t in, int64_t out, std::string* why);
+
+}  // namespace adascale::compress
