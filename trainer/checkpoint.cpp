@@ -174,6 +174,7 @@ void write_checkpoint(const Checkpoint& ckpt, const std::string& path) {
     write_string_attr(cx, file, "config", ckpt.config_ini);
     write_string_attr(cx, file, "architecture", ckpt.architecture);
     write_string_attr(cx, file, "spec", ckpt.spec);
+    write_string_attr(cx, file, "lineage", ckpt.lineage);
     write_int_attr(cx, file, "input_shape", ckpt.input_shape);
     write_string_attr(cx, file, "class_names", join_lines(ckpt.class_names));
     write_float_attr(cx, file, "normalize_mean",
@@ -249,6 +250,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   ck.config_ini = read_string_attr(cx, file, "config");
   ck.architecture = read_string_attr(cx, file, "architecture");
   if (H5Aexists(file, "spec") > 0) ck.spec = read_string_attr(cx, file, "spec");
+  if (H5Aexists(file, "lineage") > 0) ck.lineage = read_string_attr(cx, file, "lineage");
   ck.input_shape = read_int_attr(cx, file, "input_shape");
   ck.class_names = split_lines(read_string_attr(cx, file, "class_names"));
   for (double v : read_float_attr(cx, file, "normalize_mean"))

@@ -31,7 +31,8 @@ struct Checkpoint {
   int64_t epoch = 0;  // epochs completed
   std::string config_ini;
   std::string architecture;
-  std::string spec;  // Backbone::spec_json(): rebuilds compressed variants; may be empty
+  std::string spec;     // Backbone::spec_json(): rebuilds compressed variants; may be empty
+  std::string lineage;  // compression operators applied, canonical ("prune0.50>lowrank0.25@3")
   std::vector<int64_t> input_shape;  // C, H, W
   std::vector<std::string> class_names;
   std::vector<float> normalize_mean;  // per channel, pixel units in [0,1]

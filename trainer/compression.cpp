@@ -176,12 +176,16 @@ std::vector<ChannelGroup> resnet_channel_groups(const ResNetSpec& spec) {
 CompressedResNet prune_resnet(const CompressedResNet& model, double keep_fraction,
                               compress::Importance importance) {
   CompressedResNet out = model;
-  for (const auto& g : resnet_channel_groups(model.spec)) {
-    const auto keep = static_cast<int64_t>(std::lround(keep_fraction * g.size));
-    const auto channels =
-        compress::top_channels(compress::channel_importance(g, out.state, importance), keep);
-    compress::select_channels(out.state, g, channels);
-  }
+  // rank every group on the trained weights first: removing one group's channels changes the
+  // input side of other groups' filters, which must not change their ranking
+  const auto groups = resnet_channel_groups(model.spec);
+  std::vector<std::vector<int64_t>> keep;
+  for (const auto& g : groups)
+    keep.push_back(
+        compress::top_channels(compress::channel_importance(g, model.state, importance),
+                               static_cast<int64_t>(std::lround(keep_fraction * g.size))));
+  for (size_t i = 0; i < groups.size(); ++i)
+    compress::select_channels(out.state, groups[i], keep[i]);
   sync_spec_sizes(out);
   out.spec.validate();
   return out;

@@ -172,6 +172,28 @@ void ensure_writable_dir(const std::string& dir) {
   std::filesystem::remove(probe, ec);
 }
 
+void recalibrate_batchnorm(torch::nn::Module& model, const torch::Tensor& images,
+                           int64_t batch_size) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::nn::BatchNorm2dImpl*> bns;
+  for (auto& m : model.modules(/*include_self=*/false))
+    if (auto* bn = m->as<torch::nn::BatchNorm2d>()) bns.push_back(bn);
+  std::vector<c10::optional<double>> momenta;
+  for (auto* bn : bns) {
+    momenta.push_back(bn->options.momentum());
+    bn->reset_running_stats();
+    bn->options.momentum(c10::nullopt);  // cumulative moving average: the exact mean over batches
+  }
+  const bool was_training = model.is_training();
+  model.train();
+  auto* backbone = dynamic_cast<Backbone*>(&model);
+  if (!backbone) throw std::invalid_argument("recalibrate_batchnorm: not a Backbone");
+  for (int64_t b = 0; b < images.size(0); b += batch_size)
+    backbone->forward(images.slice(0, b, std::min(images.size(0), b + batch_size)));
+  for (size_t i = 0; i < bns.size(); ++i) bns[i]->options.momentum(momenta[i]);
+  model.train(was_training);
+}
+
 std::shared_ptr<Backbone> load_model(const Checkpoint& ckpt, const std::string& origin) {
   TrainConfig config = parse_config_text(ckpt.config_ini, origin + " (stored config)");
   if (ckpt.input_shape.size() != 3) throw CheckpointError(origin + ": bad input_shape");

@@ -63,6 +63,11 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log,
 // checks that out_dir can be created and written to; throws ConfigError naming it otherwise
 void ensure_writable_dir(const std::string& dir);
 
+// recomputes every BatchNorm's running statistics as the exact average over `images` (normalized
+// NCHW), needed after any change that shifts activations (pruning, substitution, quantization)
+void recalibrate_batchnorm(torch::nn::Module& model, const torch::Tensor& images,
+                           int64_t batch_size = 256);
+
 // rebuilds the model of a checkpoint, weights loaded, in eval mode
 std::shared_ptr<Backbone> load_model(const Checkpoint& ckpt, const std::string& origin);
 

@@ -102,13 +102,18 @@ ContentionFactors Profiler::contention(const ContextSample& sample) {
   return f;
 }
 
+double modelled_energy_mj(const DeviceProfile& p, bool int8, double macs,
+                          double memory_access_bytes, double r) {
+  const double e_mac = int8 ? p.e_mac_int8_pj : p.e_mac_pj;
+  const double pj = e_mac * macs + memory_access_bytes *
+                                       (r * p.e_cache_pj_per_byte + (1 - r) * p.e_dram_pj_per_byte);
+  return pj * 1e-9;
+}
+
 double Profiler::model_energy_mj(size_t branch, double r) const {
   const BranchCosts& c = branches_[branch];
-  const double e_mac = c.int8 ? profile_.e_mac_int8_pj : profile_.e_mac_pj;
-  const double pj = e_mac * c.macs.value_or(0) +
-                    c.memory_access_bytes.value_or(0) *
-                        (r * profile_.e_cache_pj_per_byte + (1 - r) * profile_.e_dram_pj_per_byte);
-  return pj * 1e-9;
+  return modelled_energy_mj(profile_, c.int8, c.macs.value_or(0), c.memory_access_bytes.value_or(0),
+                            r);
 }
 
 double Profiler::correction(size_t branch) const {

@@ -47,6 +47,10 @@ struct DeviceProfile {
   size_t error_window = 4096;              // observations kept for the error statistics
 };
 
+// the cost model's energy of one inference, in mJ: e_mac * MACs + M * (r e_cache + (1 - r) e_dram)
+double modelled_energy_mj(const DeviceProfile& profile, bool int8, double macs,
+                          double memory_access_bytes, double cache_rate);
+
 struct BranchEstimate {
   double latency_ms = 0;              // contention-scaled and corrected
   double latency_uncorrected_ms = 0;  // contention-scaled only

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "export/bundle_exporter.h"
 #include "trainer/compression.h"
 #include "trainer/progress.h"
 #include "trainer/training.h"
@@ -27,7 +28,11 @@ const char* kUsage =
     "        accuracy, loss and confusion matrix of a checkpoint\n"
     "  compress --checkpoint FILE --ops OPS --out FILE [--calibration N] [--threads N]\n"
     "        physically compress a trained ResNet: OPS is an ordered list such as\n"
-    "        prune:0.5,lowrank:0.25 or prune:0.75,dpconv@2/3 or fire:0.25\n";
+    "        prune:0.5,lowrank:0.25 or prune:0.75,dpconv@2/3 or fire:0.25\n"
+    "  export --checkpoint FILE [--checkpoint FILE ...] --out DIR.bundle [--threads N]\n"
+    "        [--parity-images N] [--test-images N]\n"
+    "        one bundle, one branch per checkpoint (the backbone and its compressed variants),\n"
+    "        each profiled in the runtime and checked for parity against LibTorch\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -196,12 +201,14 @@ int cmd_compress(const std::vector<std::string>& args) {
   auto result = trainer::apply_compress_ops(input, ops, cal, &std::cout);
   auto compressed = std::make_shared<trainer::ResNet>(result.spec);
   trainer::load_module_state(*compressed, result.state, "compressed model");
+  trainer::recalibrate_batchnorm(*compressed, cal);
   compressed->eval();
   auto [after, after_cost] = measure(*compressed);
 
   trainer::Checkpoint out = ckpt;
   out.spec = result.spec.to_json();
-  out.architecture = result.spec.describe() + " (" + trainer::canonical_ops_name(ops) + ")";
+  out.lineage = (ckpt.lineage.empty() ? "" : ckpt.lineage + ">") + trainer::canonical_ops_name(ops);
+  out.architecture = result.spec.describe();
   out.tensors = trainer::module_state(*compressed);
   out.optimizer_archive.clear();
   out.test_accuracy = after.accuracy;
@@ -213,6 +220,66 @@ int cmd_compress(const std::vector<std::string>& args) {
   std::printf("%-12s %10lld %10.2f %8.2f%%\n", "after", (long long)after_cost.params,
               after_cost.macs / 1e6, 100.0 * after.accuracy);
   std::printf("wrote %s (%s)\n", out_path.c_str(), out.architecture.c_str());
+  return 0;
+}
+
+int cmd_export(const std::vector<std::string>& args) {
+  std::vector<std::string> ckpt_paths;
+  std::string out_path;
+  exporter::ExportOptions opts;
+  int64_t test_images = 0;
+  po::options_description desc("export");
+  desc.add_options()("checkpoint", po::value(&ckpt_paths)->required()->composing())(
+      "out", po::value(&out_path)->required())(
+      "threads", po::value(&opts.threads)->default_value(opts.threads))(
+      "parity-images", po::value(&opts.parity_images)->default_value(opts.parity_images))(
+      "test-images", po::value(&test_images)->default_value(0));
+  parse_options(desc, args);
+  if (opts.threads < 1) throw UsageError("--threads must be >= 1");
+  if (opts.parity_images < 1) throw UsageError("--parity-images must be >= 1");
+  torch::set_num_threads(1);
+
+  std::vector<exporter::ExportSource> sources;
+  trainer::Checkpoint first;
+  for (const auto& path : ckpt_paths) {
+    auto ckpt = trainer::read_checkpoint(path);
+    auto model = trainer::load_model(ckpt, path);
+    auto* resnet = dynamic_cast<trainer::ResNet*>(model.get());
+    if (!resnet)
+      throw trainer::ConfigError(path + ": export supports resnet checkpoints, this is " +
+                                 ckpt.architecture);
+    if (sources.empty()) {
+      first = ckpt;
+    } else if (ckpt.input_shape != first.input_shape || ckpt.class_names != first.class_names ||
+               ckpt.normalize_mean != first.normalize_mean) {
+      throw trainer::ConfigError(path + ": input shape, classes or normalization differ from " +
+                                 ckpt_paths.front());
+    }
+    sources.push_back({ckpt.lineage.empty() ? "backbone" : ckpt.lineage, resnet->spec(),
+                       trainer::module_state(*resnet)});
+  }
+  auto config = trainer::parse_config_text(first.config_ini, ckpt_paths.front());
+  if (test_images > 0) config.data.limit_test = test_images;
+  auto data = test_data(first, config);
+  data::BatchLoader loader(data.set, data::all_indices(data.set->size()), data.options);
+  std::vector<torch::Tensor> xs, ys;
+  loader.start_epoch(0);
+  while (auto b = loader.next()) {
+    xs.push_back(b->images);
+    ys.push_back(b->labels);
+  }
+  opts.model_name = config.name;
+  opts.class_names = first.class_names;
+  opts.mean = first.normalize_mean;
+  opts.std = first.normalize_std;
+  std::cout << "profiling " << sources.size() << " branches on "
+            << exporter::describe_device(opts.threads) << "\n";
+  auto r =
+      exporter::export_bundle(sources, torch::cat(xs), torch::cat(ys), out_path, opts, std::cout);
+  std::printf(
+      "wrote %s: %zu bytes (the largest branch alone: %zu weight bytes; the branches as "
+      "separate models: %zu), %zu tensors shared\n",
+      out_path.c_str(), r.bundle_bytes, r.largest_branch_bytes, r.separate_bytes, r.shared_tensors);
   return 0;
 }
 
@@ -230,6 +297,7 @@ int main(int argc, char** argv) {
     if (command == "train") return cmd_train(args);
     if (command == "eval") return cmd_eval(args);
     if (command == "compress") return cmd_compress(args);
+    if (command == "export") return cmd_export(args);
     throw UsageError("unknown command '" + command + "'");
   } catch (const UsageError& e) {
     std::fprintf(stderr, "adascale %s: %s\n%s", command.c_str(), e.what(), kUsage);

@@ -1,0 +1,221 @@
+#include "export/bundle_exporter.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+#include "export/resnet_export.h"
+#include "runtime/adapt/profiler.h"
+#include "runtime/backend.h"
+#include "runtime/bundle.h"
+#include "trainer/checkpoint.h"
+#include "trainer/models.h"
+
+namespace adascale::exporter {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string read_first_line(const std::string& path, const std::string& prefix = "") {
+  std::ifstream f(path);
+  std::string line;
+  while (std::getline(f, line))
+    if (prefix.empty() || line.rfind(prefix, 0) == 0)
+      return prefix.empty() ? line : line.substr(line.find(':') + 2);
+  return "";
+}
+
+void check(const Status& s, const std::string& what) {
+  if (!s.ok()) throw std::runtime_error(what + ": " + s.message);
+}
+
+// bytes moved by one inference: every node's inputs, output and parameters (notes' model M)
+size_t memory_access(const Branch& b, const ConstantMap& constants, const Shape& input_nhwc) {
+  std::unordered_map<std::string, TensorInfo> tensors;
+  check(infer_shapes(b, input_nhwc, constants, &tensors), "shape inference of " + b.name);
+  size_t total = 0;
+  for (const auto& n : b.nodes) {
+    for (const auto& in : n.inputs) total += tensors.at(in).bytes();
+    total += tensors.at(n.output).bytes();
+    for (const auto& [slot, name] : n.params) {
+      const auto& c = constants.at(name);
+      total += static_cast<size_t>(shape_elements(c.shape)) * dtype_size(c.dtype);
+    }
+  }
+  return total;
+}
+
+torch::Tensor run_branch(PreparedBranch& p, const torch::Tensor& nchw, int64_t classes) {
+  auto nhwc = nchw.permute({0, 2, 3, 1}).contiguous();
+  auto out = torch::empty({nchw.size(0), classes});
+  check(p.run(nhwc.data_ptr<float>(), nchw.size(0), out.data_ptr<float>(),
+              static_cast<size_t>(out.numel())),
+        "running branch " + p.name());
+  return out;
+}
+
+double percentile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5));
+  return v[i];
+}
+
+}  // namespace
+
+std::string describe_device(int threads) {
+  std::ostringstream o;
+  o << read_first_line("/proc/cpuinfo", "model name") << ", " << threads << " thread"
+    << (threads > 1 ? "s" : "");
+  const auto governor = read_first_line("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor");
+  const auto freq = read_first_line("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq");
+  if (!governor.empty()) o << ", governor " << governor;
+  if (!freq.empty()) o << ", " << std::stoll(freq) / 1000 << " MHz";
+  return o.str();
+}
+
+ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch::Tensor& images,
+                           const torch::Tensor& labels, const std::string& out_path,
+                           const ExportOptions& o, std::ostream& log) {
+  if (sources.empty()) throw std::invalid_argument("export: no branches to export");
+  torch::NoGradGuard no_grad;
+  const int64_t C = images.size(1), H = images.size(2), W = images.size(3);
+  BundleWriter writer;
+  writer.set_model_name(o.model_name);
+  writer.set_input({1, C, H, W}, o.mean, o.std);
+  writer.set_classes(o.class_names);
+  TensorStore store(writer);
+
+  ExportResult result;
+  std::vector<Branch> branches;
+  auto xnnpack = make_xnnpack_backend(o.threads);
+  auto reference = make_reference_backend();
+  const std::string device = describe_device(o.threads);
+  const int64_t parity_n = std::min(o.parity_images, images.size(0));
+
+  for (const auto& src : sources) {
+    for (const auto& b : branches)
+      if (b.name == src.name) throw std::invalid_argument("export: two branches named " + src.name);
+    trainer::ResNet model(src.spec);
+    trainer::load_module_state(model, src.state, "branch " + src.name);
+    model.eval();
+    Branch branch = lower_resnet(src.spec, src.state, src.name, store);
+    BranchReport r;
+    r.name = src.name;
+    const auto cost = trainer::measure_cost(model, C, H, W);
+    r.macs = cost.macs;
+    r.params = cost.params;
+    r.memory_access_bytes = memory_access(branch, writer.constants(), {1, H, W, C});
+
+    // parity against LibTorch, both runtime backends
+    std::unique_ptr<PreparedBranch> prepared, ref_prepared;
+    check(xnnpack->prepare(branch, writer.constants(), {parity_n, H, W, C}, &prepared),
+          "preparing " + src.name);
+    check(reference->prepare(branch, writer.constants(), {parity_n, H, W, C}, &ref_prepared),
+          "preparing " + src.name + " (reference)");
+    auto x = images.slice(0, 0, parity_n);
+    auto expected = model.forward(x);
+    auto got = run_branch(*prepared, x, expected.size(1));
+    auto got_ref = run_branch(*ref_prepared, x, expected.size(1));
+    r.max_logit_diff = (got - expected).abs().max().item<double>();
+    r.max_logit_diff_reference = (got_ref - expected).abs().max().item<double>();
+    r.top1_agreement =
+        got.argmax(1).eq(expected.argmax(1)).to(torch::kFloat64).mean().item<double>();
+    if (r.max_logit_diff > o.parity_tolerance || r.max_logit_diff_reference > o.parity_tolerance ||
+        r.top1_agreement < 1.0)
+      throw std::runtime_error("export: branch " + src.name + " fails parity with LibTorch (max " +
+                               "|logit difference| " + std::to_string(r.max_logit_diff) +
+                               " xnnpack, " + std::to_string(r.max_logit_diff_reference) +
+                               " reference, top-1 agreement " +
+                               std::to_string(100 * r.top1_agreement) + "%); no bundle written");
+
+    // held-out accuracy, runtime and LibTorch
+    int64_t correct = 0, correct_torch = 0;
+    for (int64_t b = 0; b < images.size(0); b += parity_n) {
+      auto xb = images.slice(0, b, std::min(images.size(0), b + parity_n));
+      auto yb = labels.slice(0, b, b + xb.size(0));
+      correct += run_branch(*prepared, xb, expected.size(1)).argmax(1).eq(yb).sum().item<int64_t>();
+      correct_torch += model.forward(xb).argmax(1).eq(yb).sum().item<int64_t>();
+    }
+    r.accuracy = static_cast<double>(correct) / images.size(0);
+    r.libtorch_accuracy = static_cast<double>(correct_torch) / images.size(0);
+
+    // batch-1 latency: cold preparation, then warm-up and timed runs
+    const auto t0 = Clock::now();
+    std::unique_ptr<PreparedBranch> single;
+    check(xnnpack->prepare(branch, writer.constants(), {1, H, W, C}, &single),
+          "preparing " + src.name);
+    r.prepare_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    auto one = images.slice(0, 0, 1).permute({0, 2, 3, 1}).contiguous();
+    std::vector<float> logits(static_cast<size_t>(single->output_features()));
+    for (int i = 0; i < 20; ++i)
+      single->run(one.data_ptr<float>(), 1, logits.data(), logits.size());
+    std::vector<double> times;
+    for (int64_t i = 0; i < o.latency_runs; ++i) {
+      const auto s = Clock::now();
+      single->run(one.data_ptr<float>(), 1, logits.data(), logits.size());
+      times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+    }
+    r.latency_median_ms = percentile(times, 0.5);
+    r.latency_p90_ms = percentile(times, 0.9);
+    r.weight_bytes = single->weight_bytes();
+    r.arena_bytes = single->arena_bytes();
+    r.energy_mj = modelled_energy_mj(DeviceProfile{}, false, static_cast<double>(r.macs),
+                                     static_cast<double>(r.memory_access_bytes),
+                                     DeviceProfile{}.default_cache_rate);
+    result.separate_bytes += r.weight_bytes;
+    result.largest_branch_bytes = std::max(result.largest_branch_bytes, r.weight_bytes);
+    log << "  " << std::left << std::setw(28) << r.name << std::right << std::fixed
+        << std::setprecision(2) << std::setw(8) << r.macs / 1e6 << " M MACs" << std::setw(9)
+        << r.latency_median_ms << " ms" << std::setw(8) << 100 * r.accuracy << "%  parity "
+        << std::scientific << std::setprecision(1) << r.max_logit_diff << std::fixed << "\n";
+    result.branches.push_back(r);
+    branches.push_back(branch);
+  }
+
+  // Pareto front over (latency, accuracy)
+  for (auto& r : result.branches) {
+    r.pareto = true;
+    for (const auto& q : result.branches)
+      if (&q != &r && q.latency_median_ms <= r.latency_median_ms && q.accuracy >= r.accuracy &&
+          (q.latency_median_ms < r.latency_median_ms || q.accuracy > r.accuracy))
+        r.pareto = false;
+  }
+  for (size_t i = 0; i < branches.size(); ++i) {
+    const auto& r = result.branches[i];
+    nlohmann::json costs = {
+        {"macs", r.macs},
+        {"params", r.params},
+        {"weight_bytes", r.weight_bytes},
+        {"activation_bytes", r.arena_bytes},
+        {"peak_memory_bytes", r.weight_bytes + r.arena_bytes},
+        {"memory_access_bytes", r.memory_access_bytes},
+        {"latency_ms",
+         {{"median", r.latency_median_ms},
+          {"p90", r.latency_p90_ms},
+          {"batch", 1},
+          {"device", device}}},
+        {"prepare_ms", r.prepare_ms},
+        {"energy_mj", r.energy_mj},
+        {"energy_model",
+         "e_mac*MACs + M*(r*e_cache + (1-r)*e_dram), r=0.5, docs/device-profile.md"},
+        {"precision", "fp32"},
+        {"accuracy", r.accuracy},
+        {"accuracy_images", images.size(0)},
+        {"parity_max_logit_diff", r.max_logit_diff},
+        {"pareto", r.pareto}};
+    branches[i].costs_json = costs.dump();
+    check(writer.add_branch(branches[i]), "adding branch " + branches[i].name);
+  }
+  check(writer.write(out_path), "writing " + out_path);
+  for (const auto& entry : std::filesystem::directory_iterator(out_path))
+    result.bundle_bytes += std::filesystem::file_size(entry.path());
+  result.shared_tensors = store.shared_hits();
+  return result;
+}
+
+}  // namespace adascale::exporter

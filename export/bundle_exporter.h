@@ -1,0 +1,61 @@
+// BundleExporter: lowers trained (possibly compressed) ResNet checkpoints into one bundle, one
+// branch per checkpoint, and measures every branch by running it in the runtime on this machine:
+// latency (median, p90, with the device state), activation arena, memory access, modelled energy,
+// held-out accuracy, and parity against LibTorch. A bundle whose parity check fails is not written.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "compress/channel_pruning.h"
+#include "trainer/resnet.h"
+
+namespace adascale::exporter {
+
+struct ExportSource {
+  std::string name;  // branch name
+  trainer::ResNetSpec spec;
+  compress::StateDict state;
+};
+
+struct ExportOptions {
+  int threads = 1;                 // runtime threads while profiling
+  int64_t parity_images = 200;     // images compared against LibTorch
+  double parity_tolerance = 1e-3;  // max |logit difference|
+  int64_t latency_runs = 200;      // timed batch-1 runs per branch (after warm-up)
+  std::string model_name = "model";
+  std::vector<std::string> class_names;
+  std::vector<float> mean, std;  // input normalization, per channel
+};
+
+struct BranchReport {
+  std::string name;
+  int64_t macs = 0, params = 0;
+  size_t weight_bytes = 0, arena_bytes = 0, memory_access_bytes = 0;
+  double latency_median_ms = 0, latency_p90_ms = 0, prepare_ms = 0;
+  double energy_mj = 0;
+  double accuracy = 0;                  // runtime, on the held-out images
+  double libtorch_accuracy = 0;         // LibTorch eval mode, same images
+  double max_logit_diff = 0;            // runtime (XNNPACK) vs LibTorch
+  double max_logit_diff_reference = 0;  // runtime (reference backend) vs LibTorch
+  double top1_agreement = 0;
+  bool pareto = false;
+};
+
+struct ExportResult {
+  std::vector<BranchReport> branches;
+  size_t bundle_bytes = 0;    // weights.bin + catalog.json
+  size_t separate_bytes = 0;  // the branches stored as separate models
+  size_t largest_branch_bytes = 0;
+  size_t shared_tensors = 0;
+};
+
+// images: normalized NCHW held-out images with labels; throws on parity failure or bad input
+ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch::Tensor& images,
+                           const torch::Tensor& labels, const std::string& out_path,
+                           const ExportOptions& options, std::ostream& log);
+
+std::string describe_device(int threads);
+
+}  // namespace adascale::exporter

@@ -1,0 +1,180 @@
+#include "export/resnet_export.h"
+
+#include <cstring>
+#include <stdexcept>
+
+namespace adascale::exporter {
+namespace {
+
+constexpr double kBnEps = 1e-5;  // LibTorch's BatchNorm2d default
+
+struct Folded {
+  torch::Tensor weight;  // [O, I/g, kh, kw]
+  torch::Tensor bias;    // [O]
+};
+
+const torch::Tensor& get(const compress::StateDict& s, const std::string& name) {
+  auto it = s.find(name);
+  if (it == s.end()) throw std::invalid_argument("export: checkpoint has no tensor '" + name + "'");
+  return it->second;
+}
+
+// folds BN channels [offset, offset + out) into a conv with `out` output channels
+Folded fold(const compress::StateDict& s, const std::string& conv, const std::string& bn,
+            int64_t offset = 0) {
+  auto w = get(s, conv + ".weight").to(torch::kFloat64);
+  const int64_t out = w.size(0);
+  auto pick = [&](const char* field) {
+    auto t = get(s, bn + "." + field).to(torch::kFloat64);
+    if (offset + out > t.size(0))
+      throw std::invalid_argument("export: " + bn + " has fewer channels than " + conv);
+    return t.slice(0, offset, offset + out);
+  };
+  auto scale = pick("weight") / (pick("running_var") + kBnEps).sqrt();
+  Folded f;
+  f.weight = (w * scale.view({-1, 1, 1, 1})).to(torch::kFloat32);
+  f.bias = (pick("bias") - pick("running_mean") * scale).to(torch::kFloat32);
+  return f;
+}
+
+Folded plain(const compress::StateDict& s, const std::string& conv) {
+  auto w = get(s, conv + ".weight").to(torch::kFloat32);
+  return {w, torch::Tensor()};
+}
+
+class Builder {
+ public:
+  Builder(Branch& b, TensorStore& store, const std::string& prefix)
+      : branch_(b), store_(store), prefix_(prefix) {}
+
+  std::string conv(const std::string& in, const std::string& module, const Folded& f,
+                   std::vector<int64_t> stride, std::vector<int64_t> pad, int64_t groups,
+                   const char* activation) {
+    Node n;
+    n.op = "conv2d";
+    n.inputs = {in};
+    n.output = fresh(module);
+    // OIHW -> OHWI: the runtime (and XNNPACK) read [groups][group_out][kh][kw][group_in]
+    n.params["weight"] = store_.add(prefix_ + module + ".w", f.weight.permute({0, 2, 3, 1}));
+    if (f.bias.defined()) n.params["bias"] = store_.add(prefix_ + module + ".b", f.bias);
+    n.attrs.set("kernel", std::vector<int64_t>{f.weight.size(2), f.weight.size(3)})
+        .set("stride", stride)
+        .set("pad", pad)
+        .set("groups", static_cast<double>(groups))
+        .set("activation", activation);
+    branch_.nodes.push_back(n);
+    return n.output;
+  }
+
+  std::string node(const std::string& op, std::vector<std::string> inputs, const std::string& name,
+                   Attrs attrs = {}) {
+    Node n;
+    n.op = op;
+    n.inputs = std::move(inputs);
+    n.output = fresh(name);
+    n.attrs = std::move(attrs);
+    branch_.nodes.push_back(n);
+    return n.output;
+  }
+
+  std::string linear(const std::string& in, const torch::Tensor& w, const torch::Tensor& b) {
+    Node n;
+    n.op = "fully_connected";
+    n.inputs = {in};
+    n.output = "logits";
+    n.params["weight"] = store_.add(prefix_ + "fc.w", w.to(torch::kFloat32));
+    n.params["bias"] = store_.add(prefix_ + "fc.b", b.to(torch::kFloat32));
+    branch_.nodes.push_back(n);
+    return n.output;
+  }
+
+ private:
+  std::string fresh(const std::string& base) { return base + "#" + std::to_string(counter_++); }
+  Branch& branch_;
+  TensorStore& store_;
+  std::string prefix_;
+  int counter_ = 0;
+};
+
+std::vector<int64_t> same_pad(int64_t kh, int64_t kw) { return {kh / 2, kw / 2, kh / 2, kw / 2}; }
+
+// one convolution slot followed by its BatchNorm (bn, folded into the slot's last layer)
+std::string lower_slot(Builder& g, const compress::StateDict& s, const std::string& in,
+                       const std::string& name, const compress::ConvVariantSpec& spec,
+                       int64_t stride, const std::string& bn, const char* activation) {
+  if (spec.kind == "conv")
+    return g.conv(in, name, fold(s, name, bn), {stride, stride}, same_pad(3, 3), 1, activation);
+  if (spec.kind == "lowrank") {
+    auto v = g.conv(in, name + ".v", plain(s, name + ".v"), {stride, 1}, {1, 0, 1, 0}, 1, "none");
+    return g.conv(v, name + ".h", fold(s, name + ".h", bn), {1, stride}, {0, 1, 0, 1}, 1,
+                  activation);
+  }
+  if (spec.kind == "dpconv") {
+    const auto dw = fold(s, name + ".dw", name + ".dw_bn");
+    auto t =
+        g.conv(in, name + ".dw", dw, {stride, stride}, same_pad(3, 3), dw.weight.size(0), "relu");
+    return g.conv(t, name + ".pw", fold(s, name + ".pw", bn), {1, 1}, {0, 0, 0, 0}, 1, activation);
+  }
+  if (spec.kind == "fire") {
+    auto sq = g.conv(in, name + ".squeeze", fold(s, name + ".squeeze", name + ".squeeze_bn"),
+                     {stride, stride}, {0, 0, 0, 0}, 1, "relu");
+    // the BN after the slot is per channel, so it splits across the two concatenated expands
+    const int64_t half = get(s, name + ".expand1.weight").size(0);
+    const auto f1 = fold(s, name + ".expand1", bn, 0);
+    const auto f3 = fold(s, name + ".expand3", bn, half);
+    auto a = g.conv(sq, name + ".expand1", f1, {1, 1}, {0, 0, 0, 0}, 1, activation);
+    auto b = g.conv(sq, name + ".expand3", f3, {1, 1}, same_pad(3, 3), 1, activation);
+    return g.node("concat", {a, b}, name + ".concat");
+  }
+  throw std::invalid_argument("export: unknown convolution kind '" + spec.kind + "'");
+}
+
+}  // namespace
+
+std::string TensorStore::add(const std::string& name, const torch::Tensor& tensor) {
+  auto t = tensor.to(torch::kFloat32).contiguous();
+  const size_t bytes = static_cast<size_t>(t.numel()) * sizeof(float);
+  const uint32_t crc = crc32(t.data_ptr<float>(), bytes);
+  const Shape shape(t.sizes().begin(), t.sizes().end());
+  auto range = by_crc_.equal_range(crc);
+  for (auto it = range.first; it != range.second; ++it) {
+    const auto& stored = writer_.constants().at(it->second);
+    if (stored.shape == shape && std::memcmp(stored.data, t.data_ptr<float>(), bytes) == 0) {
+      ++shared_hits_;
+      return it->second;
+    }
+  }
+  auto status = writer_.add_tensor(name, DType::kF32, shape, t.data_ptr<float>());
+  if (!status.ok()) throw std::runtime_error("export: tensor " + name + ": " + status.message);
+  by_crc_.emplace(crc, name);
+  return name;
+}
+
+Branch lower_resnet(const trainer::ResNetSpec& spec, const compress::StateDict& s,
+                    const std::string& branch_name, TensorStore& store) {
+  Branch b;
+  b.name = branch_name;
+  b.input = "input";
+  b.output = "logits";
+  Builder g(b, store, branch_name + "/");
+  auto x =
+      g.conv("input", "stem", fold(s, "stem.conv", "stem.bn"), {1, 1}, same_pad(3, 3), 1, "relu");
+  for (size_t st = 0; st < spec.stages.size(); ++st)
+    for (size_t bi = 0; bi < spec.stages[st].size(); ++bi) {
+      const auto& blk = spec.stages[st][bi];
+      const auto name = "stages." + std::to_string(st) + "." + std::to_string(bi);
+      auto y = lower_slot(g, s, x, name + ".conv1", blk.conv1, blk.stride, name + ".bn1", "relu");
+      y = lower_slot(g, s, y, name + ".conv2", blk.conv2, 1, name + ".bn2", "none");
+      auto shortcut = x;
+      if (blk.has_shortcut_conv())
+        shortcut =
+            g.conv(x, name + ".shortcut", fold(s, name + ".shortcut.conv", name + ".shortcut.bn"),
+                   {blk.stride, blk.stride}, {0, 0, 0, 0}, 1, "none");
+      x = g.node("add", {y, shortcut}, name + ".add", Attrs().set("activation", "relu"));
+    }
+  auto pooled = g.node("global_avg_pool", {x}, "pool");
+  g.linear(pooled, get(s, "fc.weight"), get(s, "fc.bias"));
+  return b;
+}
+
+}  // namespace adascale::exporter

@@ -1,0 +1,180 @@
+// compress: physical pruning, low-rank factors, operator substitution, the ops language
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <sstream>
+
+#include "compress/channel_pruning.h"
+#include "compress/conv_variants.h"
+#include "compress/distillation.h"
+#include "compress/low_rank.h"
+#include "trainer/checkpoint.h"
+#include "trainer/compression.h"
+#include "trainer/resnet.h"
+
+using namespace adascale;
+using namespace adascale::trainer;
+
+namespace {
+
+// a small resnet with an identity chain (stem + stage 1) and a strided shortcut (stage 2), with
+// non-trivial BN statistics so that folding-sensitive mistakes show
+CompressedResNet small_resnet(uint64_t seed) {
+  torch::manual_seed(seed);
+  ModelConfig c;
+  c.stem_width = 8;
+  c.widths = {8, 12};
+  c.depths = {2, 1};
+  ResNet net(ResNetSpec::from_config(c, 1, 5));
+  torch::NoGradGuard no_grad;
+  for (auto& b : net.named_buffers())
+    if (b.key().find("running_var") != std::string::npos)
+      b.value().uniform_(0.5, 2.0);
+    else if (b.key().find("running_mean") != std::string::npos)
+      b.value().normal_(0, 0.2);
+  for (auto& p : net.named_parameters())
+    if (p.key().find("bn") != std::string::npos) p.value().uniform_(0.5, 1.5);
+  return {net.spec(), module_state(net)};
+}
+
+torch::Tensor run(const CompressedResNet& m, const torch::Tensor& x) {
+  ResNet net(m.spec);
+  load_module_state(net, m.state, "test");
+  net.eval();
+  torch::NoGradGuard no_grad;
+  return net.forward(x);
+}
+
+int64_t params(const CompressedResNet& m) {
+  int64_t n = 0;
+  for (auto& [name, t] : m.state)
+    if (name.find("running_") == std::string::npos && name.find("num_batches") == std::string::npos)
+      n += t.numel();
+  return n;
+}
+
+}  // namespace
+
+TEST(ChannelPruning, PrunedNetworkEqualsMaskedFullNetwork) {
+  auto full = small_resnet(1);
+  auto pruned = prune_resnet(full, 0.5);
+  // mask: zero every producer of the removed channels (filters and BN affine), keep the shapes
+  auto masked = full;
+  for (const auto& g : resnet_channel_groups(full.spec)) {
+    auto keep = compress::top_channels(
+        compress::channel_importance(g, full.state, compress::Importance::kFilterL1),
+        std::lround(0.5 * g.size));
+    auto drop = torch::ones({g.size}, torch::kBool);
+    for (auto k : keep) drop[k] = false;
+    for (const auto& p : g.producers) {
+      if (p.tensor.find("running_") != std::string::npos) continue;
+      auto& t = masked.state.at(p.tensor);
+      t = t.clone();
+      t.index_put_({drop}, 0.0);
+    }
+  }
+  auto x = torch::randn({3, 1, 16, 16});
+  auto a = run(masked, x), b = run(pruned, x);
+  EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-5)) << (a - b).abs().max().item<float>();
+  EXPECT_LT(params(pruned), params(full) / 2);
+  EXPECT_EQ(pruned.spec.stem, 4);
+  EXPECT_EQ(pruned.spec.stages[1][0].out, 6);
+  // removed channels are physically gone
+  EXPECT_EQ(pruned.state.at("stages.1.0.conv2.weight").sizes(),
+            (std::vector<int64_t>{6, pruned.spec.stages[1][0].mid, 3, 3}));
+  EXPECT_EQ(pruned.state.at("fc.weight").size(1), 6);
+}
+
+TEST(ChannelPruning, GroupsTieResidualChains) {
+  auto m = small_resnet(2);
+  auto groups = resnet_channel_groups(m.spec);
+  // stem + two identity blocks form one group; each block has a mid group; stage 2 starts a group
+  ASSERT_EQ(groups.size(), 5u);
+  auto it = std::find_if(groups.begin(), groups.end(), [](auto& g) { return g.name == "stem"; });
+  ASSERT_NE(it, groups.end());
+  const auto& stem = *it;
+  int convs = 0;
+  for (const auto& p : stem.producers) convs += p.tensor.find("conv") != std::string::npos;
+  EXPECT_EQ(convs, 3);  // stem conv + conv2 of both identity blocks
+  EXPECT_THROW(compress::select_channels(m.state, stem, {0, 99}), std::invalid_argument);
+}
+
+TEST(LowRank, ErrorFallsWithRankAndVanishesAtFullRank) {
+  torch::manual_seed(3);
+  auto w = torch::randn({16, 8, 3, 3});
+  const int64_t full = compress::full_spatial_rank(w);
+  EXPECT_EQ(full, 24);
+  double last = 1e9;
+  for (int64_t r : {1, 4, 8, 16, 24}) {
+    auto f = compress::decompose_spatial(w, r);
+    const double err = ((compress::compose_spatial(f) - w).norm() / w.norm()).item<double>();
+    EXPECT_LT(err, last) << "rank " << r;
+    last = err;
+  }
+  EXPECT_LT(last, 1e-5);
+  // the factor pair computes the convolution itself (with stride and padding)
+  auto f = compress::decompose_spatial(w, full);
+  auto slot = compress::make_conv_slot({"lowrank", full, 0}, 8, 16, 3, 2);
+  slot->named_parameters()["v.weight"].data().copy_(f.v);
+  slot->named_parameters()["h.weight"].data().copy_(f.h);
+  auto x = torch::randn({2, 8, 9, 9});
+  auto ref = torch::conv2d(x, w, {}, 2, 1);
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::allclose(compress::forward_conv_slot(*slot, x), ref, 1e-4, 1e-4));
+}
+
+TEST(LowRank, LinearTruncatedSvd) {
+  torch::manual_seed(4);
+  auto w = torch::randn({10, 32});
+  auto f2 = compress::decompose_linear(w, 2), f10 = compress::decompose_linear(w, 10);
+  const double e2 = (f2.second.mm(f2.first) - w).norm().item<double>();
+  const double e10 = (f10.second.mm(f10.first) - w).norm().item<double>();
+  EXPECT_GT(e2, e10);
+  EXPECT_LT(e10 / w.norm().item<double>(), 1e-5);
+}
+
+TEST(LowRank, ResNetFactorizationIsExactAtFullRankAndSmallerBelow) {
+  auto m = small_resnet(5);
+  auto x = torch::randn({2, 1, 16, 16});
+  auto exact = lowrank_resnet(m, 1.0, {0, 1});
+  EXPECT_TRUE(torch::allclose(run(exact, x), run(m, x), 1e-4, 1e-4));
+  auto small = lowrank_resnet(m, 0.25, {0, 1});
+  EXPECT_LT(params(small), params(m));
+  EXPECT_EQ(small.spec.stages[1][0].conv1.kind, "lowrank");
+  EXPECT_FALSE(small.state.count("stages.1.0.conv1.weight"));
+}
+
+TEST(Substitution, DistillationFitsTheReplacedConv) {
+  auto m = small_resnet(6);
+  auto calib = torch::randn({128, 1, 16, 16});
+  std::ostringstream log;
+  compress::DistillOptions o;
+  o.steps = 150;
+  for (const std::string kind : {"dpconv", "fire"}) {
+    auto sub = substitute_resnet(m, kind, 0.5, {1}, calib, o, &log);
+    EXPECT_EQ(sub.spec.stages[1][0].conv2.kind, kind);
+    EXPECT_TRUE(sub.state.count(kind == "dpconv" ? "stages.1.0.conv1.dw.weight"
+                                                 : "stages.1.0.conv1.squeeze.weight"));
+    EXPECT_LT(params(sub), params(m));
+    // the distilled network stays close to the original (an untrained one would not)
+    auto x = calib.slice(0, 0, 16);
+    const double rel = ((run(sub, x) - run(m, x)).norm() / run(m, x).norm()).item<double>();
+    EXPECT_LT(rel, 0.5) << kind << "\n" << log.str();
+  }
+}
+
+TEST(CompressOps, ParsingOrderAndNames) {
+  auto ops = parse_compress_ops("prune:0.5,lowrank:0.25@3,dpconv@2/3,fire");
+  ASSERT_EQ(ops.size(), 4u);
+  EXPECT_EQ(canonical_ops_name(ops), "prune0.50>lowrank0.25@3>dpconv@2/3>fire0.25");
+  EXPECT_EQ(ops[2].stages, (std::vector<int64_t>{1, 2}));
+  EXPECT_THROW(parse_compress_ops("lowrank:0.5,prune:0.5"), ConfigError);  // order
+  EXPECT_THROW(parse_compress_ops("shrink:0.5"), ConfigError);
+  EXPECT_THROW(parse_compress_ops("prune:1.5"), ConfigError);
+  EXPECT_THROW(parse_compress_ops("prune"), ConfigError);
+  EXPECT_THROW(parse_compress_ops("dpconv@0"), ConfigError);
+  auto m = small_resnet(7);
+  EXPECT_THROW(lowrank_resnet(m, 0.5, {5}), ConfigError);  // no such stage
+  auto twice = lowrank_resnet(m, 0.5, {1});
+  EXPECT_THROW(lowrank_resnet(twice, 0.5, {1}), ConfigError);
+}
