@@ -214,6 +214,8 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
   check(writer.write(out_path), "writing " + out_path);
   for (const auto& entry : std::filesystem::directory_iterator(out_path))
     result.bundle_bytes += std::filesystem::file_size(entry.path());
+  result.weights_file_bytes =
+      std::filesystem::file_size(std::filesystem::path(out_path) / "weights.bin");
   result.shared_tensors = store.shared_hits();
   return result;
 }

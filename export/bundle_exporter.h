@@ -45,8 +45,9 @@ struct BranchReport {
 
 struct ExportResult {
   std::vector<BranchReport> branches;
-  size_t bundle_bytes = 0;    // weights.bin + catalog.json
-  size_t separate_bytes = 0;  // the branches stored as separate models
+  size_t bundle_bytes = 0;        // weights.bin + catalog.json
+  size_t weights_file_bytes = 0;  // weights.bin alone (aligned, shared tensors stored once)
+  size_t separate_bytes = 0;      // the branches stored as separate models
   size_t largest_branch_bytes = 0;
   size_t shared_tensors = 0;
 };

@@ -39,6 +39,7 @@ po::options_description describe(TrainConfig& c) {
           "model.widths", list(&c.model.widths, "model.widths"))(
           "model.depths", list(&c.model.depths, "model.depths"))(
           "model.expansion", po::value(&c.model.expansion)->default_value(c.model.expansion))(
+          "model.init", po::value(&c.model.init)->default_value(c.model.init))(
           "train.epochs", po::value(&c.train.epochs)->default_value(c.train.epochs))(
           "train.batch_size", po::value(&c.train.batch_size)->default_value(c.train.batch_size))(
           "train.optimizer", po::value(&c.train.optimizer)->default_value(c.train.optimizer))(
@@ -156,7 +157,7 @@ std::string TrainConfig::to_ini() const {
     << "\nchannels = " << data.channels << "\n";
   o << "\n[model]\narch = " << model.arch << "\nstem_width = " << model.stem_width
     << "\nwidths = " << join_int_list(model.widths) << "\ndepths = " << join_int_list(model.depths)
-    << "\nexpansion = " << model.expansion << "\n";
+    << "\nexpansion = " << model.expansion << "\ninit = " << model.init << "\n";
   o << "\n[train]\nepochs = " << train.epochs << "\nbatch_size = " << train.batch_size
     << "\noptimizer = " << train.optimizer << "\nlr = " << train.lr
     << "\nmomentum = " << train.momentum << "\nnesterov = " << (train.nesterov ? "true" : "false")

@@ -38,6 +38,9 @@ struct ModelConfig {
   std::vector<int64_t> widths{16, 32, 64};  // per stage
   std::vector<int64_t> depths{2, 2, 2};     // blocks per stage
   int64_t expansion = 6;                    // mobilenetv2 inverted-residual expansion
+  // a checkpoint to start from (its architecture and weights), e.g. to fine-tune a compressed
+  // model; empty: random initialisation
+  std::string init;
 };
 
 struct OptimConfig {

@@ -215,13 +215,27 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
   const int64_t classes = rd.train->num_classes();
 
   torch::manual_seed(config.train.seed);
-  auto model = make_backbone(config.model, shape.channels, classes);
+  std::shared_ptr<Backbone> model;
+  std::string lineage;
+  if (config.model.init.empty()) {
+    model = make_backbone(config.model, shape.channels, classes);
+  } else {
+    const Checkpoint init = read_checkpoint(config.model.init);
+    if (init.input_shape != std::vector<int64_t>{shape.channels, shape.height, shape.width} ||
+        static_cast<int64_t>(init.class_names.size()) != classes)
+      throw ConfigError("model.init '" + config.model.init +
+                        "' was trained on another input shape or class count");
+    model = load_model(init, config.model.init);
+    model->train();
+    lineage = init.lineage;
+  }
   auto optimizer = make_optimizer(config.train, model->parameters());
 
   Checkpoint ck;
   ck.config_ini = config.to_ini();
   ck.architecture = model->describe();
   ck.spec = model->spec_json();
+  ck.lineage = lineage;
   ck.input_shape = {shape.channels, shape.height, shape.width};
   ck.class_names = rd.train->class_names();
   ck.normalize_mean = rd.stats.mean;

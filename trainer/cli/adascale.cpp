@@ -4,6 +4,7 @@
 // Errors are one line on stderr; exit code 2 for bad usage or config, 1 for everything else.
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -27,6 +28,7 @@ const char* kUsage =
     "  eval  --checkpoint FILE [--split test|validation] [--threads N] [--data-root DIR]\n"
     "        accuracy, loss and confusion matrix of a checkpoint\n"
     "  compress --checkpoint FILE --ops OPS --out FILE [--calibration N] [--threads N]\n"
+    "        [--finetune-epochs N] [--finetune-lr LR]\n"
     "        physically compress a trained ResNet: OPS is an ordered list such as\n"
     "        prune:0.5,lowrank:0.25 or prune:0.75,dpconv@2/3 or fire:0.25\n"
     "  export --checkpoint FILE [--checkpoint FILE ...] --out DIR.bundle [--threads N]\n"
@@ -157,13 +159,18 @@ int cmd_compress(const std::vector<std::string>& args) {
   std::string ckpt_path, ops_text, out_path;
   int threads = 2;
   int64_t calibration = 1024;
+  int64_t finetune_epochs = 0;
+  double finetune_lr = 0.0;
   po::options_description desc("compress");
   desc.add_options()("checkpoint", po::value(&ckpt_path)->required())(
       "ops", po::value(&ops_text)->required())("out", po::value(&out_path)->required())(
       "calibration", po::value(&calibration)->default_value(calibration))(
-      "threads", po::value(&threads)->default_value(threads));
+      "threads", po::value(&threads)->default_value(threads))(
+      "finetune-epochs", po::value(&finetune_epochs)->default_value(0))(
+      "finetune-lr", po::value(&finetune_lr)->default_value(0.0));
   parse_options(desc, args);
   if (threads < 1) throw UsageError("--threads must be >= 1");
+  if (finetune_epochs < 0 || finetune_lr < 0) throw UsageError("fine-tuning values must be >= 0");
   if (calibration < 16) throw UsageError("--calibration needs at least 16 images");
   const auto ops = trainer::parse_compress_ops(ops_text);
   torch::set_num_threads(threads);
@@ -214,6 +221,25 @@ int cmd_compress(const std::vector<std::string>& args) {
   out.test_accuracy = after.accuracy;
   out.test_loss = after.loss;
   trainer::write_checkpoint(out, out_path);
+  if (finetune_epochs > 0) {
+    // fine-tune from the compressed weights with the original recipe at a lower rate, then put
+    // the result where the compressed checkpoint was (atomically)
+    auto ft = config;
+    ft.model.init = out_path;
+    ft.train.epochs = finetune_epochs;
+    ft.train.lr = finetune_lr > 0 ? finetune_lr : 0.1 * config.train.lr;
+    ft.train.warmup_epochs = 0;
+    ft.train.threads = threads;
+    ft.out_dir = out_path + ".finetune";
+    ft.source = "fine-tuning of " + out_path;
+    std::cout << "fine-tuning " << finetune_epochs << " epochs at lr " << ft.train.lr << "\n";
+    auto outcome = trainer::train(ft, false, std::cout);
+    std::filesystem::rename(outcome.checkpoint_path, out_path);
+    std::filesystem::remove_all(ft.out_dir);
+    auto tuned = trainer::read_checkpoint(out_path);
+    compressed = std::dynamic_pointer_cast<trainer::ResNet>(trainer::load_model(tuned, out_path));
+    std::tie(after, after_cost) = measure(*compressed);
+  }
   std::printf("%-12s %10s %10s %9s\n", "", "params", "M MACs", "test acc");
   std::printf("%-12s %10lld %10.2f %8.2f%%\n", "before", (long long)before_cost.params,
               before_cost.macs / 1e6, 100.0 * before.accuracy);
@@ -277,9 +303,11 @@ int cmd_export(const std::vector<std::string>& args) {
   auto r =
       exporter::export_bundle(sources, torch::cat(xs), torch::cat(ys), out_path, opts, std::cout);
   std::printf(
-      "wrote %s: %zu bytes (the largest branch alone: %zu weight bytes; the branches as "
-      "separate models: %zu), %zu tensors shared\n",
-      out_path.c_str(), r.bundle_bytes, r.largest_branch_bytes, r.separate_bytes, r.shared_tensors);
+      "wrote %s: %zu bytes; weights.bin %zu bytes = %.2fx the largest branch alone (%zu "
+      "weight bytes); the branches as separate models: %zu bytes; %zu tensors shared\n",
+      out_path.c_str(), r.bundle_bytes, r.weights_file_bytes,
+      static_cast<double>(r.weights_file_bytes) / r.largest_branch_bytes, r.largest_branch_bytes,
+      r.separate_bytes, r.shared_tensors);
   return 0;
 }
 

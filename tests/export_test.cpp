@@ -1,0 +1,110 @@
+// export: ResNet variants lowered into one bundle, parity with LibTorch, shared tensors
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "export/bundle_exporter.h"
+#include "runtime/bundle.h"
+#include "trainer/checkpoint.h"
+#include "trainer/compression.h"
+#include "trainer/training.h"
+
+namespace fs = std::filesystem;
+using namespace adascale;
+using namespace adascale::trainer;
+
+namespace {
+
+trainer::CompressedResNet random_resnet() {
+  torch::manual_seed(11);
+  ModelConfig c;
+  c.stem_width = 8;
+  c.widths = {8, 16};
+  c.depths = {1, 1};
+  ResNet net(ResNetSpec::from_config(c, 1, 5));
+  torch::NoGradGuard no_grad;
+  for (auto& b : net.named_buffers())
+    if (b.key().find("running_var") != std::string::npos)
+      b.value().uniform_(0.5, 2.0);
+    else if (b.key().find("running_mean") != std::string::npos)
+      b.value().normal_(0, 0.2);
+  for (auto& p : net.named_parameters())
+    if (p.key().find("bn") != std::string::npos) p.value().uniform_(0.5, 1.5);
+  return {net.spec(), module_state(net)};
+}
+
+fs::path temp_dir() {
+  auto d = fs::temp_directory_path() / ("adascale_export_test_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+}  // namespace
+
+TEST(Export, EveryVariantMatchesLibTorchAndSharesTensors) {
+  auto base = random_resnet();
+  auto images = torch::randn({64, 1, 12, 12});
+  auto labels = torch::randint(0, 5, {64});
+  compress::DistillOptions fast;
+  fast.steps = 20;
+  std::vector<exporter::ExportSource> sources = {
+      {"backbone", base.spec, base.state},
+      {"prune0.50", prune_resnet(base, 0.5).spec, prune_resnet(base, 0.5).state},
+  };
+  auto lowrank = lowrank_resnet(base, 0.3, {1});
+  sources.push_back({"lowrank0.30@2", lowrank.spec, lowrank.state});
+  auto dp = substitute_resnet(base, "dpconv", 0, {1}, images, fast, nullptr);
+  sources.push_back({"dpconv@2", dp.spec, dp.state});
+  auto fire = substitute_resnet(base, "fire", 0.5, {1}, images, fast, nullptr);
+  sources.push_back({"fire0.50@2", fire.spec, fire.state});
+
+  auto dir = temp_dir();
+  exporter::ExportOptions o;
+  o.parity_images = 32;
+  o.latency_runs = 5;
+  o.class_names = {"a", "b", "c", "d", "e"};
+  o.mean = {0.5f};
+  o.std = {0.25f};
+  std::ostringstream log;
+  auto r = exporter::export_bundle(sources, images, labels, (dir / "m.bundle").string(), o, log);
+  ASSERT_EQ(r.branches.size(), 5u);
+  for (const auto& b : r.branches) {
+    EXPECT_LE(b.max_logit_diff, 1e-3) << b.name;
+    EXPECT_LE(b.max_logit_diff_reference, 1e-3) << b.name;
+    EXPECT_EQ(b.top1_agreement, 1.0) << b.name;
+    EXPECT_DOUBLE_EQ(b.accuracy, b.libtorch_accuracy) << b.name;
+  }
+  // compressed branches are physically smaller
+  EXPECT_LT(r.branches[1].weight_bytes, r.branches[0].weight_bytes / 2);
+  EXPECT_LT(r.branches[3].macs, r.branches[0].macs);
+  // the stem and stage 1 are identical in four branches: stored once
+  EXPECT_GT(r.shared_tensors, 0u);
+  EXPECT_LT(r.weights_file_bytes, r.separate_bytes);
+
+  std::unique_ptr<Bundle> bundle;
+  auto s = Bundle::open((dir / "m.bundle").string(), &bundle);
+  ASSERT_TRUE(s.ok()) << s.message;
+  EXPECT_EQ(bundle->branches().size(), 5u);
+  EXPECT_NE(bundle->find_branch("fire0.50@2"), nullptr);
+  EXPECT_NE(bundle->branches()[0].costs_json.find("latency_ms"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(Export, ParityFailureWritesNothing) {
+  auto base = random_resnet();
+  auto dir = temp_dir();
+  exporter::ExportOptions o;
+  o.parity_tolerance = -1.0;  // nothing can pass
+  o.latency_runs = 1;
+  o.class_names = {"a", "b", "c", "d", "e"};
+  std::ostringstream log;
+  EXPECT_THROW(exporter::export_bundle(
+                   {{"backbone", base.spec, base.state}}, torch::randn({8, 1, 12, 12}),
+                   torch::zeros({8}, torch::kInt64), (dir / "m.bundle").string(), o, log),
+               std::runtime_error);
+  EXPECT_FALSE(fs::exists(dir / "m.bundle"));
+  fs::remove_all(dir);
+}
