@@ -8,6 +8,7 @@
 #include "compress/conv_variants.h"
 #include "compress/distillation.h"
 #include "compress/low_rank.h"
+#include "resnet_fixture.h"
 #include "trainer/checkpoint.h"
 #include "trainer/compression.h"
 #include "trainer/resnet.h"
@@ -17,24 +18,9 @@ using namespace adascale::trainer;
 
 namespace {
 
-// a small resnet with an identity chain (stem + stage 1) and a strided shortcut (stage 2), with
-// non-trivial BN statistics so that folding-sensitive mistakes show
+// stem 8 with an identity chain into stage 1 (widths 8, two blocks) and a strided stage 2 (12)
 CompressedResNet small_resnet(uint64_t seed) {
-  torch::manual_seed(seed);
-  ModelConfig c;
-  c.stem_width = 8;
-  c.widths = {8, 12};
-  c.depths = {2, 1};
-  ResNet net(ResNetSpec::from_config(c, 1, 5));
-  torch::NoGradGuard no_grad;
-  for (auto& b : net.named_buffers())
-    if (b.key().find("running_var") != std::string::npos)
-      b.value().uniform_(0.5, 2.0);
-    else if (b.key().find("running_mean") != std::string::npos)
-      b.value().normal_(0, 0.2);
-  for (auto& p : net.named_parameters())
-    if (p.key().find("bn") != std::string::npos) p.value().uniform_(0.5, 1.5);
-  return {net.spec(), module_state(net)};
+  return testing::random_resnet(seed, 8, {8, 12}, {2, 1}, 5);
 }
 
 torch::Tensor run(const CompressedResNet& m, const torch::Tensor& x) {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "export/bundle_exporter.h"
+#include "resnet_fixture.h"
 #include "runtime/bundle.h"
 #include "trainer/checkpoint.h"
 #include "trainer/compression.h"
@@ -18,21 +19,7 @@ using namespace adascale::trainer;
 namespace {
 
 trainer::CompressedResNet random_resnet() {
-  torch::manual_seed(11);
-  ModelConfig c;
-  c.stem_width = 8;
-  c.widths = {8, 16};
-  c.depths = {1, 1};
-  ResNet net(ResNetSpec::from_config(c, 1, 5));
-  torch::NoGradGuard no_grad;
-  for (auto& b : net.named_buffers())
-    if (b.key().find("running_var") != std::string::npos)
-      b.value().uniform_(0.5, 2.0);
-    else if (b.key().find("running_mean") != std::string::npos)
-      b.value().normal_(0, 0.2);
-  for (auto& p : net.named_parameters())
-    if (p.key().find("bn") != std::string::npos) p.value().uniform_(0.5, 1.5);
-  return {net.spec(), module_state(net)};
+  return testing::random_resnet(11, 8, {8, 16}, {1, 1}, 5);
 }
 
 fs::path temp_dir() {
