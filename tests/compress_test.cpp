@@ -20,7 +20,7 @@ namespace {
 
 // stem 8 with an identity chain into stage 1 (widths 8, two blocks) and a strided stage 2 (12)
 CompressedResNet small_resnet(uint64_t seed) {
-  return testing::random_resnet(seed, 8, {8, 12}, {2, 1}, 5);
+  return adascale::testing::random_resnet(seed, 8, {8, 12}, {2, 1}, 5);
 }
 
 torch::Tensor run(const CompressedResNet& m, const torch::Tensor& x) {

@@ -19,7 +19,7 @@ using namespace adascale::trainer;
 namespace {
 
 trainer::CompressedResNet random_resnet() {
-  return testing::random_resnet(11, 8, {8, 16}, {1, 1}, 5);
+  return adascale::testing::random_resnet(11, 8, {8, 16}, {1, 1}, 5);
 }
 
 fs::path temp_dir() {
