@@ -32,7 +32,7 @@ const char* kUsage =
     "        physically compress a trained ResNet: OPS is an ordered list such as\n"
     "        prune:0.5,lowrank:0.25 or prune:0.75,dpconv@2/3 or fire:0.25\n"
     "  export --checkpoint FILE [--checkpoint FILE ...] --out DIR.bundle [--threads N]\n"
-    "        [--parity-images N] [--test-images N]\n"
+    "        [--parity-images N] [--test-images N] [--latency-runs N]\n"
     "        one bundle, one branch per checkpoint (the backbone and its compressed variants),\n"
     "        each profiled in the runtime and checked for parity against LibTorch\n";
 
@@ -259,10 +259,12 @@ int cmd_export(const std::vector<std::string>& args) {
       "out", po::value(&out_path)->required())(
       "threads", po::value(&opts.threads)->default_value(opts.threads))(
       "parity-images", po::value(&opts.parity_images)->default_value(opts.parity_images))(
-      "test-images", po::value(&test_images)->default_value(0));
+      "test-images", po::value(&test_images)->default_value(0))(
+      "latency-runs", po::value(&opts.latency_runs)->default_value(opts.latency_runs));
   parse_options(desc, args);
   if (opts.threads < 1) throw UsageError("--threads must be >= 1");
   if (opts.parity_images < 1) throw UsageError("--parity-images must be >= 1");
+  if (opts.latency_runs < 1) throw UsageError("--latency-runs must be >= 1");
   torch::set_num_threads(1);
 
   std::vector<exporter::ExportSource> sources;
