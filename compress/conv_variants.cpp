@@ -7,16 +7,6 @@ namespace {
 
 namespace nn = torch::nn;
 
-nn::Conv2d make_conv(int64_t in, int64_t out, std::vector<int64_t> kernel,
-                     std::vector<int64_t> stride, std::vector<int64_t> padding,
-                     int64_t groups = 1) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel)
-                        .stride(stride)
-                        .padding(padding)
-                        .groups(groups)
-                        .bias(false));
-}
-
 struct LowRankConv : ConvVariant {
   LowRankConv(int64_t in, int64_t out, int64_t rank, int64_t k, int64_t stride)
       : v(register_module("v", make_conv(in, rank, {k, 1}, {stride, 1}, {k / 2, 0}))),
@@ -59,6 +49,24 @@ struct FireConv : ConvVariant {
 };
 
 }  // namespace
+
+nn::Conv2d make_conv(int64_t in, int64_t out, std::vector<int64_t> kernel,
+                     std::vector<int64_t> stride, std::vector<int64_t> padding, int64_t groups) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel)
+                        .stride(stride)
+                        .padding(padding)
+                        .groups(groups)
+                        .bias(false));
+}
+
+ConvBn::ConvBn(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups)
+    : conv(register_module("conv",
+                           make_conv(in, out, {k, k}, {stride, stride}, {k / 2, k / 2}, groups))),
+      bn(register_module("bn", nn::BatchNorm2d(out))) {}
+
+torch::Tensor ConvBn::forward(const torch::Tensor& x) {
+  return bn->forward(conv_forward(*conv, x));
+}
 
 bool check_conv_variant(const ConvVariantSpec& spec, int64_t in, int64_t out, std::string* why) {
   if (spec.kind == "conv" || spec.kind == "dpconv") return true;

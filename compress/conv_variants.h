@@ -14,8 +14,22 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace adascale::compress {
+
+// bias-free convolution (a BatchNorm always follows in our networks)
+torch::nn::Conv2d make_conv(int64_t in, int64_t out, std::vector<int64_t> kernel,
+                            std::vector<int64_t> stride, std::vector<int64_t> padding,
+                            int64_t groups = 1);
+
+// kxk convolution ("same" padding) followed by BatchNorm: parameters "conv.weight", "bn.*"
+struct ConvBn : torch::nn::Module {
+  ConvBn(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t groups = 1);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Conv2d conv;
+  torch::nn::BatchNorm2d bn;
+};
 
 class ConvVariant : public torch::nn::Module {
  public:

@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "compress/conv_variants.h"
 #include "compress/mac_counter.h"
 #include "trainer/resnet.h"
 
@@ -11,21 +12,7 @@ namespace {
 
 namespace nn = torch::nn;
 
-nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride = 1, int64_t groups = 1) {
-  return nn::Conv2d(
-      nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).groups(groups).bias(false));
-}
-
-struct ConvBn : nn::Module {
-  ConvBn(int64_t in, int64_t out, int64_t k, int64_t stride = 1, int64_t groups = 1)
-      : conv(register_module("conv", trainer::conv(in, out, k, stride, groups))),
-        bn(register_module("bn", nn::BatchNorm2d(out))) {}
-  torch::Tensor forward(const torch::Tensor& x) {
-    return bn->forward(compress::conv_forward(*conv, x));
-  }
-  nn::Conv2d conv;
-  nn::BatchNorm2d bn;
-};
+using compress::ConvBn;
 
 struct InvertedResidual : nn::Module {
   InvertedResidual(int64_t in, int64_t out, int64_t stride, int64_t expansion)

@@ -11,26 +11,7 @@ namespace {
 namespace nn = torch::nn;
 using nlohmann::json;
 
-nn::Conv2d make_conv(int64_t in, int64_t out, std::vector<int64_t> kernel,
-                     std::vector<int64_t> stride, std::vector<int64_t> padding,
-                     int64_t groups = 1) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel)
-                        .stride(stride)
-                        .padding(padding)
-                        .groups(groups)
-                        .bias(false));
-}
-
-struct ConvBn : nn::Module {
-  ConvBn(int64_t in, int64_t out, int64_t k, int64_t stride)
-      : conv(register_module("conv", make_conv(in, out, {k, k}, {stride, stride}, {k / 2, k / 2}))),
-        bn(register_module("bn", nn::BatchNorm2d(out))) {}
-  torch::Tensor forward(const torch::Tensor& x) {
-    return bn->forward(compress::conv_forward(*conv, x));
-  }
-  nn::Conv2d conv;
-  nn::BatchNorm2d bn;
-};
+using compress::ConvBn;
 
 struct Block : nn::Module {
   explicit Block(const BlockSpec& s)
