@@ -162,6 +162,22 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
     }
     r.latency_median_ms = percentile(times, 0.5);
     r.latency_p90_ms = percentile(times, 0.9);
+    // the baseline, side by side: the LibTorch model on the same image, batch 1, eval mode,
+    // with as many intra-op threads as the runtime uses
+    {
+      const int saved_threads = torch::get_num_threads();
+      torch::set_num_threads(o.threads);
+      auto img = images.slice(0, 0, 1);
+      for (int i = 0; i < 20; ++i) model.forward(img);
+      std::vector<double> torch_times;
+      for (int64_t i = 0; i < o.latency_runs; ++i) {
+        const auto s = Clock::now();
+        model.forward(img);
+        torch_times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+      }
+      r.libtorch_latency_median_ms = percentile(torch_times, 0.5);
+      torch::set_num_threads(saved_threads);
+    }
     r.weight_bytes = single->weight_bytes();
     r.arena_bytes = single->arena_bytes();
     r.energy_mj = modelled_energy_mj(DeviceProfile{}, false, static_cast<double>(r.macs),
@@ -170,9 +186,11 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
     result.separate_bytes += r.weight_bytes;
     result.largest_branch_bytes = std::max(result.largest_branch_bytes, r.weight_bytes);
     log << "  " << std::left << std::setw(28) << r.name << std::right << std::fixed
-        << std::setprecision(2) << std::setw(8) << r.macs / 1e6 << " M MACs" << std::setw(9)
-        << r.latency_median_ms << " ms" << std::setw(8) << 100 * r.accuracy << "%  parity "
-        << std::scientific << std::setprecision(1) << r.max_logit_diff << std::fixed << "\n";
+        << std::setprecision(2) << std::setw(8) << r.macs / 1e6 << " M MACs" << std::setprecision(3)
+        << std::setw(8) << r.latency_median_ms << " ms (LibTorch eager " << std::setw(6)
+        << r.libtorch_latency_median_ms << " ms)" << std::setprecision(2) << std::setw(8)
+        << 100 * r.accuracy << "%  parity " << std::scientific << std::setprecision(1)
+        << r.max_logit_diff << std::fixed << "\n";
     result.branches.push_back(r);
     branches.push_back(branch);
   }
@@ -200,6 +218,7 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
           {"batch", 1},
           {"device", device}}},
         {"prepare_ms", r.prepare_ms},
+        {"libtorch_eager_latency_ms", r.libtorch_latency_median_ms},
         {"energy_mj", r.energy_mj},
         {"energy_model",
          "e_mac*MACs + M*(r*e_cache + (1-r)*e_dram), r=0.5, docs/device-profile.md"},

@@ -34,6 +34,7 @@ struct BranchReport {
   int64_t macs = 0, params = 0;
   size_t weight_bytes = 0, arena_bytes = 0, memory_access_bytes = 0;
   double latency_median_ms = 0, latency_p90_ms = 0, prepare_ms = 0;
+  double libtorch_latency_median_ms = 0;  // the same branch in LibTorch eager, timed alongside
   double energy_mj = 0;
   double accuracy = 0;                  // runtime, on the held-out images
   double libtorch_accuracy = 0;         // LibTorch eval mode, same images
