@@ -63,6 +63,16 @@ ConvCase random_case(uint64_t seed) {
   return c;
 }
 
+// input calibrated by min/max, weights per channel, bias at the input x weight scale
+std::tuple<QuantParams, QuantizedWeight, torch::Tensor> quantize_case(const ConvCase& c) {
+  ActivationObserver in_obs;
+  in_obs.observe(c.x);
+  const auto in = in_obs.params();
+  auto wq = quantize_weight_per_channel(c.w);
+  auto bias_q = quantize_bias(c.b, in, wq);
+  return {in, wq, bias_q};
+}
+
 torch::Tensor activate(const torch::Tensor& y, const std::string& a) {
   if (a == "relu") return torch::relu(y);
   if (a == "relu6") return torch::clamp(y, 0, 6);
@@ -74,12 +84,8 @@ torch::Tensor activate(const torch::Tensor& y, const std::string& a) {
 TEST(Quantization, IntegerReferenceMatchesFakeQuant) {
   int64_t exact = 0, total = 0;
   for (uint64_t seed = 0; seed < 12; ++seed) {
-    auto c = random_case(seed);
-    ActivationObserver in_obs;
-    in_obs.observe(c.x);
-    const auto in = in_obs.params();
-    const auto wq = quantize_weight_per_channel(c.w);
-    const auto bias_q = quantize_bias(c.b, in, wq);
+    const auto c = random_case(seed);
+    const auto [in, wq, bias_q] = quantize_case(c);
     // fake-quant float path: dequantized input, weights and bias
     auto bias_deq = bias_q.to(torch::kFloat32) * (wq.scale * in.scale);
     auto y = activate(torch::conv2d(fake_quantize_activation(c.x, in), dequantize_weight(wq),
@@ -104,12 +110,8 @@ TEST(Quantization, IntegerReferenceMatchesFakeQuant) {
 // the runtime's int8 conv kernels (reference and XNNPACK) reproduce the integer computation
 TEST(Quantization, RuntimeInt8ConvMatchesIntegerReference) {
   for (uint64_t seed = 0; seed < 6; ++seed) {
-    auto c = random_case(seed);
-    ActivationObserver in_obs;
-    in_obs.observe(c.x);
-    const auto in = in_obs.params();
-    const auto wq = quantize_weight_per_channel(c.w);
-    const auto bias_q = quantize_bias(c.b, in, wq);
+    const auto c = random_case(seed);
+    const auto [in, wq, bias_q] = quantize_case(c);
     const QuantParams out = activation_params(-4.0, 6.0);
     auto xq = quantize_activation(c.x, in);
     auto want = int8_conv2d_reference(xq, in, wq, bias_q, {c.stride, c.stride}, {c.pad, c.pad},
