@@ -216,5 +216,12 @@ std::map<std::string, Generator> generators() {
   return g;
 }
 
+// every op in the registry, the parameter list of the per-op harnesses
+std::vector<std::string> registered_op_names() {
+  std::vector<std::string> names;
+  for (const OpDef& op : OpRegistry::instance().ops()) names.push_back(op.name);
+  return names;
+}
+
 }  // namespace
 }  // namespace adascale

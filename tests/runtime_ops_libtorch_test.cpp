@@ -137,13 +137,7 @@ TEST_P(RuntimeOpLibTorch, BothBackendsMatchLibTorch) {
   EXPECT_GT(checked, 0);
 }
 
-std::vector<std::string> op_names() {
-  std::vector<std::string> names;
-  for (const OpDef& op : OpRegistry::instance().ops()) names.push_back(op.name);
-  return names;
-}
-
-INSTANTIATE_TEST_SUITE_P(AllOps, RuntimeOpLibTorch, ::testing::ValuesIn(op_names()),
+INSTANTIATE_TEST_SUITE_P(AllOps, RuntimeOpLibTorch, ::testing::ValuesIn(registered_op_names()),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

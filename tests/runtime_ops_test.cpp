@@ -74,12 +74,6 @@ TEST_P(RuntimeOpParity, ReferenceMatchesXnnpack) {
   if (!int8_values.empty()) EXPECT_GT(int8_values.size(), 20u) << "int8 outputs look saturated";
 }
 
-std::vector<std::string> registered_op_names() {
-  std::vector<std::string> names;
-  for (const OpDef& op : OpRegistry::instance().ops()) names.push_back(op.name);
-  return names;
-}
-
 INSTANTIATE_TEST_SUITE_P(AllOps, RuntimeOpParity, ::testing::ValuesIn(registered_op_names()),
                          [](const auto& info) { return info.param; });
 

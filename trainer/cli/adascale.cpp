@@ -87,6 +87,24 @@ int cmd_train(const std::vector<std::string>& args) {
   return 0;
 }
 
+// the test split of a checkpoint's dataset, normalized as in training
+struct EvalData {
+  data::DatasetPtr set;
+  data::LoaderOptions options;
+};
+
+EvalData test_data(const trainer::Checkpoint& ckpt, const trainer::TrainConfig& config) {
+  EvalData d;
+  d.set = data::open_dataset(trainer::dataset_spec(config.data, "test"));
+  if (config.data.limit_test > 0 && config.data.limit_test < d.set->size())
+    d.set = d.set->subset(data::all_indices(config.data.limit_test));
+  d.options.batch_size = 256;
+  d.options.shuffle = false;
+  d.options.normalize = {ckpt.normalize_mean, ckpt.normalize_std};
+  d.options.workers = config.data.workers;
+  return d;
+}
+
 int cmd_eval(const std::vector<std::string>& args) {
   std::string ckpt_path, split = "test", data_root;
   int threads = 2;
@@ -104,20 +122,10 @@ int cmd_eval(const std::vector<std::string>& args) {
   auto model = trainer::load_model(ckpt, ckpt_path);
   auto config = trainer::parse_config_text(ckpt.config_ini, ckpt_path + " (stored config)");
   if (!data_root.empty()) config.data.root = data_root;
-  data::ChannelStats stats{ckpt.normalize_mean, ckpt.normalize_std};
-  data::LoaderOptions opts;
-  opts.batch_size = 256;
-  opts.shuffle = false;
-  opts.normalize = stats;
-  opts.workers = config.data.workers;
-  data::DatasetPtr set;
-  std::vector<int64_t> indices;
-  if (split == "test") {
-    set = data::open_dataset(trainer::dataset_spec(config.data, "test"));
-    if (config.data.limit_test > 0 && config.data.limit_test < set->size())
-      set = set->subset(data::all_indices(config.data.limit_test));
-    indices = data::all_indices(set->size());
-  } else {
+  auto data = test_data(ckpt, config);
+  data::DatasetPtr set = data.set;
+  std::vector<int64_t> indices = data::all_indices(set->size());
+  if (split == "validation") {
     auto rd = trainer::load_run_data(config);
     set = rd.train;
     indices = rd.split.validation;
@@ -127,7 +135,7 @@ int cmd_eval(const std::vector<std::string>& args) {
       set->num_classes() != static_cast<int64_t>(ckpt.class_names.size()))
     throw data::DataError("dataset '" + config.data.format +
                           "' does not match the checkpoint's input shape or class count");
-  data::BatchLoader loader(set, indices, opts);
+  data::BatchLoader loader(set, indices, data.options);
   auto r = trainer::evaluate(*model, loader, set->num_classes());
   std::printf("checkpoint %s: %s, epoch %lld\n", ckpt_path.c_str(), ckpt.architecture.c_str(),
               static_cast<long long>(ckpt.epoch));
@@ -135,24 +143,6 @@ int cmd_eval(const std::vector<std::string>& args) {
               100.0 * r.accuracy, r.loss, static_cast<long long>(r.examples));
   std::cout << trainer::format_confusion(r, ckpt.class_names);
   return 0;
-}
-
-// the test split of a checkpoint's dataset, normalized as in training
-struct EvalData {
-  data::DatasetPtr set;
-  data::LoaderOptions options;
-};
-
-EvalData test_data(const trainer::Checkpoint& ckpt, const trainer::TrainConfig& config) {
-  EvalData d;
-  d.set = data::open_dataset(trainer::dataset_spec(config.data, "test"));
-  if (config.data.limit_test > 0 && config.data.limit_test < d.set->size())
-    d.set = d.set->subset(data::all_indices(config.data.limit_test));
-  d.options.batch_size = 256;
-  d.options.shuffle = false;
-  d.options.normalize = {ckpt.normalize_mean, ckpt.normalize_std};
-  d.options.workers = config.data.workers;
-  return d;
 }
 
 int cmd_compress(const std::vector<std::string>& args) {
