@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "datasets/dataset.h"
+#include "fmnist_slice.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config.h"
 #include "trainer/models.h"
@@ -337,22 +338,11 @@ TEST(Training, LearnsTheQuadrantTask) {
 
 // one epoch on a 2,000-image slice of the real Fashion-MNIST
 TEST(Training, FashionMnistSmoke) {
-  const std::string root = data::default_fashion_mnist_root();
-  if (!fs::exists(root + "/train-images-idx3-ubyte.gz")) GTEST_SKIP() << "no Fashion-MNIST";
+  if (!adascale::testing::has_fashion_mnist()) GTEST_SKIP() << "no Fashion-MNIST";
   auto dir = temp_dir("fmnist");
-  TrainConfig c;
-  c.source = "test";
-  c.data.limit_train = 2000;
-  c.data.limit_test = 1000;
-  c.data.workers = 1;
-  c.model.stem_width = 8;
+  TrainConfig c = adascale::testing::fashion_mnist_slice(2000, 1000, dir / "out");
   c.model.widths = {16, 32};
-  c.model.depths = {1, 1};
-  c.train.epochs = 1;
   c.train.batch_size = 16;
-  c.train.lr = 0.05;
-  c.train.threads = 1;  // ctest runs suites in parallel on 2 cores
-  c.out_dir = (dir / "out").string();
   std::ostringstream log;
   auto outcome = train(c, false, log);
   EXPECT_EQ(outcome.test.examples, 1000);

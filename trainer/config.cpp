@@ -56,7 +56,23 @@ po::options_description describe(TrainConfig& c) {
           "train.label_smoothing",
           po::value(&c.train.label_smoothing)->default_value(c.train.label_smoothing))(
           "train.seed", po::value(&c.train.seed)->default_value(c.train.seed))(
-          "train.threads", po::value(&c.train.threads)->default_value(c.train.threads));
+          "train.threads", po::value(&c.train.threads)->default_value(c.train.threads))(
+          "supernet.widths", po::value(&c.supernet.widths)->default_value(c.supernet.widths))(
+          "supernet.ops", po::value(&c.supernet.ops)->default_value(c.supernet.ops))(
+          "supernet.op_stages",
+          po::value(&c.supernet.op_stages)->default_value(c.supernet.op_stages))(
+          "supernet.exits", po::value(&c.supernet.exits)->default_value(c.supernet.exits))(
+          "supernet.backbone", po::value(&c.supernet.backbone)->default_value(c.supernet.backbone))(
+          "supernet.joint_epochs",
+          po::value(&c.supernet.joint_epochs)->default_value(c.supernet.joint_epochs))(
+          "supernet.joint_lr", po::value(&c.supernet.joint_lr)->default_value(c.supernet.joint_lr))(
+          "supernet.sampled", po::value(&c.supernet.sampled)->default_value(c.supernet.sampled))(
+          "supernet.distill_weight",
+          po::value(&c.supernet.distill_weight)->default_value(c.supernet.distill_weight))(
+          "supernet.calibration_images",
+          po::value(&c.supernet.calibration_images)->default_value(c.supernet.calibration_images))(
+          "supernet.distill_steps",
+          po::value(&c.supernet.distill_steps)->default_value(c.supernet.distill_steps));
   return d;
 }
 
@@ -166,6 +182,14 @@ std::string TrainConfig::to_ini() const {
     << "\nwarmup_epochs = " << train.warmup_epochs
     << "\nlabel_smoothing = " << train.label_smoothing << "\nseed = " << train.seed
     << "\nthreads = " << train.threads << "\n";
+  if (supernet.enabled())
+    o << "\n[supernet]\nwidths = " << supernet.widths << "\nops = " << supernet.ops
+      << "\nop_stages = " << supernet.op_stages << "\nexits = " << supernet.exits
+      << "\nbackbone = " << supernet.backbone << "\njoint_epochs = " << supernet.joint_epochs
+      << "\njoint_lr = " << supernet.joint_lr << "\nsampled = " << supernet.sampled
+      << "\ndistill_weight = " << supernet.distill_weight
+      << "\ncalibration_images = " << supernet.calibration_images
+      << "\ndistill_steps = " << supernet.distill_steps << "\n";
   return o.str();
 }
 
@@ -211,6 +235,17 @@ void TrainConfig::validate() const {
     fail("train.label_smoothing", "must be in [0, 1)");
   if (train.threads < 1 || train.threads > 256) fail("train.threads", "must be in [1, 256]");
   if (out_dir.empty()) fail("out", "must not be empty");
+  if (supernet.enabled()) {
+    if (model.arch != "resnet") fail("model.arch", "must be resnet for a multi-branch network");
+    if (supernet.joint_epochs < 1) fail("supernet.joint_epochs", "must be >= 1");
+    if (!(supernet.joint_lr > 0.0) || !std::isfinite(supernet.joint_lr))
+      fail("supernet.joint_lr", "must be > 0");
+    if (supernet.sampled < 0) fail("supernet.sampled", "must be >= 0");
+    if (!(supernet.distill_weight >= 0.0 && supernet.distill_weight <= 1.0))
+      fail("supernet.distill_weight", "must be in [0, 1]");
+    if (supernet.calibration_images < 16) fail("supernet.calibration_images", "must be >= 16");
+    if (supernet.distill_steps < 0) fail("supernet.distill_steps", "must be >= 0");
+  }
 }
 
 }  // namespace adascale::trainer

@@ -60,11 +60,29 @@ struct OptimConfig {
   int threads = 2;
 };
 
+// The branch space of a multi-branch network (trainer/supernet.h). Lists are comma-separated and
+// checked against the model before any training starts. Empty widths: a plain backbone run.
+struct SupernetConfig {
+  std::string widths;           // width multipliers, e.g. "1.0,0.75,0.5,0.25"
+  std::string ops = "conv";     // operator variants: conv, dpconv, lowrankF (F = rank fraction)
+  std::string op_stages;        // stages (from 1) whose 3x3 convs take the variant; "": last two
+  std::string exits;            // stages (from 1) with a classifier head; "": the last only
+  std::string backbone;         // trained backbone checkpoint; "": warm it up for train.epochs
+  int64_t joint_epochs = 3;     // sandwich-rule epochs over all branches
+  double joint_lr = 0.02;       // peak rate of the joint phase (cosine to 0)
+  int64_t sampled = 2;          // branches sampled per step besides the largest and smallest
+  double distill_weight = 1.0;  // smaller branches: (1-w) x label loss + w x distillation
+  int64_t calibration_images = 2048;  // BN recalibration and variant initialisation
+  int64_t distill_steps = 200;        // layer-wise distillation steps per substituted conv
+  bool enabled() const { return !widths.empty(); }
+};
+
 struct TrainConfig {
   std::string name = "run";
   DataConfig data;
   ModelConfig model;
   OptimConfig train;
+  SupernetConfig supernet;
   std::string out_dir = "runs/run";
   std::string source;  // where the config came from (file path or "checkpoint")
 

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "trainer/progress.h"
+#include "trainer/supernet.h"
 
 namespace adascale::trainer {
 namespace {
@@ -16,15 +17,6 @@ constexpr const char* kCheckpointName = "checkpoint.h5";
 const std::vector<std::string> kMetricColumns = {"epoch",          "lr",           "train_loss",
                                                  "train_accuracy", "val_loss",     "val_accuracy",
                                                  "images_per_s",   "epoch_seconds"};
-
-data::LoaderOptions eval_options(const DataConfig& d, const data::ChannelStats& stats) {
-  data::LoaderOptions o;
-  o.batch_size = 256;
-  o.shuffle = false;
-  o.normalize = stats;
-  o.workers = d.workers;
-  return o;
-}
 
 // keys that change speed but not results may differ on resume
 std::string comparable_config(TrainConfig c) {
@@ -104,6 +96,29 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimConfig& o,
     return std::make_unique<torch::optim::AdamW>(
         std::move(params), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
   throw ConfigError("train.optimizer: unknown optimizer '" + o.optimizer + "'");
+}
+
+data::LoaderOptions eval_options(const DataConfig& d, const data::ChannelStats& stats) {
+  data::LoaderOptions o;
+  o.batch_size = 256;
+  o.shuffle = false;
+  o.normalize = stats;
+  o.workers = d.workers;
+  return o;
+}
+
+data::LoaderOptions train_options(const TrainConfig& config, const data::ChannelStats& stats,
+                                  size_t train_size) {
+  data::LoaderOptions o;
+  o.batch_size = config.train.batch_size;
+  o.shuffle = true;
+  o.drop_last = train_size > static_cast<size_t>(config.train.batch_size);
+  o.augment.crop_padding = config.data.crop_padding;
+  o.augment.horizontal_flip = config.data.horizontal_flip;
+  o.normalize = stats;
+  o.workers = config.data.workers;
+  o.seed = config.train.seed;
+  return o;
 }
 
 EvalResult evaluate(Backbone& model, data::BatchLoader& loader, int64_t num_classes) {
@@ -197,6 +212,12 @@ void recalibrate_batchnorm(torch::nn::Module& model, const torch::Tensor& images
 std::shared_ptr<Backbone> load_model(const Checkpoint& ckpt, const std::string& origin) {
   TrainConfig config = parse_config_text(ckpt.config_ini, origin + " (stored config)");
   if (ckpt.input_shape.size() != 3) throw CheckpointError(origin + ": bad input_shape");
+  if (Supernet::is_supernet_spec(ckpt.spec)) {
+    auto net = Supernet::from_spec_json(ckpt.spec);
+    net->load_full_state(ckpt.tensors, origin);
+    net->eval();
+    return net;
+  }
   auto model = make_backbone(config.model, ckpt.spec, ckpt.input_shape[0],
                              static_cast<int64_t>(ckpt.class_names.size()));
   load_module_state(*model, ckpt.tensors, origin);
@@ -204,7 +225,8 @@ std::shared_ptr<Backbone> load_model(const Checkpoint& ckpt, const std::string& 
   return model;
 }
 
-TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, int64_t stop_after) {
+TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, int64_t stop_after,
+                   const std::string& spec_json) {
   config.validate();
   ensure_writable_dir(config.out_dir);
   const std::string ckpt_path = (std::filesystem::path(config.out_dir) / kCheckpointName).string();
@@ -218,7 +240,7 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
   std::shared_ptr<Backbone> model;
   std::string lineage;
   if (config.model.init.empty()) {
-    model = make_backbone(config.model, shape.channels, classes);
+    model = make_backbone(config.model, spec_json, shape.channels, classes);
   } else {
     const Checkpoint init = read_checkpoint(config.model.init);
     if (init.input_shape != std::vector<int64_t>{shape.channels, shape.height, shape.width} ||
@@ -264,16 +286,8 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
       << " validation, " << rd.test->size() << " test images of " << shape.channels << "x"
       << shape.height << "x" << shape.width << ", " << classes << " classes\n";
 
-  data::LoaderOptions train_opts;
-  train_opts.batch_size = config.train.batch_size;
-  train_opts.shuffle = true;
-  train_opts.drop_last = rd.split.train.size() > static_cast<size_t>(config.train.batch_size);
-  train_opts.augment.crop_padding = config.data.crop_padding;
-  train_opts.augment.horizontal_flip = config.data.horizontal_flip;
-  train_opts.normalize = rd.stats;
-  train_opts.workers = config.data.workers;
-  train_opts.seed = config.train.seed;
-  data::BatchLoader train_loader(rd.train, rd.split.train, train_opts);
+  data::BatchLoader train_loader(rd.train, rd.split.train,
+                                 train_options(config, rd.stats, rd.split.train.size()));
   const int64_t steps_per_epoch = train_loader.batches_per_epoch();
 
   std::unique_ptr<data::BatchLoader> val_loader;

@@ -57,8 +57,15 @@ struct TrainOutcome {
 // trains, validates each epoch, evaluates on the test split; log gets the per-epoch lines.
 // stop_after > 0 ends this invocation once that many epochs are complete (the schedule still
 // spans train.epochs), so a long run can be split across jobs and continued with resume.
+// spec_json: a ResNetSpec to train from scratch instead of the config's model (independent
+// twins of compressed branches)
 TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log,
-                   int64_t stop_after = 0);
+                   int64_t stop_after = 0, const std::string& spec_json = "");
+
+// loader options: training (shuffled, augmented as configured) and evaluation (in order)
+data::LoaderOptions train_options(const TrainConfig& config, const data::ChannelStats& stats,
+                                  size_t train_size);
+data::LoaderOptions eval_options(const DataConfig& data, const data::ChannelStats& stats);
 
 // checks that out_dir can be created and written to; throws ConfigError naming it otherwise
 void ensure_writable_dir(const std::string& dir);

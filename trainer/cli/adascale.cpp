@@ -3,15 +3,19 @@
 //   adascale eval  --checkpoint runs/X/checkpoint.h5 [--split test|validation] [--threads N]
 // Errors are one line on stderr; exit code 2 for bad usage or config, 1 for everything else.
 #include <boost/program_options.hpp>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "export/bundle_exporter.h"
 #include "trainer/compression.h"
 #include "trainer/progress.h"
+#include "trainer/supernet.h"
 #include "trainer/training.h"
 
 namespace po = boost::program_options;
@@ -22,19 +26,26 @@ namespace {
 const char* kUsage =
     "usage: adascale <command> [options]\n"
     "commands:\n"
-    "  train --config FILE [--resume] [--stop-after N] [--section.key VALUE ...]\n"
+    "  train --config FILE [--resume] [--stop-after N] [--independent] [--section.key VALUE ...]\n"
     "        train the model a config describes; keys on the command line override the file\n"
-    "        (shortcuts: --threads N, --epochs N, --seed N, --out DIR)\n"
+    "        (shortcuts: --threads N, --epochs N, --seed N, --out DIR). A config with a\n"
+    "        [supernet] section trains the multi-branch network; --independent trains each of\n"
+    "        its branches as a model of its own instead, for comparison\n"
     "  eval  --checkpoint FILE [--split test|validation] [--threads N] [--data-root DIR]\n"
-    "        accuracy, loss and confusion matrix of a checkpoint\n"
+    "        [--branches all|NAME,...] [--csv] [--latency-runs N]\n"
+    "        accuracy, loss and confusion matrix of a checkpoint; --branches: one row per branch\n"
+    "        of a multi-branch checkpoint (accuracy, MACs, params, weight bytes, LibTorch "
+    "latency)\n"
     "  compress --checkpoint FILE --ops OPS --out FILE [--calibration N] [--threads N]\n"
     "        [--finetune-epochs N] [--finetune-lr LR]\n"
     "        physically compress a trained ResNet: OPS is an ordered list such as\n"
     "        prune:0.5,lowrank:0.25 or prune:0.75,dpconv@2/3 or fire:0.25\n"
     "  export --checkpoint FILE [--checkpoint FILE ...] --out DIR.bundle [--threads N]\n"
-    "        [--parity-images N] [--test-images N] [--latency-runs N]\n"
-    "        one bundle, one branch per checkpoint (the backbone and its compressed variants),\n"
-    "        each profiled in the runtime and checked for parity against LibTorch\n";
+    "        [--branches all|pareto|NAME,...] [--parity-images N] [--test-images N]\n"
+    "        [--latency-runs N]\n"
+    "        one bundle, one branch per checkpoint (the backbone and its compressed variants) or\n"
+    "        per chosen branch of a multi-branch checkpoint, each profiled in the runtime and\n"
+    "        checked for parity against LibTorch\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -52,7 +63,7 @@ void parse_options(const po::options_description& desc, const std::vector<std::s
 
 int cmd_train(const std::vector<std::string>& args) {
   std::string config_path;
-  bool resume = false;
+  bool resume = false, independent = false;
   int64_t stop_after = 0;
   std::vector<std::string> overrides;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -69,6 +80,8 @@ int cmd_train(const std::vector<std::string>& args) {
       if (stop_after < 1) throw UsageError("--stop-after must be >= 1");
     } else if (args[i] == "--resume") {
       resume = true;
+    } else if (args[i] == "--independent") {
+      independent = true;
     } else {
       overrides.push_back(args[i]);
     }
@@ -78,6 +91,19 @@ int cmd_train(const std::vector<std::string>& args) {
   trainer::apply_overrides(config, overrides);
   config.validate();
   std::cout << "config " << config_path << " -> " << config.out_dir << "\n";
+  if (independent && !config.supernet.enabled())
+    throw UsageError("--independent needs a config with a [supernet] branch space");
+  if (config.supernet.enabled()) {
+    if (resume || stop_after > 0)
+      throw UsageError("--resume and --stop-after apply to single-model training only");
+    if (independent) {
+      trainer::train_independent(config, std::cout);
+      return 0;
+    }
+    auto outcome = trainer::train_supernet(config, std::cout);
+    std::cout << "checkpoint: " << outcome.checkpoint_path << "\n";
+    return 0;
+  }
   auto outcome = trainer::train(config, resume, std::cout, stop_after);
   std::cout << "checkpoint: " << outcome.checkpoint_path << "\n";
   if (outcome.epochs_run > 0)
@@ -105,11 +131,75 @@ EvalData test_data(const trainer::Checkpoint& ckpt, const trainer::TrainConfig& 
   return d;
 }
 
+// branches of a multi-branch checkpoint named by --branches: all, pareto (accuracy vs MACs from
+// the results stored at training time) or a comma-separated list of canonical names
+std::vector<size_t> select_branches(const trainer::Supernet& net, const std::string& text,
+                                    bool allow_pareto) {
+  std::vector<size_t> out;
+  if (text == "all") {
+    for (size_t b = 0; b < net.branch_count(); ++b) out.push_back(b);
+    return out;
+  }
+  if (text == "pareto" && allow_pareto) {
+    std::vector<double> acc(net.branch_count(), -1.0);
+    const auto spec = nlohmann::json::parse(net.spec_json());
+    if (spec.contains("training"))
+      for (const auto& r : spec["training"].at("branches")) {
+        const int b = net.space().find(r.at("name").get<std::string>());
+        if (b >= 0) acc[b] = r.at("accuracy").get<double>();
+      }
+    for (size_t b = 0; b < net.branch_count(); ++b) {
+      bool dominated = false;
+      for (size_t q = 0; q < net.branch_count(); ++q)
+        dominated =
+            dominated || (q != b && net.branch_macs(q) <= net.branch_macs(b) && acc[q] >= acc[b] &&
+                          (net.branch_macs(q) < net.branch_macs(b) || acc[q] > acc[b]));
+      if (!dominated) out.push_back(b);
+    }
+    return out;
+  }
+  std::stringstream ss(text);
+  std::string name;
+  while (std::getline(ss, name, ',')) {
+    const int b = net.space().find(name);
+    if (b < 0) {
+      std::string known;
+      for (size_t i = 0; i < net.branch_count(); ++i) known += (i ? ", " : "") + net.branch(i).name;
+      throw trainer::ConfigError("--branches: no branch '" + name + "' (branches: " + known + ")");
+    }
+    out.push_back(static_cast<size_t>(b));
+  }
+  if (out.empty()) throw UsageError("--branches is empty");
+  return out;
+}
+
+// median batch-1 latency of a LibTorch module on one thread, after a warm-up
+double libtorch_latency_ms(trainer::Backbone& model, const torch::Tensor& image, int64_t runs) {
+  torch::NoGradGuard no_grad;
+  const int threads = torch::get_num_threads();
+  torch::set_num_threads(1);
+  for (int i = 0; i < 10; ++i) model.forward(image);
+  std::vector<double> ms;
+  for (int64_t i = 0; i < runs; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    model.forward(image);
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  torch::set_num_threads(threads);
+  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
+  return ms[ms.size() / 2];
+}
+
 int cmd_eval(const std::vector<std::string>& args) {
-  std::string ckpt_path, split = "test", data_root;
+  std::string ckpt_path, split = "test", data_root, branches;
   int threads = 2;
+  bool csv = false;
+  int64_t latency_runs = 200;
   po::options_description desc("eval");
   desc.add_options()("checkpoint", po::value(&ckpt_path)->required())(
+      "branches", po::value(&branches)->default_value(""))("csv", po::bool_switch(&csv))(
+      "latency-runs", po::value(&latency_runs)->default_value(latency_runs))(
       "split", po::value(&split)->default_value(split))(
       "threads", po::value(&threads)->default_value(threads))(
       "data-root", po::value(&data_root)->default_value(""));
@@ -117,9 +207,17 @@ int cmd_eval(const std::vector<std::string>& args) {
   if (split != "test" && split != "validation")
     throw UsageError("--split must be test or validation");
   if (threads < 1) throw UsageError("--threads must be >= 1");
+  if (latency_runs < 1) throw UsageError("--latency-runs must be >= 1");
+  if (csv && branches.empty()) throw UsageError("--csv goes with --branches");
   torch::set_num_threads(threads);
   auto ckpt = trainer::read_checkpoint(ckpt_path);
   auto model = trainer::load_model(ckpt, ckpt_path);
+  auto net = std::dynamic_pointer_cast<trainer::Supernet>(model);
+  if (!branches.empty() && !net)
+    throw UsageError("--branches needs a multi-branch checkpoint; " + ckpt_path + " holds " +
+                     ckpt.architecture);
+  const auto chosen =
+      net && !branches.empty() ? select_branches(*net, branches, false) : std::vector<size_t>{};
   auto config = trainer::parse_config_text(ckpt.config_ini, ckpt_path + " (stored config)");
   if (!data_root.empty()) config.data.root = data_root;
   auto data = test_data(ckpt, config);
@@ -136,6 +234,38 @@ int cmd_eval(const std::vector<std::string>& args) {
     throw data::DataError("dataset '" + config.data.format +
                           "' does not match the checkpoint's input shape or class count");
   data::BatchLoader loader(set, indices, data.options);
+  if (!chosen.empty()) {
+    loader.start_epoch(0);
+    const auto image = loader.next()->images.slice(0, 0, 1);
+    if (csv)
+      std::printf("branch,accuracy,macs,params,weight_bytes,libtorch_latency_ms\n");
+    else
+      std::printf(
+          "%s split, %lld images; latency: LibTorch eager, batch 1, 1 thread, median of "
+          "%lld runs\n%-28s %9s %10s %9s %12s %12s\n",
+          split.c_str(), static_cast<long long>(indices.size()),
+          static_cast<long long>(latency_runs), "branch", "accuracy", "M MACs", "params",
+          "weight bytes", "latency ms");
+    for (size_t b : chosen) {
+      const auto m = net->materialize(b);
+      trainer::ResNet physical(m.spec);
+      trainer::load_module_state(physical, m.state, net->branch(b).name);
+      physical.eval();
+      const auto r = trainer::evaluate(physical, loader, set->num_classes());
+      const auto cost = trainer::measure_cost(physical, shape.channels, shape.height, shape.width);
+      const double ms = libtorch_latency_ms(physical, image, latency_runs);
+      const auto bytes = static_cast<long long>(cost.params * sizeof(float));
+      if (csv)
+        std::printf("%s,%.6f,%lld,%lld,%lld,%.6f\n", net->branch(b).name.c_str(), r.accuracy,
+                    static_cast<long long>(cost.macs), static_cast<long long>(cost.params), bytes,
+                    ms);
+      else
+        std::printf("%-28s %8.2f%% %10.2f %9lld %12lld %12.3f\n", net->branch(b).name.c_str(),
+                    100.0 * r.accuracy, cost.macs / 1e6, static_cast<long long>(cost.params), bytes,
+                    ms);
+    }
+    return 0;
+  }
   auto r = trainer::evaluate(*model, loader, set->num_classes());
   std::printf("checkpoint %s: %s, epoch %lld\n", ckpt_path.c_str(), ckpt.architecture.c_str(),
               static_cast<long long>(ckpt.epoch));
@@ -241,7 +371,7 @@ int cmd_compress(const std::vector<std::string>& args) {
 
 int cmd_export(const std::vector<std::string>& args) {
   std::vector<std::string> ckpt_paths;
-  std::string out_path;
+  std::string out_path, branches;
   exporter::ExportOptions opts;
   int64_t test_images = 0;
   po::options_description desc("export");
@@ -250,7 +380,8 @@ int cmd_export(const std::vector<std::string>& args) {
       "threads", po::value(&opts.threads)->default_value(opts.threads))(
       "parity-images", po::value(&opts.parity_images)->default_value(opts.parity_images))(
       "test-images", po::value(&test_images)->default_value(0))(
-      "latency-runs", po::value(&opts.latency_runs)->default_value(opts.latency_runs));
+      "latency-runs", po::value(&opts.latency_runs)->default_value(opts.latency_runs))(
+      "branches", po::value(&branches)->default_value(""));
   parse_options(desc, args);
   if (opts.threads < 1) throw UsageError("--threads must be >= 1");
   if (opts.parity_images < 1) throw UsageError("--parity-images must be >= 1");
@@ -263,7 +394,11 @@ int cmd_export(const std::vector<std::string>& args) {
     auto ckpt = trainer::read_checkpoint(path);
     auto model = trainer::load_model(ckpt, path);
     auto* resnet = dynamic_cast<trainer::ResNet*>(model.get());
-    if (!resnet)
+    auto* net = dynamic_cast<trainer::Supernet*>(model.get());
+    if (!net && !branches.empty())
+      throw UsageError("--branches needs a multi-branch checkpoint; " + path + " holds " +
+                       ckpt.architecture);
+    if (!resnet && !net)
       throw trainer::ConfigError(path + ": export supports resnet checkpoints, this is " +
                                  ckpt.architecture);
     if (sources.empty()) {
@@ -272,6 +407,13 @@ int cmd_export(const std::vector<std::string>& args) {
                ckpt.normalize_mean != first.normalize_mean) {
       throw trainer::ConfigError(path + ": input shape, classes or normalization differ from " +
                                  ckpt_paths.front());
+    }
+    if (net) {
+      for (size_t b : select_branches(*net, branches.empty() ? "all" : branches, true)) {
+        auto m = net->materialize(b);
+        sources.push_back({net->branch(b).name, m.spec, m.state});
+      }
+      continue;
     }
     sources.push_back({ckpt.lineage.empty() ? "backbone" : ckpt.lineage, resnet->spec(),
                        trainer::module_state(*resnet)});

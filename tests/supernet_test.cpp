@@ -1,0 +1,243 @@
+// the multi-branch network: branch space parsing and errors, importance order as a pure
+// permutation, every branch's forward equal to its materialized physical ResNet, weight sharing
+// (gradients of a narrow branch touch only the leading channels), checkpoint round trip, and a
+// short end-to-end run on a slice of Fashion-MNIST
+#include "trainer/supernet.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "fmnist_slice.h"
+#include "resnet_fixture.h"
+#include "trainer/checkpoint.h"
+
+namespace fs = std::filesystem;
+using namespace adascale;
+using namespace adascale::trainer;
+
+namespace {
+
+ResNetSpec small_base() {
+  ModelConfig m;
+  m.stem_width = 8;
+  m.widths = {8, 16, 24};
+  m.depths = {1, 2, 1};
+  return ResNetSpec::from_config(m, 1, 5);
+}
+
+SupernetConfig small_space() {
+  SupernetConfig c;
+  c.widths = "1.0,0.5,0.25";
+  c.ops = "conv,dpconv,lowrank0.5";
+  c.op_stages = "2,3";
+  c.exits = "2";
+  return c;
+}
+
+int64_t numel(const compress::StateDict& state) {
+  int64_t n = 0;
+  for (const auto& [name, t] : state) n += t.numel();
+  return n;
+}
+
+std::string error_of(const SupernetConfig& c) {
+  try {
+    BranchSpace::from_config(c, small_base());
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// a supernet with random weights and per-branch BN statistics from random images
+std::shared_ptr<Supernet> random_supernet(uint64_t seed) {
+  auto base = small_base();
+  auto net =
+      std::make_shared<Supernet>(base, BranchSpace::from_config(small_space(), base), 12, 12);
+  const auto init = adascale::testing::random_resnet(seed, 8, {8, 16, 24}, {1, 2, 1}, 5);
+  load_module_state(net->base(), init.state, "fixture");
+  torch::manual_seed(seed);
+  const auto images = torch::randn({64, 1, 12, 12});
+  for (size_t b = 0; b < net->branch_count(); ++b) {
+    auto m = net->materialize(b);
+    ResNet physical(m.spec);
+    load_module_state(physical, m.state, "branch");
+    recalibrate_batchnorm(physical, images);
+    compress::StateDict stats;
+    for (const auto& [name, t] : module_state(physical))
+      if (name.find("running_") != std::string::npos) stats[name] = t;
+    net->set_branch_bn_stats(b, stats);
+  }
+  net->eval();
+  return net;
+}
+
+}  // namespace
+
+TEST(BranchSpace, CartesianProductWithCanonicalNames) {
+  const auto sp = BranchSpace::from_config(small_space(), small_base());
+  // 3 widths x (conv at exits 2 and 3, dpconv and lowrank at exits 2 and 3)
+  EXPECT_EQ(sp.branches.size(), 3u * 3u * 2u);
+  EXPECT_GE(sp.find("w1.00"), 0);
+  EXPECT_GE(sp.find("w0.25>dpconv@2/3>exit@2"), 0);
+  EXPECT_GE(sp.find("w0.50>lowrank0.50@2/3"), 0);
+  EXPECT_EQ(sp.find("w0.75"), -1);
+  // an op whose stages all follow the exit adds no branch
+  SupernetConfig c = small_space();
+  c.op_stages = "3";
+  EXPECT_EQ(BranchSpace::from_config(c, small_base()).branches.size(), 3u * (2u + 1u + 1u));
+}
+
+TEST(BranchSpace, BadSpacesAreNamedBeforeTraining) {
+  auto with = [](auto edit) {
+    SupernetConfig c = small_space();
+    edit(c);
+    return error_of(c);
+  };
+  EXPECT_NE(with([](auto& c) { c.ops = "conv,winograd"; }).find("unknown operator 'winograd'"),
+            std::string::npos);
+  EXPECT_NE(with([](auto& c) { c.widths = "1.0,0.01"; }).find("width 0.01 leaves"),
+            std::string::npos);
+  EXPECT_NE(with([](auto& c) { c.widths = "1.5"; }).find("not in (0, 1]"), std::string::npos);
+  EXPECT_NE(with([](auto& c) { c.widths = "0.5,0.50"; }).find("listed twice"), std::string::npos);
+  EXPECT_NE(with([](auto& c) { c.exits = "5"; }).find("stage 5 does not exist"), std::string::npos);
+  EXPECT_NE(with([](auto& c) { c.op_stages = "0"; }).find("supernet.op_stages"), std::string::npos);
+  EXPECT_NE(with([](auto& c) { c.ops = "lowrank1.5"; }).find("rank fraction"), std::string::npos);
+  EXPECT_NE(with([](auto& c) { c.widths = "1.0,x"; }).find("'x' is not a number"),
+            std::string::npos);
+}
+
+TEST(Supernet, ImportanceOrderIsAPurePermutation) {
+  auto model = adascale::testing::random_resnet(3, 8, {8, 16, 24}, {1, 2, 1}, 5);
+  ResNet before(model.spec);
+  load_module_state(before, model.state, "before");
+  before.eval();
+  for (const auto& group : resnet_channel_groups(model.spec))
+    compress::select_channels(model.state, group,
+                              compress::importance_order(compress::channel_importance(
+                                  group, model.state, compress::Importance::kFilterL1)));
+  ResNet after(model.spec);
+  load_module_state(after, model.state, "after");
+  after.eval();
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({4, 1, 12, 12});
+  EXPECT_LT((before.forward(x) - after.forward(x)).abs().max().item<double>(), 1e-5);
+}
+
+TEST(Supernet, EveryBranchEqualsItsMaterializedResNet) {
+  auto net = random_supernet(5);
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({3, 1, 12, 12});
+  for (size_t b = 0; b < net->branch_count(); ++b) {
+    const auto m = net->materialize(b);
+    ResNet physical(m.spec);
+    load_module_state(physical, m.state, "branch");
+    physical.eval();
+    const double diff =
+        (net->forward_branch(b, x) - physical.forward(x)).abs().max().item<double>();
+    EXPECT_LT(diff, 1e-4) << net->branch(b).name;
+    // physically smaller: fewer parameters for every branch narrower than the backbone
+    if (net->branch(b).width < 1.0)
+      EXPECT_LT(numel(m.state), numel(net->materialize(net->space().find("w1.00")).state))
+          << net->branch(b).name;
+  }
+  EXPECT_GT(net->branch_macs(net->largest()), 8 * net->branch_macs(net->smallest()));
+  // the full-width plain branch is the backbone itself
+  const auto full = net->materialize(net->space().find("w1.00"));
+  const auto base = module_state(net->base());
+  EXPECT_TRUE(full.state.at("stages.1.1.conv2.weight").equal(base.at("stages.1.1.conv2.weight")));
+}
+
+TEST(Supernet, NarrowBranchTrainsOnlyLeadingChannels) {
+  auto net = random_supernet(7);
+  net->train();
+  const int b = net->space().find("w0.50");
+  ASSERT_GE(b, 0);
+  net->forward_branch(b, torch::randn({4, 1, 12, 12})).sum().backward();
+  const auto grad = net->base().named_parameters()["stages.2.0.conv2.weight"].grad();
+  ASSERT_TRUE(grad.defined());
+  EXPECT_GT(grad.slice(0, 0, 12).slice(1, 0, 12).abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(grad.slice(0, 12).abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(grad.slice(1, 12).abs().sum().item<double>(), 0.0);
+}
+
+TEST(Supernet, CheckpointRoundTrip) {
+  auto net = random_supernet(9);
+  const auto dir = fs::temp_directory_path() / ("adascale_supernet_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  Checkpoint ck;
+  ck.config_ini = TrainConfig{}.to_ini();
+  ck.architecture = net->describe();
+  ck.spec = net->spec_json();
+  ck.input_shape = {1, 12, 12};
+  ck.class_names = {"a", "b", "c", "d", "e"};
+  ck.normalize_mean = {0.f};
+  ck.normalize_std = {1.f};
+  ck.tensors = net->full_state();
+  write_checkpoint(ck, (dir / "c.h5").string());
+  auto loaded = std::dynamic_pointer_cast<Supernet>(
+      load_model(read_checkpoint((dir / "c.h5").string()), "c.h5"));
+  fs::remove_all(dir);
+  ASSERT_TRUE(loaded);
+  ASSERT_EQ(loaded->branch_count(), net->branch_count());
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({2, 1, 12, 12});
+  for (size_t b = 0; b < net->branch_count(); ++b)
+    EXPECT_TRUE(loaded->forward_branch(b, x).equal(net->forward_branch(b, x)))
+        << net->branch(b).name;
+}
+
+TEST(Supernet, FashionMnistEndToEnd) {
+  if (!adascale::testing::has_fashion_mnist()) GTEST_SKIP() << "no Fashion-MNIST";
+  const auto dir =
+      fs::temp_directory_path() / ("adascale_supernet_e2e_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  TrainConfig c = adascale::testing::fashion_mnist_slice(1200, 300, dir / "out");
+  c.model.widths = {8, 16};
+  c.train.batch_size = 32;
+  c.supernet.widths = "1.0,0.5";
+  c.supernet.ops = "conv,dpconv";
+  c.supernet.exits = "1";
+  c.supernet.joint_epochs = 1;
+  c.supernet.distill_steps = 5;
+  c.supernet.calibration_images = 64;
+
+  // a backbone of another architecture is refused before anything is written
+  {
+    TrainConfig other = c;
+    other.supernet = SupernetConfig{};
+    other.model.widths = {8, 8};
+    other.out_dir = (dir / "other").string();
+    std::ostringstream log;
+    const auto path = train(other, false, log).checkpoint_path;
+    TrainConfig bad = c;
+    bad.supernet.backbone = path;
+    try {
+      train_supernet(bad, log);
+      FAIL() << "a foreign backbone was accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("different architecture"), std::string::npos);
+    }
+    EXPECT_FALSE(fs::exists(dir / "out"));
+  }
+
+  std::ostringstream log;
+  const auto outcome = train_supernet(c, log);
+  for (const char* phase : {"phase 1/5", "phase 2/5", "phase 3/5", "phase 4/5", "phase 5/5"})
+    EXPECT_NE(log.str().find(phase), std::string::npos) << phase;
+  EXPECT_GT(outcome.test.accuracy, 0.3) << log.str();  // chance is 0.1
+  auto net = std::dynamic_pointer_cast<Supernet>(
+      load_model(read_checkpoint(outcome.checkpoint_path), outcome.checkpoint_path));
+  ASSERT_TRUE(net);
+  // 2 widths x (conv at 2 exits + dpconv at 2 exits)
+  EXPECT_EQ(net->branch_count(), 8u);
+  const auto summary = nlohmann::json::parse(std::ifstream(dir / "out" / "summary.json"));
+  EXPECT_EQ(summary.at("branches").size(), 8u);
+  EXPECT_EQ(summary.at("phases").size(), 5u);
+  fs::remove_all(dir);
+}

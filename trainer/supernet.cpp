@@ -1,0 +1,842 @@
+#include "trainer/supernet.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "compress/low_rank.h"
+#include "trainer/checkpoint.h"
+#include "trainer/progress.h"
+
+namespace adascale::trainer {
+namespace {
+
+namespace F = torch::nn::functional;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+constexpr char kCheckpointName[] = "checkpoint.h5";
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const auto b = item.find_first_not_of(" \t");
+    const auto e = item.find_last_not_of(" \t");
+    out.push_back(b == std::string::npos ? "" : item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+double parse_number(const std::string& key, const std::string& item) {
+  char* end = nullptr;
+  const double v = std::strtod(item.c_str(), &end);
+  if (item.empty() || *end != '\0' || !std::isfinite(v))
+    throw ConfigError("config key '" + key + "': '" + item + "' is not a number");
+  return v;
+}
+
+std::string fixed2(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", v);
+  return buf;
+}
+
+int64_t scaled(int64_t channels, double width) {
+  return std::max<int64_t>(1, std::lround(channels * width));
+}
+
+std::string stage_list(const std::vector<int64_t>& stages) {
+  std::string s;
+  for (size_t i = 0; i < stages.size(); ++i) s += (i ? "/" : "") + std::to_string(stages[i] + 1);
+  return s;
+}
+
+std::string block_prefix(size_t s, size_t b) {
+  return "stages." + std::to_string(s) + "." + std::to_string(b);
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// named parameters and buffers of a module, by name
+std::map<std::string, torch::Tensor> tensors_of(const torch::nn::Module& m) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& p : m.named_parameters(true)) out[p.key()] = p.value();
+  for (const auto& p : m.named_buffers(true)) out[p.key()] = p.value();
+  return out;
+}
+
+torch::Tensor narrow_to(torch::Tensor t, const std::vector<int64_t>& shape) {
+  if (t.dim() != static_cast<int64_t>(shape.size()))
+    throw std::logic_error("supernet: tensor rank differs from the branch's");
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.size(d) != shape[d]) t = t.narrow(d, 0, shape[d]);
+  return t;
+}
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    if (!f || !(f << text) || !f.flush()) throw ConfigError("cannot write '" + tmp + "'");
+  }
+  fs::rename(tmp, path);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// branch space
+
+BranchSpace BranchSpace::from_config(const SupernetConfig& c, const ResNetSpec& base) {
+  BranchSpace sp;
+  const int64_t stages = static_cast<int64_t>(base.stages.size());
+  for (const auto& item : split_list(c.widths)) {
+    const double w = parse_number("supernet.widths", item);
+    if (!(w > 0.0 && w <= 1.0))
+      throw ConfigError("config key 'supernet.widths': width " + item + " is not in (0, 1]");
+    auto check = [&](int64_t channels, const std::string& layer) {
+      if (std::lround(channels * w) < 1)
+        throw ConfigError("config key 'supernet.widths': width " + item + " leaves " + layer +
+                          " (" + std::to_string(channels) + " channels) with none");
+    };
+    check(base.stem, "the stem");
+    for (size_t s = 0; s < base.stages.size(); ++s)
+      for (size_t b = 0; b < base.stages[s].size(); ++b) {
+        check(base.stages[s][b].mid, block_prefix(s, b) + ".conv1");
+        check(base.stages[s][b].out, block_prefix(s, b) + ".conv2");
+      }
+    for (double prev : sp.widths)
+      if (fixed2(prev) == fixed2(w))
+        throw ConfigError("config key 'supernet.widths': width " + item + " is listed twice");
+    sp.widths.push_back(w);
+  }
+  if (sp.widths.empty()) throw ConfigError("config key 'supernet.widths' is empty");
+  std::sort(sp.widths.rbegin(), sp.widths.rend());
+
+  for (const auto& item : split_list(c.ops)) {
+    std::string op;
+    if (item == "conv" || item == "dpconv") {
+      op = item;
+    } else if (item.rfind("lowrank", 0) == 0 && item.size() > 7) {
+      const double f = parse_number("supernet.ops", item.substr(7));
+      if (!(f > 0.0 && f <= 1.0))
+        throw ConfigError("config key 'supernet.ops': rank fraction of '" + item +
+                          "' is not in (0, 1]");
+      op = "lowrank" + fixed2(f);
+    } else {
+      throw ConfigError("config key 'supernet.ops': unknown operator '" + item +
+                        "' (known: conv, dpconv, lowrankF with F the rank fraction)");
+    }
+    if (std::find(sp.ops.begin(), sp.ops.end(), op) != sp.ops.end())
+      throw ConfigError("config key 'supernet.ops': '" + item + "' is listed twice");
+    sp.ops.push_back(op);
+  }
+  if (sp.ops.empty()) throw ConfigError("config key 'supernet.ops' is empty");
+
+  auto stage_numbers = [&](const std::string& key, const std::string& text) {
+    std::set<int64_t> out;
+    for (int64_t s : parse_int_list(text, key)) {
+      if (s < 1 || s > stages)
+        throw ConfigError("config key '" + key + "': stage " + std::to_string(s) +
+                          " does not exist (the network has " + std::to_string(stages) +
+                          " stages, counted from 1)");
+      out.insert(s - 1);
+    }
+    return std::vector<int64_t>(out.begin(), out.end());
+  };
+  if (c.op_stages.empty()) {
+    for (int64_t s = std::max<int64_t>(0, stages - 2); s < stages; ++s) sp.op_stages.push_back(s);
+  } else {
+    sp.op_stages = stage_numbers("supernet.op_stages", c.op_stages);
+  }
+  if (!c.exits.empty()) sp.exits = stage_numbers("supernet.exits", c.exits);
+  if (sp.exits.empty() || sp.exits.back() != stages - 1) sp.exits.push_back(stages - 1);
+
+  for (double w : sp.widths)
+    for (const auto& op : sp.ops)
+      for (int64_t exit : sp.exits) {
+        // an op whose stages all lie beyond the exit changes nothing: that branch is the conv one
+        if (op != "conv" && sp.op_stages.front() > exit) continue;
+        BranchChoice b;
+        b.width = w;
+        b.op = op.rfind("lowrank", 0) == 0 ? "lowrank" : op;
+        b.rank_fraction = b.op == "lowrank" ? std::stod(op.substr(7)) : 0.0;
+        b.exit_stage = exit;
+        b.name = "w" + fixed2(w);
+        if (op != "conv") b.name += ">" + op + "@" + stage_list(sp.op_stages);
+        if (exit != stages - 1) b.name += ">exit@" + std::to_string(exit + 1);
+        sp.branches.push_back(b);
+      }
+  return sp;
+}
+
+int BranchSpace::find(const std::string& name) const {
+  for (size_t i = 0; i < branches.size(); ++i)
+    if (branches[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+std::string branch_dir_name(const std::string& name) {
+  std::string out;
+  for (char ch : name) {
+    if (ch == '>' || ch == '@')
+      out += '_';
+    else if (ch == '/')
+      out += '-';
+    else
+      out += ch;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the network
+
+namespace {
+
+std::string variant_key(const std::string& op, const std::string& slot) { return op + "|" + slot; }
+
+std::string op_of(const BranchChoice& b) {
+  return b.op == "lowrank" ? "lowrank" + fixed2(b.rank_fraction) : b.op;
+}
+
+// registered module names may not contain dots
+std::string module_name(const std::string& text) {
+  std::string out;
+  for (char ch : text) out += (ch == '.' || ch == '|') ? '_' : ch;
+  return out;
+}
+
+}  // namespace
+
+Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t width)
+    : space_(std::move(space)), height_(height), width_(width) {
+  base.validate();
+  base_ = register_module("base", std::make_shared<ResNet>(base));
+  const auto& spec = base_->spec();
+  for (const auto& op : space_.ops) {
+    if (op == "conv") continue;
+    for (int64_t s : space_.op_stages)
+      for (size_t b = 0; b < spec.stages[s].size(); ++b) {
+        const auto& blk = spec.stages[s][b];
+        for (int slot = 1; slot <= 2; ++slot) {
+          const int64_t in = slot == 1 ? blk.in : blk.mid;
+          const int64_t out = slot == 1 ? blk.mid : blk.out;
+          ConvSlotSpec vs;
+          vs.kind = op.rfind("lowrank", 0) == 0 ? "lowrank" : op;
+          if (vs.kind == "lowrank")
+            vs.rank = std::max<int64_t>(
+                1, std::lround(std::stod(op.substr(7)) * std::min(in * 3, out * 3)));
+          const std::string name = block_prefix(s, b) + ".conv" + std::to_string(slot);
+          variants_[variant_key(op, name)] =
+              register_module(module_name("v_" + op + "_" + name),
+                              compress::make_conv_slot(vs, in, out, 3, slot == 1 ? blk.stride : 1));
+        }
+      }
+  }
+  for (int64_t e : space_.exits)
+    if (e != static_cast<int64_t>(spec.stages.size()) - 1)
+      exits_.emplace(e,
+                     register_module("exit" + std::to_string(e + 1),
+                                     torch::nn::Linear(spec.stages[e].back().out, spec.classes)));
+  base_tensors_ = tensors_of(*base_);
+  for (const auto& [key, module] : variants_) variant_tensors_[key] = tensors_of(*module);
+  for (const auto& [e, head] : exits_) exit_tensors_[e] = tensors_of(*head);
+  // shapes and costs of every branch, from its physical ResNet
+  bn_stats_.resize(branch_count());
+  for (size_t b = 0; b < branch_count(); ++b) {
+    ResNet physical(branch_spec(b));
+    std::map<std::string, std::vector<int64_t>> shapes;
+    for (const auto& [name, t] : tensors_of(physical)) shapes[name] = t.sizes().vec();
+    shapes_.push_back(std::move(shapes));
+    macs_.push_back(measure_cost(physical, spec.in_channels, height_, width_).macs);
+  }
+  for (size_t b = 0; b < branch_count(); ++b) {
+    if (macs_[b] > macs_[largest_]) largest_ = b;
+    if (macs_[b] < macs_[smallest_]) smallest_ = b;
+  }
+  active_ = largest_;
+}
+
+ResNetSpec Supernet::branch_spec(size_t b) const {
+  const auto& c = branch(b);
+  ResNetSpec s = base_->spec();
+  s.stem = scaled(s.stem, c.width);
+  s.stages.resize(c.exit_stage + 1);
+  const bool substituted = c.op != "conv";
+  for (size_t st = 0; st < s.stages.size(); ++st) {
+    const bool op_stage =
+        substituted && std::find(space_.op_stages.begin(), space_.op_stages.end(),
+                                 static_cast<int64_t>(st)) != space_.op_stages.end();
+    for (size_t k = 0; k < s.stages[st].size(); ++k) {
+      auto& blk = s.stages[st][k];
+      blk.in = scaled(blk.in, c.width);
+      blk.mid = scaled(blk.mid, c.width);
+      blk.out = scaled(blk.out, c.width);
+      if (!op_stage) continue;
+      for (int slot = 1; slot <= 2; ++slot) {
+        auto& ss = slot == 1 ? blk.conv1 : blk.conv2;
+        ss.kind = c.op;
+        if (c.op == "lowrank") {
+          const auto& v = variant_tensors_.at(
+              variant_key(op_of(c), block_prefix(st, k) + ".conv" + std::to_string(slot)));
+          const int64_t full = v.at("v.weight").size(0);
+          ss.rank = scaled(full, c.width);
+        }
+      }
+    }
+  }
+  return s;
+}
+
+torch::Tensor Supernet::source(size_t b, const std::string& name) const {
+  const auto& c = branch(b);
+  if (name.rfind("stages.", 0) == 0 && c.op != "conv") {
+    // "stages.S.B.convN.<rest>" of an op stage lives in the op's variant module
+    const auto d1 = name.find('.', 7), d2 = name.find('.', d1 + 1), d3 = name.find('.', d2 + 1);
+    const std::string slot = name.substr(0, d3);
+    auto it = variant_tensors_.find(variant_key(op_of(c), slot));
+    if (it != variant_tensors_.end() && d3 != std::string::npos) {
+      auto t = it->second.find(name.substr(d3 + 1));
+      if (t != it->second.end()) return t->second;
+    }
+  }
+  if (name.rfind("fc.", 0) == 0 && exit_tensors_.count(c.exit_stage))
+    return exit_tensors_.at(c.exit_stage).at(name.substr(3));
+  if (ends_with(name, ".running_mean") || ends_with(name, ".running_var")) {
+    auto it = bn_stats_[b].find(name);
+    if (it != bn_stats_[b].end()) return it->second;
+  }
+  auto it = base_tensors_.find(name);
+  if (it == base_tensors_.end()) throw std::logic_error("supernet: no source for " + name);
+  return it->second;
+}
+
+torch::Tensor Supernet::tensor(size_t b, const std::string& name) const {
+  return narrow_to(source(b, name), shapes_[b].at(name));
+}
+
+torch::Tensor Supernet::batch_norm(size_t b, const std::string& name, const torch::Tensor& x) {
+  auto w = tensor(b, name + ".weight"), bias = tensor(b, name + ".bias");
+  if (is_training()) return torch::batch_norm(x, w, bias, {}, {}, true, 0.1, 1e-5, false);
+  return torch::batch_norm(x, w, bias, tensor(b, name + ".running_mean"),
+                           tensor(b, name + ".running_var"), false, 0.1, 1e-5, false);
+}
+
+torch::Tensor Supernet::slot_forward(size_t b, const std::string& name, const ConvSlotSpec& spec,
+                                     const torch::Tensor& x, int64_t stride) {
+  if (spec.kind == "conv") return torch::conv2d(x, tensor(b, name + ".weight"), {}, stride, 1);
+  if (spec.kind == "lowrank") {
+    auto v = torch::conv2d(x, tensor(b, name + ".v.weight"), {}, torch::IntArrayRef{stride, 1},
+                           torch::IntArrayRef{1, 0});
+    return torch::conv2d(v, tensor(b, name + ".h.weight"), {}, torch::IntArrayRef{1, stride},
+                         torch::IntArrayRef{0, 1});
+  }
+  if (spec.kind == "dpconv") {
+    auto dw = torch::conv2d(x, tensor(b, name + ".dw.weight"), {}, stride, 1, 1, x.size(1));
+    dw = torch::relu(batch_norm(b, name + ".dw_bn", dw));
+    return torch::conv2d(dw, tensor(b, name + ".pw.weight"));
+  }
+  throw std::logic_error("supernet: no forward for " + spec.kind);
+}
+
+torch::Tensor Supernet::forward_branch(size_t b, const torch::Tensor& input) {
+  const ResNetSpec spec = branch_spec(b);
+  auto x = torch::conv2d(input, tensor(b, "stem.conv.weight"), {}, 1, 1);
+  x = torch::relu(batch_norm(b, "stem.bn", x));
+  for (size_t s = 0; s < spec.stages.size(); ++s)
+    for (size_t k = 0; k < spec.stages[s].size(); ++k) {
+      const auto& blk = spec.stages[s][k];
+      const auto p = block_prefix(s, k);
+      auto y = slot_forward(b, p + ".conv1", blk.conv1, x, blk.stride);
+      y = torch::relu(batch_norm(b, p + ".bn1", y));
+      y = batch_norm(b, p + ".bn2", slot_forward(b, p + ".conv2", blk.conv2, y, 1));
+      auto shortcut = x;
+      if (blk.has_shortcut_conv())
+        shortcut =
+            batch_norm(b, p + ".shortcut.bn",
+                       torch::conv2d(x, tensor(b, p + ".shortcut.conv.weight"), {}, blk.stride));
+      x = torch::relu(y + shortcut);
+    }
+  x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+  return torch::linear(x, tensor(b, "fc.weight"), tensor(b, "fc.bias"));
+}
+
+torch::Tensor Supernet::forward(torch::Tensor x) { return forward_branch(active_, x); }
+
+CompressedResNet Supernet::materialize(size_t b) const {
+  torch::NoGradGuard no_grad;
+  CompressedResNet out;
+  out.spec = branch_spec(b);
+  for (const auto& [name, shape] : shapes_[b])
+    out.state[name] = tensor(b, name).detach().clone().contiguous();
+  return out;
+}
+
+void Supernet::set_branch_bn_stats(size_t b, const compress::StateDict& stats) {
+  auto& dst = bn_stats_.at(b);
+  dst.clear();
+  for (const auto& [name, t] : stats) {
+    auto it = shapes_[b].find(name);
+    if (it == shapes_[b].end() || t.sizes().vec() != it->second)
+      throw std::invalid_argument("supernet: BN statistic " + name + " does not fit branch " +
+                                  branch(b).name);
+    dst[name] = t.detach().clone();
+  }
+}
+
+void Supernet::load_variant(const std::string& op, const compress::StateDict& state) {
+  torch::NoGradGuard no_grad;
+  for (auto& [key, module] : variants_) {
+    if (key.rfind(op + "|", 0) != 0) continue;
+    const std::string slot = key.substr(op.size() + 1);
+    for (auto& [rest, t] : tensors_of(*module)) {
+      auto it = state.find(slot + "." + rest);
+      if (it == state.end() || it->second.sizes() != t.sizes())
+        throw std::invalid_argument("supernet: variant " + op + " lacks " + slot + "." + rest);
+      t.copy_(it->second);
+    }
+  }
+}
+
+std::string Supernet::describe() const {
+  return "supernet of " + std::to_string(branch_count()) + " branches over " +
+         base_->spec().describe();
+}
+
+std::string Supernet::spec_json() const {
+  std::vector<int64_t> op_stages, exits;
+  for (auto s : space_.op_stages) op_stages.push_back(s + 1);
+  for (auto s : space_.exits) exits.push_back(s + 1);
+  json j = {{"arch", "supernet"},
+            {"base", json::parse(base_->spec().to_json())},
+            {"widths", space_.widths},
+            {"ops", space_.ops},
+            {"op_stages", op_stages},
+            {"exits", exits},
+            {"input_size", {height_, width_}}};
+  if (!extra_json_.empty()) j["training"] = json::parse(extra_json_);
+  return j.dump();
+}
+
+bool Supernet::is_supernet_spec(const std::string& spec_json) {
+  if (spec_json.empty()) return false;
+  auto j = json::parse(spec_json, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() && j.value("arch", "") == "supernet";
+}
+
+std::shared_ptr<Supernet> Supernet::from_spec_json(const std::string& text) {
+  try {
+    const json j = json::parse(text);
+    auto base = ResNetSpec::from_json(j.at("base").dump());
+    SupernetConfig c;
+    auto join = [](const auto& values) {
+      std::ostringstream o;
+      o.precision(17);
+      for (size_t i = 0; i < values.size(); ++i) o << (i ? "," : "") << values[i];
+      return o.str();
+    };
+    c.widths = join(j.at("widths").get<std::vector<double>>());
+    c.ops = join(j.at("ops").get<std::vector<std::string>>());
+    c.op_stages = join(j.at("op_stages").get<std::vector<int64_t>>());
+    c.exits = join(j.at("exits").get<std::vector<int64_t>>());
+    const auto size = j.at("input_size").get<std::vector<int64_t>>();
+    if (size.size() != 2) throw ConfigError("malformed supernet spec: input_size");
+    auto net =
+        std::make_shared<Supernet>(base, BranchSpace::from_config(c, base), size[0], size[1]);
+    if (j.contains("training")) net->set_extra_json(j.at("training").dump());
+    return net;
+  } catch (const json::exception& e) {
+    throw ConfigError(std::string("malformed supernet spec: ") + e.what());
+  }
+}
+
+compress::StateDict Supernet::full_state() const {
+  auto state = module_state(*this);
+  for (size_t b = 0; b < branch_count(); ++b)
+    for (const auto& [name, t] : bn_stats_[b])
+      state["bnstats." + std::to_string(b) + "." + name] = t.contiguous();
+  return state;
+}
+
+void Supernet::load_full_state(const compress::StateDict& state, const std::string& origin) {
+  compress::StateDict own;
+  std::vector<compress::StateDict> stats(branch_count());
+  for (const auto& [name, t] : state) {
+    if (name.rfind("bnstats.", 0) != 0) {
+      own[name] = t;
+      continue;
+    }
+    const auto dot = name.find('.', 8);
+    const size_t b = std::stoul(name.substr(8, dot - 8));
+    if (b >= branch_count()) throw CheckpointError(origin + ": BN statistics of a missing branch");
+    stats[b][name.substr(dot + 1)] = t;
+  }
+  load_module_state(*this, own, origin);
+  for (size_t b = 0; b < branch_count(); ++b) set_branch_bn_stats(b, stats[b]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// training
+
+namespace {
+
+// a seeded sample of the training split, normalized, no augmentation
+torch::Tensor calibration_images(const RunData& rd, int64_t count, uint64_t seed) {
+  data::LoaderOptions o;
+  o.batch_size = std::min<int64_t>(count, static_cast<int64_t>(rd.split.train.size()));
+  o.shuffle = true;
+  o.normalize = rd.stats;
+  o.workers = 0;
+  o.seed = seed;
+  data::BatchLoader loader(rd.train, rd.split.train, o);
+  loader.start_epoch(0);
+  return loader.next()->images;
+}
+
+struct BranchEval {
+  double accuracy = 0;
+  int64_t params = 0, macs = 0;
+};
+
+void recalibrate_branch(Supernet& net, size_t b, const torch::Tensor& cal) {
+  auto m = net.materialize(b);
+  ResNet physical(m.spec);
+  load_module_state(physical, m.state, "branch " + net.branch(b).name);
+  recalibrate_batchnorm(physical, cal);
+  compress::StateDict stats;
+  for (const auto& [name, t] : module_state(physical))
+    if (ends_with(name, ".running_mean") || ends_with(name, ".running_var")) stats[name] = t;
+  net.set_branch_bn_stats(b, stats);
+}
+
+BranchEval evaluate_branch(Supernet& net, size_t b, data::BatchLoader& loader, int64_t classes,
+                           const std::vector<int64_t>& chw) {
+  auto m = net.materialize(b);
+  ResNet physical(m.spec);
+  load_module_state(physical, m.state, "branch " + net.branch(b).name);
+  physical.eval();
+  BranchEval e;
+  e.accuracy = evaluate(physical, loader, classes).accuracy;
+  const auto cost = measure_cost(physical, chw[0], chw[1], chw[2]);
+  e.params = cost.params;
+  e.macs = cost.macs;
+  return e;
+}
+
+void check_backbone(const std::string& path, const ResNetSpec& base,
+                    const std::vector<int64_t>& chw, int64_t classes) {
+  const Checkpoint ck = read_checkpoint(path);
+  if (ck.input_shape != chw || static_cast<int64_t>(ck.class_names.size()) != classes)
+    throw ConfigError("supernet.backbone '" + path +
+                      "' was trained on another input shape or class count");
+  const bool same = !ck.spec.empty() && !Supernet::is_supernet_spec(ck.spec) &&
+                    ResNetSpec::from_json(ck.spec).to_json() == base.to_json();
+  if (!same)
+    throw ConfigError("supernet.backbone '" + path + "' is a different architecture (" +
+                      ck.architecture + ") from the config's model (" + base.describe() + ")");
+}
+
+}  // namespace
+
+TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
+  config.validate();
+  const auto total_t0 = std::chrono::steady_clock::now();
+  torch::set_num_threads(config.train.threads);
+  RunData rd = load_run_data(config);
+  const auto shape = rd.train->shape();
+  const std::vector<int64_t> chw{shape.channels, shape.height, shape.width};
+  const int64_t classes = rd.train->num_classes();
+  const auto& sc = config.supernet;
+
+  // everything the user can get wrong is checked before the first step
+  const ResNetSpec base = ResNetSpec::from_config(config.model, shape.channels, classes);
+  BranchSpace space = BranchSpace::from_config(sc, base);
+  if (!sc.backbone.empty()) check_backbone(sc.backbone, base, chw, classes);
+  ensure_writable_dir(config.out_dir);
+
+  torch::manual_seed(config.train.seed);
+  auto net = std::make_shared<Supernet>(base, space, shape.height, shape.width);
+  log << "branch space: " << net->branch_count() << " branches (widths x ops x exits), from "
+      << std::fixed << std::setprecision(2) << net->branch_macs(net->smallest()) / 1e6 << " to "
+      << net->branch_macs(net->largest()) / 1e6 << " M MACs\n";
+  for (size_t b = 0; b < net->branch_count(); ++b)
+    log << "  " << std::left << std::setw(28) << net->branch(b).name << std::right << std::setw(8)
+        << net->branch_macs(b) / 1e6 << " M MACs\n";
+
+  json phases = json::array();
+  auto phase_done = [&](const std::string& name, std::chrono::steady_clock::time_point t0,
+                        int64_t images) {
+    const double s = seconds_since(t0);
+    phases.push_back({{"phase", name}, {"seconds", s}, {"images", images}});
+    log << "phase " << name << " done in " << format_duration(s) << "\n";
+  };
+
+  // 1. backbone warm-up: an ordinary training run of the full network
+  std::string backbone_path = sc.backbone;
+  double backbone_accuracy = -1;
+  {
+    const auto t0 = std::chrono::steady_clock::now();
+    int64_t images = 0;
+    if (backbone_path.empty()) {
+      log << "phase 1/5: backbone warm-up, " << config.train.epochs << " epochs\n";
+      TrainConfig warm = config;
+      warm.supernet = SupernetConfig{};
+      warm.out_dir = (fs::path(config.out_dir) / "backbone").string();
+      warm.source = config.source + " (backbone warm-up)";
+      auto outcome = train(warm, false, log);
+      backbone_path = outcome.checkpoint_path;
+      backbone_accuracy = outcome.test.accuracy;
+      images = config.train.epochs * static_cast<int64_t>(rd.split.train.size());
+    } else {
+      log << "phase 1/5: backbone from " << backbone_path << "\n";
+    }
+    const Checkpoint ck = read_checkpoint(backbone_path);
+    load_module_state(net->base(), ck.tensors, backbone_path);
+    if (backbone_accuracy < 0) backbone_accuracy = ck.test_accuracy;
+    phase_done("warm-up", t0, images);
+  }
+
+  // 2. variant initialisation: importance order, SVD factors, distilled substitutions
+  const torch::Tensor cal = calibration_images(rd, sc.calibration_images, config.train.seed);
+  {
+    const auto t0 = std::chrono::steady_clock::now();
+    log << "phase 2/5: variant initialisation (importance order, SVD, distillation)\n";
+    CompressedResNet full{base, module_state(net->base())};
+    for (const auto& group : resnet_channel_groups(base))
+      compress::select_channels(full.state, group,
+                                compress::importance_order(compress::channel_importance(
+                                    group, full.state, compress::Importance::kFilterL1)));
+    load_module_state(net->base(), full.state, "importance-ordered backbone");
+    for (const auto& op : space.ops) {
+      if (op.rfind("lowrank", 0) == 0) {
+        net->load_variant(op, lowrank_resnet(full, std::stod(op.substr(7)), space.op_stages).state);
+      } else if (op == "dpconv") {
+        compress::DistillOptions d;
+        d.steps = sc.distill_steps;
+        d.seed = config.train.seed;
+        net->load_variant(op,
+                          substitute_resnet(full, op, 0.0, space.op_stages, cal, d, &log).state);
+      }
+    }
+    phase_done("variant-init", t0, 0);
+  }
+
+  // 3. joint training: sandwich rule with in-place distillation from the largest branch
+  int64_t joint_images = 0;
+  {
+    const auto t0 = std::chrono::steady_clock::now();
+    log << "phase 3/5: joint training, " << sc.joint_epochs << " epochs, largest + smallest + "
+        << sc.sampled << " sampled branches per step\n";
+    OptimConfig jo = config.train;
+    jo.epochs = sc.joint_epochs;
+    jo.lr = sc.joint_lr;
+    jo.warmup_epochs = 0;
+    jo.schedule = "cosine";
+    auto optimizer = make_optimizer(jo, net->parameters());
+    TrainConfig jc = config;
+    data::BatchLoader loader(rd.train, rd.split.train,
+                             train_options(jc, rd.stats, rd.split.train.size()));
+    std::unique_ptr<data::BatchLoader> val_loader;
+    if (!rd.split.validation.empty())
+      val_loader = std::make_unique<data::BatchLoader>(rd.train, rd.split.validation,
+                                                       eval_options(config.data, rd.stats));
+    const int64_t steps_per_epoch = loader.batches_per_epoch();
+    std::vector<size_t> others;
+    for (size_t b = 0; b < net->branch_count(); ++b)
+      if (b != net->largest() && b != net->smallest()) others.push_back(b);
+    const auto ce = F::CrossEntropyFuncOptions().label_smoothing(config.train.label_smoothing);
+    const double w = sc.distill_weight;
+    for (int64_t epoch = 0; epoch < sc.joint_epochs; ++epoch) {
+      net->train();
+      // epochs continue the warm-up's numbering so the batches differ from it
+      loader.start_epoch(config.train.epochs + epoch);
+      ProgressBar bar("joint " + std::to_string(epoch + 1) + "/" + std::to_string(sc.joint_epochs),
+                      steps_per_epoch);
+      double loss_sum = 0;
+      int64_t correct = 0, seen = 0, step = 0;
+      while (auto batch = loader.next()) {
+        const int64_t global = epoch * steps_per_epoch + step;
+        const double lr = learning_rate(jo, global, steps_per_epoch);
+        for (auto& g : optimizer->param_groups()) g.options().set_lr(lr);
+        optimizer->zero_grad();
+        auto teacher = net->forward_branch(net->largest(), batch->images);
+        auto loss = F::cross_entropy(teacher, batch->labels, ce);
+        loss.backward();
+        const auto soft = torch::softmax(teacher.detach(), 1);
+        std::vector<size_t> students{net->smallest()};
+        std::mt19937_64 rng(config.train.seed * 1000003ULL + static_cast<uint64_t>(global));
+        auto pool = others;
+        std::shuffle(pool.begin(), pool.end(), rng);
+        for (int64_t i = 0; i < sc.sampled && i < static_cast<int64_t>(pool.size()); ++i)
+          students.push_back(pool[i]);
+        if (net->smallest() == net->largest()) students.erase(students.begin());
+        for (size_t s : students) {
+          auto out = net->forward_branch(s, batch->images);
+          auto kd = -(soft * torch::log_softmax(out, 1)).sum(1).mean();
+          auto l = w * kd;
+          if (w < 1.0) l = l + (1.0 - w) * F::cross_entropy(out, batch->labels, ce);
+          l.backward();
+        }
+        optimizer->step();
+        const int64_t n = batch->labels.size(0);
+        joint_images += n * static_cast<int64_t>(1 + students.size());
+        loss_sum += loss.item<double>() * n;
+        correct += teacher.argmax(1).eq(batch->labels).sum().item<int64_t>();
+        seen += n;
+        ++step;
+        bar.update(step, seen, loss_sum / seen, static_cast<double>(correct) / seen);
+      }
+      bar.finish();
+      log << "joint epoch " << epoch + 1 << "/" << sc.joint_epochs << std::fixed
+          << std::setprecision(4) << "  largest train loss " << loss_sum / seen << " acc "
+          << std::setprecision(2) << 100.0 * correct / seen << "%";
+      if (val_loader) {
+        // validation of the two extremes after a quick BN recalibration on part of the sample
+        const auto quick = cal.slice(0, 0, std::min<int64_t>(cal.size(0), 512));
+        for (size_t b : {net->largest(), net->smallest()}) {
+          recalibrate_branch(*net, b, quick);
+          const auto e = evaluate_branch(*net, b, *val_loader, classes, chw);
+          log << "  val " << net->branch(b).name << " " << 100.0 * e.accuracy << "%";
+        }
+      }
+      log << "  " << format_duration(bar.elapsed_seconds()) << std::endl;
+    }
+    phase_done("joint", t0, joint_images);
+  }
+
+  // 4. BN recalibration: every branch gets its own statistics
+  {
+    const auto t0 = std::chrono::steady_clock::now();
+    log << "phase 4/5: BN recalibration of " << net->branch_count() << " branches on "
+        << cal.size(0) << " images\n";
+    torch::NoGradGuard no_grad;
+    for (size_t b = 0; b < net->branch_count(); ++b) recalibrate_branch(*net, b, cal);
+    phase_done("bn-recalibration", t0, 0);
+  }
+
+  // 5. test evaluation of every branch, physically materialized
+  json branches = json::array();
+  TrainOutcome outcome;
+  {
+    const auto t0 = std::chrono::steady_clock::now();
+    log << "phase 5/5: test evaluation\n";
+    data::BatchLoader test_loader(rd.test, data::all_indices(rd.test->size()),
+                                  eval_options(config.data, rd.stats));
+    log << std::left << std::setw(28) << "branch" << std::right << std::setw(10) << "params"
+        << std::setw(10) << "M MACs" << std::setw(10) << "test acc\n";
+    for (size_t b = 0; b < net->branch_count(); ++b) {
+      const auto e = evaluate_branch(*net, b, test_loader, classes, chw);
+      const auto& c = net->branch(b);
+      log << std::left << std::setw(28) << c.name << std::right << std::setw(10) << e.params
+          << std::setw(10) << std::fixed << std::setprecision(2) << e.macs / 1e6 << std::setw(9)
+          << 100.0 * e.accuracy << "%\n";
+      branches.push_back({{"name", c.name},
+                          {"width", c.width},
+                          {"op", c.op},
+                          {"exit", c.exit_stage + 1},
+                          {"params", e.params},
+                          {"macs", e.macs},
+                          {"accuracy", e.accuracy}});
+      if (b == net->largest()) outcome.test.accuracy = e.accuracy;
+    }
+    phase_done("test-evaluation", t0, 0);
+  }
+
+  const double total = seconds_since(total_t0);
+  int64_t train_images = 0;
+  for (const auto& p : phases) train_images += p.at("images").get<int64_t>();
+  json summary = {{"branches", branches},           {"phases", phases},
+                  {"total_seconds", total},         {"train_images", train_images},
+                  {"backbone", backbone_path},      {"backbone_accuracy", backbone_accuracy},
+                  {"threads", config.train.threads}};
+  net->set_extra_json(summary.dump());
+
+  Checkpoint ck;
+  ck.config_ini = config.to_ini();
+  ck.architecture = net->describe();
+  ck.spec = net->spec_json();
+  ck.epoch = sc.joint_epochs;
+  ck.input_shape = chw;
+  ck.class_names = rd.train->class_names();
+  ck.normalize_mean = rd.stats.mean;
+  ck.normalize_std = rd.stats.std;
+  ck.tensors = net->full_state();
+  ck.test_accuracy = outcome.test.accuracy;
+  outcome.checkpoint_path = (fs::path(config.out_dir) / kCheckpointName).string();
+  write_checkpoint(ck, outcome.checkpoint_path);
+  write_text_atomic((fs::path(config.out_dir) / "summary.json").string(), summary.dump(2) + "\n");
+  outcome.epochs_run = sc.joint_epochs;
+  outcome.train_seconds = total;
+  log << "multi-branch training: " << format_duration(total) << " in total, " << train_images
+      << " training images processed\n";
+  return outcome;
+}
+
+void train_independent(const TrainConfig& config, std::ostream& log) {
+  config.validate();
+  RunData rd = load_run_data(config);
+  const auto shape = rd.train->shape();
+  const int64_t classes = rd.train->num_classes();
+  const ResNetSpec base = ResNetSpec::from_config(config.model, shape.channels, classes);
+  const Supernet net(base, BranchSpace::from_config(config.supernet, base), shape.height,
+                     shape.width);
+  const fs::path dir = fs::path(config.out_dir) / "independent";
+  ensure_writable_dir(dir.string());
+  const fs::path summary_path = dir / "summary.json";
+  json done = json::object();
+  if (fs::exists(summary_path)) {
+    std::ifstream f(summary_path);
+    done = json::parse(f, nullptr, false);
+    if (!done.is_object() || !done.contains("branches")) done = json::object();
+  }
+  json rows = done.value("branches", json::array());
+  const int64_t epochs = config.train.epochs + config.supernet.joint_epochs;
+  for (size_t b = 0; b < net.branch_count(); ++b) {
+    const auto& name = net.branch(b).name;
+    bool skip = false;
+    for (const auto& r : rows) skip = skip || r.at("name") == name;
+    if (skip) {
+      log << "independent " << name << ": already trained, kept\n";
+      continue;
+    }
+    TrainConfig c = config;
+    c.supernet = SupernetConfig{};
+    c.train.epochs = epochs;
+    c.out_dir = (dir / branch_dir_name(name)).string();
+    c.source = config.source + " (independent " + name + ")";
+    log << "independent " << b + 1 << "/" << net.branch_count() << ": " << name << ", " << epochs
+        << " epochs from scratch\n";
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto outcome = train(c, false, log, 0, net.branch_spec(b).to_json());
+    rows.push_back({{"name", name},
+                    {"accuracy", outcome.test.accuracy},
+                    {"seconds", seconds_since(t0)},
+                    {"images", epochs * static_cast<int64_t>(rd.split.train.size())},
+                    {"macs", net.branch_macs(b)}});
+    done["branches"] = rows;
+    done["epochs"] = epochs;
+    done["threads"] = config.train.threads;
+    write_text_atomic(summary_path.string(), done.dump(2) + "\n");
+  }
+  log << "independent training of " << net.branch_count() << " branches: summary in "
+      << summary_path.string() << "\n";
+}
+
+}  // namespace adascale::trainer

@@ -1,0 +1,134 @@
+// Supernet: the multi-branch network. One shared ResNet backbone whose branches are physically
+// smaller variants of it, all trained together once.
+//
+// A branch is one choice per dimension of the branch space (config section [supernet]):
+//   width   a multiplier applied to every channel count; channels are importance-ordered once
+//           (filter L1, per channel group, see compress/channel_pruning.h), so width w uses the
+//           leading w-fraction of every layer and slicing the weights *is* structured pruning
+//   op      the 3x3 convolutions of the op stages are plain (conv), depthwise-separable (dpconv)
+//           or spatial low-rank (lowrankF, rank F x full rank, sliced with the width); variant
+//           weights are private to the op and shared by all widths
+//   exit    the stage after which a classifier head (global pool + linear) answers; early exits
+//           have their own heads, the last stage uses the backbone's classifier
+// Canonical name: "w0.50", then ">dpconv@2/3" or ">lowrank0.50@2/3" when the op is not conv,
+// then ">exit@2" when the exit is not the last stage (stages counted from 1).
+//
+// Every branch keeps its own BatchNorm running statistics (recalibrated after training); affine
+// BN parameters are shared and sliced like the weights. materialize() turns a branch into a plain
+// ResNetSpec + state dict with the channels removed, which evaluation and the exporter use; the
+// forward pass of a branch and its materialized ResNet compute the same function.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <map>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "trainer/compression.h"
+#include "trainer/config.h"
+#include "trainer/resnet.h"
+#include "trainer/training.h"
+
+namespace adascale::trainer {
+
+struct BranchChoice {
+  double width = 1.0;
+  std::string op = "conv";   // conv | dpconv | lowrank
+  double rank_fraction = 0;  // lowrank only
+  int64_t exit_stage = 0;    // 0-based stage whose head classifies
+  std::string name;          // canonical
+};
+
+struct BranchSpace {
+  std::vector<double> widths;      // descending
+  std::vector<std::string> ops;    // canonical op names: conv, dpconv, lowrank0.50
+  std::vector<int64_t> op_stages;  // 0-based
+  std::vector<int64_t> exits;      // 0-based, ascending, the last stage included
+  std::vector<BranchChoice> branches;
+
+  // parses and checks the [supernet] lists against the backbone; throws ConfigError naming the
+  // key and the culprit (unknown operator, impossible width, exit after a missing stage, ...)
+  static BranchSpace from_config(const SupernetConfig& config, const ResNetSpec& base);
+  int find(const std::string& name) const;  // -1 when absent
+};
+
+class Supernet : public Backbone {
+ public:
+  // height x width: the input size, for the MAC counts that rank branches
+  Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t width);
+
+  // the active branch (the largest unless set_active was called)
+  torch::Tensor forward(torch::Tensor x) override;
+  torch::Tensor forward_branch(size_t branch, const torch::Tensor& x);
+  void set_active(size_t branch) { active_ = branch; }
+
+  size_t branch_count() const { return space_.branches.size(); }
+  const BranchChoice& branch(size_t b) const { return space_.branches.at(b); }
+  const BranchSpace& space() const { return space_; }
+  size_t largest() const { return largest_; }    // most MACs
+  size_t smallest() const { return smallest_; }  // fewest MACs
+  int64_t branch_macs(size_t b) const { return macs_.at(b); }
+
+  ResNetSpec branch_spec(size_t b) const;
+  // the branch as a plain ResNet: channels removed, factors sliced, its own BN statistics
+  CompressedResNet materialize(size_t b) const;
+  // running_mean / running_var of a branch, by the materialized BN names
+  void set_branch_bn_stats(size_t b, const compress::StateDict& stats);
+
+  ResNet& base() { return *base_; }
+  const ResNetSpec& base_spec() const { return base_->spec(); }
+  // copies variant-slot tensors ("stages.S.B.convN.*") of op `op` from a state dict of the
+  // full-width network with that op substituted (lowrank_resnet / substitute_resnet output)
+  void load_variant(const std::string& op, const compress::StateDict& state);
+
+  std::string describe() const override;
+  std::string spec_json() const override;  // base spec + branch space (+ extra, if set)
+  void set_extra_json(const std::string& json) { extra_json_ = json; }
+  static bool is_supernet_spec(const std::string& spec_json);
+  static std::shared_ptr<Supernet> from_spec_json(const std::string& spec_json);
+
+  // parameters, buffers and per-branch BN statistics ("bnstats.<branch>.<name>")
+  compress::StateDict full_state() const;
+  void load_full_state(const compress::StateDict& state, const std::string& origin);
+
+ private:
+  torch::Tensor source(size_t b, const std::string& name) const;
+  torch::Tensor tensor(size_t b, const std::string& name) const;  // source sliced to shape
+  torch::Tensor slot_forward(size_t b, const std::string& name, const ConvSlotSpec& spec,
+                             const torch::Tensor& x, int64_t stride);
+  torch::Tensor batch_norm(size_t b, const std::string& name, const torch::Tensor& x);
+
+  BranchSpace space_;
+  std::shared_ptr<ResNet> base_;
+  std::map<std::string, std::shared_ptr<torch::nn::Module>> variants_;  // "op|stages.S.B.convN"
+  std::map<int64_t, torch::nn::Linear> exits_;                          // early-exit heads
+  std::vector<std::map<std::string, std::vector<int64_t>>> shapes_;     // per branch
+  std::vector<compress::StateDict> bn_stats_;                           // per branch
+  std::vector<int64_t> macs_;
+  int64_t height_ = 0, width_ = 0;
+  // tensor handles by name (weights are loaded in place, so the handles stay valid)
+  std::map<std::string, torch::Tensor> base_tensors_;
+  std::map<std::string, std::map<std::string, torch::Tensor>> variant_tensors_;
+  std::map<int64_t, std::map<std::string, torch::Tensor>> exit_tensors_;
+  size_t largest_ = 0, smallest_ = 0, active_ = 0;
+  std::string extra_json_;
+};
+
+// The phases of `adascale train` for a config with a [supernet] section: backbone warm-up (or the
+// given backbone), variant initialisation (importance order, SVD, distillation), joint training by
+// the sandwich rule with in-place distillation, BN recalibration per branch, test evaluation.
+// Writes out/checkpoint.h5 and out/summary.json (per-branch results and the cost of each phase).
+TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log);
+
+// Trains every branch of the config's space as its own model from scratch for the same number of
+// epochs the supernet's weights saw (train.epochs + supernet.joint_epochs), same data and
+// augmentation; writes out/independent/<branch>/checkpoint.h5 and out/independent/summary.json.
+void train_independent(const TrainConfig& config, std::ostream& log);
+
+// filesystem-safe form of a branch name ("w0.50>dpconv@2/3" -> "w0.50_dpconv_2-3")
+std::string branch_dir_name(const std::string& name);
+
+}  // namespace adascale::trainer
