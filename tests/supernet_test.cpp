@@ -239,5 +239,16 @@ TEST(Supernet, FashionMnistEndToEnd) {
   const auto summary = nlohmann::json::parse(std::ifstream(dir / "out" / "summary.json"));
   EXPECT_EQ(summary.at("branches").size(), 8u);
   EXPECT_EQ(summary.at("phases").size(), 5u);
+  // the CLI: one CSV row per branch; an unknown branch is one line and a non-zero exit
+  const std::string cli = std::string(ADASCALE_CLI) + " eval --checkpoint " +
+                          outcome.checkpoint_path + " --threads 1 --latency-runs 3";
+  const auto csv = dir / "branches.csv";
+  ASSERT_EQ(std::system((cli + " --branches all --csv >" + csv.string()).c_str()), 0);
+  std::ifstream rows(csv);
+  std::string line;
+  int lines = 0;
+  while (std::getline(rows, line)) ++lines;
+  EXPECT_EQ(lines, 1 + 8);
+  EXPECT_NE(std::system((cli + " --branches w0.33 2>/dev/null").c_str()), 0);
   fs::remove_all(dir);
 }

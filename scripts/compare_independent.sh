@@ -1,0 +1,17 @@
+#!/bin/bash
+# Trains the multi-branch network of a config once, then every branch of its space as a model of
+# its own (same data, epochs, augmentation), and prints the comparison table (markdown).
+# usage: scripts/compare_independent.sh [CONFIG] [OUT] [--section.key VALUE ...]
+# e.g.   scripts/compare_independent.sh configs/fmnist_supernet.ini runs/cmp --data.limit_train 20000
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONFIG=${1:-configs/fmnist_supernet.ini}
+OUT=${2:-runs/supernet_vs_independent}
+shift $(($# < 2 ? $# : 2))
+export OMP_WAIT_POLICY=PASSIVE
+ADASCALE=${BUILD_DIR:-build}/trainer/adascale
+if [ ! -f "$OUT/summary.json" ]; then
+  "$ADASCALE" train --config "$CONFIG" --out "$OUT" "$@"
+fi
+"$ADASCALE" train --config "$CONFIG" --out "$OUT" --independent "$@"
+/usr/bin/python3 scripts/bench/compare_independent.py "$OUT"
