@@ -153,6 +153,20 @@ TEST(Supernet, EveryBranchEqualsItsMaterializedResNet) {
   EXPECT_TRUE(full.state.at("stages.1.1.conv2.weight").equal(base.at("stages.1.1.conv2.weight")));
 }
 
+TEST(Supernet, EveryBranchUsesItsOwnBnStatistics) {
+  auto net = random_supernet(11);
+  for (size_t b = 0; b < net->branch_count(); ++b) {
+    compress::StateDict stats;
+    for (const auto& [name, t] : net->materialize(b).state)
+      if (name.find("running_") != std::string::npos)
+        stats[name] = torch::full_like(t, static_cast<double>(b + 2));
+    net->set_branch_bn_stats(b, stats);
+    for (const auto& [name, t] : net->materialize(b).state)
+      if (name.find("running_") != std::string::npos)
+        EXPECT_TRUE(t.equal(stats.at(name))) << net->branch(b).name << " " << name;
+  }
+}
+
 TEST(Supernet, NarrowBranchTrainsOnlyLeadingChannels) {
   auto net = random_supernet(7);
   net->train();

@@ -307,6 +307,11 @@ ResNetSpec Supernet::branch_spec(size_t b) const {
 
 torch::Tensor Supernet::source(size_t b, const std::string& name) const {
   const auto& c = branch(b);
+  // a branch's own BN statistics win over every shared tensor, variant BNs included
+  if (ends_with(name, ".running_mean") || ends_with(name, ".running_var")) {
+    auto it = bn_stats_[b].find(name);
+    if (it != bn_stats_[b].end()) return it->second;
+  }
   if (name.rfind("stages.", 0) == 0 && c.op != "conv") {
     // "stages.S.B.convN.<rest>" of an op stage lives in the op's variant module
     const auto d1 = name.find('.', 7), d2 = name.find('.', d1 + 1), d3 = name.find('.', d2 + 1);
@@ -319,10 +324,6 @@ torch::Tensor Supernet::source(size_t b, const std::string& name) const {
   }
   if (name.rfind("fc.", 0) == 0 && exit_tensors_.count(c.exit_stage))
     return exit_tensors_.at(c.exit_stage).at(name.substr(3));
-  if (ends_with(name, ".running_mean") || ends_with(name, ".running_var")) {
-    auto it = bn_stats_[b].find(name);
-    if (it != bn_stats_[b].end()) return it->second;
-  }
   auto it = base_tensors_.find(name);
   if (it == base_tensors_.end()) throw std::logic_error("supernet: no source for " + name);
   return it->second;
