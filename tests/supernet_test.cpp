@@ -167,6 +167,32 @@ TEST(Supernet, EveryBranchUsesItsOwnBnStatistics) {
   }
 }
 
+TEST(Supernet, ExitHeadsAreFittedToTheBackboneLogits) {
+  auto base = small_base();
+  Supernet net(base, BranchSpace::from_config(small_space(), base), 12, 12);
+  const auto init = adascale::testing::random_resnet(13, 8, {8, 16, 24}, {1, 2, 1}, 5);
+  load_module_state(net.base(), init.state, "fixture");
+  torch::manual_seed(13);
+  const auto images = torch::randn({256, 1, 12, 12});
+  torch::NoGradGuard no_grad;
+  net.base().eval();
+  const auto target = net.base().forward(images);
+  // the exit branch at full width, with the backbone's own BN statistics
+  const size_t exit = net.space().find("w1.00>exit@2");
+  auto error = [&] {
+    auto m = net.materialize(exit);
+    ResNet physical(m.spec);
+    load_module_state(physical, m.state, "exit branch");
+    physical.eval();
+    return (physical.forward(images) - target).pow(2).mean().item<double>();
+  };
+  const double before = error();
+  net.fit_exit_heads(images);
+  const double after = error();
+  EXPECT_LT(after, 0.5 * before);
+  EXPECT_LT(after, target.pow(2).mean().item<double>());
+}
+
 TEST(Supernet, NarrowBranchTrainsOnlyLeadingChannels) {
   auto net = random_supernet(7);
   net->train();

@@ -416,6 +416,28 @@ void Supernet::load_variant(const std::string& op, const compress::StateDict& st
   }
 }
 
+void Supernet::fit_exit_heads(const torch::Tensor& images) {
+  if (exits_.empty()) return;
+  torch::NoGradGuard no_grad;
+  const bool was_training = base_->is_training();
+  base_->eval();
+  std::map<std::string, torch::Tensor> captured;
+  const auto logits = base_->forward_capture(images, &captured);
+  base_->train(was_training);
+  for (auto& [e, head] : exits_) {
+    // the output of stage e is the input of the next stage's first convolution
+    const auto features =
+        torch::adaptive_avg_pool2d(captured.at(block_prefix(e + 1, 0) + ".conv1"), {1, 1})
+            .flatten(1)
+            .to(torch::kFloat64);
+    const auto x =
+        torch::cat({features, torch::ones({features.size(0), 1}, features.options())}, 1);
+    const auto solution = std::get<0>(torch::linalg::lstsq(x, logits.to(torch::kFloat64), {}, {}));
+    head->weight.copy_(solution.slice(0, 0, features.size(1)).t());
+    head->bias.copy_(solution[features.size(1)]);
+  }
+}
+
 std::string Supernet::describe() const {
   return "supernet of " + std::to_string(branch_count()) + " branches over " +
          base_->spec().describe();
@@ -618,13 +640,14 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
   const torch::Tensor cal = calibration_images(rd, sc.calibration_images, config.train.seed);
   {
     const auto t0 = std::chrono::steady_clock::now();
-    log << "phase 2/5: variant initialisation (importance order, SVD, distillation)\n";
+    log << "phase 2/5: variant initialisation (importance order, SVD, distillation, exit heads)\n";
     CompressedResNet full{base, module_state(net->base())};
     for (const auto& group : resnet_channel_groups(base))
       compress::select_channels(full.state, group,
                                 compress::importance_order(compress::channel_importance(
                                     group, full.state, compress::Importance::kFilterL1)));
     load_module_state(net->base(), full.state, "importance-ordered backbone");
+    net->fit_exit_heads(cal);
     for (const auto& op : space.ops) {
       if (op.rfind("lowrank", 0) == 0) {
         net->load_variant(op, lowrank_resnet(full, std::stod(op.substr(7)), space.op_stages).state);

@@ -83,6 +83,9 @@ class Supernet : public Backbone {
   // copies variant-slot tensors ("stages.S.B.convN.*") of op `op` from a state dict of the
   // full-width network with that op substituted (lowrank_resnet / substitute_resnet output)
   void load_variant(const std::string& op, const compress::StateDict& state);
+  // initialises every early-exit head by distillation: the least-squares fit of the backbone's
+  // logits from the pooled features of its stage, on `images` (normalized NCHW)
+  void fit_exit_heads(const torch::Tensor& images);
 
   std::string describe() const override;
   std::string spec_json() const override;  // base spec + branch space (+ extra, if set)
