@@ -86,6 +86,26 @@ TEST(ContextMonitorTest, ParsesEverySignalOfAFullMachine) {
   EXPECT_NEAR(*second.measured_power_w(), 2.0, 1e-9);  // powercap wins over the battery
 }
 
+TEST(ContextMonitorTest, CountsOwnRunnableThreadsAgainstTheRunQueue) {
+  FixtureRoot fixture("tasks");
+  fixture.write_full_machine();  // procs_running 3
+  // Two of our three threads are runnable; the command names hold spaces and parentheses.
+  fixture.write("proc/self/task/10/stat", "10 (main (x) y) R 1 10 10 0 -1\n");
+  fixture.write("proc/self/task/11/stat", "11 (loop) S 1 10 10 0 -1\n");
+  fixture.write("proc/self/task/12/stat", "12 (run) R 1 10 10 0 -1\n");
+  fixture.write("proc/self/task/13/stat", "garbage\n");  // ignored
+  ContextMonitor monitor(fixture_options(fixture));
+  const ContextSample s = monitor.sample_at(0, false);
+  ASSERT_TRUE(s.own_runnable_threads);
+  EXPECT_EQ(*s.own_runnable_threads, 2);
+  ASSERT_TRUE(s.others_runnable());
+  EXPECT_EQ(*s.others_runnable(), 1);
+
+  // No task directory: the own count, and so the others' runnable count, is absent.
+  fixture.remove("proc/self/task");
+  EXPECT_FALSE(ContextMonitor(fixture_options(fixture)).sample_at(0, false).own_runnable_threads);
+}
+
 TEST(ContextMonitorTest, EmptyRootLeavesEverySignalAbsent) {
   FixtureRoot fixture("empty");
   ContextMonitor monitor(fixture_options(fixture));

@@ -97,6 +97,18 @@ TEST(ProfilerTest, ContentionScalesLatency) {
   capped.others_cpu_utilization = 0.5;  // one core busy of two
   EXPECT_DOUBLE_EQ(profiler.contention(capped).cpu, 2.0);
 
+  // Saturated CPUs: four other runnable tasks while utilisation can only show the cores that
+  // are not ours. The runnable count wins: 5 threads share 2 cores.
+  ContextSample saturated = idle_context();
+  saturated.others_cpu_utilization = 0.6;
+  saturated.procs_running = 6;
+  saturated.own_runnable_threads = 2;  // the inference thread and the sampling thread
+  EXPECT_DOUBLE_EQ(*saturated.others_runnable(), 4);
+  EXPECT_DOUBLE_EQ(profiler.contention(saturated).cpu, 2.5);
+  // The larger of the two: utilisation of bursty others that the snapshot missed.
+  saturated.procs_running = 2;
+  EXPECT_DOUBLE_EQ(profiler.contention(saturated).cpu, (1.2 + 1) / 2);
+
   // Without utilisation, the run queue minus the sampling thread stands in.
   ContextSample queue;
   queue.cpu_count = 2;
@@ -163,6 +175,83 @@ TEST(ProfilerTest, OnlineCorrectionConvergesAndReducesError) {
   profiler.observe(0, std::nan(""));
   profiler.observe(7, 1.0);
   EXPECT_EQ(profiler.error_stats().count, 40u);
+}
+
+TEST(ProfilerTest, StaleCorrectionsFollowTheDeviceWideOne) {
+  Profiler profiler({costs_of(R"({"latency_ms":{"median":1.0}})", "big"),
+                     costs_of(R"({"latency_ms":{"median":0.5}})", "small")});
+  const ContextSample s = idle_context();
+  // Load the context factors miss: "big" runs 2x slower, then the loop moves to "small".
+  for (int i = 0; i < 30; ++i) {
+    profiler.predict(s);
+    profiler.observe(0, 2.0);
+  }
+  EXPECT_NEAR(profiler.correction(0), 2.0, 1e-6);
+  EXPECT_NEAR(profiler.correction(1), 2.0, 1e-6);  // unobserved: the device-wide one
+  // The load goes away; only "small" runs and is back on the catalog.
+  for (int i = 0; i < 30; ++i) {
+    profiler.predict(s);
+    profiler.observe(1, 0.5);
+  }
+  EXPECT_NEAR(profiler.correction(1), 1.0, 0.01);
+  // "big" is rescaled with the device: not stuck at 2x.
+  EXPECT_NEAR(profiler.correction(0), 1.0, 0.01);
+
+  // A short run in which "big" alone is slow (as when the selector tries it and backs off)
+  // leaves it slower than the device, so the selector does not try it again at once.
+  Profiler probe({costs_of(R"({"latency_ms":{"median":1.0}})", "big"),
+                  costs_of(R"({"latency_ms":{"median":0.5}})", "small")});
+  for (int i = 0; i < 30; ++i) {
+    probe.predict(s);
+    probe.observe(1, 0.5);
+  }
+  for (int i = 0; i < 3; ++i) {
+    probe.predict(s);
+    probe.observe(0, 1.5);
+  }
+  for (int i = 0; i < 30; ++i) {
+    probe.predict(s);
+    probe.observe(1, 0.5);
+  }
+  EXPECT_NEAR(probe.correction(1), 1.0, 0.01);
+  EXPECT_GT(probe.correction(0), 1.15);
+}
+
+TEST(ProfilerTest, CorrectionJudgedAgainstAGivenContextFactor) {
+  Profiler profiler({costs_of(R"({"latency_ms":{"median":1.0}})")});
+  profiler.predict(idle_context());  // predicted 1 ms
+  // The inference ran while load arrived that the next sample explains as a factor of 2: the
+  // 2 ms observation is no surprise, so the correction stays 1; the error is still recorded
+  // against the prediction it was made under.
+  profiler.observe(0, 2.0, 2.0);
+  EXPECT_NEAR(profiler.correction(0), 1.0, 1e-12);
+  EXPECT_NEAR(profiler.error_stats().median_corrected, 0.5, 1e-12);
+  profiler.observe(0, 2.0);  // against the last prediction's factor (1): 2x
+  EXPECT_GT(profiler.correction(0), 1.1);
+}
+
+TEST(ProfilerTest, TailFactorFollowsTheSlowRequests) {
+  DeviceProfile device;
+  device.tail_quantile = 0.9;
+  device.tail_window = 40;
+  Profiler profiler({costs_of(R"({"latency_ms":{"median":1.0}})")}, device);
+  const ContextSample s = idle_context();
+  EXPECT_DOUBLE_EQ(profiler.tail_factor(), 1.0);
+  // Steady requests: no tail beyond the prediction.
+  for (int i = 0; i < 40; ++i) {
+    profiler.predict(s);
+    profiler.observe(0, 1.0);
+  }
+  EXPECT_NEAR(profiler.tail_factor(), 1.0, 1e-9);
+  // One request in four is preempted and takes 3x.
+  for (int i = 0; i < 40; ++i) {
+    profiler.predict(s);
+    profiler.observe(0, i % 4 == 0 ? 3.0 : 1.0);
+  }
+  EXPECT_GT(profiler.tail_factor(), 1.5);
+  const auto& e = profiler.predict(s);
+  EXPECT_NEAR(e[0].latency_tail_ms, e[0].latency_ms * profiler.tail_factor(), 1e-12);
+  EXPECT_GE(e[0].latency_tail_ms, e[0].latency_ms);
 }
 
 }  // namespace

@@ -244,5 +244,65 @@ TEST(SelectorTest, MinimumDwellDelaysImprovementsButNotInfeasibility) {
   EXPECT_EQ(d.reason, SwitchReason::kInfeasible);
 }
 
+TEST(SelectorTest, BranchesThatFailRightAfterAnImprovementBackOff) {
+  SelectorOptions options;
+  options.min_dwell_ms = 100;
+  options.switch_margin = 0;
+  options.entry_margin = 0;
+  options.trial_window_ms = 1000;
+  Selector selector(options);
+  ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());
+  std::vector<BranchEstimate> e = {estimate(5, 0.7), estimate(9, 0.9)};
+  const std::vector<BranchEstimate> looks_fine = e;
+  std::vector<BranchEstimate> too_slow = e;
+  too_slow[1].latency_ms = 12;  // what branch 1 really does once it runs
+  EXPECT_EQ(selector.decide(too_slow, {}, 0).branch, 0);
+  // Tried at 200 ms, found too slow at 250: blocked for 100 x 2 ms.
+  EXPECT_EQ(selector.decide(looks_fine, {}, 200).reason, SwitchReason::kBetter);
+  EXPECT_EQ(selector.decide(too_slow, {}, 250).reason, SwitchReason::kInfeasible);
+  EXPECT_TRUE(selector.blocked(1, 400));
+  EXPECT_EQ(selector.decide(looks_fine, {}, 400).branch, 0);
+  EXPECT_FALSE(selector.blocked(1, 450));
+  EXPECT_EQ(selector.decide(looks_fine, {}, 450).branch, 1);
+  // Failing again doubles the wait: 100 x 4 ms.
+  EXPECT_EQ(selector.decide(too_slow, {}, 500).branch, 0);
+  EXPECT_TRUE(selector.blocked(1, 850));
+  EXPECT_EQ(selector.decide(looks_fine, {}, 850).branch, 0);
+  EXPECT_EQ(selector.decide(looks_fine, {}, 900).branch, 1);
+  // Held past the window: leaving it later for infeasibility is no failed trial.
+  EXPECT_EQ(selector.decide(looks_fine, {}, 2000).branch, 1);
+  EXPECT_EQ(selector.decide(too_slow, {}, 2100).branch, 0);
+  EXPECT_FALSE(selector.blocked(1, 2100));
+  // Infeasibility moves are never held back by a block.
+  options.trial_window_ms = 0;
+  Selector plain(options);
+  ASSERT_TRUE(plain.set_budgets(latency_budget(10)).ok());
+  EXPECT_EQ(plain.decide(too_slow, {}, 0).branch, 0);
+  EXPECT_EQ(plain.decide(looks_fine, {}, 200).branch, 1);
+  EXPECT_EQ(plain.decide(too_slow, {}, 250).branch, 0);
+  EXPECT_FALSE(plain.blocked(1, 260));  // disabled
+}
+
+TEST(SelectorTest, TailLatencyJudgesTheBudgetOnTheTailEstimate) {
+  SelectorOptions options = no_dwell();
+  options.entry_margin = 0;
+  std::vector<BranchEstimate> e = {estimate(2, 0.7), estimate(8, 0.9)};
+  e[0].latency_tail_ms = 3;
+  e[1].latency_tail_ms = 12;  // typical request fits 10 ms, a slow one does not
+  Selector median(no_dwell());
+  ASSERT_TRUE(median.set_budgets(latency_budget(10)).ok());
+  EXPECT_EQ(median.decide(e, {}, 0).branch, 1);
+  options.tail_latency = true;
+  Selector tail(options);
+  ASSERT_TRUE(tail.set_budgets(latency_budget(10)).ok());
+  EXPECT_EQ(tail.decide(e, {}, 0).branch, 0);
+  // Nothing fits at the tail: the least violating branch by its tail.
+  e[0].latency_tail_ms = 11;
+  ASSERT_TRUE(tail.set_budgets(latency_budget(10)).ok());
+  const Decision d = tail.decide(e, {}, 1);
+  EXPECT_TRUE(d.nothing_fits);
+  EXPECT_EQ(d.branch, 0);
+}
+
 }  // namespace
 }  // namespace adascale

@@ -250,16 +250,21 @@ Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t w
         }
       }
   }
-  for (int64_t e : space_.exits)
-    if (e != static_cast<int64_t>(spec.stages.size()) - 1)
-      exits_.emplace(e,
-                     register_module("exit" + std::to_string(e + 1),
-                                     torch::nn::Linear(spec.stages[e].back().out, spec.classes)));
   base_tensors_ = tensors_of(*base_);
   for (const auto& [key, module] : variants_) variant_tensors_[key] = tensors_of(*module);
-  for (const auto& [e, head] : exits_) exit_tensors_[e] = tensors_of(*head);
+  // every early-exit branch has a head of its own: one head shared by trunks of different widths
+  // and operators has to serve features that have little in common
+  for (size_t b = 0; b < branch_count(); ++b)
+    if (branch(b).exit_stage != static_cast<int64_t>(spec.stages.size()) - 1) {
+      const int64_t in = branch_spec(b).stages.back().back().out;
+      auto head =
+          register_module("exit_head" + std::to_string(b), torch::nn::Linear(in, spec.classes));
+      exits_.emplace(static_cast<int64_t>(b), head);
+      exit_tensors_[static_cast<int64_t>(b)] = tensors_of(*head);
+    }
   // shapes and costs of every branch, from its physical ResNet
   bn_stats_.resize(branch_count());
+  bn_params_.resize(branch_count());
   for (size_t b = 0; b < branch_count(); ++b) {
     ResNet physical(branch_spec(b));
     std::map<std::string, std::vector<int64_t>> shapes;
@@ -267,10 +272,35 @@ Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t w
     shapes_.push_back(std::move(shapes));
     macs_.push_back(measure_cost(physical, spec.in_channels, height_, width_).macs);
   }
+  // private BN affine parameters per (width, op); an early-exit branch uses those of its
+  // full-depth twin, whose trunk it is
+  const int64_t last = static_cast<int64_t>(spec.stages.size()) - 1;
   for (size_t b = 0; b < branch_count(); ++b) {
-    if (macs_[b] > macs_[largest_]) largest_ = b;
-    if (macs_[b] < macs_[smallest_]) smallest_ = b;
+    if (branch(b).exit_stage != last) continue;
+    for (const auto& [name, shape] : shapes_[b]) {
+      if (!ends_with(name, ".running_mean")) continue;
+      const std::string bn = name.substr(0, name.size() - std::string(".running_mean").size());
+      for (const char* field : {".weight", ".bias"})
+        bn_params_[b][bn + field] =
+            register_parameter(module_name("bn" + std::to_string(b) + "_" + bn + field),
+                               tensor(b, bn + field).detach().clone());
+    }
   }
+  for (size_t b = 0; b < branch_count(); ++b) {
+    if (branch(b).exit_stage == last) continue;
+    for (size_t t = 0; t < branch_count(); ++t)
+      if (branch(t).exit_stage == last && branch(t).op == branch(b).op &&
+          branch(t).width == branch(b).width && branch(t).rank_fraction == branch(b).rank_fraction)
+        for (const auto& [name, shape] : shapes_[b])
+          if (auto it = bn_params_[t].find(name); it != bn_params_[t].end())
+            bn_params_[b][name] = it->second;
+  }
+  // the sandwich's extremes are full-depth branches: early exits are fitted, not trained
+  for (size_t b = 0; b < branch_count(); ++b)
+    if (macs_[b] > macs_[largest_]) largest_ = b;
+  smallest_ = largest_;
+  for (size_t b = 0; b < branch_count(); ++b)
+    if (!exits_.count(static_cast<int64_t>(b)) && macs_[b] < macs_[smallest_]) smallest_ = b;
   active_ = largest_;
 }
 
@@ -307,10 +337,14 @@ ResNetSpec Supernet::branch_spec(size_t b) const {
 
 torch::Tensor Supernet::source(size_t b, const std::string& name) const {
   const auto& c = branch(b);
-  // a branch's own BN statistics win over every shared tensor, variant BNs included
+  // a branch's own BN statistics and affine parameters win over every shared tensor
   if (ends_with(name, ".running_mean") || ends_with(name, ".running_var")) {
     auto it = bn_stats_[b].find(name);
     if (it != bn_stats_[b].end()) return it->second;
+  }
+  if (b < bn_params_.size()) {
+    auto it = bn_params_[b].find(name);
+    if (it != bn_params_[b].end()) return it->second;
   }
   if (name.rfind("stages.", 0) == 0 && c.op != "conv") {
     // "stages.S.B.convN.<rest>" of an op stage lives in the op's variant module
@@ -322,8 +356,8 @@ torch::Tensor Supernet::source(size_t b, const std::string& name) const {
       if (t != it->second.end()) return t->second;
     }
   }
-  if (name.rfind("fc.", 0) == 0 && exit_tensors_.count(c.exit_stage))
-    return exit_tensors_.at(c.exit_stage).at(name.substr(3));
+  if (name.rfind("fc.", 0) == 0 && exit_tensors_.count(static_cast<int64_t>(b)))
+    return exit_tensors_.at(static_cast<int64_t>(b)).at(name.substr(3));
   auto it = base_tensors_.find(name);
   if (it == base_tensors_.end()) throw std::logic_error("supernet: no source for " + name);
   return it->second;
@@ -357,7 +391,7 @@ torch::Tensor Supernet::slot_forward(size_t b, const std::string& name, const Co
   throw std::logic_error("supernet: no forward for " + spec.kind);
 }
 
-torch::Tensor Supernet::forward_branch(size_t b, const torch::Tensor& input) {
+torch::Tensor Supernet::forward_features(size_t b, const torch::Tensor& input) {
   const ResNetSpec spec = branch_spec(b);
   auto x = torch::conv2d(input, tensor(b, "stem.conv.weight"), {}, 1, 1);
   x = torch::relu(batch_norm(b, "stem.bn", x));
@@ -375,8 +409,11 @@ torch::Tensor Supernet::forward_branch(size_t b, const torch::Tensor& input) {
                        torch::conv2d(x, tensor(b, p + ".shortcut.conv.weight"), {}, blk.stride));
       x = torch::relu(y + shortcut);
     }
-  x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-  return torch::linear(x, tensor(b, "fc.weight"), tensor(b, "fc.bias"));
+  return torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+}
+
+torch::Tensor Supernet::forward_branch(size_t b, const torch::Tensor& input) {
+  return torch::linear(forward_features(b, input), tensor(b, "fc.weight"), tensor(b, "fc.bias"));
 }
 
 torch::Tensor Supernet::forward(torch::Tensor x) { return forward_branch(active_, x); }
@@ -416,26 +453,32 @@ void Supernet::load_variant(const std::string& op, const compress::StateDict& st
   }
 }
 
+void Supernet::reset_private_bn() {
+  torch::NoGradGuard no_grad;
+  auto own = std::move(bn_params_);
+  bn_params_.assign(branch_count(), {});  // lookups fall through to the shared tensors
+  for (size_t b = 0; b < own.size(); ++b)
+    for (auto& [name, t] : own[b]) t.copy_(tensor(b, name));
+  bn_params_ = std::move(own);
+}
+
 void Supernet::fit_exit_heads(const torch::Tensor& images) {
   if (exits_.empty()) return;
   torch::NoGradGuard no_grad;
-  const bool was_training = base_->is_training();
-  base_->eval();
-  std::map<std::string, torch::Tensor> captured;
-  const auto logits = base_->forward_capture(images, &captured);
-  base_->train(was_training);
-  for (auto& [e, head] : exits_) {
-    // the output of stage e is the input of the next stage's first convolution
-    const auto features =
-        torch::adaptive_avg_pool2d(captured.at(block_prefix(e + 1, 0) + ".conv1"), {1, 1})
-            .flatten(1)
-            .to(torch::kFloat64);
-    const auto x =
-        torch::cat({features, torch::ones({features.size(0), 1}, features.options())}, 1);
-    const auto solution = std::get<0>(torch::linalg::lstsq(x, logits.to(torch::kFloat64), {}, {}));
-    head->weight.copy_(solution.slice(0, 0, features.size(1)).t());
-    head->bias.copy_(solution[features.size(1)]);
+  const bool was_training = is_training();
+  eval();
+  const auto target = forward_branch(largest_, images).to(torch::kFloat64);
+  for (auto& [b, head] : exits_) {
+    const auto f = forward_features(static_cast<size_t>(b), images).to(torch::kFloat64);
+    const auto x = torch::cat({f, torch::ones({f.size(0), 1}, f.options())}, 1);
+    // ridge regression: a small multiple of the mean feature energy keeps the fit well posed
+    auto gram = x.t().mm(x);
+    gram += 1e-3 * gram.diagonal().mean() * torch::eye(gram.size(0), gram.options());
+    const auto solution = torch::linalg::solve(gram, x.t().mm(target), /*left=*/true);
+    head->weight.copy_(solution.slice(0, 0, f.size(1)).t());
+    head->bias.copy_(solution[f.size(1)]);
   }
+  train(was_training);
 }
 
 std::string Supernet::describe() const {
@@ -640,14 +683,14 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
   const torch::Tensor cal = calibration_images(rd, sc.calibration_images, config.train.seed);
   {
     const auto t0 = std::chrono::steady_clock::now();
-    log << "phase 2/5: variant initialisation (importance order, SVD, distillation, exit heads)\n";
+    log << "phase 2/5: variant initialisation (importance order, SVD, distillation)\n";
     CompressedResNet full{base, module_state(net->base())};
     for (const auto& group : resnet_channel_groups(base))
       compress::select_channels(full.state, group,
                                 compress::importance_order(compress::channel_importance(
                                     group, full.state, compress::Importance::kFilterL1)));
     load_module_state(net->base(), full.state, "importance-ordered backbone");
-    net->fit_exit_heads(cal);
+
     for (const auto& op : space.ops) {
       if (op.rfind("lowrank", 0) == 0) {
         net->load_variant(op, lowrank_resnet(full, std::stod(op.substr(7)), space.op_stages).state);
@@ -659,6 +702,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
                           substitute_resnet(full, op, 0.0, space.op_stages, cal, d, &log).state);
       }
     }
+    net->reset_private_bn();
     phase_done("variant-init", t0, 0);
   }
 
@@ -684,7 +728,8 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
     const int64_t steps_per_epoch = loader.batches_per_epoch();
     std::vector<size_t> others;
     for (size_t b = 0; b < net->branch_count(); ++b)
-      if (b != net->largest() && b != net->smallest()) others.push_back(b);
+      if (b != net->largest() && b != net->smallest() && !net->is_early_exit(b))
+        others.push_back(b);
     const auto ce = F::CrossEntropyFuncOptions().label_smoothing(config.train.label_smoothing);
     const double w = sc.distill_weight;
     for (int64_t epoch = 0; epoch < sc.joint_epochs; ++epoch) {
@@ -749,9 +794,10 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
   {
     const auto t0 = std::chrono::steady_clock::now();
     log << "phase 4/5: BN recalibration of " << net->branch_count() << " branches on "
-        << cal.size(0) << " images\n";
+        << cal.size(0) << " images, then early-exit heads fitted to the largest branch\n";
     torch::NoGradGuard no_grad;
     for (size_t b = 0; b < net->branch_count(); ++b) recalibrate_branch(*net, b, cal);
+    net->fit_exit_heads(cal);
     phase_done("bn-recalibration", t0, 0);
   }
 

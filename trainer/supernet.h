@@ -13,8 +13,10 @@
 // Canonical name: "w0.50", then ">dpconv@2/3" or ">lowrank0.50@2/3" when the op is not conv,
 // then ">exit@2" when the exit is not the last stage (stages counted from 1).
 //
-// Every branch keeps its own BatchNorm running statistics (recalibrated after training); affine
-// BN parameters are shared and sliced like the weights. materialize() turns a branch into a plain
+// Every branch keeps its own BatchNorm: private running statistics (recalibrated after training)
+// and private scale and shift (switchable BN, as in slimmable networks: one set of affine
+// parameters shared by all branches lets the narrow branches pull the wide ones' normalisation
+// off, which measurably hurt the largest branch). materialize() turns a branch into a plain
 // ResNetSpec + state dict with the channels removed, which evaluation and the exporter use; the
 // forward pass of a branch and its materialized ResNet compute the same function.
 #pragma once
@@ -63,13 +65,14 @@ class Supernet : public Backbone {
   // the active branch (the largest unless set_active was called)
   torch::Tensor forward(torch::Tensor x) override;
   torch::Tensor forward_branch(size_t branch, const torch::Tensor& x);
+  torch::Tensor forward_features(size_t branch, const torch::Tensor& x);  // pooled, before the head
   void set_active(size_t branch) { active_ = branch; }
 
   size_t branch_count() const { return space_.branches.size(); }
   const BranchChoice& branch(size_t b) const { return space_.branches.at(b); }
   const BranchSpace& space() const { return space_; }
   size_t largest() const { return largest_; }    // most MACs
-  size_t smallest() const { return smallest_; }  // fewest MACs
+  size_t smallest() const { return smallest_; }  // fewest MACs among full-depth branches
   int64_t branch_macs(size_t b) const { return macs_.at(b); }
 
   ResNetSpec branch_spec(size_t b) const;
@@ -83,9 +86,16 @@ class Supernet : public Backbone {
   // copies variant-slot tensors ("stages.S.B.convN.*") of op `op` from a state dict of the
   // full-width network with that op substituted (lowrank_resnet / substitute_resnet output)
   void load_variant(const std::string& op, const compress::StateDict& state);
-  // initialises every early-exit head by distillation: the least-squares fit of the backbone's
-  // logits from the pooled features of its stage, on `images` (normalized NCHW)
+  // copies the shared BN scales and shifts, sliced, into every branch's private ones (after the
+  // shared weights were loaded or initialised)
+  void reset_private_bn();
+  // fits every early-exit head by distillation: ridge regression of the largest branch's logits
+  // on the pooled features of the exit branch's trunk (its own BN statistics), on `images`
+  // (normalized NCHW). Early exits are not trained jointly: their trunk is the full-depth branch
+  // of the same width and op (whose BN they share), and exit losses flowing into the shared
+  // trunk pulled the largest branch down by several points.
   void fit_exit_heads(const torch::Tensor& images);
+  bool is_early_exit(size_t b) const { return exits_.count(static_cast<int64_t>(b)) > 0; }
 
   std::string describe() const override;
   std::string spec_json() const override;  // base spec + branch space (+ extra, if set)
@@ -107,15 +117,16 @@ class Supernet : public Backbone {
   BranchSpace space_;
   std::shared_ptr<ResNet> base_;
   std::map<std::string, std::shared_ptr<torch::nn::Module>> variants_;  // "op|stages.S.B.convN"
-  std::map<int64_t, torch::nn::Linear> exits_;                          // early-exit heads
-  std::vector<std::map<std::string, std::vector<int64_t>>> shapes_;     // per branch
-  std::vector<compress::StateDict> bn_stats_;                           // per branch
+  std::map<int64_t, torch::nn::Linear> exits_;                       // early-exit heads, by branch
+  std::vector<std::map<std::string, std::vector<int64_t>>> shapes_;  // per branch
+  std::vector<compress::StateDict> bn_stats_;                        // per branch
+  std::vector<compress::StateDict> bn_params_;  // per branch: private BN weight and bias
   std::vector<int64_t> macs_;
   int64_t height_ = 0, width_ = 0;
   // tensor handles by name (weights are loaded in place, so the handles stay valid)
   std::map<std::string, torch::Tensor> base_tensors_;
   std::map<std::string, std::map<std::string, torch::Tensor>> variant_tensors_;
-  std::map<int64_t, std::map<std::string, torch::Tensor>> exit_tensors_;
+  std::map<int64_t, std::map<std::string, torch::Tensor>> exit_tensors_;  // by branch
   size_t largest_ = 0, smallest_ = 0, active_ = 0;
   std::string extra_json_;
 };

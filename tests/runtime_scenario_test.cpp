@@ -1,0 +1,527 @@
+// Contention scenarios: the scenario file parser, the burner and balloon processes (started,
+// killed, reaped, never left behind), and adascale-run --scenario end to end on a generated
+// bundle, including an interrupted run.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/cli/contention.h"
+#include "runtime/cli/scenario.h"
+#include "tests/runtime_test_util.h"
+
+namespace adascale {
+namespace {
+
+namespace fs = std::filesystem;
+using scenario::ContentionProcesses;
+using scenario::EventKind;
+using scenario::parse_scenario;
+using scenario::Scenario;
+using scenario::ScenarioError;
+using testing::make_node;
+using testing::random_floats;
+using testing::temp_path;
+
+// The message of the ScenarioError that parsing `text` throws ("" when it parses).
+std::string parse_error(const std::string& text) {
+  try {
+    parse_scenario(text, "s.ini");
+  } catch (const ScenarioError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+constexpr const char* kGood = R"(# a comment
+[scenario]
+name = demo
+duration_s = 10
+frame_images = 8   # per request
+settle_s = 0.5
+calibration_s = 0.2
+
+[adaptation]
+period_ms = 25
+min_dwell_ms = 300
+
+[budgets]
+latency_ms = 4
+memory_mode = available_minus_margin
+memory_mib = 64
+energy_mj = inf
+
+[timeline]
+1 = burners_start 2
+2.5 = balloon_alloc 16
+2.5 = budget latency_ms=3 memory_mode=absolute memory_mib=0.5
+4 = burners_stop 1
+6 = balloon_release
+7 = burners_stop 1
+)";
+
+TEST(ScenarioParse, GoodFile) {
+  const Scenario s = parse_scenario(kGood, "s.ini");
+  EXPECT_EQ(s.name, "demo");
+  EXPECT_DOUBLE_EQ(s.duration_s, 10);
+  EXPECT_EQ(s.frame_images, 8);
+  EXPECT_DOUBLE_EQ(s.settle_s, 0.5);
+  EXPECT_DOUBLE_EQ(s.calibration_s, 0.2);
+  EXPECT_DOUBLE_EQ(s.period_ms, 25);
+  EXPECT_DOUBLE_EQ(s.min_dwell_ms, 300);
+  EXPECT_DOUBLE_EQ(s.probe_period_ms, 1000);  // default kept
+  EXPECT_DOUBLE_EQ(s.budgets.latency_ms, 4);
+  EXPECT_EQ(s.budgets.memory_mode, MemoryBudgetMode::kAvailableMinusMargin);
+  EXPECT_DOUBLE_EQ(s.budgets.memory_mib, 64);
+  EXPECT_TRUE(std::isinf(s.budgets.energy_mj));
+
+  ASSERT_EQ(s.events.size(), 6u);
+  EXPECT_EQ(s.events[0].kind, EventKind::kStartBurners);
+  EXPECT_EQ(s.events[0].count, 2);
+  EXPECT_EQ(s.events[0].line, 20);
+  EXPECT_EQ(s.events[1].kind, EventKind::kAllocateBalloon);
+  EXPECT_DOUBLE_EQ(s.events[1].mib, 16);
+  EXPECT_EQ(s.events[2].kind, EventKind::kBudget);  // same time: file order kept
+  EXPECT_DOUBLE_EQ(*s.events[2].budget.latency_ms, 3);
+  EXPECT_EQ(*s.events[2].budget.memory_mode, MemoryBudgetMode::kAbsolute);
+  EXPECT_FALSE(s.events[2].budget.energy_mj);
+  EXPECT_EQ(s.events[4].kind, EventKind::kReleaseBalloon);
+  EXPECT_EQ(s.events[5].text, "burners_stop 1");
+
+  // Per-image budgets for the loop: latency and energy divided by the frame.
+  const Budgets b = scenario::per_image_budgets(s.budgets, s.frame_images);
+  EXPECT_DOUBLE_EQ(b.latency_ms, 0.5);
+  EXPECT_DOUBLE_EQ(b.memory_bytes, 64.0 * 1024 * 1024);
+
+  const std::vector<scenario::Segment> segs = scenario::segments(s);
+  ASSERT_EQ(segs.size(), 6u);
+  EXPECT_EQ(segs[0].burners, 0);
+  EXPECT_DOUBLE_EQ(segs[1].begin_s, 1);
+  EXPECT_EQ(segs[1].burners, 2);
+  EXPECT_DOUBLE_EQ(segs[2].begin_s, 2.5);
+  EXPECT_DOUBLE_EQ(segs[2].balloon_mib, 16);
+  EXPECT_DOUBLE_EQ(segs[2].budgets.latency_ms, 3);
+  EXPECT_EQ(segs[3].burners, 1);
+  EXPECT_DOUBLE_EQ(segs[4].balloon_mib, 0);
+  EXPECT_EQ(segs[5].burners, 0);
+  EXPECT_DOUBLE_EQ(segs[5].end_s, 10);
+
+  // A stricter budget is a contention step; a looser one is not.
+  scenario::RequestBudgets loose = s.budgets, strict = s.budgets;
+  strict.latency_ms = 2;
+  EXPECT_TRUE(scenario::tightens(loose, strict));
+  EXPECT_FALSE(scenario::tightens(strict, loose));
+}
+
+TEST(ScenarioParse, DefaultsAndNameFromThePath) {
+  const Scenario s = parse_scenario("[scenario]\nduration_s = 2\n", "dir/quiet.ini");
+  EXPECT_EQ(s.name, "quiet");
+  EXPECT_EQ(s.frame_images, 1);
+  EXPECT_TRUE(std::isinf(s.budgets.latency_ms));
+  EXPECT_TRUE(s.events.empty());
+  ASSERT_EQ(scenario::segments(s).size(), 1u);
+}
+
+TEST(ScenarioParse, UnknownKeyOrSectionNamesFileLineAndKey) {
+  EXPECT_EQ(parse_error("[scenario]\nduration_s = 2\nfrane_images = 4\n"),
+            "s.ini:3: key 'frane_images': unknown key in [scenario] (name, duration_s, "
+            "frame_images, settle_s, calibration_s)");
+  EXPECT_NE(parse_error("[scenario]\nduration_s = 2\n[budget]\n").find("s.ini:3: unknown section"),
+            std::string::npos);
+  EXPECT_NE(parse_error("[scenario]\nduration_s = 2\n[budgets]\nlatency = 3\n")
+                .find("s.ini:4: key 'latency': unknown budget key"),
+            std::string::npos);
+  EXPECT_NE(parse_error("duration_s = 2\n").find("s.ini:1: key 'duration_s': outside any section"),
+            std::string::npos);
+  EXPECT_NE(parse_error("[scenario]\nduration_s = 2\nduration_s = 3\n").find("s.ini:3:"),
+            std::string::npos);
+  EXPECT_NE(parse_error("[scenario]\nname = x\n").find("key 'duration_s': is required"),
+            std::string::npos);
+}
+
+TEST(ScenarioParse, BadValues) {
+  const std::string head = "[scenario]\nduration_s = 5\n";
+  EXPECT_EQ(parse_error("[scenario]\nduration_s = five\n"),
+            "s.ini:2: key 'duration_s': expected a number > 0 and <= 86400, got 'five'");
+  EXPECT_NE(parse_error(head + "frame_images = 2.5\n").find("s.ini:3: key 'frame_images'"),
+            std::string::npos);
+  EXPECT_NE(parse_error(head + "[budgets]\nlatency_ms = -1\n").find("s.ini:4: key 'latency_ms'"),
+            std::string::npos);
+  EXPECT_NE(parse_error(head + "[budgets]\nmemory_mode = lots\n").find("key 'memory_mode'"),
+            std::string::npos);
+  EXPECT_NE(parse_error(head + "[budgets]\nmemory_mode = absolute\n").find("memory_mib > 0"),
+            std::string::npos);
+  EXPECT_NE(parse_error(head + "[adaptation]\nentry_margin = 1\n").find("key 'entry_margin'"),
+            std::string::npos);
+}
+
+TEST(ScenarioParse, BadTimesAndActions) {
+  const std::string head = "[scenario]\nduration_s = 5\n[timeline]\n";
+  EXPECT_EQ(parse_error(head + "soon = burners_start 1\n"),
+            "s.ini:4: key 'soon': expected a number >= 0, got 'soon'");
+  EXPECT_NE(parse_error(head + "-1 = burners_start 1\n").find("s.ini:4: key '-1'"),
+            std::string::npos);
+  EXPECT_NE(parse_error(head + "5 = burners_start 1\n").find("not before the end"),
+            std::string::npos);
+  EXPECT_NE(parse_error(head + "1 = burners_start\n").find("expected 'burners_start N'"),
+            std::string::npos);
+  EXPECT_NE(parse_error(head + "1 = burners_start 0\n").find("s.ini:4: key '1'"),
+            std::string::npos);
+  EXPECT_NE(parse_error(head + "1 = dance 3\n").find("unknown action 'dance'"), std::string::npos);
+  EXPECT_NE(parse_error(head + "1 = balloon_alloc -4\n").find("s.ini:4:"), std::string::npos);
+  EXPECT_NE(parse_error(head + "1 = budget latency_ms\n").find("KEY=VALUE"), std::string::npos);
+  EXPECT_NE(parse_error(head + "1 = budget speed=3\n").find("key 'speed': unknown budget key"),
+            std::string::npos);
+}
+
+TEST(ScenarioParse, EventOrderAndImpossibleTimelines) {
+  const std::string head = "[scenario]\nduration_s = 5\n[timeline]\n";
+  EXPECT_EQ(parse_error(head + "1 = burners_start 1\n3 = burners_stop 1\n2 = burners_start 1\n"),
+            "s.ini:6: key '2': events must be in time order (this one comes after t=3.000000 s)");
+  EXPECT_EQ(parse_error(head + "1 = burners_start 1\n1 = burners_stop 1\n"), "");
+  EXPECT_NE(parse_error(head + "1 = burners_start 1\n2 = burners_stop 2\n")
+                .find("s.ini:5: key 'burners_stop': stops 2 burners but only 1 run"),
+            std::string::npos);
+  EXPECT_NE(parse_error(head + "1 = balloon_release\n").find("s.ini:4: key 'balloon_release'"),
+            std::string::npos);
+}
+
+// --- processes -------------------------------------------------------------------------------
+
+// State letter of /proc/PID/stat, 0 when the process does not exist.
+char process_state(pid_t pid, pid_t* parent = nullptr) {
+  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const size_t paren = text.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= text.size()) return 0;
+  if (parent) *parent = static_cast<pid_t>(std::atol(text.c_str() + paren + 4));
+  return text[paren + 2];
+}
+
+// Gone entirely: not running and not a zombie waiting to be reaped.
+bool gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
+
+bool has_children() {
+  int status = 0;
+  return !(::waitpid(-1, &status, WNOHANG) < 0 && errno == ECHILD);
+}
+
+TEST(ScenarioProcesses, BurnersAreStartedKilledAndReaped) {
+  std::vector<pid_t> pids;
+  {
+    ContentionProcesses processes;
+    processes.start_burners(3);
+    EXPECT_EQ(processes.burners(), 3);
+    pids = processes.pids();
+    ASSERT_EQ(pids.size(), 3u);
+    for (pid_t pid : pids) {
+      pid_t parent = 0;
+      const char state = process_state(pid, &parent);
+      EXPECT_TRUE(state == 'R' || state == 'S') << state;  // spinning (or not yet scheduled)
+      EXPECT_EQ(parent, ::getpid());
+    }
+    processes.stop_burners(1);  // the most recent one
+    EXPECT_EQ(processes.burners(), 2);
+    EXPECT_TRUE(gone(pids[2]));
+    EXPECT_FALSE(gone(pids[0]));
+    processes.stop_burners(5);  // more than run: all of them
+    EXPECT_EQ(processes.burners(), 0);
+    EXPECT_TRUE(gone(pids[0]));
+    processes.start_burners(2);
+    pids = processes.pids();
+  }  // the destructor kills and reaps the rest
+  for (pid_t pid : pids) EXPECT_TRUE(gone(pid)) << pid;
+  EXPECT_FALSE(has_children());
+}
+
+TEST(ScenarioProcesses, BalloonHoldsTouchedMemoryUntilReleased) {
+  ContentionProcesses processes;
+  processes.allocate_balloon(32);
+  EXPECT_DOUBLE_EQ(processes.balloon_mib(), 32);
+  ASSERT_EQ(processes.pids().size(), 1u);
+  const pid_t pid = processes.pids()[0];
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  long rss_kib = -1;
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) rss_kib = std::atol(line.c_str() + 6);
+  EXPECT_GE(rss_kib, 32 * 1024);  // every page was written, so it is resident
+  processes.release_balloon();
+  EXPECT_DOUBLE_EQ(processes.balloon_mib(), 0);
+  EXPECT_TRUE(gone(pid));
+  processes.release_balloon();  // none left: a no-op
+  EXPECT_FALSE(has_children());
+}
+
+TEST(ScenarioProcesses, ChildrenDieWhenTheirParentDies) {
+  // A parent that dies without running any destructor, as after SIGKILL or a crash. Its burner is
+  // then reparented to us (subreaper), so we can see how it ended.
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t parent = ::fork();
+  ASSERT_GE(parent, 0);
+  if (parent == 0) {
+    auto* processes = new ContentionProcesses;  // never destroyed
+    processes->start_burners(1);
+    const pid_t burner = processes->pids()[0];
+    if (::write(fds[1], &burner, sizeof(burner)) != sizeof(burner)) ::_exit(2);
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  pid_t burner = 0;
+  ASSERT_EQ(::read(fds[0], &burner, sizeof(burner)), static_cast<ssize_t>(sizeof(burner)));
+  ::close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(parent, &status, 0), parent);
+  ASSERT_EQ(::waitpid(burner, &status, 0), burner);
+  // Killed by the parent-death signal, or, when the parent was gone before the burner armed it,
+  // ended by the burner's own check.
+  EXPECT_TRUE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
+              (WIFEXITED(status) && WEXITSTATUS(status) == 0))
+      << status;
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+// --- adascale-run --scenario -------------------------------------------------------------------
+
+// A 1x8x8 grayscale bundle with three branches of different width and catalog costs.
+std::string scenario_bundle() {
+  static const std::string path = [] {
+    std::mt19937 rng(5);
+    BundleWriter w;
+    w.set_model_name("scenario");
+    w.set_input({1, 1, 8, 8}, {0.5f}, {0.25f});
+    w.set_classes({"zero", "one", "two"});
+    const struct {
+      const char* name;
+      int channels;
+      const char* costs;
+    } branches[] = {
+        {"wide", 32,
+         R"({"macs":20000,"latency_ms":{"median":0.02},"accuracy":0.9,"peak_memory_bytes":90000,
+             "memory_access_bytes":40000})"},
+        {"mid", 8,
+         R"({"macs":5000,"latency_ms":{"median":0.008},"accuracy":0.8,"peak_memory_bytes":30000,
+             "memory_access_bytes":12000})"},
+        {"narrow", 2,
+         R"({"macs":1200,"latency_ms":{"median":0.004},"accuracy":0.6,"peak_memory_bytes":9000,
+             "memory_access_bytes":4000})"},
+    };
+    for (const auto& b : branches) {
+      const std::string conv = std::string(b.name) + ".w", fc = std::string(b.name) + ".fc";
+      w.add_f32(conv, {b.channels, 3, 3, 1}, random_floats(rng, b.channels * 9, -1.0f, 1.0f));
+      w.add_f32(fc, {3, b.channels}, random_floats(rng, 3 * b.channels, -1.0f, 1.0f));
+      Branch branch;
+      branch.name = b.name;
+      branch.output = "logits";
+      branch.costs_json = b.costs;
+      branch.nodes = {
+          make_node("conv2d", {"input"}, "c", {{"weight", conv}},
+                    Attrs()
+                        .set("kernel", std::vector<int64_t>{3, 3})
+                        .set("pad", std::vector<int64_t>{1, 1, 1, 1})
+                        .set("activation", "relu")),
+          make_node("global_avg_pool", {"c"}, "gap"),
+          make_node("flatten", {"gap"}, "flat"),
+          make_node("fully_connected", {"flat"}, "logits", {{"weight", fc}}),
+      };
+      EXPECT_TRUE(w.add_branch(branch).ok());
+    }
+    const std::string p = temp_path("scenario.bundle");
+    EXPECT_TRUE(w.write(p).ok());
+    return p;
+  }();
+  return path;
+}
+
+std::string write_text(const std::string& name, const std::string& text) {
+  const std::string path = temp_path(name);
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+// 48 random images with labels, as plain IDX files.
+std::pair<std::string, std::string> idx_files() {
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int> pixel(0, 255), label(0, 2);
+  auto header = [](std::vector<uint32_t> dims) {
+    std::string out{0, 0, 0x08, static_cast<char>(dims.size())};
+    for (uint32_t d : dims)
+      for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>(d >> shift);
+    return out;
+  };
+  std::string images = header({48, 8, 8}), labels = header({48});
+  for (int i = 0; i < 48 * 64; ++i) images += static_cast<char>(pixel(rng));
+  for (int i = 0; i < 48; ++i) labels += static_cast<char>(label(rng));
+  return {write_text("scenario_images.idx", images), write_text("scenario_labels.idx", labels)};
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+}
+
+// Orphans of the CLI would become our children, so has_children() sees anything it left behind.
+class ScenarioCli : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0); }
+  void TearDown() override { ::prctl(PR_SET_CHILD_SUBREAPER, 0); }
+};
+
+struct Result {
+  int code = -1;
+  std::string output;
+};
+
+Result run_cli(const std::string& args) {
+  const std::string command = std::string(ADASCALE_RUN_CLI) + " " + args + " 2>&1";
+  Result result;
+  std::FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return result;
+  char buffer[4096];
+  size_t got;
+  while ((got = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, got);
+  const int status = ::pclose(pipe);
+  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+constexpr const char* kShortScenario = R"([scenario]
+name = short
+duration_s = 2
+frame_images = 4
+settle_s = 0.2
+calibration_s = 0.05
+[adaptation]
+period_ms = 20
+min_dwell_ms = 200
+[budgets]
+latency_ms = 0.5
+[timeline]
+0.4 = burners_start 2
+0.8 = balloon_alloc 8
+1.2 = burners_stop 2
+1.2 = balloon_release
+1.5 = budget latency_ms=0.2
+)";
+
+TEST_F(ScenarioCli, ShortScenarioWritesTracesPicturesAndASummary) {
+  const auto [images, labels] = idx_files();
+  const std::string scenario = write_text("short.ini", kShortScenario);
+  const std::string out = temp_path("scenario_traces");
+  fs::remove_all(out);
+  const Result r = run_cli("--bundle " + scenario_bundle() + " --scenario " + scenario + " --idx " +
+                           images + " --labels " + labels + " --trace-out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* text :
+       {"policy", "violations", "accuracy", "switches", "step->switch", "mJ/request", "adaptive",
+        "(adaptive)", "largest    wide", "smallest   narrow", "hindsight", "hindsight calibration"})
+    EXPECT_NE(r.output.find(text), std::string::npos) << text << " missing in\n" << r.output;
+
+  for (const char* policy : {"adaptive", "largest", "smallest", "hindsight"}) {
+    const std::string base = out + "/short-" + policy;
+    const std::string csv = read_text(base + ".csv");
+    std::istringstream lines(csv);
+    std::string header;
+    std::getline(lines, header);
+    EXPECT_EQ(header.rfind("time_s,burners,balloon_mib,budget_latency_ms,", 0), 0u) << header;
+    for (const char* column : {"cpu_utilization", "procs_running", "mem_available_mib", "branch",
+                               "predicted_ms", "observed_ms", "correct", "violation"})
+      EXPECT_NE(header.find(column), std::string::npos) << column;
+    size_t rows = 0, with_burners = 0;
+    for (std::string line; std::getline(lines, line); ++rows) {
+      const size_t comma = line.find(',');
+      with_burners += line.compare(comma + 1, 2, "2,") == 0;  // second column: burners
+    }
+    EXPECT_GT(rows, 10u) << policy;
+    EXPECT_GT(with_burners, 0u) << policy;  // the timeline was played
+
+    const std::string svg = read_text(base + ".svg");
+    EXPECT_EQ(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u);
+    EXPECT_NE(svg.find("</svg>\n"), std::string::npos);
+    EXPECT_NE(svg.find("burners_start 2"), std::string::npos);
+    EXPECT_NE(svg.find("rolling accuracy"), std::string::npos);
+  }
+  EXPECT_NE(read_text(out + "/short-summary.txt").find("hindsight calibration"), std::string::npos);
+  for (const auto& entry : fs::directory_iterator(out))
+    EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
+  EXPECT_FALSE(has_children()) << "burners or balloons left behind";
+}
+
+TEST_F(ScenarioCli, BadScenarioIsOneLineError) {
+  const auto [images, labels] = idx_files();
+  const std::string scenario =
+      write_text("bad.ini", "[scenario]\nduration_s = 2\n[timeline]\n1 = burners_stop 1\n");
+  const Result r = run_cli("--bundle " + scenario_bundle() + " --scenario " + scenario + " --idx " +
+                           images + " --labels " + labels);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(r.output, "adascale-run: error: " + scenario +
+                          ":4: key 'burners_stop': stops 1 burners but only 0 run\n");
+  const std::string good = write_text("good.ini", "[scenario]\nduration_s = 2\n");
+  const Result p = run_cli("--bundle " + scenario_bundle() + " --scenario " + good + " --idx " +
+                           images + " --labels " + labels + " --policy fastest");
+  EXPECT_EQ(p.code, 1);
+  EXPECT_NE(p.output.find("unknown policy 'fastest'"), std::string::npos) << p.output;
+}
+
+// Children of `parent` per /proc.
+std::vector<pid_t> children_of(pid_t parent) {
+  std::vector<pid_t> out;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t ppid = 0;
+    const pid_t pid = static_cast<pid_t>(std::atol(name.c_str()));
+    if (process_state(pid, &ppid) != 0 && ppid == parent) out.push_back(pid);
+  }
+  return out;
+}
+
+TEST_F(ScenarioCli, InterruptKillsAndReapsTheBurners) {
+  const auto [images, labels] = idx_files();
+  const std::string scenario = write_text(
+      "long.ini", "[scenario]\nduration_s = 600\nsettle_s = 0\n[timeline]\n0 = burners_start 2\n");
+  const std::string log = temp_path("interrupted.log");
+  const std::string bundle = scenario_bundle();
+  const pid_t cli = ::fork();
+  ASSERT_GE(cli, 0);
+  if (cli == 0) {
+    std::FILE* f = std::freopen(log.c_str(), "w", stdout);
+    (void)f;
+    ::dup2(::fileno(stdout), 2);
+    ::execl(ADASCALE_RUN_CLI, ADASCALE_RUN_CLI, "--bundle", bundle.c_str(), "--scenario",
+            scenario.c_str(), "--idx", images.c_str(), "--labels", labels.c_str(), "--policy",
+            "adaptive", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Waits for the two burners (no time limit: CTest's timeout is the backstop).
+  std::vector<pid_t> burners;
+  int status = 0;
+  while (burners.size() < 2) {
+    ASSERT_EQ(::waitpid(cli, &status, WNOHANG), 0) << "adascale-run ended early:\n"
+                                                   << read_text(log);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    burners = children_of(cli);
+  }
+  ASSERT_EQ(::kill(cli, SIGINT), 0);
+  ASSERT_EQ(::waitpid(cli, &status, 0), cli);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130) << read_text(log);
+  EXPECT_NE(read_text(log).find("interrupted"), std::string::npos);
+  for (pid_t pid : burners) EXPECT_TRUE(gone(pid)) << pid;
+  EXPECT_FALSE(has_children());
+}
+
+}  // namespace
+}  // namespace adascale
