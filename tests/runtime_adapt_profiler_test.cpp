@@ -177,44 +177,62 @@ TEST(ProfilerTest, OnlineCorrectionConvergesAndReducesError) {
   EXPECT_EQ(profiler.error_stats().count, 40u);
 }
 
-TEST(ProfilerTest, StaleCorrectionsFollowTheDeviceWideOne) {
+TEST(ProfilerTest, CorrectionSplitsABranchLevelFromTheDeviceDrift) {
+  DeviceProfile device;
+  device.level_memory = 0;  // no relaxation toward the mean (the next test)
   Profiler profiler({costs_of(R"({"latency_ms":{"median":1.0}})", "big"),
-                     costs_of(R"({"latency_ms":{"median":0.5}})", "small")});
+                     costs_of(R"({"latency_ms":{"median":0.5}})", "small")},
+                    device);
   const ContextSample s = idle_context();
-  // Load the context factors miss: "big" runs 2x slower, then the loop moves to "small".
-  for (int i = 0; i < 30; ++i) {
-    profiler.predict(s);
-    profiler.observe(0, 2.0);
-  }
-  EXPECT_NEAR(profiler.correction(0), 2.0, 1e-6);
-  EXPECT_NEAR(profiler.correction(1), 2.0, 1e-6);  // unobserved: the device-wide one
-  // The load goes away; only "small" runs and is back on the catalog.
-  for (int i = 0; i < 30; ++i) {
-    profiler.predict(s);
-    profiler.observe(1, 0.5);
-  }
-  EXPECT_NEAR(profiler.correction(1), 1.0, 0.01);
-  // "big" is rescaled with the device: not stuck at 2x.
-  EXPECT_NEAR(profiler.correction(0), 1.0, 0.01);
+  auto run = [&](size_t branch, double ms, int times) {
+    for (int i = 0; i < times; ++i) {
+      profiler.predict(s);
+      profiler.observe(branch, ms);
+    }
+  };
+  // On this device "big" runs 1.2x its catalog latency, "small" exactly its catalog latency.
+  run(0, 1.2, 30);
+  run(1, 0.5, 30);
+  EXPECT_NEAR(profiler.correction(0), 1.2, 0.02);
+  EXPECT_NEAR(profiler.correction(1), 1.0, 0.02);
+  // Load the context factors miss slows everything 2x while "small" runs: "big" is predicted
+  // slower as well, though it is not running...
+  run(1, 1.0, 30);
+  EXPECT_NEAR(profiler.correction(1), 2.0, 0.1);
+  EXPECT_GT(profiler.correction(0), 2.0);  // 2.4 less what the slow level of "small" took
+  // ... and back to its own level once the load is gone: not stuck with what it last saw.
+  run(1, 0.5, 30);
+  EXPECT_NEAR(profiler.correction(0), 1.2, 0.05);
+  // A short run in which "big" alone is slow (the selector tried it and backed off) leaves it
+  // slower than the rest, so it is not tried again at once.
+  run(0, 1.8, 3);
+  run(1, 0.5, 30);
+  EXPECT_NEAR(profiler.correction(1), 1.0, 0.05);
+  EXPECT_GT(profiler.correction(0), 1.2);
+}
 
-  // A short run in which "big" alone is slow (as when the selector tries it and backs off)
-  // leaves it slower than the device, so the selector does not try it again at once.
-  Profiler probe({costs_of(R"({"latency_ms":{"median":1.0}})", "big"),
-                  costs_of(R"({"latency_ms":{"median":0.5}})", "small")});
-  for (int i = 0; i < 30; ++i) {
-    probe.predict(s);
-    probe.observe(1, 0.5);
+TEST(ProfilerTest, ALevelLearntLongAgoRelaxesTowardTheMean) {
+  DeviceProfile device;
+  device.level_memory = 100;
+  Profiler profiler({costs_of(R"({"latency_ms":{"median":1.0}})", "big"),
+                     costs_of(R"({"latency_ms":{"median":1.0}})", "small")},
+                    device);
+  const ContextSample s = idle_context();
+  // "big" is first seen in a bad moment (2x), then never chosen again while "small" runs.
+  profiler.predict(s);
+  profiler.observe(0, 2.0);
+  for (int i = 0; i < 10; ++i) {
+    profiler.predict(s);
+    profiler.observe(1, 1.0);
   }
-  for (int i = 0; i < 3; ++i) {
-    probe.predict(s);
-    probe.observe(0, 1.5);
+  EXPECT_GT(profiler.correction(0), 1.8);
+  for (int i = 0; i < 1000; ++i) {
+    profiler.predict(s);
+    profiler.observe(1, 1.0);
   }
-  for (int i = 0; i < 30; ++i) {
-    probe.predict(s);
-    probe.observe(1, 0.5);
-  }
-  EXPECT_NEAR(probe.correction(1), 1.0, 0.01);
-  EXPECT_GT(probe.correction(0), 1.15);
+  // The geometric mean of the two levels: sqrt(2).
+  EXPECT_NEAR(profiler.correction(0), std::sqrt(2.0), 0.01);
+  EXPECT_NEAR(profiler.correction(1), 1.0, 0.01);  // the running branch keeps its own level
 }
 
 TEST(ProfilerTest, CorrectionJudgedAgainstAGivenContextFactor) {
@@ -252,6 +270,21 @@ TEST(ProfilerTest, TailFactorFollowsTheSlowRequests) {
   const auto& e = profiler.predict(s);
   EXPECT_NEAR(e[0].latency_tail_ms, e[0].latency_ms * profiler.tail_factor(), 1e-12);
   EXPECT_GE(e[0].latency_tail_ms, e[0].latency_ms);
+
+  // The spread is kept per contention level: a noisy loaded period does not widen the idle tail.
+  Profiler levels({costs_of(R"({"latency_ms":{"median":1.0}})")}, device);
+  for (int i = 0; i < 40; ++i) {
+    levels.predict(s);
+    levels.observe(0, 1.0, 1.0);  // idle: steady
+  }
+  for (int i = 0; i < 40; ++i) {
+    levels.predict(s);
+    levels.observe(0, i % 3 == 0 ? 6.0 : 2.0, 2.0);  // factor 2: one request in three waits
+  }
+  EXPECT_GT(levels.tail_factor(2.0), 2.0);
+  EXPECT_NEAR(levels.tail_factor(1.0), 1.0, 0.05);
+  // A level without observations of its own uses the recent ones of every level.
+  EXPECT_GT(levels.tail_factor(3.0), 1.5);
 }
 
 }  // namespace

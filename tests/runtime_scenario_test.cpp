@@ -400,20 +400,20 @@ Result run_cli(const std::string& args) {
 constexpr const char* kShortScenario = R"([scenario]
 name = short
 duration_s = 2
-frame_images = 4
+frame_images = 256
 settle_s = 0.2
 calibration_s = 0.05
 [adaptation]
 period_ms = 20
 min_dwell_ms = 200
 [budgets]
-latency_ms = 0.5
+latency_ms = 2
 [timeline]
 0.4 = burners_start 2
 0.8 = balloon_alloc 8
 1.2 = burners_stop 2
 1.2 = balloon_release
-1.5 = budget latency_ms=0.2
+1.5 = budget latency_ms=1
 )";
 
 TEST_F(ScenarioCli, ShortScenarioWritesTracesPicturesAndASummary) {

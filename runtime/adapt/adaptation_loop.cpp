@@ -73,16 +73,19 @@ void AdaptationLoop::step() {
     drained_.swap(pending_);  // both keep their capacity
     dropped = dropped_;
   }
-  // Observations are judged against the predictions they were made under (the previous step's).
+  // The prediction error of an observation is judged against the prediction it was made under
+  // (the previous step's); the correction against the context that ends its interval, so that a
+  // contention step the context factors already see is not learnt a second time as a correction.
+  const ContextSample sample = monitor_.sample();
+  const ContentionFactors factors = profiler_.contention(sample);
   for (const auto& [branch, ms] : drained_) {
-    profiler_.observe(static_cast<size_t>(branch), ms);
+    profiler_.observe(static_cast<size_t>(branch), ms, factors.total());
     last_observed_[static_cast<size_t>(branch)] = ms;
   }
   const uint64_t observed = drained_.size();
   drained_.clear();
 
-  const ContextSample sample = monitor_.sample();
-  const std::vector<BranchEstimate>& estimates = profiler_.predict(sample);
+  const std::vector<BranchEstimate>& estimates = profiler_.predict(sample, factors);
   const Decision decision = selector_.decide(estimates, selection_context(sample), sample.time_ms);
   if (decision.branch >= 0) chosen_.store(decision.branch, std::memory_order_release);
 

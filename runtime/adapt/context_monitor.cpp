@@ -333,6 +333,21 @@ void ContextMonitor::read_proc_stat(double now_ms, ContextSample* s) {
   }
   if (cpus > 0) s->cpu_count = cpus;
 
+  // Own runnable threads, read right after procs_running so that both describe one moment.
+  if (s->procs_running) {
+    const std::string tasks = path("/proc/self/task");
+    int runnable = 0, readable = 0;
+    std::string stat;
+    for (const std::string& tid : list_dir(tasks)) {
+      if (!read_file(tasks + "/" + tid + "/stat", &stat)) continue;  // the thread just exited
+      const size_t paren = stat.rfind(')');
+      if (paren == std::string::npos || paren + 2 >= stat.size()) continue;
+      ++readable;
+      runnable += stat[paren + 2] == 'R';
+    }
+    if (readable > 0) s->own_runnable_threads = runnable;
+  }
+
   // Own process: utime + stime (fields 14 and 15) in the same clock ticks as /proc/stat.
   std::optional<uint64_t> process;
   std::string self;
@@ -405,6 +420,11 @@ void ContextMonitor::read_powercap(double now_ms, ContextSample* s) {
   have_prev_energy_ = true;
   prev_energy_j_ = joules;
   prev_energy_time_ms_ = now_ms;
+}
+
+std::optional<double> ContextSample::others_runnable() const {
+  if (!procs_running || !own_runnable_threads) return std::nullopt;
+  return std::max(0.0, *procs_running - *own_runnable_threads);
 }
 
 ContextSample ContextMonitor::sample() {

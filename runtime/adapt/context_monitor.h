@@ -27,6 +27,8 @@ struct ContextSample {
   std::optional<double> process_cpu_utilization;  // this process, 0..1 of all CPUs
   std::optional<double> others_cpu_utilization;   // system minus this process, 0..1
   std::optional<double> procs_running;            // /proc/stat (includes the sampling thread)
+  // Threads of this process in state R (/proc/self/task/*/stat), the sampling thread included.
+  std::optional<double> own_runnable_threads;
   std::optional<double> loadavg_1, loadavg_5, loadavg_15;
   std::optional<double> loadavg_runnable;  // "R/T" field of /proc/loadavg, R
   std::vector<CpuFrequency> frequencies;
@@ -59,6 +61,9 @@ struct ContextSample {
   std::optional<double> bandwidth_gbps;  // streaming read bandwidth of the probe
   std::optional<double> probe_time_ms;   // when those two were measured
 
+  // Runnable tasks of other processes: procs_running minus this process's runnable threads.
+  // Unlike utilisation it measures demand, so it keeps growing once the CPUs are saturated.
+  std::optional<double> others_runnable() const;
   // Memory this process may still allocate: MemAvailable, capped by the cgroup headroom.
   std::optional<uint64_t> available_memory_bytes() const;
   // Measured power: powercap when present, else the battery's draw while discharging.

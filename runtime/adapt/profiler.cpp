@@ -65,13 +65,37 @@ Profiler::Profiler(std::vector<BranchCosts> branches, DeviceProfile profile)
     : branches_(std::move(branches)),
       profile_(profile),
       estimates_(branches_.size()),
-      corrections_(branches_.size(), 1.0),
+      levels_(branches_.size(), 1.0),
+      observed_at_(branches_.size(), 0),
       observations_(branches_.size(), 0) {
   if (profile_.reference_cache_rate > 0) reference_cache_rate_ = profile_.reference_cache_rate;
   if (profile_.error_window == 0) profile_.error_window = 1;
   if (profile_.inference_threads < 1) profile_.inference_threads = 1;
   errors_corrected_.reserve(profile_.error_window);
   errors_uncorrected_.reserve(profile_.error_window);
+  if (profile_.tail_window == 0) profile_.tail_window = 1;
+  tail_all_.ratios.reserve(profile_.tail_window);
+  for (TailRing& ring : tail_levels_) ring.ratios.reserve(profile_.tail_window);
+}
+
+int Profiler::tail_level(double factor) {
+  return factor < 1.25 ? 0 : factor < 1.75 ? 1 : factor < 2.5 ? 2 : 3;
+}
+
+void Profiler::push_tail(TailRing* ring, double ratio) const {
+  if (ring->ratios.size() < profile_.tail_window)
+    ring->ratios.push_back(ratio);
+  else
+    ring->ratios[ring->next] = ratio;
+  ring->next = (ring->next + 1) % profile_.tail_window;
+}
+
+double Profiler::tail_factor(double contention_factor) const {
+  constexpr size_t kEnough = 8;
+  const TailRing& level = tail_levels_[tail_level(contention_factor)];
+  const TailRing& ring = level.ratios.size() >= kEnough ? level : tail_all_;
+  if (ring.ratios.size() < kEnough) return 1.0;
+  return std::max(1.0, quantile(ring.ratios, profile_.tail_quantile));
 }
 
 ContentionFactors Profiler::contention(const ContextSample& sample) {
@@ -82,13 +106,21 @@ ContentionFactors Profiler::contention(const ContextSample& sample) {
   cores = std::max(cores, 0.1);
   // Busy cores taken by others: utilisation over the last period is steadier than the
   // instantaneous run queue, which also counts the sampling thread itself.
+  // Utilisation saturates with the CPUs (three busy threads on two cores still read as two busy
+  // cores, minus our share), so the runnable count of other processes, which keeps counting
+  // demand, wins when it is larger.
   double others = 0;
-  if (sample.others_cpu_utilization)
+  const std::optional<double> others_runnable = sample.others_runnable();
+  if (sample.others_cpu_utilization) {
     others = *sample.others_cpu_utilization * (sample.cpu_count ? *sample.cpu_count : cores);
-  else if (sample.procs_running)
+    if (others_runnable) others = std::max(others, *others_runnable);
+  } else if (others_runnable) {
+    others = *others_runnable;
+  } else if (sample.procs_running) {
     others = std::max(0.0, *sample.procs_running - 1);
-  else if (sample.loadavg_1)
+  } else if (sample.loadavg_1) {
     others = *sample.loadavg_1;
+  }
   // Fair sharing: with more runnable threads than cores each one gets cores / threads of a core.
   f.cpu = std::max(1.0, (others + profile_.inference_threads) / cores);
   if (sample.frequency_ratio && *sample.frequency_ratio > 0)
@@ -117,12 +149,30 @@ double Profiler::model_energy_mj(size_t branch, double r) const {
 }
 
 double Profiler::correction(size_t branch) const {
-  return observations_[branch] > 0 ? corrections_[branch]
-                                   : (global_observations_ > 0 ? global_correction_ : 1.0);
+  double log_sum = 0;
+  size_t observed = 0;
+  for (size_t i = 0; i < levels_.size(); ++i)
+    if (observations_[i] > 0) {
+      log_sum += std::log(levels_[i]);
+      ++observed;
+    }
+  const double log_mean = observed ? log_sum / static_cast<double>(observed) : 0.0;
+  if (observations_[branch] == 0) return std::exp(log_mean) * drift_;
+  // Geometric interpolation toward the mean level, by how many observations ago it was learnt.
+  const double since = static_cast<double>(total_observations_ - observed_at_[branch]);
+  const double keep = profile_.level_memory > 0 ? std::exp(-since / profile_.level_memory) : 1.0;
+  return std::exp(keep * std::log(levels_[branch]) + (1 - keep) * log_mean) * drift_;
 }
 
 const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample) {
-  const double factor = contention(sample).total();
+  return predict(sample, contention(sample));
+}
+
+const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample,
+                                                     const ContentionFactors& factors) {
+  const double factor = factors.total();
+  last_factor_ = factor;
+  const double tail = tail_factor(factor);
   const double r = sample.cache_rate.value_or(profile_.default_cache_rate);
   const std::optional<double> power =
       profile_.use_measured_power ? sample.measured_power_w() : std::nullopt;
@@ -132,6 +182,7 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
     e.latency_known = c.latency_median_ms.has_value();
     e.latency_uncorrected_ms = c.latency_median_ms.value_or(0) * factor;
     e.latency_ms = e.latency_uncorrected_ms * correction(i);
+    e.latency_tail_ms = e.latency_ms * tail;
     e.memory_known = c.memory_bytes.has_value();
     e.memory_bytes = c.memory_bytes.value_or(0);
     e.accuracy_known = c.accuracy.has_value();
@@ -148,10 +199,11 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
   return estimates_;
 }
 
-void Profiler::observe(size_t branch, double observed_ms) {
+void Profiler::observe(size_t branch, double observed_ms, std::optional<double> factor) {
   if (branch >= branches_.size() || !(observed_ms > 0) || !std::isfinite(observed_ms)) return;
   const BranchEstimate& e = estimates_[branch];
   if (!e.latency_known || e.latency_uncorrected_ms <= 0) return;
+  if (factor && !(*factor > 0 && std::isfinite(*factor))) factor.reset();
   // The corrected prediction as it stands now: several observations may arrive between two
   // predict() calls and each one should be judged against the latest correction.
   const double corrected_ms = e.latency_uncorrected_ms * correction(branch);
@@ -167,13 +219,21 @@ void Profiler::observe(size_t branch, double observed_ms) {
   error_next_ = (error_next_ + 1) % profile_.error_window;
 
   // One wild measurement (a page fault storm, a preemption) must not swing the correction.
-  const double ratio = std::clamp(observed_ms / e.latency_uncorrected_ms, 0.05, 20.0);
+  const double reference =
+      factor ? e.latency_uncorrected_ms / last_factor_ * *factor : e.latency_uncorrected_ms;
+  const double ratio = std::clamp(observed_ms / reference, 0.05, 20.0);
+  const double tail_ratio = ratio / correction(branch);
+  push_tail(&tail_all_, tail_ratio);
+  push_tail(&tail_levels_[tail_level(factor.value_or(last_factor_))], tail_ratio);
   const double a = profile_.correction_alpha;
-  corrections_[branch] =
-      observations_[branch] == 0 ? ratio : (1 - a) * corrections_[branch] + a * ratio;
+  // The first observation of a branch sets its level, with the drift of the moment taken out.
+  const double b = profile_.level_alpha;
+  double& level = levels_[branch];
+  if (observations_[branch] > 0) level = correction(branch) / drift_;  // relaxed while away
+  level = observations_[branch] == 0 ? ratio / drift_ : (1 - b) * level + b * ratio / drift_;
+  observed_at_[branch] = ++total_observations_;
+  drift_ = std::clamp((1 - a) * drift_ + a * ratio / level, 0.05, 20.0);
   ++observations_[branch];
-  global_correction_ = global_observations_ == 0 ? ratio : (1 - a) * global_correction_ + a * ratio;
-  ++global_observations_;
 }
 
 PredictionErrorStats Profiler::error_stats() const {

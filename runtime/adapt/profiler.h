@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,8 +44,12 @@ struct DeviceProfile {
   double reference_cache_rate = 0.0;       // r while measured; 0: the first probe result
   double cache_sensitivity = 0.5;          // slowdown per unit relative drop of r
   int inference_threads = 1;               // threads one inference uses
-  double correction_alpha = 0.2;           // EWMA weight of a new observed/predicted ratio
-  size_t error_window = 4096;              // observations kept for the error statistics
+  double correction_alpha = 0.2;           // EWMA weight of a new ratio for the device drift
+  double level_alpha = 0.02;               // EWMA weight of a new ratio for a branch's level
+  double level_memory = 150;  // observations of others that relax a level 63% to the mean (0: off)
+  double tail_quantile = 0.95;  // quantile of recent observed/predicted ratios ...
+  size_t tail_window = 64;      // ... over this many observations: the tail factor
+  size_t error_window = 4096;   // observations kept for the error statistics
 };
 
 // the cost model's energy of one inference, in mJ: e_mac * MACs + M * (r e_cache + (1 - r) e_dram)
@@ -54,6 +59,7 @@ double modelled_energy_mj(const DeviceProfile& profile, bool int8, double macs,
 struct BranchEstimate {
   double latency_ms = 0;              // contention-scaled and corrected
   double latency_uncorrected_ms = 0;  // contention-scaled only
+  double latency_tail_ms = 0;         // latency_ms x tail factor: what a bad request takes
   bool latency_known = false;
   double memory_bytes = 0;
   bool memory_known = false;
@@ -90,28 +96,62 @@ class Profiler {
   ContentionFactors contention(const ContextSample& sample);
   // Predicts every branch for `sample` and remembers the predictions for observe().
   const std::vector<BranchEstimate>& predict(const ContextSample& sample);
+  // The same with factors already computed from `sample` (contention() has state: call it once).
+  const std::vector<BranchEstimate>& predict(const ContextSample& sample,
+                                             const ContentionFactors& factors);
   const std::vector<BranchEstimate>& last_estimates() const { return estimates_; }
   // Modelled energy (mJ) of one inference at cache rate r: e_mac*MACs + M*(r*e_cache+(1-r)*e_dram).
   double model_energy_mj(size_t branch, double cache_rate) const;
 
   // Feeds one observed latency of `branch`: records the error of the last prediction, then
-  // updates the branch's correction (and the device-wide one used for unobserved branches).
-  void observe(size_t branch, double observed_ms);
+  // updates the correction, which is level x drift. A branch's level (level_alpha, slow) is how
+  // it compares with its catalog latency on this device; the drift (correction_alpha, fast) is
+  // what the context factors miss right now (a slower host, load they do not see), learnt from
+  // whichever branch runs, relative to its level. So a slowdown that hits every branch carries
+  // over at once to the branches not running, and ends for them when it ends, while each keeps
+  // its own level; an unobserved branch gets the geometric mean level of the observed ones. A
+  // level learnt long ago relaxes toward that mean as other branches are observed (level_memory),
+  // so a branch first seen in a bad moment, and then never chosen again, is tried again later.
+  // `factor`: the contention factor the correction is judged against; by default the one of the
+  // last prediction. The loop passes the factor of the sample that ends the interval in which
+  // the inference ran, so that load the model already explains is not counted twice.
+  void observe(size_t branch, double observed_ms, std::optional<double> factor = std::nullopt);
   double correction(size_t branch) const;
+  // How much slower than predicted the slow requests are: the tail_quantile of observed /
+  // corrected-predicted over the last tail_window observations made at the same contention level
+  // (total factor below 1.25, 1.75, 2.5, or above), at least 1; with fewer than 8 of those, over
+  // the last tail_window observations of any level (1 until 8 are in). Preemption by other
+  // runnable tasks makes latency bimodal under contention, so the median prediction alone keeps
+  // a branch that misses a budget on many requests; per level, so that the spread seen under
+  // load does not outlive it.
+  double tail_factor(double contention_factor) const;
+  double tail_factor() const { return tail_factor(last_factor_); }
   PredictionErrorStats error_stats() const;
 
  private:
   std::vector<BranchCosts> branches_;
   DeviceProfile profile_;
   std::vector<BranchEstimate> estimates_;
-  std::vector<double> corrections_;
+  double last_factor_ = 1.0;           // contention factor of the last prediction
+  std::vector<double> levels_;         // per branch, see observe()
+  std::vector<uint64_t> observed_at_;  // total_observations_ at the branch's last observation
+  uint64_t total_observations_ = 0;
   std::vector<size_t> observations_;
-  double global_correction_ = 1.0;
-  size_t global_observations_ = 0;
+  double drift_ = 1.0;
   std::optional<double> reference_cache_rate_;
   // Ring buffers of relative errors.
   std::vector<double> errors_corrected_, errors_uncorrected_;
   size_t error_next_ = 0;
+  // Rings of observed / corrected prediction: every observation, and per contention level.
+  struct TailRing {
+    std::vector<double> ratios;
+    size_t next = 0;
+  };
+  static constexpr int kTailLevels = 4;
+  static int tail_level(double contention_factor);
+  void push_tail(TailRing* ring, double ratio) const;
+  TailRing tail_all_;
+  TailRing tail_levels_[kTailLevels];
 };
 
 }  // namespace adascale

@@ -1,5 +1,6 @@
 #include "runtime/adapt/selector.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -94,17 +95,22 @@ Selector::Limits Selector::limits(const SelectionContext& context) const {
   return l;
 }
 
-double Selector::violation(const BranchEstimate& e, const Limits& l) {
+double Selector::violation(const BranchEstimate& e, const Limits& l) const {
   double worst = 0;
   auto ratio = [&](double value, bool known, double limit) {
     if (limit == kInf) return;
     const double r = !known ? 2.0 : (limit > 0 ? value / limit : (value > 0 ? kInf : 0.0));
     worst = std::max(worst, r);
   };
-  ratio(e.latency_ms, e.latency_known, l.latency);
+  ratio(latency_of(e), e.latency_known, l.latency);
   ratio(e.memory_bytes, e.memory_known, l.memory);
   ratio(e.energy_mj, e.energy_known, l.energy);
   return worst;
+}
+
+bool Selector::blocked(int branch, double now_ms) const {
+  return branch >= 0 && static_cast<size_t>(branch) < blocked_until_ms_.size() &&
+         now_ms < blocked_until_ms_[static_cast<size_t>(branch)];
 }
 
 Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
@@ -113,6 +119,8 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   d.previous = current_;
   if (estimates.empty()) return d;
   if (current_ >= static_cast<int>(estimates.size())) current_ = -1;
+  failures_.resize(estimates.size(), 0);
+  blocked_until_ms_.resize(estimates.size(), 0);
   const Limits l = limits(context);
 
   auto objective = [&](const BranchEstimate& e) {
@@ -123,7 +131,7 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
     // The current branch keeps its place up to the budget itself; a newcomer must fit with a
     // margin, so a branch hovering at the limit does not flap in and out.
     const double scale = is_current ? 1.0 : 1.0 - options_.entry_margin;
-    return fits(e.latency_ms, e.latency_known, l.latency, scale) &&
+    return fits(latency_of(e), e.latency_known, l.latency, scale) &&
            fits(e.memory_bytes, e.memory_known, l.memory, scale) &&
            fits(e.energy_mj, e.energy_known, l.energy, scale);
   };
@@ -135,14 +143,21 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
     return a < b;
   };
 
-  int best = -1;
-  double best_score = 0;
+  // best: over every feasible branch; open: without those backing off (improvement switches).
+  int best = -1, open = -1;
+  double best_score = 0, open_score = 0;
   for (size_t i = 0; i < estimates.size(); ++i) {
-    if (!feasible(estimates[i], static_cast<int>(i) == current_)) continue;
+    const int index = static_cast<int>(i);
+    if (!feasible(estimates[i], index == current_)) continue;
     const double score = objective(estimates[i]);
     if (best < 0 || better(i, score, static_cast<size_t>(best), best_score)) {
-      best = static_cast<int>(i);
+      best = index;
       best_score = score;
+    }
+    if ((index == current_ || !blocked(index, now_ms)) &&
+        (open < 0 || better(i, score, static_cast<size_t>(open), open_score))) {
+      open = index;
+      open_score = score;
     }
   }
 
@@ -151,7 +166,19 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
     d.switched = branch != current_;
     d.reason = d.switched ? reason : SwitchReason::kStay;
     if (d.switched) {
+      if (current_ >= 0 && options_.trial_window_ms > 0) {
+        // Leaving a branch that an improvement switch entered and that did not hold: back off.
+        const size_t left = static_cast<size_t>(current_);
+        const bool failed_trial =
+            (reason == SwitchReason::kInfeasible || reason == SwitchReason::kNothingFits) &&
+            current_reason_ == SwitchReason::kBetter &&
+            now_ms - last_switch_ms_ <= options_.trial_window_ms;
+        failures_[left] = failed_trial ? std::min(failures_[left] + 1, 3) : 0;
+        blocked_until_ms_[left] =
+            failed_trial ? now_ms + options_.min_dwell_ms * (1 << failures_[left]) : 0;
+      }
       current_ = branch;
+      current_reason_ = reason;
       last_switch_ms_ = now_ms;
     }
     d.objective = objective(estimates[static_cast<size_t>(branch)]);
@@ -178,8 +205,9 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   const BranchEstimate& cur = estimates[static_cast<size_t>(current_)];
   if (!feasible(cur, true)) return choose(best, SwitchReason::kInfeasible);
   const bool dwelled = now_ms - last_switch_ms_ >= options_.min_dwell_ms;
-  if (best != current_ && dwelled && best_score >= objective(cur) + options_.switch_margin)
-    return choose(best, SwitchReason::kBetter);
+  if (open >= 0 && open != current_ && dwelled &&
+      open_score >= objective(cur) + options_.switch_margin)
+    return choose(open, SwitchReason::kBetter);
   return choose(current_, SwitchReason::kStay);
 }
 

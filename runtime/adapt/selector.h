@@ -39,6 +39,13 @@ struct SelectorOptions {
   double switch_margin = 0.005;  // an improvement must beat the current objective by this much
   double entry_margin = 0.05;    // a new branch must fit within (1 - entry_margin) of a budget
   double min_dwell_ms = 500;     // no improvement switch sooner than this after the last switch
+  // Judge the latency budget on the tail estimate (latency_tail_ms) instead of the median one:
+  // for budgets that bound the share of slow requests rather than the typical one.
+  bool tail_latency = false;
+  // Backoff against trial and error: a branch that turns out infeasible within trial_window_ms of
+  // an improvement switch to it is not the target of another improvement switch for min_dwell_ms x
+  // 2^failures (consecutive such failures, at most 3). 0 disables it.
+  double trial_window_ms = 2000;
 };
 
 enum class SwitchReason {
@@ -78,8 +85,14 @@ class Selector {
   Decision decide(const std::vector<BranchEstimate>& estimates, const SelectionContext& context,
                   double now_ms);
   int current() const { return current_; }
-  // Forgets the current branch (the next decision is an initial one).
-  void reset() { current_ = -1; }
+  // Forgets the current branch (the next decision is an initial one) and every backoff.
+  void reset() {
+    current_ = -1;
+    failures_.clear();
+    blocked_until_ms_.clear();
+  }
+  // True while `branch` may not be the target of an improvement switch (trial_window_ms).
+  bool blocked(int branch, double now_ms) const;
 
  private:
   struct Limits {
@@ -88,12 +101,18 @@ class Selector {
   };
   Limits limits(const SelectionContext& context) const;
   // Largest predicted / limit ratio over the active constraints (unknown costs count as 2).
-  static double violation(const BranchEstimate& e, const Limits& limits);
+  double violation(const BranchEstimate& e, const Limits& limits) const;
+  double latency_of(const BranchEstimate& e) const {
+    return options_.tail_latency ? e.latency_tail_ms : e.latency_ms;
+  }
 
   SelectorOptions options_;
   Budgets budgets_;
   int current_ = -1;
   double last_switch_ms_ = 0;
+  SwitchReason current_reason_ = SwitchReason::kStay;  // how the current branch was entered
+  std::vector<int> failures_;                          // per branch, see trial_window_ms
+  std::vector<double> blocked_until_ms_;
 };
 
 }  // namespace adascale

@@ -1,7 +1,10 @@
 // adascale-run: runs one branch of a bundle over IDX files (MNIST style, plain or .gz) or a folder
 // of PNG images and reports accuracy, per-image latency and throughput; --list prints the branches
-// with the costs recorded in the catalog. Goes through the public C API only, so what it measures
-// is what an application gets.
+// with the costs recorded in the catalog; --scenario replays a contention scenario (CPU burner
+// processes, memory balloons, budget changes) once per policy and writes traces and pictures
+// (scenario_run.h). Inference goes through the public C API only, so what it measures is what an
+// application gets; the scenario replay drives the adaptation loop's C++ class directly so that
+// its driver thread can read the loop's context without sharing the handle.
 #include <png.h>
 #include <zlib.h>
 
@@ -22,6 +25,7 @@
 #include <vector>
 
 #include "adascale.h"
+#include "runtime/cli/scenario_run.h"
 
 namespace {
 
@@ -37,6 +41,11 @@ constexpr const char* kUsage =
     "                 and converted to the bundle's channel count.\n"
     "  --idx IMAGES   IDX ubyte images [N,H,W] or [N,H,W,C], plain or gzip; --labels: IDX [N]\n"
     "  --list         print the branches and their catalog costs, then exit\n"
+    "       adascale-run --bundle X.bundle --scenario S.ini --idx IMAGES --labels LABELS\n"
+    "                    [--trace-out DIR] [--policy adaptive|largest|smallest|hindsight|all]\n"
+    "  --scenario S   replay a contention scenario (docs/scenarios.md) once per policy (default\n"
+    "                 all), cycling through the images; prints a summary table\n"
+    "  --trace-out D  write a trace CSV and an SVG per policy, and the summary, into D\n"
     "Pixels are scaled to [0,1]; the runtime applies the catalog's mean/std.\n";
 
 // Every user-facing failure: main prints it on one line and exits non-zero.
@@ -46,6 +55,7 @@ struct Failure : std::runtime_error {
 
 struct Options {
   std::string bundle, branch, images_dir, idx_images, idx_labels;
+  std::string scenario, trace_out, policy = "all";
   adascale_backend backend = ADASCALE_BACKEND_XNNPACK;
   int threads = 1;
   int64_t limit = -1;
@@ -93,6 +103,12 @@ Options parse_args(int argc, char** argv) {
       o.limit = parse_int(arg, value(), 1);
     } else if (arg == "--list") {
       o.list = true;
+    } else if (arg == "--scenario") {
+      o.scenario = value();
+    } else if (arg == "--trace-out") {
+      o.trace_out = value();
+    } else if (arg == "--policy") {
+      o.policy = value();
     } else {
       throw Failure("unknown argument '" + arg + "' (see --help)");
     }
@@ -102,6 +118,14 @@ Options parse_args(int argc, char** argv) {
     if (o.images_dir.empty() == o.idx_images.empty())
       throw Failure("give exactly one of --images DIR and --idx IMAGES (see --help)");
     if (!o.idx_labels.empty() && o.idx_images.empty()) throw Failure("--labels goes with --idx");
+  }
+  if (o.scenario.empty()) {
+    if (!o.trace_out.empty() || o.policy != "all")
+      throw Failure("--trace-out and --policy go with --scenario");
+  } else if (!o.list) {
+    if (o.idx_images.empty() || o.idx_labels.empty())
+      throw Failure("--scenario needs --idx IMAGES and --labels LABELS");
+    if (!o.branch.empty()) throw Failure("--branch does not go with --scenario (see --policy)");
   }
   return o;
 }
@@ -462,12 +486,71 @@ std::vector<std::string> class_names(const Options& o) {
   return names;
 }
 
+int run_scenario(const Options& o, Runtime& rt) {
+  namespace sc = adascale::scenario;
+  sc::Scenario scenario;
+  std::vector<sc::Policy> policies;
+  try {
+    scenario = sc::load_scenario(o.scenario);
+    policies = sc::parse_policies(o.policy);
+  } catch (const sc::ScenarioError& e) {
+    throw Failure(e.what());
+  }
+  if (!o.trace_out.empty()) {
+    std::error_code ec;
+    fs::create_directories(o.trace_out, ec);
+    if (ec) throw Failure("cannot create '" + o.trace_out + "': " + ec.message());
+  }
+  const Dataset ds = load_idx(o, rt);
+  if (rt.classes == 0) throw Failure("the catalog names no classes, so labels cannot be scored");
+  for (int64_t label : ds.labels)
+    if (label < 0 || static_cast<size_t>(label) >= rt.classes)
+      throw Failure("label " + std::to_string(label) + " is outside the bundle's " +
+                    std::to_string(rt.classes) + " classes");
+  sc::Workload w;
+  w.runtime = rt.get();
+  for (const auto& branch : rt.branches) {
+    adascale::BranchCosts costs;
+    if (!adascale::parse_branch_costs(branch.first, branch.second, &costs).ok()) {
+      costs = adascale::BranchCosts{};
+      costs.name = branch.first;
+    }
+    w.costs.push_back(costs);
+  }
+  w.pixels = ds.pixels.data();
+  w.labels = ds.labels.data();
+  w.count = ds.count;
+  w.image_floats = static_cast<size_t>(rt.channels * rt.height * rt.width);
+  w.classes = rt.classes;
+  sc::RunOptions options;
+  options.trace_dir = o.trace_out;
+  options.policies = policies;
+  sc::install_interrupt_handlers();
+  std::vector<sc::PolicySummary> summaries;
+  try {
+    summaries = sc::run_scenario(scenario, w, options);
+  } catch (const sc::ScenarioError& e) {
+    if (sc::interrupted()) {
+      std::fprintf(stderr, "adascale-run: interrupted\n");
+      return 130;
+    }
+    throw Failure(e.what());
+  }
+  std::fputs(sc::format_summary(scenario, summaries).c_str(), stdout);
+  for (const auto& s : summaries)
+    if (!s.trace_csv.empty())
+      std::printf("trace %-10s %s %s\n", sc::policy_name(s.policy), s.trace_csv.c_str(),
+                  s.trace_svg.c_str());
+  return 0;
+}
+
 int run(const Options& o) {
   Runtime rt(o);
   if (o.list) {
     print_list(rt);
     return 0;
   }
+  if (!o.scenario.empty()) return run_scenario(o, rt);
   const std::string branch = o.branch.empty() ? rt.branches.front().first : o.branch;
   if (std::none_of(rt.branches.begin(), rt.branches.end(),
                    [&](const auto& b) { return b.first == branch; }))

@@ -1,0 +1,374 @@
+#include "runtime/cli/scenario.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace adascale::scenario {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr int kMaxBurners = 256;
+constexpr double kMaxBalloonMib = 1 << 20;  // 1 TiB: a typo guard, not a policy
+
+std::string trim(const std::string& text) {
+  const size_t begin = text.find_first_not_of(" \t\r");
+  if (begin == std::string::npos) return "";
+  const size_t end = text.find_last_not_of(" \t\r");
+  return text.substr(begin, end - begin + 1);
+}
+
+class Parser {
+ public:
+  Parser(std::string path) : path_(std::move(path)) {}
+
+  [[noreturn]] void fail(int line, const std::string& key, const std::string& message) const {
+    std::string where = path_;
+    if (line > 0) where += ":" + std::to_string(line);
+    throw ScenarioError(where + ": " + (key.empty() ? "" : "key '" + key + "': ") + message);
+  }
+
+  // A finite number (or "inf"/"none" where allowed) within [lo, hi]; lo itself excluded when
+  // `open_lo`.
+  double number(int line, const std::string& key, const std::string& text, double lo, bool open_lo,
+                double hi = kInf, bool allow_inf = false) const {
+    if (allow_inf && (text == "inf" || text == "none")) return kInf;
+    char* end = nullptr;
+    errno = 0;
+    const double value = std::strtod(text.c_str(), &end);
+    const bool parsed = !text.empty() && end && *end == '\0' && errno == 0 && std::isfinite(value);
+    if (!parsed || value < lo || (open_lo && value == lo) || value > hi) {
+      std::ostringstream expected;
+      expected << "expected a number " << (open_lo ? "> " : ">= ") << lo;
+      if (hi != kInf) expected << " and <= " << hi;
+      if (allow_inf) expected << " (or inf)";
+      fail(line, key, expected.str() + ", got '" + text + "'");
+    }
+    return value;
+  }
+
+  int integer(int line, const std::string& key, const std::string& text, int lo, int hi) const {
+    char* end = nullptr;
+    errno = 0;
+    const long value = std::strtol(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || errno != 0 || value < lo || value > hi)
+      fail(line, key,
+           "expected an integer within " + std::to_string(lo) + ".." + std::to_string(hi) +
+               ", got '" + text + "'");
+    return static_cast<int>(value);
+  }
+
+  bool boolean(int line, const std::string& key, const std::string& text) const {
+    if (text == "true" || text == "on" || text == "yes") return true;
+    if (text == "false" || text == "off" || text == "no") return false;
+    fail(line, key, "expected true or false, got '" + text + "'");
+  }
+
+  MemoryBudgetMode memory_mode(int line, const std::string& key, const std::string& text) const {
+    if (text == "none") return MemoryBudgetMode::kNone;
+    if (text == "absolute") return MemoryBudgetMode::kAbsolute;
+    if (text == "available_minus_margin") return MemoryBudgetMode::kAvailableMinusMargin;
+    fail(line, key, "expected none, absolute or available_minus_margin, got '" + text + "'");
+  }
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+void parse_budget_key(const Parser& p, int line, const std::string& key, const std::string& value,
+                      BudgetChange* change) {
+  if (key == "latency_ms")
+    change->latency_ms = p.number(line, key, value, 0, true, kInf, true);
+  else if (key == "memory_mode")
+    change->memory_mode = p.memory_mode(line, key, value);
+  else if (key == "memory_mib")
+    change->memory_mib = p.number(line, key, value, 0, false, kMaxBalloonMib);
+  else if (key == "energy_mj")
+    change->energy_mj = p.number(line, key, value, 0, true, kInf, true);
+  else
+    p.fail(line, key,
+           "unknown budget key (latency_ms, memory_mode, memory_mib, energy_mj are known)");
+}
+
+Event parse_event(const Parser& p, int line, const std::string& time_text,
+                  const std::string& action) {
+  Event e;
+  e.line = line;
+  e.text = action;
+  e.time_s = p.number(line, time_text, time_text, 0, false);
+  std::istringstream words(action);
+  std::string verb;
+  words >> verb;
+  std::vector<std::string> args;
+  for (std::string word; words >> word;) args.push_back(word);
+  auto want_args = [&](size_t n, const char* usage) {
+    if (args.size() != n) p.fail(line, time_text, std::string("expected '") + usage + "'");
+  };
+  if (verb == "burners_start" || verb == "burners_stop") {
+    want_args(1, verb == "burners_start" ? "burners_start N" : "burners_stop N");
+    e.kind = verb == "burners_start" ? EventKind::kStartBurners : EventKind::kStopBurners;
+    e.count = p.integer(line, time_text, args[0], 1, kMaxBurners);
+  } else if (verb == "balloon_alloc") {
+    want_args(1, "balloon_alloc MIB");
+    e.kind = EventKind::kAllocateBalloon;
+    e.mib = p.number(line, time_text, args[0], 0, true, kMaxBalloonMib);
+  } else if (verb == "balloon_release") {
+    want_args(0, "balloon_release");
+    e.kind = EventKind::kReleaseBalloon;
+  } else if (verb == "budget") {
+    if (args.empty()) p.fail(line, time_text, "expected 'budget KEY=VALUE ...'");
+    e.kind = EventKind::kBudget;
+    for (const std::string& arg : args) {
+      const size_t eq = arg.find('=');
+      if (eq == std::string::npos || eq == 0)
+        p.fail(line, time_text, "budget arguments are KEY=VALUE, got '" + arg + "'");
+      parse_budget_key(p, line, arg.substr(0, eq), arg.substr(eq + 1), &e.budget);
+    }
+  } else {
+    p.fail(line, time_text,
+           "unknown action '" + verb +
+               "' (burners_start, burners_stop, balloon_alloc, balloon_release, budget)");
+  }
+  return e;
+}
+
+}  // namespace
+
+const char* memory_mode_name(MemoryBudgetMode mode) {
+  switch (mode) {
+    case MemoryBudgetMode::kNone:
+      return "none";
+    case MemoryBudgetMode::kAbsolute:
+      return "absolute";
+    case MemoryBudgetMode::kAvailableMinusMargin:
+      return "available_minus_margin";
+  }
+  return "none";
+}
+
+Budgets per_image_budgets(const RequestBudgets& request, int frame_images) {
+  Budgets b;
+  const double images = std::max(1, frame_images);
+  b.latency_ms = request.latency_ms / images;
+  b.energy_mj = request.energy_mj / images;
+  b.memory_mode = request.memory_mode;
+  b.memory_bytes = request.memory_mib * 1024.0 * 1024.0;
+  return b;
+}
+
+void apply_budget_change(const BudgetChange& change, RequestBudgets* budgets) {
+  if (change.latency_ms) budgets->latency_ms = *change.latency_ms;
+  if (change.memory_mode) budgets->memory_mode = *change.memory_mode;
+  if (change.memory_mib) budgets->memory_mib = *change.memory_mib;
+  if (change.energy_mj) budgets->energy_mj = *change.energy_mj;
+}
+
+bool tightens(const RequestBudgets& before, const RequestBudgets& after) {
+  if (after.latency_ms < before.latency_ms || after.energy_mj < before.energy_mj) return true;
+  if (after.memory_mode == MemoryBudgetMode::kNone) return false;
+  if (before.memory_mode == MemoryBudgetMode::kNone || after.memory_mode != before.memory_mode)
+    return true;
+  // An absolute limit tightens when it shrinks, a margin when it grows.
+  return after.memory_mode == MemoryBudgetMode::kAbsolute ? after.memory_mib < before.memory_mib
+                                                          : after.memory_mib > before.memory_mib;
+}
+
+Scenario parse_scenario(const std::string& text, const std::string& path) {
+  const Parser p(path);
+  Scenario s;
+  s.path = path;
+  std::string section;
+  std::set<std::string> seen;  // "section.key", for duplicates
+  std::set<std::string> sections_seen;
+  std::istringstream lines(text);
+  std::string raw;
+  int line = 0;
+  while (std::getline(lines, raw)) {
+    ++line;
+    // Comments: whole lines starting with # or ;, and " #" to the end of a line.
+    const size_t hash = raw.find(" #");
+    std::string content = trim(hash == std::string::npos ? raw : raw.substr(0, hash));
+    if (content.empty() || content[0] == '#' || content[0] == ';') continue;
+    if (content.front() == '[') {
+      if (content.back() != ']') p.fail(line, "", "malformed section header '" + content + "'");
+      section = trim(content.substr(1, content.size() - 2));
+      if (section != "scenario" && section != "adaptation" && section != "budgets" &&
+          section != "timeline")
+        p.fail(line, "",
+               "unknown section [" + section +
+                   "] (known: [scenario], [adaptation], [budgets], [timeline])");
+      if (!sections_seen.insert(section).second)
+        p.fail(line, "", "section [" + section + "] appears twice");
+      continue;
+    }
+    const size_t eq = content.find('=');
+    if (eq == std::string::npos) p.fail(line, "", "expected KEY = VALUE, got '" + content + "'");
+    const std::string key = trim(content.substr(0, eq));
+    const std::string value = trim(content.substr(eq + 1));
+    if (key.empty()) p.fail(line, "", "missing key before '='");
+    if (section.empty()) p.fail(line, key, "outside any section");
+    if (section == "timeline") {
+      Event e = parse_event(p, line, key, value);
+      if (!s.events.empty() && e.time_s < s.events.back().time_s)
+        p.fail(line, key,
+               "events must be in time order (this one comes after t=" +
+                   std::to_string(s.events.back().time_s) + " s)");
+      s.events.push_back(std::move(e));
+      continue;
+    }
+    if (!seen.insert(section + "." + key).second)
+      p.fail(line, key, "given twice in [" + section + "]");
+    if (value.empty()) p.fail(line, key, "has no value");
+    if (section == "scenario") {
+      if (key == "name")
+        s.name = value;
+      else if (key == "duration_s")
+        s.duration_s = p.number(line, key, value, 0, true, 24 * 3600);
+      else if (key == "frame_images")
+        s.frame_images = p.integer(line, key, value, 1, 1 << 16);
+      else if (key == "settle_s")
+        s.settle_s = p.number(line, key, value, 0, false, 3600);
+      else if (key == "calibration_s")
+        s.calibration_s = p.number(line, key, value, 0, true, 3600);
+      else
+        p.fail(line, key,
+               "unknown key in [scenario] (name, duration_s, frame_images, settle_s, "
+               "calibration_s)");
+    } else if (section == "adaptation") {
+      if (key == "period_ms")
+        s.period_ms = p.number(line, key, value, 0, true, 60000);
+      else if (key == "probe_period_ms")
+        s.probe_period_ms = p.number(line, key, value, 0, false, 3600e3);
+      else if (key == "min_dwell_ms")
+        s.min_dwell_ms = p.number(line, key, value, 0, false, 3600e3);
+      else if (key == "switch_margin")
+        s.switch_margin = p.number(line, key, value, 0, false, 1);
+      else if (key == "entry_margin")
+        s.entry_margin = p.number(line, key, value, 0, false, 0.99);
+      else if (key == "trial_window_ms")
+        s.trial_window_ms = p.number(line, key, value, 0, false, 3600e3);
+      else if (key == "tail_latency")
+        s.tail_latency = p.boolean(line, key, value);
+      else if (key == "tail_quantile")
+        s.tail_quantile = p.number(line, key, value, 0.5, false, 1);
+      else
+        p.fail(line, key,
+               "unknown key in [adaptation] (period_ms, probe_period_ms, min_dwell_ms, "
+               "switch_margin, entry_margin, trial_window_ms, tail_latency, tail_quantile)");
+    } else {  // budgets
+      BudgetChange change;
+      parse_budget_key(p, line, key, value, &change);
+      apply_budget_change(change, &s.budgets);
+    }
+  }
+  if (s.duration_s <= 0) p.fail(0, "duration_s", "is required in [scenario]");
+  if (s.name.empty()) {
+    const size_t slash = path.find_last_of('/');
+    std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+    const size_t dot = base.rfind('.');
+    s.name = dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
+  }
+
+  // Replays the timeline once so that impossible scripts fail here, not halfway through a run.
+  int burners = 0;
+  int balloons = 0;
+  RequestBudgets budgets = s.budgets;
+  auto check_budgets = [&](int line_no, const std::string& key) {
+    if (budgets.memory_mode == MemoryBudgetMode::kAbsolute && budgets.memory_mib <= 0)
+      p.fail(line_no, key, "an absolute memory budget needs memory_mib > 0");
+  };
+  check_budgets(0, "memory_mib");
+  for (const Event& e : s.events) {
+    const std::string key = e.text.substr(0, e.text.find(' '));
+    if (e.time_s >= s.duration_s)
+      p.fail(e.line, key,
+             "event at t=" + std::to_string(e.time_s) + " s is not before the end (duration_s " +
+                 std::to_string(s.duration_s) + ")");
+    switch (e.kind) {
+      case EventKind::kStartBurners:
+        burners += e.count;
+        if (burners > kMaxBurners)
+          p.fail(e.line, key, "more than " + std::to_string(kMaxBurners) + " burners at once");
+        break;
+      case EventKind::kStopBurners:
+        if (e.count > burners)
+          p.fail(e.line, key,
+                 "stops " + std::to_string(e.count) + " burners but only " +
+                     std::to_string(burners) + " run");
+        burners -= e.count;
+        break;
+      case EventKind::kAllocateBalloon:
+        ++balloons;
+        break;
+      case EventKind::kReleaseBalloon:
+        if (balloons == 0) p.fail(e.line, key, "no balloon to release");
+        --balloons;
+        break;
+      case EventKind::kBudget:
+        apply_budget_change(e.budget, &budgets);
+        check_budgets(e.line, key);
+        break;
+    }
+  }
+  return s;
+}
+
+Scenario load_scenario(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw ScenarioError(path + ": cannot open the scenario file");
+  std::ostringstream text;
+  text << file.rdbuf();
+  return parse_scenario(text.str(), path);
+}
+
+std::vector<Segment> segments(const Scenario& s) {
+  std::vector<Segment> out;
+  Segment current;
+  current.budgets = s.budgets;
+  std::vector<double> balloons;
+  double begin = 0;
+  size_t i = 0;
+  while (true) {
+    const double end = i < s.events.size() ? s.events[i].time_s : s.duration_s;
+    if (end > begin) {
+      current.begin_s = begin;
+      current.end_s = end;
+      out.push_back(current);
+      begin = end;
+    }
+    if (i >= s.events.size()) break;
+    // Every event at this time, in file order.
+    for (; i < s.events.size() && s.events[i].time_s == end; ++i) {
+      const Event& e = s.events[i];
+      switch (e.kind) {
+        case EventKind::kStartBurners:
+          current.burners += e.count;
+          break;
+        case EventKind::kStopBurners:
+          current.burners -= e.count;
+          break;
+        case EventKind::kAllocateBalloon:
+          balloons.push_back(e.mib);
+          break;
+        case EventKind::kReleaseBalloon:
+          if (!balloons.empty()) balloons.pop_back();
+          break;
+        case EventKind::kBudget:
+          apply_budget_change(e.budget, &current.budgets);
+          break;
+      }
+    }
+    current.balloon_mib = 0;
+    for (double mib : balloons) current.balloon_mib += mib;
+  }
+  return out;
+}
+
+}  // namespace adascale::scenario

@@ -1,0 +1,88 @@
+// Contention scenarios for adascale-run --scenario: a small strict INI file (docs/scenarios.md)
+// with the duration, the request (frame) size, the initial budgets, the adaptation loop's
+// settings and a timeline of scripted events: CPU burner processes, memory balloons, budget
+// changes. Parsing is strict: an unknown section or key, a malformed value or an impossible
+// timeline is one ScenarioError naming the file, the line and the key.
+#pragma once
+
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "runtime/adapt/selector.h"
+
+namespace adascale::scenario {
+
+struct ScenarioError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Budgets as the scenario states them: latency and energy per request (frame), memory per branch.
+struct RequestBudgets {
+  double latency_ms = std::numeric_limits<double>::infinity();
+  MemoryBudgetMode memory_mode = MemoryBudgetMode::kNone;
+  double memory_mib = 0;  // the limit (absolute) or the margin (available_minus_margin)
+  double energy_mj = std::numeric_limits<double>::infinity();
+};
+
+// Per-inference budgets for the adaptation loop, whose costs are per image.
+Budgets per_image_budgets(const RequestBudgets& request, int frame_images);
+const char* memory_mode_name(MemoryBudgetMode mode);
+
+enum class EventKind { kStartBurners, kStopBurners, kAllocateBalloon, kReleaseBalloon, kBudget };
+
+struct BudgetChange {
+  std::optional<double> latency_ms;
+  std::optional<MemoryBudgetMode> memory_mode;
+  std::optional<double> memory_mib;
+  std::optional<double> energy_mj;
+};
+
+struct Event {
+  double time_s = 0;
+  EventKind kind = EventKind::kStartBurners;
+  int count = 0;   // burners
+  double mib = 0;  // balloon size
+  BudgetChange budget;
+  int line = 0;
+  std::string text;  // the action as written, for traces and pictures
+};
+
+struct Scenario {
+  std::string path, name;
+  double duration_s = 0;
+  int frame_images = 1;        // images per request; latency and energy budgets are per request
+  double settle_s = 1;         // unrecorded run before the timeline (idle, warms the correction)
+  double calibration_s = 0.5;  // hindsight policy: per branch and load level
+  // Adaptation loop.
+  double period_ms = 50;
+  double probe_period_ms = 1000;
+  double min_dwell_ms = 500;
+  double switch_margin = 0.005;
+  double entry_margin = 0.05;
+  double trial_window_ms = 2000;
+  bool tail_latency = true;  // judge the latency budget on the tail estimate (selector.h)
+  double tail_quantile = 0.95;
+  RequestBudgets budgets;
+  std::vector<Event> events;  // non-decreasing times; equal times keep file order
+};
+
+// The load and the budgets between two consecutive event times.
+struct Segment {
+  double begin_s = 0, end_s = 0;
+  int burners = 0;
+  double balloon_mib = 0;
+  RequestBudgets budgets;
+};
+
+Scenario parse_scenario(const std::string& text, const std::string& path);
+Scenario load_scenario(const std::string& path);  // reads the file, then parse_scenario
+std::vector<Segment> segments(const Scenario& scenario);
+// Applies one budget event to `budgets`.
+void apply_budget_change(const BudgetChange& change, RequestBudgets* budgets);
+// True when `after` is stricter than `before` in some budget (a contention step).
+bool tightens(const RequestBudgets& before, const RequestBudgets& after);
+
+}  // namespace adascale::scenario

@@ -1,0 +1,78 @@
+// Replays a contention scenario (scenario.h) against a bundle: classifies the test split in
+// requests of frame_images images, cycling, while a driver thread plays the timeline (burner
+// processes, memory balloons, budget changes), once per policy:
+//   adaptive   the adaptation loop's current branch (the run path only reads it)
+//   largest    always the branch with the most MACs
+//   smallest   always the branch with the fewest MACs
+//   hindsight  the best single branch in hindsight: each branch is measured under every load
+//              level of the timeline, and the most accurate one whose expected share of
+//              requests over the latency budget (or, at any time, over the memory budget) is at
+//              most 2% wins; when none qualifies, the one with the fewest expected violations
+// Writes a trace CSV and an SVG per policy and returns one summary per policy.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "adascale.h"
+#include "runtime/adapt/profiler.h"
+#include "runtime/cli/scenario.h"
+
+namespace adascale::scenario {
+
+enum class Policy { kAdaptive, kLargest, kSmallest, kHindsight };
+const char* policy_name(Policy policy);
+// "adaptive", "largest", "smallest", "hindsight", "all" or a comma list; throws ScenarioError.
+std::vector<Policy> parse_policies(const std::string& text);
+
+// What the run path classifies. Pixels are NCHW floats, one image after the other.
+struct Workload {
+  adascale_runtime* runtime = nullptr;
+  std::vector<BranchCosts> costs;  // per branch, in the bundle's order
+  const float* pixels = nullptr;
+  const int64_t* labels = nullptr;
+  size_t count = 0;         // images
+  size_t image_floats = 0;  // floats per image
+  size_t classes = 0;
+};
+
+struct RunOptions {
+  std::string trace_dir;  // empty: no trace files
+  std::vector<Policy> policies;
+  bool verbose = true;  // progress lines on stderr
+};
+
+struct PolicySummary {
+  Policy policy = Policy::kAdaptive;
+  std::string branch;  // the static branch, or "(adaptive)"
+  size_t requests = 0, images = 0;
+  size_t violations = 0;         // requests with observed latency > the latency budget
+  size_t memory_violations = 0;  // requests whose branch exceeded the memory budget
+  size_t correct = 0;
+  size_t switches = 0;          // branch changes seen by the run path after the timeline started
+  size_t contention_steps = 0;  // events that add load or tighten a budget
+  size_t steps_followed_by_switch = 0;   // ... followed by a switch to a smaller branch
+  double median_step_to_switch_ms = -1;  // -1: no such step was followed by a switch
+  double energy_mj = 0;                  // modelled, all requests
+  double median_latency_ms = 0, p99_latency_ms = 0;
+  std::string steps_report;  // one line per contention step: what followed it
+  std::string trace_csv, trace_svg;
+};
+
+// Installs SIGINT/SIGTERM handlers that make run_scenario stop at the next request, kill and
+// reap its children and throw ScenarioError("interrupted").
+void install_interrupt_handlers();
+bool interrupted();
+
+std::vector<PolicySummary> run_scenario(const Scenario& scenario, const Workload& workload,
+                                        const RunOptions& options);
+// The summary table, as printed and as written next to the traces.
+std::string format_summary(const Scenario& scenario, const std::vector<PolicySummary>& summaries);
+
+// Writes `content` to `path` through a temporary file in the same folder and a rename, so readers
+// never see a partial file. Throws ScenarioError.
+void write_file_atomically(const std::string& path, const std::string& content);
+
+}  // namespace adascale::scenario
