@@ -12,7 +12,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 scripts/setup.sh
 scripts/build.sh adascale adascale-run
 config=${CONFIG:-configs/fmnist_supernet.ini}
-scenario=${SCENARIO:-configs/scenarios/standard.ini}
+scenario=${SCENARIO:-configs/scenarios/supernet.ini}
 build=${BUILD_DIR:-build}
 bin=$build/trainer/adascale
 run=$build/runtime/cli/adascale-run

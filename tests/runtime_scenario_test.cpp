@@ -124,6 +124,17 @@ TEST(ScenarioParse, GoodFile) {
   EXPECT_FALSE(scenario::tightens(strict, loose));
 }
 
+TEST(ScenarioParse, ShippedScenariosLoad) {
+  int files = 0;
+  for (const auto& entry :
+       fs::directory_iterator(fs::path(ADASCALE_SOURCE_DIR) / "configs" / "scenarios")) {
+    const Scenario s = scenario::load_scenario(entry.path().string());
+    EXPECT_GT(s.duration_s, 0) << entry.path();
+    ++files;
+  }
+  EXPECT_GE(files, 3);
+}
+
 TEST(ScenarioParse, DefaultsAndNameFromThePath) {
   const Scenario s = parse_scenario("[scenario]\nduration_s = 2\n", "dir/quiet.ini");
   EXPECT_EQ(s.name, "quiet");

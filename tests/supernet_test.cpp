@@ -94,6 +94,15 @@ TEST(BranchSpace, CartesianProductWithCanonicalNames) {
   EXPECT_EQ(BranchSpace::from_config(c, small_base()).branches.size(), 3u * (2u + 1u + 1u));
 }
 
+TEST(BranchSpace, ShippedConfigHasSixteenBranchesOverEightTimesTheMacs) {
+  auto c = load_config_file(std::string(ADASCALE_SOURCE_DIR) + "/configs/fmnist_supernet.ini");
+  c.validate();
+  const auto base = ResNetSpec::from_config(c.model, 1, 10);
+  const Supernet net(base, BranchSpace::from_config(c.supernet, base), 28, 28);
+  EXPECT_EQ(net.branch_count(), 16u);
+  EXPECT_GE(net.branch_macs(net.largest()), 8 * net.branch_macs(net.smallest()));
+}
+
 TEST(BranchSpace, BadSpacesAreNamedBeforeTraining) {
   auto with = [](auto edit) {
     SupernetConfig c = small_space();
