@@ -26,11 +26,19 @@ inline std::vector<int8_t> random_int8(std::mt19937& rng, size_t count, int lo =
   return values;
 }
 
+// a file in this process's scratch folder; the folder goes away when the process exits
 inline std::string temp_path(const std::string& name) {
-  const auto dir =
-      std::filesystem::temp_directory_path() / ("adascale_rt_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
+  struct Scratch {
+    std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("adascale_rt_" + std::to_string(::getpid()));
+    ~Scratch() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  };
+  static Scratch scratch;
+  std::filesystem::create_directories(scratch.dir);
+  return (scratch.dir / name).string();
 }
 
 inline Node make_node(const std::string& op, std::vector<std::string> inputs, std::string output,
