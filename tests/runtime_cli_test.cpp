@@ -68,16 +68,7 @@ std::string gray_bundle() {
       b.name = std::string("g-") + fc;
       b.output = "logits";
       b.costs_json = R"({"macs":3456,"latency_ms":{"median":0.01,"p90":0.02},"accuracy":0.5})";
-      b.nodes = {
-          make_node("conv2d", {"input"}, "c", {{"weight", "c.w"}, {"bias", "c.b"}},
-                    Attrs()
-                        .set("kernel", std::vector<int64_t>{3, 3})
-                        .set("pad", std::vector<int64_t>{1, 1, 1, 1})
-                        .set("activation", "relu")),
-          make_node("global_avg_pool", {"c"}, "gap"),
-          make_node("flatten", {"gap"}, "flat"),
-          make_node("fully_connected", {"flat"}, "logits", {{"weight", fc}}),
-      };
+      b.nodes = adascale::testing::small_classifier("c.w", "c.b", fc);
       EXPECT_TRUE(w.add_branch(b).ok());
     }
     const std::string p = temp_path("cli_gray.bundle");

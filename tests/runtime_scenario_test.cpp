@@ -337,16 +337,7 @@ std::string scenario_bundle() {
       branch.name = b.name;
       branch.output = "logits";
       branch.costs_json = b.costs;
-      branch.nodes = {
-          make_node("conv2d", {"input"}, "c", {{"weight", conv}},
-                    Attrs()
-                        .set("kernel", std::vector<int64_t>{3, 3})
-                        .set("pad", std::vector<int64_t>{1, 1, 1, 1})
-                        .set("activation", "relu")),
-          make_node("global_avg_pool", {"c"}, "gap"),
-          make_node("flatten", {"gap"}, "flat"),
-          make_node("fully_connected", {"flat"}, "logits", {{"weight", fc}}),
-      };
+      branch.nodes = adascale::testing::small_classifier(conv, "", fc);
       EXPECT_TRUE(w.add_branch(branch).ok());
     }
     const std::string p = temp_path("scenario.bundle");

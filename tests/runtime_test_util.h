@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -50,6 +51,22 @@ inline Node make_node(const std::string& op, std::vector<std::string> inputs, st
   node.params = std::move(params);
   node.attrs = std::move(attrs);
   return node;
+}
+
+// the nodes of a tiny classifier branch: 3x3 conv (+ReLU, "same" padding) on "input", global
+// pool, flatten, fully connected to "logits"; conv_bias may be empty
+inline std::vector<Node> small_classifier(const std::string& conv_weight,
+                                          const std::string& conv_bias,
+                                          const std::string& fc_weight) {
+  std::map<std::string, std::string> conv_params{{"weight", conv_weight}};
+  if (!conv_bias.empty()) conv_params["bias"] = conv_bias;
+  return {make_node("conv2d", {"input"}, "c", conv_params,
+                    Attrs()
+                        .set("kernel", std::vector<int64_t>{3, 3})
+                        .set("pad", std::vector<int64_t>{1, 1, 1, 1})
+                        .set("activation", "relu")),
+          make_node("global_avg_pool", {"c"}, "gap"), make_node("flatten", {"gap"}, "flat"),
+          make_node("fully_connected", {"flat"}, "logits", {{"weight", fc_weight}})};
 }
 
 constexpr int kClasses = 5;

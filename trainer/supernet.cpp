@@ -252,11 +252,12 @@ Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t w
   }
   base_tensors_ = tensors_of(*base_);
   for (const auto& [key, module] : variants_) variant_tensors_[key] = tensors_of(*module);
+  for (size_t b = 0; b < branch_count(); ++b) specs_.push_back(make_branch_spec(b));
   // every early-exit branch has a head of its own: one head shared by trunks of different widths
   // and operators has to serve features that have little in common
   for (size_t b = 0; b < branch_count(); ++b)
     if (branch(b).exit_stage != static_cast<int64_t>(spec.stages.size()) - 1) {
-      const int64_t in = branch_spec(b).stages.back().back().out;
+      const int64_t in = specs_[b].stages.back().back().out;
       auto head =
           register_module("exit_head" + std::to_string(b), torch::nn::Linear(in, spec.classes));
       exits_.emplace(static_cast<int64_t>(b), head);
@@ -266,7 +267,7 @@ Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t w
   bn_stats_.resize(branch_count());
   bn_params_.resize(branch_count());
   for (size_t b = 0; b < branch_count(); ++b) {
-    ResNet physical(branch_spec(b));
+    ResNet physical(specs_[b]);
     std::map<std::string, std::vector<int64_t>> shapes;
     for (const auto& [name, t] : tensors_of(physical)) shapes[name] = t.sizes().vec();
     shapes_.push_back(std::move(shapes));
@@ -304,7 +305,7 @@ Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t w
   active_ = largest_;
 }
 
-ResNetSpec Supernet::branch_spec(size_t b) const {
+ResNetSpec Supernet::make_branch_spec(size_t b) const {
   const auto& c = branch(b);
   ResNetSpec s = base_->spec();
   s.stem = scaled(s.stem, c.width);
@@ -392,7 +393,7 @@ torch::Tensor Supernet::slot_forward(size_t b, const std::string& name, const Co
 }
 
 torch::Tensor Supernet::forward_features(size_t b, const torch::Tensor& input) {
-  const ResNetSpec spec = branch_spec(b);
+  const ResNetSpec& spec = specs_[b];
   auto x = torch::conv2d(input, tensor(b, "stem.conv.weight"), {}, 1, 1);
   x = torch::relu(batch_norm(b, "stem.bn", x));
   for (size_t s = 0; s < spec.stages.size(); ++s)
@@ -418,10 +419,18 @@ torch::Tensor Supernet::forward_branch(size_t b, const torch::Tensor& input) {
 
 torch::Tensor Supernet::forward(torch::Tensor x) { return forward_branch(active_, x); }
 
+std::shared_ptr<ResNet> Supernet::physical(size_t b) const {
+  const auto m = materialize(b);
+  auto model = std::make_shared<ResNet>(m.spec);
+  load_module_state(*model, m.state, "branch " + branch(b).name);
+  model->eval();
+  return model;
+}
+
 CompressedResNet Supernet::materialize(size_t b) const {
   torch::NoGradGuard no_grad;
   CompressedResNet out;
-  out.spec = branch_spec(b);
+  out.spec = specs_[b];
   for (const auto& [name, shape] : shapes_[b])
     out.state[name] = tensor(b, name).detach().clone().contiguous();
   return out;
@@ -563,44 +572,26 @@ void Supernet::load_full_state(const compress::StateDict& state, const std::stri
 
 namespace {
 
-// a seeded sample of the training split, normalized, no augmentation
-torch::Tensor calibration_images(const RunData& rd, int64_t count, uint64_t seed) {
-  data::LoaderOptions o;
-  o.batch_size = std::min<int64_t>(count, static_cast<int64_t>(rd.split.train.size()));
-  o.shuffle = true;
-  o.normalize = rd.stats;
-  o.workers = 0;
-  o.seed = seed;
-  data::BatchLoader loader(rd.train, rd.split.train, o);
-  loader.start_epoch(0);
-  return loader.next()->images;
-}
-
 struct BranchEval {
   double accuracy = 0;
   int64_t params = 0, macs = 0;
 };
 
 void recalibrate_branch(Supernet& net, size_t b, const torch::Tensor& cal) {
-  auto m = net.materialize(b);
-  ResNet physical(m.spec);
-  load_module_state(physical, m.state, "branch " + net.branch(b).name);
-  recalibrate_batchnorm(physical, cal);
+  auto physical = net.physical(b);
+  recalibrate_batchnorm(*physical, cal);
   compress::StateDict stats;
-  for (const auto& [name, t] : module_state(physical))
+  for (const auto& [name, t] : module_state(*physical))
     if (ends_with(name, ".running_mean") || ends_with(name, ".running_var")) stats[name] = t;
   net.set_branch_bn_stats(b, stats);
 }
 
 BranchEval evaluate_branch(Supernet& net, size_t b, data::BatchLoader& loader, int64_t classes,
                            const std::vector<int64_t>& chw) {
-  auto m = net.materialize(b);
-  ResNet physical(m.spec);
-  load_module_state(physical, m.state, "branch " + net.branch(b).name);
-  physical.eval();
+  auto physical = net.physical(b);
   BranchEval e;
-  e.accuracy = evaluate(physical, loader, classes).accuracy;
-  const auto cost = measure_cost(physical, chw[0], chw[1], chw[2]);
+  e.accuracy = evaluate(*physical, loader, classes).accuracy;
+  const auto cost = measure_cost(*physical, chw[0], chw[1], chw[2]);
   e.params = cost.params;
   e.macs = cost.macs;
   return e;
@@ -680,7 +671,8 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
   }
 
   // 2. variant initialisation: importance order, SVD factors, distilled substitutions
-  const torch::Tensor cal = calibration_images(rd, sc.calibration_images, config.train.seed);
+  const torch::Tensor cal =
+      calibration_images(rd, sc.calibration_images, config.train.seed, rd.stats);
   {
     const auto t0 = std::chrono::steady_clock::now();
     log << "phase 2/5: variant initialisation (importance order, SVD, distillation)\n";

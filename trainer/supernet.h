@@ -75,9 +75,11 @@ class Supernet : public Backbone {
   size_t smallest() const { return smallest_; }  // fewest MACs among full-depth branches
   int64_t branch_macs(size_t b) const { return macs_.at(b); }
 
-  ResNetSpec branch_spec(size_t b) const;
+  const ResNetSpec& branch_spec(size_t b) const { return specs_.at(b); }
   // the branch as a plain ResNet: channels removed, factors sliced, its own BN statistics
   CompressedResNet materialize(size_t b) const;
+  // the same, built and loaded as a module in eval mode
+  std::shared_ptr<ResNet> physical(size_t b) const;
   // running_mean / running_var of a branch, by the materialized BN names
   void set_branch_bn_stats(size_t b, const compress::StateDict& stats);
 
@@ -108,6 +110,7 @@ class Supernet : public Backbone {
   void load_full_state(const compress::StateDict& state, const std::string& origin);
 
  private:
+  ResNetSpec make_branch_spec(size_t b) const;
   torch::Tensor source(size_t b, const std::string& name) const;
   torch::Tensor tensor(size_t b, const std::string& name) const;  // source sliced to shape
   torch::Tensor slot_forward(size_t b, const std::string& name, const ConvSlotSpec& spec,
@@ -121,6 +124,7 @@ class Supernet : public Backbone {
   std::vector<std::map<std::string, std::vector<int64_t>>> shapes_;  // per branch
   std::vector<compress::StateDict> bn_stats_;                        // per branch
   std::vector<compress::StateDict> bn_params_;  // per branch: private BN weight and bias
+  std::vector<ResNetSpec> specs_;               // per branch, the physical architecture
   std::vector<int64_t> macs_;
   int64_t height_ = 0, width_ = 0;
   // tensor handles by name (weights are loaded in place, so the handles stay valid)

@@ -121,6 +121,19 @@ data::LoaderOptions train_options(const TrainConfig& config, const data::Channel
   return o;
 }
 
+torch::Tensor calibration_images(const RunData& rd, int64_t count, uint64_t seed,
+                                 const data::ChannelStats& normalize) {
+  data::LoaderOptions o;
+  o.batch_size = std::min<int64_t>(count, static_cast<int64_t>(rd.split.train.size()));
+  o.shuffle = true;
+  o.normalize = normalize;
+  o.workers = 0;
+  o.seed = seed;
+  data::BatchLoader loader(rd.train, rd.split.train, o);
+  loader.start_epoch(0);
+  return loader.next()->images;
+}
+
 EvalResult evaluate(Backbone& model, data::BatchLoader& loader, int64_t num_classes) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();

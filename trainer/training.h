@@ -39,6 +39,10 @@ struct RunData {
 };
 RunData load_run_data(const TrainConfig& config);
 data::DatasetSpec dataset_spec(const DataConfig& data, const std::string& split);
+// a seeded sample of `count` training-split images, normalized, no augmentation (calibration of
+// BN statistics, quantization ranges and distillation)
+torch::Tensor calibration_images(const RunData& rd, int64_t count, uint64_t seed,
+                                 const data::ChannelStats& normalize);
 
 // learning rate at a global step (warm-up, then cosine / step / constant)
 double learning_rate(const OptimConfig& optim, int64_t step, int64_t steps_per_epoch);

@@ -247,13 +247,10 @@ int cmd_eval(const std::vector<std::string>& args) {
           static_cast<long long>(latency_runs), "branch", "accuracy", "M MACs", "params",
           "weight bytes", "latency ms");
     for (size_t b : chosen) {
-      const auto m = net->materialize(b);
-      trainer::ResNet physical(m.spec);
-      trainer::load_module_state(physical, m.state, net->branch(b).name);
-      physical.eval();
-      const auto r = trainer::evaluate(physical, loader, set->num_classes());
-      const auto cost = trainer::measure_cost(physical, shape.channels, shape.height, shape.width);
-      const double ms = libtorch_latency_ms(physical, image, latency_runs);
+      const auto physical = net->physical(b);
+      const auto r = trainer::evaluate(*physical, loader, set->num_classes());
+      const auto cost = trainer::measure_cost(*physical, shape.channels, shape.height, shape.width);
+      const double ms = libtorch_latency_ms(*physical, image, latency_runs);
       const auto bytes = static_cast<long long>(cost.params * sizeof(float));
       if (csv)
         std::printf("%s,%.6f,%lld,%lld,%lld,%.6f\n", net->branch(b).name.c_str(), r.accuracy,
@@ -304,15 +301,8 @@ int cmd_compress(const std::vector<std::string>& args) {
 
   // calibration images: a seeded sample of the training split, normalized, no augmentation
   auto rd = trainer::load_run_data(config);
-  data::LoaderOptions co;
-  co.batch_size = std::min<int64_t>(calibration, static_cast<int64_t>(rd.split.train.size()));
-  co.shuffle = true;
-  co.normalize = {ckpt.normalize_mean, ckpt.normalize_std};
-  co.workers = 0;
-  co.seed = config.train.seed;
-  data::BatchLoader cal_loader(rd.train, rd.split.train, co);
-  cal_loader.start_epoch(0);
-  auto cal = cal_loader.next()->images;
+  auto cal = trainer::calibration_images(rd, calibration, config.train.seed,
+                                         {ckpt.normalize_mean, ckpt.normalize_std});
 
   auto eval_data = test_data(ckpt, config);
   const auto shape = eval_data.set->shape();
