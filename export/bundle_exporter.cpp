@@ -103,9 +103,29 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
     trainer::ResNet model(src.spec);
     trainer::load_module_state(model, src.state, "branch " + src.name);
     model.eval();
-    Branch branch = lower_resnet(src.spec, src.state, src.name, store);
     BranchReport r;
     r.name = src.name;
+    Branch branch;
+    std::unique_ptr<TorchBranch> fake_quant;  // int8: the LibTorch model of the int8 graph
+    if (src.int8) {
+      if (!o.calibration_images.defined() || o.calibration_images.size(0) == 0)
+        throw std::invalid_argument("export: int8 branch " + src.name +
+                                    " needs calibration images");
+      // the fp32 graph goes to a scratch store: only the int8 tensors enter the bundle
+      BundleWriter scratch;
+      TensorStore scratch_store(scratch);
+      fake_quant = std::make_unique<TorchBranch>(
+          lower_resnet(src.spec, src.state, src.name, scratch_store), scratch.constants());
+      r.precision = "int8";
+      r.int8 = quantize_branch(*fake_quant, o.calibration_images, o.calibration_labels,
+                               o.quantization, log);
+      branch = lower_int8(*fake_quant, src.name, store);
+    } else {
+      branch = lower_resnet(src.spec, src.state, src.name, store);
+    }
+    auto libtorch_forward = [&](const torch::Tensor& x) {
+      return fake_quant ? fake_quant->forward(x, true) : model.forward(x);
+    };
     const auto cost = trainer::measure_cost(model, C, H, W);
     r.macs = cost.macs;
     r.params = cost.params;
@@ -118,20 +138,31 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
     check(reference->prepare(branch, writer.constants(), {parity_n, H, W, C}, &ref_prepared),
           "preparing " + src.name + " (reference)");
     auto x = images.slice(0, 0, parity_n);
-    auto expected = model.forward(x);
+    auto expected = libtorch_forward(x);
     auto got = run_branch(*prepared, x, expected.size(1));
     auto got_ref = run_branch(*ref_prepared, x, expected.size(1));
+    auto agreement = [&](const torch::Tensor& logits) {
+      return logits.argmax(1).eq(expected.argmax(1)).to(torch::kFloat64).mean().item<double>();
+    };
     r.max_logit_diff = (got - expected).abs().max().item<double>();
     r.max_logit_diff_reference = (got_ref - expected).abs().max().item<double>();
-    r.top1_agreement =
-        got.argmax(1).eq(expected.argmax(1)).to(torch::kFloat64).mean().item<double>();
-    if (r.max_logit_diff > o.parity_tolerance || r.max_logit_diff_reference > o.parity_tolerance ||
-        r.top1_agreement < 1.0)
-      throw std::runtime_error("export: branch " + src.name + " fails parity with LibTorch (max " +
-                               "|logit difference| " + std::to_string(r.max_logit_diff) +
-                               " xnnpack, " + std::to_string(r.max_logit_diff_reference) +
-                               " reference, top-1 agreement " +
-                               std::to_string(100 * r.top1_agreement) + "%); no bundle written");
+    r.top1_agreement = agreement(got);
+    r.top1_agreement_reference = agreement(got_ref);
+    // fp32: the same function up to float rounding; int8: the same integer arithmetic up to one
+    // quantization step per node, which may flip a near tie
+    const bool parity_ok =
+        src.int8
+            ? r.top1_agreement >= o.int8_agreement && r.top1_agreement_reference >= o.int8_agreement
+            : r.max_logit_diff <= o.parity_tolerance &&
+                  r.max_logit_diff_reference <= o.parity_tolerance && r.top1_agreement == 1.0 &&
+                  r.top1_agreement_reference == 1.0;
+    if (!parity_ok)
+      throw std::runtime_error(
+          "export: branch " + src.name + " fails parity with " + (src.int8 ? "fake-quant " : "") +
+          "LibTorch (max |logit difference| " + std::to_string(r.max_logit_diff) + " xnnpack, " +
+          std::to_string(r.max_logit_diff_reference) + " reference; top-1 agreement " +
+          std::to_string(100 * r.top1_agreement) + "% xnnpack, " +
+          std::to_string(100 * r.top1_agreement_reference) + "% reference); no bundle written");
 
     // held-out accuracy, runtime and LibTorch
     int64_t correct = 0, correct_torch = 0;
@@ -139,7 +170,7 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
       auto xb = images.slice(0, b, std::min(images.size(0), b + parity_n));
       auto yb = labels.slice(0, b, b + xb.size(0));
       correct += run_branch(*prepared, xb, expected.size(1)).argmax(1).eq(yb).sum().item<int64_t>();
-      correct_torch += model.forward(xb).argmax(1).eq(yb).sum().item<int64_t>();
+      correct_torch += libtorch_forward(xb).argmax(1).eq(yb).sum().item<int64_t>();
     }
     r.accuracy = static_cast<double>(correct) / images.size(0);
     r.libtorch_accuracy = static_cast<double>(correct_torch) / images.size(0);
@@ -190,7 +221,10 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
         << std::setw(8) << r.latency_median_ms << " ms (LibTorch eager " << std::setw(6)
         << r.libtorch_latency_median_ms << " ms)" << std::setprecision(2) << std::setw(8)
         << 100 * r.accuracy << "%  parity " << std::scientific << std::setprecision(1)
-        << r.max_logit_diff << std::fixed << "\n";
+        << r.max_logit_diff << std::fixed;
+    if (src.int8)
+      log << " (top-1 agreement " << std::setprecision(1) << 100 * r.top1_agreement << "%)";
+    log << "\n";
     result.branches.push_back(r);
     branches.push_back(branch);
   }
@@ -222,10 +256,11 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
         {"energy_mj", r.energy_mj},
         {"energy_model",
          "e_mac*MACs + M*(r*e_cache + (1-r)*e_dram), r=0.5, docs/device-profile.md"},
-        {"precision", "fp32"},
+        {"precision", r.precision},
         {"accuracy", r.accuracy},
         {"accuracy_images", images.size(0)},
         {"parity_max_logit_diff", r.max_logit_diff},
+        {"parity_top1_agreement", r.top1_agreement},
         {"pareto", r.pareto}};
     branches[i].costs_json = costs.dump();
     check(writer.add_branch(branches[i]), "adding branch " + branches[i].name);

@@ -2,6 +2,8 @@
 // branch per checkpoint, and measures every branch by running it in the runtime on this machine:
 // latency (median, p90, with the device state), activation arena, memory access, modelled energy,
 // held-out accuracy, and parity against LibTorch. A bundle whose parity check fails is not written.
+// An int8 source is calibrated and fine-tuned (export/int8_quantizer.h) on training images first;
+// its parity is checked against the fake-quant LibTorch model of the same graph.
 #pragma once
 
 #include <ostream>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "compress/channel_pruning.h"
+#include "export/int8_quantizer.h"
 #include "trainer/resnet.h"
 
 namespace adascale::exporter {
@@ -17,6 +20,7 @@ struct ExportSource {
   std::string name;  // branch name
   trainer::ResNetSpec spec;
   compress::StateDict state;
+  bool int8 = false;  // quantize the branch (int8 weights and activations)
 };
 
 struct ExportOptions {
@@ -27,20 +31,27 @@ struct ExportOptions {
   std::string model_name = "model";
   std::vector<std::string> class_names;
   std::vector<float> mean, std;  // input normalization, per channel
+  // int8 sources: calibration / fine-tuning images (normalized NCHW, training split) and labels
+  torch::Tensor calibration_images, calibration_labels;
+  QuantizationOptions quantization;
+  double int8_agreement = 0.99;  // min top-1 agreement of the runtime with fake-quant LibTorch
 };
 
 struct BranchReport {
   std::string name;
+  std::string precision = "fp32";
+  Int8Report int8;  // int8 branches: calibration and fine-tuning
   int64_t macs = 0, params = 0;
   size_t weight_bytes = 0, arena_bytes = 0, memory_access_bytes = 0;
   double latency_median_ms = 0, latency_p90_ms = 0, prepare_ms = 0;
   double libtorch_latency_median_ms = 0;  // the same branch in LibTorch eager, timed alongside
   double energy_mj = 0;
   double accuracy = 0;                  // runtime, on the held-out images
-  double libtorch_accuracy = 0;         // LibTorch eval mode, same images
+  double libtorch_accuracy = 0;         // LibTorch eval mode (int8: fake-quant), same images
   double max_logit_diff = 0;            // runtime (XNNPACK) vs LibTorch
   double max_logit_diff_reference = 0;  // runtime (reference backend) vs LibTorch
-  double top1_agreement = 0;
+  double top1_agreement = 0;            // XNNPACK vs LibTorch
+  double top1_agreement_reference = 0;
   bool pareto = false;
 };
 

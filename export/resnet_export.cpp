@@ -132,19 +132,30 @@ std::string lower_slot(Builder& g, const compress::StateDict& s, const std::stri
 }  // namespace
 
 std::string TensorStore::add(const std::string& name, const torch::Tensor& tensor) {
-  auto t = tensor.to(torch::kFloat32).contiguous();
-  const size_t bytes = static_cast<size_t>(t.numel()) * sizeof(float);
-  const uint32_t crc = crc32(t.data_ptr<float>(), bytes);
+  DType dtype = DType::kF32;
+  torch::Tensor t;
+  if (tensor.scalar_type() == torch::kInt8) {
+    dtype = DType::kI8;
+    t = tensor.contiguous();
+  } else if (tensor.scalar_type() == torch::kInt32) {
+    dtype = DType::kI32;
+    t = tensor.contiguous();
+  } else {
+    t = tensor.to(torch::kFloat32).contiguous();
+  }
+  const size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(dtype);
+  const uint32_t crc = crc32(t.data_ptr(), bytes);
   const Shape shape(t.sizes().begin(), t.sizes().end());
   auto range = by_crc_.equal_range(crc);
   for (auto it = range.first; it != range.second; ++it) {
     const auto& stored = writer_.constants().at(it->second);
-    if (stored.shape == shape && std::memcmp(stored.data, t.data_ptr<float>(), bytes) == 0) {
+    if (stored.dtype == dtype && stored.shape == shape &&
+        std::memcmp(stored.data, t.data_ptr(), bytes) == 0) {
       ++shared_hits_;
       return it->second;
     }
   }
-  auto status = writer_.add_tensor(name, DType::kF32, shape, t.data_ptr<float>());
+  auto status = writer_.add_tensor(name, dtype, shape, t.data_ptr());
   if (!status.ok()) throw std::runtime_error("export: tensor " + name + ": " + status.message);
   by_crc_.emplace(crc, name);
   return name;

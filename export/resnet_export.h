@@ -18,8 +18,9 @@ namespace adascale::exporter {
 class TensorStore {
  public:
   explicit TensorStore(BundleWriter& writer) : writer_(writer) {}
-  // adds a float tensor (any layout, already in runtime order) unless identical bytes of the same
-  // shape are stored already; returns the name it is stored under
+  // adds a tensor (already in runtime layout; int8 and int32 kept, anything else stored as
+  // float32) unless identical bytes of the same dtype and shape are stored already; returns the
+  // name it is stored under
   std::string add(const std::string& name, const torch::Tensor& tensor);
   size_t shared_hits() const { return shared_hits_; }
 

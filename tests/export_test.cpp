@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "export/bundle_exporter.h"
+#include "export/int8_quantizer.h"
+#include "export/resnet_export.h"
 #include "resnet_fixture.h"
 #include "runtime/bundle.h"
 #include "trainer/checkpoint.h"
@@ -94,4 +96,92 @@ TEST(Export, ParityFailureWritesNothing) {
                std::runtime_error);
   EXPECT_FALSE(fs::exists(dir / "m.bundle"));
   fs::remove_all(dir);
+}
+
+TEST(Export, Int8BranchesAgreeWithFakeQuantLibTorch) {
+  auto base = random_resnet();
+  auto images = torch::randn({96, 1, 12, 12});
+  auto labels = torch::randint(0, 5, {96});
+  compress::DistillOptions fast;
+  fast.steps = 20;
+  // fire brings concat (shared quantization of its inputs), lowrank asymmetric padding
+  auto fire = substitute_resnet(base, "fire", 0.5, {1}, images, fast, nullptr);
+  auto lowrank = lowrank_resnet(base, 0.3, {1});
+  std::vector<exporter::ExportSource> sources = {
+      {"backbone", base.spec, base.state},
+      {"backbone>int8", base.spec, base.state, true},
+      {"fire0.50@2>int8", fire.spec, fire.state, true},
+      {"lowrank0.30@2>int8", lowrank.spec, lowrank.state, true},
+  };
+  auto dir = temp_dir();
+  exporter::ExportOptions o;
+  o.parity_images = 48;
+  o.latency_runs = 3;
+  o.class_names = {"a", "b", "c", "d", "e"};
+  o.calibration_images = images;
+  o.calibration_labels = labels;
+  o.quantization.calibration_images = 64;
+  o.quantization.qat_steps = 5;
+  o.quantization.qat_batch = 16;
+  std::ostringstream log;
+  auto r = exporter::export_bundle(sources, images, labels, (dir / "m.bundle").string(), o, log);
+  ASSERT_EQ(r.branches.size(), 4u);
+  for (size_t i = 1; i < 4; ++i) {
+    const auto& b = r.branches[i];
+    EXPECT_EQ(b.precision, "int8");
+    EXPECT_GE(b.top1_agreement, 0.99) << b.name;
+    EXPECT_GE(b.top1_agreement_reference, 0.99) << b.name;
+    EXPECT_GT(b.int8.seconds, 0.0) << b.name;
+  }
+  // int8 weights: a quarter of the fp32 bytes plus per-channel scales and int32 biases
+  EXPECT_LT(r.branches[1].weight_bytes, r.branches[0].weight_bytes / 3);
+  EXPECT_NE(log.str().find("QAT steps"), std::string::npos);
+
+  std::unique_ptr<Bundle> bundle;
+  auto s = Bundle::open((dir / "m.bundle").string(), &bundle);
+  ASSERT_TRUE(s.ok()) << s.message;
+  const Branch* q = bundle->find_branch("backbone>int8");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->nodes.front().op, "quantize");
+  EXPECT_EQ(q->nodes.back().op, "dequantize");
+  EXPECT_NE(q->costs_json.find("\"precision\":\"int8\""), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(Export, Int8FakeQuantTracksTheFloatBranchAndQatMovesOnlyItsCopy) {
+  auto base = random_resnet();
+  BundleWriter scratch;
+  exporter::TensorStore store(scratch);
+  auto fp32 = exporter::lower_resnet(base.spec, base.state, "b", store);
+  exporter::TorchBranch model(fp32, scratch.constants());
+  auto images = torch::randn({128, 1, 12, 12});
+  EXPECT_THROW(model.forward(images, true), std::logic_error);  // not calibrated
+  model.calibrate(images, 100.0);
+  torch::NoGradGuard no_grad;
+  auto f = model.forward(images, false), q = model.forward(images, true);
+  // the LibTorch ResNet and the graph executor compute the same float function
+  trainer::ResNet net(base.spec);
+  load_module_state(net, base.state, "test");
+  net.eval();
+  EXPECT_LT((net.forward(images) - f).abs().max().item<double>(), 1e-4);
+  // quantization noise is small against the logits' spread, and not zero
+  const double noise = (q - f).abs().mean().item<double>();
+  EXPECT_GT(noise, 0.0);
+  EXPECT_LT(noise, 0.1 * f.std().item<double>());
+  // fine-tuning changes the branch's own weights, never the shared constants
+  const auto before = model.weights().begin()->second.clone();
+  exporter::QuantizationOptions o;
+  o.qat_steps = 3;
+  o.qat_batch = 8;
+  o.qat_lr = 0.05;
+  std::ostringstream log;
+  {
+    torch::AutoGradMode grad(true);
+    exporter::quantize_branch(model, images, torch::randint(0, 5, {128}), o, log);
+  }
+  EXPECT_GT((model.weights().begin()->second - before).abs().max().item<double>(), 0.0);
+  const auto& c = scratch.constants().at(model.weights().begin()->first);
+  auto stored = torch::from_blob(const_cast<void*>(c.data), c.shape, torch::kFloat32);
+  if (stored.dim() == 4) stored = stored.permute({0, 3, 1, 2});
+  EXPECT_TRUE(torch::equal(stored.contiguous(), before));
 }
