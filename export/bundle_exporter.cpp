@@ -35,11 +35,16 @@ void check(const Status& s, const std::string& what) {
 }
 
 // bytes moved by one inference: every node's inputs, output and parameters (notes' model M)
-size_t memory_access(const Branch& b, const ConstantMap& constants, const Shape& input_nhwc) {
+size_t memory_access(const Branch& shared, const ConstantMap& shared_constants,
+                     const Shape& input_nhwc) {
+  DerivedWeights d;  // the weights as the prepared branch reads them
+  check(derive_weights(shared, shared_constants, false, &d), "weights of " + shared.name);
+  const auto& constants = d.constants;
   std::unordered_map<std::string, TensorInfo> tensors;
-  check(infer_shapes(b, input_nhwc, constants, &tensors), "shape inference of " + b.name);
+  check(infer_shapes(d.branch, input_nhwc, constants, &tensors),
+        "shape inference of " + shared.name);
   size_t total = 0;
-  for (const auto& n : b.nodes) {
+  for (const auto& n : d.branch.nodes) {
     for (const auto& in : n.inputs) total += tensors.at(in).bytes();
     total += tensors.at(n.output).bytes();
     for (const auto& [slot, name] : n.params) {

@@ -50,7 +50,13 @@ double accuracy(const TorchBranch& m, const torch::Tensor& x, const torch::Tenso
 
 }  // namespace
 
-TorchBranch::TorchBranch(const Branch& branch, const ConstantMap& constants) : branch_(branch) {
+TorchBranch::TorchBranch(const Branch& shared, const ConstantMap& shared_constants) {
+  // shared weights (slices, BatchNorm scales applied at preparation) become plain tensors first
+  DerivedWeights derived;
+  const Status s = derive_weights(shared, shared_constants, /*materialize=*/true, &derived);
+  if (!s.ok()) throw std::invalid_argument("int8: " + s.message);
+  branch_ = derived.branch;
+  const ConstantMap& constants = derived.constants;
   for (const auto& n : branch_.nodes)
     for (const auto& [slot, name] : n.params) {
       if (weights_.count(name)) continue;
@@ -177,6 +183,8 @@ Int8Report quantize_branch(TorchBranch& model, const torch::Tensor& images,
       o.distill_weight > 1)
     throw std::invalid_argument("int8: bad quantization options");
   const auto t0 = std::chrono::steady_clock::now();
+  const int saved_threads = torch::get_num_threads();
+  torch::set_num_threads(std::max(1, o.threads));
   const int64_t n = std::min<int64_t>(images.size(0), o.calibration_images);
   auto x = images.slice(0, 0, n), y = labels.slice(0, 0, n);
   Int8Report r;
@@ -193,6 +201,8 @@ Int8Report quantize_branch(TorchBranch& model, const torch::Tensor& images,
       teacher = torch::softmax(torch::cat(parts), 1);
     }
     torch::AutoGradMode grad(true);
+    std::map<std::string, torch::Tensor> calibrated_weights;
+    for (const auto& [name, w] : model.weights()) calibrated_weights[name] = w.detach().clone();
     std::vector<torch::Tensor> params;
     for (auto& [name, w] : model.weights()) params.push_back(w.requires_grad_(true));
     torch::optim::SGD opt(params, torch::optim::SGDOptions(o.qat_lr).momentum(0.9));
@@ -207,18 +217,30 @@ Int8Report quantize_branch(TorchBranch& model, const torch::Tensor& images,
                   o.distill_weight * (teacher.index_select(0, idx) * logp).sum(1).mean();
       opt.zero_grad();
       loss.backward();
+      // folded depthwise weights can be large; a clipped step keeps one bad batch from
+      // throwing the branch off
+      torch::nn::utils::clip_grad_norm_(params, 1.0);
       opt.step();
     }
     for (auto& p : params) p.requires_grad_(false);
     // the weights moved: observe the ranges again
     model.calibrate(x, o.percentile);
     r.qat_accuracy = accuracy(model, x, y, true);
+    if (r.qat_accuracy < r.ptq_accuracy) {
+      // fine-tuning made it worse on its own images: keep the calibrated weights
+      torch::NoGradGuard no_grad;
+      for (auto& [name, w] : model.weights()) w.copy_(calibrated_weights.at(name));
+      model.calibrate(x, o.percentile);
+      r.reverted = true;
+    }
   }
+  torch::set_num_threads(saved_threads);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log << "    int8 " << model.graph().name << ": " << n << " calibration images, fp32 "
       << std::fixed << std::setprecision(2) << 100 * r.fp32_accuracy << "%, calibrated "
       << 100 * r.ptq_accuracy << "%, after " << o.qat_steps << " QAT steps " << 100 * r.qat_accuracy
-      << "% (" << std::setprecision(1) << r.seconds << " s)\n";
+      << "%" << (r.reverted ? " (worse: calibrated weights kept)" : "") << " ("
+      << std::setprecision(1) << r.seconds << " s)\n";
   return r;
 }
 

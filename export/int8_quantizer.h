@@ -35,9 +35,10 @@ struct QuantizationOptions {
   double percentile = 99.99;          // per tensor range: this central share of the values
   int64_t qat_steps = 200;            // 0: post-training quantization only
   int64_t qat_batch = 64;
-  double qat_lr = 0.002;        // SGD with momentum 0.9, cosine to 0
+  double qat_lr = 0.001;        // SGD with momentum 0.9, cosine to 0, gradients clipped
   double distill_weight = 0.5;  // share of the loss that matches the fp32 branch's logits
   uint64_t seed = 1;
+  int threads = 2;  // LibTorch intra-op threads while calibrating and fine-tuning
 };
 
 class TorchBranch {
@@ -70,6 +71,7 @@ struct Int8Report {
   double fp32_accuracy = 0;  // on the calibration images, before quantization
   double ptq_accuracy = 0;   // fake-quant, after calibration only
   double qat_accuracy = 0;   // fake-quant, after fine-tuning (== ptq when qat_steps is 0)
+  bool reverted = false;     // fine-tuning lost accuracy: the calibrated weights were kept
   double seconds = 0;
 };
 

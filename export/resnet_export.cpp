@@ -8,9 +8,11 @@ namespace {
 
 constexpr double kBnEps = 1e-5;  // LibTorch's BatchNorm2d default
 
+// a convolution with its BatchNorm: the folded weight is weight * scale (per output channel)
 struct Folded {
-  torch::Tensor weight;  // [O, I/g, kh, kw]
-  torch::Tensor bias;    // [O]
+  torch::Tensor weight;  // [O, I/g, kh, kw], unfolded
+  torch::Tensor scale;   // [O] or undefined (no BatchNorm)
+  torch::Tensor bias;    // [O] or undefined
 };
 
 const torch::Tensor& get(const compress::StateDict& s, const std::string& name) {
@@ -32,14 +34,15 @@ Folded fold(const compress::StateDict& s, const std::string& conv, const std::st
   };
   auto scale = pick("weight") / (pick("running_var") + kBnEps).sqrt();
   Folded f;
-  f.weight = (w * scale.view({-1, 1, 1, 1})).to(torch::kFloat32);
+  f.weight = w.to(torch::kFloat32);
+  f.scale = scale.to(torch::kFloat32);
   f.bias = (pick("bias") - pick("running_mean") * scale).to(torch::kFloat32);
   return f;
 }
 
 Folded plain(const compress::StateDict& s, const std::string& conv) {
   auto w = get(s, conv + ".weight").to(torch::kFloat32);
-  return {w, torch::Tensor()};
+  return {w, torch::Tensor(), torch::Tensor()};
 }
 
 class Builder {
@@ -55,7 +58,7 @@ class Builder {
     n.inputs = {in};
     n.output = fresh(module);
     // OIHW -> OHWI: the runtime (and XNNPACK) read [groups][group_out][kh][kw][group_in]
-    n.params["weight"] = store_.add(prefix_ + module + ".w", f.weight.permute({0, 2, 3, 1}));
+    weight(n, module, f.weight.permute({0, 2, 3, 1}), f.scale);
     if (f.bias.defined()) n.params["bias"] = store_.add(prefix_ + module + ".b", f.bias);
     n.attrs.set("kernel", std::vector<int64_t>{f.weight.size(2), f.weight.size(3)})
         .set("stride", stride)
@@ -82,13 +85,29 @@ class Builder {
     n.op = "fully_connected";
     n.inputs = {in};
     n.output = "logits";
-    n.params["weight"] = store_.add(prefix_ + "fc.w", w.to(torch::kFloat32));
+    weight(n, "fc", w.to(torch::kFloat32), torch::Tensor());
     n.params["bias"] = store_.add(prefix_ + "fc.b", b.to(torch::kFloat32));
     branch_.nodes.push_back(n);
     return n.output;
   }
 
  private:
+  // the weight of `n`: shared (a slice of a stored weight, BatchNorm scale applied by the
+  // runtime) or folded here
+  void weight(Node& n, const std::string& module, const torch::Tensor& w,
+              const torch::Tensor& scale) {
+    std::vector<int64_t> view(static_cast<size_t>(w.dim()), 1);
+    view[0] = -1;
+    if (!store_.shares_slices()) {
+      n.params["weight"] =
+          store_.add(prefix_ + module + ".w", scale.defined() ? w * scale.view(view) : w);
+      return;
+    }
+    const auto shared = store_.add_weight(prefix_ + module + ".w", w);
+    n.params["weight"] = shared.name;
+    if (!shared.keep.empty()) n.attrs.set("weight_slice", shared.keep);
+    if (scale.defined()) n.params["weight_mul"] = store_.add(prefix_ + module + ".s", scale);
+  }
   std::string fresh(const std::string& base) { return base + "#" + std::to_string(counter_++); }
   Branch& branch_;
   TensorStore& store_;
@@ -159,6 +178,31 @@ std::string TensorStore::add(const std::string& name, const torch::Tensor& tenso
   if (!status.ok()) throw std::runtime_error("export: tensor " + name + ": " + status.message);
   by_crc_.emplace(crc, name);
   return name;
+}
+
+TensorStore::SharedWeight TensorStore::add_weight(const std::string& name,
+                                                  const torch::Tensor& weight) {
+  auto w = weight.to(torch::kFloat32).contiguous();
+  const Shape shape(w.sizes().begin(), w.sizes().end());
+  const int64_t rows = shape.front(), cols = shape.back();
+  for (const auto& base : weights_) {
+    const ConstTensor& c = writer_.constants().at(base);
+    if (c.shape.size() != shape.size() || c.shape.front() < rows || c.shape.back() < cols ||
+        !std::equal(shape.begin() + 1, shape.end() - 1, c.shape.begin() + 1))
+      continue;
+    auto stored = torch::from_blob(const_cast<void*>(c.data), c.shape, torch::kFloat32);
+    if (!torch::equal(stored.slice(0, 0, rows).slice(-1, 0, cols), w)) continue;
+    if (c.shape == shape) {
+      ++shared_hits_;
+      return {base, {}};
+    }
+    ++slice_hits_;
+    return {base, {rows, cols}};
+  }
+  const std::string stored = add(name, w);
+  if (std::find(weights_.begin(), weights_.end(), stored) == weights_.end())
+    weights_.push_back(stored);
+  return {stored, {}};
 }
 
 Branch lower_resnet(const trainer::ResNetSpec& spec, const compress::StateDict& s,

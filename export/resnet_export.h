@@ -3,7 +3,13 @@
 // Every BatchNorm is folded into the convolution before it (w' = w * g / sqrt(v + eps),
 // b' = beta - mean * g / sqrt(v + eps)); weights are written in the runtime's OHWI layout; ReLUs
 // are fused into the convolution or residual add that precedes them. Tensors are stored once per
-// bundle: a folded weight identical to one another branch already stored is shared by name.
+// bundle: a tensor identical to one another branch already stored is shared by name.
+//
+// With weight sharing on (the default), convolution and classifier weights are stored unfolded and
+// the fold happens when the runtime prepares the branch (weight_mul, runtime/graph.h): branches
+// of a multi-branch network differ in their BatchNorm, not in their weights, and a narrower
+// branch's weight is the leading slice of a wider one's (importance-ordered channels), stored
+// once and referenced with weight_slice. Only the per-branch scales and biases are extra.
 #pragma once
 
 #include <map>
@@ -17,17 +23,31 @@ namespace adascale::exporter {
 
 class TensorStore {
  public:
-  explicit TensorStore(BundleWriter& writer) : writer_(writer) {}
+  explicit TensorStore(BundleWriter& writer, bool share_slices = true)
+      : writer_(writer), share_slices_(share_slices) {}
   // adds a tensor (already in runtime layout; int8 and int32 kept, anything else stored as
   // float32) unless identical bytes of the same dtype and shape are stored already; returns the
   // name it is stored under
   std::string add(const std::string& name, const torch::Tensor& tensor);
   size_t shared_hits() const { return shared_hits_; }
 
+  // a float weight [rows, ..., cols] in runtime layout: stored, or found as the leading
+  // [rows, ..., cols] slice of a stored weight of the same inner dims; keep is that [rows, cols]
+  // (empty when the stored tensor is used whole)
+  struct SharedWeight {
+    std::string name;
+    std::vector<int64_t> keep;
+  };
+  SharedWeight add_weight(const std::string& name, const torch::Tensor& weight);
+  bool shares_slices() const { return share_slices_; }
+  size_t slice_hits() const { return slice_hits_; }
+
  private:
   BundleWriter& writer_;
+  bool share_slices_ = true;
   std::multimap<uint32_t, std::string> by_crc_;
-  size_t shared_hits_ = 0;
+  std::vector<std::string> weights_;  // candidates for slicing
+  size_t shared_hits_ = 0, slice_hits_ = 0;
 };
 
 // builds the branch (input "input" NHWC, output "logits") and stores its tensors

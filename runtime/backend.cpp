@@ -60,6 +60,7 @@ struct Step {
 
 struct PreparedBranch::Impl {
   Branch branch;
+  DerivedWeights derived;  // sliced / scaled weights (graph.h), owned by the prepared branch
   const ConstantMap* constants = nullptr;
   bool use_xnnpack = false;
   std::shared_ptr<ThreadPool> threads;
@@ -205,22 +206,24 @@ class GenericBackend : public Backend {
       if (!s.ok()) return s;
     }
     auto impl = std::make_unique<PreparedBranch::Impl>();
-    impl->branch = branch;
-    impl->constants = &constants;
+    Status derived = derive_weights(branch, constants, /*materialize=*/true, &impl->derived);
+    if (!derived.ok()) return derived;
+    impl->branch = impl->derived.branch;
+    impl->constants = &impl->derived.constants;
     impl->use_xnnpack = use_xnnpack_;
     impl->threads = threads_;
     impl->steps.resize(branch.nodes.size());
     std::unordered_set<std::string> used;
     for (size_t i = 0; i < branch.nodes.size(); ++i) {
       impl->steps[i].bound.node = &impl->branch.nodes[i];
-      impl->steps[i].bound.constants = &constants;
-      impl->steps[i].op = OpRegistry::instance().find(branch.nodes[i].op);
-      for (const auto& slot : branch.nodes[i].params) used.insert(slot.second);
+      impl->steps[i].bound.constants = impl->constants;
+      impl->steps[i].op = OpRegistry::instance().find(impl->branch.nodes[i].op);
+      for (const auto& slot : impl->branch.nodes[i].params) used.insert(slot.second);
     }
     Status s = impl->plan(input_shape);
     if (!s.ok()) return s;
     for (const std::string& name : used) {
-      const ConstTensor& t = constants.at(name);
+      const ConstTensor& t = impl->constants->at(name);
       impl->weight_bytes += static_cast<size_t>(shape_elements(t.shape)) * dtype_size(t.dtype);
     }
     if (use_xnnpack_) {

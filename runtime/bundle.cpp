@@ -184,8 +184,11 @@ Status check_input(const BundleInput& input) {
 Status check_branch(const Branch& branch, const BundleInput& input, const ConstantMap& constants,
                     size_t class_count) {
   if (branch.name.empty()) return error_status(ErrorCode::kInvalidGraph, "branch without a name");
+  DerivedWeights derived;  // shapes only: the stored tensors are not touched
+  Status s = derive_weights(branch, constants, /*materialize=*/false, &derived);
+  if (!s.ok()) return s;
   std::unordered_map<std::string, TensorInfo> infos;
-  Status s = infer_shapes(branch, input.nhwc(), constants, &infos);
+  s = infer_shapes(derived.branch, input.nhwc(), derived.constants, &infos);
   if (!s.ok()) return s;
   const Shape& out = infos.at(branch.output).shape;
   if (class_count && (out.size() != 2 || out[1] != static_cast<int64_t>(class_count)))
@@ -445,10 +448,11 @@ Status Bundle::parse(const std::string& text, const uint8_t* base, size_t size) 
     if (!catalog.contains("schema_version") || !catalog["schema_version"].is_number_integer())
       return format_error("missing integer schema_version");
     const int64_t version = catalog["schema_version"].get<int64_t>();
-    if (version != kBundleSchemaVersion)
+    if (version < kOldestBundleSchemaVersion || version > kBundleSchemaVersion)
       return error_status(ErrorCode::kSchemaVersion,
                           "catalog.json schema_version " + std::to_string(version) +
                               " is not supported (expected " +
+                              std::to_string(kOldestBundleSchemaVersion) + " to " +
                               std::to_string(kBundleSchemaVersion) + ")");
     model_name_ = catalog.at("model").get<std::string>();
     const json& input = catalog.at("input");

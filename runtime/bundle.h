@@ -12,7 +12,9 @@
 
 namespace adascale {
 
-constexpr int kBundleSchemaVersion = 1;
+// 2 added shared weights (weight_slice / weight_mul, graph.h); version 1 bundles read unchanged
+constexpr int kBundleSchemaVersion = 2;
+constexpr int kOldestBundleSchemaVersion = 1;
 constexpr uint32_t kWeightsVersion = 1;
 constexpr size_t kWeightsHeaderBytes = 64;
 constexpr size_t kWeightsAlignment = 64;

@@ -126,6 +126,83 @@ void activation_range_f32(Activation activation, float* lo, float* hi) {
   *hi = activation == Activation::kRelu6 ? 6.0f : std::numeric_limits<float>::infinity();
 }
 
+Status derive_weights(const Branch& branch, const ConstantMap& constants, bool materialize,
+                      DerivedWeights* out) {
+  out->branch = branch;
+  out->constants.clear();
+  out->storage.clear();
+  out->derived_bytes = 0;
+  for (Node& node : out->branch.nodes) {
+    const bool slice = node.attrs.has("weight_slice");
+    const bool mul = node.params.count("weight_mul") > 0;
+    for (const auto& [slot, name] : node.params) {
+      auto it = constants.find(name);
+      if (it != constants.end()) out->constants[name] = it->second;  // unknown: infer_shapes says
+    }
+    if (!slice && !mul) continue;
+    const std::string at = "branch '" + branch.name + "': node '" + node.output + "': ";
+    if (node.op != "conv2d" && node.op != "fully_connected")
+      return error_status(ErrorCode::kInvalidGraph,
+                          at + "weight_slice / weight_mul apply to conv2d and fully_connected");
+    auto w_it =
+        node.params.count("weight") ? constants.find(node.params.at("weight")) : constants.end();
+    if (w_it == constants.end())
+      return error_status(ErrorCode::kInvalidGraph, at + "missing or unknown weight");
+    const ConstTensor& w = w_it->second;
+    if (w.dtype != DType::kF32 || w.shape.size() < 2)
+      return error_status(ErrorCode::kInvalidGraph,
+                          at + "derived weights need a float32 weight of rank >= 2");
+    const int64_t rows = w.shape.front(), cols = w.shape.back();
+    int64_t keep_rows = rows, keep_cols = cols;
+    if (slice) {
+      const auto dims = node.attrs.get_ints("weight_slice", {});
+      if (dims.size() != 2 || dims[0] < 1 || dims[0] > rows || dims[1] < 1 || dims[1] > cols)
+        return error_status(
+            ErrorCode::kInvalidGraph,
+            at + "weight_slice must be [O', I'] within the weight " + shape_string(w.shape));
+      keep_rows = dims[0];
+      keep_cols = dims[1];
+    }
+    const float* scale = nullptr;
+    if (mul) {
+      auto m = constants.find(node.params.at("weight_mul"));
+      if (m == constants.end() || m->second.dtype != DType::kF32 ||
+          m->second.shape != Shape{keep_rows})
+        return error_status(ErrorCode::kInvalidGraph,
+                            at + "weight_mul must be a float32 tensor of shape [" +
+                                std::to_string(keep_rows) + "]");
+      scale = static_cast<const float*>(m->second.data);
+    }
+    Shape shape = w.shape;
+    shape.front() = keep_rows;
+    shape.back() = keep_cols;
+    const int64_t inner = shape_elements(w.shape) / (rows * cols);  // e.g. kh * kw
+    ConstTensor derived{DType::kF32, shape, nullptr};
+    if (materialize) {
+      out->storage.emplace_back(static_cast<size_t>(keep_rows * inner * keep_cols));
+      float* dst = out->storage.back().data();
+      const float* src = static_cast<const float*>(w.data);
+      for (int64_t r = 0; r < keep_rows; ++r)
+        for (int64_t k = 0; k < inner; ++k) {
+          const float* from = src + (r * inner + k) * cols;
+          float* to = dst + (r * inner + k) * keep_cols;
+          for (int64_t c = 0; c < keep_cols; ++c) to[c] = scale ? from[c] * scale[r] : from[c];
+        }
+      derived.data = dst;
+    }
+    const std::string name = node.output + "#w";
+    if (constants.count(name))
+      return error_status(ErrorCode::kInvalidGraph, at + "a stored tensor is named '" + name +
+                                                        "', the derived weight's name");
+    out->constants[name] = derived;
+    out->derived_bytes += static_cast<size_t>(shape_elements(shape)) * sizeof(float);
+    node.params["weight"] = name;
+    node.params.erase("weight_mul");
+    node.attrs.numbers.erase("weight_slice");
+  }
+  return ok_status();
+}
+
 Status infer_shapes(const Branch& branch, const Shape& input_shape, const ConstantMap& constants,
                     std::unordered_map<std::string, TensorInfo>* tensors) {
   const std::string where = "branch '" + branch.name + "': ";

@@ -104,6 +104,23 @@ enum class Activation { kNone, kRelu, kRelu6 };
 Status parse_activation(const Attrs& attrs, Activation* activation);
 void activation_range_f32(Activation activation, float* lo, float* hi);
 
+// Weights derived when a branch is prepared, so branches of one bundle can share stored tensors.
+// A conv2d / fully_connected node with a float32 weight may name a larger stored tensor and
+//   attrs.weight_slice = [O', I']  use its leading O' rows (axis 0) and the leading I' entries of
+//                                  its last axis (input channels per group; inputs of an fc);
+//   params.weight_mul  (f32 [O'])  multiply each output row (a BatchNorm scale folded here).
+// derive_weights rewrites such nodes to name a plain derived tensor ("<output>#w"), leaving the
+// others untouched; `constants` of the result hold the branch's own constants plus the derived
+// ones. With materialize false only shapes are derived (data null), for validation.
+struct DerivedWeights {
+  Branch branch;
+  ConstantMap constants;
+  std::vector<std::vector<float>> storage;  // backing the derived tensors
+  size_t derived_bytes = 0;
+};
+Status derive_weights(const Branch& branch, const ConstantMap& constants, bool materialize,
+                      DerivedWeights* out);
+
 // Infers every activation tensor of `branch` for an NHWC float32 input of `input_shape` and checks
 // that the graph is well formed: known ops, tensors defined before use and only once (which also
 // rules out cycles), params present with the right dtype and shape, channel counts consistent.

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Batch-1, one-thread inference latency of the largest and the smallest branch: the runtime's
-# XNNPACK backend and LibTorch eager (both timed by `adascale export` in one process) against
-# PyTorch Mobile (optimize_for_mobile, Debian's python3-torch) on the same architecture,
-# alternated ROUNDS times; prints every round and the ratios of the medians.
+# XNNPACK backend (fp32 and int8) and LibTorch eager (all timed by `adascale export` in one
+# process) against PyTorch Mobile (optimize_for_mobile) and PyTorch's qnnpack int8 model (Debian's
+# python3-torch) on the same architecture, alternated ROUNDS times; prints every round and the
+# ratios of the medians. The int8 branches are calibrated without fine-tuning (--qat-steps 0):
+# their latency does not depend on it.
 # Usage: scripts/bench_inference.sh CHECKPOINT CONFIG [ROUNDS]
 #   the smallest branch is CHECKPOINT pruned to a quarter of its channels (prune:0.25)
 set -euo pipefail
@@ -25,21 +27,28 @@ PY
 rows=()
 for r in $(seq "$rounds"); do
   out=$("$bin" export --checkpoint "$ckpt" --checkpoint "$work/small.h5" --out "$work/b.bundle" \
-          --latency-runs 1000 --test-images 256 --parity-images 64)
+          --precisions fp32,int8 --qat-steps 0 --latency-runs 1000 --test-images 256 \
+          --parity-images 64)
   rm -rf "$work/b.bundle"
   big=$(echo "$out" | awk '$1 == "backbone" {print $5, $9}')
   small=$(echo "$out" | awk '$1 == "prune0.25" {print $5, $9}')
-  mob_big=$(/usr/bin/python3 scripts/bench/mobile_latency.py --config "$config" | awk '{print $4}')
+  big8=$(echo "$out" | awk '$1 == "backbone>int8" {print $5}')
+  small8=$(echo "$out" | awk '$1 == "prune0.25>int8" {print $5}')
+  # pytorch_mobile_ms and qnnpack_int8_ms
+  mob_big=$(/usr/bin/python3 scripts/bench/mobile_latency.py --config "$config" | awk '{print $4, $6}')
   mob_small=$(/usr/bin/python3 scripts/bench/mobile_latency.py --config "$config" --stem "$stem" \
-                --widths "$widths" | awk '{print $4}')
-  echo "round $r: largest runtime/eager/mobile ms: $big $mob_big; smallest: $small $mob_small"
-  rows+=("$big $mob_big $small $mob_small")
+                --widths "$widths" | awk '{print $4, $6}')
+  echo "round $r: largest runtime/eager/runtime-int8 ms: $big $big8, mobile/qnnpack ms: $mob_big;" \
+       "smallest: $small $small8, $mob_small"
+  rows+=("$big $big8 $mob_big $small $small8 $mob_small")
 done
 printf '%s\n' "${rows[@]}" | /usr/bin/python3 -c '
 import statistics, sys
 cols = list(zip(*[list(map(float, l.split())) for l in sys.stdin if l.strip()]))
 med = [statistics.median(c) for c in cols]
-for name, (rt, eager, mob) in (("largest", med[0:3]), ("smallest", med[3:6])):
+for name, (rt, eager, rt8, mob, qn) in (("largest", med[0:5]), ("smallest", med[5:10])):
     print(f"{name}: runtime {rt:.3f} ms, LibTorch eager {eager:.3f} ms, PyTorch Mobile {mob:.3f} ms;"
           f" runtime/mobile {rt/mob:.2f}x, runtime/eager {rt/eager:.2f}x")
+    print(f"{name} int8: runtime {rt8:.3f} ms, qnnpack {qn:.3f} ms; runtime int8/qnnpack "
+          f"{rt8/qn:.2f}x, runtime int8/fp32 {rt8/rt:.2f}x")
 '

@@ -138,8 +138,8 @@ TEST_F(BundleTest, BadMagic) {
 }
 
 TEST_F(BundleTest, WrongSchemaVersion) {
-  edit_catalog([](json& c) { c["schema_version"] = 2; });
-  expect_error(ErrorCode::kSchemaVersion, "schema_version 2");
+  edit_catalog([](json& c) { c["schema_version"] = 3; });
+  expect_error(ErrorCode::kSchemaVersion, "schema_version 3");
 }
 
 TEST_F(BundleTest, OffsetPastEnd) {

@@ -438,8 +438,9 @@ TEST_F(ScenarioCli, ShortScenarioWritesTracesPicturesAndASummary) {
     std::string header;
     std::getline(lines, header);
     EXPECT_EQ(header.rfind("time_s,burners,balloon_mib,budget_latency_ms,", 0), 0u) << header;
-    for (const char* column : {"cpu_utilization", "procs_running", "mem_available_mib", "branch",
-                               "predicted_ms", "observed_ms", "correct", "violation"})
+    for (const char* column :
+         {"cpu_utilization", "procs_running", "mem_available_mib", "branch", "predicted_ms",
+          "predicted_uncorrected_ms", "observed_ms", "correct", "violation"})
       EXPECT_NE(header.find(column), std::string::npos) << column;
     size_t rows = 0, with_burners = 0;
     for (std::string line; std::getline(lines, line); ++rows) {

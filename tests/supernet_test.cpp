@@ -120,6 +120,29 @@ TEST(BranchSpace, BadSpacesAreNamedBeforeTraining) {
   EXPECT_NE(with([](auto& c) { c.ops = "lowrank1.5"; }).find("rank fraction"), std::string::npos);
   EXPECT_NE(with([](auto& c) { c.widths = "1.0,x"; }).find("'x' is not a number"),
             std::string::npos);
+  EXPECT_NE(with([](auto& c) { c.precisions = "fp32,int4"; }).find("unknown precision 'int4'"),
+            std::string::npos);
+  EXPECT_NE(with([](auto& c) { c.precisions = "int8,int8"; }).find("listed twice"),
+            std::string::npos);
+}
+
+TEST(BranchSpace, Int8TwinsAreDeployableNotTrained) {
+  SupernetConfig c = small_space();
+  c.precisions = "fp32,int8";
+  const auto sp = BranchSpace::from_config(c, small_base());
+  EXPECT_EQ(sp.branches.size(), 3u * 3u * 2u);  // trained: fp32 only
+  const auto all = sp.deployable();
+  ASSERT_EQ(all.size(), 2 * sp.branches.size());
+  BranchRef ref;
+  ASSERT_TRUE(sp.resolve("w0.25>dpconv@2/3>exit@2>int8", &ref));
+  EXPECT_TRUE(ref.int8);
+  EXPECT_EQ(sp.branches[ref.branch].name, "w0.25>dpconv@2/3>exit@2");
+  EXPECT_FALSE(sp.resolve("w0.25>int8>int8", &ref));
+  // the precisions travel with the checkpoint's spec
+  auto base = small_base();
+  const Supernet net(base, sp, 12, 12);
+  EXPECT_EQ(Supernet::from_spec_json(net.spec_json())->space().precisions,
+            (std::vector<std::string>{"fp32", "int8"}));
 }
 
 TEST(Supernet, ImportanceOrderIsAPurePermutation) {
@@ -254,6 +277,9 @@ TEST(Supernet, FashionMnistEndToEnd) {
   c.supernet.joint_epochs = 1;
   c.supernet.distill_steps = 5;
   c.supernet.calibration_images = 64;
+  c.supernet.precisions = "fp32,int8";
+  c.supernet.qat_images = 256;
+  c.supernet.qat_steps = 10;
 
   // a backbone of another architecture is refused before anything is written
   {
@@ -296,7 +322,28 @@ TEST(Supernet, FashionMnistEndToEnd) {
   std::string line;
   int lines = 0;
   while (std::getline(rows, line)) ++lines;
-  EXPECT_EQ(lines, 1 + 8);
+  EXPECT_EQ(lines, 1 + 8 + 8);  // every branch, fp32 and int8
+  // an int8 twin stays close to its fp32 branch (300 test images: one image is 0.33 pt)
+  const auto int8_rows = dir / "int8.csv";
+  ASSERT_EQ(
+      std::system((cli + " --branches 'w1.00,w1.00>int8' --csv >" + int8_rows.string()).c_str()),
+      0);
+  std::ifstream pair(int8_rows);
+  std::vector<double> acc;
+  std::vector<long long> bytes;
+  std::getline(pair, line);
+  while (std::getline(pair, line)) {
+    std::stringstream ss(line);
+    std::string field;
+    std::vector<std::string> f;
+    while (std::getline(ss, field, ',')) f.push_back(field);
+    ASSERT_GE(f.size(), 5u) << line;
+    acc.push_back(std::stod(f[1]));
+    bytes.push_back(std::stoll(f[4]));
+  }
+  ASSERT_EQ(acc.size(), 2u);
+  EXPECT_NEAR(acc[1], acc[0], 0.03);
+  EXPECT_LT(bytes[1], bytes[0] / 3);  // int8 weights
   EXPECT_NE(std::system((cli + " --branches w0.33 2>/dev/null").c_str()), 0);
   fs::remove_all(dir);
 }

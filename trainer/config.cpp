@@ -72,7 +72,16 @@ po::options_description describe(TrainConfig& c) {
           "supernet.calibration_images",
           po::value(&c.supernet.calibration_images)->default_value(c.supernet.calibration_images))(
           "supernet.distill_steps",
-          po::value(&c.supernet.distill_steps)->default_value(c.supernet.distill_steps));
+          po::value(&c.supernet.distill_steps)->default_value(c.supernet.distill_steps))(
+          "supernet.precisions",
+          po::value(&c.supernet.precisions)->default_value(c.supernet.precisions))(
+          "supernet.qat_images",
+          po::value(&c.supernet.qat_images)->default_value(c.supernet.qat_images))(
+          "supernet.qat_steps",
+          po::value(&c.supernet.qat_steps)->default_value(c.supernet.qat_steps))(
+          "supernet.qat_lr", po::value(&c.supernet.qat_lr)->default_value(c.supernet.qat_lr))(
+          "supernet.qat_percentile",
+          po::value(&c.supernet.qat_percentile)->default_value(c.supernet.qat_percentile));
   return d;
 }
 
@@ -189,7 +198,10 @@ std::string TrainConfig::to_ini() const {
       << "\njoint_lr = " << supernet.joint_lr << "\nsampled = " << supernet.sampled
       << "\ndistill_weight = " << supernet.distill_weight
       << "\ncalibration_images = " << supernet.calibration_images
-      << "\ndistill_steps = " << supernet.distill_steps << "\n";
+      << "\ndistill_steps = " << supernet.distill_steps << "\nprecisions = " << supernet.precisions
+      << "\nqat_images = " << supernet.qat_images << "\nqat_steps = " << supernet.qat_steps
+      << "\nqat_lr = " << supernet.qat_lr << "\nqat_percentile = " << supernet.qat_percentile
+      << "\n";
   return o.str();
 }
 
@@ -245,6 +257,12 @@ void TrainConfig::validate() const {
       fail("supernet.distill_weight", "must be in [0, 1]");
     if (supernet.calibration_images < 16) fail("supernet.calibration_images", "must be >= 16");
     if (supernet.distill_steps < 0) fail("supernet.distill_steps", "must be >= 0");
+    if (supernet.qat_images < 1) fail("supernet.qat_images", "must be >= 1");
+    if (supernet.qat_steps < 0) fail("supernet.qat_steps", "must be >= 0");
+    if (!(supernet.qat_lr > 0.0) || !std::isfinite(supernet.qat_lr))
+      fail("supernet.qat_lr", "must be > 0");
+    if (!(supernet.qat_percentile > 50.0 && supernet.qat_percentile <= 100.0))
+      fail("supernet.qat_percentile", "must be in (50, 100]");
   }
 }
 

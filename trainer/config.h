@@ -74,6 +74,13 @@ struct SupernetConfig {
   double distill_weight = 1.0;  // smaller branches: (1-w) x label loss + w x distillation
   int64_t calibration_images = 2048;  // BN recalibration and variant initialisation
   int64_t distill_steps = 200;        // layer-wise distillation steps per substituted conv
+  // int8 branches (precision "int8"): derived from their fp32 twin by calibration and
+  // quantization-aware fine-tuning of the twin's folded weights (export/int8_quantizer.h)
+  std::string precisions = "fp32";  // fp32 | int8 | fp32,int8
+  int64_t qat_images = 2048;        // training images for calibration and QAT
+  int64_t qat_steps = 200;          // 0: post-training quantization only
+  double qat_lr = 0.001;
+  double qat_percentile = 99.99;  // activation range: this central share of the values
   bool enabled() const { return !widths.empty(); }
 };
 

@@ -168,6 +168,16 @@ BranchSpace BranchSpace::from_config(const SupernetConfig& c, const ResNetSpec& 
   if (!c.exits.empty()) sp.exits = stage_numbers("supernet.exits", c.exits);
   if (sp.exits.empty() || sp.exits.back() != stages - 1) sp.exits.push_back(stages - 1);
 
+  for (const auto& item : split_list(c.precisions)) {
+    if (item != "fp32" && item != "int8")
+      throw ConfigError("config key 'supernet.precisions': unknown precision '" + item +
+                        "' (known: fp32, int8)");
+    if (std::find(sp.precisions.begin(), sp.precisions.end(), item) != sp.precisions.end())
+      throw ConfigError("config key 'supernet.precisions': '" + item + "' is listed twice");
+    sp.precisions.push_back(item);
+  }
+  if (sp.precisions.empty()) throw ConfigError("config key 'supernet.precisions' is empty");
+
   for (double w : sp.widths)
     for (const auto& op : sp.ops)
       for (int64_t exit : sp.exits) {
@@ -190,6 +200,23 @@ int BranchSpace::find(const std::string& name) const {
   for (size_t i = 0; i < branches.size(); ++i)
     if (branches[i].name == name) return static_cast<int>(i);
   return -1;
+}
+
+std::vector<BranchRef> BranchSpace::deployable() const {
+  std::vector<BranchRef> out;
+  for (const auto& p : precisions)
+    for (size_t b = 0; b < branches.size(); ++b)
+      out.push_back({b, p == "int8", branches[b].name + (p == "int8" ? ">int8" : "")});
+  return out;
+}
+
+bool BranchSpace::resolve(const std::string& name, BranchRef* ref) const {
+  for (const auto& r : deployable())
+    if (r.name == name) {
+      *ref = r;
+      return true;
+    }
+  return false;
 }
 
 std::string branch_dir_name(const std::string& name) {
@@ -505,6 +532,7 @@ std::string Supernet::spec_json() const {
             {"ops", space_.ops},
             {"op_stages", op_stages},
             {"exits", exits},
+            {"precisions", space_.precisions},
             {"input_size", {height_, width_}}};
   if (!extra_json_.empty()) j["training"] = json::parse(extra_json_);
   return j.dump();
@@ -531,6 +559,8 @@ std::shared_ptr<Supernet> Supernet::from_spec_json(const std::string& text) {
     c.ops = join(j.at("ops").get<std::vector<std::string>>());
     c.op_stages = join(j.at("op_stages").get<std::vector<int64_t>>());
     c.exits = join(j.at("exits").get<std::vector<int64_t>>());
+    if (j.contains("precisions"))
+      c.precisions = join(j.at("precisions").get<std::vector<std::string>>());
     const auto size = j.at("input_size").get<std::vector<int64_t>>();
     if (size.size() != 2) throw ConfigError("malformed supernet spec: input_size");
     auto net =

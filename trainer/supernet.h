@@ -10,8 +10,11 @@
 //           weights are private to the op and shared by all widths
 //   exit    the stage after which a classifier head (global pool + linear) answers; early exits
 //           have their own heads, the last stage uses the backbone's classifier
+//   precision fp32, or int8: the int8 twin of an fp32 branch is derived from it after training
+//           (calibration + quantization-aware fine-tuning of its folded weights, at export; see
+//           export/int8_quantizer.h), so it adds no cost to joint training
 // Canonical name: "w0.50", then ">dpconv@2/3" or ">lowrank0.50@2/3" when the op is not conv,
-// then ">exit@2" when the exit is not the last stage (stages counted from 1).
+// then ">exit@2" when the exit is not the last stage (stages counted from 1), then ">int8".
 //
 // Every branch keeps its own BatchNorm: private running statistics (recalibrated after training)
 // and private scale and shift (switchable BN, as in slimmable networks: one set of affine
@@ -44,17 +47,29 @@ struct BranchChoice {
   std::string name;          // canonical
 };
 
+// a deployable branch: a trained (fp32) branch of the space and a precision
+struct BranchRef {
+  size_t branch = 0;
+  bool int8 = false;
+  std::string name;  // canonical, with ">int8" for int8
+};
+
 struct BranchSpace {
-  std::vector<double> widths;      // descending
-  std::vector<std::string> ops;    // canonical op names: conv, dpconv, lowrank0.50
-  std::vector<int64_t> op_stages;  // 0-based
-  std::vector<int64_t> exits;      // 0-based, ascending, the last stage included
-  std::vector<BranchChoice> branches;
+  std::vector<double> widths;           // descending
+  std::vector<std::string> ops;         // canonical op names: conv, dpconv, lowrank0.50
+  std::vector<int64_t> op_stages;       // 0-based
+  std::vector<int64_t> exits;           // 0-based, ascending, the last stage included
+  std::vector<std::string> precisions;  // "fp32", "int8"
+  std::vector<BranchChoice> branches;   // the trained branches (fp32)
 
   // parses and checks the [supernet] lists against the backbone; throws ConfigError naming the
   // key and the culprit (unknown operator, impossible width, exit after a missing stage, ...)
   static BranchSpace from_config(const SupernetConfig& config, const ResNetSpec& base);
-  int find(const std::string& name) const;  // -1 when absent
+  int find(const std::string& name) const;  // -1 when absent; fp32 names only
+  // every trained branch in every precision
+  std::vector<BranchRef> deployable() const;
+  // a deployable branch by canonical name (">int8" suffix for int8); false when absent
+  bool resolve(const std::string& name, BranchRef* ref) const;
 };
 
 class Supernet : public Backbone {

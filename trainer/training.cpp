@@ -123,6 +123,12 @@ data::LoaderOptions train_options(const TrainConfig& config, const data::Channel
 
 torch::Tensor calibration_images(const RunData& rd, int64_t count, uint64_t seed,
                                  const data::ChannelStats& normalize) {
+  return calibration_sample(rd, count, seed, normalize).first;
+}
+
+std::pair<torch::Tensor, torch::Tensor> calibration_sample(const RunData& rd, int64_t count,
+                                                           uint64_t seed,
+                                                           const data::ChannelStats& normalize) {
   data::LoaderOptions o;
   o.batch_size = std::min<int64_t>(count, static_cast<int64_t>(rd.split.train.size()));
   o.shuffle = true;
@@ -131,7 +137,8 @@ torch::Tensor calibration_images(const RunData& rd, int64_t count, uint64_t seed
   o.seed = seed;
   data::BatchLoader loader(rd.train, rd.split.train, o);
   loader.start_epoch(0);
-  return loader.next()->images;
+  auto batch = loader.next();
+  return {batch->images, batch->labels};
 }
 
 EvalResult evaluate(Backbone& model, data::BatchLoader& loader, int64_t num_classes) {

@@ -43,6 +43,10 @@ data::DatasetSpec dataset_spec(const DataConfig& data, const std::string& split)
 // BN statistics, quantization ranges and distillation)
 torch::Tensor calibration_images(const RunData& rd, int64_t count, uint64_t seed,
                                  const data::ChannelStats& normalize);
+// the same sample with its labels (quantization-aware fine-tuning)
+std::pair<torch::Tensor, torch::Tensor> calibration_sample(const RunData& rd, int64_t count,
+                                                           uint64_t seed,
+                                                           const data::ChannelStats& normalize);
 
 // learning rate at a global step (warm-up, then cosine / step / constant)
 double learning_rate(const OptimConfig& optim, int64_t step, int64_t steps_per_epoch);

@@ -120,8 +120,9 @@ struct ContextRow {
   double t_ms = 0;
   double cpu = kNaN, others = kNaN, procs_running = kNaN, available_mib = kNaN, cache_rate = kNaN;
   double contention_factor = kNaN;
-  std::vector<double> predicted_ms;  // per image, per branch; NaN when unknown
-  std::vector<double> tail_ms;       // the same at the tail (profiler.h)
+  std::vector<double> predicted_ms;    // per image, per branch; NaN when unknown
+  std::vector<double> tail_ms;         // the same at the tail (profiler.h)
+  std::vector<double> uncorrected_ms;  // contention-scaled catalog latency, no online correction
 };
 
 // Plays the timeline on its own thread and samples the loop's context for the trace. The
@@ -225,6 +226,7 @@ class Driver {
     for (const BranchEstimate& e : loop_->last_estimates()) {
       row.predicted_ms.push_back(e.latency_known ? e.latency_ms : kNaN);
       row.tail_ms.push_back(e.latency_known ? e.latency_tail_ms : kNaN);
+      row.uncorrected_ms.push_back(e.latency_known ? e.latency_uncorrected_ms : kNaN);
     }
     context_.push_back(std::move(row));
   }
@@ -452,7 +454,8 @@ struct TraceRow {
   const Frame* frame;
   const StateChange* state;
   const ContextRow* context;  // may be null
-  double budget_ms, memory_limit_mib, energy_mj, predicted_ms, predicted_tail_ms;
+  double budget_ms, memory_limit_mib, energy_mj, predicted_ms, predicted_tail_ms,
+      predicted_uncorrected_ms;
   bool violation, memory_violation;
 };
 
@@ -507,10 +510,12 @@ std::vector<TraceRow> join_trace(const PolicyRun& run, const Scenario& s, const 
     r.energy_mj =
         s.frame_images * modelled_energy_mj(profile, c.int8, c.macs.value_or(0),
                                             c.memory_access_bytes.value_or(0), cache_rate);
-    r.predicted_ms = r.predicted_tail_ms = kNaN;
+    r.predicted_ms = r.predicted_tail_ms = r.predicted_uncorrected_ms = kNaN;
     if (r.context && static_cast<size_t>(f.branch) < r.context->predicted_ms.size()) {
-      r.predicted_ms = r.context->predicted_ms[static_cast<size_t>(f.branch)] * s.frame_images;
-      r.predicted_tail_ms = r.context->tail_ms[static_cast<size_t>(f.branch)] * s.frame_images;
+      const auto b = static_cast<size_t>(f.branch);
+      r.predicted_ms = r.context->predicted_ms[b] * s.frame_images;
+      r.predicted_tail_ms = r.context->tail_ms[b] * s.frame_images;
+      r.predicted_uncorrected_ms = r.context->uncorrected_ms[b] * s.frame_images;
     }
     rows.push_back(r);
   }
@@ -521,8 +526,8 @@ std::string trace_csv(const std::vector<TraceRow>& rows, const Scenario& s, cons
   std::string out =
       "time_s,burners,balloon_mib,budget_latency_ms,budget_memory_mib,budget_energy_mj,"
       "cpu_utilization,others_cpu_utilization,procs_running,mem_available_mib,cache_rate,branch,"
-      "predicted_ms,predicted_tail_ms,observed_ms,images,correct,violation,memory_violation,"
-      "energy_mj\n";
+      "predicted_ms,predicted_tail_ms,predicted_uncorrected_ms,observed_ms,images,correct,"
+      "violation,memory_violation,energy_mj\n";
   for (const TraceRow& r : rows) {
     const ContextRow* c = r.context;
     out += csv_number(r.frame->start_ms / 1000, "%.4f") + "," + std::to_string(r.state->burners) +
@@ -535,7 +540,8 @@ std::string trace_csv(const std::vector<TraceRow>& rows, const Scenario& s, cons
            csv_number(c ? c->cache_rate : kNaN, "%.3f") + "," +
            w.costs[static_cast<size_t>(r.frame->branch)].name + "," +
            csv_number(r.predicted_ms, "%.4f") + "," + csv_number(r.predicted_tail_ms, "%.4f") +
-           "," + csv_number(r.frame->ms, "%.4f") + "," + std::to_string(s.frame_images) + "," +
+           "," + csv_number(r.predicted_uncorrected_ms, "%.4f") + "," +
+           csv_number(r.frame->ms, "%.4f") + "," + std::to_string(s.frame_images) + "," +
            std::to_string(r.frame->correct) + "," + (r.violation ? "1" : "0") + "," +
            (r.memory_violation ? "1" : "0") + "," + csv_number(r.energy_mj, "%.5f") + "\n";
   }

@@ -1,10 +1,16 @@
 #!/usr/bin/python3
-"""Batch-1 inference latency of a ResNet (trainer/models layout) in PyTorch Mobile form.
+"""Batch-1 inference latency of a ResNet (trainer/models layout) in PyTorch's deployment forms.
 
-Builds the network described by a training config (or a compressed variant's plain widths),
-freezes it with TorchScript and runs torch.utils.mobile_optimizer.optimize_for_mobile, the
-XNNPACK path PyTorch ships for phones (conv-BN folding, prepacked XNNPACK ops). Weights are
-random: latency does not depend on their values. Comparison benchmark only: the product is C++.
+Builds the network described by a training config (or a compressed variant's plain widths) and
+times, on one thread:
+  pytorch_mobile  frozen TorchScript through torch.utils.mobile_optimizer.optimize_for_mobile, the
+                  XNNPACK path PyTorch ships for phones (conv-BN folding, prepacked XNNPACK ops);
+  qnnpack_int8    PyTorch's own int8 model, made the way PyTorch documents for mobile: eager-mode
+                  post-training static quantization, conv+BN(+ReLU) fused, residual adds through
+                  FloatFunctional, the default qnnpack qconfig, calibrated on random images,
+                  converted, scripted and frozen, run by the qnnpack engine.
+Weights are random: latency does not depend on their values. Comparison benchmark only: the
+product is C++.
 """
 import argparse
 import configparser
@@ -13,10 +19,59 @@ import sys
 import time
 
 import torch
+import torch.ao.quantization as tq
+import torch.nn as nn
 from torch.utils.mobile_optimizer import optimize_for_mobile
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from train_throughput import ResNet  # noqa: E402
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = None
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+        self.add = nn.quantized.FloatFunctional()
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        return self.add.add_relu(y, self.shortcut(x) if self.shortcut is not None else x)
+
+
+class QuantResNet(nn.Module):
+    def __init__(self, stem, widths, depths, cin=1, classes=10):
+        super().__init__()
+        self.quant = tq.QuantStub()
+        self.stem = nn.Sequential(nn.Conv2d(cin, stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem),
+                                  nn.ReLU())
+        blocks, c = [], stem
+        for i, (w, d) in enumerate(zip(widths, depths)):
+            for j in range(d):
+                blocks.append(Block(c, w, 2 if (i > 0 and j == 0) else 1))
+                c = w
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c, classes)
+        self.dequant = tq.DeQuantStub()
+
+    def forward(self, x):
+        x = self.blocks(self.stem(self.quant(x)))
+        return self.dequant(self.fc(torch.flatten(self.pool(x), 1)))
+
+    def fuse(self):
+        tq.fuse_modules(self.stem, [["0", "1", "2"]], inplace=True)
+        for b in self.blocks:
+            tq.fuse_modules(b, [["conv1", "bn1", "relu1"], ["conv2", "bn2"]], inplace=True)
+            if b.shortcut is not None:
+                tq.fuse_modules(b.shortcut, [["0", "1"]], inplace=True)
 
 
 def median_ms(fn, x, runs):
@@ -53,7 +108,18 @@ def main():
         traced = torch.jit.freeze(torch.jit.trace(model, x))
         mobile = optimize_for_mobile(traced)
         mobile_ms = median_ms(mobile, x, a.runs)
-    print(f"python_eager_ms {eager:.4f} pytorch_mobile_ms {mobile_ms:.4f}")
+    torch.backends.quantized.engine = "qnnpack"
+    qmodel = QuantResNet(stem, widths, ints(m["depths"])).eval()
+    qmodel.fuse()
+    qmodel.qconfig = tq.get_default_qconfig("qnnpack")
+    tq.prepare(qmodel, inplace=True)
+    with torch.no_grad():
+        for _ in range(8):
+            qmodel(torch.randn(32, 1, 28, 28))
+        tq.convert(qmodel, inplace=True)
+        qnnpack_ms = median_ms(torch.jit.freeze(torch.jit.script(qmodel)), x, a.runs)
+    print(f"python_eager_ms {eager:.4f} pytorch_mobile_ms {mobile_ms:.4f} "
+          f"qnnpack_int8_ms {qnnpack_ms:.4f}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Latency prediction error of a scenario trace written by `adascale-run --scenario`.
 
 For each trace CSV given, prints the median and 90th percentile of |predicted - observed| /
-observed per request, over all requests, the contended ones (burners running) and the idle ones.
-The predictions are the profiler's, online correction included, at the time each request began.
+observed per request, over all requests, the contended ones (burners running) and the idle ones,
+twice: with the profiler's online correction (the prediction the loop acted on) and without it
+(the catalog latency scaled by the sensed contention only, predicted_uncorrected_ms), both taken
+at the time each request began, for the same requests.
 usage: python3 scripts/bench/prediction_error.py runs/scenarios/*-adaptive.csv
 """
 import csv
@@ -22,13 +24,16 @@ def main(paths):
     for path in paths:
         with open(path) as f:
             rows = list(csv.DictReader(f))
-        def errors(pick):
-            return [abs(float(r["predicted_ms"]) - float(r["observed_ms"])) / float(r["observed_ms"])
-                    for r in rows if pick(r)]
+        def errors(column, pick):
+            return [abs(float(r[column]) - float(r["observed_ms"])) / float(r["observed_ms"])
+                    for r in rows if r.get(column) and pick(r)]
         print(path)
-        print("  all       ", quantiles(errors(lambda r: True)))
-        print("  contended ", quantiles(errors(lambda r: int(r["burners"]) > 0)))
-        print("  idle      ", quantiles(errors(lambda r: int(r["burners"]) == 0)))
+        for column, label in (("predicted_ms", "corrected"),
+                              ("predicted_uncorrected_ms", "uncorrected")):
+            print(f" {label}")
+            print("  all       ", quantiles(errors(column, lambda r: True)))
+            print("  contended ", quantiles(errors(column, lambda r: int(r["burners"]) > 0)))
+            print("  idle      ", quantiles(errors(column, lambda r: int(r["burners"]) == 0)))
 
 
 if __name__ == "__main__":

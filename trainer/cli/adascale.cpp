@@ -2,17 +2,22 @@
 //   adascale train --config configs/X.ini [--resume] [--section.key value ...]
 //   adascale eval  --checkpoint runs/X/checkpoint.h5 [--split test|validation] [--threads N]
 // Errors are one line on stderr; exit code 2 for bad usage or config, 1 for everything else.
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "export/bundle_exporter.h"
+#include "export/int8_quantizer.h"
+#include "export/resnet_export.h"
 #include "trainer/compression.h"
 #include "trainer/progress.h"
 #include "trainer/supernet.h"
@@ -32,7 +37,7 @@ const char* kUsage =
     "        [supernet] section trains the multi-branch network; --independent trains each of\n"
     "        its branches as a model of its own instead, for comparison\n"
     "  eval  --checkpoint FILE [--split test|validation] [--threads N] [--data-root DIR]\n"
-    "        [--branches all|NAME,...] [--csv] [--latency-runs N]\n"
+    "        [--branches all|NAME,...] [--precisions fp32,int8] [--csv] [--latency-runs N]\n"
     "        accuracy, loss and confusion matrix of a checkpoint; --branches: one row per branch\n"
     "        of a multi-branch checkpoint (accuracy, MACs, params, weight bytes, LibTorch "
     "latency)\n"
@@ -41,11 +46,13 @@ const char* kUsage =
     "        physically compress a trained ResNet: OPS is an ordered list such as\n"
     "        prune:0.5,lowrank:0.25 or prune:0.75,dpconv@2/3 or fire:0.25\n"
     "  export --checkpoint FILE [--checkpoint FILE ...] --out DIR.bundle [--threads N]\n"
-    "        [--branches all|pareto|NAME,...] [--parity-images N] [--test-images N]\n"
+    "        [--branches all|pareto|NAME,...] [--precisions fp32,int8] [--parity-images N]\n"
+    "        [--test-images N] [--qat-steps N]\n"
     "        [--latency-runs N]\n"
     "        one bundle, one branch per checkpoint (the backbone and its compressed variants) or\n"
     "        per chosen branch of a multi-branch checkpoint, each profiled in the runtime and\n"
-    "        checked for parity against LibTorch\n";
+    "        checked for parity against LibTorch; int8 branches (NAME>int8, or --precisions)\n"
+    "        are calibrated and fine-tuned on training images first ([supernet] qat_* keys)\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -131,16 +138,32 @@ EvalData test_data(const trainer::Checkpoint& ckpt, const trainer::TrainConfig& 
   return d;
 }
 
+// precisions named by --precisions ("" keeps `fallback`)
+std::vector<std::string> parse_precisions(const std::string& text,
+                                          const std::vector<std::string>& fallback) {
+  if (text.empty()) return fallback;
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string p;
+  while (std::getline(ss, p, ','))
+    if (p != "fp32" && p != "int8")
+      throw UsageError("--precisions: unknown precision '" + p + "' (known: fp32, int8)");
+    else
+      out.push_back(p);
+  if (out.empty()) throw UsageError("--precisions is empty");
+  return out;
+}
+
 // branches of a multi-branch checkpoint named by --branches: all, pareto (accuracy vs MACs from
-// the results stored at training time) or a comma-separated list of canonical names
-std::vector<size_t> select_branches(const trainer::Supernet& net, const std::string& text,
-                                    bool allow_pareto) {
-  std::vector<size_t> out;
+// the results stored at training time) or a comma-separated list of canonical names ("NAME>int8"
+// for an int8 twin); all and pareto come in every one of `precisions`
+std::vector<trainer::BranchRef> select_branches(const trainer::Supernet& net,
+                                                const std::string& text, bool allow_pareto,
+                                                const std::vector<std::string>& precisions) {
+  std::vector<size_t> picked;
   if (text == "all") {
-    for (size_t b = 0; b < net.branch_count(); ++b) out.push_back(b);
-    return out;
-  }
-  if (text == "pareto" && allow_pareto) {
+    for (size_t b = 0; b < net.branch_count(); ++b) picked.push_back(b);
+  } else if (text == "pareto" && allow_pareto) {
     std::vector<double> acc(net.branch_count(), -1.0);
     const auto spec = nlohmann::json::parse(net.spec_json());
     if (spec.contains("training"))
@@ -154,23 +177,51 @@ std::vector<size_t> select_branches(const trainer::Supernet& net, const std::str
         dominated =
             dominated || (q != b && net.branch_macs(q) <= net.branch_macs(b) && acc[q] >= acc[b] &&
                           (net.branch_macs(q) < net.branch_macs(b) || acc[q] > acc[b]));
-      if (!dominated) out.push_back(b);
+      if (!dominated) picked.push_back(b);
     }
+  }
+  std::vector<trainer::BranchRef> out;
+  if (!picked.empty() || text == "all" || (text == "pareto" && allow_pareto)) {
+    for (const auto& p : precisions)
+      for (size_t b : picked)
+        out.push_back({b, p == "int8", net.branch(b).name + (p == "int8" ? ">int8" : "")});
     return out;
   }
   std::stringstream ss(text);
   std::string name;
   while (std::getline(ss, name, ',')) {
-    const int b = net.space().find(name);
+    const bool int8 = name.size() > 5 && name.compare(name.size() - 5, 5, ">int8") == 0;
+    const int b = net.space().find(int8 ? name.substr(0, name.size() - 5) : name);
     if (b < 0) {
       std::string known;
       for (size_t i = 0; i < net.branch_count(); ++i) known += (i ? ", " : "") + net.branch(i).name;
-      throw trainer::ConfigError("--branches: no branch '" + name + "' (branches: " + known + ")");
+      throw trainer::ConfigError("--branches: no branch '" + name + "' (branches: " + known +
+                                 ", each also as NAME>int8)");
     }
-    out.push_back(static_cast<size_t>(b));
+    out.push_back({static_cast<size_t>(b), int8, name});
   }
   if (out.empty()) throw UsageError("--branches is empty");
   return out;
+}
+
+// calibration / fine-tuning images of int8 branches: a seeded sample of the training split,
+// normalized like the checkpoint, and the [supernet] qat settings of its config
+struct Int8Setup {
+  torch::Tensor images, labels;
+  exporter::QuantizationOptions options;
+};
+Int8Setup int8_setup(const trainer::TrainConfig& config, const trainer::Checkpoint& ckpt) {
+  Int8Setup s;
+  const auto& sc = config.supernet;
+  s.options.calibration_images = sc.qat_images;
+  s.options.qat_steps = sc.qat_steps;
+  s.options.qat_lr = sc.qat_lr;
+  s.options.percentile = sc.qat_percentile;
+  s.options.seed = config.train.seed;
+  const auto rd = trainer::load_run_data(config);
+  std::tie(s.images, s.labels) = trainer::calibration_sample(
+      rd, sc.qat_images, config.train.seed + 17, {ckpt.normalize_mean, ckpt.normalize_std});
+  return s;
 }
 
 // median batch-1 latency of a LibTorch module on one thread, after a warm-up
@@ -192,13 +243,14 @@ double libtorch_latency_ms(trainer::Backbone& model, const torch::Tensor& image,
 }
 
 int cmd_eval(const std::vector<std::string>& args) {
-  std::string ckpt_path, split = "test", data_root, branches;
+  std::string ckpt_path, split = "test", data_root, branches, precisions;
   int threads = 2;
   bool csv = false;
   int64_t latency_runs = 200;
   po::options_description desc("eval");
   desc.add_options()("checkpoint", po::value(&ckpt_path)->required())(
-      "branches", po::value(&branches)->default_value(""))("csv", po::bool_switch(&csv))(
+      "branches", po::value(&branches)->default_value(""))(
+      "precisions", po::value(&precisions)->default_value(""))("csv", po::bool_switch(&csv))(
       "latency-runs", po::value(&latency_runs)->default_value(latency_runs))(
       "split", po::value(&split)->default_value(split))(
       "threads", po::value(&threads)->default_value(threads))(
@@ -216,9 +268,11 @@ int cmd_eval(const std::vector<std::string>& args) {
   if (!branches.empty() && !net)
     throw UsageError("--branches needs a multi-branch checkpoint; " + ckpt_path + " holds " +
                      ckpt.architecture);
-  const auto chosen =
-      net && !branches.empty() ? select_branches(*net, branches, false) : std::vector<size_t>{};
   auto config = trainer::parse_config_text(ckpt.config_ini, ckpt_path + " (stored config)");
+  const auto chosen = net && !branches.empty()
+                          ? select_branches(*net, branches, false,
+                                            parse_precisions(precisions, net->space().precisions))
+                          : std::vector<trainer::BranchRef>{};
   if (!data_root.empty()) config.data.root = data_root;
   auto data = test_data(ckpt, config);
   data::DatasetPtr set = data.set;
@@ -242,24 +296,52 @@ int cmd_eval(const std::vector<std::string>& args) {
     else
       std::printf(
           "%s split, %lld images; latency: LibTorch eager, batch 1, 1 thread, median of "
-          "%lld runs\n%-28s %9s %10s %9s %12s %12s\n",
+          "%lld runs\n%-34s %9s %10s %9s %12s %12s\n",
           split.c_str(), static_cast<long long>(indices.size()),
           static_cast<long long>(latency_runs), "branch", "accuracy", "M MACs", "params",
           "weight bytes", "latency ms");
-    for (size_t b : chosen) {
-      const auto physical = net->physical(b);
-      const auto r = trainer::evaluate(*physical, loader, set->num_classes());
+    std::optional<Int8Setup> int8;
+    for (const auto& ref : chosen) {
+      const auto physical = net->physical(ref.branch);
       const auto cost = trainer::measure_cost(*physical, shape.channels, shape.height, shape.width);
-      const double ms = libtorch_latency_ms(*physical, image, latency_runs);
-      const auto bytes = static_cast<long long>(cost.params * sizeof(float));
+      double accuracy = 0, ms = std::nan("");
+      auto bytes = static_cast<long long>(cost.params * sizeof(float));
+      if (ref.int8) {
+        // the int8 twin as the exporter builds it; accuracy of its fake-quant LibTorch model
+        if (!int8) int8 = int8_setup(config, ckpt);
+        const auto m = net->materialize(ref.branch);
+        BundleWriter scratch, int8_tensors;
+        exporter::TensorStore fp32_store(scratch), int8_store(int8_tensors);
+        exporter::TorchBranch fq(exporter::lower_resnet(m.spec, m.state, ref.name, fp32_store),
+                                 scratch.constants());
+        std::ostringstream log;
+        exporter::quantize_branch(fq, int8->images, int8->labels, int8->options, log);
+        exporter::lower_int8(fq, ref.name, int8_store);
+        bytes = 0;
+        for (const auto& [name, c] : int8_tensors.constants())
+          bytes += shape_elements(c.shape) * static_cast<long long>(dtype_size(c.dtype));
+        torch::NoGradGuard no_grad;
+        int64_t correct = 0, total = 0;
+        loader.start_epoch(0);
+        while (auto batch = loader.next()) {
+          correct +=
+              fq.forward(batch->images, true).argmax(1).eq(batch->labels).sum().item<int64_t>();
+          total += batch->labels.size(0);
+        }
+        accuracy = static_cast<double>(correct) / static_cast<double>(total);
+      } else {
+        accuracy = trainer::evaluate(*physical, loader, set->num_classes()).accuracy;
+        ms = libtorch_latency_ms(*physical, image, latency_runs);
+      }
+      // int8 latency: the runtime's, measured by export (LibTorch has no kernel for this graph)
       if (csv)
-        std::printf("%s,%.6f,%lld,%lld,%lld,%.6f\n", net->branch(b).name.c_str(), r.accuracy,
+        std::printf("%s,%.6f,%lld,%lld,%lld,%s\n", ref.name.c_str(), accuracy,
                     static_cast<long long>(cost.macs), static_cast<long long>(cost.params), bytes,
-                    ms);
+                    std::isnan(ms) ? "" : std::to_string(ms).c_str());
       else
-        std::printf("%-28s %8.2f%% %10.2f %9lld %12lld %12.3f\n", net->branch(b).name.c_str(),
-                    100.0 * r.accuracy, cost.macs / 1e6, static_cast<long long>(cost.params), bytes,
-                    ms);
+        std::printf("%-34s %8.2f%% %10.2f %9lld %12lld %12s\n", ref.name.c_str(), 100.0 * accuracy,
+                    cost.macs / 1e6, static_cast<long long>(cost.params), bytes,
+                    std::isnan(ms) ? "export" : std::to_string(ms).substr(0, 6).c_str());
     }
     return 0;
   }
@@ -361,7 +443,8 @@ int cmd_compress(const std::vector<std::string>& args) {
 
 int cmd_export(const std::vector<std::string>& args) {
   std::vector<std::string> ckpt_paths;
-  std::string out_path, branches;
+  std::string out_path, branches, precisions;
+  int64_t qat_steps = -1;
   exporter::ExportOptions opts;
   int64_t test_images = 0;
   po::options_description desc("export");
@@ -371,7 +454,9 @@ int cmd_export(const std::vector<std::string>& args) {
       "parity-images", po::value(&opts.parity_images)->default_value(opts.parity_images))(
       "test-images", po::value(&test_images)->default_value(0))(
       "latency-runs", po::value(&opts.latency_runs)->default_value(opts.latency_runs))(
-      "branches", po::value(&branches)->default_value(""));
+      "branches", po::value(&branches)->default_value(""))(
+      "precisions", po::value(&precisions)->default_value(""))(
+      "qat-steps", po::value(&qat_steps)->default_value(qat_steps));
   parse_options(desc, args);
   if (opts.threads < 1) throw UsageError("--threads must be >= 1");
   if (opts.parity_images < 1) throw UsageError("--parity-images must be >= 1");
@@ -399,14 +484,18 @@ int cmd_export(const std::vector<std::string>& args) {
                                  ckpt_paths.front());
     }
     if (net) {
-      for (size_t b : select_branches(*net, branches.empty() ? "all" : branches, true)) {
-        auto m = net->materialize(b);
-        sources.push_back({net->branch(b).name, m.spec, m.state});
+      for (const auto& ref :
+           select_branches(*net, branches.empty() ? "all" : branches, true,
+                           parse_precisions(precisions, net->space().precisions))) {
+        auto m = net->materialize(ref.branch);
+        sources.push_back({ref.name, m.spec, m.state, ref.int8});
       }
       continue;
     }
-    sources.push_back({ckpt.lineage.empty() ? "backbone" : ckpt.lineage, resnet->spec(),
-                       trainer::module_state(*resnet)});
+    const std::string name = ckpt.lineage.empty() ? "backbone" : ckpt.lineage;
+    for (const auto& p : parse_precisions(precisions, {"fp32"}))
+      sources.push_back({name + (p == "int8" ? ">int8" : ""), resnet->spec(),
+                         trainer::module_state(*resnet), p == "int8"});
   }
   auto config = trainer::parse_config_text(first.config_ini, ckpt_paths.front());
   if (test_images > 0) config.data.limit_test = test_images;
@@ -419,6 +508,16 @@ int cmd_export(const std::vector<std::string>& args) {
     ys.push_back(b->labels);
   }
   opts.model_name = config.name;
+  if (std::any_of(sources.begin(), sources.end(), [](const auto& s) { return s.int8; })) {
+    auto setup = int8_setup(config, first);
+    if (qat_steps >= 0) setup.options.qat_steps = qat_steps;
+    opts.calibration_images = setup.images;
+    opts.calibration_labels = setup.labels;
+    opts.quantization = setup.options;
+    std::cout << "int8 branches: calibration on " << setup.images.size(0)
+              << " training images, then " << setup.options.qat_steps
+              << " quantization-aware fine-tuning steps each ([supernet] qat_* keys)\n";
+  }
   opts.class_names = first.class_names;
   opts.mean = first.normalize_mean;
   opts.std = first.normalize_std;
