@@ -23,16 +23,20 @@ ActivationObserver::ActivationObserver(double percentile) : percentile_(percenti
 }
 
 void ActivationObserver::observe(const torch::Tensor& x) {
-  auto v = x.detach().to(torch::kFloat64).reshape({-1});
-  if (v.numel() == 0) return;
+  auto v = x.detach().to(torch::kFloat32).reshape({-1});
+  const int64_t n = v.numel();
+  if (n == 0) return;
   double lo, hi;
   if (percentile_ >= 100.0) {
     lo = v.min().item<double>();
     hi = v.max().item<double>();
   } else {
+    // order statistics by selection (linear time; a full quantile sorts millions of values)
     const double q = percentile_ / 100.0;
-    lo = torch::quantile(v, 1.0 - q).item<double>();
-    hi = torch::quantile(v, q).item<double>();
+    const auto k_lo = static_cast<int64_t>(std::floor((1.0 - q) * static_cast<double>(n - 1)));
+    const auto k_hi = static_cast<int64_t>(std::ceil(q * static_cast<double>(n - 1)));
+    lo = std::get<0>(torch::kthvalue(v, k_lo + 1)).item<double>();
+    hi = std::get<0>(torch::kthvalue(v, k_hi + 1)).item<double>();
   }
   // min/max accumulate; percentiles average over batches (one outlier batch cannot stretch them)
   if (batches_ == 0 || percentile_ >= 100.0) {
