@@ -276,6 +276,7 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
   result.weights_file_bytes =
       std::filesystem::file_size(std::filesystem::path(out_path) / "weights.bin");
   result.shared_tensors = store.shared_hits();
+  result.sliced_tensors = store.slice_hits();
   return result;
 }
 

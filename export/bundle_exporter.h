@@ -61,7 +61,8 @@ struct ExportResult {
   size_t weights_file_bytes = 0;  // weights.bin alone (aligned, shared tensors stored once)
   size_t separate_bytes = 0;      // the branches stored as separate models
   size_t largest_branch_bytes = 0;
-  size_t shared_tensors = 0;
+  size_t shared_tensors = 0;  // tensors referenced whole by more than one branch
+  size_t sliced_tensors = 0;  // weights referenced as the leading slice of a stored one
 };
 
 // images: normalized NCHW held-out images with labels; throws on parity failure or bad input

@@ -56,6 +56,8 @@ TorchBranch::TorchBranch(const Branch& shared, const ConstantMap& shared_constan
   const Status s = derive_weights(shared, shared_constants, /*materialize=*/true, &derived);
   if (!s.ok()) throw std::invalid_argument("int8: " + s.message);
   branch_ = derived.branch;
+  for (const auto& n : branch_.nodes)
+    if (n.output == branch_.output && n.op == "fully_connected") float_head_ = n.output;
   const ConstantMap& constants = derived.constants;
   for (const auto& n : branch_.nodes)
     for (const auto& [slot, name] : n.params) {
@@ -89,7 +91,19 @@ torch::Tensor TorchBranch::run(const torch::Tensor& images, bool quantized,
   };
   auto w_of = [&](const Node& n, const std::string& slot) {
     const auto& w = weight_of(weights_, n, slot);
-    return quantized && slot == "weight" ? compress::fake_quantize_weight(w) : w;
+    return quantized && slot == "weight" && n.output != float_head_
+               ? compress::fake_quantize_weight(w)
+               : w;
+  };
+  // the int32 bias the int8 node adds, at scale input_scale x weight_scale[o]
+  auto bias_of = [&](const Node& n) {
+    if (!n.params.count("bias")) return torch::Tensor();
+    const auto& b = weight_of(weights_, n, "bias");
+    if (!quantized || n.output == float_head_) return b;
+    const auto& w = weight_of(weights_, n, "weight");
+    const auto step =
+        compress::quantize_weight_per_channel(w).scale * act_.at(n.inputs.at(0)).scale;
+    return b + (torch::round(b.detach() / step) * step - b.detach()).detach();
   };
   auto in = [&](const Node& n, size_t i) -> const torch::Tensor& {
     auto it = env.find(n.inputs.at(i));
@@ -109,7 +123,7 @@ torch::Tensor TorchBranch::run(const torch::Tensor& images, bool quantized,
         x = torch::constant_pad_nd(x, {pad[1], pad[3], pad[0], pad[2]}, 0.0);
         padding = {0, 0};
       }
-      const auto bias = n.params.count("bias") ? w_of(n, "bias") : torch::Tensor();
+      const auto bias = bias_of(n);
       y = torch::conv2d(x, w_of(n, "weight"), bias, stride, padding, {1, 1},
                         n.attrs.get_int("groups", 1));
       y = point(n.output, activate(y, n));
@@ -118,9 +132,9 @@ torch::Tensor TorchBranch::run(const torch::Tensor& images, bool quantized,
     } else if (n.op == "global_avg_pool") {
       y = point(n.output, in(n, 0).mean({2, 3}, true));
     } else if (n.op == "fully_connected") {
-      const auto bias = n.params.count("bias") ? w_of(n, "bias") : torch::Tensor();
-      y = point(n.output,
-                activate(torch::linear(flatten_nhwc(in(n, 0)), w_of(n, "weight"), bias), n));
+      const auto bias = bias_of(n);
+      y = activate(torch::linear(flatten_nhwc(in(n, 0)), w_of(n, "weight"), bias), n);
+      if (n.output != float_head_) y = point(n.output, y);
     } else if (n.op == "relu") {
       y = torch::relu(in(n, 0));
     } else if (n.op == "relu6") {
@@ -151,7 +165,8 @@ void TorchBranch::calibrate(const torch::Tensor& images, double percentile) {
   std::map<std::string, ActivationObserver> observers;
   observers.emplace(branch_.input, ActivationObserver(percentile));
   for (const auto& n : branch_.nodes)
-    if (kRequantizing.count(n.op)) observers.emplace(n.output, ActivationObserver(percentile));
+    if (kRequantizing.count(n.op) && n.output != float_head_)
+      observers.emplace(n.output, ActivationObserver(percentile));
   for (int64_t i = 0; i < images.size(0); i += 256)
     run(images.slice(0, i, std::min(images.size(0), i + 256)), false, &observers);
   // concatenated tensors share one scale and zero point: their producers get the union range
@@ -252,8 +267,9 @@ Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore
   const auto& weights = model.weights();
   const std::string prefix = name + "/";
   const std::string qin = src.input + "#q", qout = src.output + "#q";
+  const bool float_head = !model.float_head().empty();
   auto rename = [&](const std::string& t) {
-    return t == src.input ? qin : t == src.output ? qout : t;
+    return t == src.input ? qin : t == src.output && !float_head ? qout : t;
   };
   auto set_out = [](Node& n, QuantParams p) {
     n.attrs.set("out_scale", static_cast<double>(p.scale))
@@ -274,6 +290,22 @@ Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore
     Node m = n;
     for (auto& i : m.inputs) i = rename(i);
     m.output = rename(n.output);
+    if (n.output == model.float_head()) {
+      // the classifier reads dequantized features and answers float logits: a tie between
+      // two int8 logits would otherwise decide top-1 by an output rounding
+      Node d;
+      d.op = "dequantize";
+      d.inputs = {m.inputs.at(0)};
+      d.output = m.inputs[0] + "#f";
+      b.nodes.push_back(d);
+      m.inputs = {d.output};
+      const std::string base = prefix + "f" + std::to_string(counter++) + "." + n.op;
+      m.params["weight"] = store.add(base + ".w", weights.at(n.params.at("weight")));
+      if (n.params.count("bias"))
+        m.params["bias"] = store.add(base + ".b", weights.at(n.params.at("bias")));
+      b.nodes.push_back(m);
+      continue;
+    }
     if (n.op == "conv2d" || n.op == "fully_connected") {
       const auto& w = weights.at(n.params.at("weight"));
       const auto qw = compress::quantize_weight_per_channel(w);
@@ -289,11 +321,13 @@ Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore
     if (kRequantizing.count(n.op)) set_out(m, act.at(n.output));
     b.nodes.push_back(m);
   }
-  Node d;
-  d.op = "dequantize";
-  d.inputs = {qout};
-  d.output = src.output;
-  b.nodes.push_back(d);
+  if (!float_head) {
+    Node d;
+    d.op = "dequantize";
+    d.inputs = {qout};
+    d.output = src.output;
+    b.nodes.push_back(d);
+  }
   return b;
 }
 

@@ -4,7 +4,9 @@
 // that graph in LibTorch and can simulate the runtime's int8 arithmetic (docs/int8-arithmetic.md)
 // by fake quantization at every point where the int8 branch holds int8 tensors: the input, and
 // the output of every conv2d / add / global_avg_pool / fully_connected (relu, concat, flatten and
-// max_pool keep their input's quantization). Weights are per-output-channel symmetric.
+// max_pool keep their input's quantization). Weights are per-output-channel symmetric. The final
+// classifier (a fully_connected producing the logits) stays float32 on dequantized features: it
+// is a sliver of the work, and int8 logits would tie and flip top-1 on a rounding.
 //
 // Int8Quantizer builds an int8 branch from it in three steps:
 //   calibrate  observe every quantization point on training images (percentile ranges);
@@ -14,7 +16,7 @@
 //              other branches never move;
 //   lower      int8 conv / fc weights with per-channel scales and int32 biases, out_scale /
 //              out_zero_point on every int8 node, a quantize node after the input and a
-//              dequantize node producing the float logits.
+//              dequantize node before the float classifier.
 // The fake-quant forward is the LibTorch model the exporter checks the int8 branch against.
 #pragma once
 
@@ -56,6 +58,9 @@ class TorchBranch {
   std::map<std::string, torch::Tensor>& weights() { return weights_; }
   const std::map<std::string, torch::Tensor>& weights() const { return weights_; }
   const Branch& graph() const { return branch_; }
+  // the fully_connected node answering the logits, kept in float (empty when the branch ends
+  // otherwise): its input is dequantized instead
+  const std::string& float_head() const { return float_head_; }
   const std::map<std::string, compress::QuantParams>& activations() const { return act_; }
 
  private:
@@ -65,6 +70,7 @@ class TorchBranch {
   Branch branch_;
   std::map<std::string, torch::Tensor> weights_;
   std::map<std::string, compress::QuantParams> act_;  // by activation tensor name
+  std::string float_head_;
 };
 
 struct Int8Report {

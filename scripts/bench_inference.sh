@@ -28,7 +28,7 @@ rows=()
 for r in $(seq "$rounds"); do
   out=$("$bin" export --checkpoint "$ckpt" --checkpoint "$work/small.h5" --out "$work/b.bundle" \
           --precisions fp32,int8 --qat-steps 0 --latency-runs 1000 --test-images 256 \
-          --parity-images 64)
+          --parity-images 200)
   rm -rf "$work/b.bundle"
   big=$(echo "$out" | awk '$1 == "backbone" {print $5, $9}')
   small=$(echo "$out" | awk '$1 == "prune0.25" {print $5, $9}')

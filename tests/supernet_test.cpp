@@ -100,6 +100,7 @@ TEST(BranchSpace, ShippedConfigHasSixteenBranchesOverEightTimesTheMacs) {
   const auto base = ResNetSpec::from_config(c.model, 1, 10);
   const Supernet net(base, BranchSpace::from_config(c.supernet, base), 28, 28);
   EXPECT_EQ(net.branch_count(), 16u);
+  EXPECT_EQ(net.space().deployable().size(), 32u);  // each also as an int8 twin
   EXPECT_GE(net.branch_macs(net.largest()), 8 * net.branch_macs(net.smallest()));
 }
 

@@ -527,10 +527,11 @@ int cmd_export(const std::vector<std::string>& args) {
       exporter::export_bundle(sources, torch::cat(xs), torch::cat(ys), out_path, opts, std::cout);
   std::printf(
       "wrote %s: %zu bytes; weights.bin %zu bytes = %.2fx the largest branch alone (%zu "
-      "weight bytes); the branches as separate models: %zu bytes; %zu tensors shared\n",
+      "weight bytes); the branches as separate models: %zu bytes; %zu tensors shared, %zu "
+      "weights used as slices of wider ones\n",
       out_path.c_str(), r.bundle_bytes, r.weights_file_bytes,
       static_cast<double>(r.weights_file_bytes) / r.largest_branch_bytes, r.largest_branch_bytes,
-      r.separate_bytes, r.shared_tensors);
+      r.separate_bytes, r.shared_tensors, r.sliced_tensors);
   return 0;
 }
 
