@@ -7,33 +7,13 @@
 
 #include "datasets/dataset.h"
 #include "datasets/detail.h"
+#include "datasets/hdf5_handle.h"
 
 namespace adascale::data {
 
 namespace {
 
-// closes an HDF5 id on scope exit, so every early throw releases what was opened
-class H5Id {
- public:
-  H5Id(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  ~H5Id() {
-    if (id_ >= 0) close_(id_);
-  }
-  H5Id(const H5Id&) = delete;
-  H5Id& operator=(const H5Id&) = delete;
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-  // closes now and reports whether that worked (a file close flushes, so it can fail)
-  bool close() {
-    const herr_t r = id_ >= 0 ? close_(id_) : 0;
-    id_ = -1;
-    return r >= 0;
-  }
-
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
+using H5Id = adascale::H5Handle;
 
 // the library prints its error stack to stderr by default; we report through DataError instead
 void quiet_hdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }

@@ -7,25 +7,12 @@
 #include <filesystem>
 #include <sstream>
 
+#include "datasets/hdf5_handle.h"
+
 namespace adascale::trainer {
 namespace {
 
-// owns one HDF5 identifier and closes it with the matching H5?close
-class H5Handle {
- public:
-  H5Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  ~H5Handle() {
-    if (id_ >= 0) close_(id_);
-  }
-  H5Handle(const H5Handle&) = delete;
-  H5Handle& operator=(const H5Handle&) = delete;
-  operator hid_t() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
+using adascale::H5Handle;
 
 struct Context {
   std::string path;

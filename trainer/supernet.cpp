@@ -666,6 +666,11 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
   for (size_t b = 0; b < net->branch_count(); ++b)
     log << "  " << std::left << std::setw(28) << net->branch(b).name << std::right << std::setw(8)
         << net->branch_macs(b) / 1e6 << " M MACs\n";
+  if (std::find(space.precisions.begin(), space.precisions.end(), "int8") != space.precisions.end())
+    log << "precision int8: each branch also has an int8 twin, derived from it when evaluated or "
+           "exported (calibration on "
+        << sc.qat_images << " training images, then the QAT phase: " << sc.qat_steps
+        << " fake-quant fine-tuning steps of the twin's own weights)\n";
 
   json phases = json::array();
   auto phase_done = [&](const std::string& name, std::chrono::steady_clock::time_point t0,
