@@ -223,6 +223,22 @@ TEST(Supernet, ExitHeadsAreFittedToTheLargestBranch) {
     EXPECT_LT(error(b), 0.5 * before[b]) << net->branch(b).name;
   }
   EXPECT_EQ(exits, 9);  // 3 widths x 3 ops, exit after stage 2
+
+  // with labels, the head is then trained on them (and the largest's soft answers): the label
+  // loss falls below the ridge fit's, and full-depth branches still do not move
+  const auto labels = torch::randint(0, 5, {256});
+  auto label_loss = [&](size_t b) {
+    return torch::nll_loss(torch::log_softmax(net->forward_branch(b, images), 1), labels)
+        .item<double>();
+  };
+  std::vector<double> ridge;
+  for (size_t b = 0; b < net->branch_count(); ++b) ridge.push_back(label_loss(b));
+  net->fit_exit_heads(images, labels, 0.5, 200);
+  for (size_t b = 0; b < net->branch_count(); ++b)
+    if (net->is_early_exit(b))
+      EXPECT_LT(label_loss(b), ridge[b]) << net->branch(b).name;
+    else
+      EXPECT_EQ(label_loss(b), ridge[b]) << net->branch(b).name;
 }
 
 TEST(Supernet, NarrowBranchTrainsOnlyLeadingChannels) {

@@ -498,19 +498,37 @@ void Supernet::reset_private_bn() {
   bn_params_ = std::move(own);
 }
 
-void Supernet::fit_exit_heads(const torch::Tensor& images) {
+void Supernet::fit_exit_heads(const torch::Tensor& images, const torch::Tensor& labels,
+                              double distill_weight, int64_t steps) {
   if (exits_.empty()) return;
   torch::NoGradGuard no_grad;
   const bool was_training = is_training();
   eval();
   const auto target = forward_branch(largest_, images).to(torch::kFloat64);
+  const auto soft_target = torch::softmax(target, 1);
   for (auto& [b, head] : exits_) {
     const auto f = forward_features(static_cast<size_t>(b), images).to(torch::kFloat64);
     const auto x = torch::cat({f, torch::ones({f.size(0), 1}, f.options())}, 1);
     // ridge regression: a small multiple of the mean feature energy keeps the fit well posed
     auto gram = x.t().mm(x);
     gram += 1e-3 * gram.diagonal().mean() * torch::eye(gram.size(0), gram.options());
-    const auto solution = torch::linalg::solve(gram, x.t().mm(target), /*left=*/true);
+    auto solution = torch::linalg::solve(gram, x.t().mm(target), /*left=*/true);
+    if (labels.defined() && steps > 0) {
+      // then the classifier itself: cross-entropy on the labels mixed with the largest
+      // branch's soft answers, full batch on the fixed features (a convex problem)
+      torch::AutoGradMode grad(true);
+      auto w = solution.clone().requires_grad_(true);
+      torch::optim::Adam opt({w}, torch::optim::AdamOptions(0.01));
+      for (int64_t step = 0; step < steps; ++step) {
+        const auto logp = torch::log_softmax(x.mm(w), 1);
+        const auto loss = (1 - distill_weight) * torch::nll_loss(logp, labels) -
+                          distill_weight * (soft_target * logp).sum(1).mean();
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+      }
+      solution = w.detach();
+    }
     head->weight.copy_(solution.slice(0, 0, f.size(1)).t());
     head->bias.copy_(solution[f.size(1)]);
   }
@@ -706,8 +724,9 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
   }
 
   // 2. variant initialisation: importance order, SVD factors, distilled substitutions
-  const torch::Tensor cal =
-      calibration_images(rd, sc.calibration_images, config.train.seed, rd.stats);
+  torch::Tensor cal, cal_labels;  // (structured bindings cannot be captured by lambdas)
+  std::tie(cal, cal_labels) =
+      calibration_sample(rd, sc.calibration_images, config.train.seed, rd.stats);
   {
     const auto t0 = std::chrono::steady_clock::now();
     log << "phase 2/5: variant initialisation (importance order, SVD, distillation)\n";
@@ -821,10 +840,10 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
   {
     const auto t0 = std::chrono::steady_clock::now();
     log << "phase 4/5: BN recalibration of " << net->branch_count() << " branches on "
-        << cal.size(0) << " images, then early-exit heads fitted to the largest branch\n";
+        << cal.size(0) << " images, then early-exit heads fitted (labels and the largest branch)\n";
     torch::NoGradGuard no_grad;
     for (size_t b = 0; b < net->branch_count(); ++b) recalibrate_branch(*net, b, cal);
-    net->fit_exit_heads(cal);
+    net->fit_exit_heads(cal, cal_labels, sc.distill_weight);
     phase_done("bn-recalibration", t0, 0);
   }
 

@@ -106,12 +106,15 @@ class Supernet : public Backbone {
   // copies the shared BN scales and shifts, sliced, into every branch's private ones (after the
   // shared weights were loaded or initialised)
   void reset_private_bn();
-  // fits every early-exit head by distillation: ridge regression of the largest branch's logits
-  // on the pooled features of the exit branch's trunk (its own BN statistics), on `images`
-  // (normalized NCHW). Early exits are not trained jointly: their trunk is the full-depth branch
-  // of the same width and op (whose BN they share), and exit losses flowing into the shared
-  // trunk pulled the largest branch down by several points.
-  void fit_exit_heads(const torch::Tensor& images);
+  // fits every early-exit head on the pooled features of the exit branch's trunk (its own BN
+  // statistics) for `images` (normalized NCHW): ridge regression of the largest branch's logits,
+  // then, given labels, `steps` of full-batch training of the head alone on
+  // (1 - distill_weight) x cross-entropy + distill_weight x the largest branch's soft answers.
+  // Early exits are not trained jointly: their trunk is the full-depth branch of the same width
+  // and op (whose BN they share), and exit losses flowing into the shared trunk pulled the
+  // largest branch down by several points.
+  void fit_exit_heads(const torch::Tensor& images, const torch::Tensor& labels = {},
+                      double distill_weight = 0.5, int64_t steps = 300);
   bool is_early_exit(size_t b) const { return exits_.count(static_cast<int64_t>(b)) > 0; }
 
   std::string describe() const override;
