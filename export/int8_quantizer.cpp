@@ -198,8 +198,12 @@ Int8Report quantize_branch(TorchBranch& model, const torch::Tensor& images,
       o.distill_weight > 1)
     throw std::invalid_argument("int8: bad quantization options");
   const auto t0 = std::chrono::steady_clock::now();
-  const int saved_threads = torch::get_num_threads();
-  torch::set_num_threads(std::max(1, o.threads));
+  // intra-op threads for this work only, restored on every exit path
+  struct ThreadScope {
+    int saved = torch::get_num_threads();
+    explicit ThreadScope(int n) { torch::set_num_threads(std::max(1, n)); }
+    ~ThreadScope() { torch::set_num_threads(saved); }
+  } threads(o.threads);
   const int64_t n = std::min<int64_t>(images.size(0), o.calibration_images);
   auto x = images.slice(0, 0, n), y = labels.slice(0, 0, n);
   Int8Report r;
@@ -249,7 +253,6 @@ Int8Report quantize_branch(TorchBranch& model, const torch::Tensor& images,
       r.reverted = true;
     }
   }
-  torch::set_num_threads(saved_threads);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log << "    int8 " << model.graph().name << ": " << n << " calibration images, fp32 "
       << std::fixed << std::setprecision(2) << 100 * r.fp32_accuracy << "%, calibrated "
