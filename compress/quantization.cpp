@@ -93,7 +93,10 @@ torch::Tensor fake_quantize_weight(const torch::Tensor& weight) {
 
 torch::Tensor quantize_bias(const torch::Tensor& bias, QuantParams in, const QuantizedWeight& w) {
   auto scale = w.scale.to(torch::kFloat32) * in.scale;
-  return torch::round(bias.to(torch::kFloat32) / scale).to(torch::kInt32);
+  // a channel with (almost) no weight has a tiny step: saturate instead of wrapping around
+  return torch::clamp(torch::round(bias.to(torch::kFloat64) / scale.to(torch::kFloat64)),
+                      -2147483647.0, 2147483647.0)
+      .to(torch::kInt32);
 }
 
 torch::Tensor int8_conv2d_reference(const torch::Tensor& x_q, QuantParams in,

@@ -103,7 +103,9 @@ torch::Tensor TorchBranch::run(const torch::Tensor& images, bool quantized,
     const auto& w = weight_of(weights_, n, "weight");
     const auto step =
         compress::quantize_weight_per_channel(w).scale * act_.at(n.inputs.at(0)).scale;
-    return b + (torch::round(b.detach() / step) * step - b.detach()).detach();
+    // clamped to int32 like quantize_bias (a near-dead channel has a tiny step)
+    const auto q = torch::clamp(torch::round(b.detach() / step), -2147483647.0, 2147483647.0);
+    return b + (q * step - b.detach()).detach();
   };
   auto in = [&](const Node& n, size_t i) -> const torch::Tensor& {
     auto it = env.find(n.inputs.at(i));
@@ -149,7 +151,7 @@ torch::Tensor TorchBranch::run(const torch::Tensor& images, bool quantized,
       const auto pad = n.attrs.get_ints("pad", {0, 0, 0, 0});
       if (pad[0] != pad[2] || pad[1] != pad[3])
         throw std::invalid_argument("int8: max_pool2d " + n.output + ": asymmetric padding");
-      y = torch::max_pool2d(in(n, 0), n.attrs.get_ints("kernel", {}),
+      y = torch::max_pool2d(in(n, 0), n.attrs.get_ints("pool", {}),
                             n.attrs.get_ints("stride", {1, 1}), {pad[0], pad[1]});
     } else {
       throw std::invalid_argument("int8: op '" + n.op + "' (node " + n.output +

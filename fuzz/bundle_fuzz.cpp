@@ -23,8 +23,11 @@ constexpr int64_t kMaxActivationBytes = 8 << 20;
 constexpr int64_t kMaxWork = 20'000'000;
 
 bool cheap_enough(const Branch& branch, const Bundle& bundle) {
+  DerivedWeights derived;  // shapes only, as the bundle check sees shared weights
+  if (!derive_weights(branch, bundle.constants(), false, &derived).ok()) return false;
   std::unordered_map<std::string, TensorInfo> infos;
-  if (!infer_shapes(branch, bundle.input().nhwc(), bundle.constants(), &infos).ok()) return false;
+  if (!infer_shapes(derived.branch, bundle.input().nhwc(), derived.constants, &infos).ok())
+    return false;
   int64_t bytes = 0;
   for (const auto& kv : infos) {
     const int64_t elements = shape_elements(kv.second.shape);

@@ -843,7 +843,8 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
         << cal.size(0) << " images, then early-exit heads fitted (labels and the largest branch)\n";
     torch::NoGradGuard no_grad;
     for (size_t b = 0; b < net->branch_count(); ++b) recalibrate_branch(*net, b, cal);
-    net->fit_exit_heads(cal, cal_labels, sc.distill_weight);
+    // labels and the largest branch's answers weigh equally (whatever the joint phase used)
+    net->fit_exit_heads(cal, cal_labels, 0.5);
     phase_done("bn-recalibration", t0, 0);
   }
 

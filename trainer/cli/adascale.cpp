@@ -145,13 +145,22 @@ std::vector<std::string> parse_precisions(const std::string& text,
   std::vector<std::string> out;
   std::stringstream ss(text);
   std::string p;
-  while (std::getline(ss, p, ','))
+  while (std::getline(ss, p, ',')) {
     if (p != "fp32" && p != "int8")
       throw UsageError("--precisions: unknown precision '" + p + "' (known: fp32, int8)");
-    else
-      out.push_back(p);
+    if (std::find(out.begin(), out.end(), p) != out.end())
+      throw UsageError("--precisions: '" + p + "' is listed twice");
+    out.push_back(p);
+  }
   if (out.empty()) throw UsageError("--precisions is empty");
   return out;
+}
+
+// --precisions multiplies all / pareto; a named list says each branch's precision itself
+void check_precisions_use(const std::string& branches, const std::string& precisions) {
+  if (!precisions.empty() && !branches.empty() && branches != "all" && branches != "pareto")
+    throw UsageError(
+        "--precisions goes with --branches all or pareto; name an int8 twin NAME>int8");
 }
 
 // branches of a multi-branch checkpoint named by --branches: all, pareto (accuracy vs MACs from
@@ -269,6 +278,7 @@ int cmd_eval(const std::vector<std::string>& args) {
     throw UsageError("--branches needs a multi-branch checkpoint; " + ckpt_path + " holds " +
                      ckpt.architecture);
   auto config = trainer::parse_config_text(ckpt.config_ini, ckpt_path + " (stored config)");
+  check_precisions_use(branches, precisions);
   const auto chosen = net && !branches.empty()
                           ? select_branches(*net, branches, false,
                                             parse_precisions(precisions, net->space().precisions))
@@ -461,6 +471,7 @@ int cmd_export(const std::vector<std::string>& args) {
   if (opts.threads < 1) throw UsageError("--threads must be >= 1");
   if (opts.parity_images < 1) throw UsageError("--parity-images must be >= 1");
   if (opts.latency_runs < 1) throw UsageError("--latency-runs must be >= 1");
+  check_precisions_use(branches, precisions);
   torch::set_num_threads(1);
 
   std::vector<exporter::ExportSource> sources;
