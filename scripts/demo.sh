@@ -3,8 +3,8 @@
 # backbone, 16 physically smaller branches trained together, each also as an int8 twin), evaluate
 # every branch, export them as one bundle profiled in the LibTorch-free runtime, classify the test
 # set with it, then replay the standard contention scenario with the adaptation loop and the
-# static policies, and print the comparison table and where the pictures are. CONFIG picks another training config, OUT
-# another output folder (default runs/demo).
+# static policies, and print the comparison table and where the pictures are. CONFIG picks
+# another training config, OUT another output folder (default runs/demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # libgomp spins while waiting for work; on a busy 2-core machine that costs LibTorch several
