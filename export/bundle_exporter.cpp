@@ -116,15 +116,12 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
       if (!o.calibration_images.defined() || o.calibration_images.size(0) == 0)
         throw std::invalid_argument("export: int8 branch " + src.name +
                                     " needs calibration images");
-      // the fp32 graph goes to a scratch store: only the int8 tensors enter the bundle
-      BundleWriter scratch;
-      TensorStore scratch_store(scratch);
-      fake_quant = std::make_unique<TorchBranch>(
-          lower_resnet(src.spec, src.state, src.name, scratch_store), scratch.constants());
+      auto twin = make_int8_twin(src.spec, src.state, src.name, o.calibration_images,
+                                 o.calibration_labels, o.quantization, store, log);
+      fake_quant = std::move(twin.model);
       r.precision = "int8";
-      r.int8 = quantize_branch(*fake_quant, o.calibration_images, o.calibration_labels,
-                               o.quantization, log);
-      branch = lower_int8(*fake_quant, src.name, store);
+      r.int8 = twin.report;
+      branch = std::move(twin.graph);
     } else {
       branch = lower_resnet(src.spec, src.state, src.name, store);
     }

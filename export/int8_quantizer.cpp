@@ -336,4 +336,18 @@ Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore
   return b;
 }
 
+Int8Twin make_int8_twin(const trainer::ResNetSpec& spec, const compress::StateDict& state,
+                        const std::string& name, const torch::Tensor& images,
+                        const torch::Tensor& labels, const QuantizationOptions& options,
+                        TensorStore& store, std::ostream& log) {
+  BundleWriter scratch;
+  TensorStore scratch_store(scratch);
+  Int8Twin twin;
+  twin.model = std::make_unique<TorchBranch>(lower_resnet(spec, state, name, scratch_store),
+                                             scratch.constants());
+  twin.report = quantize_branch(*twin.model, images, labels, options, log);
+  twin.graph = lower_int8(*twin.model, name, store);
+  return twin;
+}
+
 }  // namespace adascale::exporter

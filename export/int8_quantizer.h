@@ -23,6 +23,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <memory>
 #include <ostream>
 #include <string>
 
@@ -89,5 +90,18 @@ Int8Report quantize_branch(TorchBranch& model, const torch::Tensor& images,
 
 // the int8 graph of a calibrated model, tensors stored through `store` under `name`/...
 Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore& store);
+
+// The int8 twin of a (materialized) ResNet, the one way eval and export build it: the fp32 graph
+// lowered into a scratch store (its tensors never enter `store`), calibrated and fine-tuned by
+// quantize_branch, then its int8 graph added to `store`.
+struct Int8Twin {
+  std::unique_ptr<TorchBranch> model;  // the fake-quant LibTorch model of `graph`
+  Branch graph;
+  Int8Report report;
+};
+Int8Twin make_int8_twin(const trainer::ResNetSpec& spec, const compress::StateDict& state,
+                        const std::string& name, const torch::Tensor& images,
+                        const torch::Tensor& labels, const QuantizationOptions& options,
+                        TensorStore& store, std::ostream& log);
 
 }  // namespace adascale::exporter

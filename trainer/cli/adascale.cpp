@@ -320,13 +320,12 @@ int cmd_eval(const std::vector<std::string>& args) {
         // the int8 twin as the exporter builds it; accuracy of its fake-quant LibTorch model
         if (!int8) int8 = int8_setup(config, ckpt);
         const auto m = net->materialize(ref.branch);
-        BundleWriter scratch, int8_tensors;
-        exporter::TensorStore fp32_store(scratch), int8_store(int8_tensors);
-        exporter::TorchBranch fq(exporter::lower_resnet(m.spec, m.state, ref.name, fp32_store),
-                                 scratch.constants());
+        BundleWriter int8_tensors;
+        exporter::TensorStore int8_store(int8_tensors);
         std::ostringstream log;
-        exporter::quantize_branch(fq, int8->images, int8->labels, int8->options, log);
-        exporter::lower_int8(fq, ref.name, int8_store);
+        const auto twin = exporter::make_int8_twin(m.spec, m.state, ref.name, int8->images,
+                                                   int8->labels, int8->options, int8_store, log);
+        const exporter::TorchBranch& fq = *twin.model;
         bytes = 0;
         for (const auto& [name, c] : int8_tensors.constants())
           bytes += shape_elements(c.shape) * static_cast<long long>(dtype_size(c.dtype));
