@@ -287,5 +287,31 @@ TEST(ProfilerTest, TailFactorFollowsTheSlowRequests) {
   EXPECT_GT(levels.tail_factor(3.0), 1.5);
 }
 
+TEST(ProfilerTest, AContendedLevelStartsFromThePriorUntilItHasItsOwnTail) {
+  DeviceProfile device;
+  device.tail_quantile = 0.9;
+  device.contended_tail_prior = 1.5;
+  Profiler profiler({costs_of(R"({"latency_ms":{"median":1.0}})")}, device);
+  const ContextSample s = idle_context();
+  for (int i = 0; i < 40; ++i) {
+    profiler.predict(s);
+    profiler.observe(0, 1.0, 1.0);  // a steady idle period
+  }
+  EXPECT_NEAR(profiler.tail_factor(1.0), 1.0, 1e-9);
+  // a load starts: no contended observation yet, so the prior, not the steady idle tail
+  EXPECT_DOUBLE_EQ(profiler.tail_factor(2.0), 1.5);
+  EXPECT_DOUBLE_EQ(profiler.tail_factor(3.0), 1.5);
+  // once the level has its own observations they decide, here a steadier one than the prior
+  for (int i = 0; i < 10; ++i) {
+    profiler.predict(s);
+    profiler.observe(0, 2.0, 2.0);
+  }
+  EXPECT_NEAR(profiler.tail_factor(2.0), 1.0, 1e-9);
+  EXPECT_DOUBLE_EQ(profiler.tail_factor(3.0), 1.5);  // other levels keep the prior
+  device.contended_tail_prior = 1.0;                 // off
+  Profiler plain({costs_of(R"({"latency_ms":{"median":1.0}})")}, device);
+  EXPECT_DOUBLE_EQ(plain.tail_factor(2.0), 1.0);
+}
+
 }  // namespace
 }  // namespace adascale

@@ -35,6 +35,15 @@ SelectorOptions no_dwell() {
   return o;
 }
 
+// dwell only: no switch or entry margins to reason about
+SelectorOptions dwell_only(double min_dwell_ms) {
+  SelectorOptions o;
+  o.min_dwell_ms = min_dwell_ms;
+  o.switch_margin = 0;
+  o.entry_margin = 0;
+  return o;
+}
+
 TEST(SelectorTest, RejectsNegativeNanAndImpossibleBudgets) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   EXPECT_TRUE(validate_budgets(Budgets{}).ok());
@@ -224,10 +233,7 @@ TEST(SelectorTest, HysteresisNeedsAMarginToSwitch) {
 }
 
 TEST(SelectorTest, MinimumDwellDelaysImprovementsButNotInfeasibility) {
-  SelectorOptions options;
-  options.min_dwell_ms = 1000;
-  options.switch_margin = 0;
-  options.entry_margin = 0;
+  SelectorOptions options = dwell_only(1000);
   Selector selector(options);
   ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());
   std::vector<BranchEstimate> e = {estimate(1, 0.7), estimate(20, 0.9)};
@@ -244,11 +250,44 @@ TEST(SelectorTest, MinimumDwellDelaysImprovementsButNotInfeasibility) {
   EXPECT_EQ(d.reason, SwitchReason::kInfeasible);
 }
 
+TEST(SelectorTest, AContextChangeWaivesTheDwellOnceItHolds) {
+  SelectorOptions options = dwell_only(1000);
+  options.context_change = 1.4;
+  options.context_settle_ms = 100;
+  Selector selector(options);
+  ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());
+  SelectionContext loaded, idle, slightly_less;
+  loaded.contention = 2.5;
+  idle.contention = 1.0;
+  slightly_less.contention = 2.0;  // 1.25x below: noise, not a change
+  // under load only the small branch fits
+  std::vector<BranchEstimate> e = {estimate(1, 0.7), estimate(20, 0.9)};
+  EXPECT_EQ(selector.decide(e, loaded, 0).branch, 0);
+  e[1].latency_ms = 5;  // the load ends: the large branch fits again
+  EXPECT_EQ(selector.decide(e, slightly_less, 100).branch, 0);  // within the dwell, no change
+  EXPECT_EQ(selector.decide(e, slightly_less, 300).branch, 0);
+  EXPECT_EQ(selector.decide(e, idle, 400).branch, 0);    // changed, but not for long enough
+  EXPECT_EQ(selector.decide(e, loaded, 450).branch, 0);  // back: the change did not hold
+  EXPECT_EQ(selector.decide(e, idle, 500).branch, 0);
+  EXPECT_EQ(selector.decide(e, idle, 550).branch, 0);
+  const Decision d = selector.decide(e, idle, 600);  // held 100 ms: the dwell is waived
+  EXPECT_EQ(d.branch, 1);
+  EXPECT_EQ(d.reason, SwitchReason::kBetter);
+
+  // without the option the dwell holds for its full length
+  options.context_change = 0;
+  Selector plain(options);
+  ASSERT_TRUE(plain.set_budgets(latency_budget(10)).ok());
+  e[1].latency_ms = 20;
+  EXPECT_EQ(plain.decide(e, loaded, 0).branch, 0);
+  e[1].latency_ms = 5;
+  EXPECT_EQ(plain.decide(e, idle, 500).branch, 0);
+  EXPECT_EQ(plain.decide(e, idle, 999).branch, 0);
+  EXPECT_EQ(plain.decide(e, idle, 1000).branch, 1);
+}
+
 TEST(SelectorTest, BranchesThatFailRightAfterAnImprovementBackOff) {
-  SelectorOptions options;
-  options.min_dwell_ms = 100;
-  options.switch_margin = 0;
-  options.entry_margin = 0;
+  SelectorOptions options = dwell_only(100);
   options.trial_window_ms = 1000;
   Selector selector(options);
   ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());

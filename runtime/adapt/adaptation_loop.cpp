@@ -86,7 +86,9 @@ void AdaptationLoop::step() {
   drained_.clear();
 
   const std::vector<BranchEstimate>& estimates = profiler_.predict(sample, factors);
-  const Decision decision = selector_.decide(estimates, selection_context(sample), sample.time_ms);
+  SelectionContext context = selection_context(sample);
+  context.contention = factors.total();
+  const Decision decision = selector_.decide(estimates, context, sample.time_ms);
   if (decision.branch >= 0) chosen_.store(decision.branch, std::memory_order_release);
 
   {

@@ -92,10 +92,15 @@ void Profiler::push_tail(TailRing* ring, double ratio) const {
 
 double Profiler::tail_factor(double contention_factor) const {
   constexpr size_t kEnough = 8;
-  const TailRing& level = tail_levels_[tail_level(contention_factor)];
-  const TailRing& ring = level.ratios.size() >= kEnough ? level : tail_all_;
-  if (ring.ratios.size() < kEnough) return 1.0;
-  return std::max(1.0, quantile(ring.ratios, profile_.tail_quantile));
+  const int index = tail_level(contention_factor);
+  const TailRing& level = tail_levels_[index];
+  if (level.ratios.size() >= kEnough)
+    return std::max(1.0, quantile(level.ratios, profile_.tail_quantile));
+  double tail = 1.0;
+  if (tail_all_.ratios.size() >= kEnough)
+    tail = std::max(tail, quantile(tail_all_.ratios, profile_.tail_quantile));
+  if (index > 0) tail = std::max(tail, profile_.contended_tail_prior);
+  return tail;
 }
 
 ContentionFactors Profiler::contention(const ContextSample& sample) {

@@ -49,7 +49,11 @@ struct DeviceProfile {
   double level_memory = 150;  // observations of others that relax a level 63% to the mean (0: off)
   double tail_quantile = 0.95;  // quantile of recent observed/predicted ratios ...
   size_t tail_window = 64;      // ... over this many observations: the tail factor
-  size_t error_window = 4096;   // observations kept for the error statistics
+  // Tail factor of a contended level (total factor >= 1.25) until it has observations of its
+  // own: at least this. The first requests after a load starts are the ones a tail learnt at
+  // idle gets wrong (docs/device-profile.md). 1: no prior.
+  double contended_tail_prior = 1.5;
+  size_t error_window = 4096;  // observations kept for the error statistics
 };
 
 // the cost model's energy of one inference, in mJ: e_mac * MACs + M * (r e_cache + (1 - r) e_dram)

@@ -122,6 +122,16 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   failures_.resize(estimates.size(), 0);
   blocked_until_ms_.resize(estimates.size(), 0);
   const Limits l = limits(context);
+  bool context_changed = false;
+  if (options_.context_change > 1 && context.contention > 0 && switch_contention_ > 0) {
+    const double ratio = context.contention / switch_contention_;
+    if (ratio >= options_.context_change || ratio <= 1 / options_.context_change) {
+      if (changed_since_ms_ < 0) changed_since_ms_ = now_ms;
+      context_changed = now_ms - changed_since_ms_ >= options_.context_settle_ms;
+    } else {
+      changed_since_ms_ = -1;
+    }
+  }
 
   auto objective = [&](const BranchEstimate& e) {
     if (l.energy_only) return -e.energy_mj;
@@ -180,6 +190,8 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
       current_ = branch;
       current_reason_ = reason;
       last_switch_ms_ = now_ms;
+      switch_contention_ = context.contention;
+      changed_since_ms_ = -1;
     }
     d.objective = objective(estimates[static_cast<size_t>(branch)]);
     return d;
@@ -204,7 +216,7 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   if (current_ < 0) return choose(best, SwitchReason::kInitial);
   const BranchEstimate& cur = estimates[static_cast<size_t>(current_)];
   if (!feasible(cur, true)) return choose(best, SwitchReason::kInfeasible);
-  const bool dwelled = now_ms - last_switch_ms_ >= options_.min_dwell_ms;
+  const bool dwelled = now_ms - last_switch_ms_ >= options_.min_dwell_ms || context_changed;
   if (open >= 0 && open != current_ && dwelled &&
       open_score >= objective(cur) + options_.switch_margin)
     return choose(open, SwitchReason::kBetter);

@@ -46,6 +46,12 @@ struct SelectorOptions {
   // an improvement switch to it is not the target of another improvement switch for min_dwell_ms x
   // 2^failures (consecutive such failures, at most 3). 0 disables it.
   double trial_window_ms = 2000;
+  // A context change waives the dwell: once the contention factor has stood at least
+  // context_change times above or below its value at the last switch for context_settle_ms, an
+  // improvement switch may follow at once. The dwell is there against noise in one context, not
+  // to keep a branch chosen for a load that is gone. 0 disables it.
+  double context_change = 1.4;
+  double context_settle_ms = 150;
 };
 
 enum class SwitchReason {
@@ -62,6 +68,7 @@ struct SelectionContext {
   std::optional<double> available_memory_bytes;
   std::optional<double> battery_capacity_pct;
   bool battery_discharging = false;
+  double contention = 1;  // the profiler's total contention factor for this moment
 };
 SelectionContext selection_context(const ContextSample& sample);
 
@@ -88,6 +95,7 @@ class Selector {
   // Forgets the current branch (the next decision is an initial one) and every backoff.
   void reset() {
     current_ = -1;
+    changed_since_ms_ = -1;
     failures_.clear();
     blocked_until_ms_.clear();
   }
@@ -111,7 +119,9 @@ class Selector {
   int current_ = -1;
   double last_switch_ms_ = 0;
   SwitchReason current_reason_ = SwitchReason::kStay;  // how the current branch was entered
-  std::vector<int> failures_;                          // per branch, see trial_window_ms
+  double switch_contention_ = 1;                       // contention at the last switch
+  double changed_since_ms_ = -1;  // since when it stands context_change away from it; -1: not
+  std::vector<int> failures_;     // per branch, see trial_window_ms
   std::vector<double> blocked_until_ms_;
 };
 

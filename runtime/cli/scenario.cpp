@@ -254,6 +254,12 @@ Scenario parse_scenario(const std::string& text, const std::string& path) {
         s.entry_margin = p.number(line, key, value, 0, false, 0.99);
       else if (key == "trial_window_ms")
         s.trial_window_ms = p.number(line, key, value, 0, false, 3600e3);
+      else if (key == "context_change") {
+        s.context_change = p.number(line, key, value, 0, false, 100);
+        if (s.context_change != 0 && s.context_change <= 1)
+          p.fail(line, key, "expected 0 (off) or a ratio > 1, got '" + value + "'");
+      } else if (key == "context_settle_ms")
+        s.context_settle_ms = p.number(line, key, value, 0, false, 3600e3);
       else if (key == "tail_latency")
         s.tail_latency = p.boolean(line, key, value);
       else if (key == "tail_quantile")
@@ -261,7 +267,8 @@ Scenario parse_scenario(const std::string& text, const std::string& path) {
       else
         p.fail(line, key,
                "unknown key in [adaptation] (period_ms, probe_period_ms, min_dwell_ms, "
-               "switch_margin, entry_margin, trial_window_ms, tail_latency, tail_quantile)");
+               "switch_margin, entry_margin, trial_window_ms, context_change, context_settle_ms, "
+               "tail_latency, tail_quantile)");
     } else {  // budgets
       BudgetChange change;
       parse_budget_key(p, line, key, value, &change);

@@ -63,6 +63,8 @@ struct Scenario {
   double switch_margin = 0.005;
   double entry_margin = 0.05;
   double trial_window_ms = 2000;
+  double context_change = 1.4;  // selector.h: a contention change this large waives the dwell
+  double context_settle_ms = 150;
   bool tail_latency = true;  // judge the latency budget on the tail estimate (selector.h)
   double tail_quantile = 0.95;
   RequestBudgets budgets;

@@ -263,6 +263,8 @@ AdaptationOptions loop_options(const Scenario& s) {
   o.selector.entry_margin = s.entry_margin;
   o.selector.tail_latency = s.tail_latency;
   o.selector.trial_window_ms = s.trial_window_ms;
+  o.selector.context_change = s.context_change;
+  o.selector.context_settle_ms = s.context_settle_ms;
   o.device.tail_quantile = s.tail_quantile;
   return o;
 }
