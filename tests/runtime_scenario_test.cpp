@@ -78,9 +78,9 @@ TEST(ScenarioParse, GoodFile) {
   EXPECT_EQ(s.frame_images, 8);
   EXPECT_DOUBLE_EQ(s.settle_s, 0.5);
   EXPECT_DOUBLE_EQ(s.calibration_s, 0.2);
-  EXPECT_DOUBLE_EQ(s.period_ms, 25);
-  EXPECT_DOUBLE_EQ(s.min_dwell_ms, 300);
-  EXPECT_DOUBLE_EQ(s.probe_period_ms, 1000);  // default kept
+  EXPECT_DOUBLE_EQ(s.adaptation.monitor.period_ms, 25);
+  EXPECT_DOUBLE_EQ(s.adaptation.selector.min_dwell_ms, 300);
+  EXPECT_DOUBLE_EQ(s.adaptation.monitor.probe_period_ms, 1000);  // default kept
   EXPECT_DOUBLE_EQ(s.budgets.latency_ms, 4);
   EXPECT_EQ(s.budgets.memory_mode, MemoryBudgetMode::kAvailableMinusMargin);
   EXPECT_DOUBLE_EQ(s.budgets.memory_mib, 64);

@@ -139,6 +139,17 @@ TEST(BranchSpace, Int8TwinsAreDeployableNotTrained) {
   EXPECT_TRUE(ref.int8);
   EXPECT_EQ(sp.branches[ref.branch].name, "w0.25>dpconv@2/3>exit@2");
   EXPECT_FALSE(sp.resolve("w0.25>int8>int8", &ref));
+  EXPECT_FALSE(sp.resolve("w0.33", &ref));
+  // asked-for precisions override the space's; an int8 twin resolves even in an fp32-only space
+  const auto int8_only = sp.deployable({"int8"});
+  ASSERT_EQ(int8_only.size(), sp.branches.size());
+  EXPECT_TRUE(int8_only.front().int8);
+  c.precisions = "fp32";
+  const auto fp32_space = BranchSpace::from_config(c, small_base());
+  EXPECT_EQ(fp32_space.deployable().size(), fp32_space.branches.size());
+  ASSERT_TRUE(fp32_space.resolve(fp32_space.branches[1].name + ">int8", &ref));
+  EXPECT_EQ(ref.branch, 1u);
+  EXPECT_TRUE(ref.int8);
   // the precisions travel with the checkpoint's spec
   auto base = small_base();
   const Supernet net(base, sp, 12, 12);

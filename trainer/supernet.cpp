@@ -202,21 +202,22 @@ int BranchSpace::find(const std::string& name) const {
   return -1;
 }
 
-std::vector<BranchRef> BranchSpace::deployable() const {
+std::vector<BranchRef> BranchSpace::deployable(const std::vector<std::string>& wanted) const {
   std::vector<BranchRef> out;
-  for (const auto& p : precisions)
+  for (const auto& p : wanted.empty() ? precisions : wanted)
     for (size_t b = 0; b < branches.size(); ++b)
       out.push_back({b, p == "int8", branches[b].name + (p == "int8" ? ">int8" : "")});
   return out;
 }
 
 bool BranchSpace::resolve(const std::string& name, BranchRef* ref) const {
-  for (const auto& r : deployable())
-    if (r.name == name) {
-      *ref = r;
-      return true;
-    }
-  return false;
+  static const std::string kInt8 = ">int8";
+  const bool int8 = name.size() > kInt8.size() &&
+                    name.compare(name.size() - kInt8.size(), kInt8.size(), kInt8) == 0;
+  const int b = find(int8 ? name.substr(0, name.size() - kInt8.size()) : name);
+  if (b < 0) return false;
+  *ref = {static_cast<size_t>(b), int8, name};
+  return true;
 }
 
 std::string branch_dir_name(const std::string& name) {

@@ -66,9 +66,10 @@ struct BranchSpace {
   // key and the culprit (unknown operator, impossible width, exit after a missing stage, ...)
   static BranchSpace from_config(const SupernetConfig& config, const ResNetSpec& base);
   int find(const std::string& name) const;  // -1 when absent; fp32 names only
-  // every trained branch in every precision
-  std::vector<BranchRef> deployable() const;
-  // a deployable branch by canonical name (">int8" suffix for int8); false when absent
+  // every trained branch in each of `precisions` (empty: the space's own), precision-major
+  std::vector<BranchRef> deployable(const std::vector<std::string>& precisions = {}) const;
+  // a branch by canonical name, ">int8" for its int8 twin (derivable from any trained branch,
+  // listed in `precisions` or not); false when absent
   bool resolve(const std::string& name, BranchRef* ref) const;
 };
 

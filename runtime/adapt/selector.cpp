@@ -145,31 +145,30 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
            fits(e.memory_bytes, e.memory_known, l.memory, scale) &&
            fits(e.energy_mj, e.energy_known, l.energy, scale);
   };
-  // Strict order, so that the result never depends on iteration details.
-  auto better = [&](size_t a, double score_a, size_t b, double score_b) {
-    if (score_a != score_b) return score_a > score_b;
-    const double latency_a = tie_latency(estimates[a]), latency_b = tie_latency(estimates[b]);
-    if (latency_a != latency_b) return latency_a < latency_b;
-    return a < b;
-  };
-
   // best: over every feasible branch; open: without those backing off (improvement switches).
-  int best = -1, open = -1;
-  double best_score = 0, open_score = 0;
-  for (size_t i = 0; i < estimates.size(); ++i) {
-    const int index = static_cast<int>(i);
-    if (!feasible(estimates[i], index == current_)) continue;
-    const double score = objective(estimates[i]);
-    if (best < 0 || better(i, score, static_cast<size_t>(best), best_score)) {
-      best = index;
-      best_score = score;
+  // Two passes: the top objective, then the fastest branch within objective_tolerance of it (then
+  // the lower index), so that a few hundredths of a point of held-out accuracy, which is noise,
+  // do not buy a slower branch. Order-independent, so the result never depends on iteration.
+  auto pick = [&](bool open_only) {
+    auto eligible = [&](size_t i) {
+      const int index = static_cast<int>(i);
+      return feasible(estimates[i], index == current_) &&
+             (!open_only || index == current_ || !blocked(index, now_ms));
+    };
+    double top = -kInf;
+    for (size_t i = 0; i < estimates.size(); ++i)
+      if (eligible(i)) top = std::max(top, objective(estimates[i]));
+    int chosen = -1;
+    for (size_t i = 0; i < estimates.size(); ++i) {
+      if (!eligible(i) || objective(estimates[i]) < top - options_.objective_tolerance) continue;
+      if (chosen < 0 ||
+          tie_latency(estimates[i]) < tie_latency(estimates[static_cast<size_t>(chosen)]))
+        chosen = static_cast<int>(i);
     }
-    if ((index == current_ || !blocked(index, now_ms)) &&
-        (open < 0 || better(i, score, static_cast<size_t>(open), open_score))) {
-      open = index;
-      open_score = score;
-    }
-  }
+    return chosen;
+  };
+  const int best = pick(false), open = pick(true);
+  const double open_score = open >= 0 ? objective(estimates[static_cast<size_t>(open)]) : 0;
 
   auto choose = [&](int branch, SwitchReason reason) {
     d.branch = branch;

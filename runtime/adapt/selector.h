@@ -37,8 +37,11 @@ Status validate_budgets(const Budgets& budgets);
 
 struct SelectorOptions {
   double switch_margin = 0.005;  // an improvement must beat the current objective by this much
-  double entry_margin = 0.05;    // a new branch must fit within (1 - entry_margin) of a budget
-  double min_dwell_ms = 500;     // no improvement switch sooner than this after the last switch
+  // Objectives this close to the best count as equal and go to the faster branch: held-out
+  // accuracy differences of a few hundredths of a point are measurement noise.
+  double objective_tolerance = 0.002;
+  double entry_margin = 0.05;  // a new branch must fit within (1 - entry_margin) of a budget
+  double min_dwell_ms = 500;   // no improvement switch sooner than this after the last switch
   // Judge the latency budget on the tail estimate (latency_tail_ms) instead of the median one:
   // for budgets that bound the share of slow requests rather than the typical one.
   bool tail_latency = false;
@@ -88,7 +91,8 @@ class Selector {
   const Budgets& budgets() const { return budgets_; }
   const SelectorOptions& options() const { return options_; }
 
-  // Deterministic: equal objectives go to the lower predicted latency, then the lower index.
+  // Deterministic: objectives within objective_tolerance of the best go to the lower predicted
+  // latency, then the lower index.
   Decision decide(const std::vector<BranchEstimate>& estimates, const SelectionContext& context,
                   double now_ms);
   int current() const { return current_; }

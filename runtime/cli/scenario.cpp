@@ -243,27 +243,28 @@ Scenario parse_scenario(const std::string& text, const std::string& path) {
                "calibration_s)");
     } else if (section == "adaptation") {
       if (key == "period_ms")
-        s.period_ms = p.number(line, key, value, 0, true, 60000);
+        s.adaptation.monitor.period_ms = p.number(line, key, value, 0, true, 60000);
       else if (key == "probe_period_ms")
-        s.probe_period_ms = p.number(line, key, value, 0, false, 3600e3);
+        s.adaptation.monitor.probe_period_ms = p.number(line, key, value, 0, false, 3600e3);
       else if (key == "min_dwell_ms")
-        s.min_dwell_ms = p.number(line, key, value, 0, false, 3600e3);
+        s.adaptation.selector.min_dwell_ms = p.number(line, key, value, 0, false, 3600e3);
       else if (key == "switch_margin")
-        s.switch_margin = p.number(line, key, value, 0, false, 1);
+        s.adaptation.selector.switch_margin = p.number(line, key, value, 0, false, 1);
       else if (key == "entry_margin")
-        s.entry_margin = p.number(line, key, value, 0, false, 0.99);
+        s.adaptation.selector.entry_margin = p.number(line, key, value, 0, false, 0.99);
       else if (key == "trial_window_ms")
-        s.trial_window_ms = p.number(line, key, value, 0, false, 3600e3);
+        s.adaptation.selector.trial_window_ms = p.number(line, key, value, 0, false, 3600e3);
       else if (key == "context_change") {
-        s.context_change = p.number(line, key, value, 0, false, 100);
-        if (s.context_change != 0 && s.context_change <= 1)
+        double& change = s.adaptation.selector.context_change;
+        change = p.number(line, key, value, 0, false, 100);
+        if (change != 0 && change <= 1)
           p.fail(line, key, "expected 0 (off) or a ratio > 1, got '" + value + "'");
       } else if (key == "context_settle_ms")
-        s.context_settle_ms = p.number(line, key, value, 0, false, 3600e3);
+        s.adaptation.selector.context_settle_ms = p.number(line, key, value, 0, false, 3600e3);
       else if (key == "tail_latency")
-        s.tail_latency = p.boolean(line, key, value);
+        s.adaptation.selector.tail_latency = p.boolean(line, key, value);
       else if (key == "tail_quantile")
-        s.tail_quantile = p.number(line, key, value, 0.5, false, 1);
+        s.adaptation.device.tail_quantile = p.number(line, key, value, 0.5, false, 1);
       else
         p.fail(line, key,
                "unknown key in [adaptation] (period_ms, probe_period_ms, min_dwell_ms, "

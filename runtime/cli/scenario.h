@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/adapt/selector.h"
+#include "runtime/adapt/adaptation_loop.h"
 
 namespace adascale::scenario {
 
@@ -50,23 +50,22 @@ struct Event {
   std::string text;  // the action as written, for traces and pictures
 };
 
+inline AdaptationOptions replay_defaults() {
+  AdaptationOptions o;
+  o.monitor.period_ms = 50;
+  o.selector.tail_latency = true;  // judge the latency budget on the tail estimate (selector.h)
+  return o;
+}
+
 struct Scenario {
   std::string path, name;
   double duration_s = 0;
   int frame_images = 1;        // images per request; latency and energy budgets are per request
   double settle_s = 1;         // unrecorded run before the timeline (idle, warms the correction)
   double calibration_s = 0.5;  // hindsight policy: per branch and load level
-  // Adaptation loop.
-  double period_ms = 50;
-  double probe_period_ms = 1000;
-  double min_dwell_ms = 500;
-  double switch_margin = 0.005;
-  double entry_margin = 0.05;
-  double trial_window_ms = 2000;
-  double context_change = 1.4;  // selector.h: a contention change this large waives the dwell
-  double context_settle_ms = 150;
-  bool tail_latency = true;  // judge the latency budget on the tail estimate (selector.h)
-  double tail_quantile = 0.95;
+  // The adaptation loop's options, parsed straight into the loop's own struct. The replayer's
+  // defaults differ from the library's in two places: a 50 ms period and tail-latency budgets.
+  AdaptationOptions adaptation = replay_defaults();
   RequestBudgets budgets;
   std::vector<Event> events;  // non-decreasing times; equal times keep file order
 };

@@ -199,7 +199,7 @@ class Driver {
           changes_.push_back(state);
         }
         sample();
-        double wake = now_ms() - t0_ + s_.period_ms;
+        double wake = now_ms() - t0_ + s_.adaptation.monitor.period_ms;
         if (next < s_.events.size()) wake = std::min(wake, s_.events[next].time_s * 1000);
         const auto until = std::chrono::steady_clock::time_point(
             std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -254,21 +254,6 @@ struct PolicyRun {
   int settled_branch = -1;  // the branch in use when the timeline started
 };
 
-AdaptationOptions loop_options(const Scenario& s) {
-  AdaptationOptions o;
-  o.monitor.period_ms = s.period_ms;
-  o.monitor.probe_period_ms = s.probe_period_ms;
-  o.selector.min_dwell_ms = s.min_dwell_ms;
-  o.selector.switch_margin = s.switch_margin;
-  o.selector.entry_margin = s.entry_margin;
-  o.selector.tail_latency = s.tail_latency;
-  o.selector.trial_window_ms = s.trial_window_ms;
-  o.selector.context_change = s.context_change;
-  o.selector.context_settle_ms = s.context_settle_ms;
-  o.device.tail_quantile = s.tail_quantile;
-  return o;
-}
-
 PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fixed_branch,
                      bool verbose) {
   PolicyRun out;
@@ -276,7 +261,7 @@ PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fi
   out.fixed_branch = fixed_branch;
   // Every policy runs the loop, so each pays the same sampling cost and the trace has the same
   // context signals and predictions; only the adaptive one follows its choice.
-  AdaptationLoop loop(w.costs, loop_options(s));
+  AdaptationLoop loop(w.costs, s.adaptation);
   const Status budgets = loop.set_budgets(per_image_budgets(s.budgets, s.frame_images));
   if (!budgets.ok()) throw ScenarioError(s.path + ": initial budgets rejected: " + budgets.message);
   const Status started = loop.start();
@@ -726,7 +711,7 @@ std::string trace_svg(const PolicyRun& run, const std::vector<TraceRow>& rows,
     if (x - last_line_x < 0.5) continue;
     last_line_x = x;
     if (!std::isnan(r.predicted_ms)) predicted += format("%.1f,%.1f ", x, y_lat(r.predicted_ms));
-    if (s.tail_latency && !std::isnan(r.predicted_tail_ms))
+    if (s.adaptation.selector.tail_latency && !std::isnan(r.predicted_tail_ms))
       tail += format("%.1f,%.1f ", x, y_lat(r.predicted_tail_ms));
   }
   if (!predicted.empty())

@@ -190,24 +190,22 @@ std::vector<trainer::BranchRef> select_branches(const trainer::Supernet& net,
     }
   }
   std::vector<trainer::BranchRef> out;
-  if (!picked.empty() || text == "all" || (text == "pareto" && allow_pareto)) {
-    for (const auto& p : precisions)
-      for (size_t b : picked)
-        out.push_back({b, p == "int8", net.branch(b).name + (p == "int8" ? ">int8" : "")});
+  if (text == "all" || (text == "pareto" && allow_pareto)) {
+    for (const auto& ref : net.space().deployable(precisions))
+      if (std::find(picked.begin(), picked.end(), ref.branch) != picked.end()) out.push_back(ref);
     return out;
   }
   std::stringstream ss(text);
   std::string name;
   while (std::getline(ss, name, ',')) {
-    const bool int8 = name.size() > 5 && name.compare(name.size() - 5, 5, ">int8") == 0;
-    const int b = net.space().find(int8 ? name.substr(0, name.size() - 5) : name);
-    if (b < 0) {
+    trainer::BranchRef ref;
+    if (!net.space().resolve(name, &ref)) {
       std::string known;
       for (size_t i = 0; i < net.branch_count(); ++i) known += (i ? ", " : "") + net.branch(i).name;
       throw trainer::ConfigError("--branches: no branch '" + name + "' (branches: " + known +
                                  ", each also as NAME>int8)");
     }
-    out.push_back({static_cast<size_t>(b), int8, name});
+    out.push_back(ref);
   }
   if (out.empty()) throw UsageError("--branches is empty");
   return out;
