@@ -1,6 +1,7 @@
 #include "runtime/backend.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <limits>
 #include <mutex>
@@ -132,6 +133,19 @@ struct PreparedBranch::Impl {
     return ok_status();
   }
 
+  Status execute(Step& step) {
+    if (!step.xnn) {
+      step.op->reference(step.bound);
+      return ok_status();
+    }
+    pthreadpool_t pool = threads ? threads->pool : nullptr;
+    for (xnn_operator_t op : step.xnn->ops) {
+      Status s = xnn_check(xnn_run_operator(op, pool), "run operator");
+      if (!s.ok()) return s;
+    }
+    return ok_status();
+  }
+
   Status setup_xnnpack() {
     for (Step& step : steps) {
       if (!step.xnn) continue;
@@ -174,19 +188,64 @@ Status PreparedBranch::run(const float* input, int64_t batch, float* output,
                                                          std::to_string(out_count) + " logits");
   std::memcpy(impl.arena.data() + impl.offsets.at(impl.branch.input), input,
               impl.infos.at(impl.branch.input).bytes());
-  pthreadpool_t pool = impl.threads ? impl.threads->pool : nullptr;
   for (Step& step : impl.steps) {
-    if (!step.xnn) {
-      step.op->reference(step.bound);
-      continue;
-    }
-    for (xnn_operator_t op : step.xnn->ops) {
-      Status s = xnn_check(xnn_run_operator(op, pool), "run operator");
-      if (!s.ok()) return s;
-    }
+    Status s = impl.execute(step);
+    if (!s.ok()) return s;
   }
   std::memcpy(output, impl.arena.data() + impl.offsets.at(impl.branch.output),
               out_count * sizeof(float));
+  return ok_status();
+}
+
+namespace {
+
+std::string layer_type(const Node& node, const BoundNode& bound) {
+  if (node.op == "fully_connected") return "fully connected";
+  if (node.op != "conv2d") return node.op;
+  const auto kernel = node.attrs.get_ints("kernel", {1, 1});
+  const std::string size = std::to_string(kernel.at(0)) + "x" + std::to_string(kernel.at(1));
+  const int64_t groups = node.attrs.get_int("groups", 1);
+  const int64_t channels = bound.in_info.empty() ? 0 : bound.in_info[0].shape.back();
+  if (groups > 1 && groups == channels) return "depthwise " + size;
+  return (groups > 1 ? "grouped conv " : "conv ") + size;
+}
+
+}  // namespace
+
+Status PreparedBranch::profile(const float* input, int runs, std::vector<NodeTiming>* timings) {
+  Impl& impl = *impl_;
+  if (!input || !timings) return error_status(ErrorCode::kInvalidArgument, "null input or timings");
+  if (runs < 1) return error_status(ErrorCode::kInvalidArgument, "profile needs runs >= 1");
+  const size_t steps = impl.steps.size();
+  std::vector<std::vector<double>> us(steps, std::vector<double>(static_cast<size_t>(runs)));
+  std::memcpy(impl.arena.data() + impl.offsets.at(impl.branch.input), input,
+              impl.infos.at(impl.branch.input).bytes());
+  for (int r = -1; r < runs; ++r) {  // run -1 warms caches and is not kept
+    for (size_t i = 0; i < steps; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      Status s = impl.execute(impl.steps[i]);
+      if (!s.ok()) return s;
+      if (r >= 0)
+        us[i][static_cast<size_t>(r)] =
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+                .count();
+    }
+  }
+  timings->clear();
+  for (size_t i = 0; i < steps; ++i) {
+    const Step& step = impl.steps[i];
+    const Node& node = impl.branch.nodes[i];
+    NodeTiming t;
+    t.op = node.op;
+    t.output = node.output;
+    t.layer = layer_type(node, step.bound);
+    t.dtype = step.bound.out_info.dtype;
+    t.reference = !step.xnn;
+    std::vector<double>& v = us[i];
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    t.median_us = v[v.size() / 2];
+    timings->push_back(std::move(t));
+  }
   return ok_status();
 }
 

@@ -11,6 +11,18 @@
 
 namespace adascale {
 
+// One node's time in PreparedBranch::profile.
+struct NodeTiming {
+  std::string op;      // registered op name
+  std::string output;  // the tensor the node defines
+  // layer type for summaries: "conv 3x3", "conv 1x1", "depthwise 3x3", "grouped conv 3x3",
+  // "fully connected", else the op name
+  std::string layer;
+  DType dtype = DType::kF32;  // of the output
+  bool reference = false;     // ran the reference kernel (no XNNPACK kernel for the case)
+  double median_us = 0;
+};
+
 class PreparedBranch {
  public:
   struct Impl;
@@ -22,6 +34,9 @@ class PreparedBranch {
   // Runs `batch` NHWC float32 images; writes batch * output_features() floats to `output`.
   // A batch size different from the previous call re-plans the arena (operators are kept).
   Status run(const float* input, int64_t batch, float* output, size_t output_capacity);
+  // Runs the branch `runs` times on `input` (the current batch size's worth of NHWC floats),
+  // timing every node; one timing per node in graph order, the median over the runs.
+  Status profile(const float* input, int runs, std::vector<NodeTiming>* timings);
 
   const std::string& name() const;
   const Shape& input_shape() const;  // NHWC at the current batch size

@@ -17,7 +17,8 @@ struct adascale_runtime {
   std::list<std::unique_ptr<adascale::PreparedBranch>> cache;
   size_t budget_bytes = 256u << 20;
   adascale::PreparedBranch* selected = nullptr;
-  std::vector<float> scratch;  // NHWC normalized input
+  std::vector<float> scratch;                 // NHWC normalized input
+  std::vector<adascale::NodeTiming> profile;  // backs the strings adascale_profile hands out
   std::string last_error;
   // State of the adaptation loop (runtime/adapt/c_api_adapt.cpp); declared last so that the loop
   // thread stops before anything else is destroyed.
@@ -221,6 +222,36 @@ adascale_status adascale_run(adascale_runtime* rt, const float* input, size_t in
         rt->selected->run(rt->scratch.data(), static_cast<int64_t>(batch), logits, logits_capacity);
     if (!s.ok()) return fail(rt, s);
     evict(rt);  // a larger batch may have grown the arena
+    return ADASCALE_OK;
+  });
+}
+
+adascale_status adascale_profile(adascale_runtime* rt, int runs, adascale_node_timing* timings,
+                                 size_t capacity, size_t* count) {
+  if (!rt) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  if (!rt->selected)
+    return fail(rt, ADASCALE_ERROR_NO_BRANCH_SELECTED, "no branch selected (call adascale_select)");
+  if (!count || (capacity > 0 && !timings))
+    return fail(rt, ADASCALE_ERROR_INVALID_ARGUMENT, "null timings or count");
+  if (runs < 1) return fail(rt, ADASCALE_ERROR_INVALID_ARGUMENT, "profile needs runs >= 1");
+  return guarded(rt, [&]() -> adascale_status {
+    const adascale::Shape& shape = rt->selected->input_shape();
+    const size_t elements = static_cast<size_t>(adascale::shape_elements(shape));
+    std::vector<float> zeros;
+    const float* input = rt->scratch.data();
+    if (rt->scratch.size() != elements) {
+      zeros.assign(elements, 0.0f);
+      input = zeros.data();
+    }
+    Status s = rt->selected->profile(input, runs, &rt->profile);
+    if (!s.ok()) return fail(rt, s);
+    *count = rt->profile.size();
+    for (size_t i = 0; i < rt->profile.size() && i < capacity; ++i) {
+      const adascale::NodeTiming& t = rt->profile[i];
+      timings[i] = {t.op.c_str(),        t.output.c_str(),
+                    t.layer.c_str(),     adascale::dtype_name(t.dtype),
+                    t.reference ? 1 : 0, t.median_us};
+    }
     return ADASCALE_OK;
   });
 }

@@ -67,6 +67,40 @@ TEST_F(CApiTest, OpenSelectRunClose) {
   adascale_close(rt);
 }
 
+TEST_F(CApiTest, ProfileTimesEveryNodeInGraphOrder) {
+  adascale_runtime* rt = nullptr;
+  ASSERT_EQ(adascale_open(path_->c_str(), &rt), ADASCALE_OK);
+  size_t count = 0;
+  EXPECT_EQ(adascale_profile(rt, 3, nullptr, 0, &count), ADASCALE_ERROR_NO_BRANCH_SELECTED);
+  ASSERT_EQ(adascale_select(rt, "full"), ADASCALE_OK);
+  EXPECT_EQ(adascale_profile(rt, 0, nullptr, 0, &count), ADASCALE_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(adascale_profile(rt, 3, nullptr, 0, nullptr), ADASCALE_ERROR_INVALID_ARGUMENT);
+  // capacity 0 asks for the count only
+  ASSERT_EQ(adascale_profile(rt, 1, nullptr, 0, &count), ADASCALE_OK) << adascale_last_error(rt);
+  ASSERT_EQ(count, 10u);  // the nodes of "full" (runtime_test_util.h)
+  std::vector<adascale_node_timing> t(count);
+  ASSERT_EQ(adascale_profile(rt, 5, t.data(), t.size(), &count), ADASCALE_OK);
+  const char* outputs[] = {"c1", "bn", "r1", "c2", "res", "mp", "gap", "flat", "fc", "logits"};
+  double total = 0;
+  for (size_t i = 0; i < count; ++i) {
+    EXPECT_STREQ(t[i].output, outputs[i]);
+    EXPECT_STREQ(t[i].dtype, "f32");
+    EXPECT_GE(t[i].median_us, 0.0);
+    total += t[i].median_us;
+  }
+  EXPECT_GT(total, 0.0);
+  EXPECT_STREQ(t[0].layer, "conv 3x3");
+  EXPECT_STREQ(t[0].op, "conv2d");
+  EXPECT_STREQ(t[4].layer, "add");
+  EXPECT_STREQ(t[8].layer, "fully connected");
+  // a smaller capacity truncates the list but still reports the full count
+  std::vector<adascale_node_timing> two(2);
+  ASSERT_EQ(adascale_profile(rt, 1, two.data(), two.size(), &count), ADASCALE_OK);
+  EXPECT_EQ(count, 10u);
+  EXPECT_STREQ(two[1].output, "bn");
+  adascale_close(rt);
+}
+
 TEST_F(CApiTest, ErrorsCarryCodesAndMessages) {
   adascale_runtime* rt = nullptr;
   char message[256] = {0};

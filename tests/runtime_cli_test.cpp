@@ -234,6 +234,17 @@ TEST(RuntimeCli, PngFolderWithResizeAndChannelConversion) {
   EXPECT_NE(r.output.find("accuracy    100.00% (4/4)"), std::string::npos) << r.output;
 }
 
+TEST(RuntimeCli, ProfilePrintsEveryNodeAndEveryLayerType) {
+  const Result r = run_cli("--bundle " + q(rgb_bundle()) + " --branch full --profile 3");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* text : {"node (output)", "conv 3x3", "fully connected", "layer type",
+                           "total (sum of medians)", "medians of 3 runs"})
+    EXPECT_NE(r.output.find(text), std::string::npos) << text << "\n" << r.output;
+  expect_one_line_error(run_cli("--bundle " + q(rgb_bundle()) + " --profile 0"));
+  expect_one_line_error(
+      run_cli("--bundle " + q(rgb_bundle()) + " --profile 3 --idx /nonexistent/images"));
+}
+
 TEST(RuntimeCli, BadInputGivesOneLineErrorAndNonZeroExit) {
   std::mt19937 rng(13);
   const std::string gray = "--bundle " + q(gray_bundle());

@@ -41,6 +41,9 @@ constexpr const char* kUsage =
     "                 and converted to the bundle's channel count.\n"
     "  --idx IMAGES   IDX ubyte images [N,H,W] or [N,H,W,C], plain or gzip; --labels: IDX [N]\n"
     "  --list         print the branches and their catalog costs, then exit\n"
+    "       adascale-run --bundle X.bundle [--branch NAME] --profile RUNS [--backend B]\n"
+    "  --profile N    run the branch N times on one input and print the median time of every\n"
+    "                 node and of every layer type (needs no images)\n"
     "       adascale-run --bundle X.bundle --scenario S.ini --idx IMAGES --labels LABELS\n"
     "                    [--trace-out DIR] [--policy adaptive|largest|smallest|hindsight|all]\n"
     "  --scenario S   replay a contention scenario (docs/scenarios.md) once per policy (default\n"
@@ -59,6 +62,7 @@ struct Options {
   adascale_backend backend = ADASCALE_BACKEND_XNNPACK;
   int threads = 1;
   int64_t limit = -1;
+  int64_t profile_runs = 0;  // > 0: --profile
   bool list = false;
 };
 
@@ -103,6 +107,8 @@ Options parse_args(int argc, char** argv) {
       o.limit = parse_int(arg, value(), 1);
     } else if (arg == "--list") {
       o.list = true;
+    } else if (arg == "--profile") {
+      o.profile_runs = std::min<int64_t>(parse_int(arg, value(), 1), 1000000);
     } else if (arg == "--scenario") {
       o.scenario = value();
     } else if (arg == "--trace-out") {
@@ -114,7 +120,10 @@ Options parse_args(int argc, char** argv) {
     }
   }
   if (o.bundle.empty()) throw Failure("--bundle is required (see --help)");
-  if (!o.list) {
+  if (o.profile_runs > 0) {
+    if (!o.images_dir.empty() || !o.idx_images.empty() || !o.scenario.empty())
+      throw Failure("--profile runs on its own input: no --images, --idx or --scenario");
+  } else if (!o.list) {
     if (o.images_dir.empty() == o.idx_images.empty())
       throw Failure("give exactly one of --images DIR and --idx IMAGES (see --help)");
     if (!o.idx_labels.empty() && o.idx_images.empty()) throw Failure("--labels goes with --idx");
@@ -544,6 +553,41 @@ int run_scenario(const Options& o, Runtime& rt) {
   return 0;
 }
 
+// --profile: where the time of one inference goes, per node and per layer type.
+int run_profile(const Options& o, Runtime& rt, const std::string& branch) {
+  size_t count = 0;
+  rt.check(adascale_profile(rt.get(), 1, nullptr, 0, &count), "profile failed");
+  std::vector<adascale_node_timing> nodes(count);
+  rt.check(
+      adascale_profile(rt.get(), static_cast<int>(o.profile_runs), nodes.data(), count, &count),
+      "profile failed");
+  double total = 0;
+  for (const auto& n : nodes) total += n.median_us;
+  std::printf("branch %s (backend %s, %d thread%s), medians of %lld runs, batch 1\n",
+              branch.c_str(), o.backend == ADASCALE_BACKEND_XNNPACK ? "xnnpack" : "reference",
+              o.threads, o.threads == 1 ? "" : "s", static_cast<long long>(o.profile_runs));
+  std::printf("%-32s %-18s %-5s %10s %7s\n", "node (output)", "layer", "dtype", "us", "share");
+  for (const auto& n : nodes)
+    std::printf("%-32s %-18s %-5s %10.2f %6.1f%%%s\n", n.output, n.layer, n.dtype, n.median_us,
+                total > 0 ? 100 * n.median_us / total : 0.0, n.reference ? "  (reference)" : "");
+  // per layer type and output precision, in order of first appearance
+  std::vector<std::pair<std::string, std::pair<int, double>>> layers;
+  for (const auto& n : nodes) {
+    const std::string key = std::string(n.layer) + " " + n.dtype;
+    auto it =
+        std::find_if(layers.begin(), layers.end(), [&](const auto& l) { return l.first == key; });
+    if (it == layers.end()) it = layers.insert(layers.end(), {key, {0, 0.0}});
+    it->second.first += 1;
+    it->second.second += n.median_us;
+  }
+  std::printf("\n%-26s %6s %10s %7s\n", "layer type", "nodes", "us", "share");
+  for (const auto& l : layers)
+    std::printf("%-26s %6d %10.2f %6.1f%%\n", l.first.c_str(), l.second.first, l.second.second,
+                total > 0 ? 100 * l.second.second / total : 0.0);
+  std::printf("%-26s %6zu %10.2f\n", "total (sum of medians)", nodes.size(), total);
+  return 0;
+}
+
 int run(const Options& o) {
   Runtime rt(o);
   if (o.list) {
@@ -556,6 +600,7 @@ int run(const Options& o) {
                    [&](const auto& b) { return b.first == branch; }))
     throw Failure("unknown branch '" + branch + "' (--list shows the branches)");
   rt.check(adascale_select(rt.get(), branch.c_str()), "cannot prepare branch '" + branch + "'");
+  if (o.profile_runs > 0) return run_profile(o, rt, branch);
 
   const Dataset ds =
       o.idx_images.empty() ? load_png_folder(o, rt, class_names(o)) : load_idx(o, rt);

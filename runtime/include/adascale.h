@@ -74,6 +74,22 @@ adascale_status adascale_selected_arena_bytes(const adascale_runtime* handle, si
 adascale_status adascale_run(adascale_runtime* handle, const float* input, size_t input_count,
                              float* logits, size_t logits_capacity);
 
+typedef struct adascale_node_timing {
+  const char* op;     /* registered op name */
+  const char* output; /* the tensor the node defines */
+  const char* layer;  /* "conv 3x3", "conv 1x1", "depthwise 3x3", "fully connected", else the op */
+  const char* dtype;  /* the output's element type: "f32", "i8" or "i32" */
+  int reference;      /* 1: the node ran the portable reference kernel */
+  double median_us;   /* median over the runs */
+} adascale_node_timing;
+
+/* Runs the selected branch `runs` times, timing every node: on the input of the last
+ * adascale_run when its batch matches the prepared one, else on zeros (latency does not depend
+ * on the values). Writes up to `capacity` timings in graph order and the node count to *count;
+ * the strings stay valid until the next adascale_profile or adascale_close. */
+adascale_status adascale_profile(adascale_runtime* handle, int runs, adascale_node_timing* timings,
+                                 size_t capacity, size_t* count);
+
 /* ---- Automated adaptation loop: monitor -> profiler -> selector (runtime/adapt/) ----
  * A background thread senses the context, predicts every branch's latency, memory and energy
  * from the catalog costs, and picks a branch under the budgets. adascale_run_auto runs that
