@@ -153,7 +153,7 @@ double Profiler::model_energy_mj(size_t branch, double r) const {
                             r);
 }
 
-double Profiler::correction(size_t branch) const {
+double Profiler::mean_log_level() const {
   double log_sum = 0;
   size_t observed = 0;
   for (size_t i = 0; i < levels_.size(); ++i)
@@ -161,7 +161,12 @@ double Profiler::correction(size_t branch) const {
       log_sum += std::log(levels_[i]);
       ++observed;
     }
-  const double log_mean = observed ? log_sum / static_cast<double>(observed) : 0.0;
+  return observed ? log_sum / static_cast<double>(observed) : 0.0;
+}
+
+double Profiler::correction(size_t branch) const { return correction(branch, mean_log_level()); }
+
+double Profiler::correction(size_t branch, double log_mean) const {
   if (observations_[branch] == 0) return std::exp(log_mean) * drift_;
   // Geometric interpolation toward the mean level, by how many observations ago it was learnt.
   const double since = static_cast<double>(total_observations_ - observed_at_[branch]);
@@ -179,6 +184,7 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
   last_factor_ = factor;
   const double tail = tail_factor(factor);
   const double r = sample.cache_rate.value_or(profile_.default_cache_rate);
+  const double log_mean = mean_log_level();  // once, not once per branch
   const std::optional<double> power =
       profile_.use_measured_power ? sample.measured_power_w() : std::nullopt;
   for (size_t i = 0; i < branches_.size(); ++i) {
@@ -186,7 +192,7 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
     BranchEstimate& e = estimates_[i];
     e.latency_known = c.latency_median_ms.has_value();
     e.latency_uncorrected_ms = c.latency_median_ms.value_or(0) * factor;
-    e.latency_ms = e.latency_uncorrected_ms * correction(i);
+    e.latency_ms = e.latency_uncorrected_ms * correction(i, log_mean);
     e.latency_tail_ms = e.latency_ms * tail;
     e.memory_known = c.memory_bytes.has_value();
     e.memory_bytes = c.memory_bytes.value_or(0);

@@ -153,6 +153,8 @@ class Profiler {
   };
   static constexpr int kTailLevels = 4;
   static int tail_level(double contention_factor);
+  double mean_log_level() const;  // over the observed branches' levels
+  double correction(size_t branch, double log_mean) const;
   void push_tail(TailRing* ring, double ratio) const;
   TailRing tail_all_;
   TailRing tail_levels_[kTailLevels];
