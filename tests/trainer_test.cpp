@@ -199,6 +199,34 @@ TEST(Schedule, WarmupCosineStep) {
   EXPECT_NEAR(learning_rate(o, 29, 10), 1.0, 1e-12);
   EXPECT_NEAR(learning_rate(o, 30, 10), 0.5, 1e-12);
   EXPECT_NEAR(learning_rate(o, 65, 10), 0.25, 1e-12);
+  // a longer cosine horizon than the epochs run: the schedule a later phase continues
+  o.schedule = "cosine";
+  o.epochs = 2;
+  o.schedule_epochs = 6;
+  EXPECT_NEAR(learning_rate(o, 30, 10), 0.5, 1e-12);  // halfway through 6 epochs
+  EXPECT_GT(learning_rate(o, 19, 10), 0.7);           // the end of epoch 2 is far from 0
+}
+
+TEST(Config, JointScheduleRestartOrContinue) {
+  const std::string space = "[supernet]\nwidths = 1.0,0.5\n";
+  auto ok = parse_config_text(space + "joint_schedule = continue\n", "f.ini");
+  EXPECT_NO_THROW(ok.validate());
+  EXPECT_EQ(parse_config_text(ok.to_ini(), "again").supernet.joint_schedule, "continue");
+  auto expect_error = [](TrainConfig c, const std::string& words) {
+    try {
+      c.validate();
+      FAIL() << words;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("supernet.joint_schedule"), std::string::npos);
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  };
+  expect_error(parse_config_text(space + "joint_schedule = sometimes\n", "f.ini"), "sometimes");
+  expect_error(parse_config_text(space + "joint_schedule = continue\nbackbone = b.h5\n", "f.ini"),
+               "use restart");
+  expect_error(parse_config_text(
+                   "[train]\nschedule = step\n" + space + "joint_schedule = continue\n", "f.ini"),
+               "cosine");
 }
 
 TEST(Checkpoint, RoundTrip) {

@@ -66,6 +66,8 @@ po::options_description describe(TrainConfig& c) {
           "supernet.joint_epochs",
           po::value(&c.supernet.joint_epochs)->default_value(c.supernet.joint_epochs))(
           "supernet.joint_lr", po::value(&c.supernet.joint_lr)->default_value(c.supernet.joint_lr))(
+          "supernet.joint_schedule",
+          po::value(&c.supernet.joint_schedule)->default_value(c.supernet.joint_schedule))(
           "supernet.sampled", po::value(&c.supernet.sampled)->default_value(c.supernet.sampled))(
           "supernet.distill_weight",
           po::value(&c.supernet.distill_weight)->default_value(c.supernet.distill_weight))(
@@ -195,8 +197,8 @@ std::string TrainConfig::to_ini() const {
     o << "\n[supernet]\nwidths = " << supernet.widths << "\nops = " << supernet.ops
       << "\nop_stages = " << supernet.op_stages << "\nexits = " << supernet.exits
       << "\nbackbone = " << supernet.backbone << "\njoint_epochs = " << supernet.joint_epochs
-      << "\njoint_lr = " << supernet.joint_lr << "\nsampled = " << supernet.sampled
-      << "\ndistill_weight = " << supernet.distill_weight
+      << "\njoint_lr = " << supernet.joint_lr << "\njoint_schedule = " << supernet.joint_schedule
+      << "\nsampled = " << supernet.sampled << "\ndistill_weight = " << supernet.distill_weight
       << "\ncalibration_images = " << supernet.calibration_images
       << "\ndistill_steps = " << supernet.distill_steps << "\nprecisions = " << supernet.precisions
       << "\nqat_images = " << supernet.qat_images << "\nqat_steps = " << supernet.qat_steps
@@ -252,6 +254,14 @@ void TrainConfig::validate() const {
     if (supernet.joint_epochs < 1) fail("supernet.joint_epochs", "must be >= 1");
     if (!(supernet.joint_lr > 0.0) || !std::isfinite(supernet.joint_lr))
       fail("supernet.joint_lr", "must be > 0");
+    if (supernet.joint_schedule != "restart" && supernet.joint_schedule != "continue")
+      fail("supernet.joint_schedule",
+           "must be restart or continue, got '" + supernet.joint_schedule + "'");
+    if (supernet.joint_schedule == "continue" && !supernet.backbone.empty())
+      fail("supernet.joint_schedule",
+           "continue goes on from the warm-up's schedule; with supernet.backbone use restart");
+    if (supernet.joint_schedule == "continue" && train.schedule != "cosine")
+      fail("supernet.joint_schedule", "continue needs train.schedule = cosine");
     if (supernet.sampled < 0) fail("supernet.sampled", "must be >= 0");
     if (!(supernet.distill_weight >= 0.0 && supernet.distill_weight <= 1.0))
       fail("supernet.distill_weight", "must be in [0, 1]");

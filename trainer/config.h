@@ -55,6 +55,7 @@ struct OptimConfig {
   int64_t step_size = 10;           // step schedule: epochs between decays
   double gamma = 0.1;               // step schedule: decay factor
   double warmup_epochs = 0.0;       // linear warm-up from 0, in (fractional) epochs
+  int64_t schedule_epochs = 0;      // cosine horizon in epochs; 0: epochs (not a config key)
   double label_smoothing = 0.0;
   uint64_t seed = 1;
   int threads = 2;
@@ -63,15 +64,19 @@ struct OptimConfig {
 // The branch space of a multi-branch network (trainer/supernet.h). Lists are comma-separated and
 // checked against the model before any training starts. Empty widths: a plain backbone run.
 struct SupernetConfig {
-  std::string widths;           // width multipliers, e.g. "1.0,0.75,0.5,0.25"
-  std::string ops = "conv";     // operator variants: conv, dpconv, lowrankF (F = rank fraction)
-  std::string op_stages;        // stages (from 1) whose 3x3 convs take the variant; "": last two
-  std::string exits;            // stages (from 1) with a classifier head; "": the last only
-  std::string backbone;         // trained backbone checkpoint; "": warm it up for train.epochs
-  int64_t joint_epochs = 3;     // sandwich-rule epochs over all branches
-  double joint_lr = 0.02;       // peak rate of the joint phase (cosine to 0)
-  int64_t sampled = 2;          // branches sampled per step besides the largest and smallest
-  double distill_weight = 1.0;  // smaller branches: (1-w) x label loss + w x distillation
+  std::string widths;        // width multipliers, e.g. "1.0,0.75,0.5,0.25"
+  std::string ops = "conv";  // operator variants: conv, dpconv, lowrankF (F = rank fraction)
+  std::string op_stages;     // stages (from 1) whose 3x3 convs take the variant; "": last two
+  std::string exits;         // stages (from 1) with a classifier head; "": the last only
+  std::string backbone;      // trained backbone checkpoint; "": warm it up for train.epochs
+  int64_t joint_epochs = 3;  // sandwich-rule epochs over all branches
+  double joint_lr = 0.02;    // peak rate of the joint phase (cosine to 0)
+  // restart: the joint phase runs its own cosine from joint_lr; continue: one cosine from
+  // train.lr over warm-up + joint epochs, the joint phase picking up where the warm-up stopped
+  // (joint_lr unused; needs the warm-up, so no backbone)
+  std::string joint_schedule = "restart";
+  int64_t sampled = 2;                // branches sampled per step besides the largest and smallest
+  double distill_weight = 1.0;        // smaller branches: (1-w) x label loss + w x distillation
   int64_t calibration_images = 2048;  // BN recalibration and variant initialisation
   int64_t distill_steps = 200;        // layer-wise distillation steps per substituted conv
   // int8 branches (precision "int8"): derived from their fp32 twin by calibration and

@@ -700,6 +700,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
   };
 
   // 1. backbone warm-up: an ordinary training run of the full network
+  const bool continuous = sc.joint_schedule == "continue";
   std::string backbone_path = sc.backbone;
   double backbone_accuracy = -1;
   {
@@ -709,6 +710,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
       log << "phase 1/5: backbone warm-up, " << config.train.epochs << " epochs\n";
       TrainConfig warm = config;
       warm.supernet = SupernetConfig{};
+      if (continuous) warm.train.schedule_epochs = config.train.epochs + sc.joint_epochs;
       warm.out_dir = (fs::path(config.out_dir) / "backbone").string();
       warm.source = config.source + " (backbone warm-up)";
       auto outcome = train(warm, false, log);
@@ -758,11 +760,15 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
   {
     const auto t0 = std::chrono::steady_clock::now();
     log << "phase 3/5: joint training, " << sc.joint_epochs << " epochs, largest + smallest + "
-        << sc.sampled << " sampled branches per step\n";
+        << sc.sampled << " sampled branches per step, "
+        << (continuous ? "continuing the warm-up's cosine"
+                       : "cosine from " + std::to_string(sc.joint_lr))
+        << "\n";
     OptimConfig jo = config.train;
     jo.epochs = sc.joint_epochs;
-    jo.lr = sc.joint_lr;
-    jo.warmup_epochs = 0;
+    jo.lr = continuous ? config.train.lr : sc.joint_lr;
+    jo.warmup_epochs = continuous ? config.train.warmup_epochs : 0;
+    jo.schedule_epochs = continuous ? config.train.epochs + sc.joint_epochs : 0;
     jo.schedule = "cosine";
     auto optimizer = make_optimizer(jo, net->parameters());
     TrainConfig jc = config;
@@ -773,6 +779,8 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
       val_loader = std::make_unique<data::BatchLoader>(rd.train, rd.split.validation,
                                                        eval_options(config.data, rd.stats));
     const int64_t steps_per_epoch = loader.batches_per_epoch();
+    // continue: the warm-up ran the first train.epochs of the same schedule on the same loader
+    const int64_t schedule_offset = continuous ? config.train.epochs * steps_per_epoch : 0;
     std::vector<size_t> others;
     for (size_t b = 0; b < net->branch_count(); ++b)
       if (b != net->largest() && b != net->smallest() && !net->is_early_exit(b))
@@ -789,7 +797,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
       int64_t correct = 0, seen = 0, step = 0;
       while (auto batch = loader.next()) {
         const int64_t global = epoch * steps_per_epoch + step;
-        const double lr = learning_rate(jo, global, steps_per_epoch);
+        const double lr = learning_rate(jo, schedule_offset + global, steps_per_epoch);
         for (auto& g : optimizer->param_groups()) g.options().set_lr(lr);
         optimizer->zero_grad();
         auto teacher = net->forward_branch(net->largest(), batch->images);

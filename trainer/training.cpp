@@ -72,7 +72,8 @@ RunData load_run_data(const TrainConfig& config) {
 double learning_rate(const OptimConfig& o, int64_t step, int64_t steps_per_epoch) {
   const double warmup = o.warmup_epochs * steps_per_epoch;
   if (step < warmup) return o.lr * (step + 1) / warmup;
-  const double total = static_cast<double>(o.epochs * steps_per_epoch);
+  const double total =
+      static_cast<double>((o.schedule_epochs > 0 ? o.schedule_epochs : o.epochs) * steps_per_epoch);
   if (o.schedule == "cosine") {
     const double t = (step - warmup) / std::max(1.0, total - warmup);
     return o.lr * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, t)));
