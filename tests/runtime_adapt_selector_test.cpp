@@ -211,6 +211,37 @@ TEST(SelectorTest, NearlyEqualObjectivesGoToTheFasterBranch) {
   exact.objective_tolerance = 0;
   Selector third(exact);
   EXPECT_EQ(third.decide(e, {}, 0).branch, 0);
+
+  // the improvement margin is judged on the top objective, the switch goes to its faster
+  // near-equal: 0.9055 beats the current 0.900 by more than the 0.005 margin, 0.9035 is the target
+  Selector climbing(no_dwell());
+  ASSERT_TRUE(climbing.set_budgets(latency_budget(10)).ok());
+  std::vector<BranchEstimate> g = {estimate(1, 0.900), estimate(20, 0.9035), estimate(30, 0.9055)};
+  EXPECT_EQ(climbing.decide(g, {}, 0).branch, 0);
+  g[1].latency_ms = 2;
+  g[2].latency_ms = 3;
+  const Decision up = climbing.decide(g, {}, 1);
+  EXPECT_EQ(up.branch, 1);
+  EXPECT_EQ(up.reason, SwitchReason::kBetter);
+  EXPECT_EQ(climbing.decide(g, {}, 2).branch, 1);  // and stays: it is within tolerance of the top
+
+  // equal latencies within the tolerance go to the higher objective, not the lower index
+  const std::vector<BranchEstimate> same_speed = {estimate(2, 0.9000), estimate(2, 0.9015)};
+  Selector fourth(no_dwell());
+  EXPECT_EQ(fourth.decide(same_speed, {}, 0).branch, 1);
+
+  // the tolerance is in accuracy units: an energy-only objective (low battery) takes no tolerance
+  Budgets battery;
+  battery.battery_aware = true;
+  battery.battery_low_pct = 15;
+  Selector low(no_dwell());
+  ASSERT_TRUE(low.set_budgets(battery).ok());
+  SelectionContext drained;
+  drained.battery_capacity_pct = 5;
+  drained.battery_discharging = true;
+  const std::vector<BranchEstimate> energy = {estimate(2, 0.90, 100, 0.0018),
+                                              estimate(3, 0.89, 100, 0.0001)};
+  EXPECT_EQ(low.decide(energy, drained, 0).branch, 1);
 }
 
 TEST(SelectorTest, HysteresisNeedsAMarginToSwitch) {

@@ -243,6 +243,8 @@ TEST(RuntimeCli, ProfilePrintsEveryNodeAndEveryLayerType) {
   expect_one_line_error(run_cli("--bundle " + q(rgb_bundle()) + " --profile 0"));
   expect_one_line_error(
       run_cli("--bundle " + q(rgb_bundle()) + " --profile 3 --idx /nonexistent/images"));
+  expect_one_line_error(run_cli("--bundle " + q(rgb_bundle()) + " --profile 3 --limit 5"));
+  expect_one_line_error(run_cli("--bundle " + q(rgb_bundle()) + " --profile 1000001"));
 }
 
 TEST(RuntimeCli, BadInputGivesOneLineErrorAndNonZeroExit) {

@@ -212,6 +212,12 @@ TEST(Config, JointScheduleRestartOrContinue) {
   auto ok = parse_config_text(space + "joint_schedule = continue\n", "f.ini");
   EXPECT_NO_THROW(ok.validate());
   EXPECT_EQ(parse_config_text(ok.to_ini(), "again").supernet.joint_schedule, "continue");
+  // the horizon a continued warm-up ran under is a key of its own, so its stored ini reproduces it
+  auto warm = parse_config_text("[train]\nepochs = 2\nschedule_epochs = 6\n", "f.ini");
+  EXPECT_NO_THROW(warm.validate());
+  EXPECT_EQ(parse_config_text(warm.to_ini(), "again").train.schedule_epochs, 6);
+  EXPECT_THROW(parse_config_text("[train]\nepochs = 3\nschedule_epochs = 2\n", "f.ini").validate(),
+               ConfigError);
   auto expect_error = [](TrainConfig c, const std::string& words) {
     try {
       c.validate();

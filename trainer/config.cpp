@@ -53,6 +53,8 @@ po::options_description describe(TrainConfig& c) {
           "train.gamma", po::value(&c.train.gamma)->default_value(c.train.gamma))(
           "train.warmup_epochs",
           po::value(&c.train.warmup_epochs)->default_value(c.train.warmup_epochs))(
+          "train.schedule_epochs",
+          po::value(&c.train.schedule_epochs)->default_value(c.train.schedule_epochs))(
           "train.label_smoothing",
           po::value(&c.train.label_smoothing)->default_value(c.train.label_smoothing))(
           "train.seed", po::value(&c.train.seed)->default_value(c.train.seed))(
@@ -191,6 +193,7 @@ std::string TrainConfig::to_ini() const {
     << "\nweight_decay = " << train.weight_decay << "\nschedule = " << train.schedule
     << "\nstep_size = " << train.step_size << "\ngamma = " << train.gamma
     << "\nwarmup_epochs = " << train.warmup_epochs
+    << "\nschedule_epochs = " << train.schedule_epochs
     << "\nlabel_smoothing = " << train.label_smoothing << "\nseed = " << train.seed
     << "\nthreads = " << train.threads << "\n";
   if (supernet.enabled())
@@ -245,6 +248,8 @@ void TrainConfig::validate() const {
   if (train.step_size < 1) fail("train.step_size", "must be >= 1");
   if (!(train.gamma > 0.0 && train.gamma <= 1.0)) fail("train.gamma", "must be in (0, 1]");
   if (!(train.warmup_epochs >= 0.0)) fail("train.warmup_epochs", "must be >= 0");
+  if (train.schedule_epochs != 0 && train.schedule_epochs < train.epochs)
+    fail("train.schedule_epochs", "must be 0 (= epochs) or >= train.epochs");
   if (!(train.label_smoothing >= 0.0 && train.label_smoothing < 1.0))
     fail("train.label_smoothing", "must be in [0, 1)");
   if (train.threads < 1 || train.threads > 256) fail("train.threads", "must be in [1, 256]");

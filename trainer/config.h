@@ -55,7 +55,9 @@ struct OptimConfig {
   int64_t step_size = 10;           // step schedule: epochs between decays
   double gamma = 0.1;               // step schedule: decay factor
   double warmup_epochs = 0.0;       // linear warm-up from 0, in (fractional) epochs
-  int64_t schedule_epochs = 0;      // cosine horizon in epochs; 0: epochs (not a config key)
+  // cosine horizon in epochs, 0: epochs; longer when a later phase continues the schedule (a
+  // multi-branch warm-up with joint_schedule = continue records it here)
+  int64_t schedule_epochs = 0;
   double label_smoothing = 0.0;
   uint64_t seed = 1;
   int threads = 2;

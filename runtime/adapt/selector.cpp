@@ -147,28 +147,41 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   };
   // best: over every feasible branch; open: without those backing off (improvement switches).
   // Two passes: the top objective, then the fastest branch within objective_tolerance of it (then
-  // the lower index), so that a few hundredths of a point of held-out accuracy, which is noise,
-  // do not buy a slower branch. Order-independent, so the result never depends on iteration.
+  // the higher objective, then the lower index), so that a tenth of a point of held-out accuracy,
+  // which is noise, does not buy a slower branch. Order-independent, so the result never depends
+  // on iteration. The tolerance is in accuracy units: an energy-only objective uses none.
+  const double tolerance = l.energy_only ? 0.0 : options_.objective_tolerance;
+  struct Pick {
+    int branch = -1;
+    double top = 0;  // the top objective among the eligible branches
+  };
   auto pick = [&](bool open_only) {
     auto eligible = [&](size_t i) {
       const int index = static_cast<int>(i);
       return feasible(estimates[i], index == current_) &&
              (!open_only || index == current_ || !blocked(index, now_ms));
     };
+    Pick p;
     double top = -kInf;
     for (size_t i = 0; i < estimates.size(); ++i)
       if (eligible(i)) top = std::max(top, objective(estimates[i]));
-    int chosen = -1;
     for (size_t i = 0; i < estimates.size(); ++i) {
-      if (!eligible(i) || objective(estimates[i]) < top - options_.objective_tolerance) continue;
-      if (chosen < 0 ||
-          tie_latency(estimates[i]) < tie_latency(estimates[static_cast<size_t>(chosen)]))
-        chosen = static_cast<int>(i);
+      const double score = objective(estimates[i]);
+      if (!eligible(i) || score < top - tolerance) continue;
+      if (p.branch >= 0) {
+        const BranchEstimate& c = estimates[static_cast<size_t>(p.branch)];
+        const double latency = tie_latency(estimates[i]), chosen_latency = tie_latency(c);
+        if (latency > chosen_latency || (latency == chosen_latency && score <= objective(c)))
+          continue;
+      }
+      p.branch = static_cast<int>(i);
     }
-    return chosen;
+    p.top = top;
+    return p;
   };
-  const int best = pick(false), open = pick(true);
-  const double open_score = open >= 0 ? objective(estimates[static_cast<size_t>(open)]) : 0;
+  const int best = pick(false).branch;
+  const Pick open_pick = pick(true);
+  const int open = open_pick.branch;
 
   auto choose = [&](int branch, SwitchReason reason) {
     d.branch = branch;
@@ -216,8 +229,9 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   const BranchEstimate& cur = estimates[static_cast<size_t>(current_)];
   if (!feasible(cur, true)) return choose(best, SwitchReason::kInfeasible);
   const bool dwelled = now_ms - last_switch_ms_ >= options_.min_dwell_ms || context_changed;
+  // the margin is judged on the top objective: the target may be a faster near-equal of it
   if (open >= 0 && open != current_ && dwelled &&
-      open_score >= objective(cur) + options_.switch_margin)
+      open_pick.top >= objective(cur) + options_.switch_margin)
     return choose(open, SwitchReason::kBetter);
   return choose(current_, SwitchReason::kStay);
 }

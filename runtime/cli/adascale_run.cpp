@@ -108,7 +108,8 @@ Options parse_args(int argc, char** argv) {
     } else if (arg == "--list") {
       o.list = true;
     } else if (arg == "--profile") {
-      o.profile_runs = std::min<int64_t>(parse_int(arg, value(), 1), 1000000);
+      o.profile_runs = parse_int(arg, value(), 1);
+      if (o.profile_runs > 100000) throw Failure("--profile needs at most 100000 runs");
     } else if (arg == "--scenario") {
       o.scenario = value();
     } else if (arg == "--trace-out") {
@@ -121,8 +122,11 @@ Options parse_args(int argc, char** argv) {
   }
   if (o.bundle.empty()) throw Failure("--bundle is required (see --help)");
   if (o.profile_runs > 0) {
-    if (!o.images_dir.empty() || !o.idx_images.empty() || !o.scenario.empty())
-      throw Failure("--profile runs on its own input: no --images, --idx or --scenario");
+    if (!o.images_dir.empty() || !o.idx_images.empty() || !o.idx_labels.empty() ||
+        !o.scenario.empty() || !o.trace_out.empty() || o.policy != "all" || o.limit > 0 || o.list)
+      throw Failure(
+          "--profile runs on its own input: no --images, --idx, --labels, --limit, --list, "
+          "--scenario, --trace-out or --policy");
   } else if (!o.list) {
     if (o.images_dir.empty() == o.idx_images.empty())
       throw Failure("give exactly one of --images DIR and --idx IMAGES (see --help)");
