@@ -142,6 +142,24 @@ TEST(ScenarioParse, DefaultsAndNameFromThePath) {
   EXPECT_TRUE(std::isinf(s.budgets.latency_ms));
   EXPECT_TRUE(s.events.empty());
   ASSERT_EQ(scenario::segments(s).size(), 1u);
+  // the loop's own defaults, except the replayer's period and tail-latency budgets
+  EXPECT_DOUBLE_EQ(s.adaptation.monitor.period_ms, 50);
+  EXPECT_TRUE(s.adaptation.selector.tail_latency);
+  EXPECT_DOUBLE_EQ(s.adaptation.selector.objective_tolerance,
+                   SelectorOptions{}.objective_tolerance);
+  const Scenario tuned = parse_scenario(
+      "[scenario]\nduration_s = 2\n[adaptation]\nobjective_tolerance = 0.001\n"
+      "contended_tail_prior = 1.2\ncontext_change = 0\n",
+      "t.ini");
+  EXPECT_DOUBLE_EQ(tuned.adaptation.selector.objective_tolerance, 0.001);
+  EXPECT_DOUBLE_EQ(tuned.adaptation.device.contended_tail_prior, 1.2);
+  EXPECT_DOUBLE_EQ(tuned.adaptation.selector.context_change, 0);
+  EXPECT_NE(parse_error("[scenario]\nduration_s = 2\n[adaptation]\ncontext_change = 0.9\n")
+                .find("key 'context_change'"),
+            std::string::npos);
+  EXPECT_NE(parse_error("[scenario]\nduration_s = 2\n[adaptation]\ncontended_tail_prior = 0.5\n")
+                .find("key 'contended_tail_prior'"),
+            std::string::npos);
 }
 
 TEST(ScenarioParse, UnknownKeyOrSectionNamesFileLineAndKey) {

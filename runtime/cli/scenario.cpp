@@ -261,6 +261,10 @@ Scenario parse_scenario(const std::string& text, const std::string& path) {
           p.fail(line, key, "expected 0 (off) or a ratio > 1, got '" + value + "'");
       } else if (key == "context_settle_ms")
         s.adaptation.selector.context_settle_ms = p.number(line, key, value, 0, false, 3600e3);
+      else if (key == "objective_tolerance")
+        s.adaptation.selector.objective_tolerance = p.number(line, key, value, 0, false, 1);
+      else if (key == "contended_tail_prior")
+        s.adaptation.device.contended_tail_prior = p.number(line, key, value, 1, false, 10);
       else if (key == "tail_latency")
         s.adaptation.selector.tail_latency = p.boolean(line, key, value);
       else if (key == "tail_quantile")
@@ -269,7 +273,7 @@ Scenario parse_scenario(const std::string& text, const std::string& path) {
         p.fail(line, key,
                "unknown key in [adaptation] (period_ms, probe_period_ms, min_dwell_ms, "
                "switch_margin, entry_margin, trial_window_ms, context_change, context_settle_ms, "
-               "tail_latency, tail_quantile)");
+               "objective_tolerance, contended_tail_prior, tail_latency, tail_quantile)");
     } else {  // budgets
       BudgetChange change;
       parse_budget_key(p, line, key, value, &change);
