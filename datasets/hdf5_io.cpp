@@ -13,8 +13,6 @@ namespace adascale::data {
 
 namespace {
 
-using H5Id = adascale::H5Handle;
-
 // the library prints its error stack to stderr by default; we report through DataError instead
 void quiet_hdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
@@ -39,10 +37,10 @@ std::vector<std::string> split_names(const std::string& joined) {
 
 // integer dataset of the given rank; returns its dims
 std::vector<hsize_t> integer_dims(const std::string& path, hid_t dset, const char* name) {
-  H5Id type(H5Dget_type(dset), H5Tclose);
+  H5Handle type(H5Dget_type(dset), H5Tclose);
   if (!type.ok() || H5Tget_class(type.get()) != H5T_INTEGER)
     throw DataError(path + ": dataset '" + name + "' is not an integer array");
-  H5Id space(H5Dget_space(dset), H5Sclose);
+  H5Handle space(H5Dget_space(dset), H5Sclose);
   const int rank = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
   if (rank < 0) throw DataError(path + ": cannot read the shape of '" + name + "'");
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
@@ -54,16 +52,16 @@ std::vector<hsize_t> integer_dims(const std::string& path, hid_t dset, const cha
 // (what h5py writes for a python list); empty when absent
 std::vector<std::string> read_class_names(const std::string& path, hid_t labels) {
   if (H5Aexists(labels, "class_names") <= 0) return {};
-  H5Id attr(H5Aopen(labels, "class_names", H5P_DEFAULT), H5Aclose);
-  H5Id type(attr.ok() ? H5Aget_type(attr.get()) : -1, H5Tclose);
+  H5Handle attr(H5Aopen(labels, "class_names", H5P_DEFAULT), H5Aclose);
+  H5Handle type(attr.ok() ? H5Aget_type(attr.get()) : -1, H5Tclose);
   if (!type.ok() || H5Tget_class(type.get()) != H5T_STRING)
     throw DataError(path + ": attribute 'class_names' is not a string");
-  H5Id space(H5Aget_space(attr.get()), H5Sclose);
+  H5Handle space(H5Aget_space(attr.get()), H5Sclose);
   const hssize_t count = space.ok() ? H5Sget_simple_extent_npoints(space.get()) : -1;
   if (count < 1) throw DataError(path + ": attribute 'class_names' is empty");
   std::vector<std::string> values;
   if (H5Tis_variable_str(type.get()) > 0) {
-    H5Id mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mem.get(), H5T_VARIABLE);
     std::vector<char*> ptrs(static_cast<size_t>(count), nullptr);
     const bool ok = H5Aread(attr.get(), mem.get(), ptrs.data()) >= 0;
@@ -74,7 +72,7 @@ std::vector<std::string> read_class_names(const std::string& path, hid_t labels)
     if (!ok) throw DataError(path + ": cannot read attribute 'class_names'");
   } else {
     const size_t size = H5Tget_size(type.get());
-    H5Id mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mem.get(), size);
     std::vector<char> buf(size * static_cast<size_t>(count));
     if (H5Aread(attr.get(), mem.get(), buf.data()) < 0)
@@ -95,14 +93,14 @@ DatasetPtr read_hdf5(const std::string& path) {
   quiet_hdf5();
   if (!std::filesystem::is_regular_file(path)) throw DataError(path + ": cannot open file");
   if (H5Fis_hdf5(path.c_str()) <= 0) throw DataError(path + ": not an HDF5 file");
-  H5Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  H5Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!file.ok()) throw DataError(path + ": cannot open HDF5 file");
 
-  H5Id images(H5Dopen2(file.get(), "images", H5P_DEFAULT), H5Dclose);
+  H5Handle images(H5Dopen2(file.get(), "images", H5P_DEFAULT), H5Dclose);
   if (!images.ok()) throw DataError(path + ": no dataset 'images'");
   const std::vector<hsize_t> idims = integer_dims(path, images.get(), "images");
   {
-    H5Id type(H5Dget_type(images.get()), H5Tclose);
+    H5Handle type(H5Dget_type(images.get()), H5Tclose);
     if (H5Tget_size(type.get()) != 1)
       throw DataError(path + ": dataset 'images' must hold 8-bit pixels");
   }
@@ -121,7 +119,7 @@ DatasetPtr read_hdf5(const std::string& path) {
       H5Dread(images.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, hwc.data()) < 0)
     throw DataError(path + ": cannot read dataset 'images'");
 
-  H5Id labels(H5Dopen2(file.get(), "labels", H5P_DEFAULT), H5Dclose);
+  H5Handle labels(H5Dopen2(file.get(), "labels", H5P_DEFAULT), H5Dclose);
   if (!labels.ok()) throw DataError(path + ": no dataset 'labels'");
   const std::vector<hsize_t> ldims = integer_dims(path, labels.get(), "labels");
   if (ldims.size() != 1 || static_cast<int64_t>(ldims[0]) != n)
@@ -161,7 +159,7 @@ void write_file(const Dataset& set, const std::string& path) {
   const size_t plane = static_cast<size_t>(s.height * s.width);
   const size_t c = static_cast<size_t>(s.channels);
 
-  H5Id file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+  H5Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
   if (!file.ok()) throw DataError(path + ": cannot create HDF5 file");
 
   // images are stored channels-last, the layout numpy/h5py users expect
@@ -174,10 +172,10 @@ void write_file(const Dataset& set, const std::string& path) {
   }
   const hsize_t idims[4] = {static_cast<hsize_t>(n), static_cast<hsize_t>(s.height),
                             static_cast<hsize_t>(s.width), static_cast<hsize_t>(s.channels)};
-  H5Id ispace(H5Screate_simple(4, idims, nullptr), H5Sclose);
-  H5Id images(H5Dcreate2(file.get(), "images", H5T_STD_U8LE, ispace.get(), H5P_DEFAULT, H5P_DEFAULT,
-                         H5P_DEFAULT),
-              H5Dclose);
+  H5Handle ispace(H5Screate_simple(4, idims, nullptr), H5Sclose);
+  H5Handle images(H5Dcreate2(file.get(), "images", H5T_STD_U8LE, ispace.get(), H5P_DEFAULT,
+                             H5P_DEFAULT, H5P_DEFAULT),
+                  H5Dclose);
   if (!images.ok() || (n > 0 && H5Dwrite(images.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL,
                                          H5P_DEFAULT, hwc.data()) < 0))
     throw DataError(path + ": cannot write dataset 'images'");
@@ -185,10 +183,10 @@ void write_file(const Dataset& set, const std::string& path) {
   std::vector<int64_t> label_values(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) label_values[static_cast<size_t>(i)] = set.label(i);
   const hsize_t ldims[1] = {static_cast<hsize_t>(n)};
-  H5Id lspace(H5Screate_simple(1, ldims, nullptr), H5Sclose);
-  H5Id labels(H5Dcreate2(file.get(), "labels", H5T_STD_I64LE, lspace.get(), H5P_DEFAULT,
-                         H5P_DEFAULT, H5P_DEFAULT),
-              H5Dclose);
+  H5Handle lspace(H5Screate_simple(1, ldims, nullptr), H5Sclose);
+  H5Handle labels(H5Dcreate2(file.get(), "labels", H5T_STD_I64LE, lspace.get(), H5P_DEFAULT,
+                             H5P_DEFAULT, H5P_DEFAULT),
+                  H5Dclose);
   if (!labels.ok() || (n > 0 && H5Dwrite(labels.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL,
                                          H5P_DEFAULT, label_values.data()) < 0))
     throw DataError(path + ": cannot write dataset 'labels'");
@@ -199,11 +197,11 @@ void write_file(const Dataset& set, const std::string& path) {
       throw DataError(path + ": class name '" + name + "' contains a comma");
     joined += (joined.empty() ? "" : ",") + name;
   }
-  H5Id stype(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Handle stype(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(stype.get(), joined.size() + 1);
   H5Tset_strpad(stype.get(), H5T_STR_NULLTERM);
-  H5Id aspace(H5Screate(H5S_SCALAR), H5Sclose);
-  H5Id attr(
+  H5Handle aspace(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Handle attr(
       H5Acreate2(labels.get(), "class_names", stype.get(), aspace.get(), H5P_DEFAULT, H5P_DEFAULT),
       H5Aclose);
   if (!attr.ok() || H5Awrite(attr.get(), stype.get(), joined.c_str()) < 0)

@@ -100,12 +100,11 @@ torch::Tensor TorchBranch::run(const torch::Tensor& images, bool quantized,
     if (!n.params.count("bias")) return torch::Tensor();
     const auto& b = weight_of(weights_, n, "bias");
     if (!quantized || n.output == float_head_) return b;
-    const auto& w = weight_of(weights_, n, "weight");
-    const auto step =
-        compress::quantize_weight_per_channel(w).scale * act_.at(n.inputs.at(0)).scale;
-    // clamped to int32 like quantize_bias (a near-dead channel has a tiny step)
-    const auto q = torch::clamp(torch::round(b.detach() / step), -2147483647.0, 2147483647.0);
-    return b + (q * step - b.detach()).detach();
+    const auto qw = compress::quantize_weight_per_channel(weight_of(weights_, n, "weight"));
+    const auto& in_params = act_.at(n.inputs.at(0));
+    // the exported int32 bias itself (saturating), back on the float grid
+    const auto q = compress::quantize_bias(b.detach(), in_params, qw).to(torch::kFloat32);
+    return b + (q * (qw.scale * in_params.scale) - b.detach()).detach();
   };
   auto in = [&](const Node& n, size_t i) -> const torch::Tensor& {
     auto it = env.find(n.inputs.at(i));

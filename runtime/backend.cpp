@@ -133,6 +133,10 @@ struct PreparedBranch::Impl {
     return ok_status();
   }
 
+  void load_input(const float* input) {
+    std::memcpy(arena.data() + offsets.at(branch.input), input, infos.at(branch.input).bytes());
+  }
+
   Status execute(Step& step) {
     if (!step.xnn) {
       step.op->reference(step.bound);
@@ -163,6 +167,7 @@ const Shape& PreparedBranch::input_shape() const { return impl_->input_shape; }
 size_t PreparedBranch::arena_bytes() const { return impl_->arena_bytes; }
 size_t PreparedBranch::weight_bytes() const { return impl_->weight_bytes; }
 size_t PreparedBranch::reference_fallbacks() const { return impl_->fallbacks; }
+size_t PreparedBranch::node_count() const { return impl_->steps.size(); }
 int64_t PreparedBranch::output_features() const {
   const Shape& shape = impl_->infos.at(impl_->branch.output).shape;
   return shape_elements(shape) / shape[0];
@@ -186,8 +191,7 @@ Status PreparedBranch::run(const float* input, int64_t batch, float* output,
     return error_status(ErrorCode::kInvalidArgument, "output capacity " +
                                                          std::to_string(output_capacity) + " < " +
                                                          std::to_string(out_count) + " logits");
-  std::memcpy(impl.arena.data() + impl.offsets.at(impl.branch.input), input,
-              impl.infos.at(impl.branch.input).bytes());
+  impl.load_input(input);
   for (Step& step : impl.steps) {
     Status s = impl.execute(step);
     if (!s.ok()) return s;
@@ -218,8 +222,7 @@ Status PreparedBranch::profile(const float* input, int runs, std::vector<NodeTim
   if (runs < 1) return error_status(ErrorCode::kInvalidArgument, "profile needs runs >= 1");
   const size_t steps = impl.steps.size();
   std::vector<std::vector<double>> us(steps, std::vector<double>(static_cast<size_t>(runs)));
-  std::memcpy(impl.arena.data() + impl.offsets.at(impl.branch.input), input,
-              impl.infos.at(impl.branch.input).bytes());
+  impl.load_input(input);
   for (int r = -1; r < runs; ++r) {  // run -1 warms caches and is not kept
     for (size_t i = 0; i < steps; ++i) {
       const auto start = std::chrono::steady_clock::now();

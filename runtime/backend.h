@@ -46,6 +46,7 @@ class PreparedBranch {
   size_t memory_bytes() const { return arena_bytes() + weight_bytes(); }
   // Nodes running the reference kernel on an XNNPACK backend (no XNNPACK kernel for that case).
   size_t reference_fallbacks() const;
+  size_t node_count() const;  // nodes in graph order, one timing each in profile()
 
  private:
   std::unique_ptr<Impl> impl_;

@@ -234,6 +234,10 @@ adascale_status adascale_profile(adascale_runtime* rt, int runs, adascale_node_t
   if (!count || (capacity > 0 && !timings))
     return fail(rt, ADASCALE_ERROR_INVALID_ARGUMENT, "null timings or count");
   if (runs < 1) return fail(rt, ADASCALE_ERROR_INVALID_ARGUMENT, "profile needs runs >= 1");
+  if (capacity == 0) {  // the count alone: nothing to time
+    *count = rt->selected->node_count();
+    return ADASCALE_OK;
+  }
   return guarded(rt, [&]() -> adascale_status {
     const adascale::Shape& shape = rt->selected->input_shape();
     const size_t elements = static_cast<size_t>(adascale::shape_elements(shape));

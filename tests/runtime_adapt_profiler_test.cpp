@@ -248,11 +248,16 @@ TEST(ProfilerTest, CorrectionJudgedAgainstAGivenContextFactor) {
   EXPECT_GT(profiler.correction(0), 1.1);
 }
 
+// one branch whose catalog says 1 ms, for the tail-factor cases
+Profiler one_ms_branch(const DeviceProfile& device) {
+  return Profiler({costs_of(R"({"latency_ms":{"median":1.0}})")}, device);
+}
+
 TEST(ProfilerTest, TailFactorFollowsTheSlowRequests) {
   DeviceProfile device;
   device.tail_quantile = 0.9;
   device.tail_window = 40;
-  Profiler profiler({costs_of(R"({"latency_ms":{"median":1.0}})")}, device);
+  Profiler profiler = one_ms_branch(device);
   const ContextSample s = idle_context();
   EXPECT_DOUBLE_EQ(profiler.tail_factor(), 1.0);
   // Steady requests: no tail beyond the prediction.
@@ -272,7 +277,7 @@ TEST(ProfilerTest, TailFactorFollowsTheSlowRequests) {
   EXPECT_GE(e[0].latency_tail_ms, e[0].latency_ms);
 
   // The spread is kept per contention level: a noisy loaded period does not widen the idle tail.
-  Profiler levels({costs_of(R"({"latency_ms":{"median":1.0}})")}, device);
+  Profiler levels = one_ms_branch(device);
   for (int i = 0; i < 40; ++i) {
     levels.predict(s);
     levels.observe(0, 1.0, 1.0);  // idle: steady
@@ -291,7 +296,7 @@ TEST(ProfilerTest, AContendedLevelStartsFromThePriorUntilItHasItsOwnTail) {
   DeviceProfile device;
   device.tail_quantile = 0.9;
   device.contended_tail_prior = 1.5;
-  Profiler profiler({costs_of(R"({"latency_ms":{"median":1.0}})")}, device);
+  Profiler profiler = one_ms_branch(device);
   const ContextSample s = idle_context();
   for (int i = 0; i < 40; ++i) {
     profiler.predict(s);
@@ -309,7 +314,7 @@ TEST(ProfilerTest, AContendedLevelStartsFromThePriorUntilItHasItsOwnTail) {
   EXPECT_NEAR(profiler.tail_factor(2.0), 1.0, 1e-9);
   EXPECT_DOUBLE_EQ(profiler.tail_factor(3.0), 1.5);  // other levels keep the prior
   device.contended_tail_prior = 1.0;                 // off
-  Profiler plain({costs_of(R"({"latency_ms":{"median":1.0}})")}, device);
+  Profiler plain = one_ms_branch(device);
   EXPECT_DOUBLE_EQ(plain.tail_factor(2.0), 1.0);
 }
 

@@ -701,6 +701,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
 
   // 1. backbone warm-up: an ordinary training run of the full network
   const bool continuous = sc.joint_schedule == "continue";
+  const int64_t horizon = config.train.epochs + sc.joint_epochs;  // of the continued cosine
   std::string backbone_path = sc.backbone;
   double backbone_accuracy = -1;
   {
@@ -710,7 +711,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
       log << "phase 1/5: backbone warm-up, " << config.train.epochs << " epochs\n";
       TrainConfig warm = config;
       warm.supernet = SupernetConfig{};
-      if (continuous) warm.train.schedule_epochs = config.train.epochs + sc.joint_epochs;
+      if (continuous) warm.train.schedule_epochs = horizon;
       warm.out_dir = (fs::path(config.out_dir) / "backbone").string();
       warm.source = config.source + " (backbone warm-up)";
       auto outcome = train(warm, false, log);
@@ -768,7 +769,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
     jo.epochs = sc.joint_epochs;
     jo.lr = continuous ? config.train.lr : sc.joint_lr;
     jo.warmup_epochs = continuous ? config.train.warmup_epochs : 0;
-    jo.schedule_epochs = continuous ? config.train.epochs + sc.joint_epochs : 0;
+    jo.schedule_epochs = continuous ? horizon : 0;
     jo.schedule = "cosine";
     auto optimizer = make_optimizer(jo, net->parameters());
     TrainConfig jc = config;

@@ -151,6 +151,17 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   // which is noise, does not buy a slower branch. Order-independent, so the result never depends
   // on iteration. The tolerance is in accuracy units: an energy-only objective uses none.
   const double tolerance = l.energy_only ? 0.0 : options_.objective_tolerance;
+  // feasibility and objective once per branch; both passes of both picks read them
+  // (member buffers: no allocation per decision once sized)
+  const size_t n = estimates.size();
+  std::vector<double>& score = scores_;
+  std::vector<char>& fits_now = fits_;
+  score.resize(n);
+  fits_now.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    score[i] = objective(estimates[i]);
+    fits_now[i] = feasible(estimates[i], static_cast<int>(i) == current_);
+  }
   struct Pick {
     int branch = -1;
     double top = 0;  // the top objective among the eligible branches
@@ -158,20 +169,19 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   auto pick = [&](bool open_only) {
     auto eligible = [&](size_t i) {
       const int index = static_cast<int>(i);
-      return feasible(estimates[i], index == current_) &&
-             (!open_only || index == current_ || !blocked(index, now_ms));
+      return fits_now[i] && (!open_only || index == current_ || !blocked(index, now_ms));
     };
     Pick p;
     double top = -kInf;
-    for (size_t i = 0; i < estimates.size(); ++i)
-      if (eligible(i)) top = std::max(top, objective(estimates[i]));
-    for (size_t i = 0; i < estimates.size(); ++i) {
-      const double score = objective(estimates[i]);
-      if (!eligible(i) || score < top - tolerance) continue;
+    for (size_t i = 0; i < n; ++i)
+      if (eligible(i)) top = std::max(top, score[i]);
+    for (size_t i = 0; i < n; ++i) {
+      if (!eligible(i) || score[i] < top - tolerance) continue;
       if (p.branch >= 0) {
-        const BranchEstimate& c = estimates[static_cast<size_t>(p.branch)];
-        const double latency = tie_latency(estimates[i]), chosen_latency = tie_latency(c);
-        if (latency > chosen_latency || (latency == chosen_latency && score <= objective(c)))
+        const size_t c = static_cast<size_t>(p.branch);
+        const double latency = tie_latency(estimates[i]),
+                     chosen_latency = tie_latency(estimates[c]);
+        if (latency > chosen_latency || (latency == chosen_latency && score[i] <= score[c]))
           continue;
       }
       p.branch = static_cast<int>(i);
@@ -205,7 +215,7 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
       switch_contention_ = context.contention;
       changed_since_ms_ = -1;
     }
-    d.objective = objective(estimates[static_cast<size_t>(branch)]);
+    d.objective = score[static_cast<size_t>(branch)];
     return d;
   };
 
@@ -226,12 +236,12 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
     return choose(cheapest, SwitchReason::kNothingFits);
   }
   if (current_ < 0) return choose(best, SwitchReason::kInitial);
-  const BranchEstimate& cur = estimates[static_cast<size_t>(current_)];
-  if (!feasible(cur, true)) return choose(best, SwitchReason::kInfeasible);
+  const size_t cur = static_cast<size_t>(current_);
+  if (!fits_now[cur]) return choose(best, SwitchReason::kInfeasible);
   const bool dwelled = now_ms - last_switch_ms_ >= options_.min_dwell_ms || context_changed;
   // the margin is judged on the top objective: the target may be a faster near-equal of it
   if (open >= 0 && open != current_ && dwelled &&
-      open_pick.top >= objective(cur) + options_.switch_margin)
+      open_pick.top >= score[cur] + options_.switch_margin)
     return choose(open, SwitchReason::kBetter);
   return choose(current_, SwitchReason::kStay);
 }

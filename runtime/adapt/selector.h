@@ -38,7 +38,8 @@ Status validate_budgets(const Budgets& budgets);
 struct SelectorOptions {
   double switch_margin = 0.005;  // an improvement must beat the current objective by this much
   // Objectives this close to the best count as equal and go to the faster branch: held-out
-  // accuracy differences of a few hundredths of a point are measurement noise.
+  // accuracy differences of a tenth of a point are measurement noise (accuracy units; an
+  // energy-only objective uses no tolerance).
   double objective_tolerance = 0.002;
   double entry_margin = 0.05;  // a new branch must fit within (1 - entry_margin) of a budget
   double min_dwell_ms = 500;   // no improvement switch sooner than this after the last switch
@@ -92,7 +93,7 @@ class Selector {
   const SelectorOptions& options() const { return options_; }
 
   // Deterministic: objectives within objective_tolerance of the best go to the lower predicted
-  // latency, then the lower index.
+  // latency, then the higher objective, then the lower index.
   Decision decide(const std::vector<BranchEstimate>& estimates, const SelectionContext& context,
                   double now_ms);
   int current() const { return current_; }
@@ -126,6 +127,8 @@ class Selector {
   double switch_contention_ = 1;                       // contention at the last switch
   double changed_since_ms_ = -1;  // since when it stands context_change away from it; -1: not
   std::vector<int> failures_;     // per branch, see trial_window_ms
+  std::vector<double> scores_;    // per branch, this decision's objective
+  std::vector<char> fits_;        // per branch, this decision's feasibility
   std::vector<double> blocked_until_ms_;
 };
 

@@ -560,7 +560,7 @@ int run_scenario(const Options& o, Runtime& rt) {
 // --profile: where the time of one inference goes, per node and per layer type.
 int run_profile(const Options& o, Runtime& rt, const std::string& branch) {
   size_t count = 0;
-  rt.check(adascale_profile(rt.get(), 1, nullptr, 0, &count), "profile failed");
+  rt.check(adascale_profile(rt.get(), 1, nullptr, 0, &count), "profile failed");  // count only
   std::vector<adascale_node_timing> nodes(count);
   rt.check(
       adascale_profile(rt.get(), static_cast<int>(o.profile_runs), nodes.data(), count, &count),

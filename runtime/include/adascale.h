@@ -86,7 +86,8 @@ typedef struct adascale_node_timing {
 /* Runs the selected branch `runs` times, timing every node: on the input of the last
  * adascale_run when its batch matches the prepared one, else on zeros (latency does not depend
  * on the values). Writes up to `capacity` timings in graph order and the node count to *count;
- * the strings stay valid until the next adascale_profile or adascale_close. */
+ * the strings stay valid until the next adascale_profile or adascale_close. Capacity 0 only
+ * reports the node count (nothing runs). */
 adascale_status adascale_profile(adascale_runtime* handle, int runs, adascale_node_timing* timings,
                                  size_t capacity, size_t* count);
 
