@@ -1,9 +1,10 @@
 // Runtime benchmarks on generated networks (random weights, BN already folded into conv biases):
 //  branch/<backend>/<precision>/w<width>: one inference, batch 1, one thread, ResNet-like branch
-//  for
-//    1x28x28 input (stem 16, stages 16/32/64 of two residual blocks of two 3x3 convs each);
-//  layer/<type>/<precision>: four identical layers of one type on XNNPACK (int8 chains also pay one
-//    quantize and one dequantize, measured alone by layer/quant_roundtrip);
+//    for 1x28x28 input (stem 16, stages 16/32/64 of two residual blocks of two 3x3 convs each);
+//    backend xnnpack runs the architecture kernels where the CPU has them (int8 conv on
+//    AVX512-VNNI), xnnpack-plain XNNPACK alone;
+//  layer/<type>/<precision>[/plain]: four identical layers of one type on XNNPACK (int8 chains also
+//    pay one quantize and one dequantize, measured alone by layer/quant_roundtrip);
 //  prepare/<backend>/<precision>/w<width>: cold preparation (operator creation, weight packing,
 //    arena planning) of a branch;
 //  capi_select_cached: adascale_select of an already prepared branch (target <= 100 us).
@@ -196,8 +197,9 @@ const Bundle& resnet_bundle() {
   return *bundle;
 }
 
-std::unique_ptr<Backend> backend(bool xnnpack) {
-  return xnnpack ? make_xnnpack_backend(1) : make_reference_backend();
+std::unique_ptr<Backend> backend(const std::string& kind) {
+  if (kind == "reference") return make_reference_backend();
+  return make_xnnpack_backend(1, /*arch_kernels=*/kind != "xnnpack-plain");
 }
 
 void run_prepared(benchmark::State& state, PreparedBranch* prepared, const Shape& nhwc) {
@@ -220,9 +222,9 @@ void run_prepared(benchmark::State& state, PreparedBranch* prepared, const Shape
   state.counters["weights_KiB"] = prepared->weight_bytes() / 1024.0;
 }
 
-void BM_Branch(benchmark::State& state, bool xnnpack, bool int8, double width) {
+void BM_Branch(benchmark::State& state, const std::string& kind, bool int8, double width) {
   const Bundle& bundle = resnet_bundle();
-  auto be = backend(xnnpack);
+  auto be = backend(kind);
   std::unique_ptr<PreparedBranch> prepared;
   Status s = be->prepare(*bundle.find_branch(branch_name(int8, width)), bundle.constants(),
                          bundle.input().nhwc(), &prepared);
@@ -230,10 +232,10 @@ void BM_Branch(benchmark::State& state, bool xnnpack, bool int8, double width) {
   run_prepared(state, prepared.get(), bundle.input().nhwc());
 }
 
-void BM_Prepare(benchmark::State& state, bool xnnpack, bool int8, double width) {
+void BM_Prepare(benchmark::State& state, const std::string& kind, bool int8, double width) {
   const Bundle& bundle = resnet_bundle();
   const Branch& branch = *bundle.find_branch(branch_name(int8, width));
-  auto be = backend(xnnpack);
+  auto be = backend(kind);
   std::unique_ptr<PreparedBranch> warm;  // XNNPACK initialisation is a one-off, not measured
   be->prepare(branch, bundle.constants(), bundle.input().nhwc(), &warm);
   for (auto _ : state) {
@@ -279,7 +281,7 @@ LayerCase make_layer_case(const std::string& type, bool int8) {
   return lc;
 }
 
-void BM_Layer(benchmark::State& state, const std::string& type, bool int8) {
+void BM_Layer(benchmark::State& state, const std::string& type, bool int8, bool arch_kernels) {
   LayerCase lc = make_layer_case(type, int8);
   // Reopen through a written bundle: the writer does not expose its branches.
   const std::string path = (std::filesystem::temp_directory_path() /
@@ -289,7 +291,7 @@ void BM_Layer(benchmark::State& state, const std::string& type, bool int8) {
   std::unique_ptr<Bundle> bundle;
   if (s.ok()) s = Bundle::open(path, &bundle);
   if (!s.ok()) return state.SkipWithError(s.message.c_str());
-  auto be = make_xnnpack_backend(1);
+  auto be = make_xnnpack_backend(1, arch_kernels);
   std::unique_ptr<PreparedBranch> prepared;
   s = be->prepare(bundle->branches().front(), bundle->constants(), lc.nhwc, &prepared);
   if (!s.ok()) return state.SkipWithError(s.message.c_str());
@@ -323,30 +325,31 @@ void BM_CapiSelectCached(benchmark::State& state) {
 }
 
 void register_all() {
-  for (bool xnnpack : {true, false})
+  for (const char* kind : {"xnnpack", "xnnpack-plain", "reference"})
     for (bool int8 : {false, true})
-      for (double width : {1.0, 0.25})
-        benchmark::RegisterBenchmark(("branch/" + std::string(xnnpack ? "xnnpack/" : "reference/") +
-                                      branch_name(int8, width))
-                                         .c_str(),
-                                     BM_Branch, xnnpack, int8, width)
+      for (double width : {1.0, 0.25}) {
+        if (!int8 && std::string(kind) == "xnnpack-plain") continue;  // same as xnnpack in fp32
+        benchmark::RegisterBenchmark(
+            ("branch/" + std::string(kind) + "/" + branch_name(int8, width)).c_str(), BM_Branch,
+            std::string(kind), int8, width)
             ->Unit(benchmark::kMicrosecond);
+      }
   for (const char* type : {"conv3x3", "conv1x1", "dwconv3x3", "fc", "quant_roundtrip"})
-    for (bool int8 : {false, true}) {
+    for (int variant = 0; variant < 3; ++variant) {  // f32, int8, int8 on XNNPACK alone
+      const bool int8 = variant > 0, plain = variant == 2;
       if (!int8 && std::string(type) == "quant_roundtrip") continue;
       benchmark::RegisterBenchmark(
-          ("layer/" + std::string(type) + "/" + (int8 ? "int8" : "f32")).c_str(), BM_Layer,
-          std::string(type), int8)
+          ("layer/" + std::string(type) + "/" + (int8 ? "int8" : "f32") + (plain ? "/plain" : ""))
+              .c_str(),
+          BM_Layer, std::string(type), int8, !plain)
           ->Unit(benchmark::kMicrosecond);
     }
-  for (bool xnnpack : {true, false})
+  for (const char* kind : {"xnnpack", "reference"})
     for (bool int8 : {false, true})
       for (double width : {1.0, 0.25})
         benchmark::RegisterBenchmark(
-            ("prepare/" + std::string(xnnpack ? "xnnpack/" : "reference/") +
-             branch_name(int8, width))
-                .c_str(),
-            BM_Prepare, xnnpack, int8, width)
+            ("prepare/" + std::string(kind) + "/" + branch_name(int8, width)).c_str(), BM_Prepare,
+            std::string(kind), int8, width)
             ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("capi_select_cached", BM_CapiSelectCached)
       ->Unit(benchmark::kMicrosecond);

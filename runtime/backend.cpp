@@ -143,6 +143,10 @@ struct PreparedBranch::Impl {
       return ok_status();
     }
     pthreadpool_t pool = threads ? threads->pool : nullptr;
+    if (step.xnn->arch) {
+      step.xnn->arch->run(step.bound, pool);
+      return ok_status();
+    }
     for (xnn_operator_t op : step.xnn->ops) {
       Status s = xnn_check(xnn_run_operator(op, pool), "run operator");
       if (!s.ok()) return s;
@@ -244,6 +248,7 @@ Status PreparedBranch::profile(const float* input, int runs, std::vector<NodeTim
     t.layer = layer_type(node, step.bound);
     t.dtype = step.bound.out_info.dtype;
     t.reference = !step.xnn;
+    t.kernel = !step.xnn ? "reference" : step.xnn->arch ? step.xnn->arch->name() : "xnnpack";
     std::vector<double>& v = us[i];
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
     t.median_us = v[v.size() / 2];
@@ -256,10 +261,13 @@ namespace {
 
 class GenericBackend : public Backend {
  public:
-  GenericBackend(bool use_xnnpack, int threads) : use_xnnpack_(use_xnnpack) {
+  GenericBackend(bool use_xnnpack, int threads, bool arch_kernels)
+      : use_xnnpack_(use_xnnpack), arch_kernels_(arch_kernels) {
     if (use_xnnpack && threads > 1) threads_ = std::make_shared<ThreadPool>(threads);
   }
-  const char* name() const override { return use_xnnpack_ ? "xnnpack" : "reference"; }
+  const char* name() const override {
+    return use_xnnpack_ ? (arch_kernels_ ? "xnnpack" : "xnnpack-plain") : "reference";
+  }
 
   Status prepare(const Branch& branch, const ConstantMap& constants, const Shape& input_shape,
                  std::unique_ptr<PreparedBranch>* out) const override {
@@ -295,6 +303,7 @@ class GenericBackend : public Backend {
           continue;
         }
         step.xnn = std::make_unique<XnnOps>();
+        step.xnn->allow_arch = arch_kernels_;
         Status created = step.op->xnn_create(step.bound, step.xnn.get());
         if (created.code == ErrorCode::kUnsupported) {
           step.xnn.reset();
@@ -339,11 +348,13 @@ class GenericBackend : public Backend {
       s = initialize_xnnpack();
       if (!s.ok()) return s;
       XnnOps ops;
+      ops.allow_arch = arch_kernels_;
       s = op->xnn_create(bound, &ops);
       if (s.ok()) {
         pthreadpool_t pool = threads_ ? threads_->pool : nullptr;
         s = op->xnn_setup(bound, &ops, pool);
-        for (size_t i = 0; s.ok() && i < ops.ops.size(); ++i)
+        if (s.ok() && ops.arch) ops.arch->run(bound, pool);
+        for (size_t i = 0; s.ok() && !ops.arch && i < ops.ops.size(); ++i)
           s = xnn_check(xnn_run_operator(ops.ops[i], pool), "run operator");
         if (!s.ok()) return s;
         ran = true;
@@ -359,16 +370,17 @@ class GenericBackend : public Backend {
 
  private:
   bool use_xnnpack_;
+  bool arch_kernels_;
   std::shared_ptr<ThreadPool> threads_;
 };
 
 }  // namespace
 
 std::unique_ptr<Backend> make_reference_backend() {
-  return std::make_unique<GenericBackend>(false, 1);
+  return std::make_unique<GenericBackend>(false, 1, false);
 }
-std::unique_ptr<Backend> make_xnnpack_backend(int threads) {
-  return std::make_unique<GenericBackend>(true, threads);
+std::unique_ptr<Backend> make_xnnpack_backend(int threads, bool arch_kernels) {
+  return std::make_unique<GenericBackend>(true, threads, arch_kernels);
 }
 
 }  // namespace adascale

@@ -20,6 +20,7 @@ struct NodeTiming {
   std::string layer;
   DType dtype = DType::kF32;  // of the output
   bool reference = false;     // ran the reference kernel (no XNNPACK kernel for the case)
+  std::string kernel;         // "xnnpack", "reference" or the architecture kernel's name
   double median_us = 0;
 };
 
@@ -67,6 +68,8 @@ class Backend {
 
 std::unique_ptr<Backend> make_reference_backend();
 // threads <= 1 runs on the calling thread; more uses a pthreadpool shared by its branches.
-std::unique_ptr<Backend> make_xnnpack_backend(int threads = 1);
+// arch_kernels: let ops use runtime/arch/ kernels where this CPU has them (int8 convolution on
+// AVX512-VNNI); false runs XNNPACK alone (for comparisons).
+std::unique_ptr<Backend> make_xnnpack_backend(int threads = 1, bool arch_kernels = true);
 
 }  // namespace adascale

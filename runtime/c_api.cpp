@@ -85,12 +85,19 @@ adascale_status adascale_open_ex(const char* path, adascale_backend backend, int
     return code;
   };
   if (!path) return report(ADASCALE_ERROR_INVALID_ARGUMENT, "null path");
+  if (backend != ADASCALE_BACKEND_XNNPACK && backend != ADASCALE_BACKEND_REFERENCE &&
+      backend != ADASCALE_BACKEND_XNNPACK_PLAIN)
+    return report(ADASCALE_ERROR_INVALID_ARGUMENT,
+                  "unknown backend " + std::to_string(static_cast<int>(backend)));
   try {
     auto rt = std::make_unique<adascale_runtime>();
     Status s = adascale::Bundle::open(path, &rt->bundle);
     if (!s.ok()) return report(static_cast<adascale_status>(s.code), s.message);
-    rt->backend = backend == ADASCALE_BACKEND_REFERENCE ? adascale::make_reference_backend()
-                                                        : adascale::make_xnnpack_backend(threads);
+    if (backend == ADASCALE_BACKEND_REFERENCE)
+      rt->backend = adascale::make_reference_backend();
+    else
+      rt->backend =
+          adascale::make_xnnpack_backend(threads, backend != ADASCALE_BACKEND_XNNPACK_PLAIN);
     *handle = rt.release();
     return ADASCALE_OK;
   } catch (const std::bad_alloc&) {
@@ -252,9 +259,9 @@ adascale_status adascale_profile(adascale_runtime* rt, int runs, adascale_node_t
     *count = rt->profile.size();
     for (size_t i = 0; i < rt->profile.size() && i < capacity; ++i) {
       const adascale::NodeTiming& t = rt->profile[i];
-      timings[i] = {t.op.c_str(),        t.output.c_str(),
-                    t.layer.c_str(),     adascale::dtype_name(t.dtype),
-                    t.reference ? 1 : 0, t.median_us};
+      timings[i] = {
+          t.op.c_str(),        t.output.c_str(), t.layer.c_str(), adascale::dtype_name(t.dtype),
+          t.reference ? 1 : 0, t.median_us,      t.kernel.c_str()};
     }
     return ADASCALE_OK;
   });

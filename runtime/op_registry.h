@@ -6,6 +6,7 @@
 #include <pthreadpool.h>
 #include <xnnpack.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,19 @@ struct BoundNode {
   }
 };
 
-// XNNPACK operators owned by one node of a prepared branch.
+// A per-architecture kernel (runtime/arch/) that an op's xnn_create installs in place of XNNPACK
+// operators where it beats them on this CPU, the way ncnn overrides its portable ops per ISA.
+class ArchKernel {
+ public:
+  virtual ~ArchKernel() = default;
+  virtual const char* name() const = 0;  // e.g. "avx512vnni"
+  // Called after every arena (re)plan, like xnn_setup.
+  virtual void setup(const BoundNode& bound) = 0;
+  virtual void run(const BoundNode& bound, pthreadpool_t threadpool) = 0;
+};
+
+// What runs one node of a prepared branch on the XNNPACK backend: XNNPACK operators, or an
+// architecture kernel when the backend allows them and the op installed one.
 class XnnOps {
  public:
   XnnOps() = default;
@@ -39,6 +52,8 @@ class XnnOps {
   XnnOps& operator=(const XnnOps&) = delete;
   ~XnnOps();
   std::vector<xnn_operator_t> ops;
+  bool allow_arch = true;  // set by the backend before xnn_create
+  std::unique_ptr<ArchKernel> arch;
 };
 
 struct OpDef {

@@ -93,6 +93,7 @@ TEST_F(CApiTest, ProfileTimesEveryNodeInGraphOrder) {
   EXPECT_STREQ(t[0].op, "conv2d");
   EXPECT_STREQ(t[4].layer, "add");
   EXPECT_STREQ(t[8].layer, "fully connected");
+  EXPECT_STREQ(t[0].kernel, "xnnpack");  // fp32: no architecture kernel
   // a smaller capacity truncates the list but still reports the full count
   std::vector<adascale_node_timing> two(2);
   ASSERT_EQ(adascale_profile(rt, 1, two.data(), two.size(), &count), ADASCALE_OK);
@@ -109,6 +110,11 @@ TEST_F(CApiTest, ErrorsCarryCodesAndMessages) {
             ADASCALE_ERROR_IO);
   EXPECT_EQ(rt, nullptr);
   EXPECT_GT(std::strlen(message), 0u);
+  EXPECT_EQ(adascale_open_ex(path_->c_str(), static_cast<adascale_backend>(7), 1, &rt, message,
+                             sizeof(message)),
+            ADASCALE_ERROR_INVALID_ARGUMENT);
+  EXPECT_STREQ(message, "unknown backend 7");
+  EXPECT_EQ(rt, nullptr);
 
   ASSERT_EQ(adascale_open(path_->c_str(), &rt), ADASCALE_OK);
   EXPECT_EQ(adascale_select(rt, "no-such-branch"), ADASCALE_ERROR_NOT_FOUND);

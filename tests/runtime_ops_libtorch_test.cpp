@@ -122,6 +122,7 @@ TEST_P(RuntimeOpLibTorch, BothBackendsMatchLibTorch) {
   std::vector<std::unique_ptr<Backend>> backends;
   backends.push_back(make_reference_backend());
   backends.push_back(make_xnnpack_backend(1));
+  backends.push_back(make_xnnpack_backend(1, /*arch_kernels=*/false));  // XNNPACK's own kernels
   // ops with an int8 kernel (docs/int8-arithmetic.md); quantize / dequantize are checked in the
   // fp32 pass, where their cases live
   static const std::set<std::string> kInt8Ops = {

@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "runtime/arch/conv2d_int8_vnni.h"
 #include "runtime/backend.h"
 #include "runtime/op_registry.h"
 #include "runtime_op_cases.h"
@@ -25,11 +26,14 @@ TEST(RuntimeOps, EveryRegisteredOpHasAGenerator) {
 
 class RuntimeOpParity : public ::testing::TestWithParam<std::string> {};
 
+// The XNNPACK backend with and without its architecture kernels, so XNNPACK's own kernel for a
+// case stays covered on CPUs where an arch kernel takes it over.
 TEST_P(RuntimeOpParity, ReferenceMatchesXnnpack) {
   const std::string op_name = GetParam();
   const Generator generate = generators().at(op_name);
   auto reference = make_reference_backend();
-  auto xnnpack = make_xnnpack_backend(1);
+  std::unique_ptr<Backend> xnnpacks[] = {make_xnnpack_backend(1),
+                                         make_xnnpack_backend(1, /*arch_kernels=*/false)};
   int checked = 0;
   std::set<int> int8_values;  // guards against saturated (trivially equal) int8 outputs
   for (int int8 = 0; int8 < 2; ++int8) {
@@ -43,28 +47,33 @@ TEST_P(RuntimeOpParity, ReferenceMatchesXnnpack) {
       c.node.inputs.resize(c.infos.size());
       std::vector<const void*> ptrs;
       for (const auto& in : c.inputs) ptrs.push_back(in.data());
-      TensorInfo ref_info, xnn_info;
-      std::vector<uint8_t> ref_out, xnn_out;
-      const std::string what = op_name + (int8 ? " int8" : " f32") + " trial " +
-                               std::to_string(trial) + " input " + shape_string(c.infos[0].shape);
+      TensorInfo ref_info;
+      std::vector<uint8_t> ref_out;
       Status s = reference->run_node(c.node, c.infos, ptrs, c.constants, &ref_info, &ref_out);
-      ASSERT_TRUE(s.ok()) << what << ": " << s.message;
-      s = xnnpack->run_node(c.node, c.infos, ptrs, c.constants, &xnn_info, &xnn_out);
-      ASSERT_TRUE(s.ok()) << what << ": " << s.message;
-      ASSERT_EQ(ref_info.shape, xnn_info.shape) << what;
-      ASSERT_EQ(ref_out.size(), xnn_out.size()) << what;
-      const size_t count = static_cast<size_t>(shape_elements(ref_info.shape));
-      if (ref_info.dtype == DType::kF32) {
-        const float* a = reinterpret_cast<const float*>(ref_out.data());
-        const float* b = reinterpret_cast<const float*>(xnn_out.data());
-        for (size_t i = 0; i < count; ++i)
-          ASSERT_NEAR(a[i], b[i], 1e-4f * std::max(1.0f, std::fabs(a[i]))) << what << " at " << i;
-      } else {
-        const int8_t* a = reinterpret_cast<const int8_t*>(ref_out.data());
-        const int8_t* b = reinterpret_cast<const int8_t*>(xnn_out.data());
-        for (size_t i = 0; i < count; ++i) {
-          ASSERT_LE(std::abs(a[i] - b[i]), 1) << what << " at " << i;
-          int8_values.insert(a[i]);
+      ASSERT_TRUE(s.ok()) << op_name << ": " << s.message;
+      for (const auto& xnnpack : xnnpacks) {
+        const std::string what = op_name + (int8 ? " int8" : " f32") + " on " + xnnpack->name() +
+                                 " trial " + std::to_string(trial) + " input " +
+                                 shape_string(c.infos[0].shape);
+        TensorInfo xnn_info;
+        std::vector<uint8_t> xnn_out;
+        s = xnnpack->run_node(c.node, c.infos, ptrs, c.constants, &xnn_info, &xnn_out);
+        ASSERT_TRUE(s.ok()) << what << ": " << s.message;
+        ASSERT_EQ(ref_info.shape, xnn_info.shape) << what;
+        ASSERT_EQ(ref_out.size(), xnn_out.size()) << what;
+        const size_t count = static_cast<size_t>(shape_elements(ref_info.shape));
+        if (ref_info.dtype == DType::kF32) {
+          const float* a = reinterpret_cast<const float*>(ref_out.data());
+          const float* b = reinterpret_cast<const float*>(xnn_out.data());
+          for (size_t i = 0; i < count; ++i)
+            ASSERT_NEAR(a[i], b[i], 1e-4f * std::max(1.0f, std::fabs(a[i]))) << what << " at " << i;
+        } else {
+          const int8_t* a = reinterpret_cast<const int8_t*>(ref_out.data());
+          const int8_t* b = reinterpret_cast<const int8_t*>(xnn_out.data());
+          for (size_t i = 0; i < count; ++i) {
+            ASSERT_LE(std::abs(a[i] - b[i]), 1) << what << " at " << i;
+            int8_values.insert(a[i]);
+          }
         }
       }
       ++checked;
@@ -72,6 +81,121 @@ TEST_P(RuntimeOpParity, ReferenceMatchesXnnpack) {
   }
   EXPECT_GT(checked, 0);
   if (!int8_values.empty()) EXPECT_GT(int8_values.size(), 20u) << "int8 outputs look saturated";
+}
+
+// A random int8 conv2d (groups 1) with the given channels: kernels 1..5, stride 1..2, asymmetric
+// padding, any fused activation, batch 1..2.
+OpCase dense_int8_conv(std::mt19937& rng, int in_c, int out_c) {
+  OpCase c;
+  c.node.op = "conv2d";
+  c.node.output = "y";
+  c.node.inputs = {"x0"};
+  const int kh = rand_int(rng, 1, 5), kw = rand_int(rng, 1, 5);
+  const Shape shape = {rand_int(rng, 1, 2), rand_int(rng, kh, 12), rand_int(rng, kw, 12), in_c};
+  window_attrs(rng, &c, "kernel", kh, kw, false);
+  c.node.attrs.set("groups", 1).set("activation", random_activation(rng));
+  const float in_scale = rand_float(rng, 0.02f, 0.1f);
+  c.add_input(rng, DType::kI8, shape, in_scale, rand_int(rng, -20, 20));
+  const size_t wcount = static_cast<size_t>(out_c * kh * kw * in_c);
+  c.add_const("weight", DType::kI8, {out_c, kh, kw, in_c}, random_int8(rng, wcount));
+  c.add_const("weight_scale", DType::kF32, {out_c}, random_floats(rng, out_c, 0.002f, 0.01f));
+  if (rand_int(rng, 0, 1)) {
+    std::vector<int32_t> b(static_cast<size_t>(out_c));
+    for (int32_t& v : b) v = rand_int(rng, -2000, 2000);
+    c.add_const("bias", DType::kI32, {out_c}, b);
+  }
+  set_out_quant(rng, &c, in_scale * 0.006f * std::sqrt(float(kh * kw * in_c)) * 40.0f);
+  return c;
+}
+
+// The AVX512-VNNI int8 convolution (runtime/arch/) is the reference kernel bit for bit, over
+// channel counts that cross its 4-byte groups and 16-channel blocks, and in the packed-row layout
+// it uses for inputs of 1-3 channels.
+TEST(RuntimeArchKernels, VnniInt8ConvIsBitExactWithTheReference) {
+  if (!Conv2dInt8Vnni::supported()) GTEST_SKIP() << "this CPU has no AVX512-VNNI";
+  auto reference = make_reference_backend();
+  std::unique_ptr<Backend> xnnpacks[] = {make_xnnpack_backend(1), make_xnnpack_backend(2)};
+  const int in_cs[] = {1, 2, 3, 4, 5, 16, 19, 32, 64};
+  const int out_cs[] = {1, 7, 16, 17, 40};
+  std::mt19937 rng(11);
+  std::set<int> values;
+  int packed_rows = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const int in_c = in_cs[trial % 9], out_c = out_cs[trial % 5];
+    OpCase c = dense_int8_conv(rng, in_c, out_c);
+    const std::string what = "trial " + std::to_string(trial) + " input " +
+                             shape_string(c.infos[0].shape) + " out " + std::to_string(out_c);
+    std::vector<const void*> ptrs = {c.inputs[0].data()};
+    TensorInfo ref_info, vnni_info;
+    std::vector<uint8_t> ref_out, vnni_out;
+    Status s = reference->run_node(c.node, c.infos, ptrs, c.constants, &ref_info, &ref_out);
+    ASSERT_TRUE(s.ok()) << what << ": " << s.message;
+    for (const auto& xnnpack : xnnpacks) {  // one thread and two
+      s = xnnpack->run_node(c.node, c.infos, ptrs, c.constants, &vnni_info, &vnni_out);
+      ASSERT_TRUE(s.ok()) << what << ": " << s.message;
+      ASSERT_EQ(ref_info.shape, vnni_info.shape) << what;
+      ASSERT_EQ(ref_out, vnni_out) << what;
+    }
+    for (uint8_t v : ref_out) values.insert(static_cast<int8_t>(v));
+    const auto kernel = c.node.attrs.get_ints("kernel", {});
+    const auto stride = c.node.attrs.get_ints("stride", {});
+    const auto pad = c.node.attrs.get_ints("pad", {});
+    Conv2dInt8Geometry g{in_c,      out_c,  kernel[0], kernel[1], stride[0],
+                         stride[1], pad[0], pad[1],    pad[2],    pad[3]};
+    const float* scales = static_cast<const float*>(c.constants.at("conv2d.weight_scale").data);
+    const int8_t* weight = static_cast<const int8_t*>(c.constants.at("conv2d.weight").data);
+    auto direct = Conv2dInt8Vnni::create(g, Conv2dInt8Quant{}, weight, nullptr, scales);
+    ASSERT_TRUE(direct);
+    packed_rows += direct->packs_rows();
+  }
+  EXPECT_GT(values.size(), 100u) << "outputs look saturated";
+  EXPECT_GT(packed_rows, 0) << "no case used the packed-row layout";
+}
+
+// A prepared int8 branch runs its dense convolution on the VNNI kernel, and only when the backend
+// allows architecture kernels; both agree with the reference backend.
+TEST(RuntimeArchKernels, PreparedInt8BranchUsesTheVnniConvWhereAllowed) {
+  if (!Conv2dInt8Vnni::supported()) GTEST_SKIP() << "this CPU has no AVX512-VNNI";
+  std::mt19937 rng(3);
+  OpCase c = dense_int8_conv(rng, 16, 24);
+  const TensorInfo& in = c.infos[0];
+  Branch branch;
+  branch.name = "int8 conv";
+  branch.input = "input";
+  branch.output = "out";
+  Node quantize;
+  quantize.op = "quantize";
+  quantize.inputs = {"input"};
+  quantize.output = "x0";
+  quantize.attrs.set("out_scale", in.scale).set("out_zero_point", in.zero_point);
+  Node dequantize;
+  dequantize.op = "dequantize";
+  dequantize.inputs = {"y"};
+  dequantize.output = "out";
+  branch.nodes = {quantize, c.node, dequantize};
+  Shape shape = in.shape;
+  shape[0] = 1;
+  const auto x = random_floats(rng, static_cast<size_t>(shape_elements(shape)), -3, 3);
+  std::vector<std::vector<float>> outputs;
+  std::vector<std::string> kernels;
+  for (const auto& backend : {make_reference_backend(), make_xnnpack_backend(1),
+                              make_xnnpack_backend(1, /*arch_kernels=*/false)}) {
+    std::unique_ptr<PreparedBranch> prepared;
+    Status s = backend->prepare(branch, c.constants, shape, &prepared);
+    ASSERT_TRUE(s.ok()) << backend->name() << ": " << s.message;
+    std::vector<float> y(static_cast<size_t>(prepared->output_features()));
+    ASSERT_TRUE(prepared->run(x.data(), 1, y.data(), y.size()).ok());
+    std::vector<NodeTiming> timings;
+    ASSERT_TRUE(prepared->profile(x.data(), 1, &timings).ok());
+    ASSERT_EQ(timings.size(), 3u);
+    kernels.push_back(timings[1].kernel);
+    outputs.push_back(y);
+  }
+  EXPECT_EQ(kernels, (std::vector<std::string>{"reference", "avx512vnni", "xnnpack"}));
+  EXPECT_EQ(outputs[0], outputs[1]);  // bit for bit
+  const float step = c.node.attrs.get_float("out_scale", 0);
+  for (size_t i = 0; i < outputs[0].size(); ++i)
+    ASSERT_NEAR(outputs[0][i], outputs[2][i], step * 1.01f) << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(AllOps, RuntimeOpParity, ::testing::ValuesIn(registered_op_names()),

@@ -35,7 +35,10 @@ using nlohmann::json;
 constexpr const char* kUsage =
     "usage: adascale-run --bundle X.bundle [--branch NAME]\n"
     "                    (--images DIR | --idx IMAGES [--labels LABELS])\n"
-    "                    [--backend xnnpack|reference] [--threads N] [--limit N] [--list]\n"
+    "                    [--backend xnnpack|xnnpack-plain|reference] [--threads N] [--limit N]\n"
+    "                    [--list]\n"
+    "  --backend      xnnpack (default) also runs the runtime's own kernels where the CPU has\n"
+    "                 them (int8 convolution on AVX512-VNNI); xnnpack-plain runs XNNPACK alone\n"
     "  --images DIR   one sub-folder per class (named as in the catalog) holding PNG files;\n"
     "                 PNG files directly in DIR are unlabelled. Images are resized (bilinear)\n"
     "                 and converted to the bundle's channel count.\n"
@@ -97,10 +100,12 @@ Options parse_args(int argc, char** argv) {
       const std::string name = value();
       if (name == "xnnpack")
         o.backend = ADASCALE_BACKEND_XNNPACK;
+      else if (name == "xnnpack-plain")
+        o.backend = ADASCALE_BACKEND_XNNPACK_PLAIN;
       else if (name == "reference")
         o.backend = ADASCALE_BACKEND_REFERENCE;
       else
-        throw Failure("--backend must be xnnpack or reference, got '" + name + "'");
+        throw Failure("--backend must be xnnpack, xnnpack-plain or reference, got '" + name + "'");
     } else if (arg == "--threads") {
       o.threads = static_cast<int>(std::min<int64_t>(parse_int(arg, value(), 1), 1024));
     } else if (arg == "--limit") {
@@ -557,6 +562,17 @@ int run_scenario(const Options& o, Runtime& rt) {
   return 0;
 }
 
+const char* backend_name(adascale_backend backend) {
+  switch (backend) {
+    case ADASCALE_BACKEND_REFERENCE:
+      return "reference";
+    case ADASCALE_BACKEND_XNNPACK_PLAIN:
+      return "xnnpack-plain";
+    default:
+      return "xnnpack";
+  }
+}
+
 // --profile: where the time of one inference goes, per node and per layer type.
 int run_profile(const Options& o, Runtime& rt, const std::string& branch) {
   size_t count = 0;
@@ -568,12 +584,13 @@ int run_profile(const Options& o, Runtime& rt, const std::string& branch) {
   double total = 0;
   for (const auto& n : nodes) total += n.median_us;
   std::printf("branch %s (backend %s, %d thread%s), medians of %lld runs, batch 1\n",
-              branch.c_str(), o.backend == ADASCALE_BACKEND_XNNPACK ? "xnnpack" : "reference",
-              o.threads, o.threads == 1 ? "" : "s", static_cast<long long>(o.profile_runs));
-  std::printf("%-32s %-18s %-5s %10s %7s\n", "node (output)", "layer", "dtype", "us", "share");
+              branch.c_str(), backend_name(o.backend), o.threads, o.threads == 1 ? "" : "s",
+              static_cast<long long>(o.profile_runs));
+  std::printf("%-32s %-18s %-5s %-10s %10s %7s\n", "node (output)", "layer", "dtype", "kernel",
+              "us", "share");
   for (const auto& n : nodes)
-    std::printf("%-32s %-18s %-5s %10.2f %6.1f%%%s\n", n.output, n.layer, n.dtype, n.median_us,
-                total > 0 ? 100 * n.median_us / total : 0.0, n.reference ? "  (reference)" : "");
+    std::printf("%-32s %-18s %-5s %-10s %10.2f %6.1f%%\n", n.output, n.layer, n.dtype, n.kernel,
+                n.median_us, total > 0 ? 100 * n.median_us / total : 0.0);
   // per layer type and output precision, in order of first appearance
   std::vector<std::pair<std::string, std::pair<int, double>>> layers;
   for (const auto& n : nodes) {
@@ -643,8 +660,7 @@ int run(const Options& o) {
   std::vector<double> sorted = ms;
   std::sort(sorted.begin(), sorted.end());
   std::printf("bundle      %s\nbranch      %s (backend %s, %d thread%s)\n", o.bundle.c_str(),
-              branch.c_str(), o.backend == ADASCALE_BACKEND_XNNPACK ? "xnnpack" : "reference",
-              o.threads, o.threads == 1 ? "" : "s");
+              branch.c_str(), backend_name(o.backend), o.threads, o.threads == 1 ? "" : "s");
   std::printf("images      %zu (%lldx%lldx%lld CxHxW)\n", ds.count,
               static_cast<long long>(rt.channels), static_cast<long long>(rt.height),
               static_cast<long long>(rt.width));

@@ -28,8 +28,11 @@ typedef enum adascale_status {
 } adascale_status;
 
 typedef enum adascale_backend {
+  /* XNNPACK, plus the runtime's own kernels where this CPU has them (int8 convolution on
+   * AVX512-VNNI, which Debian's XNNPACK lacks) */
   ADASCALE_BACKEND_XNNPACK = 0,
-  ADASCALE_BACKEND_REFERENCE = 1
+  ADASCALE_BACKEND_REFERENCE = 1,    /* the portable reference kernels */
+  ADASCALE_BACKEND_XNNPACK_PLAIN = 2 /* XNNPACK alone, for comparisons */
 } adascale_backend;
 
 typedef struct adascale_runtime adascale_runtime;
@@ -81,6 +84,7 @@ typedef struct adascale_node_timing {
   const char* dtype;  /* the output's element type: "f32", "i8" or "i32" */
   int reference;      /* 1: the node ran the portable reference kernel */
   double median_us;   /* median over the runs */
+  const char* kernel; /* what ran it: "xnnpack", "reference" or an ISA kernel ("avx512vnni") */
 } adascale_node_timing;
 
 /* Runs the selected branch `runs` times, timing every node: on the input of the last

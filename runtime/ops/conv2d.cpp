@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "runtime/arch/conv2d_int8_vnni.h"
 #include "runtime/op_registry.h"
 #include "runtime/quant.h"
 
@@ -130,10 +131,50 @@ void reference(const BoundNode& b) {
                      });
 }
 
+// Int8 convolution on AVX512-VNNI (runtime/arch/), bit-exact with the reference kernel.
+class VnniConv : public ArchKernel {
+ public:
+  explicit VnniConv(std::unique_ptr<Conv2dInt8Vnni> conv) : conv_(std::move(conv)) {}
+  const char* name() const override { return "avx512vnni"; }
+  void setup(const BoundNode& b) override {
+    conv_->setup(b.in_info[0].shape[1], b.in_info[0].shape[2]);
+  }
+  void run(const BoundNode& b, pthreadpool_t threadpool) override {
+    conv_->run(static_cast<const int8_t*>(b.in[0]), b.in_info[0].shape[0],
+               static_cast<int8_t*>(b.out), threadpool);
+  }
+
+ private:
+  std::unique_ptr<Conv2dInt8Vnni> conv_;
+};
+
+std::unique_ptr<ArchKernel> make_arch_kernel(const BoundNode& b, const ConvParams& p) {
+  if (b.in_info[0].dtype != DType::kI8 || p.groups != 1) return nullptr;
+  const TensorInfo& in = b.in_info[0];
+  const TensorInfo& out = b.out_info;
+  Conv2dInt8Quant q;
+  q.in_zero_point = in.zero_point;
+  q.in_scale = in.scale;
+  q.out_zero_point = out.zero_point;
+  q.out_scale = out.scale;
+  activation_range_i8(p.act, out.scale, out.zero_point, &q.out_min, &q.out_max);
+  const Conv2dInt8Geometry g{p.in_c, p.out_c, p.w.kh, p.w.kw, p.w.sh,
+                             p.w.sw, p.w.pt,  p.w.pl, p.w.pb, p.w.pr};
+  auto conv =
+      Conv2dInt8Vnni::create(g, q, b.param_data<int8_t>("weight"), b.param_data<int32_t>("bias"),
+                             b.param_data<float>("weight_scale"));
+  if (!conv) return nullptr;
+  return std::make_unique<VnniConv>(std::move(conv));
+}
+
 Status xnn_create(const BoundNode& b, XnnOps* ops) {
   ConvParams p;
   Status s = read_conv(*b.node, b.in_info[0], *b.constants, &p);
   if (!s.ok()) return s;
+  if (ops->allow_arch) {
+    ops->arch = make_arch_kernel(b, p);
+    if (ops->arch) return ok_status();
+  }
   xnn_operator_t op = nullptr;
   xnn_status st;
   const auto u32 = [](int64_t v) { return static_cast<uint32_t>(v); };
@@ -162,6 +203,10 @@ Status xnn_create(const BoundNode& b, XnnOps* ops) {
 }
 
 Status xnn_setup(const BoundNode& b, XnnOps* ops, pthreadpool_t threadpool) {
+  if (ops->arch) {
+    ops->arch->setup(b);
+    return ok_status();
+  }
   const Shape& is = b.in_info[0].shape;
   if (b.in_info[0].dtype == DType::kF32)
     return xnn_check(xnn_setup_convolution2d_nhwc_f32(ops->ops[0], is[0], is[1], is[2],
