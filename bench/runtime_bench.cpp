@@ -7,12 +7,16 @@
 //    pay one quantize and one dequantize, measured alone by layer/quant_roundtrip);
 //  prepare/<backend>/<precision>/w<width>: cold preparation (operator creation, weight packing,
 //    arena planning) of a branch;
-//  capi_select_cached: adascale_select of an already prepared branch (target <= 100 us).
+//  capi_select_cached: adascale_select of an already prepared branch (target <= 100 us);
+//  bundle/<backend>/<branch>: with ADASCALE_BENCH_BUNDLE=path (and optionally
+//    ADASCALE_BENCH_BRANCHES=name,name,...; default all), every branch of an exported bundle on
+//    xnnpack, and its int8 branches also on xnnpack-plain, side by side in one process.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -324,7 +328,46 @@ void BM_CapiSelectCached(benchmark::State& state) {
   adascale_close(rt);
 }
 
+void BM_BundleBranch(benchmark::State& state, const Bundle* bundle, const std::string& kind,
+                     const std::string& name) {
+  auto be = backend(kind);
+  std::unique_ptr<PreparedBranch> prepared;
+  Status s = be->prepare(*bundle->find_branch(name), bundle->constants(), bundle->input().nhwc(),
+                         &prepared);
+  if (!s.ok()) return state.SkipWithError(s.message.c_str());
+  run_prepared(state, prepared.get(), bundle->input().nhwc());
+}
+
+void register_bundle(const char* path, const char* names) {
+  static std::unique_ptr<Bundle> bundle;
+  Status s = Bundle::open(path, &bundle);
+  if (!s.ok()) throw std::runtime_error(std::string("ADASCALE_BENCH_BUNDLE: ") + s.message);
+  std::vector<std::string> wanted;
+  for (std::string rest = names ? names : ""; !rest.empty();) {
+    const size_t comma = rest.find(',');
+    wanted.push_back(rest.substr(0, comma));
+    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+  }
+  if (wanted.empty())
+    for (const Branch& b : bundle->branches()) wanted.push_back(b.name);
+  for (const std::string& name : wanted) {
+    if (!bundle->find_branch(name))
+      throw std::runtime_error("ADASCALE_BENCH_BRANCHES: no branch '" + name + "' in " + path);
+    const bool int8 = name.find("int8") != std::string::npos;
+    for (const char* kind : {"xnnpack", "xnnpack-plain"}) {
+      if (!int8 && std::string(kind) == "xnnpack-plain") continue;
+      benchmark::RegisterBenchmark(("bundle/" + std::string(kind) + "/" + name).c_str(),
+                                   BM_BundleBranch, bundle.get(), std::string(kind), name)
+          ->Unit(benchmark::kMicrosecond);
+    }
+  }
+}
+
 void register_all() {
+  if (const char* path = std::getenv("ADASCALE_BENCH_BUNDLE")) {
+    register_bundle(path, std::getenv("ADASCALE_BENCH_BRANCHES"));
+    return;
+  }
   for (const char* kind : {"xnnpack", "xnnpack-plain", "reference"})
     for (bool int8 : {false, true})
       for (double width : {1.0, 0.25}) {

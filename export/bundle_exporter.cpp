@@ -70,6 +70,67 @@ double percentile(std::vector<double> v, double q) {
   return v[i];
 }
 
+// Batch-1 latency of every branch in the runtime and of its LibTorch eager baseline, in
+// interleaved rounds: each round runs every branch in turn, so a change of the host's speed while
+// exporting (other load, frequency) spreads over all branches instead of skewing the ones timed
+// at that moment; the catalog's relative costs are what the selector compares.
+void time_branches(const std::vector<Branch>& branches,
+                   const std::vector<std::shared_ptr<trainer::ResNet>>& eager,
+                   const ConstantMap& constants, const torch::Tensor& image, const ExportOptions& o,
+                   ExportResult* result, std::ostream& log) {
+  const size_t n = branches.size();
+  const int64_t C = image.size(1), H = image.size(2), W = image.size(3);
+  auto xnnpack = make_xnnpack_backend(o.threads);
+  std::vector<std::unique_ptr<PreparedBranch>> prepared(n);
+  auto one = image.permute({0, 2, 3, 1}).contiguous();
+  std::vector<float> logits;
+  for (size_t i = 0; i < n; ++i) {
+    check(xnnpack->prepare(branches[i], constants, {1, H, W, C}, &prepared[i]),
+          "preparing " + branches[i].name);
+    logits.resize(static_cast<size_t>(prepared[i]->output_features()));
+    for (int k = 0; k < 20; ++k)  // warm-up
+      prepared[i]->run(one.data_ptr<float>(), 1, logits.data(), logits.size());
+  }
+  const int saved_threads = torch::get_num_threads();
+  torch::set_num_threads(o.threads);  // as many intra-op threads as the runtime uses
+  for (auto& model : eager)
+    for (int k = 0; k < 5; ++k) model->forward(image);
+  const int64_t rounds = std::max<int64_t>(1, std::min(o.latency_rounds, o.latency_runs));
+  std::vector<std::vector<double>> runtime_ms(n), eager_ms(n);
+  for (int64_t round = 0; round < rounds; ++round) {
+    // runs of this round: the total split evenly, the remainder in the first rounds
+    const int64_t runs = o.latency_runs / rounds + (round < o.latency_runs % rounds ? 1 : 0);
+    for (size_t i = 0; i < n; ++i) {
+      logits.resize(static_cast<size_t>(prepared[i]->output_features()));
+      for (int64_t k = 0; k < runs; ++k) {
+        const auto s = Clock::now();
+        prepared[i]->run(one.data_ptr<float>(), 1, logits.data(), logits.size());
+        runtime_ms[i].push_back(
+            std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+      }
+      for (int64_t k = 0; k < runs; ++k) {
+        const auto s = Clock::now();
+        eager[i]->forward(image);
+        eager_ms[i].push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+      }
+    }
+  }
+  torch::set_num_threads(saved_threads);
+  log << "batch-1 latency, " << o.latency_runs << " runs per branch in " << rounds
+      << " interleaved round" << (rounds > 1 ? "s" : "") << "\n";
+  for (size_t i = 0; i < n; ++i) {
+    BranchReport& r = result->branches[i];
+    r.latency_median_ms = percentile(runtime_ms[i], 0.5);
+    r.latency_p90_ms = percentile(runtime_ms[i], 0.9);
+    r.libtorch_latency_median_ms = percentile(eager_ms[i], 0.5);
+    log << "  " << std::left << std::setw(28) << r.name << std::right << std::fixed
+        << std::setprecision(2) << std::setw(8) << r.macs / 1e6 << " M MACs" << std::setprecision(3)
+        << std::setw(8) << r.latency_median_ms << " ms (LibTorch eager " << std::setw(6)
+        << r.libtorch_latency_median_ms << " ms)" << std::setprecision(2) << std::setw(8)
+        << 100 * r.accuracy << "%\n";
+  }
+}
+
 }  // namespace
 
 std::string describe_device(int threads) {
@@ -101,13 +162,15 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
   auto reference = make_reference_backend();
   const std::string device = describe_device(o.threads);
   const int64_t parity_n = std::min(o.parity_images, images.size(0));
+  std::vector<std::shared_ptr<trainer::ResNet>>
+      eager_models;  // LibTorch baselines, timed beside the runtime
 
   for (const auto& src : sources) {
     for (const auto& b : branches)
       if (b.name == src.name) throw std::invalid_argument("export: two branches named " + src.name);
-    trainer::ResNet model(src.spec);
-    trainer::load_module_state(model, src.state, "branch " + src.name);
-    model.eval();
+    auto model = std::make_shared<trainer::ResNet>(src.spec);
+    trainer::load_module_state(*model, src.state, "branch " + src.name);
+    model->eval();
     BranchReport r;
     r.name = src.name;
     Branch branch;
@@ -126,9 +189,9 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
       branch = lower_resnet(src.spec, src.state, src.name, store);
     }
     auto libtorch_forward = [&](const torch::Tensor& x) {
-      return fake_quant ? fake_quant->forward(x, true) : model.forward(x);
+      return fake_quant ? fake_quant->forward(x, true) : model->forward(x);
     };
-    const auto cost = trainer::measure_cost(model, C, H, W);
+    const auto cost = trainer::measure_cost(*model, C, H, W);
     r.macs = cost.macs;
     r.params = cost.params;
     r.memory_access_bytes = memory_access(branch, writer.constants(), {1, H, W, C});
@@ -177,40 +240,12 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
     r.accuracy = static_cast<double>(correct) / images.size(0);
     r.libtorch_accuracy = static_cast<double>(correct_torch) / images.size(0);
 
-    // batch-1 latency: cold preparation, then warm-up and timed runs
+    // cold preparation at batch 1; the timed runs follow for all branches together, below
     const auto t0 = Clock::now();
     std::unique_ptr<PreparedBranch> single;
     check(xnnpack->prepare(branch, writer.constants(), {1, H, W, C}, &single),
           "preparing " + src.name);
     r.prepare_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    auto one = images.slice(0, 0, 1).permute({0, 2, 3, 1}).contiguous();
-    std::vector<float> logits(static_cast<size_t>(single->output_features()));
-    for (int i = 0; i < 20; ++i)
-      single->run(one.data_ptr<float>(), 1, logits.data(), logits.size());
-    std::vector<double> times;
-    for (int64_t i = 0; i < o.latency_runs; ++i) {
-      const auto s = Clock::now();
-      single->run(one.data_ptr<float>(), 1, logits.data(), logits.size());
-      times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
-    }
-    r.latency_median_ms = percentile(times, 0.5);
-    r.latency_p90_ms = percentile(times, 0.9);
-    // the baseline, side by side: the LibTorch model on the same image, batch 1, eval mode,
-    // with as many intra-op threads as the runtime uses
-    {
-      const int saved_threads = torch::get_num_threads();
-      torch::set_num_threads(o.threads);
-      auto img = images.slice(0, 0, 1);
-      for (int i = 0; i < 20; ++i) model.forward(img);
-      std::vector<double> torch_times;
-      for (int64_t i = 0; i < o.latency_runs; ++i) {
-        const auto s = Clock::now();
-        model.forward(img);
-        torch_times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
-      }
-      r.libtorch_latency_median_ms = percentile(torch_times, 0.5);
-      torch::set_num_threads(saved_threads);
-    }
     r.weight_bytes = single->weight_bytes();
     r.arena_bytes = single->arena_bytes();
     r.energy_mj = modelled_energy_mj(DeviceProfile{}, false, static_cast<double>(r.macs),
@@ -218,18 +253,17 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
                                      DeviceProfile{}.default_cache_rate);
     result.separate_bytes += r.weight_bytes;
     result.largest_branch_bytes = std::max(result.largest_branch_bytes, r.weight_bytes);
-    log << "  " << std::left << std::setw(28) << r.name << std::right << std::fixed
-        << std::setprecision(2) << std::setw(8) << r.macs / 1e6 << " M MACs" << std::setprecision(3)
-        << std::setw(8) << r.latency_median_ms << " ms (LibTorch eager " << std::setw(6)
-        << r.libtorch_latency_median_ms << " ms)" << std::setprecision(2) << std::setw(8)
-        << 100 * r.accuracy << "%  parity " << std::scientific << std::setprecision(1)
-        << r.max_logit_diff << std::fixed;
+    log << "  checked " << std::left << std::setw(28) << r.name << std::right << std::fixed
+        << std::setprecision(2) << std::setw(8) << 100 * r.accuracy << "%  parity "
+        << std::scientific << std::setprecision(1) << r.max_logit_diff << std::fixed;
     if (src.int8)
       log << " (top-1 agreement " << std::setprecision(1) << 100 * r.top1_agreement << "%)";
     log << "\n";
+    eager_models.push_back(model);
     result.branches.push_back(r);
     branches.push_back(branch);
   }
+  time_branches(branches, eager_models, writer.constants(), images.slice(0, 0, 1), o, &result, log);
 
   // Pareto front over (latency, accuracy)
   for (auto& r : result.branches) {

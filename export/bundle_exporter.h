@@ -28,6 +28,7 @@ struct ExportOptions {
   int64_t parity_images = 200;     // images compared against LibTorch
   double parity_tolerance = 1e-3;  // max |logit difference|
   int64_t latency_runs = 200;      // timed batch-1 runs per branch (after warm-up)
+  int64_t latency_rounds = 5;      // ... split into rounds that visit every branch in turn
   std::string model_name = "model";
   std::vector<std::string> class_names;
   std::vector<float> mean, std;  // input normalization, per channel

@@ -48,7 +48,7 @@ const char* kUsage =
     "  export --checkpoint FILE [--checkpoint FILE ...] --out DIR.bundle [--threads N]\n"
     "        [--branches all|pareto|NAME,...] [--precisions fp32,int8] [--parity-images N]\n"
     "        [--test-images N] [--qat-steps N]\n"
-    "        [--latency-runs N]\n"
+    "        [--latency-runs N] [--latency-rounds N]\n"
     "        one bundle, one branch per checkpoint (the backbone and its compressed variants) or\n"
     "        per chosen branch of a multi-branch checkpoint, each profiled in the runtime and\n"
     "        checked for parity against LibTorch; int8 branches (NAME>int8, or --precisions)\n"
@@ -461,6 +461,7 @@ int cmd_export(const std::vector<std::string>& args) {
       "parity-images", po::value(&opts.parity_images)->default_value(opts.parity_images))(
       "test-images", po::value(&test_images)->default_value(0))(
       "latency-runs", po::value(&opts.latency_runs)->default_value(opts.latency_runs))(
+      "latency-rounds", po::value(&opts.latency_rounds)->default_value(opts.latency_rounds))(
       "branches", po::value(&branches)->default_value(""))(
       "precisions", po::value(&precisions)->default_value(""))(
       "qat-steps", po::value(&qat_steps)->default_value(qat_steps));
@@ -468,6 +469,7 @@ int cmd_export(const std::vector<std::string>& args) {
   if (opts.threads < 1) throw UsageError("--threads must be >= 1");
   if (opts.parity_images < 1) throw UsageError("--parity-images must be >= 1");
   if (opts.latency_runs < 1) throw UsageError("--latency-runs must be >= 1");
+  if (opts.latency_rounds < 1) throw UsageError("--latency-rounds must be >= 1");
   check_precisions_use(branches, precisions);
   torch::set_num_threads(1);
 
