@@ -19,6 +19,7 @@
 
 #include "runtime/cli/contention.h"
 #include "runtime/cli/scenario.h"
+#include "runtime/cli/scenario_run.h"
 #include "tests/runtime_test_util.h"
 
 namespace adascale {
@@ -244,6 +245,45 @@ bool gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
 bool has_children() {
   int status = 0;
   return !(::waitpid(-1, &status, WNOHANG) < 0 && errno == ECHILD);
+}
+
+// A contention step at t = 1000 ms (next change at 3000 ms): a switch down is timed only when the
+// branch running into the step missed the budget on its first requests after it.
+TEST(ScenarioSummary, AStepNeedsASwitchOnlyWhenTheRunningBranchMissesTheBudget) {
+  using scenario::classify_step;
+  using scenario::StepRequest;
+  using scenario::StepSwitch;
+  const std::vector<StepSwitch> down_at_1100 = {{500, 1, 0, false}, {1100, 0, 2, true}};
+  // over budget after the step, then a switch down 100 ms later
+  auto o = classify_step(1000, 3000,
+                         {{900, 0, false}, {1000, 0, true}, {1050, 0, true}, {1100, 2, false}},
+                         down_at_1100, 5);
+  EXPECT_TRUE(o.needed);
+  ASSERT_NE(o.down, nullptr);
+  EXPECT_EQ(o.down->t_ms, 1100);
+  EXPECT_EQ(o.seen, 2u);
+  EXPECT_EQ(o.missed, 2u);
+  EXPECT_EQ(o.running, 0);
+  // the same switch after requests that kept the budget: not needed (the upgrade at 500 ms is
+  // before the step and not a switch down anyway)
+  o = classify_step(1000, 3000, {{1000, 0, false}, {1050, 0, false}, {1100, 2, false}},
+                    down_at_1100, 5);
+  EXPECT_FALSE(o.needed);
+  EXPECT_NE(o.down, nullptr);
+  // misses but no switch down before the next change
+  o = classify_step(1000, 3000, {{1000, 0, false}, {1200, 0, true}}, {{3500, 0, 2, true}}, 5);
+  EXPECT_TRUE(o.needed);
+  EXPECT_EQ(o.down, nullptr);
+  EXPECT_EQ(o.missed, 1u);
+  // a violation past the first `evidence` requests does not count
+  std::vector<StepRequest> late;
+  for (int i = 0; i < 6; ++i) late.push_back({1000.0 + 10 * i, 0, i == 5});
+  EXPECT_FALSE(classify_step(1000, 3000, late, {}, 5).needed);
+  EXPECT_TRUE(classify_step(1000, 3000, late, {}, 6).needed);
+  // a switch down before any request after the step counts as needed
+  o = classify_step(1000, 3000, {{1000, 2, false}}, {{1000, 0, 2, true}}, 5);
+  EXPECT_TRUE(o.needed);
+  EXPECT_EQ(o.seen, 0u);
 }
 
 TEST(ScenarioProcesses, BurnersAreStartedKilledAndReaped) {

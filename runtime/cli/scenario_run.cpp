@@ -535,6 +535,30 @@ std::string trace_csv(const std::vector<TraceRow>& rows, const Scenario& s, cons
   return out;
 }
 
+}  // namespace
+
+StepOutcome classify_step(double begin, double end, const std::vector<StepRequest>& requests,
+                          const std::vector<StepSwitch>& switches, size_t evidence) {
+  StepOutcome out;
+  for (const StepSwitch& sw : switches)
+    if (sw.t_ms >= begin && sw.t_ms < end && sw.down) {
+      out.down = &sw;
+      break;
+    }
+  for (const StepRequest& r : requests) {
+    if (r.start_ms < begin) continue;
+    if (r.start_ms >= end || (out.down && r.start_ms >= out.down->t_ms) || out.seen == evidence)
+      break;
+    if (out.running < 0) out.running = r.branch;
+    ++out.seen;
+    out.missed += r.violation;
+  }
+  out.needed = out.missed > 0 || (out.down && out.seen == 0);
+  return out;
+}
+
+namespace {
+
 PolicySummary summarize(const PolicyRun& run, const std::vector<TraceRow>& rows, const Scenario& s,
                         const Workload& w) {
   PolicySummary sum;
@@ -543,11 +567,7 @@ PolicySummary summarize(const PolicyRun& run, const std::vector<TraceRow>& rows,
       run.fixed_branch >= 0 ? w.costs[static_cast<size_t>(run.fixed_branch)].name : "(adaptive)";
   std::vector<double> latencies;
   int previous = run.settled_branch;
-  struct Switch {
-    double t_ms;
-    int from, to;
-  };
-  std::vector<Switch> switches;
+  std::vector<StepSwitch> switches;
   for (const TraceRow& r : rows) {
     ++sum.requests;
     sum.images += static_cast<size_t>(s.frame_images);
@@ -557,15 +577,24 @@ PolicySummary summarize(const PolicyRun& run, const std::vector<TraceRow>& rows,
     sum.energy_mj += r.energy_mj;
     latencies.push_back(r.frame->ms);
     if (r.frame->branch != previous)
-      switches.push_back({r.frame->start_ms, previous, r.frame->branch});
+      switches.push_back({r.frame->start_ms, previous, r.frame->branch,
+                          size_key(w.costs[static_cast<size_t>(r.frame->branch)]) <
+                              size_key(w.costs[static_cast<size_t>(previous)])});
     previous = r.frame->branch;
   }
   sum.switches = switches.size();
   sum.median_latency_ms = quantile(latencies, 0.5);
   sum.p99_latency_ms = quantile(latencies, 0.99);
   // Contention steps: changes at one time form one step; it counts when any of them added load or
-  // tightened a budget. Its delay: to the first request on a smaller branch (fewer MACs) before
-  // the next change; an upgrade right after a step is not a reaction to it.
+  // tightened a budget. It needs a switch when the branch running into it misses the budget on one
+  // of its first kEvidence requests after it (or the loop switched before any request ended).
+  // Its delay: to the first request on a smaller branch (fewer MACs) before the next change; an
+  // upgrade right after a step is not a reaction to it, and a switch down that no violation
+  // called for is listed but not timed.
+  constexpr size_t kEvidence = 5;
+  std::vector<StepRequest> requests;
+  for (const TraceRow& r : rows)
+    requests.push_back({r.frame->start_ms, r.frame->branch, r.violation});
   std::vector<double> delays;
   for (size_t i = 1; i < run.changes.size(); ++i) {
     if (i > 1 && run.changes[i].t_ms == run.changes[i - 1].t_ms) continue;  // counted with i-1
@@ -580,17 +609,29 @@ PolicySummary summarize(const PolicyRun& run, const std::vector<TraceRow>& rows,
     ++sum.contention_steps;
     const double begin = run.changes[i].t_ms;
     const double end = j < run.changes.size() ? run.changes[j].t_ms : kInf;
-    std::string outcome = "no switch down";
-    for (const Switch& sw : switches)
-      if (sw.t_ms >= begin && sw.t_ms < end &&
-          size_key(w.costs[static_cast<size_t>(sw.to)]) <
-              size_key(w.costs[static_cast<size_t>(sw.from)])) {
-        delays.push_back(sw.t_ms - begin);
-        outcome =
-            format("%s -> %s after %.0f ms", w.costs[static_cast<size_t>(sw.from)].name.c_str(),
-                   w.costs[static_cast<size_t>(sw.to)].name.c_str(), sw.t_ms - begin);
-        break;
-      }
+    const StepOutcome step = classify_step(begin, end, requests, switches, kEvidence);
+    const StepSwitch* down = step.down;
+    const bool needed = step.needed;
+    const size_t seen = step.seen, missed = step.missed;
+    const int running = step.running;
+    sum.steps_needing_switch += needed;
+    std::string outcome;
+    if (down) {
+      outcome =
+          format("%s -> %s after %.0f ms", w.costs[static_cast<size_t>(down->from)].name.c_str(),
+                 w.costs[static_cast<size_t>(down->to)].name.c_str(), down->t_ms - begin);
+      if (needed)
+        delays.push_back(down->t_ms - begin);
+      else
+        outcome += format(" (not needed: no violation on the %zu request%s before it)", seen,
+                          seen == 1 ? "" : "s");
+    } else if (needed) {
+      outcome = format("no switch down, although %s missed the budget on %zu of %zu requests",
+                       w.costs[static_cast<size_t>(running)].name.c_str(), missed, seen);
+    } else {
+      outcome = "no switch down (none needed: no violation on the first " + std::to_string(seen) +
+                " requests)";
+    }
     sum.steps_report +=
         format("  t=%6.2f s  %-40s %s\n", begin / 1000, what.c_str(), outcome.c_str());
   }
@@ -883,8 +924,8 @@ std::string format_summary(const Scenario& s, const std::vector<PolicySummary>& 
     if (p.policy == Policy::kAdaptive)
       step = p.median_step_to_switch_ms >= 0
                  ? format("%.0f ms (%zu/%zu)", p.median_step_to_switch_ms,
-                          p.steps_followed_by_switch, p.contention_steps)
-                 : format("none (0/%zu)", p.contention_steps);
+                          p.steps_followed_by_switch, p.steps_needing_switch)
+                 : format("none (0/%zu)", p.steps_needing_switch);
     o << format("%-10s %-14s %8zu %8zu %9.2f%% %7.2f%% %8.2f%% %8zu %14s %9.2f %9.2f %10.3f\n",
                 policy_name(p.policy), p.branch.c_str(), p.requests, p.images,
                 100.0 * p.violations / requests, 100.0 * p.memory_violations / requests,

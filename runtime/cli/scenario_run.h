@@ -53,13 +53,37 @@ struct PolicySummary {
   size_t correct = 0;
   size_t switches = 0;          // branch changes seen by the run path after the timeline started
   size_t contention_steps = 0;  // events that add load or tighten a budget
-  size_t steps_followed_by_switch = 0;   // ... followed by a switch to a smaller branch
-  double median_step_to_switch_ms = -1;  // -1: no such step was followed by a switch
+  size_t steps_needing_switch = 0;       // ... after which the running branch missed the budget
+  size_t steps_followed_by_switch = 0;   // ... of those, followed by a switch to a smaller branch
+  double median_step_to_switch_ms = -1;  // over those; -1: none
   double energy_mj = 0;                  // modelled, all requests
   double median_latency_ms = 0, p99_latency_ms = 0;
   std::string steps_report;  // one line per contention step: what followed it
   std::string trace_csv, trace_svg;
 };
+
+// What followed one contention step [begin, end) of an adaptive run, from its requests and branch
+// switches in time order: the first switch down, and whether one was needed, i.e. the branch
+// running into the step missed the budget on one of its first `evidence` requests before that
+// switch (or the switch came before any request started).
+struct StepRequest {
+  double start_ms;
+  int branch;
+  bool violation;
+};
+struct StepSwitch {
+  double t_ms;
+  int from, to;
+  bool down;  // to a smaller branch (fewer MACs)
+};
+struct StepOutcome {
+  const StepSwitch* down = nullptr;  // the first switch down in [begin, end), or null
+  bool needed = false;
+  size_t seen = 0, missed = 0;  // requests looked at and those over budget
+  int running = -1;             // the branch of the first of them
+};
+StepOutcome classify_step(double begin, double end, const std::vector<StepRequest>& requests,
+                          const std::vector<StepSwitch>& switches, size_t evidence);
 
 // Installs SIGINT/SIGTERM handlers that make run_scenario stop at the next request, kill and
 // reap its children and throw ScenarioError("interrupted").

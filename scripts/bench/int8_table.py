@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Int8 against fp32 per branch of an exported bundle, from runtime_bench's JSON output.
 
-  ADASCALE_BENCH_BUNDLE=model.bundle build/bench/runtime_bench --benchmark_repetitions=3 \
-      --benchmark_report_aggregates_only=true --benchmark_min_time=0.2 \
-      --benchmark_out=r.json --benchmark_out_format=json
+  ADASCALE_BENCH_BUNDLE=model.bundle build/bench/runtime_bench --benchmark_repetitions=5 \
+      --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true \
+      --benchmark_min_time=0.1 --benchmark_out=r.json --benchmark_out_format=json
   scripts/bench/int8_table.py r.json [more.json ...]
 
 Prints one markdown row per fp32 branch that has an int8 twin: medians in microseconds of the

@@ -169,10 +169,8 @@ void check_precisions_use(const std::string& branches, const std::string& precis
 std::vector<trainer::BranchRef> select_branches(const trainer::Supernet& net,
                                                 const std::string& text, bool allow_pareto,
                                                 const std::vector<std::string>& precisions) {
-  std::vector<size_t> picked;
-  if (text == "all") {
-    for (size_t b = 0; b < net.branch_count(); ++b) picked.push_back(b);
-  } else if (text == "pareto" && allow_pareto) {
+  if (text == "all") return net.space().deployable(precisions);
+  if (text == "pareto" && allow_pareto) {
     std::vector<double> acc(net.branch_count(), -1.0);
     const auto spec = nlohmann::json::parse(net.spec_json());
     if (spec.contains("training"))
@@ -180,21 +178,19 @@ std::vector<trainer::BranchRef> select_branches(const trainer::Supernet& net,
         const int b = net.space().find(r.at("name").get<std::string>());
         if (b >= 0) acc[b] = r.at("accuracy").get<double>();
       }
-    for (size_t b = 0; b < net.branch_count(); ++b) {
-      bool dominated = false;
+    auto dominated = [&](size_t b) {
       for (size_t q = 0; q < net.branch_count(); ++q)
-        dominated =
-            dominated || (q != b && net.branch_macs(q) <= net.branch_macs(b) && acc[q] >= acc[b] &&
-                          (net.branch_macs(q) < net.branch_macs(b) || acc[q] > acc[b]));
-      if (!dominated) picked.push_back(b);
-    }
-  }
-  std::vector<trainer::BranchRef> out;
-  if (text == "all" || (text == "pareto" && allow_pareto)) {
+        if (q != b && net.branch_macs(q) <= net.branch_macs(b) && acc[q] >= acc[b] &&
+            (net.branch_macs(q) < net.branch_macs(b) || acc[q] > acc[b]))
+          return true;
+      return false;
+    };
+    std::vector<trainer::BranchRef> out;
     for (const auto& ref : net.space().deployable(precisions))
-      if (std::find(picked.begin(), picked.end(), ref.branch) != picked.end()) out.push_back(ref);
+      if (!dominated(ref.branch)) out.push_back(ref);
     return out;
   }
+  std::vector<trainer::BranchRef> out;
   std::stringstream ss(text);
   std::string name;
   while (std::getline(ss, name, ',')) {
