@@ -11,6 +11,7 @@
 
 #include "export/resnet_export.h"
 #include "runtime/adapt/profiler.h"
+#include "runtime/arch/conv2d_int8_vnni.h"
 #include "runtime/backend.h"
 #include "runtime/bundle.h"
 #include "trainer/checkpoint.h"
@@ -141,6 +142,8 @@ std::string describe_device(int threads) {
   const auto freq = read_first_line("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq");
   if (!governor.empty()) o << ", governor " << governor;
   if (!freq.empty()) o << ", " << std::stoll(freq) / 1000 << " MHz";
+  // int8 latencies depend on which kernel ran the convolutions
+  o << ", int8 conv on " << (Conv2dInt8Vnni::supported() ? "avx512vnni" : "xnnpack");
   return o.str();
 }
 

@@ -2,8 +2,9 @@
 # The main job, end to end on Fashion-MNIST: set up, build, train the multi-branch network (one
 # backbone, 16 physically smaller branches trained together, each also as an int8 twin), evaluate
 # every branch, export them as one bundle profiled in the LibTorch-free runtime, classify the test
-# set with it, then replay the standard contention scenario with the adaptation loop and the
-# static policies, and print the comparison table and where the pictures are. CONFIG picks
+# set with it, then replay the standard contention scenario (and a tighter one) with the
+# adaptation loop and the static policies, and print the comparison tables and where the
+# pictures are. CONFIG picks
 # another training config, OUT another output folder (default runs/demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,5 +34,9 @@ echo "== 4. the runtime: branches of the bundle, then the test set through the l
   --idx "$data/t10k-images-idx3-ubyte.gz" --labels "$data/t10k-labels-idx1-ubyte.gz"
 echo "== 5. the adaptation loop under contention ($scenario), against static policies =="
 "$run" --bundle "$out/model.bundle" --scenario "$scenario" --trace-out "$out/scenario" \
+  --idx "$data/t10k-images-idx3-ubyte.gz" --labels "$data/t10k-labels-idx1-ubyte.gz"
+echo "== 6. the same timeline with budgets that only the fastest accurate branches meet =="
+"$run" --bundle "$out/model.bundle" --scenario configs/scenarios/supernet-tight.ini \
+  --trace-out "$out/scenario" \
   --idx "$data/t10k-images-idx3-ubyte.gz" --labels "$data/t10k-labels-idx1-ubyte.gz"
 echo "demo done: checkpoint and bundle in $out/, traces and pictures (SVG) in $out/scenario/"
