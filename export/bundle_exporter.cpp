@@ -75,27 +75,27 @@ double percentile(std::vector<double> v, double q) {
 // interleaved rounds: each round runs every branch in turn, so a change of the host's speed while
 // exporting (other load, frequency) spreads over all branches instead of skewing the ones timed
 // at that moment; the catalog's relative costs are what the selector compares.
-void time_branches(const std::vector<Branch>& branches,
+void time_branches(const Backend& xnnpack, const std::vector<Branch>& branches,
                    const std::vector<std::shared_ptr<trainer::ResNet>>& eager,
                    const ConstantMap& constants, const torch::Tensor& image, const ExportOptions& o,
                    ExportResult* result, std::ostream& log) {
   const size_t n = branches.size();
   const int64_t C = image.size(1), H = image.size(2), W = image.size(3);
-  auto xnnpack = make_xnnpack_backend(o.threads);
   std::vector<std::unique_ptr<PreparedBranch>> prepared(n);
   auto one = image.permute({0, 2, 3, 1}).contiguous();
   std::vector<float> logits;
   for (size_t i = 0; i < n; ++i) {
-    check(xnnpack->prepare(branches[i], constants, {1, H, W, C}, &prepared[i]),
+    check(xnnpack.prepare(branches[i], constants, {1, H, W, C}, &prepared[i]),
           "preparing " + branches[i].name);
     logits.resize(static_cast<size_t>(prepared[i]->output_features()));
-    for (int k = 0; k < 20; ++k)  // warm-up
-      prepared[i]->run(one.data_ptr<float>(), 1, logits.data(), logits.size());
+    for (int k = 0; k < 20; ++k)  // warm-up, and the branch runs at all
+      check(prepared[i]->run(one.data_ptr<float>(), 1, logits.data(), logits.size()),
+            "running " + branches[i].name);
   }
   const int saved_threads = torch::get_num_threads();
   torch::set_num_threads(o.threads);  // as many intra-op threads as the runtime uses
   for (auto& model : eager)
-    for (int k = 0; k < 5; ++k) model->forward(image);
+    for (int k = 0; k < 20; ++k) model->forward(image);
   const int64_t rounds = std::max<int64_t>(1, std::min(o.latency_rounds, o.latency_runs));
   std::vector<std::vector<double>> runtime_ms(n), eager_ms(n);
   for (int64_t round = 0; round < rounds; ++round) {
@@ -266,7 +266,8 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
     result.branches.push_back(r);
     branches.push_back(branch);
   }
-  time_branches(branches, eager_models, writer.constants(), images.slice(0, 0, 1), o, &result, log);
+  time_branches(*xnnpack, branches, eager_models, writer.constants(), images.slice(0, 0, 1), o,
+                &result, log);
 
   // Pareto front over (latency, accuracy)
   for (auto& r : result.branches) {

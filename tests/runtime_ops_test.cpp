@@ -92,10 +92,13 @@ OpCase dense_int8_conv(std::mt19937& rng, int in_c, int out_c) {
   c.node.inputs = {"x0"};
   const int kh = rand_int(rng, 1, 5), kw = rand_int(rng, 1, 5);
   const Shape shape = {rand_int(rng, 1, 2), rand_int(rng, kh, 12), rand_int(rng, kw, 12), in_c};
-  window_attrs(rng, &c, "kernel", kh, kw, false);
+  window_attrs(rng, &c, "kernel", kh, kw, /*pad_lt_k=*/true);  // padding up to k - 1
+  c.node.attrs.set("stride", std::vector<int64_t>{rand_int(rng, 1, 3), rand_int(rng, 1, 3)});
   c.node.attrs.set("groups", 1).set("activation", random_activation(rng));
   const float in_scale = rand_float(rng, 0.02f, 0.1f);
-  c.add_input(rng, DType::kI8, shape, in_scale, rand_int(rng, -20, 20));
+  // the extreme zero points make the shifted padding byte 0 or 255
+  const int zero_points[] = {-128, 127, rand_int(rng, -20, 20)};
+  c.add_input(rng, DType::kI8, shape, in_scale, zero_points[rand_int(rng, 0, 2)]);
   const size_t wcount = static_cast<size_t>(out_c * kh * kw * in_c);
   c.add_const("weight", DType::kI8, {out_c, kh, kw, in_c}, random_int8(rng, wcount));
   c.add_const("weight_scale", DType::kF32, {out_c}, random_floats(rng, out_c, 0.002f, 0.01f));
@@ -150,6 +153,20 @@ TEST(RuntimeArchKernels, VnniInt8ConvIsBitExactWithTheReference) {
   }
   EXPECT_GT(values.size(), 100u) << "outputs look saturated";
   EXPECT_GT(packed_rows, 0) << "no case used the packed-row layout";
+  // a padded input smaller than the kernel has no output: nothing is read or written
+  OpCase c = dense_int8_conv(rng, 16, 16);
+  while (c.node.attrs.get_ints("kernel", {})[0] < 2) c = dense_int8_conv(rng, 16, 16);
+  c.node.attrs.set("pad", std::vector<int64_t>{0, 0, 0, 0});
+  c.infos[0].shape[1] = c.node.attrs.get_ints("kernel", {})[0] - 1;
+  c.inputs[0].resize(c.infos[0].bytes());
+  for (const auto& backend : {make_reference_backend(), make_xnnpack_backend(1)}) {
+    TensorInfo info;
+    std::vector<uint8_t> out;
+    Status s = backend->run_node(c.node, c.infos, {c.inputs[0].data()}, c.constants, &info, &out);
+    ASSERT_TRUE(s.ok()) << backend->name() << ": " << s.message;
+    EXPECT_EQ(info.shape[1], 0);
+    EXPECT_TRUE(out.empty());
+  }
 }
 
 // A prepared int8 branch runs its dense convolution on the VNNI kernel, and only when the backend
@@ -184,7 +201,12 @@ TEST(RuntimeArchKernels, PreparedInt8BranchUsesTheVnniConvWhereAllowed) {
     Status s = backend->prepare(branch, c.constants, shape, &prepared);
     ASSERT_TRUE(s.ok()) << backend->name() << ": " << s.message;
     std::vector<float> y(static_cast<size_t>(prepared->output_features()));
+    // a batch of 3 first re-plans the arena and sets the kernels up again, then back to 1
+    std::vector<float> x3, y3(3 * y.size());
+    for (int i = 0; i < 3; ++i) x3.insert(x3.end(), x.begin(), x.end());
+    ASSERT_TRUE(prepared->run(x3.data(), 3, y3.data(), y3.size()).ok());
     ASSERT_TRUE(prepared->run(x.data(), 1, y.data(), y.size()).ok());
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], y3[2 * y.size() + i]) << i;
     std::vector<NodeTiming> timings;
     ASSERT_TRUE(prepared->profile(x.data(), 1, &timings).ok());
     ASSERT_EQ(timings.size(), 3u);

@@ -281,9 +281,15 @@ TEST(ScenarioSummary, AStepNeedsASwitchOnlyWhenTheRunningBranchMissesTheBudget) 
   EXPECT_FALSE(classify_step(1000, 3000, late, {}, 5).needed);
   EXPECT_TRUE(classify_step(1000, 3000, late, {}, 6).needed);
   // a switch down before any request after the step counts as needed
-  o = classify_step(1000, 3000, {{1000, 2, false}}, {{1000, 0, 2, true}}, 5);
+  o = classify_step(1000, 3000, {{900, 0, false}, {1000, 2, false}}, {{1000, 0, 2, true}}, 5);
   EXPECT_TRUE(o.needed);
+  EXPECT_EQ(o.running, 0);
   EXPECT_EQ(o.seen, 0u);
+  // misses of a larger branch the loop moved up to are not the running branch's
+  o = classify_step(1000, 3000, {{900, 1, false}, {1000, 1, false}, {1050, 3, true}},
+                    {{1050, 1, 3, false}}, 5);
+  EXPECT_FALSE(o.needed);
+  EXPECT_EQ(o.seen, 1u);
 }
 
 TEST(ScenarioProcesses, BurnersAreStartedKilledAndReaped) {

@@ -53,7 +53,7 @@ std::unique_ptr<Conv2dInt8Vnni> Conv2dInt8Vnni::create(const Conv2dInt8Geometry&
   const int32_t shifted_zero = quant.in_zero_point + 128;
   for (int64_t o = 0; o < g.out_c; ++o) {
     const int64_t block = o / kBlock, lane = o % kBlock;
-    int32_t sum = 0;
+    int64_t sum = 0;
     for (int64_t ky = 0; ky < g.kh; ++ky)
       for (int64_t kx = 0; kx < g.kw; ++kx)
         for (int64_t i = 0; i < g.in_c; ++i) {
@@ -66,8 +66,10 @@ std::unique_ptr<Conv2dInt8Vnni> Conv2dInt8Vnni::create(const Conv2dInt8Geometry&
               ((block * c.taps_ + tap) * (c.depth_ / 4) + k / 4) * (kBlock * 4) + lane * 4 + k % 4;
           c.packed_[static_cast<size_t>(at)] = w;
         }
-    // sum((x + 128) * w) - (zp + 128) * sum(w) = sum((x - zp) * w)
-    c.bias_[static_cast<size_t>(o)] = (bias ? bias[o] : 0) - shifted_zero * sum;
+    // sum((x + 128) * w) - (zp + 128) * sum(w) = sum((x - zp) * w), wrapping like the int32
+    // accumulator it feeds
+    const int64_t corrected = (bias ? bias[o] : 0) - int64_t{shifted_zero} * sum;
+    c.bias_[static_cast<size_t>(o)] = static_cast<int32_t>(static_cast<uint32_t>(corrected));
     c.multiplier_[static_cast<size_t>(o)] = quant.in_scale * weight_scale[o] / quant.out_scale;
   }
   return conv;
@@ -78,8 +80,9 @@ void Conv2dInt8Vnni::setup(int64_t height, int64_t width) {
   h_ = height;
   w_ = width;
   const int64_t hp = height + g_.pt + g_.pb, wp = width + g_.pl + g_.pr;
-  oh_ = (hp - g_.kh) / g_.sh + 1;
-  ow_ = (wp - g_.kw) / g_.sw + 1;
+  // as the op's shape inference: no output where the padded input is smaller than the kernel
+  oh_ = hp >= g_.kh ? (hp - g_.kh) / g_.sh + 1 : 0;
+  ow_ = wp >= g_.kw ? (wp - g_.kw) / g_.sw + 1 : 0;
   buffer_width_ = rows_packed_ ? ow_ : wp;
   column_step_ = rows_packed_ ? 1 : g_.sw;
   // the border (and bytes past the channels) never changes: padding is the zero point, so it
@@ -212,6 +215,7 @@ struct Conv2dInt8VnniTiles {
 void Conv2dInt8Vnni::run(const int8_t* x, int64_t batch, int8_t* y, pthreadpool_t pool) {
 #if defined(__x86_64__)
   const int64_t pixels = oh_ * ow_;
+  if (pixels <= 0) return;
   const size_t tiles = static_cast<size_t>((pixels + kRows - 1) / kRows);
   for (int64_t n = 0; n < batch; ++n) {
     Conv2dInt8VnniTiles::fill(*this, x + n * h_ * w_ * g_.in_c);

@@ -545,11 +545,16 @@ StepOutcome classify_step(double begin, double end, const std::vector<StepReques
       out.down = &sw;
       break;
     }
+  // the branch running into the step: the last one started before it (else the first after it)
+  for (const StepRequest& r : requests)
+    if (r.start_ms < begin)
+      out.running = r.branch;
+    else if (out.running < 0)
+      out.running = r.branch;
+  // its first requests after the step, until any switch
   for (const StepRequest& r : requests) {
     if (r.start_ms < begin) continue;
-    if (r.start_ms >= end || (out.down && r.start_ms >= out.down->t_ms) || out.seen == evidence)
-      break;
-    if (out.running < 0) out.running = r.branch;
+    if (r.start_ms >= end || r.branch != out.running || out.seen == evidence) break;
     ++out.seen;
     out.missed += r.violation;
   }
@@ -587,7 +592,7 @@ PolicySummary summarize(const PolicyRun& run, const std::vector<TraceRow>& rows,
   sum.p99_latency_ms = quantile(latencies, 0.99);
   // Contention steps: changes at one time form one step; it counts when any of them added load or
   // tightened a budget. It needs a switch when the branch running into it misses the budget on one
-  // of its first kEvidence requests after it (or the loop switched before any request ended).
+  // of its first kEvidence requests after it (or the loop switched before any request started).
   // Its delay: to the first request on a smaller branch (fewer MACs) before the next change; an
   // upgrade right after a step is not a reaction to it, and a switch down that no violation
   // called for is listed but not timed.

@@ -64,8 +64,9 @@ struct PolicySummary {
 
 // What followed one contention step [begin, end) of an adaptive run, from its requests and branch
 // switches in time order: the first switch down, and whether one was needed, i.e. the branch
-// running into the step missed the budget on one of its first `evidence` requests before that
-// switch (or the switch came before any request started).
+// running into the step (that of the last request started before it) missed the budget on one of
+// its first `evidence` requests after it, before any switch (or the loop had switched before any
+// of them started).
 struct StepRequest {
   double start_ms;
   int branch;
@@ -80,7 +81,7 @@ struct StepOutcome {
   const StepSwitch* down = nullptr;  // the first switch down in [begin, end), or null
   bool needed = false;
   size_t seen = 0, missed = 0;  // requests looked at and those over budget
-  int running = -1;             // the branch of the first of them
+  int running = -1;             // the branch running into the step
 };
 StepOutcome classify_step(double begin, double end, const std::vector<StepRequest>& requests,
                           const std::vector<StepSwitch>& switches, size_t evidence);

@@ -2,6 +2,7 @@
 // ([groups][group_out][kh][kw][group_in]), asymmetric kernels and padding, dilation 1, optional
 // bias, fused none/relu/relu6. Int8: per-output-channel symmetric weights (XNNPACK "qc8").
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "runtime/arch/conv2d_int8_vnni.h"
@@ -148,10 +149,27 @@ class VnniConv : public ArchKernel {
   std::unique_ptr<Conv2dInt8Vnni> conv_;
 };
 
+// XNNPACK's qc8 convolution refuses scales that are not positive normal floats and
+// requantization multipliers of 256 or more; the arch kernel declines the same cases, so that
+// XNNPACK reports them and a bundle prepares (or fails) the same on every host.
+bool xnnpack_accepts_scales(const ConvParams& p, const float* weight_scale, float in_scale,
+                            float out_scale) {
+  const auto positive_normal = [](float v) { return std::isnormal(v) && v > 0; };
+  if (!positive_normal(in_scale) || !positive_normal(out_scale)) return false;
+  for (int64_t o = 0; o < p.out_c; ++o) {
+    const float multiplier = in_scale * weight_scale[o] / out_scale;
+    if (!positive_normal(weight_scale[o]) || !positive_normal(multiplier) || multiplier >= 256.0f)
+      return false;
+  }
+  return true;
+}
+
 std::unique_ptr<ArchKernel> make_arch_kernel(const BoundNode& b, const ConvParams& p) {
   if (b.in_info[0].dtype != DType::kI8 || p.groups != 1) return nullptr;
   const TensorInfo& in = b.in_info[0];
   const TensorInfo& out = b.out_info;
+  if (!xnnpack_accepts_scales(p, b.param_data<float>("weight_scale"), in.scale, out.scale))
+    return nullptr;
   Conv2dInt8Quant q;
   q.in_zero_point = in.zero_point;
   q.in_scale = in.scale;
