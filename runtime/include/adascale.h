@@ -77,6 +77,8 @@ adascale_status adascale_selected_arena_bytes(const adascale_runtime* handle, si
 adascale_status adascale_run(adascale_runtime* handle, const float* input, size_t input_count,
                              float* logits, size_t logits_capacity);
 
+/* One node's time in adascale_profile. Fields are only ever appended; the runtime writes the
+ * struct of the header it was built with, so build against the header of the library you link. */
 typedef struct adascale_node_timing {
   const char* op;     /* registered op name */
   const char* output; /* the tensor the node defines */
