@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "adascale.h"
+#include "runtime/adapt/profiler.h"
+#include "runtime/adapt/selector.h"
 #include "runtime_adapt_test_util.h"
 #include "runtime_test_util.h"
 
@@ -120,6 +122,51 @@ TEST_F(AdaptCApiTest, BudgetsAreValidatedWithMessages) {
   adascale_adapt_options_init(&options);
   options.period_ms = 0;
   EXPECT_EQ(adascale_adapt_configure(rt_, &options), ADASCALE_ERROR_INVALID_ARGUMENT);
+}
+
+// The loop's tail, backoff, near-tie and context-change settings: the C defaults are the loop's
+// own, the ranges those of the scenario keys of the same names.
+TEST_F(AdaptCApiTest, TailToleranceAndContextOptionsAreValidated) {
+  adascale_adapt_options o;
+  adascale_adapt_options_init(&o);
+  const SelectorOptions selector;
+  const DeviceProfile device;
+  EXPECT_EQ(o.tail_latency, selector.tail_latency ? 1 : 0);
+  EXPECT_EQ(o.tail_quantile, device.tail_quantile);
+  EXPECT_EQ(o.trial_window_ms, selector.trial_window_ms);
+  EXPECT_EQ(o.objective_tolerance, selector.objective_tolerance);
+  EXPECT_EQ(o.context_change, selector.context_change);
+  EXPECT_EQ(o.context_settle_ms, selector.context_settle_ms);
+  EXPECT_EQ(o.contended_tail_prior, device.contended_tail_prior);
+  auto configure = [&](void (*edit)(adascale_adapt_options*)) {
+    adascale_adapt_options changed;
+    adascale_adapt_options_init(&changed);
+    edit(&changed);
+    return adascale_adapt_configure(rt_, &changed);
+  };
+  EXPECT_EQ(configure([](adascale_adapt_options* c) {
+              c->tail_latency = 1;
+              c->tail_quantile = 0.9;
+              c->trial_window_ms = 0;
+              c->objective_tolerance = 0;
+              c->context_change = 0;
+              c->context_settle_ms = 0;
+              c->contended_tail_prior = 1;
+            }),
+            ADASCALE_OK);
+  const std::vector<void (*)(adascale_adapt_options*)> bad = {
+      [](adascale_adapt_options* c) { c->tail_latency = 2; },
+      [](adascale_adapt_options* c) { c->tail_quantile = 0.3; },
+      [](adascale_adapt_options* c) { c->tail_quantile = 1.5; },
+      [](adascale_adapt_options* c) { c->trial_window_ms = -1; },
+      [](adascale_adapt_options* c) { c->objective_tolerance = NAN; },
+      [](adascale_adapt_options* c) { c->context_change = 1.0; },
+      [](adascale_adapt_options* c) { c->context_settle_ms = -5; },
+      [](adascale_adapt_options* c) { c->contended_tail_prior = 0.5; }};
+  for (size_t i = 0; i < bad.size(); ++i) {
+    EXPECT_EQ(configure(bad[i]), ADASCALE_ERROR_INVALID_ARGUMENT) << "case " << i;
+    EXPECT_NE(std::strstr(adascale_last_error(rt_), "out of range"), nullptr) << "case " << i;
+  }
 }
 
 TEST_F(AdaptCApiTest, StepSelectsRunsAndFeedsBack) {

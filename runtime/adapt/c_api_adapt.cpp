@@ -80,18 +80,31 @@ void build_loop(adascale_runtime* handle, AdaptState* state) {
   options.selector.switch_margin = o.switch_margin;
   options.selector.entry_margin = o.entry_margin;
   options.device.inference_threads = o.inference_threads;
+  options.selector.tail_latency = o.tail_latency != 0;
+  options.device.tail_quantile = o.tail_quantile;
+  options.selector.trial_window_ms = o.trial_window_ms;
+  options.selector.objective_tolerance = o.objective_tolerance;
+  options.selector.context_change = o.context_change;
+  options.selector.context_settle_ms = o.context_settle_ms;
+  options.device.contended_tail_prior = o.contended_tail_prior;
   state->loop.reset();  // stops the old thread first
   state->loop = std::make_unique<AdaptationLoop>(std::move(branches), options);
   state->loop->set_budgets(state->budgets);
   install_callback(state);
 }
 
+// The same ranges as the scenario keys of the same names (docs/scenarios.md).
 adascale_status check_options(const adascale_adapt_options& o) {
-  const bool ok = std::isfinite(o.period_ms) && o.period_ms > 0 &&
-                  std::isfinite(o.probe_period_ms) && std::isfinite(o.min_dwell_ms) &&
-                  o.min_dwell_ms >= 0 && std::isfinite(o.switch_margin) && o.switch_margin >= 0 &&
-                  std::isfinite(o.entry_margin) && o.entry_margin >= 0 && o.entry_margin < 1 &&
-                  o.inference_threads >= 1;
+  const auto at_least = [](double v, double lo) { return std::isfinite(v) && v >= lo; };
+  const bool ok =
+      std::isfinite(o.period_ms) && o.period_ms > 0 && std::isfinite(o.probe_period_ms) &&
+      at_least(o.min_dwell_ms, 0) && at_least(o.switch_margin, 0) && at_least(o.entry_margin, 0) &&
+      o.entry_margin < 1 && o.inference_threads >= 1 &&
+      (o.tail_latency == 0 || o.tail_latency == 1) && at_least(o.tail_quantile, 0.5) &&
+      o.tail_quantile <= 1 && at_least(o.trial_window_ms, 0) &&
+      at_least(o.objective_tolerance, 0) && o.objective_tolerance <= 1 &&
+      (o.context_change == 0 || (at_least(o.context_change, 1) && o.context_change > 1)) &&
+      at_least(o.context_settle_ms, 0) && at_least(o.contended_tail_prior, 1);
   return ok ? ADASCALE_OK : ADASCALE_ERROR_INVALID_ARGUMENT;
 }
 
@@ -164,6 +177,14 @@ void adascale_adapt_options_init(adascale_adapt_options* options) {
   options->entry_margin = selector.entry_margin;
   options->inference_threads = 1;
   options->context_root = nullptr;
+  const adascale::DeviceProfile device;
+  options->tail_latency = selector.tail_latency ? 1 : 0;
+  options->tail_quantile = device.tail_quantile;
+  options->trial_window_ms = selector.trial_window_ms;
+  options->objective_tolerance = selector.objective_tolerance;
+  options->context_change = selector.context_change;
+  options->context_settle_ms = selector.context_settle_ms;
+  options->contended_tail_prior = device.contended_tail_prior;
 }
 
 adascale_status adascale_set_budgets(adascale_runtime* handle, const adascale_budgets* budgets) {
@@ -197,7 +218,9 @@ adascale_status adascale_adapt_configure(adascale_runtime* handle,
     if (check_options(chosen) != ADASCALE_OK) {
       adascale::last_error_slot(handle) =
           "adaptation options out of range (period > 0, dwell and margins >= 0, "
-          "entry margin < 1, threads >= 1)";
+          "entry margin < 1, threads >= 1, tail_latency 0 or 1, tail quantile in [0.5, 1], "
+          "trial window >= 0, objective tolerance in [0, 1], context change 0 or > 1, "
+          "settle >= 0, contended tail prior >= 1)";
       return ADASCALE_ERROR_INVALID_ARGUMENT;
     }
     AdaptState* state = ensure_state(handle);

@@ -132,6 +132,14 @@ typedef struct adascale_adapt_options {
   double entry_margin;      /* a new branch must fit within (1 - margin) x budget (default 0.05) */
   int inference_threads;    /* threads one inference uses (default 1) */
   const char* context_root; /* NULL or "/": this system; else a fixture tree (copied) */
+  /* appended later; adascale_adapt_options_init sets them all */
+  int tail_latency;            /* 1: judge the latency budget on the tail estimate (default 0) */
+  double tail_quantile;        /* the tail: this quantile of observed/predicted, in [0.5, 1] */
+  double trial_window_ms;      /* backoff window after an improvement switch, 0: off */
+  double objective_tolerance;  /* objectives this close are equal, the faster wins (>= 0) */
+  double context_change;       /* contention ratio that waives the dwell: 0 (off) or > 1 */
+  double context_settle_ms;    /* ... once it has held this long (>= 0) */
+  double contended_tail_prior; /* tail factor of a contention level without its own, >= 1 */
 } adascale_adapt_options;
 
 void adascale_adapt_options_init(adascale_adapt_options* options);
