@@ -359,22 +359,20 @@ void register_bundle(const char* path, const char* names) {
                                  bundle.get(), kind, name)
         ->Unit(benchmark::kMicrosecond);
   };
-  auto is_int8 = [](const std::string& name) { return name.find("int8") != std::string::npos; };
+  auto add_int8 = [&](const std::string& name) {  // with and without the arch kernels
+    add("xnnpack", name);
+    add("xnnpack-plain", name);
+  };
   auto wanted_has = [&](const std::string& name) {
     return std::find(wanted.begin(), wanted.end(), name) != wanted.end();
   };
   for (const std::string& name : wanted) {
-    if (is_int8(name)) {
-      const size_t at = name.rfind(">int8");
-      if (at != std::string::npos && wanted_has(name.substr(0, at))) continue;  // with its twin
+    const size_t twin = name.rfind(">int8");
+    if (twin == std::string::npos) {
       add("xnnpack", name);
-      add("xnnpack-plain", name);
-      continue;
-    }
-    add("xnnpack", name);
-    if (wanted_has(name + ">int8")) {
-      add("xnnpack", name + ">int8");
-      add("xnnpack-plain", name + ">int8");
+      if (wanted_has(name + ">int8")) add_int8(name + ">int8");
+    } else if (!wanted_has(name.substr(0, twin))) {
+      add_int8(name);  // else registered next to its fp32 twin
     }
   }
 }

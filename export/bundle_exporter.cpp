@@ -75,22 +75,19 @@ double percentile(std::vector<double> v, double q) {
 // interleaved rounds: each round runs every branch in turn, so a change of the host's speed while
 // exporting (other load, frequency) spreads over all branches instead of skewing the ones timed
 // at that moment; the catalog's relative costs are what the selector compares.
-void time_branches(const Backend& xnnpack, const std::vector<Branch>& branches,
+// `prepared`: every branch prepared at batch 1, in the order of result->branches.
+void time_branches(const std::vector<std::unique_ptr<PreparedBranch>>& prepared,
                    const std::vector<std::shared_ptr<trainer::ResNet>>& eager,
-                   const ConstantMap& constants, const torch::Tensor& image, const ExportOptions& o,
-                   ExportResult* result, std::ostream& log) {
-  const size_t n = branches.size();
-  const int64_t C = image.size(1), H = image.size(2), W = image.size(3);
-  std::vector<std::unique_ptr<PreparedBranch>> prepared(n);
+                   const torch::Tensor& image, const ExportOptions& o, ExportResult* result,
+                   std::ostream& log) {
+  const size_t n = prepared.size();
   auto one = image.permute({0, 2, 3, 1}).contiguous();
   std::vector<float> logits;
   for (size_t i = 0; i < n; ++i) {
-    check(xnnpack.prepare(branches[i], constants, {1, H, W, C}, &prepared[i]),
-          "preparing " + branches[i].name);
     logits.resize(static_cast<size_t>(prepared[i]->output_features()));
     for (int k = 0; k < 20; ++k)  // warm-up, and the branch runs at all
       check(prepared[i]->run(one.data_ptr<float>(), 1, logits.data(), logits.size()),
-            "running " + branches[i].name);
+            "running " + prepared[i]->name());
   }
   const int saved_threads = torch::get_num_threads();
   torch::set_num_threads(o.threads);  // as many intra-op threads as the runtime uses
@@ -165,8 +162,9 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
   auto reference = make_reference_backend();
   const std::string device = describe_device(o.threads);
   const int64_t parity_n = std::min(o.parity_images, images.size(0));
-  std::vector<std::shared_ptr<trainer::ResNet>>
-      eager_models;  // LibTorch baselines, timed beside the runtime
+  // batch-1 branches and their LibTorch baselines, timed together after the loop
+  std::vector<std::unique_ptr<PreparedBranch>> singles;
+  std::vector<std::shared_ptr<trainer::ResNet>> eager_models;
 
   for (const auto& src : sources) {
     for (const auto& b : branches)
@@ -243,7 +241,8 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
     r.accuracy = static_cast<double>(correct) / images.size(0);
     r.libtorch_accuracy = static_cast<double>(correct_torch) / images.size(0);
 
-    // cold preparation at batch 1; the timed runs follow for all branches together, below
+    // cold preparation at batch 1; the timed runs follow for all branches together, below (the
+    // prepared branch keeps its constants: later branches only add tensors to the writer)
     const auto t0 = Clock::now();
     std::unique_ptr<PreparedBranch> single;
     check(xnnpack->prepare(branch, writer.constants(), {1, H, W, C}, &single),
@@ -263,11 +262,11 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
       log << " (top-1 agreement " << std::setprecision(1) << 100 * r.top1_agreement << "%)";
     log << "\n";
     eager_models.push_back(model);
+    singles.push_back(std::move(single));
     result.branches.push_back(r);
     branches.push_back(branch);
   }
-  time_branches(*xnnpack, branches, eager_models, writer.constants(), images.slice(0, 0, 1), o,
-                &result, log);
+  time_branches(singles, eager_models, images.slice(0, 0, 1), o, &result, log);
 
   // Pareto front over (latency, accuracy)
   for (auto& r : result.branches) {

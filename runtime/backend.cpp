@@ -142,16 +142,7 @@ struct PreparedBranch::Impl {
       step.op->reference(step.bound);
       return ok_status();
     }
-    pthreadpool_t pool = threads ? threads->pool : nullptr;
-    if (step.xnn->arch) {
-      step.xnn->arch->run(step.bound, pool);
-      return ok_status();
-    }
-    for (xnn_operator_t op : step.xnn->ops) {
-      Status s = xnn_check(xnn_run_operator(op, pool), "run operator");
-      if (!s.ok()) return s;
-    }
-    return ok_status();
+    return step.xnn->run(step.bound, threads ? threads->pool : nullptr);
   }
 
   Status setup_xnnpack() {
@@ -247,7 +238,6 @@ Status PreparedBranch::profile(const float* input, int runs, std::vector<NodeTim
     t.output = node.output;
     t.layer = layer_type(node, step.bound);
     t.dtype = step.bound.out_info.dtype;
-    t.reference = !step.xnn;
     t.kernel = !step.xnn ? "reference" : step.xnn->arch ? step.xnn->arch->name() : "xnnpack";
     std::vector<double>& v = us[i];
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
@@ -353,9 +343,7 @@ class GenericBackend : public Backend {
       if (s.ok()) {
         pthreadpool_t pool = threads_ ? threads_->pool : nullptr;
         s = op->xnn_setup(bound, &ops, pool);
-        if (s.ok() && ops.arch) ops.arch->run(bound, pool);
-        for (size_t i = 0; s.ok() && !ops.arch && i < ops.ops.size(); ++i)
-          s = xnn_check(xnn_run_operator(ops.ops[i], pool), "run operator");
+        if (s.ok()) s = ops.run(bound, pool);
         if (!s.ok()) return s;
         ran = true;
       } else if (s.code != ErrorCode::kUnsupported) {

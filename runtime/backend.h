@@ -19,8 +19,9 @@ struct NodeTiming {
   // "fully connected", else the op name
   std::string layer;
   DType dtype = DType::kF32;  // of the output
-  bool reference = false;     // ran the reference kernel (no XNNPACK kernel for the case)
-  std::string kernel;         // "xnnpack", "reference" or the architecture kernel's name
+  // what ran it: "xnnpack", "reference" (no XNNPACK kernel for the case) or the architecture
+  // kernel's name
+  std::string kernel;
   double median_us = 0;
 };
 

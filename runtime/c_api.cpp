@@ -259,9 +259,13 @@ adascale_status adascale_profile(adascale_runtime* rt, int runs, adascale_node_t
     *count = rt->profile.size();
     for (size_t i = 0; i < rt->profile.size() && i < capacity; ++i) {
       const adascale::NodeTiming& t = rt->profile[i];
-      timings[i] = {
-          t.op.c_str(),        t.output.c_str(), t.layer.c_str(), adascale::dtype_name(t.dtype),
-          t.reference ? 1 : 0, t.median_us,      t.kernel.c_str()};
+      timings[i] = {t.op.c_str(),
+                    t.output.c_str(),
+                    t.layer.c_str(),
+                    adascale::dtype_name(t.dtype),
+                    t.kernel == "reference" ? 1 : 0,
+                    t.median_us,
+                    t.kernel.c_str()};
     }
     return ADASCALE_OK;
   });

@@ -42,6 +42,18 @@ XnnOps::~XnnOps() {
     if (op) xnn_delete_operator(op);
 }
 
+Status XnnOps::run(const BoundNode& bound, pthreadpool_t threadpool) {
+  if (arch) {
+    arch->run(bound, threadpool);
+    return ok_status();
+  }
+  for (xnn_operator_t op : ops) {
+    Status s = xnn_check(xnn_run_operator(op, threadpool), "run operator");
+    if (!s.ok()) return s;
+  }
+  return ok_status();
+}
+
 Status check_input_count(const Node& node, const std::vector<TensorInfo>& inputs, size_t count) {
   if (inputs.size() != count)
     return error_status(

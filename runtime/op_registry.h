@@ -54,6 +54,9 @@ class XnnOps {
   std::vector<xnn_operator_t> ops;
   bool allow_arch = true;  // set by the backend before xnn_create
   std::unique_ptr<ArchKernel> arch;
+
+  // Runs the node: its architecture kernel if it has one, else its XNNPACK operators in order.
+  Status run(const BoundNode& bound, pthreadpool_t threadpool);
 };
 
 struct OpDef {

@@ -17,11 +17,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "adascale.h"
@@ -31,6 +33,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+// --backend names, parsed and printed from this one table
+constexpr std::pair<const char*, adascale_backend> kBackends[] = {
+    {"xnnpack", ADASCALE_BACKEND_XNNPACK},
+    {"xnnpack-plain", ADASCALE_BACKEND_XNNPACK_PLAIN},
+    {"reference", ADASCALE_BACKEND_REFERENCE}};
 
 constexpr const char* kUsage =
     "usage: adascale-run --bundle X.bundle [--branch NAME]\n"
@@ -98,14 +106,11 @@ Options parse_args(int argc, char** argv) {
       o.idx_labels = value();
     } else if (arg == "--backend") {
       const std::string name = value();
-      if (name == "xnnpack")
-        o.backend = ADASCALE_BACKEND_XNNPACK;
-      else if (name == "xnnpack-plain")
-        o.backend = ADASCALE_BACKEND_XNNPACK_PLAIN;
-      else if (name == "reference")
-        o.backend = ADASCALE_BACKEND_REFERENCE;
-      else
+      const auto* known = std::find_if(std::begin(kBackends), std::end(kBackends),
+                                       [&](const auto& b) { return name == b.first; });
+      if (known == std::end(kBackends))
         throw Failure("--backend must be xnnpack, xnnpack-plain or reference, got '" + name + "'");
+      o.backend = known->second;
     } else if (arg == "--threads") {
       o.threads = static_cast<int>(std::min<int64_t>(parse_int(arg, value(), 1), 1024));
     } else if (arg == "--limit") {
@@ -563,14 +568,9 @@ int run_scenario(const Options& o, Runtime& rt) {
 }
 
 const char* backend_name(adascale_backend backend) {
-  switch (backend) {
-    case ADASCALE_BACKEND_REFERENCE:
-      return "reference";
-    case ADASCALE_BACKEND_XNNPACK_PLAIN:
-      return "xnnpack-plain";
-    default:
-      return "xnnpack";
-  }
+  for (const auto& b : kBackends)
+    if (b.second == backend) return b.first;
+  return "?";
 }
 
 // --profile: where the time of one inference goes, per node and per layer type.

@@ -545,15 +545,14 @@ StepOutcome classify_step(double begin, double end, const std::vector<StepReques
       out.down = &sw;
       break;
     }
-  // the branch running into the step: the last one started before it (else the first after it)
-  for (const StepRequest& r : requests)
-    if (r.start_ms < begin)
-      out.running = r.branch;
-    else if (out.running < 0)
-      out.running = r.branch;
-  // its first requests after the step, until any switch
+  // the branch running into the step (the last one started before it, else the first after it)
+  // and its first requests after the step, until any switch
   for (const StepRequest& r : requests) {
-    if (r.start_ms < begin) continue;
+    if (r.start_ms < begin) {
+      out.running = r.branch;
+      continue;
+    }
+    if (out.running < 0) out.running = r.branch;
     if (r.start_ms >= end || r.branch != out.running || out.seen == evidence) break;
     ++out.seen;
     out.missed += r.violation;
@@ -573,7 +572,9 @@ PolicySummary summarize(const PolicyRun& run, const std::vector<TraceRow>& rows,
   std::vector<double> latencies;
   int previous = run.settled_branch;
   std::vector<StepSwitch> switches;
+  std::vector<StepRequest> requests;
   for (const TraceRow& r : rows) {
+    requests.push_back({r.frame->start_ms, r.frame->branch, r.violation});
     ++sum.requests;
     sum.images += static_cast<size_t>(s.frame_images);
     sum.violations += r.violation;
@@ -597,9 +598,6 @@ PolicySummary summarize(const PolicyRun& run, const std::vector<TraceRow>& rows,
   // upgrade right after a step is not a reaction to it, and a switch down that no violation
   // called for is listed but not timed.
   constexpr size_t kEvidence = 5;
-  std::vector<StepRequest> requests;
-  for (const TraceRow& r : rows)
-    requests.push_back({r.frame->start_ms, r.frame->branch, r.violation});
   std::vector<double> delays;
   for (size_t i = 1; i < run.changes.size(); ++i) {
     if (i > 1 && run.changes[i].t_ms == run.changes[i - 1].t_ms) continue;  // counted with i-1
@@ -615,27 +613,23 @@ PolicySummary summarize(const PolicyRun& run, const std::vector<TraceRow>& rows,
     const double begin = run.changes[i].t_ms;
     const double end = j < run.changes.size() ? run.changes[j].t_ms : kInf;
     const StepOutcome step = classify_step(begin, end, requests, switches, kEvidence);
-    const StepSwitch* down = step.down;
-    const bool needed = step.needed;
-    const size_t seen = step.seen, missed = step.missed;
-    const int running = step.running;
-    sum.steps_needing_switch += needed;
+    sum.steps_needing_switch += step.needed;
+    auto name = [&](int branch) { return w.costs[static_cast<size_t>(branch)].name.c_str(); };
     std::string outcome;
-    if (down) {
-      outcome =
-          format("%s -> %s after %.0f ms", w.costs[static_cast<size_t>(down->from)].name.c_str(),
-                 w.costs[static_cast<size_t>(down->to)].name.c_str(), down->t_ms - begin);
-      if (needed)
-        delays.push_back(down->t_ms - begin);
+    if (step.down) {
+      const double delay = step.down->t_ms - begin;
+      outcome = format("%s -> %s after %.0f ms", name(step.down->from), name(step.down->to), delay);
+      if (step.needed)
+        delays.push_back(delay);
       else
-        outcome += format(" (not needed: no violation on the %zu request%s before it)", seen,
-                          seen == 1 ? "" : "s");
-    } else if (needed) {
+        outcome += format(" (not needed: no violation on the %zu request%s before it)", step.seen,
+                          step.seen == 1 ? "" : "s");
+    } else if (step.needed) {
       outcome = format("no switch down, although %s missed the budget on %zu of %zu requests",
-                       w.costs[static_cast<size_t>(running)].name.c_str(), missed, seen);
+                       name(step.running), step.missed, step.seen);
     } else {
-      outcome = "no switch down (none needed: no violation on the first " + std::to_string(seen) +
-                " requests)";
+      outcome =
+          format("no switch down (none needed: no violation on the first %zu requests)", step.seen);
     }
     sum.steps_report +=
         format("  t=%6.2f s  %-40s %s\n", begin / 1000, what.c_str(), outcome.c_str());

@@ -168,8 +168,8 @@ std::unique_ptr<ArchKernel> make_arch_kernel(const BoundNode& b, const ConvParam
   if (b.in_info[0].dtype != DType::kI8 || p.groups != 1) return nullptr;
   const TensorInfo& in = b.in_info[0];
   const TensorInfo& out = b.out_info;
-  if (!xnnpack_accepts_scales(p, b.param_data<float>("weight_scale"), in.scale, out.scale))
-    return nullptr;
+  const float* weight_scale = b.param_data<float>("weight_scale");
+  if (!xnnpack_accepts_scales(p, weight_scale, in.scale, out.scale)) return nullptr;
   Conv2dInt8Quant q;
   q.in_zero_point = in.zero_point;
   q.in_scale = in.scale;
@@ -178,9 +178,8 @@ std::unique_ptr<ArchKernel> make_arch_kernel(const BoundNode& b, const ConvParam
   activation_range_i8(p.act, out.scale, out.zero_point, &q.out_min, &q.out_max);
   const Conv2dInt8Geometry g{p.in_c, p.out_c, p.w.kh, p.w.kw, p.w.sh,
                              p.w.sw, p.w.pt,  p.w.pl, p.w.pb, p.w.pr};
-  auto conv =
-      Conv2dInt8Vnni::create(g, q, b.param_data<int8_t>("weight"), b.param_data<int32_t>("bias"),
-                             b.param_data<float>("weight_scale"));
+  auto conv = Conv2dInt8Vnni::create(g, q, b.param_data<int8_t>("weight"),
+                                     b.param_data<int32_t>("bias"), weight_scale);
   if (!conv) return nullptr;
   return std::make_unique<VnniConv>(std::move(conv));
 }
