@@ -257,14 +257,31 @@ Int8Report quantize_branch(TorchBranch& model, const torch::Tensor& images,
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log << "    int8 " << model.graph().name << ": " << n << " calibration images, fp32 "
       << std::fixed << std::setprecision(2) << 100 * r.fp32_accuracy << "%, calibrated "
-      << 100 * r.ptq_accuracy << "%, after " << o.qat_steps << " QAT steps " << 100 * r.qat_accuracy
-      << "%" << (r.reverted ? " (worse: calibrated weights kept)" : "") << " ("
-      << std::setprecision(1) << r.seconds << " s)\n";
+      << 100 * r.ptq_accuracy << "%";
+  if (o.qat_steps > 0)
+    log << ", after " << o.qat_steps << " QAT steps " << 100 * r.qat_accuracy << "%"
+        << (r.reverted ? " (worse: calibrated weights kept)" : "");
+  log << " (" << std::setprecision(1) << r.seconds << " s)\n";
   return r;
 }
 
-Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore& store) {
+Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore& store,
+                  const Branch* shared) {
   if (!model.calibrated()) throw std::logic_error("int8: lower_int8 before calibrate()");
+  if (shared && shared->nodes.size() != model.graph().nodes.size())
+    throw std::invalid_argument("int8: the shared graph of " + name + " is not the model's");
+  // a shared node's weight params and slice, carried over to the int8 node m
+  auto share = [&](size_t i, Node& m) {
+    const Node& s = shared->nodes[i];
+    if (s.output != model.graph().nodes[i].output || s.op != m.op)
+      throw std::invalid_argument("int8: the shared graph of " + name + " is not the model's");
+    for (const char* slot : {"weight", "weight_mul", "bias"}) {
+      m.params.erase(slot);
+      if (s.params.count(slot)) m.params[slot] = s.params.at(slot);
+    }
+    if (s.attrs.has("weight_slice"))
+      m.attrs.set("weight_slice", s.attrs.get_ints("weight_slice", {}));
+  };
   torch::NoGradGuard no_grad;
   const Branch& src = model.graph();
   const auto& act = model.activations();
@@ -290,7 +307,8 @@ Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore
   set_out(q, act.at(src.input));
   b.nodes.push_back(q);
   int counter = 0;
-  for (const auto& n : src.nodes) {
+  for (size_t i = 0; i < src.nodes.size(); ++i) {
+    const Node& n = src.nodes[i];
     Node m = n;
     for (auto& i : m.inputs) i = rename(i);
     m.output = rename(n.output);
@@ -303,6 +321,11 @@ Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore
       d.output = m.inputs[0] + "#f";
       b.nodes.push_back(d);
       m.inputs = {d.output};
+      if (shared) {
+        share(i, m);
+        b.nodes.push_back(m);
+        continue;
+      }
       const std::string base = prefix + "f" + std::to_string(counter++) + "." + n.op;
       m.params["weight"] = store.add(base + ".w", weights.at(n.params.at("weight")));
       if (n.params.count("bias"))
@@ -310,7 +333,11 @@ Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore
       b.nodes.push_back(m);
       continue;
     }
-    if (n.op == "conv2d" || n.op == "fully_connected") {
+    if (shared && (n.op == "conv2d" || n.op == "fully_connected")) {
+      share(i, m);
+      m.attrs.set("weight_quantize", "int8")
+          .set("bias_input_scale", static_cast<double>(act.at(n.inputs.at(0)).scale));
+    } else if (n.op == "conv2d" || n.op == "fully_connected") {
       const auto& w = weights.at(n.params.at("weight"));
       const auto qw = compress::quantize_weight_per_channel(w);
       const auto bias =
@@ -344,6 +371,23 @@ Int8Twin make_int8_twin(const trainer::ResNetSpec& spec, const compress::StateDi
   Int8Twin twin;
   twin.model = std::make_unique<TorchBranch>(lower_resnet(spec, state, name, scratch_store),
                                              scratch.constants());
+  if (options.shared_weights) {
+    QuantizationOptions calibrate_only = options;
+    calibrate_only.qat_steps = 0;
+    twin.report = quantize_branch(*twin.model, images, labels, calibrate_only, log);
+    const double loss = 100 * (twin.report.fp32_accuracy - twin.report.ptq_accuracy);
+    if (loss <= options.shared_max_loss) {
+      // the same graph again, now into the bundle's store: it finds the fp32 twin's tensors
+      const Branch fp32 = lower_resnet(spec, state, name, store);
+      twin.graph = lower_int8(*twin.model, name, store, &fp32);
+      twin.report.shared_weights = true;
+      log << "    int8 " << name
+          << ": weights shared with the fp32 branch, quantized when prepared\n";
+      return twin;
+    }
+    log << "    int8 " << name << ": calibrated loses " << std::fixed << std::setprecision(2)
+        << loss << " pt > " << options.shared_max_loss << ": fine-tuning weights of its own\n";
+  }
   twin.report = quantize_branch(*twin.model, images, labels, options, log);
   twin.graph = lower_int8(*twin.model, name, store);
   return twin;

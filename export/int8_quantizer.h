@@ -17,6 +17,11 @@
 //   lower      int8 conv / fc weights with per-channel scales and int32 biases, out_scale /
 //              out_zero_point on every int8 node, a quantize node after the input and a
 //              dequantize node before the float classifier.
+// With shared weights (the default) there is no fine-tuning: the int8 nodes name the fp32
+// branch's own stored tensors and quantize them when the runtime prepares the branch
+// (weight_quantize, runtime/graph.h), so an int8 twin adds no weight bytes to a bundle. A twin
+// whose calibrated accuracy falls more than shared_max_loss below its fp32 branch is fine-tuned
+// and stores its own int8 weights instead.
 // The fake-quant forward is the LibTorch model the exporter checks the int8 branch against.
 #pragma once
 
@@ -42,6 +47,9 @@ struct QuantizationOptions {
   double distill_weight = 0.5;  // share of the loss that matches the fp32 branch's logits
   uint64_t seed = 1;
   int threads = 2;  // LibTorch intra-op threads while calibrating and fine-tuning
+  // make_int8_twin: quantize the shared fp32 weights at preparation (false: fine-tune a copy)
+  bool shared_weights = true;
+  double shared_max_loss = 0.3;  // points on the calibration images; beyond: fine-tune a copy
 };
 
 class TorchBranch {
@@ -75,10 +83,11 @@ class TorchBranch {
 };
 
 struct Int8Report {
-  double fp32_accuracy = 0;  // on the calibration images, before quantization
-  double ptq_accuracy = 0;   // fake-quant, after calibration only
-  double qat_accuracy = 0;   // fake-quant, after fine-tuning (== ptq when qat_steps is 0)
-  bool reverted = false;     // fine-tuning lost accuracy: the calibrated weights were kept
+  double fp32_accuracy = 0;     // on the calibration images, before quantization
+  double ptq_accuracy = 0;      // fake-quant, after calibration only
+  double qat_accuracy = 0;      // fake-quant, after fine-tuning (== ptq when qat_steps is 0)
+  bool reverted = false;        // fine-tuning lost accuracy: the calibrated weights were kept
+  bool shared_weights = false;  // make_int8_twin: the int8 graph quantizes the shared weights
   double seconds = 0;
 };
 
@@ -88,12 +97,17 @@ Int8Report quantize_branch(TorchBranch& model, const torch::Tensor& images,
                            const torch::Tensor& labels, const QuantizationOptions& options,
                            std::ostream& log);
 
-// the int8 graph of a calibrated model, tensors stored through `store` under `name`/...
-Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore& store);
+// the int8 graph of a calibrated model, tensors stored through `store` under `name`/...; with
+// `shared` (the fp32 graph the model was built from, lowered into `store`) its conv2d /
+// fully_connected nodes name shared's float tensors and quantize them at preparation instead
+// (the model's weights must still be shared's: no fine-tuning)
+Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore& store,
+                  const Branch* shared = nullptr);
 
 // The int8 twin of a (materialized) ResNet, the one way eval and export build it: the fp32 graph
-// lowered into a scratch store (its tensors never enter `store`), calibrated and fine-tuned by
-// quantize_branch, then its int8 graph added to `store`.
+// lowered into a scratch store, calibrated (and fine-tuned, without shared weights or when they
+// lose too much) by quantize_branch, then its int8 graph added to `store` (with shared weights:
+// the fp32 graph's tensors, which `store` already holds when the fp32 twin was added first).
 struct Int8Twin {
   std::unique_ptr<TorchBranch> model;  // the fake-quant LibTorch model of `graph`
   Branch graph;

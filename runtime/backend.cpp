@@ -273,19 +273,14 @@ class GenericBackend : public Backend {
     impl->use_xnnpack = use_xnnpack_;
     impl->threads = threads_;
     impl->steps.resize(branch.nodes.size());
-    std::unordered_set<std::string> used;
     for (size_t i = 0; i < branch.nodes.size(); ++i) {
       impl->steps[i].bound.node = &impl->branch.nodes[i];
       impl->steps[i].bound.constants = impl->constants;
       impl->steps[i].op = OpRegistry::instance().find(impl->branch.nodes[i].op);
-      for (const auto& slot : impl->branch.nodes[i].params) used.insert(slot.second);
     }
     Status s = impl->plan(input_shape);
     if (!s.ok()) return s;
-    for (const std::string& name : used) {
-      const ConstTensor& t = impl->constants->at(name);
-      impl->weight_bytes += static_cast<size_t>(shape_elements(t.shape)) * dtype_size(t.dtype);
-    }
+    impl->weight_bytes = used_weight_bytes(impl->derived);
     if (use_xnnpack_) {
       for (Step& step : impl->steps) {
         if (!step.op->xnn_create) {

@@ -1,5 +1,6 @@
 #include "runtime/graph.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -126,24 +127,47 @@ void activation_range_f32(Activation activation, float* lo, float* hi) {
   *hi = activation == Activation::kRelu6 ? 6.0f : std::numeric_limits<float>::infinity();
 }
 
+namespace {
+
+// per-output-channel symmetric int8 of a float weight [rows, inner] (docs/int8-arithmetic.md): the
+// same float32 operations as compress::quantize_weight_per_channel, so both give the same bytes
+void quantize_rows(const float* w, int64_t rows, int64_t inner, int8_t* q, float* scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = w + r * inner;
+    float absmax = 0.0f;
+    for (int64_t i = 0; i < inner; ++i) absmax = std::max(absmax, std::fabs(row[i]));
+    const float s = std::max(absmax, 1e-12f) / 127.0f;
+    scale[r] = s;
+    for (int64_t i = 0; i < inner; ++i)
+      q[r * inner + i] =
+          static_cast<int8_t>(std::min(127.0f, std::max(-127.0f, std::nearbyint(row[i] / s))));
+  }
+}
+
+}  // namespace
+
 Status derive_weights(const Branch& branch, const ConstantMap& constants, bool materialize,
                       DerivedWeights* out) {
   out->branch = branch;
   out->constants.clear();
   out->storage.clear();
+  out->storage_i8.clear();
+  out->storage_i32.clear();
   out->derived_bytes = 0;
   for (Node& node : out->branch.nodes) {
     const bool slice = node.attrs.has("weight_slice");
     const bool mul = node.params.count("weight_mul") > 0;
+    const bool quantize = node.attrs.has("weight_quantize");
     for (const auto& [slot, name] : node.params) {
       auto it = constants.find(name);
       if (it != constants.end()) out->constants[name] = it->second;  // unknown: infer_shapes says
     }
-    if (!slice && !mul) continue;
+    if (!slice && !mul && !quantize) continue;
     const std::string at = "branch '" + branch.name + "': node '" + node.output + "': ";
     if (node.op != "conv2d" && node.op != "fully_connected")
-      return error_status(ErrorCode::kInvalidGraph,
-                          at + "weight_slice / weight_mul apply to conv2d and fully_connected");
+      return error_status(
+          ErrorCode::kInvalidGraph,
+          at + "weight_slice / weight_mul / weight_quantize apply to conv2d and fully_connected");
     auto w_it =
         node.params.count("weight") ? constants.find(node.params.at("weight")) : constants.end();
     if (w_it == constants.end())
@@ -173,34 +197,100 @@ Status derive_weights(const Branch& branch, const ConstantMap& constants, bool m
                                 std::to_string(keep_rows) + "]");
       scale = static_cast<const float*>(m->second.data);
     }
+    float input_scale = 0.0f;
+    const float* bias = nullptr;
+    if (quantize) {
+      if (node.params.count("weight_scale"))
+        return error_status(ErrorCode::kInvalidGraph,
+                            at + "weight_quantize derives weight_scale; none may be stored");
+      if (node.attrs.get_string("weight_quantize", "") != "int8")
+        return error_status(ErrorCode::kInvalidGraph, at + "weight_quantize must be \"int8\"");
+      input_scale = node.attrs.get_float("bias_input_scale", 0.0f);
+      if (!(input_scale > 0.0f) || !std::isfinite(input_scale))
+        return error_status(ErrorCode::kInvalidGraph,
+                            at + "weight_quantize needs a positive finite bias_input_scale");
+      if (node.params.count("bias")) {
+        auto b = constants.find(node.params.at("bias"));
+        if (b == constants.end() || b->second.dtype != DType::kF32 ||
+            b->second.shape != Shape{keep_rows})
+          return error_status(ErrorCode::kInvalidGraph,
+                              at + "a quantized weight's bias must be a float32 tensor of shape [" +
+                                  std::to_string(keep_rows) + "]");
+        bias = static_cast<const float*>(b->second.data);
+      }
+    }
     Shape shape = w.shape;
     shape.front() = keep_rows;
     shape.back() = keep_cols;
     const int64_t inner = shape_elements(w.shape) / (rows * cols);  // e.g. kh * kw
-    ConstTensor derived{DType::kF32, shape, nullptr};
+    const int64_t row_size = inner * keep_cols;
+    const std::string name = node.output + "#w", scale_name = node.output + "#ws",
+                      bias_name = node.output + "#b";
+    for (const std::string& n : {name, scale_name, bias_name})
+      if (constants.count(n) && (n == name || quantize))
+        return error_status(ErrorCode::kInvalidGraph,
+                            at + "a stored tensor is named '" + n + "', a derived tensor's name");
+    ConstTensor derived{quantize ? DType::kI8 : DType::kF32, shape, nullptr};
+    ConstTensor derived_scale{DType::kF32, {keep_rows}, nullptr};
+    ConstTensor derived_bias{DType::kI32, {keep_rows}, nullptr};
     if (materialize) {
-      out->storage.emplace_back(static_cast<size_t>(keep_rows * inner * keep_cols));
-      float* dst = out->storage.back().data();
+      std::vector<float> f(static_cast<size_t>(keep_rows * row_size));
       const float* src = static_cast<const float*>(w.data);
       for (int64_t r = 0; r < keep_rows; ++r)
         for (int64_t k = 0; k < inner; ++k) {
           const float* from = src + (r * inner + k) * cols;
-          float* to = dst + (r * inner + k) * keep_cols;
+          float* to = f.data() + (r * inner + k) * keep_cols;
           for (int64_t c = 0; c < keep_cols; ++c) to[c] = scale ? from[c] * scale[r] : from[c];
         }
-      derived.data = dst;
+      if (!quantize) {
+        out->storage.push_back(std::move(f));
+        derived.data = out->storage.back().data();
+      } else {
+        out->storage_i8.emplace_back(f.size());
+        out->storage.emplace_back(static_cast<size_t>(keep_rows));
+        float* ws = out->storage.back().data();
+        quantize_rows(f.data(), keep_rows, row_size, out->storage_i8.back().data(), ws);
+        // bias_q = round_half_even(bias / (input_scale * weight_scale)), saturated to int32
+        out->storage_i32.emplace_back(static_cast<size_t>(keep_rows), 0);
+        int32_t* bq = out->storage_i32.back().data();
+        for (int64_t r = 0; bias && r < keep_rows; ++r) {
+          const double v = std::nearbyint(static_cast<double>(bias[r]) /
+                                          static_cast<double>(ws[r] * input_scale));
+          bq[r] = static_cast<int32_t>(std::min(2147483647.0, std::max(-2147483647.0, v)));
+        }
+        derived.data = out->storage_i8.back().data();
+        derived_scale.data = ws;
+        derived_bias.data = bq;
+      }
     }
-    const std::string name = node.output + "#w";
-    if (constants.count(name))
-      return error_status(ErrorCode::kInvalidGraph, at + "a stored tensor is named '" + name +
-                                                        "', the derived weight's name");
     out->constants[name] = derived;
-    out->derived_bytes += static_cast<size_t>(shape_elements(shape)) * sizeof(float);
+    out->derived_bytes += static_cast<size_t>(shape_elements(shape)) * dtype_size(derived.dtype);
     node.params["weight"] = name;
+    if (quantize) {
+      out->constants[scale_name] = derived_scale;
+      out->constants[bias_name] = derived_bias;
+      out->derived_bytes += static_cast<size_t>(keep_rows) * (sizeof(float) + sizeof(int32_t));
+      node.params["weight_scale"] = scale_name;
+      node.params["bias"] = bias_name;
+      node.attrs.strings.erase("weight_quantize");
+      node.attrs.numbers.erase("bias_input_scale");
+    }
     node.params.erase("weight_mul");
     node.attrs.numbers.erase("weight_slice");
   }
   return ok_status();
+}
+
+size_t used_weight_bytes(const DerivedWeights& derived) {
+  std::unordered_set<std::string> used;
+  size_t bytes = 0;
+  for (const Node& node : derived.branch.nodes)
+    for (const auto& [slot, name] : node.params) {
+      auto it = derived.constants.find(name);
+      if (it == derived.constants.end() || !used.insert(name).second) continue;
+      bytes += static_cast<size_t>(shape_elements(it->second.shape)) * dtype_size(it->second.dtype);
+    }
+  return bytes;
 }
 
 Status infer_shapes(const Branch& branch, const Shape& input_shape, const ConstantMap& constants,

@@ -109,17 +109,29 @@ void activation_range_f32(Activation activation, float* lo, float* hi);
 //   attrs.weight_slice = [O', I']  use its leading O' rows (axis 0) and the leading I' entries of
 //                                  its last axis (input channels per group; inputs of an fc);
 //   params.weight_mul  (f32 [O'])  multiply each output row (a BatchNorm scale folded here).
-// derive_weights rewrites such nodes to name a plain derived tensor ("<output>#w"), leaving the
-// others untouched; `constants` of the result hold the branch's own constants plus the derived
-// ones. With materialize false only shapes are derived (data null), for validation.
+// An int8 node (one with out_scale) may quantize such a float32 weight itself, so an int8 twin
+// stores no weights of its own:
+//   attrs.weight_quantize = "int8"    per-output-channel symmetric int8 of the derived weight
+//                                     (docs/int8-arithmetic.md), giving weight and weight_scale;
+//   attrs.bias_input_scale            the scale of the node's int8 input: params.bias (float32
+//                                     [O'], optional) becomes the int32 bias at that scale.
+// derive_weights rewrites such nodes to name plain derived tensors ("<output>#w", and "#ws", "#b"
+// when quantized), leaving the others untouched; `constants` of the result hold the branch's own
+// constants plus the derived ones. With materialize false only shapes are derived (data null),
+// for validation.
 struct DerivedWeights {
   Branch branch;
   ConstantMap constants;
-  std::vector<std::vector<float>> storage;  // backing the derived tensors
+  // backing the derived tensors
+  std::vector<std::vector<float>> storage;
+  std::vector<std::vector<int8_t>> storage_i8;
+  std::vector<std::vector<int32_t>> storage_i32;
   size_t derived_bytes = 0;
 };
 Status derive_weights(const Branch& branch, const ConstantMap& constants, bool materialize,
                       DerivedWeights* out);
+// bytes of the constants the derived branch's nodes name (each once): what a prepared branch holds
+size_t used_weight_bytes(const DerivedWeights& derived);
 
 // Infers every activation tensor of `branch` for an NHWC float32 input of `input_shape` and checks
 // that the graph is well formed: known ops, tensors defined before use and only once (which also

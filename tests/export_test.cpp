@@ -9,6 +9,7 @@
 #include "export/int8_quantizer.h"
 #include "export/resnet_export.h"
 #include "resnet_fixture.h"
+#include "runtime/backend.h"
 #include "runtime/bundle.h"
 #include "trainer/checkpoint.h"
 #include "trainer/compression.h"
@@ -123,6 +124,7 @@ TEST(Export, Int8BranchesAgreeWithFakeQuantLibTorch) {
   o.quantization.calibration_images = 64;
   o.quantization.qat_steps = 5;
   o.quantization.qat_batch = 16;
+  o.quantization.shared_weights = false;  // fine-tuned int8 weights of their own
   std::ostringstream log;
   auto r = exporter::export_bundle(sources, images, labels, (dir / "m.bundle").string(), o, log);
   ASSERT_EQ(r.branches.size(), 4u);
@@ -149,6 +151,88 @@ TEST(Export, Int8BranchesAgreeWithFakeQuantLibTorch) {
   EXPECT_EQ(q->nodes.back().op, "fully_connected");
   EXPECT_EQ(q->nodes[1].op, "conv2d");
   EXPECT_NE(q->costs_json.find("\"precision\":\"int8\""), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(Export, SharedInt8TwinStoresNoWeightsAndQuantizesLikeTheStoredOne) {
+  auto base = random_resnet();
+  auto images = torch::randn({16, 1, 12, 12});
+  BundleWriter writer;
+  exporter::TensorStore store(writer);
+  const auto fp32 = exporter::lower_resnet(base.spec, base.state, "b", store);
+  exporter::TorchBranch model(fp32, writer.constants());
+  model.calibrate(images, 100.0);
+  const size_t stored = writer.constants().size();
+  const Branch shared = exporter::lower_int8(model, "b>int8", store, &fp32);
+  EXPECT_EQ(writer.constants().size(), stored);  // nothing new in the bundle
+  int quantized = 0;
+  for (const auto& n : shared.nodes) quantized += n.attrs.has("weight_quantize");
+  EXPECT_GT(quantized, 2);
+  const Branch own = exporter::lower_int8(model, "own>int8", store);
+  EXPECT_GT(writer.constants().size(), stored);
+  // quantized at preparation or by compress:: at export: the same bytes, so the same outputs
+  const auto x = images.permute({0, 2, 3, 1}).contiguous();
+  for (const auto& backend :
+       {make_reference_backend(), make_xnnpack_backend(1), make_xnnpack_backend(1, false)}) {
+    std::unique_ptr<PreparedBranch> a, b;
+    Status s = backend->prepare(shared, writer.constants(), {16, 12, 12, 1}, &a);
+    ASSERT_TRUE(s.ok()) << s.message;
+    s = backend->prepare(own, writer.constants(), {16, 12, 12, 1}, &b);
+    ASSERT_TRUE(s.ok()) << s.message;
+    EXPECT_EQ(a->weight_bytes(), b->weight_bytes()) << backend->name();
+    std::vector<float> ya(16 * 5), yb(ya.size());
+    ASSERT_TRUE(a->run(x.data_ptr<float>(), 16, ya.data(), ya.size()).ok());
+    ASSERT_TRUE(b->run(x.data_ptr<float>(), 16, yb.data(), yb.size()).ok());
+    EXPECT_EQ(ya, yb) << backend->name();
+  }
+  // and the fake-quant model agrees with what the runtime computes
+  auto prepared = std::unique_ptr<PreparedBranch>();
+  ASSERT_TRUE(make_reference_backend()
+                  ->prepare(shared, writer.constants(), {16, 12, 12, 1}, &prepared)
+                  .ok());
+  std::vector<float> y(16 * 5);
+  ASSERT_TRUE(prepared->run(x.data_ptr<float>(), 16, y.data(), y.size()).ok());
+  torch::NoGradGuard no_grad;
+  const auto expected = model.forward(images, true);
+  const auto got = torch::from_blob(y.data(), {16, 5}, torch::kFloat32);
+  EXPECT_GE(got.argmax(1).eq(expected.argmax(1)).sum().item<int64_t>(), 15);
+}
+
+TEST(Export, SharedInt8TwinsAddNoWeightBytesToABundle) {
+  auto base = random_resnet();
+  auto images = torch::randn({64, 1, 12, 12});
+  auto labels = torch::randint(0, 5, {64});
+  exporter::ExportOptions o;
+  o.parity_images = 32;
+  o.latency_runs = 2;
+  o.latency_rounds = 1;
+  o.class_names = {"a", "b", "c", "d", "e"};
+  o.calibration_images = images;
+  o.calibration_labels = labels;
+  o.quantization.calibration_images = 64;
+  o.quantization.shared_max_loss = 100;  // random labels: any loss is noise
+  auto dir = temp_dir();
+  std::ostringstream log;
+  const exporter::ExportSource fp32{"backbone", base.spec, base.state};
+  const exporter::ExportSource int8{"backbone>int8", base.spec, base.state, true};
+  auto alone = exporter::export_bundle({fp32}, images, labels, (dir / "a.bundle").string(), o, log);
+  auto both =
+      exporter::export_bundle({int8, fp32}, images, labels, (dir / "b.bundle").string(), o, log);
+  ASSERT_EQ(both.branches.size(), 2u);
+  EXPECT_TRUE(both.branches[0].int8.shared_weights);
+  EXPECT_GE(both.branches[0].top1_agreement, 0.99);
+  EXPECT_EQ(both.weights_file_bytes, alone.weights_file_bytes) << log.str();
+  // the prepared twin holds int8 weights: about a quarter of the fp32 branch's
+  EXPECT_LT(both.branches[0].weight_bytes, both.branches[1].weight_bytes / 3);
+  // the bundle validates and prepares the twin from the fp32 branch's tensors
+  std::unique_ptr<Bundle> bundle;
+  Status s = Bundle::open((dir / "b.bundle").string(), &bundle);
+  ASSERT_TRUE(s.ok()) << s.message;
+  std::unique_ptr<PreparedBranch> twin;
+  s = make_xnnpack_backend(1)->prepare(*bundle->find_branch("backbone>int8"), bundle->constants(),
+                                       {1, 12, 12, 1}, &twin);
+  ASSERT_TRUE(s.ok()) << s.message;
+  EXPECT_EQ(twin->weight_bytes(), both.branches[0].weight_bytes);
   fs::remove_all(dir);
 }
 

@@ -209,6 +209,30 @@ TEST_F(GraphFixture, BadSharedWeightsAreReported) {
               b.nodes[0].attrs.set("weight_slice", std::vector<int64_t>{4, 3});
             }).find("need a float32 weight"),
             std::string::npos);
+  auto quantized = [](Branch& b) {
+    b.nodes[0].attrs.set("weight_quantize", "int8").set("bias_input_scale", 0.5);
+  };
+  EXPECT_EQ(error(quantized), "");
+  EXPECT_NE(error([&](Branch& b) {
+              quantized(b);
+              b.nodes[0].attrs.set("weight_quantize", "int4");
+            }).find("weight_quantize must be \"int8\""),
+            std::string::npos);
+  EXPECT_NE(error([&](Branch& b) {
+              quantized(b);
+              b.nodes[0].attrs.numbers.erase("bias_input_scale");
+            }).find("needs a positive finite bias_input_scale"),
+            std::string::npos);
+  EXPECT_NE(error([&](Branch& b) {
+              quantized(b);
+              b.nodes[0].params["bias"] = "fc.b";
+            }).find("bias must be a float32 tensor of shape [8]"),
+            std::string::npos);
+  EXPECT_NE(error([&](Branch& b) {
+              quantized(b);
+              b.nodes[0].params["weight_scale"] = "fc.b";
+            }).find("none may be stored"),
+            std::string::npos);
   EXPECT_EQ(error([](Branch&) {}), "");
 }
 

@@ -79,6 +79,10 @@ po::options_description describe(TrainConfig& c) {
           po::value(&c.supernet.distill_steps)->default_value(c.supernet.distill_steps))(
           "supernet.precisions",
           po::value(&c.supernet.precisions)->default_value(c.supernet.precisions))(
+          "supernet.int8_weights",
+          po::value(&c.supernet.int8_weights)->default_value(c.supernet.int8_weights))(
+          "supernet.int8_shared_max_loss", po::value(&c.supernet.int8_shared_max_loss)
+                                               ->default_value(c.supernet.int8_shared_max_loss))(
           "supernet.qat_images",
           po::value(&c.supernet.qat_images)->default_value(c.supernet.qat_images))(
           "supernet.qat_steps",
@@ -204,6 +208,8 @@ std::string TrainConfig::to_ini() const {
       << "\nsampled = " << supernet.sampled << "\ndistill_weight = " << supernet.distill_weight
       << "\ncalibration_images = " << supernet.calibration_images
       << "\ndistill_steps = " << supernet.distill_steps << "\nprecisions = " << supernet.precisions
+      << "\nint8_weights = " << supernet.int8_weights
+      << "\nint8_shared_max_loss = " << supernet.int8_shared_max_loss
       << "\nqat_images = " << supernet.qat_images << "\nqat_steps = " << supernet.qat_steps
       << "\nqat_lr = " << supernet.qat_lr << "\nqat_percentile = " << supernet.qat_percentile
       << "\n";
@@ -272,6 +278,11 @@ void TrainConfig::validate() const {
       fail("supernet.distill_weight", "must be in [0, 1]");
     if (supernet.calibration_images < 16) fail("supernet.calibration_images", "must be >= 16");
     if (supernet.distill_steps < 0) fail("supernet.distill_steps", "must be >= 0");
+    if (supernet.int8_weights != "shared" && supernet.int8_weights != "finetuned")
+      fail("supernet.int8_weights",
+           "unknown value '" + supernet.int8_weights + "' (known: shared, finetuned)");
+    if (!(supernet.int8_shared_max_loss >= 0.0) || !std::isfinite(supernet.int8_shared_max_loss))
+      fail("supernet.int8_shared_max_loss", "must be >= 0");
     if (supernet.qat_images < 1) fail("supernet.qat_images", "must be >= 1");
     if (supernet.qat_steps < 0) fail("supernet.qat_steps", "must be >= 0");
     if (!(supernet.qat_lr > 0.0) || !std::isfinite(supernet.qat_lr))

@@ -81,11 +81,16 @@ struct SupernetConfig {
   double distill_weight = 1.0;        // smaller branches: (1-w) x label loss + w x distillation
   int64_t calibration_images = 2048;  // BN recalibration and variant initialisation
   int64_t distill_steps = 200;        // layer-wise distillation steps per substituted conv
-  // int8 branches (precision "int8"): derived from their fp32 twin by calibration and
-  // quantization-aware fine-tuning of the twin's folded weights (export/int8_quantizer.h)
-  std::string precisions = "fp32";  // fp32 | int8 | fp32,int8
-  int64_t qat_images = 2048;        // training images for calibration and QAT
-  int64_t qat_steps = 200;          // 0: post-training quantization only
+  // int8 branches (precision "int8"): derived from their fp32 twin by calibration, and either
+  // quantizing its shared weights at preparation (int8_weights = shared: no weight bytes of
+  // their own; a twin losing more than int8_shared_max_loss points on the calibration images
+  // is fine-tuned instead) or quantization-aware fine-tuning of a copy of the twin's folded
+  // weights (finetuned) (export/int8_quantizer.h)
+  std::string precisions = "fp32";      // fp32 | int8 | fp32,int8
+  std::string int8_weights = "shared";  // shared | finetuned
+  double int8_shared_max_loss = 0.3;
+  int64_t qat_images = 2048;  // training images for calibration and QAT
+  int64_t qat_steps = 200;    // 0: post-training quantization only
   double qat_lr = 0.001;
   double qat_percentile = 99.99;  // activation range: this central share of the values
   bool enabled() const { return !widths.empty(); }

@@ -47,12 +47,13 @@ const char* kUsage =
     "        prune:0.5,lowrank:0.25 or prune:0.75,dpconv@2/3 or fire:0.25\n"
     "  export --checkpoint FILE [--checkpoint FILE ...] --out DIR.bundle [--threads N]\n"
     "        [--branches all|pareto|NAME,...] [--precisions fp32,int8] [--parity-images N]\n"
-    "        [--test-images N] [--qat-steps N]\n"
+    "        [--test-images N] [--qat-steps N] [--int8-weights shared|finetuned]\n"
     "        [--latency-runs N] [--latency-rounds N]\n"
     "        one bundle, one branch per checkpoint (the backbone and its compressed variants) or\n"
     "        per chosen branch of a multi-branch checkpoint, each profiled in the runtime and\n"
     "        checked for parity against LibTorch; int8 branches (NAME>int8, or --precisions)\n"
-    "        are calibrated and fine-tuned on training images first ([supernet] qat_* keys)\n";
+    "        are calibrated on training images, then quantize their fp32 twin's weights when\n"
+    "        prepared or fine-tune a copy ([supernet] int8_* and qat_* keys)\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -218,6 +219,8 @@ Int8Setup int8_setup(const trainer::TrainConfig& config, const trainer::Checkpoi
   const auto& sc = config.supernet;
   s.options.calibration_images = sc.qat_images;
   s.options.qat_steps = sc.qat_steps;
+  s.options.shared_weights = sc.int8_weights == "shared";
+  s.options.shared_max_loss = sc.int8_shared_max_loss;
   s.options.qat_lr = sc.qat_lr;
   s.options.percentile = sc.qat_percentile;
   s.options.seed = config.train.seed;
@@ -320,9 +323,11 @@ int cmd_eval(const std::vector<std::string>& args) {
         const auto twin = exporter::make_int8_twin(m.spec, m.state, ref.name, int8->images,
                                                    int8->labels, int8->options, int8_store, log);
         const exporter::TorchBranch& fq = *twin.model;
-        bytes = 0;
-        for (const auto& [name, c] : int8_tensors.constants())
-          bytes += shape_elements(c.shape) * static_cast<long long>(dtype_size(c.dtype));
+        // what the prepared twin holds (int8 weights derived from shared ones included)
+        DerivedWeights derived;
+        const Status s = derive_weights(twin.graph, int8_tensors.constants(), false, &derived);
+        if (!s.ok()) throw std::runtime_error("eval: " + s.message);
+        bytes = static_cast<long long>(used_weight_bytes(derived));
         torch::NoGradGuard no_grad;
         int64_t correct = 0, total = 0;
         loader.start_epoch(0);
@@ -448,6 +453,7 @@ int cmd_export(const std::vector<std::string>& args) {
   std::vector<std::string> ckpt_paths;
   std::string out_path, branches, precisions;
   int64_t qat_steps = -1;
+  std::string int8_weights;
   exporter::ExportOptions opts;
   int64_t test_images = 0;
   po::options_description desc("export");
@@ -460,8 +466,12 @@ int cmd_export(const std::vector<std::string>& args) {
       "latency-rounds", po::value(&opts.latency_rounds)->default_value(opts.latency_rounds))(
       "branches", po::value(&branches)->default_value(""))(
       "precisions", po::value(&precisions)->default_value(""))(
-      "qat-steps", po::value(&qat_steps)->default_value(qat_steps));
+      "qat-steps", po::value(&qat_steps)->default_value(qat_steps))(
+      "int8-weights", po::value(&int8_weights)->default_value(""));
   parse_options(desc, args);
+  if (!int8_weights.empty() && int8_weights != "shared" && int8_weights != "finetuned")
+    throw UsageError("--int8-weights: unknown value '" + int8_weights +
+                     "' (known: shared, finetuned)");
   if (opts.threads < 1) throw UsageError("--threads must be >= 1");
   if (opts.parity_images < 1) throw UsageError("--parity-images must be >= 1");
   if (opts.latency_runs < 1) throw UsageError("--latency-runs must be >= 1");
@@ -517,12 +527,17 @@ int cmd_export(const std::vector<std::string>& args) {
   if (std::any_of(sources.begin(), sources.end(), [](const auto& s) { return s.int8; })) {
     auto setup = int8_setup(config, first);
     if (qat_steps >= 0) setup.options.qat_steps = qat_steps;
+    if (!int8_weights.empty()) setup.options.shared_weights = int8_weights == "shared";
     opts.calibration_images = setup.images;
     opts.calibration_labels = setup.labels;
     opts.quantization = setup.options;
-    std::cout << "int8 branches: calibration on " << setup.images.size(0)
-              << " training images, then " << setup.options.qat_steps
-              << " quantization-aware fine-tuning steps each ([supernet] qat_* keys)\n";
+    std::cout << "int8 branches: calibration on " << setup.images.size(0) << " training images, ";
+    if (setup.options.shared_weights)
+      std::cout << "then the fp32 twin's weights, quantized when prepared (a twin losing more "
+                   "than "
+                << setup.options.shared_max_loss << " pt on them: ";
+    std::cout << setup.options.qat_steps << " quantization-aware fine-tuning steps"
+              << (setup.options.shared_weights ? ")" : " each") << "\n";
   }
   opts.class_names = first.class_names;
   opts.mean = first.normalize_mean;
