@@ -166,6 +166,9 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
   std::vector<std::unique_ptr<PreparedBranch>> singles;
   std::vector<std::shared_ptr<trainer::ResNet>> eager_models;
 
+  std::set<std::string> fp32_sources;
+  for (const auto& src : sources)
+    if (!src.int8) fp32_sources.insert(src.name);
   for (const auto& src : sources) {
     for (const auto& b : branches)
       if (b.name == src.name) throw std::invalid_argument("export: two branches named " + src.name);
@@ -180,8 +183,19 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
       if (!o.calibration_images.defined() || o.calibration_images.size(0) == 0)
         throw std::invalid_argument("export: int8 branch " + src.name +
                                     " needs calibration images");
+      // shared int8 weights only next to the fp32 branch that stores them
+      const std::string suffix = ">int8";
+      const bool sibling =
+          src.name.size() > suffix.size() &&
+          src.name.compare(src.name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+          fp32_sources.count(src.name.substr(0, src.name.size() - suffix.size()));
+      QuantizationOptions q = o.quantization;
+      if (q.shared_weights && !sibling) {
+        log << "    int8 " << src.name << ": no fp32 branch in the bundle to share weights with\n";
+        q.shared_weights = false;
+      }
       auto twin = make_int8_twin(src.spec, src.state, src.name, o.calibration_images,
-                                 o.calibration_labels, o.quantization, store, log);
+                                 o.calibration_labels, q, store, log);
       fake_quant = std::move(twin.model);
       r.precision = "int8";
       r.int8 = twin.report;

@@ -20,7 +20,9 @@ struct ExportSource {
   std::string name;  // branch name
   trainer::ResNetSpec spec;
   compress::StateDict state;
-  bool int8 = false;  // quantize the branch (int8 weights and activations)
+  // quantize the branch (int8 weights and activations); with shared int8 weights it names the
+  // tensors of the fp32 source called `name` without ">int8", or stores its own where there is none
+  bool int8 = false;
 };
 
 struct ExportOptions {

@@ -371,25 +371,30 @@ Int8Twin make_int8_twin(const trainer::ResNetSpec& spec, const compress::StateDi
   Int8Twin twin;
   twin.model = std::make_unique<TorchBranch>(lower_resnet(spec, state, name, scratch_store),
                                              scratch.constants());
-  if (options.shared_weights) {
-    QuantizationOptions calibrate_only = options;
-    calibrate_only.qat_steps = 0;
-    twin.report = quantize_branch(*twin.model, images, labels, calibrate_only, log);
-    const double loss = 100 * (twin.report.fp32_accuracy - twin.report.ptq_accuracy);
-    if (loss <= options.shared_max_loss) {
-      // the same graph again, now into the bundle's store: it finds the fp32 twin's tensors
-      const Branch fp32 = lower_resnet(spec, state, name, store);
-      twin.graph = lower_int8(*twin.model, name, store, &fp32);
-      twin.report.shared_weights = true;
-      log << "    int8 " << name
-          << ": weights shared with the fp32 branch, quantized when prepared\n";
-      return twin;
-    }
+  if (!options.shared_weights) {
+    twin.report = quantize_branch(*twin.model, images, labels, options, log);
+    twin.graph = lower_int8(*twin.model, name, store);
+    return twin;
+  }
+  QuantizationOptions calibrate_only = options;
+  calibrate_only.qat_steps = 0;
+  twin.report = quantize_branch(*twin.model, images, labels, calibrate_only, log);
+  const double loss = 100 * (twin.report.fp32_accuracy - twin.report.ptq_accuracy);
+  if (loss > options.shared_max_loss && options.qat_steps > 0) {
     log << "    int8 " << name << ": calibrated loses " << std::fixed << std::setprecision(2)
         << loss << " pt > " << options.shared_max_loss << ": fine-tuning weights of its own\n";
+    twin.report = quantize_branch(*twin.model, images, labels, options, log);
+    if (!twin.report.reverted) {
+      twin.graph = lower_int8(*twin.model, name, store);
+      return twin;
+    }
+    // the calibrated (shared) weights were kept: nothing of its own to store
   }
-  twin.report = quantize_branch(*twin.model, images, labels, options, log);
-  twin.graph = lower_int8(*twin.model, name, store);
+  // the same graph again, now into the bundle's store: it finds the fp32 twin's tensors
+  const Branch fp32 = lower_resnet(spec, state, name, store);
+  twin.graph = lower_int8(*twin.model, name, store, &fp32);
+  twin.report.shared_weights = true;
+  log << "    int8 " << name << ": weights shared with the fp32 branch, quantized when prepared\n";
   return twin;
 }
 

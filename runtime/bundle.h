@@ -12,8 +12,9 @@
 
 namespace adascale {
 
-// 2 added shared weights (weight_slice / weight_mul, graph.h); version 1 bundles read unchanged
-constexpr int kBundleSchemaVersion = 2;
+// 2 added shared weights (weight_slice / weight_mul, graph.h), 3 int8 weights quantized at
+// preparation (weight_quantize); older bundles read unchanged
+constexpr int kBundleSchemaVersion = 3;
 constexpr int kOldestBundleSchemaVersion = 1;
 constexpr uint32_t kWeightsVersion = 1;
 constexpr size_t kWeightsHeaderBytes = 64;

@@ -173,9 +173,10 @@ Status derive_weights(const Branch& branch, const ConstantMap& constants, bool m
     if (w_it == constants.end())
       return error_status(ErrorCode::kInvalidGraph, at + "missing or unknown weight");
     const ConstTensor& w = w_it->second;
-    if (w.dtype != DType::kF32 || w.shape.size() < 2)
+    if (w.dtype != DType::kF32 || w.shape.size() < 2 ||
+        std::any_of(w.shape.begin(), w.shape.end(), [](int64_t d) { return d < 1; }))
       return error_status(ErrorCode::kInvalidGraph,
-                          at + "derived weights need a float32 weight of rank >= 2");
+                          at + "derived weights need a float32 weight of rank >= 2, no empty axis");
     const int64_t rows = w.shape.front(), cols = w.shape.back();
     int64_t keep_rows = rows, keep_cols = cols;
     if (slice) {
@@ -206,9 +207,9 @@ Status derive_weights(const Branch& branch, const ConstantMap& constants, bool m
       if (node.attrs.get_string("weight_quantize", "") != "int8")
         return error_status(ErrorCode::kInvalidGraph, at + "weight_quantize must be \"int8\"");
       input_scale = node.attrs.get_float("bias_input_scale", 0.0f);
-      if (!(input_scale > 0.0f) || !std::isfinite(input_scale))
+      if (!(input_scale > 0.0f) || !std::isnormal(input_scale))
         return error_status(ErrorCode::kInvalidGraph,
-                            at + "weight_quantize needs a positive finite bias_input_scale");
+                            at + "weight_quantize needs a positive normal bias_input_scale");
       if (node.params.count("bias")) {
         auto b = constants.find(node.params.at("bias"));
         if (b == constants.end() || b->second.dtype != DType::kF32 ||
@@ -272,8 +273,8 @@ Status derive_weights(const Branch& branch, const ConstantMap& constants, bool m
       out->derived_bytes += static_cast<size_t>(keep_rows) * (sizeof(float) + sizeof(int32_t));
       node.params["weight_scale"] = scale_name;
       node.params["bias"] = bias_name;
-      node.attrs.strings.erase("weight_quantize");
-      node.attrs.numbers.erase("bias_input_scale");
+      node.attrs.strings.erase(
+          "weight_quantize");  // bias_input_scale stays: infer_shapes checks it
     }
     node.params.erase("weight_mul");
     node.attrs.numbers.erase("weight_slice");
@@ -320,6 +321,12 @@ Status infer_shapes(const Branch& branch, const Shape& input_shape, const Consta
     }
     if (node.output.empty())
       return error_status(ErrorCode::kInvalidGraph, at + "node has no output name");
+    // a bias quantized at preparation must have used the scale the input really has
+    if (node.attrs.has("bias_input_scale") &&
+        (inputs.empty() || inputs[0].dtype != DType::kI8 ||
+         inputs[0].scale != node.attrs.get_float("bias_input_scale", 0.0f)))
+      return error_status(ErrorCode::kInvalidGraph,
+                          at + "bias_input_scale is not the scale of the node's int8 input");
     if (tensors->count(node.output))
       return error_status(ErrorCode::kInvalidGraph,
                           at + "tensor '" + node.output + "' is defined twice");

@@ -113,13 +113,20 @@ void activation_range_f32(Activation activation, float* lo, float* hi);
 // stores no weights of its own:
 //   attrs.weight_quantize = "int8"    per-output-channel symmetric int8 of the derived weight
 //                                     (docs/int8-arithmetic.md), giving weight and weight_scale;
-//   attrs.bias_input_scale            the scale of the node's int8 input: params.bias (float32
-//                                     [O'], optional) becomes the int32 bias at that scale.
+//   attrs.bias_input_scale            the scale of the node's int8 input (infer_shapes checks
+//                                     it): params.bias (float32 [O'], optional) becomes the
+//                                     int32 bias at that scale.
 // derive_weights rewrites such nodes to name plain derived tensors ("<output>#w", and "#ws", "#b"
 // when quantized), leaving the others untouched; `constants` of the result hold the branch's own
 // constants plus the derived ones. With materialize false only shapes are derived (data null),
 // for validation.
 struct DerivedWeights {
+  DerivedWeights() = default;
+  // constants point into storage: a copy would point into the original's
+  DerivedWeights(const DerivedWeights&) = delete;
+  DerivedWeights& operator=(const DerivedWeights&) = delete;
+  DerivedWeights(DerivedWeights&&) = default;  // moved vectors keep their buffers
+  DerivedWeights& operator=(DerivedWeights&&) = default;
   Branch branch;
   ConstantMap constants;
   // backing the derived tensors

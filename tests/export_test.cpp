@@ -170,6 +170,19 @@ TEST(Export, SharedInt8TwinStoresNoWeightsAndQuantizesLikeTheStoredOne) {
   EXPECT_GT(quantized, 2);
   const Branch own = exporter::lower_int8(model, "own>int8", store);
   EXPECT_GT(writer.constants().size(), stored);
+  {
+    // a bias quantized at a scale other than its input's is refused when prepared
+    Branch wrong = shared;
+    for (auto& n : wrong.nodes)
+      if (n.attrs.has("bias_input_scale")) {
+        n.attrs.set("bias_input_scale", 2.0 * n.attrs.get_float("bias_input_scale", 0));
+        break;
+      }
+    std::unique_ptr<PreparedBranch> p;
+    const Status s =
+        make_reference_backend()->prepare(wrong, writer.constants(), {1, 12, 12, 1}, &p);
+    EXPECT_NE(s.message.find("bias_input_scale is not the scale"), std::string::npos) << s.message;
+  }
   // quantized at preparation or by compress:: at export: the same bytes, so the same outputs
   const auto x = images.permute({0, 2, 3, 1}).contiguous();
   for (const auto& backend :
@@ -233,6 +246,13 @@ TEST(Export, SharedInt8TwinsAddNoWeightBytesToABundle) {
                                        {1, 12, 12, 1}, &twin);
   ASSERT_TRUE(s.ok()) << s.message;
   EXPECT_EQ(twin->weight_bytes(), both.branches[0].weight_bytes);
+  // without its fp32 branch in the bundle a twin has nothing to share: it stores its own
+  o.quantization.qat_steps = 2;
+  o.quantization.qat_batch = 8;
+  auto lone = exporter::export_bundle({int8}, images, labels, (dir / "c.bundle").string(), o, log);
+  EXPECT_FALSE(lone.branches[0].int8.shared_weights);
+  EXPECT_NE(log.str().find("no fp32 branch in the bundle"), std::string::npos);
+  EXPECT_LT(lone.weights_file_bytes, alone.weights_file_bytes / 2);
   fs::remove_all(dir);
 }
 

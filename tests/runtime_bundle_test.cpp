@@ -138,8 +138,9 @@ TEST_F(BundleTest, BadMagic) {
 }
 
 TEST_F(BundleTest, WrongSchemaVersion) {
-  edit_catalog([](json& c) { c["schema_version"] = 3; });
-  expect_error(ErrorCode::kSchemaVersion, "schema_version 3");
+  edit_catalog([](json& c) { c["schema_version"] = kBundleSchemaVersion + 1; });
+  expect_error(ErrorCode::kSchemaVersion,
+               "schema_version " + std::to_string(kBundleSchemaVersion + 1));
 }
 
 TEST_F(BundleTest, OffsetPastEnd) {

@@ -221,7 +221,7 @@ TEST_F(GraphFixture, BadSharedWeightsAreReported) {
   EXPECT_NE(error([&](Branch& b) {
               quantized(b);
               b.nodes[0].attrs.numbers.erase("bias_input_scale");
-            }).find("needs a positive finite bias_input_scale"),
+            }).find("needs a positive normal bias_input_scale"),
             std::string::npos);
   EXPECT_NE(error([&](Branch& b) {
               quantized(b);
@@ -233,6 +233,19 @@ TEST_F(GraphFixture, BadSharedWeightsAreReported) {
               b.nodes[0].params["weight_scale"] = "fc.b";
             }).find("none may be stored"),
             std::string::npos);
+  // a stored weight with an empty axis (the reader accepts zero-element tensors)
+  {
+    ConstantMap constants = writer.constants();
+    constants["empty.w"] = ConstTensor{DType::kF32, {8, 3, 3, 0}, nullptr};
+    Branch b;
+    b.name = "bad";
+    b.output = "logits";
+    b.nodes = testing::small_classifier("empty.w", "", "fc.w");
+    quantized(b);
+    DerivedWeights d;
+    EXPECT_NE(derive_weights(b, constants, true, &d).message.find("no empty axis"),
+              std::string::npos);
+  }
   EXPECT_EQ(error([](Branch&) {}), "");
 }
 

@@ -303,6 +303,7 @@ TEST(Supernet, FashionMnistEndToEnd) {
   c.supernet.ops = "conv,dpconv";
   c.supernet.exits = "1";
   c.supernet.joint_epochs = 1;
+  c.supernet.student_batch = 0.5;  // students on half of each batch of 32
   c.supernet.distill_steps = 5;
   c.supernet.calibration_images = 64;
   c.supernet.precisions = "fp32,int8";
@@ -341,6 +342,12 @@ TEST(Supernet, FashionMnistEndToEnd) {
   const auto summary = nlohmann::json::parse(std::ifstream(dir / "out" / "summary.json"));
   EXPECT_EQ(summary.at("branches").size(), 8u);
   EXPECT_EQ(summary.at("phases").size(), 5u);
+  // per joint step: the largest on 32 images, the smallest and 2 sampled on 16 each
+  const auto& joint = summary.at("phases").at(2);
+  ASSERT_EQ(joint.at("phase"), "joint");
+  const int64_t steps =
+      summary.at("phases").at(0).at("images").get<int64_t>() / c.train.epochs / 32;  // warm-up
+  EXPECT_EQ(joint.at("images").get<int64_t>(), steps * (32 + 3 * 16)) << joint;
   // the CLI: one CSV row per branch; an unknown branch is one line and a non-zero exit
   const std::string cli = std::string(ADASCALE_CLI) + " eval --checkpoint " +
                           outcome.checkpoint_path + " --threads 1 --latency-runs 3";

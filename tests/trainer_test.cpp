@@ -235,6 +235,30 @@ TEST(Config, JointScheduleRestartOrContinue) {
                "cosine");
 }
 
+TEST(Config, Int8WeightsSharedOrFinetuned) {
+  const std::string space = "[supernet]\nwidths = 1.0,0.5\n";
+  auto ok =
+      parse_config_text(space + "int8_weights = finetuned\nint8_shared_max_loss = 0.5\n", "f.ini");
+  EXPECT_NO_THROW(ok.validate());
+  const auto again = parse_config_text(ok.to_ini(), "again").supernet;
+  EXPECT_EQ(again.int8_weights, "finetuned");
+  EXPECT_DOUBLE_EQ(again.int8_shared_max_loss, 0.5);
+  EXPECT_EQ(TrainConfig{}.supernet.int8_weights, "shared");
+  auto error = [](const std::string& text) {
+    try {
+      parse_config_text(text, "f.ini").validate();
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  // checked without a branch space too: plain checkpoints get int8 twins at export
+  EXPECT_NE(error("[supernet]\nint8_weights = Shared\n").find("supernet.int8_weights"),
+            std::string::npos);
+  EXPECT_NE(error(space + "int8_shared_max_loss = -1\n").find("supernet.int8_shared_max_loss"),
+            std::string::npos);
+}
+
 TEST(Checkpoint, RoundTrip) {
   auto dir = temp_dir("ckpt");
   ModelConfig m;

@@ -71,6 +71,8 @@ po::options_description describe(TrainConfig& c) {
           "supernet.joint_schedule",
           po::value(&c.supernet.joint_schedule)->default_value(c.supernet.joint_schedule))(
           "supernet.sampled", po::value(&c.supernet.sampled)->default_value(c.supernet.sampled))(
+          "supernet.student_batch",
+          po::value(&c.supernet.student_batch)->default_value(c.supernet.student_batch))(
           "supernet.distill_weight",
           po::value(&c.supernet.distill_weight)->default_value(c.supernet.distill_weight))(
           "supernet.calibration_images",
@@ -205,7 +207,8 @@ std::string TrainConfig::to_ini() const {
       << "\nop_stages = " << supernet.op_stages << "\nexits = " << supernet.exits
       << "\nbackbone = " << supernet.backbone << "\njoint_epochs = " << supernet.joint_epochs
       << "\njoint_lr = " << supernet.joint_lr << "\njoint_schedule = " << supernet.joint_schedule
-      << "\nsampled = " << supernet.sampled << "\ndistill_weight = " << supernet.distill_weight
+      << "\nsampled = " << supernet.sampled << "\nstudent_batch = " << supernet.student_batch
+      << "\ndistill_weight = " << supernet.distill_weight
       << "\ncalibration_images = " << supernet.calibration_images
       << "\ndistill_steps = " << supernet.distill_steps << "\nprecisions = " << supernet.precisions
       << "\nint8_weights = " << supernet.int8_weights
@@ -260,6 +263,12 @@ void TrainConfig::validate() const {
     fail("train.label_smoothing", "must be in [0, 1)");
   if (train.threads < 1 || train.threads > 256) fail("train.threads", "must be in [1, 256]");
   if (out_dir.empty()) fail("out", "must not be empty");
+  // int8 twins are also made of plain checkpoints (export --precisions): checked either way
+  if (supernet.int8_weights != "shared" && supernet.int8_weights != "finetuned")
+    fail("supernet.int8_weights",
+         "unknown value '" + supernet.int8_weights + "' (known: shared, finetuned)");
+  if (!(supernet.int8_shared_max_loss >= 0.0) || !std::isfinite(supernet.int8_shared_max_loss))
+    fail("supernet.int8_shared_max_loss", "must be >= 0");
   if (supernet.enabled()) {
     if (model.arch != "resnet") fail("model.arch", "must be resnet for a multi-branch network");
     if (supernet.joint_epochs < 1) fail("supernet.joint_epochs", "must be >= 1");
@@ -274,6 +283,8 @@ void TrainConfig::validate() const {
     if (supernet.joint_schedule == "continue" && train.schedule != "cosine")
       fail("supernet.joint_schedule", "continue needs train.schedule = cosine");
     if (supernet.sampled < 0) fail("supernet.sampled", "must be >= 0");
+    if (!(supernet.student_batch > 0.0 && supernet.student_batch <= 1.0))
+      fail("supernet.student_batch", "must be in (0, 1]");
     if (!(supernet.distill_weight >= 0.0 && supernet.distill_weight <= 1.0))
       fail("supernet.distill_weight", "must be in [0, 1]");
     if (supernet.calibration_images < 16) fail("supernet.calibration_images", "must be >= 16");

@@ -78,6 +78,9 @@ struct SupernetConfig {
   // (joint_lr unused; needs the warm-up, so no backbone)
   std::string joint_schedule = "restart";
   int64_t sampled = 2;                // branches sampled per step besides the largest and smallest
+  // share of each batch a student (every branch but the largest) trains on; students take
+  // different slices, so more branches fit in a step for the same training images
+  double student_batch = 1.0;
   double distill_weight = 1.0;        // smaller branches: (1-w) x label loss + w x distillation
   int64_t calibration_images = 2048;  // BN recalibration and variant initialisation
   int64_t distill_steps = 200;        // layer-wise distillation steps per substituted conv

@@ -761,7 +761,12 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
   {
     const auto t0 = std::chrono::steady_clock::now();
     log << "phase 3/5: joint training, " << sc.joint_epochs << " epochs, largest + smallest + "
-        << sc.sampled << " sampled branches per step, "
+        << sc.sampled << " sampled branches per step"
+        << (sc.student_batch < 1.0
+                ? " (students on " + std::to_string(static_cast<int>(100 * sc.student_batch)) +
+                      "% of each batch)"
+                : std::string())
+        << ", "
         << (continuous ? "continuing the warm-up's cosine"
                        : "cosine from " + std::to_string(sc.joint_lr))
         << "\n";
@@ -812,16 +817,21 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
         for (int64_t i = 0; i < sc.sampled && i < static_cast<int64_t>(pool.size()); ++i)
           students.push_back(pool[i]);
         if (net->smallest() == net->largest()) students.erase(students.begin());
-        for (size_t s : students) {
-          auto out = net->forward_branch(s, batch->images);
-          auto kd = -(soft * torch::log_softmax(out, 1)).sum(1).mean();
+        const int64_t n = batch->labels.size(0);
+        // each student on its own slice of the batch (all of it at student_batch = 1)
+        const int64_t m = std::clamp<int64_t>(
+            static_cast<int64_t>(std::ceil(sc.student_batch * static_cast<double>(n))), 1, n);
+        for (size_t i = 0; i < students.size(); ++i) {
+          const int64_t start = std::min(static_cast<int64_t>(i) * m % n, n - m);
+          auto out = net->forward_branch(students[i], batch->images.slice(0, start, start + m));
+          auto kd = -(soft.slice(0, start, start + m) * torch::log_softmax(out, 1)).sum(1).mean();
           auto l = w * kd;
-          if (w < 1.0) l = l + (1.0 - w) * F::cross_entropy(out, batch->labels, ce);
+          if (w < 1.0)
+            l = l + (1.0 - w) * F::cross_entropy(out, batch->labels.slice(0, start, start + m), ce);
           l.backward();
         }
         optimizer->step();
-        const int64_t n = batch->labels.size(0);
-        joint_images += n * static_cast<int64_t>(1 + students.size());
+        joint_images += n + m * static_cast<int64_t>(students.size());
         loss_sum += loss.item<double>() * n;
         correct += teacher.argmax(1).eq(batch->labels).sum().item<int64_t>();
         seen += n;
