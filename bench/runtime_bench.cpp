@@ -6,7 +6,8 @@
 //  layer/<type>/<precision>[/plain]: four identical layers of one type on XNNPACK (int8 chains also
 //    pay one quantize and one dequantize, measured alone by layer/quant_roundtrip);
 //  prepare/<backend>/<precision>/w<width>: cold preparation (operator creation, weight packing,
-//    arena planning) of a branch;
+//    arena planning) of a branch; precision int8q is int8 whose weights are stored in float32
+//    and quantized when the branch is prepared (weight_quantize, as exported int8 twins do);
 //  capi_select_cached: adascale_select of an already prepared branch (target <= 100 us);
 //  bundle/<backend>/<branch>: with ADASCALE_BENCH_BUNDLE=path (and optionally
 //    ADASCALE_BENCH_BRANCHES=name,name,...; default all), every branch of an exported bundle on
@@ -42,8 +43,14 @@ std::vector<int64_t> pair(int64_t v) { return {v, v}; }
 // several variants can share one bundle.
 class NetBuilder {
  public:
-  NetBuilder(BundleWriter* writer, std::string prefix, bool int8, uint32_t seed)
-      : w_(writer), prefix_(std::move(prefix)), int8_(int8), rng_(seed) {}
+  // quantize_at_prepare: int8 nodes over float32 weights (weight_quantize)
+  NetBuilder(BundleWriter* writer, std::string prefix, bool int8, uint32_t seed,
+             bool quantize_at_prepare = false)
+      : w_(writer),
+        prefix_(std::move(prefix)),
+        int8_(int8),
+        quantize_(int8 && quantize_at_prepare),
+        rng_(seed) {}
 
   // conv (+bias) with fused activation; weight OHWI per group.
   std::string conv(const std::string& in, int64_t in_c, int64_t out_c, int64_t k, int64_t stride,
@@ -57,13 +64,13 @@ class NetBuilder {
         .set("pad", std::vector<int64_t>(4, k / 2))
         .set("groups", static_cast<double>(groups))
         .set("activation", activation);
-    return add(make("conv2d", {in}, name, weight_params(name), attrs));
+    return add(make("conv2d", {in}, name, weight_params(name), quantized(attrs)));
   }
   std::string fc(const std::string& in, int64_t in_c, int64_t out_c, const char* activation) {
     const std::string name = prefix_ + "n" + std::to_string(count_++);
     add_weights(name, {out_c, in_c}, out_c, in_c);
     return add(make("fully_connected", {in}, name, weight_params(name),
-                    Attrs().set("activation", activation)));
+                    quantized(Attrs().set("activation", activation))));
   }
   std::string op(const std::string& op, std::vector<std::string> inputs, Attrs attrs = {}) {
     const std::string name = prefix_ + "n" + std::to_string(count_++);
@@ -99,12 +106,17 @@ class NetBuilder {
   }
   std::map<std::string, std::string> weight_params(const std::string& name) {
     std::map<std::string, std::string> params{{"weight", name + ".w"}, {"bias", name + ".b"}};
-    if (int8_) params["weight_scale"] = name + ".s";
+    if (int8_ && !quantize_) params["weight_scale"] = name + ".s";
     return params;
+  }
+  Attrs quantized(Attrs attrs) const {
+    // every int8 activation has scale kActScale, the input of this node included
+    if (quantize_) attrs.set("weight_quantize", "int8").set("bias_input_scale", kActScale);
+    return attrs;
   }
   void add_weights(const std::string& name, const Shape& shape, int64_t out_c, int64_t fan_in) {
     const size_t count = static_cast<size_t>(shape_elements(shape));
-    if (int8_) {
+    if (int8_ && !quantize_) {
       std::uniform_int_distribution<int> q(-127, 127);
       std::vector<int8_t> w(count);
       for (int8_t& v : w) v = static_cast<int8_t>(q(rng_));
@@ -130,19 +142,22 @@ class NetBuilder {
   BundleWriter* w_;
   std::string prefix_;
   bool int8_;
+  bool quantize_;
   std::mt19937 rng_;
   Branch branch_;
   int count_ = 0;
 };
 
-std::string branch_name(bool int8, double width) {
-  return std::string(int8 ? "int8" : "f32") + "/w" + (width == 1.0 ? "1.0" : "0.25");
+// precision: f32, int8, or int8q (int8 quantizing float32 weights when prepared)
+std::string branch_name(const std::string& precision, double width) {
+  return precision + "/w" + (width == 1.0 ? "1.0" : "0.25");
 }
 
 // ResNet-like: stem 3x3 -> 3 stages x 2 basic blocks (stride 2 and a 1x1 projection at stage
 // entry) -> global average pool -> fully connected.
-void add_resnet(BundleWriter* w, bool int8, double width) {
-  NetBuilder b(w, branch_name(int8, width) + "/", int8, 42);
+void add_resnet(BundleWriter* w, const std::string& precision, double width) {
+  NetBuilder b(w, branch_name(precision, width) + "/", precision != "f32", 42,
+               precision == "int8q");
   auto channels = [&](int64_t c) {
     return std::max<int64_t>(1, static_cast<int64_t>(std::lround(c * width)));
   };
@@ -163,11 +178,11 @@ void add_resnet(BundleWriter* w, bool int8, double width) {
   }
   x = b.op("flatten", {b.op("global_avg_pool", {x})});
   x = b.leave(b.fc(x, c, kClasses, "none"));
-  Status s = b.finish(branch_name(int8, width), x);
+  Status s = b.finish(branch_name(precision, width), x);
   if (!s.ok()) throw std::runtime_error(s.message);
 }
 
-// All four ResNet branches in one writer (weights shared nowhere: each has its own).
+// All six ResNet branches in one writer (weights shared nowhere: each has its own).
 const BundleWriter& resnet_writer() {
   static BundleWriter* writer = [] {
     auto* w = new BundleWriter();
@@ -176,8 +191,8 @@ const BundleWriter& resnet_writer() {
     std::vector<std::string> classes;
     for (int i = 0; i < kClasses; ++i) classes.push_back(std::to_string(i));
     w->set_classes(classes);
-    for (bool int8 : {false, true})
-      for (double width : {1.0, 0.25}) add_resnet(w, int8, width);
+    for (const char* precision : {"f32", "int8", "int8q"})
+      for (double width : {1.0, 0.25}) add_resnet(w, precision, width);
     return w;
   }();
   return *writer;
@@ -226,19 +241,21 @@ void run_prepared(benchmark::State& state, PreparedBranch* prepared, const Shape
   state.counters["weights_KiB"] = prepared->weight_bytes() / 1024.0;
 }
 
-void BM_Branch(benchmark::State& state, const std::string& kind, bool int8, double width) {
+void BM_Branch(benchmark::State& state, const std::string& kind, const std::string& precision,
+               double width) {
   const Bundle& bundle = resnet_bundle();
   auto be = backend(kind);
   std::unique_ptr<PreparedBranch> prepared;
-  Status s = be->prepare(*bundle.find_branch(branch_name(int8, width)), bundle.constants(),
+  Status s = be->prepare(*bundle.find_branch(branch_name(precision, width)), bundle.constants(),
                          bundle.input().nhwc(), &prepared);
   if (!s.ok()) return state.SkipWithError(s.message.c_str());
   run_prepared(state, prepared.get(), bundle.input().nhwc());
 }
 
-void BM_Prepare(benchmark::State& state, const std::string& kind, bool int8, double width) {
+void BM_Prepare(benchmark::State& state, const std::string& kind, const std::string& precision,
+                double width) {
   const Bundle& bundle = resnet_bundle();
-  const Branch& branch = *bundle.find_branch(branch_name(int8, width));
+  const Branch& branch = *bundle.find_branch(branch_name(precision, width));
   auto be = backend(kind);
   std::unique_ptr<PreparedBranch> warm;  // XNNPACK initialisation is a one-off, not measured
   be->prepare(branch, bundle.constants(), bundle.input().nhwc(), &warm);
@@ -383,12 +400,13 @@ void register_all() {
     return;
   }
   for (const char* kind : {"xnnpack", "xnnpack-plain", "reference"})
-    for (bool int8 : {false, true})
+    for (const char* precision : {"f32", "int8"})
       for (double width : {1.0, 0.25}) {
-        if (!int8 && std::string(kind) == "xnnpack-plain") continue;  // same as xnnpack in fp32
+        if (precision == std::string("f32") && std::string(kind) == "xnnpack-plain")
+          continue;  // same as xnnpack in fp32
         benchmark::RegisterBenchmark(
-            ("branch/" + std::string(kind) + "/" + branch_name(int8, width)).c_str(), BM_Branch,
-            std::string(kind), int8, width)
+            ("branch/" + std::string(kind) + "/" + branch_name(precision, width)).c_str(),
+            BM_Branch, std::string(kind), std::string(precision), width)
             ->Unit(benchmark::kMicrosecond);
       }
   for (const char* type : {"conv3x3", "conv1x1", "dwconv3x3", "fc", "quant_roundtrip"})
@@ -402,11 +420,11 @@ void register_all() {
           ->Unit(benchmark::kMicrosecond);
     }
   for (const char* kind : {"xnnpack", "reference"})
-    for (bool int8 : {false, true})
+    for (const char* precision : {"f32", "int8", "int8q"})
       for (double width : {1.0, 0.25})
         benchmark::RegisterBenchmark(
-            ("prepare/" + std::string(kind) + "/" + branch_name(int8, width)).c_str(), BM_Prepare,
-            std::string(kind), int8, width)
+            ("prepare/" + std::string(kind) + "/" + branch_name(precision, width)).c_str(),
+            BM_Prepare, std::string(kind), std::string(precision), width)
             ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("capi_select_cached", BM_CapiSelectCached)
       ->Unit(benchmark::kMicrosecond);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <sstream>
 #include <unordered_set>
@@ -131,17 +132,32 @@ namespace {
 
 // per-output-channel symmetric int8 of a float weight [rows, inner] (docs/int8-arithmetic.md): the
 // same float32 operations as compress::quantize_weight_per_channel, so both give the same bytes
-void quantize_rows(const float* w, int64_t rows, int64_t inner, int8_t* q, float* scale) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = w + r * inner;
-    float absmax = 0.0f;
-    for (int64_t i = 0; i < inner; ++i) absmax = std::max(absmax, std::fabs(row[i]));
-    const float s = std::max(absmax, 1e-12f) / 127.0f;
-    scale[r] = s;
-    for (int64_t i = 0; i < inner; ++i)
-      q[r * inner + i] =
-          static_cast<int8_t>(std::min(127.0f, std::max(-127.0f, std::nearbyint(row[i] / s))));
+// per-output-channel symmetric int8 of one float row (docs/int8-arithmetic.md), returning its
+// scale: the same float32 operations as compress::quantize_weight_per_channel, so both give the
+// same bytes. Both loops vectorize (graph.cpp is built with -fno-trapping-math): |x| is compared
+// as integers (the bits of non-negative floats order like their values), and round half to even
+// is the float addition of 1.5 * 2^23 (exact below 2^22 in magnitude under the default rounding
+// mode); clamping to +-127 before rounding gives the same integers as rounding first because the
+// bounds are integers.
+float quantize_row(const float* row, int64_t n, int8_t* out) {
+  constexpr float kRound = 12582912.0f;
+  uint32_t max_bits = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, row + i, sizeof(bits));
+    bits &= 0x7fffffffu;
+    max_bits = max_bits > bits ? max_bits : bits;
   }
+  float absmax;
+  std::memcpy(&absmax, &max_bits, sizeof(absmax));
+  const float s = std::max(absmax, 1e-12f) / 127.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = row[i] / s;
+    v = v < -127.0f ? -127.0f : v;
+    v = v > 127.0f ? 127.0f : v;
+    out[i] = static_cast<int8_t>(static_cast<int32_t>((v + kRound) - kRound));
+  }
+  return s;
 }
 
 }  // namespace
@@ -235,22 +251,31 @@ Status derive_weights(const Branch& branch, const ConstantMap& constants, bool m
     ConstTensor derived_scale{DType::kF32, {keep_rows}, nullptr};
     ConstTensor derived_bias{DType::kI32, {keep_rows}, nullptr};
     if (materialize) {
-      std::vector<float> f(static_cast<size_t>(keep_rows * row_size));
       const float* src = static_cast<const float*>(w.data);
-      for (int64_t r = 0; r < keep_rows; ++r)
+      // row r of the derived weight: its slice, times its multiplier
+      auto derive_row = [&](int64_t r, float* dst) {
         for (int64_t k = 0; k < inner; ++k) {
           const float* from = src + (r * inner + k) * cols;
-          float* to = f.data() + (r * inner + k) * keep_cols;
+          float* to = dst + k * keep_cols;
           for (int64_t c = 0; c < keep_cols; ++c) to[c] = scale ? from[c] * scale[r] : from[c];
         }
+      };
       if (!quantize) {
-        out->storage.push_back(std::move(f));
-        derived.data = out->storage.back().data();
+        out->storage.emplace_back(static_cast<size_t>(keep_rows * row_size));
+        float* dst = out->storage.back().data();
+        for (int64_t r = 0; r < keep_rows; ++r) derive_row(r, dst + r * row_size);
+        derived.data = dst;
       } else {
-        out->storage_i8.emplace_back(f.size());
+        // one float row at a time: no float copy of the whole weight
+        std::vector<float> row(static_cast<size_t>(row_size));
+        out->storage_i8.emplace_back(static_cast<size_t>(keep_rows * row_size));
         out->storage.emplace_back(static_cast<size_t>(keep_rows));
+        int8_t* q = out->storage_i8.back().data();
         float* ws = out->storage.back().data();
-        quantize_rows(f.data(), keep_rows, row_size, out->storage_i8.back().data(), ws);
+        for (int64_t r = 0; r < keep_rows; ++r) {
+          derive_row(r, row.data());
+          ws[r] = quantize_row(row.data(), row_size, q + r * row_size);
+        }
         // bias_q = round_half_even(bias / (input_scale * weight_scale)), saturated to int32
         out->storage_i32.emplace_back(static_cast<size_t>(keep_rows), 0);
         int32_t* bq = out->storage_i32.back().data();
@@ -259,7 +284,7 @@ Status derive_weights(const Branch& branch, const ConstantMap& constants, bool m
                                           static_cast<double>(ws[r] * input_scale));
           bq[r] = static_cast<int32_t>(std::min(2147483647.0, std::max(-2147483647.0, v)));
         }
-        derived.data = out->storage_i8.back().data();
+        derived.data = q;
         derived_scale.data = ws;
         derived_bias.data = bq;
       }
@@ -273,8 +298,8 @@ Status derive_weights(const Branch& branch, const ConstantMap& constants, bool m
       out->derived_bytes += static_cast<size_t>(keep_rows) * (sizeof(float) + sizeof(int32_t));
       node.params["weight_scale"] = scale_name;
       node.params["bias"] = bias_name;
-      node.attrs.strings.erase(
-          "weight_quantize");  // bias_input_scale stays: infer_shapes checks it
+      // bias_input_scale stays: infer_shapes checks it against the input
+      node.attrs.strings.erase("weight_quantize");
     }
     node.params.erase("weight_mul");
     node.attrs.numbers.erase("weight_slice");
