@@ -310,7 +310,7 @@ Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore
   for (size_t i = 0; i < src.nodes.size(); ++i) {
     const Node& n = src.nodes[i];
     Node m = n;
-    for (auto& i : m.inputs) i = rename(i);
+    for (auto& input : m.inputs) input = rename(input);
     m.output = rename(n.output);
     if (n.output == model.float_head()) {
       // the classifier reads dequantized features and answers float logits: a tie between
