@@ -130,8 +130,6 @@ void activation_range_f32(Activation activation, float* lo, float* hi) {
 
 namespace {
 
-// per-output-channel symmetric int8 of a float weight [rows, inner] (docs/int8-arithmetic.md): the
-// same float32 operations as compress::quantize_weight_per_channel, so both give the same bytes
 // per-output-channel symmetric int8 of one float row (docs/int8-arithmetic.md), returning its
 // scale: the same float32 operations as compress::quantize_weight_per_channel, so both give the
 // same bytes. Both loops vectorize (graph.cpp is built with -fno-trapping-math): |x| is compared
@@ -204,15 +202,21 @@ Status derive_weights(const Branch& branch, const ConstantMap& constants, bool m
       keep_rows = dims[0];
       keep_cols = dims[1];
     }
+    // the float32 [O'] tensor params[slot] names (one value per kept output row)
+    auto per_row = [&](const char* slot, const char* what, const float** data) {
+      auto it = constants.find(node.params.at(slot));
+      if (it == constants.end() || it->second.dtype != DType::kF32 ||
+          it->second.shape != Shape{keep_rows})
+        return error_status(
+            ErrorCode::kInvalidGraph,
+            at + what + " must be a float32 tensor of shape [" + std::to_string(keep_rows) + "]");
+      *data = static_cast<const float*>(it->second.data);
+      return ok_status();
+    };
     const float* scale = nullptr;
     if (mul) {
-      auto m = constants.find(node.params.at("weight_mul"));
-      if (m == constants.end() || m->second.dtype != DType::kF32 ||
-          m->second.shape != Shape{keep_rows})
-        return error_status(ErrorCode::kInvalidGraph,
-                            at + "weight_mul must be a float32 tensor of shape [" +
-                                std::to_string(keep_rows) + "]");
-      scale = static_cast<const float*>(m->second.data);
+      Status s = per_row("weight_mul", "weight_mul", &scale);
+      if (!s.ok()) return s;
     }
     float input_scale = 0.0f;
     const float* bias = nullptr;
@@ -227,13 +231,8 @@ Status derive_weights(const Branch& branch, const ConstantMap& constants, bool m
         return error_status(ErrorCode::kInvalidGraph,
                             at + "weight_quantize needs a positive normal bias_input_scale");
       if (node.params.count("bias")) {
-        auto b = constants.find(node.params.at("bias"));
-        if (b == constants.end() || b->second.dtype != DType::kF32 ||
-            b->second.shape != Shape{keep_rows})
-          return error_status(ErrorCode::kInvalidGraph,
-                              at + "a quantized weight's bias must be a float32 tensor of shape [" +
-                                  std::to_string(keep_rows) + "]");
-        bias = static_cast<const float*>(b->second.data);
+        Status s = per_row("bias", "a quantized weight's bias", &bias);
+        if (!s.ok()) return s;
       }
     }
     Shape shape = w.shape;

@@ -289,11 +289,6 @@ void TrainConfig::validate() const {
       fail("supernet.distill_weight", "must be in [0, 1]");
     if (supernet.calibration_images < 16) fail("supernet.calibration_images", "must be >= 16");
     if (supernet.distill_steps < 0) fail("supernet.distill_steps", "must be >= 0");
-    if (supernet.int8_weights != "shared" && supernet.int8_weights != "finetuned")
-      fail("supernet.int8_weights",
-           "unknown value '" + supernet.int8_weights + "' (known: shared, finetuned)");
-    if (!(supernet.int8_shared_max_loss >= 0.0) || !std::isfinite(supernet.int8_shared_max_loss))
-      fail("supernet.int8_shared_max_loss", "must be >= 0");
     if (supernet.qat_images < 1) fail("supernet.qat_images", "must be >= 1");
     if (supernet.qat_steps < 0) fail("supernet.qat_steps", "must be >= 0");
     if (!(supernet.qat_lr > 0.0) || !std::isfinite(supernet.qat_lr))

@@ -823,11 +823,11 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
             static_cast<int64_t>(std::ceil(sc.student_batch * static_cast<double>(n))), 1, n);
         for (size_t i = 0; i < students.size(); ++i) {
           const int64_t start = std::min(static_cast<int64_t>(i) * m % n, n - m);
-          auto out = net->forward_branch(students[i], batch->images.slice(0, start, start + m));
-          auto kd = -(soft.slice(0, start, start + m) * torch::log_softmax(out, 1)).sum(1).mean();
+          auto part = [&](const torch::Tensor& t) { return t.slice(0, start, start + m); };
+          auto out = net->forward_branch(students[i], part(batch->images));
+          auto kd = -(part(soft) * torch::log_softmax(out, 1)).sum(1).mean();
           auto l = w * kd;
-          if (w < 1.0)
-            l = l + (1.0 - w) * F::cross_entropy(out, batch->labels.slice(0, start, start + m), ce);
+          if (w < 1.0) l = l + (1.0 - w) * F::cross_entropy(out, part(batch->labels), ce);
           l.backward();
         }
         optimizer->step();

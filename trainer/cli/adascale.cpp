@@ -533,11 +533,12 @@ int cmd_export(const std::vector<std::string>& args) {
     opts.quantization = setup.options;
     std::cout << "int8 branches: calibration on " << setup.images.size(0) << " training images, ";
     if (setup.options.shared_weights)
-      std::cout << "then the fp32 twin's weights, quantized when prepared (a twin losing more "
-                   "than "
-                << setup.options.shared_max_loss << " pt on them: ";
-    std::cout << setup.options.qat_steps << " quantization-aware fine-tuning steps"
-              << (setup.options.shared_weights ? ")" : " each") << "\n";
+      std::cout << "then the fp32 twin's weights, quantized when prepared; "
+                << setup.options.qat_steps << " quantization-aware fine-tuning steps for a twin "
+                << "losing more than " << setup.options.shared_max_loss << " pt on them\n";
+    else
+      std::cout << "then " << setup.options.qat_steps
+                << " quantization-aware fine-tuning steps each\n";
   }
   opts.class_names = first.class_names;
   opts.mean = first.normalize_mean;
