@@ -291,6 +291,50 @@ TEST(Supernet, CheckpointRoundTrip) {
         << net->branch(b).name;
 }
 
+TEST(Supernet, EarlyExitsComeFromTheSamePass) {
+  auto net = random_supernet(9);
+  const auto x = torch::randn({4, 1, 12, 12});
+  size_t checked = 0;
+  for (size_t b = 0; b < net->branch_count(); ++b) {
+    if (net->is_early_exit(b)) {
+      EXPECT_TRUE(net->early_exits_of(b).empty());
+      continue;
+    }
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> exits;
+    const auto logits = net->forward_with_exits(b, x, &exits);
+    EXPECT_LT((logits - net->forward_branch(b, x)).abs().max().item<double>(), 1e-5);
+    ASSERT_EQ(exits.size(), net->early_exits_of(b).size()) << net->branch(b).name;
+    for (size_t i = 0; i < exits.size(); ++i) {
+      const size_t e = net->early_exits_of(b)[i];
+      const auto& exit = net->branch(e);
+      const auto& full = net->branch(b);
+      EXPECT_TRUE(exit.width == full.width && exit.op == full.op) << exit.name;
+      EXPECT_LT((exits[i] - net->forward_branch(e, x)).abs().max().item<double>(), 1e-5)
+          << exit.name;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, net->branch_count() / 2);  // one exit per full-depth branch here
+  // in training, an exit's loss reaches its head and the shared trunk
+  net->train();
+  const size_t b = net->largest();
+  std::vector<torch::Tensor> exits;
+  net->forward_with_exits(b, x, &exits);
+  ASSERT_EQ(exits.size(), 1u);
+  net->zero_grad();
+  exits[0].square().sum().backward();
+  const auto params = net->named_parameters();
+  auto grad_sum = [&](const std::string& name) {
+    const auto* p = params.find(name);
+    EXPECT_TRUE(p != nullptr) << name;
+    return p && p->grad().defined() ? p->grad().abs().sum().item<double>() : 0.0;
+  };
+  EXPECT_GT(grad_sum("base.stem.conv.weight"), 0);
+  EXPECT_GT(grad_sum("exit_head" + std::to_string(net->early_exits_of(b)[0]) + ".weight"), 0);
+  EXPECT_EQ(grad_sum("base.fc.weight"), 0);  // the last stage's classifier is not on its path
+}
+
 TEST(Supernet, FashionMnistEndToEnd) {
   if (!adascale::testing::has_fashion_mnist()) GTEST_SKIP() << "no Fashion-MNIST";
   const auto dir =
@@ -304,6 +348,7 @@ TEST(Supernet, FashionMnistEndToEnd) {
   c.supernet.exits = "1";
   c.supernet.joint_epochs = 1;
   c.supernet.student_batch = 0.5;  // students on half of each batch of 32
+  c.supernet.exit_weight = 0.5;    // early exits trained from the same passes
   c.supernet.distill_steps = 5;
   c.supernet.calibration_images = 64;
   c.supernet.precisions = "fp32,int8";

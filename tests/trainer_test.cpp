@@ -235,6 +235,22 @@ TEST(Config, JointScheduleRestartOrContinue) {
                "cosine");
 }
 
+TEST(Config, ExitWeightRoundTripsAndIsBounded) {
+  const std::string space = "[supernet]\nwidths = 1.0,0.5\n";
+  EXPECT_EQ(TrainConfig{}.supernet.exit_weight, 0.0);  // exits fitted after joint training
+  auto ok = parse_config_text(space + "exit_weight = 0.3\n", "f.ini");
+  EXPECT_NO_THROW(ok.validate());
+  EXPECT_DOUBLE_EQ(parse_config_text(ok.to_ini(), "again").supernet.exit_weight, 0.3);
+  for (const char* bad : {"-0.1", "nan", "11"}) {
+    try {
+      parse_config_text(space + "exit_weight = " + bad + "\n", "f.ini").validate();
+      FAIL() << bad;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("supernet.exit_weight"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Config, Int8WeightsSharedOrFinetuned) {
   const std::string space = "[supernet]\nwidths = 1.0,0.5\n";
   auto ok =

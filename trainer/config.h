@@ -77,11 +77,16 @@ struct SupernetConfig {
   // train.lr over warm-up + joint epochs, the joint phase picking up where the warm-up stopped
   // (joint_lr unused; needs the warm-up, so no backbone)
   std::string joint_schedule = "restart";
-  int64_t sampled = 2;                // branches sampled per step besides the largest and smallest
+  int64_t sampled = 2;  // branches sampled per step besides the largest and smallest
   // share of each batch a student (every branch but the largest) trains on; students take
   // different slices, so more branches fit in a step for the same training images
   double student_batch = 1.0;
-  double distill_weight = 1.0;        // smaller branches: (1-w) x label loss + w x distillation
+  double distill_weight = 1.0;  // smaller branches: (1-w) x label loss + w x distillation
+  // early exits trained in the joint phase: every forward pass of a full-depth branch also
+  // classifies at its early exits (same trunk, no extra images) and adds exit_weight x each exit's
+  // loss, which flows into the shared trunk; 0 keeps exits out of joint training. Either way the
+  // exit heads are fitted after it on the calibration images.
+  double exit_weight = 0.0;
   int64_t calibration_images = 2048;  // BN recalibration and variant initialisation
   int64_t distill_steps = 200;        // layer-wise distillation steps per substituted conv
   // int8 branches (precision "int8"): derived from their fp32 twin by calibration, and either

@@ -315,14 +315,18 @@ Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t w
                                tensor(b, bn + field).detach().clone());
     }
   }
+  exits_of_.assign(branch_count(), {});
   for (size_t b = 0; b < branch_count(); ++b) {
     if (branch(b).exit_stage == last) continue;
     for (size_t t = 0; t < branch_count(); ++t)
       if (branch(t).exit_stage == last && branch(t).op == branch(b).op &&
-          branch(t).width == branch(b).width && branch(t).rank_fraction == branch(b).rank_fraction)
+          branch(t).width == branch(b).width &&
+          branch(t).rank_fraction == branch(b).rank_fraction) {
+        exits_of_[t].push_back(b);
         for (const auto& [name, shape] : shapes_[b])
           if (auto it = bn_params_[t].find(name); it != bn_params_[t].end())
             bn_params_[b][name] = it->second;
+      }
   }
   // the sandwich's extremes are full-depth branches: early exits are fitted, not trained
   for (size_t b = 0; b < branch_count(); ++b)
@@ -421,6 +425,24 @@ torch::Tensor Supernet::slot_forward(size_t b, const std::string& name, const Co
 }
 
 torch::Tensor Supernet::forward_features(size_t b, const torch::Tensor& input) {
+  return trunk(b, input, nullptr);
+}
+
+torch::Tensor Supernet::forward_with_exits(size_t b, const torch::Tensor& input,
+                                           std::vector<torch::Tensor>* exit_logits) {
+  std::vector<torch::Tensor> stages;
+  const auto& exits = exits_of_.at(b);
+  auto logits = torch::linear(trunk(b, input, exits.empty() ? nullptr : &stages),
+                              tensor(b, "fc.weight"), tensor(b, "fc.bias"));
+  exit_logits->clear();
+  for (size_t e : exits)
+    exit_logits->push_back(torch::linear(stages.at(static_cast<size_t>(branch(e).exit_stage)),
+                                         tensor(e, "fc.weight"), tensor(e, "fc.bias")));
+  return logits;
+}
+
+torch::Tensor Supernet::trunk(size_t b, const torch::Tensor& input,
+                              std::vector<torch::Tensor>* stages) {
   const ResNetSpec& spec = specs_[b];
   auto x = torch::conv2d(input, tensor(b, "stem.conv.weight"), {}, 1, 1);
   x = torch::relu(batch_norm(b, "stem.bn", x));
@@ -437,6 +459,8 @@ torch::Tensor Supernet::forward_features(size_t b, const torch::Tensor& input) {
             batch_norm(b, p + ".shortcut.bn",
                        torch::conv2d(x, tensor(b, p + ".shortcut.conv.weight"), {}, blk.stride));
       x = torch::relu(y + shortcut);
+      if (stages && k + 1 == spec.stages[s].size())
+        stages->push_back(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
     }
   return torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
 }
@@ -766,6 +790,9 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
                 ? " (students on " + std::to_string(static_cast<int>(100 * sc.student_batch)) +
                       "% of each batch)"
                 : std::string())
+        << (sc.exit_weight > 0
+                ? ", early exits from the same passes at weight " + std::to_string(sc.exit_weight)
+                : std::string())
         << ", "
         << (continuous ? "continuing the warm-up's cosine"
                        : "cosine from " + std::to_string(sc.joint_lr))
@@ -793,6 +820,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
         others.push_back(b);
     const auto ce = F::CrossEntropyFuncOptions().label_smoothing(config.train.label_smoothing);
     const double w = sc.distill_weight;
+    const bool joint_exits = sc.exit_weight > 0;
     for (int64_t epoch = 0; epoch < sc.joint_epochs; ++epoch) {
       net->train();
       // epochs continue the warm-up's numbering so the batches differ from it
@@ -806,10 +834,26 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
         const double lr = learning_rate(jo, schedule_offset + global, steps_per_epoch);
         for (auto& g : optimizer->param_groups()) g.options().set_lr(lr);
         optimizer->zero_grad();
-        auto teacher = net->forward_branch(net->largest(), batch->images);
+        std::vector<torch::Tensor> exit_logits;
+        auto teacher = joint_exits
+                           ? net->forward_with_exits(net->largest(), batch->images, &exit_logits)
+                           : net->forward_branch(net->largest(), batch->images);
         auto loss = F::cross_entropy(teacher, batch->labels, ce);
-        loss.backward();
         const auto soft = torch::softmax(teacher.detach(), 1);
+        // the mix of the students' loss, for a student or an early exit on rows [start, start+m)
+        auto student_loss = [&](const torch::Tensor& out, int64_t start, int64_t m) {
+          auto part = [&](const torch::Tensor& t) { return t.slice(0, start, start + m); };
+          auto l = w * -(part(soft) * torch::log_softmax(out, 1)).sum(1).mean();
+          if (w < 1.0) l = l + (1.0 - w) * F::cross_entropy(out, part(batch->labels), ce);
+          return l;
+        };
+        auto exit_loss = [&](int64_t start, int64_t m) {
+          torch::Tensor sum = torch::zeros({}, teacher.options());
+          for (const auto& e : exit_logits) sum = sum + student_loss(e, start, m);
+          return sc.exit_weight * sum;
+        };
+        const int64_t n = batch->labels.size(0);
+        (exit_logits.empty() ? loss : loss + exit_loss(0, n)).backward();
         std::vector<size_t> students{net->smallest()};
         std::mt19937_64 rng(config.train.seed * 1000003ULL + static_cast<uint64_t>(global));
         auto pool = others;
@@ -817,18 +861,16 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
         for (int64_t i = 0; i < sc.sampled && i < static_cast<int64_t>(pool.size()); ++i)
           students.push_back(pool[i]);
         if (net->smallest() == net->largest()) students.erase(students.begin());
-        const int64_t n = batch->labels.size(0);
         // each student on its own slice of the batch (all of it at student_batch = 1)
         const int64_t m = std::clamp<int64_t>(
             static_cast<int64_t>(std::ceil(sc.student_batch * static_cast<double>(n))), 1, n);
         for (size_t i = 0; i < students.size(); ++i) {
           const int64_t start = std::min(static_cast<int64_t>(i) * m % n, n - m);
-          auto part = [&](const torch::Tensor& t) { return t.slice(0, start, start + m); };
-          auto out = net->forward_branch(students[i], part(batch->images));
-          auto kd = -(part(soft) * torch::log_softmax(out, 1)).sum(1).mean();
-          auto l = w * kd;
-          if (w < 1.0) l = l + (1.0 - w) * F::cross_entropy(out, part(batch->labels), ce);
-          l.backward();
+          const auto images = batch->images.slice(0, start, start + m);
+          auto out = joint_exits ? net->forward_with_exits(students[i], images, &exit_logits)
+                                 : net->forward_branch(students[i], images);
+          auto l = student_loss(out, start, m);
+          (exit_logits.empty() ? l : l + exit_loss(start, m)).backward();
         }
         optimizer->step();
         joint_images += n + m * static_cast<int64_t>(students.size());
@@ -863,7 +905,8 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
         << cal.size(0) << " images, then early-exit heads fitted (labels and the largest branch)\n";
     torch::NoGradGuard no_grad;
     for (size_t b = 0; b < net->branch_count(); ++b) recalibrate_branch(*net, b, cal);
-    // labels and the largest branch's answers weigh equally (whatever the joint phase used)
+    // labels and the largest branch's answers weigh equally (whatever the joint phase used); heads
+    // trained jointly are refitted too: a linear head learns slowly by SGD, and the fit is exact
     net->fit_exit_heads(cal, cal_labels, 0.5);
     phase_done("bn-recalibration", t0, 0);
   }

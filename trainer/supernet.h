@@ -82,6 +82,12 @@ class Supernet : public Backbone {
   torch::Tensor forward(torch::Tensor x) override;
   torch::Tensor forward_branch(size_t branch, const torch::Tensor& x);
   torch::Tensor forward_features(size_t branch, const torch::Tensor& x);  // pooled, before the head
+  // the branch's logits and, from the same pass, those of its early exits (early_exits_of), in
+  // that order
+  torch::Tensor forward_with_exits(size_t branch, const torch::Tensor& x,
+                                   std::vector<torch::Tensor>* exit_logits);
+  // the early-exit branches whose trunk is full-depth branch `b` (same width and op)
+  const std::vector<size_t>& early_exits_of(size_t b) const { return exits_of_.at(b); }
   void set_active(size_t branch) { active_ = branch; }
 
   size_t branch_count() const { return space_.branches.size(); }
@@ -111,9 +117,8 @@ class Supernet : public Backbone {
   // statistics) for `images` (normalized NCHW): ridge regression of the largest branch's logits,
   // then, given labels, `steps` of full-batch training of the head alone on
   // (1 - distill_weight) x cross-entropy + distill_weight x the largest branch's soft answers.
-  // Early exits are not trained jointly: their trunk is the full-depth branch of the same width
-  // and op (whose BN they share), and exit losses flowing into the shared trunk pulled the
-  // largest branch down by several points.
+  // An early exit's trunk is the full-depth branch of the same width and op (whose BN it shares);
+  // unless [supernet] exit_weight > 0 trains the exits jointly, this fit is how their heads learn.
   void fit_exit_heads(const torch::Tensor& images, const torch::Tensor& labels = {},
                       double distill_weight = 0.5, int64_t steps = 300);
   bool is_early_exit(size_t b) const { return exits_.count(static_cast<int64_t>(b)) > 0; }
@@ -135,11 +140,14 @@ class Supernet : public Backbone {
   torch::Tensor slot_forward(size_t b, const std::string& name, const ConvSlotSpec& spec,
                              const torch::Tensor& x, int64_t stride);
   torch::Tensor batch_norm(size_t b, const std::string& name, const torch::Tensor& x);
+  // pooled features of the trunk; with `stages`, also the pooled output of every stage
+  torch::Tensor trunk(size_t b, const torch::Tensor& x, std::vector<torch::Tensor>* stages);
 
   BranchSpace space_;
   std::shared_ptr<ResNet> base_;
   std::map<std::string, std::shared_ptr<torch::nn::Module>> variants_;  // "op|stages.S.B.convN"
-  std::map<int64_t, torch::nn::Linear> exits_;                       // early-exit heads, by branch
+  std::map<int64_t, torch::nn::Linear> exits_;  // early-exit heads, by branch
+  std::vector<std::vector<size_t>> exits_of_;   // per full-depth branch, its early exits
   std::vector<std::map<std::string, std::vector<int64_t>>> shapes_;  // per branch
   std::vector<compress::StateDict> bn_stats_;                        // per branch
   std::vector<compress::StateDict> bn_params_;  // per branch: private BN weight and bias
