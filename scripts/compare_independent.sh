@@ -1,6 +1,7 @@
 #!/bin/bash
 # Trains the multi-branch network of a config once, then every branch of its space as a model of
-# its own (same data, epochs, augmentation), and prints the comparison table (markdown).
+# its own (same data, epochs, augmentation), prints the comparison table (markdown) and draws the
+# per-branch differences in OUT/comparison.svg.
 # usage: scripts/compare_independent.sh [CONFIG] [OUT] [--section.key VALUE ...]
 # e.g.   scripts/compare_independent.sh configs/fmnist_supernet.ini runs/cmp --data.limit_train 20000
 set -euo pipefail
@@ -14,4 +15,4 @@ if [ ! -f "$OUT/summary.json" ]; then
   "$ADASCALE" train --config "$CONFIG" --out "$OUT" "$@"
 fi
 "$ADASCALE" train --config "$CONFIG" --out "$OUT" --independent "$@"
-/usr/bin/python3 scripts/bench/compare_independent.py "$OUT"
+/usr/bin/python3 scripts/bench/compare_independent.py "$OUT" --svg "$OUT/comparison.svg"

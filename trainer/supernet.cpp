@@ -328,7 +328,8 @@ Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t w
             bn_params_[b][name] = it->second;
       }
   }
-  // the sandwich's extremes are full-depth branches: early exits are fitted, not trained
+  // the sandwich's extremes are full-depth branches: an early exit is fitted after training, and
+  // trained at all only through its full-depth branch's pass (supernet.exit_weight)
   for (size_t b = 0; b < branch_count(); ++b)
     if (macs_[b] > macs_[largest_]) largest_ = b;
   smallest_ = largest_;
