@@ -32,6 +32,23 @@ fs::path temp_dir() {
   return d;
 }
 
+// export options for the 5-class fixtures: a quick parity check and few latency runs; given
+// images, int8 branches calibrate on 64 of them
+exporter::ExportOptions quick_options(int64_t parity_images, int64_t latency_runs,
+                                      const torch::Tensor& images = {},
+                                      const torch::Tensor& labels = {}) {
+  exporter::ExportOptions o;
+  o.parity_images = parity_images;
+  o.latency_runs = latency_runs;
+  o.class_names = {"a", "b", "c", "d", "e"};
+  if (images.defined()) {
+    o.calibration_images = images;
+    o.calibration_labels = labels;
+    o.quantization.calibration_images = 64;
+  }
+  return o;
+}
+
 }  // namespace
 
 TEST(Export, EveryVariantMatchesLibTorchAndSharesTensors) {
@@ -52,10 +69,7 @@ TEST(Export, EveryVariantMatchesLibTorchAndSharesTensors) {
   sources.push_back({"fire0.50@2", fire.spec, fire.state});
 
   auto dir = temp_dir();
-  exporter::ExportOptions o;
-  o.parity_images = 32;
-  o.latency_runs = 5;
-  o.class_names = {"a", "b", "c", "d", "e"};
+  auto o = quick_options(32, 5);
   o.mean = {0.5f};
   o.std = {0.25f};
   std::ostringstream log;
@@ -86,10 +100,8 @@ TEST(Export, EveryVariantMatchesLibTorchAndSharesTensors) {
 TEST(Export, ParityFailureWritesNothing) {
   auto base = random_resnet();
   auto dir = temp_dir();
-  exporter::ExportOptions o;
+  auto o = quick_options(exporter::ExportOptions{}.parity_images, 1);
   o.parity_tolerance = -1.0;  // nothing can pass
-  o.latency_runs = 1;
-  o.class_names = {"a", "b", "c", "d", "e"};
   std::ostringstream log;
   EXPECT_THROW(exporter::export_bundle(
                    {{"backbone", base.spec, base.state}}, torch::randn({8, 1, 12, 12}),
@@ -115,13 +127,7 @@ TEST(Export, Int8BranchesAgreeWithFakeQuantLibTorch) {
       {"lowrank0.30@2>int8", lowrank.spec, lowrank.state, true},
   };
   auto dir = temp_dir();
-  exporter::ExportOptions o;
-  o.parity_images = 48;
-  o.latency_runs = 3;
-  o.class_names = {"a", "b", "c", "d", "e"};
-  o.calibration_images = images;
-  o.calibration_labels = labels;
-  o.quantization.calibration_images = 64;
+  auto o = quick_options(48, 3, images, labels);
   o.quantization.qat_steps = 5;
   o.quantization.qat_batch = 16;
   o.quantization.shared_weights = false;  // fine-tuned int8 weights of their own
@@ -215,14 +221,8 @@ TEST(Export, SharedInt8TwinsAddNoWeightBytesToABundle) {
   auto base = random_resnet();
   auto images = torch::randn({64, 1, 12, 12});
   auto labels = torch::randint(0, 5, {64});
-  exporter::ExportOptions o;
-  o.parity_images = 32;
-  o.latency_runs = 2;
+  auto o = quick_options(32, 2, images, labels);
   o.latency_rounds = 1;
-  o.class_names = {"a", "b", "c", "d", "e"};
-  o.calibration_images = images;
-  o.calibration_labels = labels;
-  o.quantization.calibration_images = 64;
   o.quantization.shared_max_loss = 100;  // random labels: any loss is noise
   auto dir = temp_dir();
   std::ostringstream log;

@@ -182,14 +182,14 @@ TEST_F(GraphFixture, SharedWeightSliceEqualsTheExplicitSlice) {
 }
 
 TEST_F(GraphFixture, BadSharedWeightsAreReported) {
-  auto error = [&](auto edit) {
+  auto error = [&](auto edit, const ConstantMap* constants = nullptr) {
     Branch b;
     b.name = "bad";
     b.output = "logits";
     b.nodes = testing::small_classifier("block.w", "", "fc.w");
     edit(b);
     DerivedWeights d;
-    Status s = derive_weights(b, writer.constants(), false, &d);
+    Status s = derive_weights(b, constants ? *constants : writer.constants(), false, &d);
     return s.ok() ? std::string() : s.message;
   };
   EXPECT_NE(error([](Branch& b) {
@@ -234,18 +234,16 @@ TEST_F(GraphFixture, BadSharedWeightsAreReported) {
             }).find("none may be stored"),
             std::string::npos);
   // a stored weight with an empty axis (the reader accepts zero-element tensors)
-  {
-    ConstantMap constants = writer.constants();
-    constants["empty.w"] = ConstTensor{DType::kF32, {8, 3, 3, 0}, nullptr};
-    Branch b;
-    b.name = "bad";
-    b.output = "logits";
-    b.nodes = testing::small_classifier("empty.w", "", "fc.w");
-    quantized(b);
-    DerivedWeights d;
-    EXPECT_NE(derive_weights(b, constants, true, &d).message.find("no empty axis"),
-              std::string::npos);
-  }
+  ConstantMap with_empty = writer.constants();
+  with_empty["empty.w"] = ConstTensor{DType::kF32, {8, 3, 3, 0}, nullptr};
+  EXPECT_NE(error(
+                [&](Branch& b) {
+                  b.nodes[0].params["weight"] = "empty.w";
+                  quantized(b);
+                },
+                &with_empty)
+                .find("no empty axis"),
+            std::string::npos);
   EXPECT_EQ(error([](Branch&) {}), "");
 }
 
