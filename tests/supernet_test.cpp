@@ -55,13 +55,15 @@ std::string error_of(const SupernetConfig& c) {
 }
 
 // a supernet with random weights and per-branch BN statistics from random images
-std::shared_ptr<Supernet> random_supernet(uint64_t seed) {
+std::shared_ptr<Supernet> random_supernet(uint64_t seed, const std::string& exit_head = "linear") {
   auto base = small_base();
-  auto net =
-      std::make_shared<Supernet>(base, BranchSpace::from_config(small_space(), base), 12, 12);
+  auto space = small_space();
+  space.exit_head = exit_head;
+  auto net = std::make_shared<Supernet>(base, BranchSpace::from_config(space, base), 12, 12);
   const auto init = adascale::testing::random_resnet(seed, 8, {8, 16, 24}, {1, 2, 1}, 5);
   load_module_state(net->base(), init.state, "fixture");
   net->reset_private_bn();
+  net->reset_exit_blocks();
   torch::manual_seed(seed);
   const auto images = torch::randn({64, 1, 12, 12});
   for (size_t b = 0; b < net->branch_count(); ++b) {
@@ -125,6 +127,8 @@ TEST(BranchSpace, BadSpacesAreNamedBeforeTraining) {
             std::string::npos);
   EXPECT_NE(with([](auto& c) { c.precisions = "int8,int8"; }).find("listed twice"),
             std::string::npos);
+  EXPECT_NE(with([](auto& c) { c.exit_head = "conv"; }).find("supernet.exit_head"),
+            std::string::npos);
 }
 
 TEST(BranchSpace, Int8TwinsAreDeployableNotTrained) {
@@ -174,8 +178,10 @@ TEST(Supernet, ImportanceOrderIsAPurePermutation) {
   EXPECT_LT((before.forward(x) - after.forward(x)).abs().max().item<double>(), 1e-5);
 }
 
-TEST(Supernet, EveryBranchEqualsItsMaterializedResNet) {
-  auto net = random_supernet(5);
+class SupernetHeads : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SupernetHeads, EveryBranchEqualsItsMaterializedResNet) {
+  auto net = random_supernet(5, GetParam());
   torch::NoGradGuard no_grad;
   const auto x = torch::randn({3, 1, 12, 12});
   for (size_t b = 0; b < net->branch_count(); ++b) {
@@ -196,6 +202,66 @@ TEST(Supernet, EveryBranchEqualsItsMaterializedResNet) {
   const auto full = net->materialize(net->space().find("w1.00"));
   const auto base = module_state(net->base());
   EXPECT_TRUE(full.state.at("stages.1.1.conv2.weight").equal(base.at("stages.1.1.conv2.weight")));
+}
+
+INSTANTIATE_TEST_SUITE_P(ExitHeads, SupernetHeads, ::testing::Values("linear", "block"));
+
+TEST(Supernet, ExitBlockIsOneMoreStageStartedFromTheNextStage) {
+  auto net = random_supernet(17, "block");
+  int exits = 0;
+  for (size_t t = 0; t < net->branch_count(); ++t)
+    for (size_t e : net->early_exits_of(t)) {
+      ++exits;
+      const auto& exit = net->branch(e);
+      const auto& spec = net->branch_spec(e);
+      const auto& trunk = net->branch_spec(t);
+      // stages up to the exit, then one block at the exit's channel count, half of it inside
+      ASSERT_EQ(spec.stages.size(), static_cast<size_t>(exit.exit_stage) + 2) << exit.name;
+      const auto& blk = spec.stages.back();
+      ASSERT_EQ(blk.size(), 1u);
+      const int64_t c = spec.stages[exit.exit_stage].back().out;
+      EXPECT_TRUE(blk[0].in == c && blk[0].mid == std::max<int64_t>(1, std::lround(c * 0.5)) &&
+                  blk[0].out == c)
+          << exit.name;
+      const auto& next = trunk.stages[exit.exit_stage + 1][0];
+      EXPECT_EQ(blk[0].stride, next.stride);
+      EXPECT_EQ(blk[0].conv1.kind, next.conv1.kind) << exit.name;  // the branch's operator
+      EXPECT_EQ(blk[0].conv2.kind, next.conv2.kind) << exit.name;
+      // started from the leading channels of the full-depth branch's next block and classifier
+      const auto mine = net->materialize(e).state, theirs = net->materialize(t).state;
+      const std::string p = "stages." + std::to_string(exit.exit_stage + 1) + ".0.";
+      int compared = 0;
+      for (const auto& [name, x] : mine) {
+        if (name.find("running_") != std::string::npos ||
+            name.find("num_batches") != std::string::npos ||
+            (name.rfind(p, 0) != 0 && name.rfind("fc.", 0) != 0))
+          continue;
+        auto y = theirs.at(name);
+        for (int64_t d = 0; d < y.dim(); ++d) y = y.narrow(d, 0, x.size(d));
+        EXPECT_TRUE(x.equal(y)) << exit.name << " " << name;
+        ++compared;
+      }
+      EXPECT_GE(compared, 6) << exit.name;
+    }
+  EXPECT_EQ(exits, 9);
+  // the exits of one operator share their block's weights (narrower ones use the leading
+  // channels) and keep their BN scales and classifiers private
+  const int wide = net->space().find("w1.00>exit@2"), narrow = net->space().find("w0.50>exit@2");
+  ASSERT_TRUE(wide >= 0 && narrow >= 0);
+  const auto params = net->named_parameters();
+  const std::string owner = "exit" + std::to_string(wide) + "_stages_2_0_";
+  {
+    torch::NoGradGuard no_grad;
+    params[owner + "conv1_weight"].add_(1.0);
+    params[owner + "bn1_weight"].add_(1.0);
+  }
+  const auto a = net->materialize(wide).state, n = net->materialize(narrow).state;
+  const auto& w = n.at("stages.2.0.conv1.weight");
+  EXPECT_TRUE(
+      w.equal(a.at("stages.2.0.conv1.weight").narrow(0, 0, w.size(0)).narrow(1, 0, w.size(1))));
+  const auto& g = n.at("stages.2.0.bn1.weight");
+  EXPECT_FALSE(g.equal(a.at("stages.2.0.bn1.weight").narrow(0, 0, g.size(0))));
+  EXPECT_NE(params.find("exit" + std::to_string(narrow) + "_fc_weight"), nullptr);
 }
 
 TEST(Supernet, EveryBranchUsesItsOwnBnStatistics) {
@@ -265,8 +331,8 @@ TEST(Supernet, NarrowBranchTrainsOnlyLeadingChannels) {
   EXPECT_EQ(grad.slice(1, 12).abs().sum().item<double>(), 0.0);
 }
 
-TEST(Supernet, CheckpointRoundTrip) {
-  auto net = random_supernet(9);
+TEST_P(SupernetHeads, CheckpointRoundTrip) {
+  auto net = random_supernet(9, GetParam());
   const auto dir = fs::temp_directory_path() / ("adascale_supernet_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   Checkpoint ck;
@@ -284,6 +350,7 @@ TEST(Supernet, CheckpointRoundTrip) {
   fs::remove_all(dir);
   ASSERT_TRUE(loaded);
   ASSERT_EQ(loaded->branch_count(), net->branch_count());
+  EXPECT_EQ(loaded->space().exit_head, GetParam());
   torch::NoGradGuard no_grad;
   const auto x = torch::randn({2, 1, 12, 12});
   for (size_t b = 0; b < net->branch_count(); ++b)
@@ -335,6 +402,42 @@ TEST(Supernet, EarlyExitsComeFromTheSamePass) {
   EXPECT_EQ(grad_sum("base.fc.weight"), 0);  // the last stage's classifier is not on its path
 }
 
+TEST(Supernet, DetachedExitBlocksLearnAloneFromTheSamePass) {
+  auto net = random_supernet(19, "block");
+  const auto x = torch::randn({4, 1, 12, 12});
+  const size_t b = net->largest();
+  ASSERT_EQ(net->early_exits_of(b).size(), 1u);
+  const size_t e = net->early_exits_of(b)[0];
+  {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> exits;
+    net->forward_with_exits(b, x, &exits, true);
+    EXPECT_LT((exits[0] - net->forward_branch(e, x)).abs().max().item<double>(), 1e-5);
+  }
+  const auto params = net->named_parameters();
+  auto grad_sum = [&](const std::string& name) {
+    const auto* p = params.find(name);
+    EXPECT_TRUE(p != nullptr) << name;
+    return p && p->grad().defined() ? p->grad().abs().sum().item<double>() : 0.0;
+  };
+  const std::string block = "exit" + std::to_string(e) + "_stages_2_0_bn1_weight";
+  const std::string fc = "exit" + std::to_string(e) + "_fc_weight";
+  net->train();
+  for (bool detach : {true, false}) {
+    std::vector<torch::Tensor> exits;
+    net->zero_grad();
+    net->forward_with_exits(b, x, &exits, detach);
+    exits[0].square().sum().backward();
+    EXPECT_GT(grad_sum(block), 0) << detach;
+    EXPECT_GT(grad_sum(fc), 0) << detach;
+    EXPECT_EQ(grad_sum("base.fc.weight"), 0);
+    if (detach)
+      EXPECT_EQ(grad_sum("base.stem.conv.weight"), 0);  // the trunk does not move
+    else
+      EXPECT_GT(grad_sum("base.stem.conv.weight"), 0);
+  }
+}
+
 TEST(Supernet, FashionMnistEndToEnd) {
   if (!adascale::testing::has_fashion_mnist()) GTEST_SKIP() << "no Fashion-MNIST";
   const auto dir =
@@ -348,7 +451,7 @@ TEST(Supernet, FashionMnistEndToEnd) {
   c.supernet.exits = "1";
   c.supernet.joint_epochs = 1;
   c.supernet.student_batch = 0.5;  // students on half of each batch of 32
-  c.supernet.exit_weight = 0.5;    // early exits trained from the same passes
+  c.supernet.exit_head = "block";  // exit blocks trained on the same passes' features
   c.supernet.distill_steps = 5;
   c.supernet.calibration_images = 64;
   c.supernet.precisions = "fp32,int8";

@@ -235,12 +235,21 @@ TEST(Config, JointScheduleRestartOrContinue) {
                "cosine");
 }
 
-TEST(Config, ExitWeightRoundTripsAndIsBounded) {
+TEST(Config, ExitWeightAndHeadRoundTripAndAreChecked) {
   const std::string space = "[supernet]\nwidths = 1.0,0.5\n";
   EXPECT_EQ(TrainConfig{}.supernet.exit_weight, 0.0);  // exits fitted after joint training
-  auto ok = parse_config_text(space + "exit_weight = 0.3\n", "f.ini");
+  EXPECT_EQ(TrainConfig{}.supernet.exit_head, "linear");
+  auto ok = parse_config_text(space + "exit_weight = 0.3\nexit_head = block\n", "f.ini");
   EXPECT_NO_THROW(ok.validate());
-  EXPECT_DOUBLE_EQ(parse_config_text(ok.to_ini(), "again").supernet.exit_weight, 0.3);
+  const auto again = parse_config_text(ok.to_ini(), "again");
+  EXPECT_DOUBLE_EQ(again.supernet.exit_weight, 0.3);
+  EXPECT_EQ(again.supernet.exit_head, "block");
+  try {
+    parse_config_text(space + "exit_head = mlp\n", "f.ini").validate();
+    FAIL() << "exit_head = mlp was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("supernet.exit_head"), std::string::npos) << e.what();
+  }
   for (const char* bad : {"-0.1", "nan", "11"}) {
     try {
       parse_config_text(space + "exit_weight = " + bad + "\n", "f.ini").validate();

@@ -77,6 +77,8 @@ po::options_description describe(TrainConfig& c) {
           po::value(&c.supernet.distill_weight)->default_value(c.supernet.distill_weight))(
           "supernet.exit_weight",
           po::value(&c.supernet.exit_weight)->default_value(c.supernet.exit_weight))(
+          "supernet.exit_head",
+          po::value(&c.supernet.exit_head)->default_value(c.supernet.exit_head))(
           "supernet.calibration_images",
           po::value(&c.supernet.calibration_images)->default_value(c.supernet.calibration_images))(
           "supernet.distill_steps",
@@ -211,7 +213,7 @@ std::string TrainConfig::to_ini() const {
       << "\njoint_lr = " << supernet.joint_lr << "\njoint_schedule = " << supernet.joint_schedule
       << "\nsampled = " << supernet.sampled << "\nstudent_batch = " << supernet.student_batch
       << "\ndistill_weight = " << supernet.distill_weight
-      << "\nexit_weight = " << supernet.exit_weight
+      << "\nexit_weight = " << supernet.exit_weight << "\nexit_head = " << supernet.exit_head
       << "\ncalibration_images = " << supernet.calibration_images
       << "\ndistill_steps = " << supernet.distill_steps << "\nprecisions = " << supernet.precisions
       << "\nint8_weights = " << supernet.int8_weights
@@ -292,6 +294,8 @@ void TrainConfig::validate() const {
       fail("supernet.distill_weight", "must be in [0, 1]");
     if (!(supernet.exit_weight >= 0.0 && supernet.exit_weight <= 10.0))
       fail("supernet.exit_weight", "must be in [0, 10]");
+    if (supernet.exit_head != "linear" && supernet.exit_head != "block")
+      fail("supernet.exit_head", "must be linear or block, got '" + supernet.exit_head + "'");
     if (supernet.calibration_images < 16) fail("supernet.calibration_images", "must be >= 16");
     if (supernet.distill_steps < 0) fail("supernet.distill_steps", "must be >= 0");
     if (supernet.qat_images < 1) fail("supernet.qat_images", "must be >= 1");

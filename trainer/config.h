@@ -82,11 +82,18 @@ struct SupernetConfig {
   // different slices, so more branches fit in a step for the same training images
   double student_batch = 1.0;
   double distill_weight = 1.0;  // smaller branches: (1-w) x label loss + w x distillation
-  // early exits trained in the joint phase: every forward pass of a full-depth branch also
+  // exit losses in the trunk: every forward pass of a full-depth branch in the joint phase also
   // classifies at its early exits (same trunk, no extra images) and adds exit_weight x each exit's
-  // loss, which flows into the shared trunk; 0 keeps exits out of joint training. Either way the
-  // exit heads are fitted after it on the calibration images.
+  // loss, which flows into the shared trunk; 0: no exit loss reaches the trunk. Either way the
+  // exits' classifiers are refitted after it on the calibration images.
   double exit_weight = 0.0;
+  // what an early exit classifies with: linear (global pool + linear, fitted after joint
+  // training) or block (a residual block at the exit's channel count, half of it inside, with the
+  // next stage's stride and the branch's operator, then pool + linear; the exits of one operator
+  // share the block's weights by width, BN and classifier private; started from the next stage's
+  // leading channels and trained in the joint phase on the trunk's detached features of the same
+  // passes)
+  std::string exit_head = "linear";
   int64_t calibration_images = 2048;  // BN recalibration and variant initialisation
   int64_t distill_steps = 200;        // layer-wise distillation steps per substituted conv
   // int8 branches (precision "int8"): derived from their fp32 twin by calibration, and either

@@ -177,6 +177,10 @@ BranchSpace BranchSpace::from_config(const SupernetConfig& c, const ResNetSpec& 
     sp.precisions.push_back(item);
   }
   if (sp.precisions.empty()) throw ConfigError("config key 'supernet.precisions' is empty");
+  if (c.exit_head != "linear" && c.exit_head != "block")
+    throw ConfigError("config key 'supernet.exit_head': unknown head '" + c.exit_head +
+                      "' (known: linear, block)");
+  sp.exit_head = c.exit_head;
 
   for (double w : sp.widths)
     for (const auto& op : sp.ops)
@@ -281,16 +285,6 @@ Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t w
   base_tensors_ = tensors_of(*base_);
   for (const auto& [key, module] : variants_) variant_tensors_[key] = tensors_of(*module);
   for (size_t b = 0; b < branch_count(); ++b) specs_.push_back(make_branch_spec(b));
-  // every early-exit branch has a head of its own: one head shared by trunks of different widths
-  // and operators has to serve features that have little in common
-  for (size_t b = 0; b < branch_count(); ++b)
-    if (branch(b).exit_stage != static_cast<int64_t>(spec.stages.size()) - 1) {
-      const int64_t in = specs_[b].stages.back().back().out;
-      auto head =
-          register_module("exit_head" + std::to_string(b), torch::nn::Linear(in, spec.classes));
-      exits_.emplace(static_cast<int64_t>(b), head);
-      exit_tensors_[static_cast<int64_t>(b)] = tensors_of(*head);
-    }
   // shapes and costs of every branch, from its physical ResNet
   bn_stats_.resize(branch_count());
   bn_params_.resize(branch_count());
@@ -301,9 +295,48 @@ Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t w
     shapes_.push_back(std::move(shapes));
     macs_.push_back(measure_cost(physical, spec.in_channels, height_, width_).macs);
   }
+  // every early-exit branch has a head of its own: one head shared by trunks of different widths
+  // and operators has to serve features that have little in common
+  const int64_t last = static_cast<int64_t>(spec.stages.size()) - 1;
+  for (size_t b = 0; b < branch_count(); ++b) {
+    if (branch(b).exit_stage == last) continue;
+    auto& own = exit_tensors_[b];
+    if (space_.exit_head == "linear") {
+      const int64_t in = specs_[b].stages.back().back().out;
+      auto head =
+          register_module("exit_head" + std::to_string(b), torch::nn::Linear(in, spec.classes));
+      own["fc.weight"] = head->weight;
+      own["fc.bias"] = head->bias;
+      continue;
+    }
+    // the exit block and its classifier: the block's weights are shared by the exits of one
+    // operator and stage (the widest holds them, narrower ones use the leading channels, as in
+    // the trunk); BN scales, shifts and statistics and the classifier, which is refitted per exit
+    // after training, are private to each exit
+    size_t owner = b;
+    for (size_t o = 0; o < b; ++o)  // widths descend: the first one found is the widest
+      if (branch(o).exit_stage == branch(b).exit_stage && op_of(branch(o)) == op_of(branch(b)) &&
+          branch(o).width > branch(b).width) {
+        owner = o;
+        break;
+      }
+    const std::string prefix = exit_block_prefix(b);
+    for (const auto& [name, shape] : shapes_[b]) {
+      if (name.rfind(prefix, 0) != 0 && name.rfind("fc.", 0) != 0) continue;
+      if (ends_with(name, ".running_mean") || ends_with(name, ".running_var") ||
+          ends_with(name, ".num_batches_tracked"))
+        continue;
+      const auto dot = name.rfind('.');
+      const bool bn = shapes_[b].count(name.substr(0, dot) + ".running_mean") > 0;
+      if (owner != b && !bn && name.rfind("fc.", 0) != 0)
+        own[name] = exit_tensors_.at(owner).at(name);
+      else
+        own[name] = register_parameter(module_name("exit" + std::to_string(b) + "_" + name),
+                                       torch::zeros(shape));
+    }
+  }
   // private BN affine parameters per (width, op); an early-exit branch uses those of its
   // full-depth twin, whose trunk it is
-  const int64_t last = static_cast<int64_t>(spec.stages.size()) - 1;
   for (size_t b = 0; b < branch_count(); ++b) {
     if (branch(b).exit_stage != last) continue;
     for (const auto& [name, shape] : shapes_[b]) {
@@ -324,17 +357,19 @@ Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t w
           branch(t).rank_fraction == branch(b).rank_fraction) {
         exits_of_[t].push_back(b);
         for (const auto& [name, shape] : shapes_[b])
-          if (auto it = bn_params_[t].find(name); it != bn_params_[t].end())
+          if (auto it = bn_params_[t].find(name);
+              it != bn_params_[t].end() && !exit_tensors_[b].count(name))
             bn_params_[b][name] = it->second;
       }
   }
+  reset_exit_blocks();
   // the sandwich's extremes are full-depth branches: an early exit is fitted after training, and
   // trained at all only through its full-depth branch's pass (supernet.exit_weight)
   for (size_t b = 0; b < branch_count(); ++b)
     if (macs_[b] > macs_[largest_]) largest_ = b;
   smallest_ = largest_;
   for (size_t b = 0; b < branch_count(); ++b)
-    if (!exits_.count(static_cast<int64_t>(b)) && macs_[b] < macs_[smallest_]) smallest_ = b;
+    if (!is_early_exit(b) && macs_[b] < macs_[smallest_]) smallest_ = b;
   active_ = largest_;
 }
 
@@ -366,7 +401,36 @@ ResNetSpec Supernet::make_branch_spec(size_t b) const {
       }
     }
   }
+  const auto& full = base_->spec().stages;
+  const size_t next = static_cast<size_t>(c.exit_stage) + 1;
+  if (space_.exit_head == "block" && next < full.size()) {
+    // the exit block: the next stage's first block at the exit's channel count (half of it
+    // inside the block, which keeps a bundle of every branch within 1.5x the largest branch's
+    // bytes), with the branch's operator when that stage takes it
+    BlockSpec blk;
+    blk.in = blk.out = s.stages.back().back().out;
+    blk.mid = scaled(blk.out, 0.5);
+    blk.stride = full[next].front().stride;
+    if (substituted && std::find(space_.op_stages.begin(), space_.op_stages.end(),
+                                 static_cast<int64_t>(next)) != space_.op_stages.end())
+      for (int slot = 1; slot <= 2; ++slot) {
+        auto& ss = slot == 1 ? blk.conv1 : blk.conv2;
+        ss.kind = c.op;
+        if (c.op == "lowrank")
+          ss.rank = scaled(
+              variant_tensors_
+                  .at(variant_key(op_of(c), block_prefix(next, 0) + ".conv" + std::to_string(slot)))
+                  .at("v.weight")
+                  .size(0),
+              c.width);
+      }
+    s.stages.push_back({blk});
+  }
   return s;
+}
+
+std::string Supernet::exit_block_prefix(size_t e) const {
+  return block_prefix(static_cast<size_t>(branch(e).exit_stage) + 1, 0) + ".";
 }
 
 torch::Tensor Supernet::source(size_t b, const std::string& name) const {
@@ -375,6 +439,10 @@ torch::Tensor Supernet::source(size_t b, const std::string& name) const {
   if (ends_with(name, ".running_mean") || ends_with(name, ".running_var")) {
     auto it = bn_stats_[b].find(name);
     if (it != bn_stats_[b].end()) return it->second;
+  }
+  if (auto own = exit_tensors_.find(b); own != exit_tensors_.end()) {
+    auto it = own->second.find(name);
+    if (it != own->second.end()) return it->second;
   }
   if (b < bn_params_.size()) {
     auto it = bn_params_[b].find(name);
@@ -390,8 +458,6 @@ torch::Tensor Supernet::source(size_t b, const std::string& name) const {
       if (t != it->second.end()) return t->second;
     }
   }
-  if (name.rfind("fc.", 0) == 0 && exit_tensors_.count(static_cast<int64_t>(b)))
-    return exit_tensors_.at(static_cast<int64_t>(b)).at(name.substr(3));
   auto it = base_tensors_.find(name);
   if (it == base_tensors_.end()) throw std::logic_error("supernet: no source for " + name);
   return it->second;
@@ -430,16 +496,40 @@ torch::Tensor Supernet::forward_features(size_t b, const torch::Tensor& input) {
 }
 
 torch::Tensor Supernet::forward_with_exits(size_t b, const torch::Tensor& input,
-                                           std::vector<torch::Tensor>* exit_logits) {
+                                           std::vector<torch::Tensor>* exit_logits,
+                                           bool detach_exits) {
   std::vector<torch::Tensor> stages;
   const auto& exits = exits_of_.at(b);
   auto logits = torch::linear(trunk(b, input, exits.empty() ? nullptr : &stages),
                               tensor(b, "fc.weight"), tensor(b, "fc.bias"));
   exit_logits->clear();
-  for (size_t e : exits)
-    exit_logits->push_back(torch::linear(stages.at(static_cast<size_t>(branch(e).exit_stage)),
-                                         tensor(e, "fc.weight"), tensor(e, "fc.bias")));
+  for (size_t e : exits) {
+    const auto& x = stages.at(static_cast<size_t>(branch(e).exit_stage));
+    exit_logits->push_back(exit_head(e, detach_exits ? x.detach() : x));
+  }
   return logits;
+}
+
+torch::Tensor Supernet::exit_head(size_t e, const torch::Tensor& x) {
+  auto y = x;
+  if (space_.exit_head == "block") {
+    const std::string prefix = exit_block_prefix(e);
+    y = block_forward(e, specs_[e].stages.back().front(), prefix.substr(0, prefix.size() - 1), y);
+  }
+  return torch::linear(torch::adaptive_avg_pool2d(y, {1, 1}).flatten(1), tensor(e, "fc.weight"),
+                       tensor(e, "fc.bias"));
+}
+
+torch::Tensor Supernet::block_forward(size_t b, const BlockSpec& blk, const std::string& p,
+                                      const torch::Tensor& x) {
+  auto y = slot_forward(b, p + ".conv1", blk.conv1, x, blk.stride);
+  y = torch::relu(batch_norm(b, p + ".bn1", y));
+  y = batch_norm(b, p + ".bn2", slot_forward(b, p + ".conv2", blk.conv2, y, 1));
+  auto shortcut = x;
+  if (blk.has_shortcut_conv())
+    shortcut = batch_norm(b, p + ".shortcut.bn",
+                          torch::conv2d(x, tensor(b, p + ".shortcut.conv.weight"), {}, blk.stride));
+  return torch::relu(y + shortcut);
 }
 
 torch::Tensor Supernet::trunk(size_t b, const torch::Tensor& input,
@@ -449,19 +539,8 @@ torch::Tensor Supernet::trunk(size_t b, const torch::Tensor& input,
   x = torch::relu(batch_norm(b, "stem.bn", x));
   for (size_t s = 0; s < spec.stages.size(); ++s)
     for (size_t k = 0; k < spec.stages[s].size(); ++k) {
-      const auto& blk = spec.stages[s][k];
-      const auto p = block_prefix(s, k);
-      auto y = slot_forward(b, p + ".conv1", blk.conv1, x, blk.stride);
-      y = torch::relu(batch_norm(b, p + ".bn1", y));
-      y = batch_norm(b, p + ".bn2", slot_forward(b, p + ".conv2", blk.conv2, y, 1));
-      auto shortcut = x;
-      if (blk.has_shortcut_conv())
-        shortcut =
-            batch_norm(b, p + ".shortcut.bn",
-                       torch::conv2d(x, tensor(b, p + ".shortcut.conv.weight"), {}, blk.stride));
-      x = torch::relu(y + shortcut);
-      if (stages && k + 1 == spec.stages[s].size())
-        stages->push_back(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
+      x = block_forward(b, spec.stages[s][k], block_prefix(s, k), x);
+      if (stages && k + 1 == spec.stages[s].size()) stages->push_back(x);
     }
   return torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
 }
@@ -524,16 +603,25 @@ void Supernet::reset_private_bn() {
   bn_params_ = std::move(own);
 }
 
+void Supernet::reset_exit_blocks() {
+  if (space_.exit_head != "block") return;
+  torch::NoGradGuard no_grad;
+  for (size_t t = 0; t < branch_count(); ++t)
+    for (size_t e : exits_of_[t])
+      for (auto& [name, x] : exit_tensors_.at(e))
+        x.copy_(narrow_to(source(t, name), x.sizes().vec()));
+}
+
 void Supernet::fit_exit_heads(const torch::Tensor& images, const torch::Tensor& labels,
                               double distill_weight, int64_t steps) {
-  if (exits_.empty()) return;
+  if (exit_tensors_.empty()) return;
   torch::NoGradGuard no_grad;
   const bool was_training = is_training();
   eval();
   const auto target = forward_branch(largest_, images).to(torch::kFloat64);
   const auto soft_target = torch::softmax(target, 1);
-  for (auto& [b, head] : exits_) {
-    const auto f = forward_features(static_cast<size_t>(b), images).to(torch::kFloat64);
+  for (auto& [b, head] : exit_tensors_) {
+    const auto f = forward_features(b, images).to(torch::kFloat64);
     const auto x = torch::cat({f, torch::ones({f.size(0), 1}, f.options())}, 1);
     // ridge regression: a small multiple of the mean feature energy keeps the fit well posed
     auto gram = x.t().mm(x);
@@ -555,8 +643,8 @@ void Supernet::fit_exit_heads(const torch::Tensor& images, const torch::Tensor& 
       }
       solution = w.detach();
     }
-    head->weight.copy_(solution.slice(0, 0, f.size(1)).t());
-    head->bias.copy_(solution[f.size(1)]);
+    head.at("fc.weight").copy_(solution.slice(0, 0, f.size(1)).t());
+    head.at("fc.bias").copy_(solution[f.size(1)]);
   }
   train(was_training);
 }
@@ -578,6 +666,7 @@ std::string Supernet::spec_json() const {
             {"exits", exits},
             {"precisions", space_.precisions},
             {"input_size", {height_, width_}}};
+  if (space_.exit_head != "linear") j["exit_head"] = space_.exit_head;  // older readers: linear
   if (!extra_json_.empty()) j["training"] = json::parse(extra_json_);
   return j.dump();
 }
@@ -605,6 +694,7 @@ std::shared_ptr<Supernet> Supernet::from_spec_json(const std::string& text) {
     c.exits = join(j.at("exits").get<std::vector<int64_t>>());
     if (j.contains("precisions"))
       c.precisions = join(j.at("precisions").get<std::vector<std::string>>());
+    c.exit_head = j.value("exit_head", "linear");
     const auto size = j.at("input_size").get<std::vector<int64_t>>();
     if (size.size() != 2) throw ConfigError("malformed supernet spec: input_size");
     auto net =
@@ -778,6 +868,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
       }
     }
     net->reset_private_bn();
+    net->reset_exit_blocks();
     phase_done("variant-init", t0, 0);
   }
 
@@ -793,6 +884,8 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
                 : std::string())
         << (sc.exit_weight > 0
                 ? ", early exits from the same passes at weight " + std::to_string(sc.exit_weight)
+            : sc.exit_head == "block"
+                ? ", exit blocks trained on the detached features of the same passes"
                 : std::string())
         << ", "
         << (continuous ? "continuing the warm-up's cosine"
@@ -821,7 +914,11 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
         others.push_back(b);
     const auto ce = F::CrossEntropyFuncOptions().label_smoothing(config.train.label_smoothing);
     const double w = sc.distill_weight;
-    const bool joint_exits = sc.exit_weight > 0;
+    // exits join the passes of their trunk: with exit_weight > 0 their loss reaches the trunk,
+    // otherwise exit blocks learn from its detached features (linear heads are fitted later)
+    const bool joint_exits = sc.exit_weight > 0 || sc.exit_head == "block";
+    const bool detach_exits = sc.exit_weight == 0;
+    const double exit_scale = detach_exits ? 1.0 : sc.exit_weight;
     for (int64_t epoch = 0; epoch < sc.joint_epochs; ++epoch) {
       net->train();
       // epochs continue the warm-up's numbering so the batches differ from it
@@ -836,9 +933,9 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
         for (auto& g : optimizer->param_groups()) g.options().set_lr(lr);
         optimizer->zero_grad();
         std::vector<torch::Tensor> exit_logits;
-        auto teacher = joint_exits
-                           ? net->forward_with_exits(net->largest(), batch->images, &exit_logits)
-                           : net->forward_branch(net->largest(), batch->images);
+        auto teacher = joint_exits ? net->forward_with_exits(net->largest(), batch->images,
+                                                             &exit_logits, detach_exits)
+                                   : net->forward_branch(net->largest(), batch->images);
         auto loss = F::cross_entropy(teacher, batch->labels, ce);
         const auto soft = torch::softmax(teacher.detach(), 1);
         // the mix of the students' loss, for a student or an early exit on rows [start, start+m)
@@ -851,7 +948,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
         auto exit_loss = [&](int64_t start, int64_t m) {
           torch::Tensor sum = torch::zeros({}, teacher.options());
           for (const auto& e : exit_logits) sum = sum + student_loss(e, start, m);
-          return sc.exit_weight * sum;
+          return exit_scale * sum;
         };
         const int64_t n = batch->labels.size(0);
         (exit_logits.empty() ? loss : loss + exit_loss(0, n)).backward();
@@ -868,8 +965,9 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
         for (size_t i = 0; i < students.size(); ++i) {
           const int64_t start = std::min(static_cast<int64_t>(i) * m % n, n - m);
           const auto images = batch->images.slice(0, start, start + m);
-          auto out = joint_exits ? net->forward_with_exits(students[i], images, &exit_logits)
-                                 : net->forward_branch(students[i], images);
+          auto out = joint_exits
+                         ? net->forward_with_exits(students[i], images, &exit_logits, detach_exits)
+                         : net->forward_branch(students[i], images);
           auto l = student_loss(out, start, m);
           (exit_logits.empty() ? l : l + exit_loss(start, m)).backward();
         }
@@ -903,11 +1001,14 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
   {
     const auto t0 = std::chrono::steady_clock::now();
     log << "phase 4/5: BN recalibration of " << net->branch_count() << " branches on "
-        << cal.size(0) << " images, then early-exit heads fitted (labels and the largest branch)\n";
+        << cal.size(0)
+        << " images, then early-exit classifiers fitted (labels and the largest branch)\n";
     torch::NoGradGuard no_grad;
     for (size_t b = 0; b < net->branch_count(); ++b) recalibrate_branch(*net, b, cal);
-    // labels and the largest branch's answers weigh equally (whatever the joint phase used); heads
-    // trained jointly are refitted too: a linear head learns slowly by SGD, and the fit is exact
+    // labels and the largest branch's answers weigh equally (whatever the joint phase used);
+    // classifiers trained jointly are refitted too: a linear head learns slowly by SGD, and after
+    // an exit block the refit on recalibrated BN statistics gained 0.3 to 2.8 pt on the 18k
+    // comparison (docs/results.md)
     net->fit_exit_heads(cal, cal_labels, 0.5);
     phase_done("bn-recalibration", t0, 0);
   }

@@ -8,8 +8,13 @@
 //   op      the 3x3 convolutions of the op stages are plain (conv), depthwise-separable (dpconv)
 //           or spatial low-rank (lowrankF, rank F x full rank, sliced with the width); variant
 //           weights are private to the op and shared by all widths
-//   exit    the stage after which a classifier head (global pool + linear) answers; early exits
-//           have their own heads, the last stage uses the backbone's classifier
+//   exit    the stage after which a classifier head answers; the last stage uses the backbone's
+//           classifier, early exits have heads of their own: global pool + linear
+//           ([supernet] exit_head = linear), or a residual block at the exit's channel
+//           count (half of it inside), the next stage's stride and the branch's operator, then pool
+//           + linear (exit_head = block; the exits of one operator share the block's weights by
+//           width, as the trunk does, with BN private; in the physical ResNet it is one more stage
+//           of one block, so export and runtime need nothing new)
 //   precision fp32, or int8: the int8 twin of an fp32 branch is derived from it after training
 //           (calibration + quantization-aware fine-tuning of its folded weights, at export; see
 //           export/int8_quantizer.h), so it adds no cost to joint training
@@ -60,6 +65,7 @@ struct BranchSpace {
   std::vector<int64_t> op_stages;       // 0-based
   std::vector<int64_t> exits;           // 0-based, ascending, the last stage included
   std::vector<std::string> precisions;  // "fp32", "int8"
+  std::string exit_head = "linear";     // linear | block
   std::vector<BranchChoice> branches;   // the trained branches (fp32)
 
   // parses and checks the [supernet] lists against the backbone; throws ConfigError naming the
@@ -84,8 +90,11 @@ class Supernet : public Backbone {
   torch::Tensor forward_features(size_t branch, const torch::Tensor& x);  // pooled, before the head
   // the branch's logits and, from the same pass, those of its early exits (early_exits_of), in
   // that order
+  // that order; with detach_exits the exits see the trunk's features detached (their loss trains
+  // their heads alone)
   torch::Tensor forward_with_exits(size_t branch, const torch::Tensor& x,
-                                   std::vector<torch::Tensor>* exit_logits);
+                                   std::vector<torch::Tensor>* exit_logits,
+                                   bool detach_exits = false);
   // the early-exit branches whose trunk is full-depth branch `b` (same width and op)
   const std::vector<size_t>& early_exits_of(size_t b) const { return exits_of_.at(b); }
   void set_active(size_t branch) { active_ = branch; }
@@ -113,15 +122,19 @@ class Supernet : public Backbone {
   // copies the shared BN scales and shifts, sliced, into every branch's private ones (after the
   // shared weights were loaded or initialised)
   void reset_private_bn();
-  // fits every early-exit head on the pooled features of the exit branch's trunk (its own BN
-  // statistics) for `images` (normalized NCHW): ridge regression of the largest branch's logits,
-  // then, given labels, `steps` of full-batch training of the head alone on
-  // (1 - distill_weight) x cross-entropy + distill_weight x the largest branch's soft answers.
-  // An early exit's trunk is the full-depth branch of the same width and op (whose BN it shares);
-  // unless [supernet] exit_weight > 0 trains the exits jointly, this fit is how their heads learn.
+  // restarts every exit block (exit_head = block) from the leading channels of the block it
+  // stands in for, the first block of the next stage in its full-depth branch, and its
+  // classifier from the backbone's
+  void reset_exit_blocks();
+  // fits every early-exit classifier (the linear layer) on the pooled features of the exit branch's
+  // trunk (its own BN statistics) for `images` (normalized NCHW): ridge regression of the largest
+  // branch's logits, then, given labels, `steps` of full-batch training of the head alone on (1 -
+  // distill_weight) x cross-entropy + distill_weight x the largest branch's soft answers. An early
+  // exit's trunk is the full-depth branch of the same width and op (whose BN it shares); unless
+  // [supernet] exit_weight > 0 trains the exits jointly, this fit is how their heads learn.
   void fit_exit_heads(const torch::Tensor& images, const torch::Tensor& labels = {},
                       double distill_weight = 0.5, int64_t steps = 300);
-  bool is_early_exit(size_t b) const { return exits_.count(static_cast<int64_t>(b)) > 0; }
+  bool is_early_exit(size_t b) const { return exit_tensors_.count(b) > 0; }
 
   std::string describe() const override;
   std::string spec_json() const override;  // base spec + branch space (+ extra, if set)
@@ -140,14 +153,19 @@ class Supernet : public Backbone {
   torch::Tensor slot_forward(size_t b, const std::string& name, const ConvSlotSpec& spec,
                              const torch::Tensor& x, int64_t stride);
   torch::Tensor batch_norm(size_t b, const std::string& name, const torch::Tensor& x);
-  // pooled features of the trunk; with `stages`, also the pooled output of every stage
+  torch::Tensor block_forward(size_t b, const BlockSpec& blk, const std::string& prefix,
+                              const torch::Tensor& x);
+  // pooled features of the trunk; with `stages`, also the output of every stage (not pooled)
   torch::Tensor trunk(size_t b, const torch::Tensor& x, std::vector<torch::Tensor>* stages);
+  // the logits of early exit `e` for the output of its exit stage
+  torch::Tensor exit_head(size_t e, const torch::Tensor& stage_output);
+  // names of the tensors an exit block's stage holds ("stages.S.0.")
+  std::string exit_block_prefix(size_t e) const;
 
   BranchSpace space_;
   std::shared_ptr<ResNet> base_;
   std::map<std::string, std::shared_ptr<torch::nn::Module>> variants_;  // "op|stages.S.B.convN"
-  std::map<int64_t, torch::nn::Linear> exits_;  // early-exit heads, by branch
-  std::vector<std::vector<size_t>> exits_of_;   // per full-depth branch, its early exits
+  std::vector<std::vector<size_t>> exits_of_;  // per full-depth branch, its early exits
   std::vector<std::map<std::string, std::vector<int64_t>>> shapes_;  // per branch
   std::vector<compress::StateDict> bn_stats_;                        // per branch
   std::vector<compress::StateDict> bn_params_;  // per branch: private BN weight and bias
@@ -157,7 +175,8 @@ class Supernet : public Backbone {
   // tensor handles by name (weights are loaded in place, so the handles stay valid)
   std::map<std::string, torch::Tensor> base_tensors_;
   std::map<std::string, std::map<std::string, torch::Tensor>> variant_tensors_;
-  std::map<int64_t, std::map<std::string, torch::Tensor>> exit_tensors_;  // by branch
+  // early-exit heads, by branch and physical name ("fc.weight", and the exit block's tensors)
+  std::map<size_t, std::map<std::string, torch::Tensor>> exit_tensors_;
   size_t largest_ = 0, smallest_ = 0, active_ = 0;
   std::string extra_json_;
 };
