@@ -130,8 +130,8 @@ class Supernet : public Backbone {
   // trunk (its own BN statistics) for `images` (normalized NCHW): ridge regression of the largest
   // branch's logits, then, given labels, `steps` of full-batch training of the head alone on (1 -
   // distill_weight) x cross-entropy + distill_weight x the largest branch's soft answers. An early
-  // exit's trunk is the full-depth branch of the same width and op (whose BN it shares); unless
-  // [supernet] exit_weight > 0 trains the exits jointly, this fit is how their heads learn.
+  // exit's trunk is the full-depth branch of the same width and op (whose BN it shares); with
+  // linear heads and [supernet] exit_weight = 0, this fit is how the exits learn at all.
   void fit_exit_heads(const torch::Tensor& images, const torch::Tensor& labels = {},
                       double distill_weight = 0.5, int64_t steps = 300);
   bool is_early_exit(size_t b) const { return exit_tensors_.count(b) > 0; }
