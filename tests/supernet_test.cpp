@@ -129,6 +129,19 @@ TEST(BranchSpace, BadSpacesAreNamedBeforeTraining) {
             std::string::npos);
   EXPECT_NE(with([](auto& c) { c.exit_head = "conv"; }).find("supernet.exit_head"),
             std::string::npos);
+  {  // a next stage narrower than the exit leaves an exit block nothing to start from
+    SupernetConfig c = small_space();
+    c.exit_head = "block";
+    ResNetSpec narrow = small_base();
+    narrow.stages[2][0].out = narrow.stages[2][0].mid = 8;
+    try {
+      BranchSpace::from_config(c, narrow);
+      ADD_FAILURE() << "an exit block wider than the next stage was accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("exit block after stage 2"), std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 TEST(BranchSpace, Int8TwinsAreDeployableNotTrained) {
@@ -227,6 +240,10 @@ TEST(Supernet, ExitBlockIsOneMoreStageStartedFromTheNextStage) {
       EXPECT_EQ(blk[0].stride, next.stride);
       EXPECT_EQ(blk[0].conv1.kind, next.conv1.kind) << exit.name;  // the branch's operator
       EXPECT_EQ(blk[0].conv2.kind, next.conv2.kind) << exit.name;
+      if (exit.op == "lowrank") {  // the op's rank fraction (0.5) of the block's own channels
+        EXPECT_EQ(blk[0].conv1.rank, std::lround(0.5 * 3 * std::min(blk[0].in, blk[0].mid)));
+        EXPECT_EQ(blk[0].conv2.rank, std::lround(0.5 * 3 * std::min(blk[0].mid, blk[0].out)));
+      }
       // started from the leading channels of the full-depth branch's next block and classifier
       const auto mine = net->materialize(e).state, theirs = net->materialize(t).state;
       const std::string p = "stages." + std::to_string(exit.exit_stage + 1) + ".0.";
@@ -431,10 +448,16 @@ TEST(Supernet, DetachedExitBlocksLearnAloneFromTheSamePass) {
     EXPECT_GT(grad_sum(block), 0) << detach;
     EXPECT_GT(grad_sum(fc), 0) << detach;
     EXPECT_EQ(grad_sum("base.fc.weight"), 0);
-    if (detach)
-      EXPECT_EQ(grad_sum("base.stem.conv.weight"), 0);  // the trunk does not move
-    else
+    if (detach) {
+      // nothing but the exit's own block and classifier moves, the trunk's same-named next
+      // stage included
+      const std::string own = "exit" + std::to_string(e) + "_";
+      for (const auto& p : params)
+        if (p.key().rfind(own, 0) != 0 && p.value().grad().defined())
+          EXPECT_EQ(p.value().grad().abs().sum().item<double>(), 0) << p.key();
+    } else {
       EXPECT_GT(grad_sum("base.stem.conv.weight"), 0);
+    }
   }
 }
 

@@ -92,7 +92,7 @@ struct SupernetConfig {
   // next stage's stride and the branch's operator, then pool + linear; the exits of one operator
   // share the block's weights by width, BN and classifier private; started from the next stage's
   // leading channels and trained in the joint phase on the trunk's detached features of the same
-  // passes)
+  // passes when exit_weight = 0)
   std::string exit_head = "linear";
   int64_t calibration_images = 2048;  // BN recalibration and variant initialisation
   int64_t distill_steps = 200;        // layer-wise distillation steps per substituted conv

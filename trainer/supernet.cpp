@@ -181,12 +181,27 @@ BranchSpace BranchSpace::from_config(const SupernetConfig& c, const ResNetSpec& 
     throw ConfigError("config key 'supernet.exit_head': unknown head '" + c.exit_head +
                       "' (known: linear, block)");
   sp.exit_head = c.exit_head;
+  // an exit block starts from the leading channels of the next stage's first block, at every width
+  if (sp.exit_head == "block")
+    for (int64_t e : sp.exits) {
+      if (e + 1 >= stages) continue;
+      const auto& next = base.stages[e + 1].front();
+      for (double w : sp.widths) {
+        const int64_t ch = scaled(base.stages[e].back().out, w);
+        if (ch > scaled(next.out, w) || scaled(ch, 0.5) > scaled(next.mid, w))
+          throw ConfigError("config key 'supernet.exit_head': an exit block after stage " +
+                            std::to_string(e + 1) + " (" + std::to_string(ch) +
+                            " channels) is wider than the next stage's first block it starts from");
+      }
+    }
 
   for (double w : sp.widths)
     for (const auto& op : sp.ops)
       for (int64_t exit : sp.exits) {
-        // an op whose stages all lie beyond the exit changes nothing: that branch is the conv one
-        if (op != "conv" && sp.op_stages.front() > exit) continue;
+        // an op whose stages all lie beyond the exit (and its block) changes nothing: that branch
+        // is the conv one
+        const int64_t reach = exit + (c.exit_head == "block" && exit + 1 < stages ? 1 : 0);
+        if (op != "conv" && sp.op_stages.front() > reach) continue;
         BranchChoice b;
         b.width = w;
         b.op = op.rfind("lowrank", 0) == 0 ? "lowrank" : op;
@@ -416,13 +431,11 @@ ResNetSpec Supernet::make_branch_spec(size_t b) const {
       for (int slot = 1; slot <= 2; ++slot) {
         auto& ss = slot == 1 ? blk.conv1 : blk.conv2;
         ss.kind = c.op;
+        // the rank fraction of the op, of the block's own channel counts
         if (c.op == "lowrank")
-          ss.rank = scaled(
-              variant_tensors_
-                  .at(variant_key(op_of(c), block_prefix(next, 0) + ".conv" + std::to_string(slot)))
-                  .at("v.weight")
-                  .size(0),
-              c.width);
+          ss.rank = std::max<int64_t>(1, std::lround(c.rank_fraction * 3 *
+                                                     std::min(slot == 1 ? blk.in : blk.mid,
+                                                              slot == 1 ? blk.mid : blk.out)));
       }
     s.stages.push_back({blk});
   }
@@ -1008,7 +1021,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
     // labels and the largest branch's answers weigh equally (whatever the joint phase used);
     // classifiers trained jointly are refitted too: a linear head learns slowly by SGD, and after
     // an exit block the refit on recalibrated BN statistics gained 0.3 to 2.8 pt on the 18k
-    // comparison (docs/results.md)
+    // comparison (measured with private full-width blocks, docs/results.md)
     net->fit_exit_heads(cal, cal_labels, 0.5);
     phase_done("bn-recalibration", t0, 0);
   }

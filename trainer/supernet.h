@@ -89,7 +89,6 @@ class Supernet : public Backbone {
   torch::Tensor forward_branch(size_t branch, const torch::Tensor& x);
   torch::Tensor forward_features(size_t branch, const torch::Tensor& x);  // pooled, before the head
   // the branch's logits and, from the same pass, those of its early exits (early_exits_of), in
-  // that order
   // that order; with detach_exits the exits see the trunk's features detached (their loss trains
   // their heads alone)
   torch::Tensor forward_with_exits(size_t branch, const torch::Tensor& x,
