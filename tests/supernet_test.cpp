@@ -54,6 +54,14 @@ std::string error_of(const SupernetConfig& c) {
   return "";
 }
 
+// the summed absolute gradient of a named parameter (0 without one); a missing name fails
+double abs_grad_sum(const torch::OrderedDict<std::string, torch::Tensor>& params,
+                    const std::string& name) {
+  const auto* p = params.find(name);
+  EXPECT_TRUE(p != nullptr) << name;
+  return p && p->grad().defined() ? p->grad().abs().sum().item<double>() : 0.0;
+}
+
 // a supernet with random weights and per-branch BN statistics from random images
 std::shared_ptr<Supernet> random_supernet(uint64_t seed, const std::string& exit_head = "linear") {
   auto base = small_base();
@@ -409,11 +417,7 @@ TEST(Supernet, EarlyExitsComeFromTheSamePass) {
   net->zero_grad();
   exits[0].square().sum().backward();
   const auto params = net->named_parameters();
-  auto grad_sum = [&](const std::string& name) {
-    const auto* p = params.find(name);
-    EXPECT_TRUE(p != nullptr) << name;
-    return p && p->grad().defined() ? p->grad().abs().sum().item<double>() : 0.0;
-  };
+  auto grad_sum = [&](const std::string& name) { return abs_grad_sum(params, name); };
   EXPECT_GT(grad_sum("base.stem.conv.weight"), 0);
   EXPECT_GT(grad_sum("exit_head" + std::to_string(net->early_exits_of(b)[0]) + ".weight"), 0);
   EXPECT_EQ(grad_sum("base.fc.weight"), 0);  // the last stage's classifier is not on its path
@@ -432,11 +436,7 @@ TEST(Supernet, DetachedExitBlocksLearnAloneFromTheSamePass) {
     EXPECT_LT((exits[0] - net->forward_branch(e, x)).abs().max().item<double>(), 1e-5);
   }
   const auto params = net->named_parameters();
-  auto grad_sum = [&](const std::string& name) {
-    const auto* p = params.find(name);
-    EXPECT_TRUE(p != nullptr) << name;
-    return p && p->grad().defined() ? p->grad().abs().sum().item<double>() : 0.0;
-  };
+  auto grad_sum = [&](const std::string& name) { return abs_grad_sum(params, name); };
   const std::string block = "exit" + std::to_string(e) + "_stages_2_0_bn1_weight";
   const std::string fc = "exit" + std::to_string(e) + "_fc_weight";
   net->train();

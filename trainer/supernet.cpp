@@ -51,6 +51,10 @@ std::string fixed2(double v) {
   return buf;
 }
 
+// channels inside an exit block, as a fraction of the exit's: half keeps a bundle of every branch
+// within 1.5x the largest branch's bytes
+constexpr double kExitBlockMid = 0.5;
+
 int64_t scaled(int64_t channels, double width) {
   return std::max<int64_t>(1, std::lround(channels * width));
 }
@@ -188,7 +192,7 @@ BranchSpace BranchSpace::from_config(const SupernetConfig& c, const ResNetSpec& 
       const auto& next = base.stages[e + 1].front();
       for (double w : sp.widths) {
         const int64_t ch = scaled(base.stages[e].back().out, w);
-        if (ch > scaled(next.out, w) || scaled(ch, 0.5) > scaled(next.mid, w))
+        if (ch > scaled(next.out, w) || scaled(ch, kExitBlockMid) > scaled(next.mid, w))
           throw ConfigError("config key 'supernet.exit_head': an exit block after stage " +
                             std::to_string(e + 1) + " (" + std::to_string(ch) +
                             " channels) is wider than the next stage's first block it starts from");
@@ -335,7 +339,7 @@ Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t w
         owner = o;
         break;
       }
-    const std::string prefix = exit_block_prefix(b);
+    const std::string prefix = exit_block_prefix(b) + ".";
     for (const auto& [name, shape] : shapes_[b]) {
       if (name.rfind(prefix, 0) != 0 && name.rfind("fc.", 0) != 0) continue;
       if (ends_with(name, ".running_mean") || ends_with(name, ".running_var") ||
@@ -419,12 +423,11 @@ ResNetSpec Supernet::make_branch_spec(size_t b) const {
   const auto& full = base_->spec().stages;
   const size_t next = static_cast<size_t>(c.exit_stage) + 1;
   if (space_.exit_head == "block" && next < full.size()) {
-    // the exit block: the next stage's first block at the exit's channel count (half of it
-    // inside the block, which keeps a bundle of every branch within 1.5x the largest branch's
-    // bytes), with the branch's operator when that stage takes it
+    // the exit block: the next stage's first block at the exit's channel count (kExitBlockMid
+    // of it inside), with the branch's operator when that stage takes it
     BlockSpec blk;
     blk.in = blk.out = s.stages.back().back().out;
-    blk.mid = scaled(blk.out, 0.5);
+    blk.mid = scaled(blk.out, kExitBlockMid);
     blk.stride = full[next].front().stride;
     if (substituted && std::find(space_.op_stages.begin(), space_.op_stages.end(),
                                  static_cast<int64_t>(next)) != space_.op_stages.end())
@@ -443,7 +446,7 @@ ResNetSpec Supernet::make_branch_spec(size_t b) const {
 }
 
 std::string Supernet::exit_block_prefix(size_t e) const {
-  return block_prefix(static_cast<size_t>(branch(e).exit_stage) + 1, 0) + ".";
+  return block_prefix(static_cast<size_t>(branch(e).exit_stage) + 1, 0);
 }
 
 torch::Tensor Supernet::source(size_t b, const std::string& name) const {
@@ -525,10 +528,8 @@ torch::Tensor Supernet::forward_with_exits(size_t b, const torch::Tensor& input,
 
 torch::Tensor Supernet::exit_head(size_t e, const torch::Tensor& x) {
   auto y = x;
-  if (space_.exit_head == "block") {
-    const std::string prefix = exit_block_prefix(e);
-    y = block_forward(e, specs_[e].stages.back().front(), prefix.substr(0, prefix.size() - 1), y);
-  }
+  if (space_.exit_head == "block")
+    y = block_forward(e, specs_[e].stages.back().front(), exit_block_prefix(e), y);
   return torch::linear(torch::adaptive_avg_pool2d(y, {1, 1}).flatten(1), tensor(e, "fc.weight"),
                        tensor(e, "fc.bias"));
 }
@@ -932,6 +933,12 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
     const bool joint_exits = sc.exit_weight > 0 || sc.exit_head == "block";
     const bool detach_exits = sc.exit_weight == 0;
     const double exit_scale = detach_exits ? 1.0 : sc.exit_weight;
+    // a branch's forward pass, and its exits' logits into exit_logits when they train with it
+    std::vector<torch::Tensor> exit_logits;
+    auto pass = [&](size_t b, const torch::Tensor& images) {
+      return joint_exits ? net->forward_with_exits(b, images, &exit_logits, detach_exits)
+                         : net->forward_branch(b, images);
+    };
     for (int64_t epoch = 0; epoch < sc.joint_epochs; ++epoch) {
       net->train();
       // epochs continue the warm-up's numbering so the batches differ from it
@@ -945,10 +952,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
         const double lr = learning_rate(jo, schedule_offset + global, steps_per_epoch);
         for (auto& g : optimizer->param_groups()) g.options().set_lr(lr);
         optimizer->zero_grad();
-        std::vector<torch::Tensor> exit_logits;
-        auto teacher = joint_exits ? net->forward_with_exits(net->largest(), batch->images,
-                                                             &exit_logits, detach_exits)
-                                   : net->forward_branch(net->largest(), batch->images);
+        auto teacher = pass(net->largest(), batch->images);
         auto loss = F::cross_entropy(teacher, batch->labels, ce);
         const auto soft = torch::softmax(teacher.detach(), 1);
         // the mix of the students' loss, for a student or an early exit on rows [start, start+m)
@@ -978,10 +982,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
         for (size_t i = 0; i < students.size(); ++i) {
           const int64_t start = std::min(static_cast<int64_t>(i) * m % n, n - m);
           const auto images = batch->images.slice(0, start, start + m);
-          auto out = joint_exits
-                         ? net->forward_with_exits(students[i], images, &exit_logits, detach_exits)
-                         : net->forward_branch(students[i], images);
-          auto l = student_loss(out, start, m);
+          auto l = student_loss(pass(students[i], images), start, m);
           (exit_logits.empty() ? l : l + exit_loss(start, m)).backward();
         }
         optimizer->step();

@@ -158,7 +158,7 @@ class Supernet : public Backbone {
   torch::Tensor trunk(size_t b, const torch::Tensor& x, std::vector<torch::Tensor>* stages);
   // the logits of early exit `e` for the output of its exit stage
   torch::Tensor exit_head(size_t e, const torch::Tensor& stage_output);
-  // names of the tensors an exit block's stage holds ("stages.S.0.")
+  // the module name of an exit's block ("stages.S.0", S the stage after the exit)
   std::string exit_block_prefix(size_t e) const;
 
   BranchSpace space_;
