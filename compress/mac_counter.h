@@ -9,6 +9,17 @@
 namespace adascale::compress {
 
 torch::Tensor conv_forward(torch::nn::Conv2dImpl& conv, const torch::Tensor& x);
+// Memory order around a convolution. oneDNN convolutions run channels-last (NHWC) natively and
+// reorder NCHW to a blocked layout and back on every call: 1.5-3x slower in training at our
+// sizes, so conv_input puts a convolution's input in NHWC. LibTorch's channels-last BatchNorm,
+// though, is 2-11x slower than NCHW unless the channel count is a multiple of 16 (4, 8, 12
+// channels: our narrow branches), so conv_output hands a convolution's output to the BatchNorm
+// after it in NHWC for multiples of 16 and in NCHW otherwise (docs/benchmarks.md).
+// kNchw leaves every tensor as it comes (LibTorch's default; the baseline of the benchmark).
+torch::Tensor conv_input(const torch::Tensor& x);
+torch::Tensor conv_output(const torch::Tensor& y);
+enum class ConvMemoryOrder { kTuned, kNchw };
+void set_conv_memory_order(ConvMemoryOrder order);  // process-wide, kTuned unless set
 torch::Tensor linear_forward(torch::nn::LinearImpl& linear, const torch::Tensor& x);
 
 class MacCounter {

@@ -13,7 +13,7 @@ scripts/build.sh train_step_bench >/dev/null
 cpp=() py=()
 for r in $(seq "$rounds"); do
   c=$("$build/bench/train_step_bench" --config "$config" --threads "$threads" \
-        --benchmark_format=json 2>/dev/null |
+        --benchmark_filter=nchw:0 --benchmark_format=json 2>/dev/null |
       /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["benchmarks"][0]["items_per_second"])')
   p=$(/usr/bin/python3 scripts/bench/train_throughput.py --config "$config" --threads "$threads" |
       awk '{print $3}')

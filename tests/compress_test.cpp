@@ -8,6 +8,7 @@
 #include "compress/conv_variants.h"
 #include "compress/distillation.h"
 #include "compress/low_rank.h"
+#include "compress/mac_counter.h"
 #include "resnet_fixture.h"
 #include "trainer/checkpoint.h"
 #include "trainer/compression.h"
@@ -147,6 +148,40 @@ TEST(Substitution, DistillationFitsTheReplacedConv) {
     const double rel = ((run(sub, x) - run(m, x)).norm() / run(m, x).norm()).item<double>();
     EXPECT_LT(rel, 0.5) << kind << "\n" << log.str();
   }
+}
+
+// the memory order around convolutions is a speed choice only: a training step (stem 16 and a
+// 12-wide stage, so both orders meet) gives the same loss and gradients either way
+TEST(ConvMemoryOrder, OutputsAndGradientsDoNotDependOnIt) {
+  using compress::ConvMemoryOrder;
+  const auto m = adascale::testing::random_resnet(7, 16, {16, 12}, {1, 1}, 5);
+  const auto x = torch::randn({6, 1, 12, 12});
+  auto step = [&](ConvMemoryOrder order) {
+    compress::set_conv_memory_order(order);
+    ResNet net(m.spec);
+    load_module_state(net, m.state, "test");
+    net.train();
+    auto out = net.forward(x);
+    out.pow(2).sum().backward();
+    std::vector<torch::Tensor> r{out.detach()};
+    for (auto& p : net.parameters()) r.push_back(p.grad().clone());
+    compress::set_conv_memory_order(ConvMemoryOrder::kTuned);
+    return r;
+  };
+  const auto tuned = step(ConvMemoryOrder::kTuned), nchw = step(ConvMemoryOrder::kNchw);
+  ASSERT_EQ(tuned.size(), nchw.size());
+  for (size_t i = 0; i < tuned.size(); ++i)
+    EXPECT_TRUE(torch::allclose(tuned[i], nchw[i], 1e-4, 1e-5)) << "tensor " << i;
+
+  // and the orders are the documented ones: NHWC into a convolution, out of it NHWC for
+  // multiples of 16 channels and NCHW otherwise
+  const auto cl = at::MemoryFormat::ChannelsLast;
+  EXPECT_TRUE(compress::conv_input(torch::randn({2, 12, 5, 5})).is_contiguous(cl));
+  EXPECT_TRUE(compress::conv_output(torch::randn({2, 32, 5, 5})).is_contiguous(cl));
+  EXPECT_TRUE(compress::conv_output(torch::randn({2, 12, 5, 5}).contiguous(cl)).is_contiguous());
+  compress::set_conv_memory_order(ConvMemoryOrder::kNchw);
+  EXPECT_TRUE(compress::conv_input(torch::randn({2, 12, 5, 5})).is_contiguous());
+  compress::set_conv_memory_order(ConvMemoryOrder::kTuned);
 }
 
 TEST(CompressOps, ParsingOrderAndNames) {

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "compress/low_rank.h"
+#include "compress/mac_counter.h"
 #include "trainer/checkpoint.h"
 #include "trainer/progress.h"
 
@@ -490,19 +491,26 @@ torch::Tensor Supernet::batch_norm(size_t b, const std::string& name, const torc
                            tensor(b, name + ".running_var"), false, 0.1, 1e-5, false);
 }
 
+namespace {
+// a convolution in the memory orders that suit oneDNN and the BatchNorm after it
+torch::Tensor conv(const torch::Tensor& x, const torch::Tensor& w, torch::IntArrayRef stride,
+                   torch::IntArrayRef padding, int64_t groups = 1) {
+  return compress::conv_output(
+      torch::conv2d(compress::conv_input(x), w, {}, stride, padding, 1, groups));
+}
+}  // namespace
+
 torch::Tensor Supernet::slot_forward(size_t b, const std::string& name, const ConvSlotSpec& spec,
                                      const torch::Tensor& x, int64_t stride) {
-  if (spec.kind == "conv") return torch::conv2d(x, tensor(b, name + ".weight"), {}, stride, 1);
+  if (spec.kind == "conv") return conv(x, tensor(b, name + ".weight"), stride, 1);
   if (spec.kind == "lowrank") {
-    auto v = torch::conv2d(x, tensor(b, name + ".v.weight"), {}, torch::IntArrayRef{stride, 1},
-                           torch::IntArrayRef{1, 0});
-    return torch::conv2d(v, tensor(b, name + ".h.weight"), {}, torch::IntArrayRef{1, stride},
-                         torch::IntArrayRef{0, 1});
+    auto v = conv(x, tensor(b, name + ".v.weight"), {stride, 1}, {1, 0});
+    return conv(v, tensor(b, name + ".h.weight"), {1, stride}, {0, 1});
   }
   if (spec.kind == "dpconv") {
-    auto dw = torch::conv2d(x, tensor(b, name + ".dw.weight"), {}, stride, 1, 1, x.size(1));
+    auto dw = conv(x, tensor(b, name + ".dw.weight"), stride, 1, x.size(1));
     dw = torch::relu(batch_norm(b, name + ".dw_bn", dw));
-    return torch::conv2d(dw, tensor(b, name + ".pw.weight"));
+    return conv(dw, tensor(b, name + ".pw.weight"), 1, 0);
   }
   throw std::logic_error("supernet: no forward for " + spec.kind);
 }
@@ -542,14 +550,14 @@ torch::Tensor Supernet::block_forward(size_t b, const BlockSpec& blk, const std:
   auto shortcut = x;
   if (blk.has_shortcut_conv())
     shortcut = batch_norm(b, p + ".shortcut.bn",
-                          torch::conv2d(x, tensor(b, p + ".shortcut.conv.weight"), {}, blk.stride));
+                          conv(x, tensor(b, p + ".shortcut.conv.weight"), blk.stride, 0));
   return torch::relu(y + shortcut);
 }
 
 torch::Tensor Supernet::trunk(size_t b, const torch::Tensor& input,
                               std::vector<torch::Tensor>* stages) {
   const ResNetSpec& spec = specs_[b];
-  auto x = torch::conv2d(input, tensor(b, "stem.conv.weight"), {}, 1, 1);
+  auto x = conv(input, tensor(b, "stem.conv.weight"), 1, 1);
   x = torch::relu(batch_norm(b, "stem.bn", x));
   for (size_t s = 0; s < spec.stages.size(); ++s)
     for (size_t k = 0; k < spec.stages[s].size(); ++k) {
