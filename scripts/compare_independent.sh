@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 CONFIG=${1:-configs/fmnist_supernet.ini}
 OUT=${2:-runs/supernet_vs_independent}
 shift $(($# < 2 ? $# : 2))
-export OMP_WAIT_POLICY=PASSIVE
+# both arms run in the caller's OpenMP environment: with nothing else running, OpenMP's default
+# waiting is the faster for both (OMP_WAIT_POLICY=PASSIVE slows small networks, docs/benchmarks.md)
 ADASCALE=${BUILD_DIR:-build}/trainer/adascale
 if [ ! -f "$OUT/summary.json" ]; then
   "$ADASCALE" train --config "$CONFIG" --out "$OUT" "$@"

@@ -461,6 +461,56 @@ TEST(Supernet, DetachedExitBlocksLearnAloneFromTheSamePass) {
   }
 }
 
+// the students' half of a joint step adds the same gradients as one backward() per student on
+// the same accumulated gradients, whether the students run one after another or concurrently
+TEST(Supernet, ConcurrentStudentsAddTheSameGradients) {
+  auto net = random_supernet(23, "block");
+  net->train();
+  const auto x = torch::randn({8, 1, 12, 12});
+  const auto labels = torch::randint(0, 5, {8});
+  // three students on overlapping rows, one of them an exit's trunk (its exit trains with it)
+  const std::vector<StudentPass> students{
+      {net->smallest(), 0, 8}, {1, 2, 4}, {net->largest(), 4, 4}};
+  StudentLoss loss = [&](const torch::Tensor& out, const std::vector<torch::Tensor>& exits,
+                         int64_t start, int64_t rows) {
+    auto l = torch::nn::functional::cross_entropy(out, labels.slice(0, start, start + rows));
+    for (const auto& e : exits) l = l + 0.5 * e.square().mean();
+    return l;
+  };
+  const auto params = net->parameters();
+  auto gradients = [&](int threads) {
+    net->zero_grad();
+    net->forward_branch(net->largest(), x).sum().backward();  // the teacher's, already there
+    if (threads == 0) {  // the reference: backward() per student
+      for (const auto& s : students) {
+        std::vector<torch::Tensor> exits;
+        const auto rows = x.slice(0, s.start, s.start + s.rows);
+        auto logits = net->forward_with_exits(s.branch, rows, &exits, true);
+        loss(logits, exits, s.start, s.rows).backward();
+      }
+    } else {
+      student_backward(*net, x, students, loss, true, true, threads);
+    }
+    std::vector<torch::Tensor> g;
+    for (const auto& p : params)
+      g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+    return g;
+  };
+  const int threads_before = torch::get_num_threads();
+  const auto reference = gradients(0), one = gradients(1), two = gradients(2);
+  EXPECT_EQ(torch::get_num_threads(), threads_before);  // the caller's intra-op threads restored
+  double moved = 0;
+  for (size_t k = 0; k < params.size(); ++k) {
+    EXPECT_TRUE(torch::allclose(one[k], reference[k], 1e-4, 1e-6)) << k;
+    EXPECT_TRUE(torch::allclose(two[k], reference[k], 1e-4, 1e-6)) << k;
+    moved += two[k].abs().sum().item<double>();
+  }
+  EXPECT_GT(moved, 0);
+  // repeatable: concurrent students sum in a fixed order
+  const auto again = gradients(2);
+  for (size_t k = 0; k < params.size(); ++k) EXPECT_TRUE(torch::equal(again[k], two[k])) << k;
+}
+
 TEST(Supernet, FashionMnistEndToEnd) {
   if (!adascale::testing::has_fashion_mnist()) GTEST_SKIP() << "no Fashion-MNIST";
   const auto dir =

@@ -476,5 +476,13 @@ TEST(Cli, BadInputIsOneLineAndNonZero) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("c.h5"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+
+  // a flag out of range is named on the first line (the usage follows) before any checkpoint
+  // is read
+  r = run_cli("export --checkpoint " + (dir / "c.h5").string() + " --out " +
+              (dir / "m.bundle").string() + " --int8-max-loss -2");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.substr(0, r.err.find('\n')).find("--int8-max-loss"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "m.bundle"));
   fs::remove_all(dir);
 }

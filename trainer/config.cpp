@@ -73,6 +73,8 @@ po::options_description describe(TrainConfig& c) {
           "supernet.sampled", po::value(&c.supernet.sampled)->default_value(c.supernet.sampled))(
           "supernet.student_batch",
           po::value(&c.supernet.student_batch)->default_value(c.supernet.student_batch))(
+          "supernet.student_threads",
+          po::value(&c.supernet.student_threads)->default_value(c.supernet.student_threads))(
           "supernet.distill_weight",
           po::value(&c.supernet.distill_weight)->default_value(c.supernet.distill_weight))(
           "supernet.exit_weight",
@@ -212,6 +214,7 @@ std::string TrainConfig::to_ini() const {
       << "\nbackbone = " << supernet.backbone << "\njoint_epochs = " << supernet.joint_epochs
       << "\njoint_lr = " << supernet.joint_lr << "\njoint_schedule = " << supernet.joint_schedule
       << "\nsampled = " << supernet.sampled << "\nstudent_batch = " << supernet.student_batch
+      << "\nstudent_threads = " << supernet.student_threads
       << "\ndistill_weight = " << supernet.distill_weight
       << "\nexit_weight = " << supernet.exit_weight << "\nexit_head = " << supernet.exit_head
       << "\ncalibration_images = " << supernet.calibration_images
@@ -290,6 +293,7 @@ void TrainConfig::validate() const {
     if (supernet.sampled < 0) fail("supernet.sampled", "must be >= 0");
     if (!(supernet.student_batch > 0.0 && supernet.student_batch <= 1.0))
       fail("supernet.student_batch", "must be in (0, 1]");
+    if (supernet.student_threads < 0) fail("supernet.student_threads", "must be >= 0");
     if (!(supernet.distill_weight >= 0.0 && supernet.distill_weight <= 1.0))
       fail("supernet.distill_weight", "must be in [0, 1]");
     if (!(supernet.exit_weight >= 0.0 && supernet.exit_weight <= 10.0))

@@ -81,6 +81,12 @@ struct SupernetConfig {
   // share of each batch a student (every branch but the largest) trains on; students take
   // different slices, so more branches fit in a step for the same training images
   double student_batch = 1.0;
+  // students run concurrently, this many at a time on one intra-op thread each; 0: train.threads.
+  // Their gradients are summed in a fixed order, so a run repeats exactly at any setting. Pays
+  // where OpenMP threads sleep between parallel regions (OMP_WAIT_POLICY=PASSIVE, a shared
+  // machine); with OpenMP's default waiting one student at a time on all threads was faster
+  // (docs/results.md)
+  int student_threads = 1;
   double distill_weight = 1.0;  // smaller branches: (1-w) x label loss + w x distillation
   // exit losses in the trunk: every forward pass of a full-depth branch in the joint phase also
   // classifies at its early exits (same trunk, no extra images) and adds exit_weight x each exit's

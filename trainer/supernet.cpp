@@ -1,16 +1,19 @@
 #include "trainer/supernet.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "compress/low_rank.h"
 #include "compress/mac_counter.h"
@@ -798,6 +801,60 @@ void check_backbone(const std::string& path, const ResNetSpec& base,
 
 }  // namespace
 
+void student_backward(Supernet& net, const torch::Tensor& images,
+                      const std::vector<StudentPass>& students, const StudentLoss& loss,
+                      bool with_exits, bool detach_exits, int threads) {
+  const auto params = net.parameters();
+  std::vector<std::vector<torch::Tensor>> grads(students.size());
+  auto run = [&](size_t i) {
+    const auto& s = students[i];
+    const auto x = images.slice(0, s.start, s.start + s.rows);
+    std::vector<torch::Tensor> exits;
+    auto logits = with_exits ? net.forward_with_exits(s.branch, x, &exits, detach_exits)
+                             : net.forward_branch(s.branch, x);
+    grads[i] = torch::autograd::grad({loss(logits, exits, s.start, s.rows)}, params, {},
+                                     /*retain_graph=*/false, /*create_graph=*/false,
+                                     /*allow_unused=*/true);
+  };
+  const int workers = std::min<int>(threads, static_cast<int>(students.size()));
+  if (workers <= 1) {
+    for (size_t i = 0; i < students.size(); ++i) run(i);
+  } else {
+    // the caller's thread is one of the workers; every worker runs its convolutions on one
+    // intra-op thread, restored on the caller's afterwards
+    const int saved = at::get_num_threads();
+    std::atomic<size_t> next{0};
+    std::mutex failed;
+    std::exception_ptr error;
+    auto work = [&] {
+      at::set_num_threads(1);
+      for (size_t i; (i = next++) < students.size();) try {
+          run(i);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(failed);
+          if (!error) error = std::current_exception();
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int w = 1; w < workers; ++w) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+    at::set_num_threads(saved);
+    if (error) std::rethrow_exception(error);
+  }
+  torch::NoGradGuard no_grad;
+  for (const auto& g : grads)
+    for (size_t k = 0; k < params.size(); ++k) {
+      if (!g[k].defined()) continue;
+      auto& to = params[k].mutable_grad();
+      // (a gradient tensor can be shared by two parameters, so it is copied, never adopted)
+      if (to.defined())
+        to.add_(g[k]);
+      else
+        to = g[k].clone();
+    }
+}
+
 TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
   config.validate();
   const auto total_t0 = std::chrono::steady_clock::now();
@@ -941,6 +998,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
     const bool joint_exits = sc.exit_weight > 0 || sc.exit_head == "block";
     const bool detach_exits = sc.exit_weight == 0;
     const double exit_scale = detach_exits ? 1.0 : sc.exit_weight;
+    const int student_threads = sc.student_threads > 0 ? sc.student_threads : config.train.threads;
     // a branch's forward pass, and its exits' logits into exit_logits when they train with it
     std::vector<torch::Tensor> exit_logits;
     auto pass = [&](size_t b, const torch::Tensor& images) {
@@ -970,13 +1028,14 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
           if (w < 1.0) l = l + (1.0 - w) * F::cross_entropy(out, part(batch->labels), ce);
           return l;
         };
-        auto exit_loss = [&](int64_t start, int64_t m) {
-          torch::Tensor sum = torch::zeros({}, teacher.options());
-          for (const auto& e : exit_logits) sum = sum + student_loss(e, start, m);
-          return exit_scale * sum;
+        // a loss plus the losses of the exits that trained with it
+        auto with_exit_losses = [&](torch::Tensor l, const std::vector<torch::Tensor>& exits,
+                                    int64_t start, int64_t m) {
+          for (const auto& e : exits) l = l + exit_scale * student_loss(e, start, m);
+          return l;
         };
         const int64_t n = batch->labels.size(0);
-        (exit_logits.empty() ? loss : loss + exit_loss(0, n)).backward();
+        with_exit_losses(loss, exit_logits, 0, n).backward();
         std::vector<size_t> students{net->smallest()};
         std::mt19937_64 rng(config.train.seed * 1000003ULL + static_cast<uint64_t>(global));
         auto pool = others;
@@ -987,12 +1046,16 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
         // each student on its own slice of the batch (all of it at student_batch = 1)
         const int64_t m = std::clamp<int64_t>(
             static_cast<int64_t>(std::ceil(sc.student_batch * static_cast<double>(n))), 1, n);
-        for (size_t i = 0; i < students.size(); ++i) {
-          const int64_t start = std::min(static_cast<int64_t>(i) * m % n, n - m);
-          const auto images = batch->images.slice(0, start, start + m);
-          auto l = student_loss(pass(students[i], images), start, m);
-          (exit_logits.empty() ? l : l + exit_loss(start, m)).backward();
-        }
+        std::vector<StudentPass> passes;
+        for (size_t i = 0; i < students.size(); ++i)
+          passes.push_back({students[i], std::min(static_cast<int64_t>(i) * m % n, n - m), m});
+        student_backward(
+            *net, batch->images, passes,
+            [&](const torch::Tensor& out, const std::vector<torch::Tensor>& exits, int64_t start,
+                int64_t rows) {
+              return with_exit_losses(student_loss(out, start, rows), exits, start, rows);
+            },
+            joint_exits, detach_exits, student_threads);
         optimizer->step();
         joint_images += n + m * static_cast<int64_t>(students.size());
         loss_sum += loss.item<double>() * n;

@@ -31,6 +31,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <ostream>
@@ -179,6 +180,22 @@ class Supernet : public Backbone {
   size_t largest_ = 0, smallest_ = 0, active_ = 0;
   std::string extra_json_;
 };
+
+// The students' half of a joint step: each student's forward pass on its rows of `images` and the
+// gradient of `loss` (given its logits, its exits' logits when exits train with it, and its rows),
+// added to the parameters' gradients in the students' order, so the sum is the same whichever
+// thread ran a student. With threads > 1 the students run concurrently, `threads` at a time, each
+// on one intra-op thread: a narrow branch keeps one core busy, not two (docs/results.md).
+struct StudentPass {
+  size_t branch = 0;
+  int64_t start = 0, rows = 0;
+};
+using StudentLoss = std::function<torch::Tensor(const torch::Tensor& logits,
+                                                const std::vector<torch::Tensor>& exit_logits,
+                                                int64_t start, int64_t rows)>;
+void student_backward(Supernet& net, const torch::Tensor& images,
+                      const std::vector<StudentPass>& students, const StudentLoss& loss,
+                      bool with_exits, bool detach_exits, int threads);
 
 // The phases of `adascale train` for a config with a [supernet] section: backbone warm-up (or the
 // given backbone), variant initialisation (importance order, SVD, distillation), joint training by

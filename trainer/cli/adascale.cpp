@@ -48,12 +48,15 @@ const char* kUsage =
     "  export --checkpoint FILE [--checkpoint FILE ...] --out DIR.bundle [--threads N]\n"
     "        [--branches all|pareto|NAME,...] [--precisions fp32,int8] [--parity-images N]\n"
     "        [--test-images N] [--qat-steps N] [--int8-weights shared|finetuned]\n"
+    "        [--int8-max-loss PT]\n"
     "        [--latency-runs N] [--latency-rounds N]\n"
     "        one bundle, one branch per checkpoint (the backbone and its compressed variants) or\n"
     "        per chosen branch of a multi-branch checkpoint, each profiled in the runtime and\n"
     "        checked for parity against LibTorch; int8 branches (NAME>int8, or --precisions)\n"
     "        are calibrated on training images, then quantize their fp32 twin's weights when\n"
-    "        prepared or fine-tune a copy ([supernet] int8_* and qat_* keys)\n";
+    "        prepared or fine-tune a copy ([supernet] int8_* and qat_* keys; --int8-max-loss\n"
+    "        overrides int8_shared_max_loss, the loss on those images that calls for "
+    "fine-tuning)\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -453,6 +456,7 @@ int cmd_export(const std::vector<std::string>& args) {
   std::vector<std::string> ckpt_paths;
   std::string out_path, branches, precisions;
   int64_t qat_steps = -1;
+  double int8_max_loss = -1;
   std::string int8_weights;
   exporter::ExportOptions opts;
   int64_t test_images = 0;
@@ -467,11 +471,14 @@ int cmd_export(const std::vector<std::string>& args) {
       "branches", po::value(&branches)->default_value(""))(
       "precisions", po::value(&precisions)->default_value(""))(
       "qat-steps", po::value(&qat_steps)->default_value(qat_steps))(
-      "int8-weights", po::value(&int8_weights)->default_value(""));
+      "int8-weights", po::value(&int8_weights)->default_value(""))(
+      "int8-max-loss", po::value(&int8_max_loss)->default_value(int8_max_loss));
   parse_options(desc, args);
   if (!int8_weights.empty() && int8_weights != "shared" && int8_weights != "finetuned")
     throw UsageError("--int8-weights: unknown value '" + int8_weights +
                      "' (known: shared, finetuned)");
+  if (int8_max_loss != -1 && !(int8_max_loss >= 0 && int8_max_loss <= 100))
+    throw UsageError("--int8-max-loss must be in [0, 100] points");
   if (opts.threads < 1) throw UsageError("--threads must be >= 1");
   if (opts.parity_images < 1) throw UsageError("--parity-images must be >= 1");
   if (opts.latency_runs < 1) throw UsageError("--latency-runs must be >= 1");
@@ -528,6 +535,7 @@ int cmd_export(const std::vector<std::string>& args) {
     auto setup = int8_setup(config, first);
     if (qat_steps >= 0) setup.options.qat_steps = qat_steps;
     if (!int8_weights.empty()) setup.options.shared_weights = int8_weights == "shared";
+    if (int8_max_loss >= 0) setup.options.shared_max_loss = int8_max_loss;
     opts.calibration_images = setup.images;
     opts.calibration_labels = setup.labels;
     opts.quantization = setup.options;
