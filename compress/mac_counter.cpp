@@ -10,7 +10,9 @@ thread_local int64_t* g_macs = nullptr;
 MacCounter::MacCounter() : previous_(g_macs) { g_macs = &macs_; }
 MacCounter::~MacCounter() { g_macs = previous_; }
 
+namespace {
 std::atomic<ConvMemoryOrder> g_order{ConvMemoryOrder::kTuned};
+}
 
 void set_conv_memory_order(ConvMemoryOrder order) { g_order = order; }
 

@@ -1,7 +1,7 @@
 // MacCounter: counts the multiply-accumulates of the convolutions and linear layers that run
 // through conv_forward / linear_forward while a counter is alive on this thread. Models call these
 // two functions instead of module->forward so that measure_cost needs no forward hooks (LibTorch
-// has none).
+// has none). conv_forward also puts tensors in the memory order that trains fastest (below).
 #pragma once
 
 #include <torch/torch.h>
@@ -10,8 +10,8 @@ namespace adascale::compress {
 
 torch::Tensor conv_forward(torch::nn::Conv2dImpl& conv, const torch::Tensor& x);
 // Memory order around a convolution. oneDNN convolutions run channels-last (NHWC) natively and
-// reorder NCHW to a blocked layout and back on every call: 1.5-3x slower in training at our
-// sizes, so conv_input puts a convolution's input in NHWC. LibTorch's channels-last BatchNorm,
+// reorder NCHW to a blocked layout and back on every call (a training step 1.3-1.4x slower at
+// our sizes), so conv_input puts a convolution's input in NHWC. LibTorch's channels-last BatchNorm,
 // though, is 2-11x slower than NCHW unless the channel count is a multiple of 16 (4, 8, 12
 // channels: our narrow branches), so conv_output hands a convolution's output to the BatchNorm
 // after it in NHWC for multiples of 16 and in NCHW otherwise (docs/benchmarks.md).
