@@ -801,6 +801,17 @@ void check_backbone(const std::string& path, const ResNetSpec& base,
 
 }  // namespace
 
+namespace {
+// a branch's forward pass in the joint phase, its exits' logits into `exits` when they train with
+// it (their features detached when `detach_exits`)
+torch::Tensor joint_pass(Supernet& net, size_t b, const torch::Tensor& images,
+                         std::vector<torch::Tensor>* exits, bool with_exits, bool detach_exits) {
+  exits->clear();
+  return with_exits ? net.forward_with_exits(b, images, exits, detach_exits)
+                    : net.forward_branch(b, images);
+}
+}  // namespace
+
 void student_backward(Supernet& net, const torch::Tensor& images,
                       const std::vector<StudentPass>& students, const StudentLoss& loss,
                       bool with_exits, bool detach_exits, int threads) {
@@ -810,8 +821,7 @@ void student_backward(Supernet& net, const torch::Tensor& images,
     const auto& s = students[i];
     const auto x = images.slice(0, s.start, s.start + s.rows);
     std::vector<torch::Tensor> exits;
-    auto logits = with_exits ? net.forward_with_exits(s.branch, x, &exits, detach_exits)
-                             : net.forward_branch(s.branch, x);
+    auto logits = joint_pass(net, s.branch, x, &exits, with_exits, detach_exits);
     grads[i] = torch::autograd::grad({loss(logits, exits, s.start, s.rows)}, params, {},
                                      /*retain_graph=*/false, /*create_graph=*/false,
                                      /*allow_unused=*/true);
@@ -999,12 +1009,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
     const bool detach_exits = sc.exit_weight == 0;
     const double exit_scale = detach_exits ? 1.0 : sc.exit_weight;
     const int student_threads = sc.student_threads > 0 ? sc.student_threads : config.train.threads;
-    // a branch's forward pass, and its exits' logits into exit_logits when they train with it
-    std::vector<torch::Tensor> exit_logits;
-    auto pass = [&](size_t b, const torch::Tensor& images) {
-      return joint_exits ? net->forward_with_exits(b, images, &exit_logits, detach_exits)
-                         : net->forward_branch(b, images);
-    };
+    std::vector<torch::Tensor> exit_logits;  // the teacher's exits, when they train with it
     for (int64_t epoch = 0; epoch < sc.joint_epochs; ++epoch) {
       net->train();
       // epochs continue the warm-up's numbering so the batches differ from it
@@ -1018,7 +1023,8 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
         const double lr = learning_rate(jo, schedule_offset + global, steps_per_epoch);
         for (auto& g : optimizer->param_groups()) g.options().set_lr(lr);
         optimizer->zero_grad();
-        auto teacher = pass(net->largest(), batch->images);
+        auto teacher = joint_pass(*net, net->largest(), batch->images, &exit_logits, joint_exits,
+                                  detach_exits);
         auto loss = F::cross_entropy(teacher, batch->labels, ce);
         const auto soft = torch::softmax(teacher.detach(), 1);
         // the mix of the students' loss, for a student or an early exit on rows [start, start+m)

@@ -185,7 +185,8 @@ class Supernet : public Backbone {
 // gradient of `loss` (given its logits, its exits' logits when exits train with it, and its rows),
 // added to the parameters' gradients in the students' order, so the sum is the same whichever
 // thread ran a student. With threads > 1 the students run concurrently, `threads` at a time, each
-// on one intra-op thread: a narrow branch keeps one core busy, not two (docs/results.md).
+// on one intra-op thread; that paid only where OpenMP threads sleep between parallel regions
+// (OMP_WAIT_POLICY=PASSIVE), docs/results.md.
 struct StudentPass {
   size_t branch = 0;
   int64_t start = 0, rows = 0;
