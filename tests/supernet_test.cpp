@@ -523,7 +523,9 @@ TEST(Supernet, FashionMnistEndToEnd) {
   c.supernet.ops = "conv,dpconv";
   c.supernet.exits = "1";
   c.supernet.joint_epochs = 1;
-  c.supernet.student_batch = 0.5;  // students on half of each batch of 32
+  c.supernet.student_batch = 0.5;   // students on half of each batch of 32
+  c.supernet.every_step = "w0.50";  // with the smallest in every step, and 1 sampled
+  c.supernet.sampled = 1;
   c.supernet.exit_head = "block";  // exit blocks trained on the same passes' features
   c.supernet.distill_steps = 5;
   c.supernet.calibration_images = 64;
@@ -549,6 +551,24 @@ TEST(Supernet, FashionMnistEndToEnd) {
     }
     EXPECT_FALSE(fs::exists(dir / "out"));
   }
+  // so is an every-step branch the space lacks, an early exit, or the smallest
+  const std::pair<const char*, const char*> bad_names[] = {
+      {"w0.30", "not a branch"}, {"w0.50>exit@1", "early exit"}, {"w0.50>dpconv@1/2", "smallest"}};
+  for (const auto& [name, why] : bad_names) {
+    TrainConfig bad = c;
+    bad.supernet.every_step = name;
+    std::ostringstream log;
+    try {
+      train_supernet(bad, log);
+      FAIL() << name << " was accepted";
+    } catch (const ConfigError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(std::string("supernet.every_step: '") + name + "'"), std::string::npos)
+          << what;
+      EXPECT_NE(what.find(why), std::string::npos) << what;
+    }
+    EXPECT_FALSE(fs::exists(dir / "out"));
+  }
 
   std::ostringstream log;
   const auto outcome = train_supernet(c, log);
@@ -563,7 +583,7 @@ TEST(Supernet, FashionMnistEndToEnd) {
   const auto summary = nlohmann::json::parse(std::ifstream(dir / "out" / "summary.json"));
   EXPECT_EQ(summary.at("branches").size(), 8u);
   EXPECT_EQ(summary.at("phases").size(), 5u);
-  // per joint step: the largest on 32 images, the smallest and 2 sampled on 16 each
+  // per joint step: the largest on 32 images, the smallest, w0.50 and 1 sampled on 16 each
   const auto& joint = summary.at("phases").at(2);
   ASSERT_EQ(joint.at("phase"), "joint");
   const int64_t steps =

@@ -71,6 +71,8 @@ po::options_description describe(TrainConfig& c) {
           "supernet.joint_schedule",
           po::value(&c.supernet.joint_schedule)->default_value(c.supernet.joint_schedule))(
           "supernet.sampled", po::value(&c.supernet.sampled)->default_value(c.supernet.sampled))(
+          "supernet.every_step",
+          po::value(&c.supernet.every_step)->default_value(c.supernet.every_step))(
           "supernet.student_batch",
           po::value(&c.supernet.student_batch)->default_value(c.supernet.student_batch))(
           "supernet.student_threads",
@@ -213,7 +215,8 @@ std::string TrainConfig::to_ini() const {
       << "\nop_stages = " << supernet.op_stages << "\nexits = " << supernet.exits
       << "\nbackbone = " << supernet.backbone << "\njoint_epochs = " << supernet.joint_epochs
       << "\njoint_lr = " << supernet.joint_lr << "\njoint_schedule = " << supernet.joint_schedule
-      << "\nsampled = " << supernet.sampled << "\nstudent_batch = " << supernet.student_batch
+      << "\nsampled = " << supernet.sampled << "\nevery_step = " << supernet.every_step
+      << "\nstudent_batch = " << supernet.student_batch
       << "\nstudent_threads = " << supernet.student_threads
       << "\ndistill_weight = " << supernet.distill_weight
       << "\nexit_weight = " << supernet.exit_weight << "\nexit_head = " << supernet.exit_head

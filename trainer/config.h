@@ -78,6 +78,9 @@ struct SupernetConfig {
   // (joint_lr unused; needs the warm-up, so no backbone)
   std::string joint_schedule = "restart";
   int64_t sampled = 2;  // branches sampled per step besides the largest and smallest
+  // full-depth branches trained in every step besides the largest and the smallest (names,
+  // comma-separated); the sampled ones are drawn from the rest
+  std::string every_step;
   // share of each batch a student (every branch but the largest) trains on; students take
   // different slices, so more branches fit in a step for the same training images
   double student_batch = 1.0;

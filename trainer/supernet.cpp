@@ -790,6 +790,26 @@ BranchEval evaluate_branch(Supernet& net, size_t b, data::BatchLoader& loader, i
   return e;
 }
 
+// the branches of supernet.every_step, checked: full-depth, neither the largest nor the smallest
+std::vector<size_t> every_step_branches(const Supernet& net, const std::string& names) {
+  std::vector<size_t> out;
+  for (const auto& name : split_list(names)) {
+    const int b = net.space().find(name);
+    auto fail = [&](const std::string& why) {
+      throw ConfigError("supernet.every_step: '" + name + "' " + why);
+    };
+    if (b < 0) fail("is not a branch of the space");
+    if (net.is_early_exit(b))
+      fail("is an early exit; exits train in the passes of their full-depth branch");
+    if (static_cast<size_t>(b) == net.largest() || static_cast<size_t>(b) == net.smallest())
+      fail("is the largest or the smallest branch, which train in every step anyway");
+    if (std::find(out.begin(), out.end(), static_cast<size_t>(b)) != out.end())
+      fail("is named twice");
+    out.push_back(b);
+  }
+  return out;
+}
+
 void check_backbone(const std::string& path, const ResNetSpec& base,
                     const std::vector<int64_t>& chw, int64_t classes) {
   const Checkpoint ck = read_checkpoint(path);
@@ -883,10 +903,11 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
   const ResNetSpec base = ResNetSpec::from_config(config.model, shape.channels, classes);
   BranchSpace space = BranchSpace::from_config(sc, base);
   if (!sc.backbone.empty()) check_backbone(sc.backbone, base, chw, classes);
-  ensure_writable_dir(config.out_dir);
-
   torch::manual_seed(config.train.seed);
   auto net = std::make_shared<Supernet>(base, space, shape.height, shape.width);
+  const auto every_step = every_step_branches(*net, sc.every_step);
+  ensure_writable_dir(config.out_dir);
+
   log << "branch space: " << net->branch_count() << " branches (widths x ops x exits), from "
       << std::fixed << std::setprecision(2) << net->branch_macs(net->smallest()) / 1e6 << " to "
       << net->branch_macs(net->largest()) / 1e6 << " M MACs\n";
@@ -969,7 +990,12 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
   int64_t joint_images = 0;
   {
     const auto t0 = std::chrono::steady_clock::now();
-    log << "phase 3/5: joint training, " << sc.joint_epochs << " epochs, largest + smallest + "
+    log << "phase 3/5: joint training, " << sc.joint_epochs << " epochs, largest + smallest + " <<
+        [&] {
+          std::string s;
+          for (size_t b : every_step) s += net->branch(b).name + " + ";
+          return s;
+        }()
         << sc.sampled << " sampled branches per step"
         << (sc.student_batch < 1.0
                 ? " (students on " + std::to_string(static_cast<int>(100 * sc.student_batch)) +
@@ -1003,7 +1029,8 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
     const int64_t schedule_offset = continuous ? config.train.epochs * steps_per_epoch : 0;
     std::vector<size_t> others;
     for (size_t b = 0; b < net->branch_count(); ++b)
-      if (b != net->largest() && b != net->smallest() && !net->is_early_exit(b))
+      if (b != net->largest() && b != net->smallest() && !net->is_early_exit(b) &&
+          std::find(every_step.begin(), every_step.end(), b) == every_step.end())
         others.push_back(b);
     const auto ce = F::CrossEntropyFuncOptions().label_smoothing(config.train.label_smoothing);
     const double w = sc.distill_weight;
@@ -1047,6 +1074,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
         const int64_t n = batch->labels.size(0);
         with_exit_losses(loss, exit_logits, 0, n).backward();
         std::vector<size_t> students{net->smallest()};
+        students.insert(students.end(), every_step.begin(), every_step.end());
         std::mt19937_64 rng(config.train.seed * 1000003ULL + static_cast<uint64_t>(global));
         auto pool = others;
         std::shuffle(pool.begin(), pool.end(), rng);
