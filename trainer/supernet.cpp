@@ -823,9 +823,6 @@ void check_backbone(const std::string& path, const ResNetSpec& base,
                       ck.architecture + ") from the config's model (" + base.describe() + ")");
 }
 
-}  // namespace
-
-namespace {
 // a branch's forward pass in the joint phase, its exits' logits into `exits` when they train with
 // it (their features detached when `detach_exits`)
 torch::Tensor joint_pass(Supernet& net, size_t b, const torch::Tensor& images,
@@ -990,13 +987,10 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
   int64_t joint_images = 0;
   {
     const auto t0 = std::chrono::steady_clock::now();
-    log << "phase 3/5: joint training, " << sc.joint_epochs << " epochs, largest + smallest + " <<
-        [&] {
-          std::string s;
-          for (size_t b : every_step) s += net->branch(b).name + " + ";
-          return s;
-        }()
-        << sc.sampled << " sampled branches per step"
+    std::string fixed_students;  // every_step's branches, as the log names them
+    for (size_t b : every_step) fixed_students += net->branch(b).name + " + ";
+    log << "phase 3/5: joint training, " << sc.joint_epochs << " epochs, largest + smallest + "
+        << fixed_students << sc.sampled << " sampled branches per step"
         << (sc.student_batch < 1.0
                 ? " (students on " + std::to_string(static_cast<int>(100 * sc.student_batch)) +
                       "% of each batch)"
