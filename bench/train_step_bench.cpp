@@ -2,6 +2,9 @@
 // scripts/bench_train_throughput.sh runs this side by side with the same network in Python.
 // Each network runs twice: with the trainer's memory order around convolutions (order:tuned)
 // and with every tensor left NCHW (order:nchw, LibTorch's default), for their ratio.
+// With a config that has a [supernet] section, BM_BranchPass also times one student pass of each
+// full-depth branch (forward + backward) three ways: through the shared weights (mode 0), as its
+// physical network (mode 1), and through the shared weights with its exit blocks (mode 2).
 //   train_step_bench --config configs/fmnist_resnet.ini --threads 2 [--width 0.25]
 //                    [benchmark flags]
 #include <benchmark/benchmark.h>
@@ -15,6 +18,7 @@
 #include "compress/mac_counter.h"
 #include "trainer/config.h"
 #include "trainer/models.h"
+#include "trainer/supernet.h"
 #include "trainer/training.h"
 
 using namespace adascale::trainer;
@@ -59,6 +63,46 @@ BENCHMARK(BM_TrainStep)
     ->Unit(benchmark::kMillisecond)
     ->MinTime(5.0)
     ->UseRealTime();
+// one student pass of the multi-branch network (forward with its exits, backward) against the
+// same branch as a plain physical ResNet (forward + backward): what weight sharing costs a pass
+std::shared_ptr<Supernet> g_supernet;
+
+void BM_BranchPass(benchmark::State& state) {
+  const auto b = static_cast<size_t>(state.range(0));
+  const int64_t mode = state.range(1);  // 0 shared, 1 physical, 2 shared with exit blocks
+  const bool physical = mode == 1;
+  torch::set_num_threads(g_config.train.threads);
+  auto& net = *g_supernet;
+  net.train();
+  const int64_t n = g_config.train.batch_size;
+  auto x = torch::randn({n, 1, 28, 28});
+  auto y = torch::randint(0, 10, {n});
+  std::shared_ptr<ResNet> plain;
+  if (physical) {
+    plain = net.physical(b);
+    plain->train();
+  }
+  auto pass = [&] {
+    torch::Tensor loss;
+    if (physical) {
+      loss = torch::nn::functional::cross_entropy(plain->forward(x), y);
+    } else {
+      std::vector<torch::Tensor> exits;
+      loss = mode == 2 ? torch::nn::functional::cross_entropy(
+                             net.forward_with_exits(b, x, &exits, true), y)
+                       : torch::nn::functional::cross_entropy(net.forward_branch(b, x), y);
+      for (const auto& e : exits) loss = loss + torch::nn::functional::cross_entropy(e, y);
+    }
+    loss.backward();
+    return loss;
+  };
+  for (int i = 0; i < 3; ++i) pass();
+  for (auto _ : state) benchmark::DoNotOptimize(pass().item<float>());
+  state.SetItemsProcessed(state.iterations() * n);
+  state.SetLabel(net.branch(b).name + (physical    ? " physical"
+                                       : mode == 2 ? " shared+exits"
+                                                   : " shared"));
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -90,6 +134,16 @@ int main(int argc, char** argv) {
   auto scaled = [&](int64_t c) { return std::max<int64_t>(1, std::llround(c * width)); };
   g_config.model.stem_width = scaled(g_config.model.stem_width);
   for (auto& w : g_config.model.widths) w = scaled(w);
+  if (g_config.supernet.enabled()) {
+    const ResNetSpec base = ResNetSpec::from_config(g_config.model, 1, 10);
+    g_supernet =
+        std::make_shared<Supernet>(base, BranchSpace::from_config(g_config.supernet, base), 28, 28);
+    auto* bench = benchmark::RegisterBenchmark("BM_BranchPass", BM_BranchPass);
+    bench->ArgNames({"branch", "mode"})->Unit(benchmark::kMillisecond)->MinTime(2.0);
+    for (size_t b = 0; b < g_supernet->branch_count(); ++b)
+      if (!g_supernet->is_early_exit(b))
+        for (int64_t mode : {0, 1, 2}) bench->Args({static_cast<int64_t>(b), mode});
+  }
   int n = static_cast<int>(rest.size());
   benchmark::Initialize(&n, rest.data());
   benchmark::RunSpecifiedBenchmarks();
