@@ -63,8 +63,8 @@ BENCHMARK(BM_TrainStep)
     ->Unit(benchmark::kMillisecond)
     ->MinTime(5.0)
     ->UseRealTime();
-// one student pass of the multi-branch network (forward with its exits, backward) against the
-// same branch as a plain physical ResNet (forward + backward): what weight sharing costs a pass
+// one student pass of the multi-branch network (forward, with or without its exit blocks, and
+// backward) against the same branch as a plain physical ResNet: what weight sharing costs a pass
 std::shared_ptr<Supernet> g_supernet;
 
 void BM_BranchPass(benchmark::State& state) {
