@@ -526,7 +526,8 @@ TEST(Supernet, FashionMnistEndToEnd) {
   c.supernet.student_batch = 0.5;   // students on half of each batch of 32
   c.supernet.every_step = "w0.50";  // with the smallest in every step, and 1 sampled
   c.supernet.sampled = 1;
-  c.supernet.exit_head = "block";  // exit blocks trained on the same passes' features
+  c.supernet.exit_head = "block";   // exit blocks trained on the same passes' features
+  c.supernet.student_weight = 0.5;  // the students' losses at half the largest's
   c.supernet.distill_steps = 5;
   c.supernet.calibration_images = 64;
   c.supernet.precisions = "fp32,int8";
@@ -574,6 +575,7 @@ TEST(Supernet, FashionMnistEndToEnd) {
   const auto outcome = train_supernet(c, log);
   for (const char* phase : {"phase 1/5", "phase 2/5", "phase 3/5", "phase 4/5", "phase 5/5"})
     EXPECT_NE(log.str().find(phase), std::string::npos) << phase;
+  EXPECT_NE(log.str().find("students' losses x0.50"), std::string::npos) << log.str();
   EXPECT_GT(outcome.test.accuracy, 0.3) << log.str();  // chance is 0.1
   auto net = std::dynamic_pointer_cast<Supernet>(
       load_model(read_checkpoint(outcome.checkpoint_path), outcome.checkpoint_path));

@@ -260,6 +260,23 @@ TEST(Config, ExitWeightAndHeadRoundTripAndAreChecked) {
   }
 }
 
+TEST(Config, StudentWeightRoundTripsAndIsChecked) {
+  const std::string space = "[supernet]\nwidths = 1.0,0.5\n";
+  EXPECT_EQ(TrainConfig{}.supernet.student_weight, 1.0);
+  auto ok = parse_config_text(space + "student_weight = 0.5\n", "f.ini");
+  EXPECT_NO_THROW(ok.validate());
+  EXPECT_DOUBLE_EQ(parse_config_text(ok.to_ini(), "again").supernet.student_weight, 0.5);
+  for (const char* bad : {"0", "-0.5", "1.5", "nan"}) {
+    try {
+      parse_config_text(space + "student_weight = " + bad + "\n", "f.ini").validate();
+      FAIL() << bad;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("supernet.student_weight"), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 TEST(Config, Int8WeightsSharedOrFinetuned) {
   const std::string space = "[supernet]\nwidths = 1.0,0.5\n";
   auto ok =

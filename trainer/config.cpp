@@ -79,6 +79,8 @@ po::options_description describe(TrainConfig& c) {
           po::value(&c.supernet.student_threads)->default_value(c.supernet.student_threads))(
           "supernet.distill_weight",
           po::value(&c.supernet.distill_weight)->default_value(c.supernet.distill_weight))(
+          "supernet.student_weight",
+          po::value(&c.supernet.student_weight)->default_value(c.supernet.student_weight))(
           "supernet.exit_weight",
           po::value(&c.supernet.exit_weight)->default_value(c.supernet.exit_weight))(
           "supernet.exit_head",
@@ -219,6 +221,7 @@ std::string TrainConfig::to_ini() const {
       << "\nstudent_batch = " << supernet.student_batch
       << "\nstudent_threads = " << supernet.student_threads
       << "\ndistill_weight = " << supernet.distill_weight
+      << "\nstudent_weight = " << supernet.student_weight
       << "\nexit_weight = " << supernet.exit_weight << "\nexit_head = " << supernet.exit_head
       << "\ncalibration_images = " << supernet.calibration_images
       << "\ndistill_steps = " << supernet.distill_steps << "\nprecisions = " << supernet.precisions
@@ -299,6 +302,8 @@ void TrainConfig::validate() const {
     if (supernet.student_threads < 0) fail("supernet.student_threads", "must be >= 0");
     if (!(supernet.distill_weight >= 0.0 && supernet.distill_weight <= 1.0))
       fail("supernet.distill_weight", "must be in [0, 1]");
+    if (!(supernet.student_weight > 0.0 && supernet.student_weight <= 1.0))
+      fail("supernet.student_weight", "must be in (0, 1]");
     if (!(supernet.exit_weight >= 0.0 && supernet.exit_weight <= 10.0))
       fail("supernet.exit_weight", "must be in [0, 10]");
     if (supernet.exit_head != "linear" && supernet.exit_head != "block")

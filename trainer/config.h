@@ -91,6 +91,11 @@ struct SupernetConfig {
   // (docs/results.md)
   int student_threads = 1;
   double distill_weight = 1.0;  // smaller branches: (1-w) x label loss + w x distillation
+  // each student's loss is scaled by this against the largest branch's: the students' gradients
+  // on the shared weights are what keeps the largest branch under the backbone trained alone, so
+  // less than 1 brings the largest closer to it and leaves the students less to learn from (their
+  // exits' blocks are not scaled; docs/results.md)
+  double student_weight = 1.0;
   // exit losses in the trunk: every forward pass of a full-depth branch in the joint phase also
   // classifies at its early exits (same trunk, no extra images) and adds exit_weight x each exit's
   // loss, which flows into the shared trunk; 0: no exit loss reaches the trunk. Either way the

@@ -995,6 +995,8 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
                 ? " (students on " + std::to_string(static_cast<int>(100 * sc.student_batch)) +
                       "% of each batch)"
                 : std::string())
+        << (sc.student_weight < 1.0 ? ", students' losses x" + fixed2(sc.student_weight)
+                                    : std::string())
         << (sc.exit_weight > 0
                 ? ", early exits from the same passes at weight " + std::to_string(sc.exit_weight)
             : sc.exit_head == "block"
@@ -1085,7 +1087,9 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
             *net, batch->images, passes,
             [&](const torch::Tensor& out, const std::vector<torch::Tensor>& exits, int64_t start,
                 int64_t rows) {
-              return with_exit_losses(student_loss(out, start, rows), exits, start, rows);
+              // (exit losses are not scaled: on detached features they train the exit blocks alone)
+              return with_exit_losses(sc.student_weight * student_loss(out, start, rows), exits,
+                                      start, rows);
             },
             joint_exits, detach_exits, student_threads);
         optimizer->step();
