@@ -1087,7 +1087,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
             *net, batch->images, passes,
             [&](const torch::Tensor& out, const std::vector<torch::Tensor>& exits, int64_t start,
                 int64_t rows) {
-              // (exit losses are not scaled: on detached features they train the exit blocks alone)
+              // (the exits' losses are not scaled)
               return with_exit_losses(sc.student_weight * student_loss(out, start, rows), exits,
                                       start, rows);
             },
