@@ -33,7 +33,7 @@ ResNetSpec small_base() {
 SupernetConfig small_space() {
   SupernetConfig c;
   c.widths = "1.0,0.5,0.25";
-  c.ops = "conv,dpconv,lowrank0.5";
+  c.ops = "conv,dpconv,fire,lowrank0.5";
   c.op_stages = "2,3";
   c.exits = "2";
   return c;
@@ -88,20 +88,35 @@ std::shared_ptr<Supernet> random_supernet(uint64_t seed, const std::string& exit
   return net;
 }
 
+// x is y cut to x's shape, each dimension to its leading entries or, with fire, possibly to
+// a fire's output order (the leading entries of each half)
+bool is_cut_of(const torch::Tensor& x, const torch::Tensor& y, bool fire, int64_t d = 0) {
+  if (x.dim() != y.dim()) return false;
+  if (d == y.dim()) return x.equal(y);
+  if (y.size(d) == x.size(d)) return is_cut_of(x, y, fire, d + 1);
+  if (y.size(d) < x.size(d)) return false;
+  if (is_cut_of(x, y.narrow(d, 0, x.size(d)), fire, d + 1)) return true;
+  if (!fire) return false;
+  const int64_t n = x.size(d), half = y.size(d) / 2;
+  const auto index = torch::cat({torch::arange(n / 2), torch::arange(half, half + n - n / 2)});
+  return is_cut_of(x, y.index_select(d, index), fire, d + 1);
+}
+
 }  // namespace
 
 TEST(BranchSpace, CartesianProductWithCanonicalNames) {
   const auto sp = BranchSpace::from_config(small_space(), small_base());
-  // 3 widths x (conv at exits 2 and 3, dpconv and lowrank at exits 2 and 3)
-  EXPECT_EQ(sp.branches.size(), 3u * 3u * 2u);
+  // 3 widths x (conv, dpconv, fire and lowrank, each at exits 2 and 3)
+  EXPECT_EQ(sp.branches.size(), 3u * 4u * 2u);
   EXPECT_GE(sp.find("w1.00"), 0);
   EXPECT_GE(sp.find("w0.25>dpconv@2/3>exit@2"), 0);
   EXPECT_GE(sp.find("w0.50>lowrank0.50@2/3"), 0);
+  EXPECT_GE(sp.find("w0.25>fire@2/3>exit@2"), 0);
   EXPECT_EQ(sp.find("w0.75"), -1);
   // an op whose stages all follow the exit adds no branch
   SupernetConfig c = small_space();
   c.op_stages = "3";
-  EXPECT_EQ(BranchSpace::from_config(c, small_base()).branches.size(), 3u * (2u + 1u + 1u));
+  EXPECT_EQ(BranchSpace::from_config(c, small_base()).branches.size(), 3u * (2u + 1u + 1u + 1u));
 }
 
 TEST(BranchSpace, ShippedConfigHasSixteenBranchesOverEightTimesTheMacs) {
@@ -129,6 +144,9 @@ TEST(BranchSpace, BadSpacesAreNamedBeforeTraining) {
   EXPECT_NE(with([](auto& c) { c.exits = "5"; }).find("stage 5 does not exist"), std::string::npos);
   EXPECT_NE(with([](auto& c) { c.op_stages = "0"; }).find("supernet.op_stages"), std::string::npos);
   EXPECT_NE(with([](auto& c) { c.ops = "lowrank1.5"; }).find("rank fraction"), std::string::npos);
+  // a fire slot needs a channel for each of its two expands at every width
+  EXPECT_NE(with([](auto& c) { c.widths = "1.0,0.08"; }).find("fire needs 2 output channels"),
+            std::string::npos);
   EXPECT_NE(with([](auto& c) { c.widths = "1.0,x"; }).find("'x' is not a number"),
             std::string::npos);
   EXPECT_NE(with([](auto& c) { c.precisions = "fp32,int4"; }).find("unknown precision 'int4'"),
@@ -156,7 +174,7 @@ TEST(BranchSpace, Int8TwinsAreDeployableNotTrained) {
   SupernetConfig c = small_space();
   c.precisions = "fp32,int8";
   const auto sp = BranchSpace::from_config(c, small_base());
-  EXPECT_EQ(sp.branches.size(), 3u * 3u * 2u);  // trained: fp32 only
+  EXPECT_EQ(sp.branches.size(), 3u * 4u * 2u);  // trained: fp32 only
   const auto all = sp.deployable();
   ASSERT_EQ(all.size(), 2 * sp.branches.size());
   BranchRef ref;
@@ -253,6 +271,7 @@ TEST(Supernet, ExitBlockIsOneMoreStageStartedFromTheNextStage) {
         EXPECT_EQ(blk[0].conv2.rank, std::lround(0.5 * 3 * std::min(blk[0].mid, blk[0].out)));
       }
       // started from the leading channels of the full-depth branch's next block and classifier
+      // (a fire branch's in fire order where a dimension runs over a fire's output)
       const auto mine = net->materialize(e).state, theirs = net->materialize(t).state;
       const std::string p = "stages." + std::to_string(exit.exit_stage + 1) + ".0.";
       int compared = 0;
@@ -261,14 +280,12 @@ TEST(Supernet, ExitBlockIsOneMoreStageStartedFromTheNextStage) {
             name.find("num_batches") != std::string::npos ||
             (name.rfind(p, 0) != 0 && name.rfind("fc.", 0) != 0))
           continue;
-        auto y = theirs.at(name);
-        for (int64_t d = 0; d < y.dim(); ++d) y = y.narrow(d, 0, x.size(d));
-        EXPECT_TRUE(x.equal(y)) << exit.name << " " << name;
+        EXPECT_TRUE(is_cut_of(x, theirs.at(name), exit.op == "fire")) << exit.name << " " << name;
         ++compared;
       }
       EXPECT_GE(compared, 6) << exit.name;
     }
-  EXPECT_EQ(exits, 9);
+  EXPECT_EQ(exits, 12);
   // the exits of one operator share their block's weights (narrower ones use the leading
   // channels) and keep their BN scales and classifiers private
   const int wide = net->space().find("w1.00>exit@2"), narrow = net->space().find("w0.50>exit@2");
@@ -324,7 +341,7 @@ TEST(Supernet, ExitHeadsAreFittedToTheLargestBranch) {
     ++exits;
     EXPECT_LT(error(b), 0.5 * before[b]) << net->branch(b).name;
   }
-  EXPECT_EQ(exits, 9);  // 3 widths x 3 ops, exit after stage 2
+  EXPECT_EQ(exits, 12);  // 3 widths x 4 ops, exit after stage 2
 
   // with labels, the head is then trained on them (and the largest's soft answers): the label
   // loss falls below the ridge fit's, and full-depth branches still do not move
@@ -354,6 +371,24 @@ TEST(Supernet, NarrowBranchTrainsOnlyLeadingChannels) {
   EXPECT_GT(grad.slice(0, 0, 12).slice(1, 0, 12).abs().sum().item<double>(), 0.0);
   EXPECT_EQ(grad.slice(0, 12).abs().sum().item<double>(), 0.0);
   EXPECT_EQ(grad.slice(1, 12).abs().sum().item<double>(), 0.0);
+}
+
+TEST(Supernet, NarrowFireBranchTrainsItsFireOrderedChannels) {
+  // a fire's output is its 1x1 expand's channels, then its 3x3 expand's; at width 0.5 the branch
+  // keeps the leading half of each, and the layers around it select the same channels
+  auto net = random_supernet(7);
+  net->train();
+  const int b = net->space().find("w0.50>fire@2/3");
+  ASSERT_GE(b, 0);
+  net->forward_branch(b, torch::randn({4, 1, 12, 12})).sum().backward();
+  // stage 3's projection shortcut: 24 -> 12 output channels, 16 -> 8 input channels
+  const auto grad = net->base().named_parameters()["stages.2.0.shortcut.conv.weight"].grad();
+  ASSERT_TRUE(grad.defined());
+  auto mask = torch::zeros({24, 16, 1, 1});
+  for (int64_t r : {0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17})
+    for (int64_t c : {0, 1, 2, 3, 8, 9, 10, 11}) mask[r][c] = 1;
+  EXPECT_EQ((grad * (1 - mask)).abs().sum().item<double>(), 0.0);  // nothing outside them
+  EXPECT_EQ(torch::count_nonzero(grad).item<int64_t>(), 12 * 8);   // and all of them
 }
 
 TEST_P(SupernetHeads, CheckpointRoundTrip) {

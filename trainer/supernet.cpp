@@ -77,6 +77,93 @@ bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
+// a fire slot squeezes to a quarter of its output channels (SqueezeNet's ratio, and the one of
+// `adascale compress --ops fire`), counted at the branch's own width
+constexpr double kFireSqueeze = 0.25;
+int64_t fire_squeeze(int64_t out) { return std::max<int64_t>(1, std::lround(kFireSqueeze * out)); }
+
+// the channels a fire-ordered channel space keeps at n of its n_full: a fire slot's output is its
+// 1x1 expand's channels, then its 3x3 expand's, and a narrower fire keeps the leading channels of
+// each, so its n channels are the leading n/2 of the first half and the leading n - n/2 of the
+// second; every layer reading or writing that space selects the same channels
+torch::Tensor fire_channels(int64_t n, int64_t n_full) {
+  const int64_t half = n_full / 2;
+  return torch::cat(
+      {torch::arange(n / 2, torch::kLong), torch::arange(half, half + n - n / 2, torch::kLong)});
+}
+
+// the squeeze channels of every fire slot in importance order (|BN scale| times the L1 norm of
+// the expand weights that read the channel): distillation leaves them in no order, and a narrow
+// branch keeps the leading ones
+void order_fire_squeezes(CompressedResNet& model) {
+  for (size_t s = 0; s < model.spec.stages.size(); ++s)
+    for (size_t k = 0; k < model.spec.stages[s].size(); ++k)
+      for (const char* slot : {".conv1", ".conv2"}) {
+        const std::string p = block_prefix(s, k) + slot;
+        if (!model.state.count(p + ".squeeze.weight")) continue;
+        auto& st = model.state;
+        const auto use = st.at(p + ".expand1.weight").abs().sum({0, 2, 3}) +
+                         st.at(p + ".expand3.weight").abs().sum({0, 2, 3});
+        const auto order = torch::argsort(st.at(p + ".squeeze_bn.weight").abs() * use, 0, true);
+        for (const char* t : {".squeeze.weight", ".squeeze_bn.weight", ".squeeze_bn.bias",
+                              ".squeeze_bn.running_mean", ".squeeze_bn.running_var"})
+          st[p + t] = st.at(p + t).index_select(0, order).contiguous();
+        for (const char* t : {".expand1.weight", ".expand3.weight"})
+          st[p + t] = st.at(p + t).index_select(1, order).contiguous();
+      }
+}
+
+// the module name of a tensor ("stages.1.0.bn1" of "stages.1.0.bn1.weight")
+std::string module_of(const std::string& name) { return name.substr(0, name.rfind('.')); }
+
+// for a physical branch spec with fire slots: the dimensions of each module's tensors that run
+// over a fire-ordered channel space (an output of a fire slot, or one a residual addition joins
+// to it); the other channel dimensions keep their leading channels as usual
+std::map<std::string, std::vector<int64_t>> fire_ordered_dims(const ResNetSpec& spec) {
+  int spaces = 0;
+  auto add = [&] { return spaces++; };
+  std::vector<std::pair<std::string, std::vector<std::pair<int64_t, int>>>> uses;
+  std::set<int> fire;
+  const int stem = add();
+  uses.push_back({"stem.conv", {{0, stem}}});
+  uses.push_back({"stem.bn", {{0, stem}}});
+  int in = stem;
+  for (size_t s = 0; s < spec.stages.size(); ++s)
+    for (size_t k = 0; k < spec.stages[s].size(); ++k) {
+      const auto& blk = spec.stages[s][k];
+      const std::string p = block_prefix(s, k);
+      const int mid = add();
+      // an identity shortcut adds the block's input to its output: one channel space
+      const int out = blk.has_shortcut_conv() ? add() : in;
+      for (int slot = 1; slot <= 2; ++slot) {
+        const auto& ss = slot == 1 ? blk.conv1 : blk.conv2;
+        const int from = slot == 1 ? in : mid, to = slot == 1 ? mid : out;
+        const std::string name = p + ".conv" + std::to_string(slot);
+        if (ss.kind == "fire") {
+          fire.insert(to);
+          uses.push_back({name + ".squeeze", {{1, from}}});
+        } else if (ss.kind == "conv") {
+          uses.push_back({name, {{0, to}, {1, from}}});
+        } else {
+          throw std::logic_error("supernet: a fire branch with a " + ss.kind + " slot");
+        }
+      }
+      uses.push_back({p + ".bn1", {{0, mid}}});
+      uses.push_back({p + ".bn2", {{0, out}}});
+      if (blk.has_shortcut_conv()) {
+        uses.push_back({p + ".shortcut.conv", {{0, out}, {1, in}}});
+        uses.push_back({p + ".shortcut.bn", {{0, out}}});
+      }
+      in = out;
+    }
+  uses.push_back({"fc", {{1, in}}});
+  std::map<std::string, std::vector<int64_t>> out;
+  for (const auto& [module, dims] : uses)
+    for (const auto& [dim, space] : dims)
+      if (fire.count(space)) out[module].push_back(dim);
+  return out;
+}
+
 // named parameters and buffers of a module, by name
 std::map<std::string, torch::Tensor> tensors_of(const torch::nn::Module& m) {
   std::map<std::string, torch::Tensor> out;
@@ -139,7 +226,7 @@ BranchSpace BranchSpace::from_config(const SupernetConfig& c, const ResNetSpec& 
 
   for (const auto& item : split_list(c.ops)) {
     std::string op;
-    if (item == "conv" || item == "dpconv") {
+    if (item == "conv" || item == "dpconv" || item == "fire") {
       op = item;
     } else if (item.rfind("lowrank", 0) == 0 && item.size() > 7) {
       const double f = parse_number("supernet.ops", item.substr(7));
@@ -149,7 +236,7 @@ BranchSpace BranchSpace::from_config(const SupernetConfig& c, const ResNetSpec& 
       op = "lowrank" + fixed2(f);
     } else {
       throw ConfigError("config key 'supernet.ops': unknown operator '" + item +
-                        "' (known: conv, dpconv, lowrankF with F the rank fraction)");
+                        "' (known: conv, dpconv, fire, lowrankF with F the rank fraction)");
     }
     if (std::find(sp.ops.begin(), sp.ops.end(), op) != sp.ops.end())
       throw ConfigError("config key 'supernet.ops': '" + item + "' is listed twice");
@@ -201,6 +288,31 @@ BranchSpace BranchSpace::from_config(const SupernetConfig& c, const ResNetSpec& 
                             std::to_string(e + 1) + " (" + std::to_string(ch) +
                             " channels) is wider than the next stage's first block it starts from");
       }
+    }
+
+  // a fire slot splits its output between a 1x1 and a 3x3 expand: two channels at least, at
+  // every width, in the op stages and in the exit blocks that take the op
+  if (std::find(sp.ops.begin(), sp.ops.end(), "fire") != sp.ops.end())
+    for (double w : sp.widths) {
+      auto check = [&](int64_t channels, const std::string& where) {
+        if (channels >= 2) return;
+        throw ConfigError("config key 'supernet.ops': fire needs 2 output channels or more, and " +
+                          ("width " + fixed2(w) + " leaves " + where + " with ") +
+                          std::to_string(channels));
+      };
+      for (int64_t s : sp.op_stages)
+        for (size_t b = 0; b < base.stages[s].size(); ++b) {
+          check(scaled(base.stages[s][b].mid, w), block_prefix(s, b) + ".conv1");
+          check(scaled(base.stages[s][b].out, w), block_prefix(s, b) + ".conv2");
+        }
+      const auto takes_op = [&](int64_t s) {
+        return std::find(sp.op_stages.begin(), sp.op_stages.end(), s) != sp.op_stages.end();
+      };
+      if (sp.exit_head == "block")
+        for (int64_t e : sp.exits)
+          if (e + 1 < stages && takes_op(e + 1))
+            check(scaled(scaled(base.stages[e].back().out, w), kExitBlockMid),
+                  "the exit block after stage " + std::to_string(e + 1) + " (inside)");
     }
 
   for (double w : sp.widths)
@@ -295,6 +407,7 @@ Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t w
           const int64_t out = slot == 1 ? blk.mid : blk.out;
           ConvSlotSpec vs;
           vs.kind = op.rfind("lowrank", 0) == 0 ? "lowrank" : op;
+          if (vs.kind == "fire") vs.squeeze = fire_squeeze(out);
           if (vs.kind == "lowrank")
             vs.rank = std::max<int64_t>(
                 1, std::lround(std::stod(op.substr(7)) * std::min(in * 3, out * 3)));
@@ -318,6 +431,9 @@ Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t w
     shapes_.push_back(std::move(shapes));
     macs_.push_back(measure_cost(physical, spec.in_channels, height_, width_).macs);
   }
+  fire_dims_.resize(branch_count());
+  for (size_t b = 0; b < branch_count(); ++b)
+    if (branch(b).op == "fire") fire_dims_[b] = fire_ordered_dims(specs_[b]);
   // every early-exit branch has a head of its own: one head shared by trunks of different widths
   // and operators has to serve features that have little in common
   const int64_t last = static_cast<int64_t>(spec.stages.size()) - 1;
@@ -415,6 +531,7 @@ ResNetSpec Supernet::make_branch_spec(size_t b) const {
       for (int slot = 1; slot <= 2; ++slot) {
         auto& ss = slot == 1 ? blk.conv1 : blk.conv2;
         ss.kind = c.op;
+        if (c.op == "fire") ss.squeeze = fire_squeeze(slot == 1 ? blk.mid : blk.out);
         if (c.op == "lowrank") {
           const auto& v = variant_tensors_.at(
               variant_key(op_of(c), block_prefix(st, k) + ".conv" + std::to_string(slot)));
@@ -438,6 +555,7 @@ ResNetSpec Supernet::make_branch_spec(size_t b) const {
       for (int slot = 1; slot <= 2; ++slot) {
         auto& ss = slot == 1 ? blk.conv1 : blk.conv2;
         ss.kind = c.op;
+        if (c.op == "fire") ss.squeeze = fire_squeeze(slot == 1 ? blk.mid : blk.out);
         // the rank fraction of the op, of the block's own channel counts
         if (c.op == "lowrank")
           ss.rank = std::max<int64_t>(1, std::lround(c.rank_fraction * 3 *
@@ -483,8 +601,20 @@ torch::Tensor Supernet::source(size_t b, const std::string& name) const {
   return it->second;
 }
 
+torch::Tensor Supernet::select(size_t b, const std::string& name, torch::Tensor t,
+                               const std::vector<int64_t>& shape) const {
+  if (!fire_dims_[b].empty()) {
+    auto it = fire_dims_[b].find(module_of(name));
+    if (it != fire_dims_[b].end())
+      for (int64_t d : it->second)
+        if (d < t.dim() && t.size(d) != shape.at(d))
+          t = t.index_select(d, fire_channels(shape[d], t.size(d)));
+  }
+  return narrow_to(t, shape);
+}
+
 torch::Tensor Supernet::tensor(size_t b, const std::string& name) const {
-  return narrow_to(source(b, name), shapes_[b].at(name));
+  return select(b, name, source(b, name), shapes_[b].at(name));
 }
 
 torch::Tensor Supernet::batch_norm(size_t b, const std::string& name, const torch::Tensor& x) {
@@ -514,6 +644,13 @@ torch::Tensor Supernet::slot_forward(size_t b, const std::string& name, const Co
     auto dw = conv(x, tensor(b, name + ".dw.weight"), stride, 1, x.size(1));
     dw = torch::relu(batch_norm(b, name + ".dw_bn", dw));
     return conv(dw, tensor(b, name + ".pw.weight"), 1, 0);
+  }
+  if (spec.kind == "fire") {
+    auto sq = conv(x, tensor(b, name + ".squeeze.weight"), stride, 0);
+    sq = torch::relu(batch_norm(b, name + ".squeeze_bn", sq));
+    return torch::cat({conv(sq, tensor(b, name + ".expand1.weight"), 1, 0),
+                       conv(sq, tensor(b, name + ".expand3.weight"), 1, 1)},
+                      1);
   }
   throw std::logic_error("supernet: no forward for " + spec.kind);
 }
@@ -634,7 +771,7 @@ void Supernet::reset_exit_blocks() {
   for (size_t t = 0; t < branch_count(); ++t)
     for (size_t e : exits_of_[t])
       for (auto& [name, x] : exit_tensors_.at(e))
-        x.copy_(narrow_to(source(t, name), x.sizes().vec()));
+        x.copy_(select(e, name, source(t, name), x.sizes().vec()));
 }
 
 void Supernet::fit_exit_heads(const torch::Tensor& images, const torch::Tensor& labels,
@@ -970,12 +1107,13 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log) {
     for (const auto& op : space.ops) {
       if (op.rfind("lowrank", 0) == 0) {
         net->load_variant(op, lowrank_resnet(full, std::stod(op.substr(7)), space.op_stages).state);
-      } else if (op == "dpconv") {
+      } else if (op == "dpconv" || op == "fire") {
         compress::DistillOptions d;
         d.steps = sc.distill_steps;
         d.seed = config.train.seed;
-        net->load_variant(op,
-                          substitute_resnet(full, op, 0.0, space.op_stages, cal, d, &log).state);
+        auto sub = substitute_resnet(full, op, kFireSqueeze, space.op_stages, cal, d, &log);
+        if (op == "fire") order_fire_squeezes(sub);
+        net->load_variant(op, sub.state);
       }
     }
     net->reset_private_bn();

@@ -5,9 +5,13 @@
 //   width   a multiplier applied to every channel count; channels are importance-ordered once
 //           (filter L1, per channel group, see compress/channel_pruning.h), so width w uses the
 //           leading w-fraction of every layer and slicing the weights *is* structured pruning
-//   op      the 3x3 convolutions of the op stages are plain (conv), depthwise-separable (dpconv)
-//           or spatial low-rank (lowrankF, rank F x full rank, sliced with the width); variant
-//           weights are private to the op and shared by all widths
+//   op      the 3x3 convolutions of the op stages are plain (conv), depthwise-separable (dpconv),
+//           fire (1x1 squeeze to a quarter of the outputs, then a 1x1 and a 3x3 expand whose
+//           outputs are concatenated) or spatial low-rank (lowrankF, rank F x full rank, sliced
+//           with the width); variant weights are private to the op and shared by all widths.
+//           A narrow fire keeps the leading channels of each expand, so the channels after it
+//           are the leading ones of each half ("fire order"); every layer reading or writing
+//           them, residual additions included, selects the same ones (select())
 //   exit    the stage after which a classifier head answers; the last stage uses the backbone's
 //           classifier, early exits have heads of their own: global pool + linear
 //           ([supernet] exit_head = linear), or a residual block at the exit's channel
@@ -47,7 +51,7 @@ namespace adascale::trainer {
 
 struct BranchChoice {
   double width = 1.0;
-  std::string op = "conv";   // conv | dpconv | lowrank
+  std::string op = "conv";   // conv | dpconv | fire | lowrank
   double rank_fraction = 0;  // lowrank only
   int64_t exit_stage = 0;    // 0-based stage whose head classifies
   std::string name;          // canonical
@@ -150,6 +154,10 @@ class Supernet : public Backbone {
   ResNetSpec make_branch_spec(size_t b) const;
   torch::Tensor source(size_t b, const std::string& name) const;
   torch::Tensor tensor(size_t b, const std::string& name) const;  // source sliced to shape
+  // t (a source tensor of `name`) cut to `shape` the way branch b cuts it: leading channels, or
+  // for a fire branch the fire-ordered channels where a dimension runs over a fire's output
+  torch::Tensor select(size_t b, const std::string& name, torch::Tensor t,
+                       const std::vector<int64_t>& shape) const;
   torch::Tensor slot_forward(size_t b, const std::string& name, const ConvSlotSpec& spec,
                              const torch::Tensor& x, int64_t stride);
   torch::Tensor batch_norm(size_t b, const std::string& name, const torch::Tensor& x);
@@ -170,6 +178,8 @@ class Supernet : public Backbone {
   std::vector<compress::StateDict> bn_stats_;                        // per branch
   std::vector<compress::StateDict> bn_params_;  // per branch: private BN weight and bias
   std::vector<ResNetSpec> specs_;               // per branch, the physical architecture
+  // per fire branch: module name -> dimensions over fire-ordered channels (see select)
+  std::vector<std::map<std::string, std::vector<int64_t>>> fire_dims_;
   std::vector<int64_t> macs_;
   int64_t height_ = 0, width_ = 0;
   // tensor handles by name (weights are loaded in place, so the handles stay valid)
