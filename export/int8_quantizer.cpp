@@ -279,8 +279,8 @@ Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore
       m.params.erase(slot);
       if (s.params.count(slot)) m.params[slot] = s.params.at(slot);
     }
-    if (s.attrs.has("weight_slice"))
-      m.attrs.set("weight_slice", s.attrs.get_ints("weight_slice", {}));
+    for (const char* key : {"weight_slice", "weight_slice_halves"})
+      if (s.attrs.has(key)) m.attrs.set(key, s.attrs.get_ints(key, {}));
   };
   torch::NoGradGuard no_grad;
   const Branch& src = model.graph();

@@ -106,6 +106,7 @@ class Builder {
     const auto shared = store_.add_weight(prefix_ + module + ".w", w);
     n.params["weight"] = shared.name;
     if (!shared.keep.empty()) n.attrs.set("weight_slice", shared.keep);
+    if (!shared.halves.empty()) n.attrs.set("weight_slice_halves", shared.halves);
     if (scale.defined()) n.params["weight_mul"] = store_.add(prefix_ + module + ".s", scale);
   }
   std::string fresh(const std::string& base) { return base + "#" + std::to_string(counter_++); }
@@ -191,18 +192,31 @@ TensorStore::SharedWeight TensorStore::add_weight(const std::string& name,
         !std::equal(shape.begin() + 1, shape.end() - 1, c.shape.begin() + 1))
       continue;
     auto stored = torch::from_blob(const_cast<void*>(c.data), c.shape, torch::kFloat32);
-    if (!torch::equal(stored.slice(0, 0, rows).slice(-1, 0, cols), w)) continue;
-    if (c.shape == shape) {
-      ++shared_hits_;
-      return {base, {}};
+    // an axis cut to `keep` of its entries: the leading ones, or (halves) the leading ones of
+    // each half, as the runtime's weight_slice_halves reads them
+    auto cut = [](const torch::Tensor& t, int64_t dim, int64_t keep, bool halves) {
+      if (!halves) return t.narrow(dim, 0, keep);
+      const int64_t half = t.size(dim) / 2;
+      return torch::cat({t.narrow(dim, 0, keep / 2), t.narrow(dim, half, keep - keep / 2)}, dim);
+    };
+    for (int mode = 0; mode < 4; ++mode) {
+      const bool halve_rows = mode & 1, halve_cols = mode & 2;
+      if ((halve_rows && c.shape.front() == rows) || (halve_cols && c.shape.back() == cols))
+        continue;  // a whole axis is the same either way
+      if (!torch::equal(cut(cut(stored, 0, rows, halve_rows), -1, cols, halve_cols), w)) continue;
+      if (c.shape == shape) {
+        ++shared_hits_;
+        return {base, {}, {}};
+      }
+      ++slice_hits_;
+      if (!halve_rows && !halve_cols) return {base, {rows, cols}, {}};
+      return {base, {rows, cols}, {halve_rows ? 1 : 0, halve_cols ? 1 : 0}};
     }
-    ++slice_hits_;
-    return {base, {rows, cols}};
   }
   const std::string stored = add(name, w);
   if (std::find(weights_.begin(), weights_.end(), stored) == weights_.end())
     weights_.push_back(stored);
-  return {stored, {}};
+  return {stored, {}, {}};
 }
 
 Branch lower_resnet(const trainer::ResNetSpec& spec, const compress::StateDict& s,

@@ -31,12 +31,14 @@ class TensorStore {
   std::string add(const std::string& name, const torch::Tensor& tensor);
   size_t shared_hits() const { return shared_hits_; }
 
-  // a float weight [rows, ..., cols] in runtime layout: stored, or found as the leading
-  // [rows, ..., cols] slice of a stored weight of the same inner dims; keep is that [rows, cols]
-  // (empty when the stored tensor is used whole)
+  // a float weight [rows, ..., cols] in runtime layout: stored, or found as a [rows, ..., cols]
+  // slice of a stored weight of the same inner dims, each of its two axes the leading entries or
+  // the leading ones of each half (a narrower fire's channels); keep is that [rows, cols] (empty
+  // when the stored tensor is used whole) and halves says which axes are cut by halves
   struct SharedWeight {
     std::string name;
     std::vector<int64_t> keep;
+    std::vector<int64_t> halves;  // [R, C] of 0 or 1, empty when both axes are leading
   };
   SharedWeight add_weight(const std::string& name, const torch::Tensor& weight);
   bool shares_slices() const { return share_slices_; }

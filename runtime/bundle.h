@@ -13,8 +13,9 @@
 namespace adascale {
 
 // 2 added shared weights (weight_slice / weight_mul, graph.h), 3 int8 weights quantized at
-// preparation (weight_quantize); older bundles read unchanged
-constexpr int kBundleSchemaVersion = 3;
+// preparation (weight_quantize), 4 slices by halves (weight_slice_halves); older bundles read
+// unchanged
+constexpr int kBundleSchemaVersion = 4;
 constexpr int kOldestBundleSchemaVersion = 1;
 constexpr uint32_t kWeightsVersion = 1;
 constexpr size_t kWeightsHeaderBytes = 64;

@@ -176,7 +176,8 @@ Status derive_weights(const Branch& branch, const ConstantMap& constants, bool m
       auto it = constants.find(name);
       if (it != constants.end()) out->constants[name] = it->second;  // unknown: infer_shapes says
     }
-    if (!slice && !mul && !quantize) continue;
+    const bool halves = node.attrs.has("weight_slice_halves");
+    if (!slice && !mul && !quantize && !halves) continue;
     const std::string at = "branch '" + branch.name + "': node '" + node.output + "': ";
     if (node.op != "conv2d" && node.op != "fully_connected")
       return error_status(
@@ -193,6 +194,7 @@ Status derive_weights(const Branch& branch, const ConstantMap& constants, bool m
                           at + "derived weights need a float32 weight of rank >= 2, no empty axis");
     const int64_t rows = w.shape.front(), cols = w.shape.back();
     int64_t keep_rows = rows, keep_cols = cols;
+    bool halve_rows = false, halve_cols = false;
     if (slice) {
       const auto dims = node.attrs.get_ints("weight_slice", {});
       if (dims.size() != 2 || dims[0] < 1 || dims[0] > rows || dims[1] < 1 || dims[1] > cols)
@@ -202,6 +204,23 @@ Status derive_weights(const Branch& branch, const ConstantMap& constants, bool m
       keep_rows = dims[0];
       keep_cols = dims[1];
     }
+    if (halves) {
+      const auto flags = node.attrs.get_ints("weight_slice_halves", {});
+      if (!slice || flags.size() != 2 || (flags[0] != 0 && flags[0] != 1) ||
+          (flags[1] != 0 && flags[1] != 1))
+        return error_status(ErrorCode::kInvalidGraph,
+                            at + "weight_slice_halves must be [R, C] of 0 or 1, with weight_slice");
+      halve_rows = flags[0] == 1;
+      halve_cols = flags[1] == 1;
+    }
+    // entry i of a kept axis: the leading ones, or those of each half (keep <= full, so the
+    // second half always holds keep - keep / 2 of them)
+    auto source_index = [](bool halves, int64_t i, int64_t keep, int64_t full) {
+      return !halves || i < keep / 2 ? i : full / 2 + (i - keep / 2);
+    };
+    std::vector<int64_t> col_index(static_cast<size_t>(keep_cols));
+    for (int64_t c = 0; c < keep_cols; ++c)
+      col_index[c] = source_index(halve_cols, c, keep_cols, cols);
     // the float32 [O'] tensor params[slot] names (one value per kept output row)
     auto per_row = [&](const char* slot, const char* what, const float** data) {
       auto it = constants.find(node.params.at(slot));
@@ -253,10 +272,12 @@ Status derive_weights(const Branch& branch, const ConstantMap& constants, bool m
       const float* src = static_cast<const float*>(w.data);
       // row r of the derived weight: its slice, times its multiplier
       auto derive_row = [&](int64_t r, float* dst) {
+        const int64_t from_row = source_index(halve_rows, r, keep_rows, rows);
         for (int64_t k = 0; k < inner; ++k) {
-          const float* from = src + (r * inner + k) * cols;
+          const float* from = src + (from_row * inner + k) * cols;
           float* to = dst + k * keep_cols;
-          for (int64_t c = 0; c < keep_cols; ++c) to[c] = scale ? from[c] * scale[r] : from[c];
+          for (int64_t c = 0; c < keep_cols; ++c)
+            to[c] = scale ? from[col_index[c]] * scale[r] : from[col_index[c]];
         }
       };
       if (!quantize) {
@@ -302,6 +323,7 @@ Status derive_weights(const Branch& branch, const ConstantMap& constants, bool m
     }
     node.params.erase("weight_mul");
     node.attrs.numbers.erase("weight_slice");
+    node.attrs.numbers.erase("weight_slice_halves");
   }
   return ok_status();
 }

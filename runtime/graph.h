@@ -108,6 +108,10 @@ void activation_range_f32(Activation activation, float* lo, float* hi);
 // A conv2d / fully_connected node with a float32 weight may name a larger stored tensor and
 //   attrs.weight_slice = [O', I']  use its leading O' rows (axis 0) and the leading I' entries of
 //                                  its last axis (input channels per group; inputs of an fc);
+//   attrs.weight_slice_halves = [R, C]  (with weight_slice; 0 or 1 each) where R (C) is 1, axis 0
+//                                  (the last axis) keeps the leading O'/2 entries of its first
+//                                  half and the leading O' - O'/2 of its second half instead:
+//                                  the channels a narrower fire module keeps of its two expands;
 //   params.weight_mul  (f32 [O'])  multiply each output row (a BatchNorm scale folded here).
 // An int8 node (one with out_scale) may quantize such a float32 weight itself, so an int8 twin
 // stores no weights of its own:

@@ -13,6 +13,7 @@
 #include "runtime/bundle.h"
 #include "trainer/checkpoint.h"
 #include "trainer/compression.h"
+#include "trainer/supernet.h"
 #include "trainer/training.h"
 
 namespace fs = std::filesystem;
@@ -94,6 +95,49 @@ TEST(Export, EveryVariantMatchesLibTorchAndSharesTensors) {
   EXPECT_EQ(bundle->branches().size(), 5u);
   EXPECT_NE(bundle->find_branch("fire0.50@2"), nullptr);
   EXPECT_NE(bundle->branches()[0].costs_json.find("latency_ms"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(Export, NarrowFireBranchesAreCutFromTheWideOnesByHalves) {
+  // a multi-branch network with fire modules in stage 2: the width-0.5 branch keeps the leading
+  // half of each expand, so around them its weights are the wide branch's cut by halves
+  ModelConfig m;
+  m.stem_width = 8;
+  m.widths = {8, 16};
+  m.depths = {1, 1};
+  const auto base = ResNetSpec::from_config(m, 1, 5);
+  SupernetConfig c;
+  c.widths = "1.0,0.5";
+  c.ops = "fire";
+  c.op_stages = "2";
+  torch::manual_seed(5);
+  Supernet net(base, BranchSpace::from_config(c, base), 12, 12);
+  std::vector<exporter::ExportSource> sources;
+  for (const char* name : {"w1.00>fire@2", "w0.50>fire@2"}) {
+    const int b = net.space().find(name);
+    ASSERT_GE(b, 0) << name;
+    const auto branch = net.materialize(b);
+    sources.push_back({name, branch.spec, branch.state});
+  }
+  auto images = torch::randn({64, 1, 12, 12});
+  auto labels = torch::randint(0, 5, {64});
+  auto dir = temp_dir();
+  std::ostringstream log;
+  const auto o = quick_options(32, 2);
+  auto wide =
+      exporter::export_bundle({sources[0]}, images, labels, (dir / "wide.bundle").string(), o, log);
+  auto both =
+      exporter::export_bundle(sources, images, labels, (dir / "both.bundle").string(), o, log);
+  for (const auto& b : both.branches) EXPECT_LE(b.max_logit_diff, 1e-3) << b.name;
+  // the narrow branch adds its BN scales and biases, not its weights
+  const size_t narrow_alone = both.separate_bytes - wide.separate_bytes;
+  EXPECT_LT(both.weights_file_bytes - wide.weights_file_bytes, narrow_alone / 3) << log.str();
+  std::unique_ptr<Bundle> bundle;
+  ASSERT_TRUE(Bundle::open((dir / "both.bundle").string(), &bundle).ok());
+  int halves = 0;
+  for (const auto& node : bundle->find_branch("w0.50>fire@2")->nodes)
+    halves += node.attrs.has("weight_slice_halves");
+  EXPECT_GE(halves, 3);  // the squeezes and the stage's BN-scaled layers
   fs::remove_all(dir);
 }
 

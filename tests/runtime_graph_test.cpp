@@ -133,52 +133,63 @@ TEST_F(GraphFixture, RunRejectsSmallOutputBuffer) {
 namespace adascale {
 namespace {
 
-// A branch that uses the leading 5 of block.w's 8 output channels and 3 of its 8 inputs, scaled
-// per output channel, computes what the same branch with that slice stored explicitly computes.
+// A branch that uses 5 of block.w's 8 output channels and 3 of its 8 inputs, scaled per output
+// channel, computes what the same branch with that slice stored explicitly computes: the leading
+// ones, or by halves (rows 0-1 and 4-6, inputs 0 and 4-5: a narrower fire module's channels).
 TEST_F(GraphFixture, SharedWeightSliceEqualsTheExplicitSlice) {
-  std::mt19937 rng(11);
-  const ConstTensor& block = writer.constants().at("block.w");  // [8, 3, 3, 8]
-  const float* w = static_cast<const float*>(block.data);
-  const auto mul = testing::random_floats(rng, 5, 0.5f, 1.5f);
-  std::vector<float> sliced;
-  for (int o = 0; o < 5; ++o)
-    for (int k = 0; k < 9; ++k)
-      for (int i = 0; i < 3; ++i) sliced.push_back(w[(o * 9 + k) * 8 + i] * mul[o]);
-  ASSERT_TRUE(writer.add_f32("mul5", {5}, mul).ok());
-  ASSERT_TRUE(writer.add_f32("block.w.slice", {5, 3, 3, 3}, sliced).ok());
-  ASSERT_TRUE(writer
-                  .add_f32("fc5.w", {testing::kClasses, 5},
-                           testing::random_floats(rng, testing::kClasses * 5, -1, 1))
-                  .ok());
-  auto branch = [&](bool shared) {
-    Branch b;
-    b.name = shared ? "shared" : "explicit";
-    b.output = "logits";
-    b.nodes = testing::small_classifier(shared ? "block.w" : "block.w.slice", "", "fc5.w");
-    b.input = "input";
-    if (shared) {
-      b.nodes[0].attrs.set("weight_slice", std::vector<int64_t>{5, 3});
-      b.nodes[0].params["weight_mul"] = "mul5";
+  for (const bool halves : {false, true}) {
+    SCOPED_TRACE(halves ? "by halves" : "leading");
+    std::mt19937 rng(11);
+    const ConstTensor& block = writer.constants().at("block.w");  // [8, 3, 3, 8]
+    const float* w = static_cast<const float*>(block.data);
+    const auto mul = testing::random_floats(rng, 5, 0.5f, 1.5f);
+    const std::vector<int> rows =
+        halves ? std::vector<int>{0, 1, 4, 5, 6} : std::vector<int>{0, 1, 2, 3, 4};
+    const std::vector<int> cols = halves ? std::vector<int>{0, 4, 5} : std::vector<int>{0, 1, 2};
+    std::vector<float> sliced;
+    for (int o = 0; o < 5; ++o)
+      for (int k = 0; k < 9; ++k)
+        for (int i : cols) sliced.push_back(w[(rows[o] * 9 + k) * 8 + i] * mul[o]);
+    const std::string tag = halves ? "h" : "l";
+    ASSERT_TRUE(writer.add_f32("mul5" + tag, {5}, mul).ok());
+    ASSERT_TRUE(writer.add_f32("block.w.slice" + tag, {5, 3, 3, 3}, sliced).ok());
+    ASSERT_TRUE(writer
+                    .add_f32("fc5.w" + tag, {testing::kClasses, 5},
+                             testing::random_floats(rng, testing::kClasses * 5, -1, 1))
+                    .ok());
+    auto branch = [&](bool shared) {
+      Branch b;
+      b.name = (shared ? "shared" : "explicit") + tag;
+      b.output = "logits";
+      b.nodes =
+          testing::small_classifier(shared ? "block.w" : "block.w.slice" + tag, "", "fc5.w" + tag);
+      b.input = "input";
+      if (shared) {
+        b.nodes[0].attrs.set("weight_slice", std::vector<int64_t>{5, 3});
+        if (halves) b.nodes[0].attrs.set("weight_slice_halves", std::vector<int64_t>{1, 1});
+        b.nodes[0].params["weight_mul"] = "mul5" + tag;
+      }
+      return b;
+    };
+    const Shape in = {2, 6, 6, 3};
+    const auto x = testing::random_floats(rng, 2 * 6 * 6 * 3, -1, 1);
+    for (const auto& backend : {make_reference_backend(), make_xnnpack_backend(1)}) {
+      std::unique_ptr<PreparedBranch> a, b;
+      Status s = backend->prepare(branch(true), writer.constants(), in, &a);
+      ASSERT_TRUE(s.ok()) << s.message;
+      ASSERT_TRUE(backend->prepare(branch(false), writer.constants(), in, &b).ok());
+      EXPECT_EQ(a->weight_bytes(), b->weight_bytes());  // the slice, not the stored tensor
+      std::vector<float> ya(2 * testing::kClasses), yb(ya.size());
+      ASSERT_TRUE(a->run(x.data(), 2, ya.data(), ya.size()).ok());
+      ASSERT_TRUE(b->run(x.data(), 2, yb.data(), yb.size()).ok());
+      for (size_t i = 0; i < ya.size(); ++i) EXPECT_NEAR(ya[i], yb[i], 1e-5f) << backend->name();
     }
-    return b;
-  };
-  const Shape in = {2, 6, 6, 3};
-  const auto x = testing::random_floats(rng, 2 * 6 * 6 * 3, -1, 1);
-  for (const auto& backend : {make_reference_backend(), make_xnnpack_backend(1)}) {
-    std::unique_ptr<PreparedBranch> a, b;
-    Status s = backend->prepare(branch(true), writer.constants(), in, &a);
-    ASSERT_TRUE(s.ok()) << s.message;
-    ASSERT_TRUE(backend->prepare(branch(false), writer.constants(), in, &b).ok());
-    EXPECT_EQ(a->weight_bytes(), b->weight_bytes());  // the slice, not the stored tensor
-    std::vector<float> ya(2 * testing::kClasses), yb(ya.size());
-    ASSERT_TRUE(a->run(x.data(), 2, ya.data(), ya.size()).ok());
-    ASSERT_TRUE(b->run(x.data(), 2, yb.data(), yb.size()).ok());
-    for (size_t i = 0; i < ya.size(); ++i) EXPECT_NEAR(ya[i], yb[i], 1e-5f) << backend->name();
+    // the bundle stores the shared branch and validates it on open
+    ASSERT_TRUE(writer.add_branch(branch(true)).ok());
+    EXPECT_EQ(lookup("shared" + tag).nodes[0].attrs.get_ints("weight_slice", {}),
+              (std::vector<int64_t>{5, 3}));
+    EXPECT_EQ(lookup("shared" + tag).nodes[0].attrs.has("weight_slice_halves"), halves);
   }
-  // the bundle stores the shared branch and validates it on open
-  ASSERT_TRUE(writer.add_branch(branch(true)).ok());
-  EXPECT_EQ(lookup("shared").nodes[0].attrs.get_ints("weight_slice", {}),
-            (std::vector<int64_t>{5, 3}));
 }
 
 TEST_F(GraphFixture, BadSharedWeightsAreReported) {
@@ -195,6 +206,15 @@ TEST_F(GraphFixture, BadSharedWeightsAreReported) {
   EXPECT_NE(error([](Branch& b) {
               b.nodes[0].attrs.set("weight_slice", std::vector<int64_t>{9, 3});
             }).find("weight_slice must be [O', I'] within the weight [8,3,3,8]"),
+            std::string::npos);
+  EXPECT_NE(error([](Branch& b) {
+              b.nodes[0].attrs.set("weight_slice_halves", std::vector<int64_t>{1, 0});
+            }).find("weight_slice_halves must be [R, C] of 0 or 1, with weight_slice"),
+            std::string::npos);
+  EXPECT_NE(error([](Branch& b) {
+              b.nodes[0].attrs.set("weight_slice", std::vector<int64_t>{4, 3});
+              b.nodes[0].attrs.set("weight_slice_halves", std::vector<int64_t>{2, 0});
+            }).find("weight_slice_halves must be"),
             std::string::npos);
   EXPECT_NE(error([](Branch& b) {
               b.nodes[0].params["weight_mul"] = "fc.b";

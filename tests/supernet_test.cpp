@@ -555,7 +555,7 @@ TEST(Supernet, FashionMnistEndToEnd) {
   c.model.widths = {8, 16};
   c.train.batch_size = 32;
   c.supernet.widths = "1.0,0.5";
-  c.supernet.ops = "conv,dpconv";
+  c.supernet.ops = "conv,dpconv,fire";  // both substitutions distilled from the warm-up's convs
   c.supernet.exits = "1";
   c.supernet.joint_epochs = 1;
   c.supernet.student_batch = 0.5;   // students on half of each batch of 32
@@ -588,8 +588,11 @@ TEST(Supernet, FashionMnistEndToEnd) {
     EXPECT_FALSE(fs::exists(dir / "out"));
   }
   // so is an every-step branch the space lacks, an early exit, or the smallest
-  const std::pair<const char*, const char*> bad_names[] = {
-      {"w0.30", "not a branch"}, {"w0.50>exit@1", "early exit"}, {"w0.50>dpconv@1/2", "smallest"}};
+  const auto spec = ResNetSpec::from_config(c.model, 1, 10);
+  const Supernet probe(spec, BranchSpace::from_config(c.supernet, spec), 28, 28);
+  const std::string smallest = probe.branch(probe.smallest()).name;
+  const std::pair<std::string, const char*> bad_names[] = {
+      {"w0.30", "not a branch"}, {"w0.50>exit@1", "early exit"}, {smallest, "smallest"}};
   for (const auto& [name, why] : bad_names) {
     TrainConfig bad = c;
     bad.supernet.every_step = name;
@@ -615,10 +618,11 @@ TEST(Supernet, FashionMnistEndToEnd) {
   auto net = std::dynamic_pointer_cast<Supernet>(
       load_model(read_checkpoint(outcome.checkpoint_path), outcome.checkpoint_path));
   ASSERT_TRUE(net);
-  // 2 widths x (conv at 2 exits + dpconv at 2 exits)
-  EXPECT_EQ(net->branch_count(), 8u);
+  // 2 widths x (conv, dpconv and fire, each at 2 exits)
+  EXPECT_EQ(net->branch_count(), 12u);
+  EXPECT_NE(log.str().find("stages.1.0.conv2 -> fire: relative error"), std::string::npos);
   const auto summary = nlohmann::json::parse(std::ifstream(dir / "out" / "summary.json"));
-  EXPECT_EQ(summary.at("branches").size(), 8u);
+  EXPECT_EQ(summary.at("branches").size(), 12u);
   EXPECT_EQ(summary.at("phases").size(), 5u);
   // per joint step: the largest on 32 images, the smallest, w0.50 and 1 sampled on 16 each
   const auto& joint = summary.at("phases").at(2);
@@ -635,7 +639,7 @@ TEST(Supernet, FashionMnistEndToEnd) {
   std::string line;
   int lines = 0;
   while (std::getline(rows, line)) ++lines;
-  EXPECT_EQ(lines, 1 + 8 + 8);  // every branch, fp32 and int8
+  EXPECT_EQ(lines, 1 + 12 + 12);  // every branch, fp32 and int8
   // an int8 twin stays close to its fp32 branch (300 test images: one image is 0.33 pt)
   const auto int8_rows = dir / "int8.csv";
   ASSERT_EQ(
