@@ -84,6 +84,12 @@ bool check_conv_variant(const ConvVariantSpec& spec, int64_t in, int64_t out, st
   return false;
 }
 
+torch::Tensor fire_channel_index(int64_t n, int64_t n_full) {
+  const int64_t half = n_full / 2;
+  return torch::cat(
+      {torch::arange(n / 2, torch::kLong), torch::arange(half, half + n - n / 2, torch::kLong)});
+}
+
 std::shared_ptr<nn::Module> make_conv_slot(const ConvVariantSpec& spec, int64_t in, int64_t out,
                                            int64_t kernel, int64_t stride) {
   std::string why;

@@ -45,6 +45,11 @@ struct ConvVariantSpec {
   }
 };
 
+// the channels a fire's output keeps when it is cut from n_full to n: the fire concatenates its
+// 1x1 expand's channels and its 3x3 expand's, and a narrower fire keeps the leading ones of each,
+// so these are the leading n/2 of the first half and the leading n - n/2 of the second
+torch::Tensor fire_channel_index(int64_t n, int64_t n_full);
+
 // a plain conv is returned as an nn::Conv2dImpl (parameter "weight"), the others as ConvVariant
 std::shared_ptr<torch::nn::Module> make_conv_slot(const ConvVariantSpec& spec, int64_t in,
                                                   int64_t out, int64_t kernel, int64_t stride);

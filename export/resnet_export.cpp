@@ -3,6 +3,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "compress/conv_variants.h"
+
 namespace adascale::exporter {
 namespace {
 
@@ -195,9 +197,8 @@ TensorStore::SharedWeight TensorStore::add_weight(const std::string& name,
     // an axis cut to `keep` of its entries: the leading ones, or (halves) the leading ones of
     // each half, as the runtime's weight_slice_halves reads them
     auto cut = [](const torch::Tensor& t, int64_t dim, int64_t keep, bool halves) {
-      if (!halves) return t.narrow(dim, 0, keep);
-      const int64_t half = t.size(dim) / 2;
-      return torch::cat({t.narrow(dim, 0, keep / 2), t.narrow(dim, half, keep - keep / 2)}, dim);
+      return halves ? t.index_select(dim, compress::fire_channel_index(keep, t.size(dim)))
+                    : t.narrow(dim, 0, keep);
     };
     for (int mode = 0; mode < 4; ++mode) {
       const bool halve_rows = mode & 1, halve_cols = mode & 2;

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "compress/conv_variants.h"
 #include "compress/low_rank.h"
 #include "compress/mac_counter.h"
 #include "trainer/checkpoint.h"
@@ -81,16 +82,6 @@ bool ends_with(const std::string& s, const std::string& tail) {
 // `adascale compress --ops fire`), counted at the branch's own width
 constexpr double kFireSqueeze = 0.25;
 int64_t fire_squeeze(int64_t out) { return std::max<int64_t>(1, std::lround(kFireSqueeze * out)); }
-
-// the channels a fire-ordered channel space keeps at n of its n_full: a fire slot's output is its
-// 1x1 expand's channels, then its 3x3 expand's, and a narrower fire keeps the leading channels of
-// each, so its n channels are the leading n/2 of the first half and the leading n - n/2 of the
-// second; every layer reading or writing that space selects the same channels
-torch::Tensor fire_channels(int64_t n, int64_t n_full) {
-  const int64_t half = n_full / 2;
-  return torch::cat(
-      {torch::arange(n / 2, torch::kLong), torch::arange(half, half + n - n / 2, torch::kLong)});
-}
 
 // the squeeze channels of every fire slot in importance order (|BN scale| times the L1 norm of
 // the expand weights that read the channel): distillation leaves them in no order, and a narrow
@@ -608,7 +599,7 @@ torch::Tensor Supernet::select(size_t b, const std::string& name, torch::Tensor 
     if (it != fire_dims_[b].end())
       for (int64_t d : it->second)
         if (d < t.dim() && t.size(d) != shape.at(d))
-          t = t.index_select(d, fire_channels(shape[d], t.size(d)));
+          t = t.index_select(d, compress::fire_channel_index(shape[d], t.size(d)));
   }
   return narrow_to(t, shape);
 }
