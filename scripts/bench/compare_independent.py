@@ -71,6 +71,18 @@ def write_atomically(path, text):
         raise
 
 
+def take_option(args, option, prog):
+    """Removes `option VALUE` from args and returns VALUE (None when absent)."""
+    if option not in args:
+        return None
+    i = args.index(option)
+    if i + 1 >= len(args):
+        sys.exit(f"{prog}: {option} needs a file name")
+    value = args[i + 1]
+    del args[i:i + 2]
+    return value
+
+
 def main(out, svg=None):
     with open(f"{out}/summary.json") as f:
         sup = json.load(f)
@@ -120,13 +132,7 @@ def main(out, svg=None):
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    svg = None
-    if "--svg" in args:
-        i = args.index("--svg")
-        if i + 1 >= len(args):
-            sys.exit("compare_independent.py: --svg needs a file name")
-        svg = args[i + 1]
-        del args[i:i + 2]
+    svg = take_option(args, "--svg", "compare_independent.py")
     if len(args) > 1:
         sys.exit(f"compare_independent.py: unexpected argument '{args[1]}'")
     main(args[0] if args else "runs/supernet_vs_independent", svg)
