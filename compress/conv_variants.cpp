@@ -1,5 +1,8 @@
 #include "compress/conv_variants.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "compress/mac_counter.h"
 
 namespace adascale::compress {
@@ -82,6 +85,10 @@ bool check_conv_variant(const ConvVariantSpec& spec, int64_t in, int64_t out, st
   }
   *why = "unknown convolution kind '" + spec.kind + "' (conv, lowrank, dpconv, fire)";
   return false;
+}
+
+int64_t fire_squeeze_channels(int64_t outputs, double ratio) {
+  return std::max<int64_t>(1, std::lround(ratio * static_cast<double>(outputs)));
 }
 
 torch::Tensor fire_channel_index(int64_t n, int64_t n_full) {

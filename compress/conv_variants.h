@@ -50,6 +50,9 @@ struct ConvVariantSpec {
 // so these are the leading n/2 of the first half and the leading n - n/2 of the second
 torch::Tensor fire_channel_index(int64_t n, int64_t n_full);
 
+// a fire's squeeze width for `outputs` output channels at squeeze ratio `ratio`: at least one
+int64_t fire_squeeze_channels(int64_t outputs, double ratio);
+
 // a plain conv is returned as an nn::Conv2dImpl (parameter "weight"), the others as ConvVariant
 std::shared_ptr<torch::nn::Module> make_conv_slot(const ConvVariantSpec& spec, int64_t in,
                                                   int64_t out, int64_t kernel, int64_t stride);

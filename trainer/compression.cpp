@@ -249,7 +249,7 @@ CompressedResNet substitute_resnet(const CompressedResNet& model, const std::str
         const int64_t in = first ? blk.in : blk.mid, outc = first ? blk.mid : blk.out;
         const int64_t stride = first ? blk.stride : 1;
         compress::ConvVariantSpec v{kind, 0, 0};
-        if (kind == "fire") v.squeeze = std::max<int64_t>(1, std::lround(squeeze_ratio * outc));
+        if (kind == "fire") v.squeeze = compress::fire_squeeze_channels(outc, squeeze_ratio);
         auto student = compress::make_conv_slot(v, in, outc, 3, stride);
         auto x = torch::cat(inputs.at(name));
         torch::Tensor target;

@@ -81,7 +81,7 @@ bool ends_with(const std::string& s, const std::string& tail) {
 // a fire slot squeezes to a quarter of its output channels (SqueezeNet's ratio, and the one of
 // `adascale compress --ops fire`), counted at the branch's own width
 constexpr double kFireSqueeze = 0.25;
-int64_t fire_squeeze(int64_t out) { return std::max<int64_t>(1, std::lround(kFireSqueeze * out)); }
+int64_t fire_squeeze(int64_t out) { return compress::fire_squeeze_channels(out, kFireSqueeze); }
 
 // the squeeze channels of every fire slot in importance order (|BN scale| times the L1 norm of
 // the expand weights that read the channel): distillation leaves them in no order, and a narrow
