@@ -32,18 +32,23 @@ def load(label, folder):
             ind = json.load(f)
     except (OSError, ValueError) as e:
         sys.exit(f"recipe_map.py: {label}: cannot read {folder}: {e}")
-    twins = {b["name"]: b for b in ind["branches"]}
-    gaps = {b["name"]: 100 * (b["accuracy"] - twins[b["name"]]["accuracy"])
-            for b in sup["branches"] if b["name"] in twins}
+    try:
+        twins = {b["name"]: b for b in ind["branches"]}
+        gaps = {b["name"]: 100 * (b["accuracy"] - twins[b["name"]]["accuracy"])
+                for b in sup["branches"] if b["name"] in twins}
+        seconds = sum(t["seconds"] for t in twins.values())
+        images = sum(t["images"] for t in twins.values())
+        largest = max(sup["branches"], key=lambda b: b["macs"])["name"]
+        wall, image_share = sup["total_seconds"] / seconds, sup["train_images"] / images
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+        sys.exit(f"recipe_map.py: {label}: {folder} is not a comparison folder "
+                 f"({type(e).__name__}: {e})")
     if not gaps:
         sys.exit(f"recipe_map.py: {label}: no branch of {folder} has a twin")
-    seconds = sum(t["seconds"] for t in twins.values())
-    images = sum(t["images"] for t in twins.values())
-    largest = max(sup["branches"], key=lambda b: b["macs"])["name"]
     return {
         "label": label,
-        "wall": 100 * sup["total_seconds"] / seconds,
-        "images": 100 * sup["train_images"] / images,
+        "wall": 100 * wall,
+        "images": 100 * image_share,
         "mean": sum(gaps.values()) / len(gaps),
         "worst": min(gaps.values()),
         "worst_name": min(gaps, key=gaps.get),
