@@ -72,8 +72,12 @@ struct PreparedBranch::Impl {
   AlignedBuffer arena;
   size_t arena_bytes = 0, weight_bytes = 0, fallbacks = 0;
 
-  // Greedy first-fit placement of tensors whose lifetimes [defined, last used] overlap.
-  void plan_offsets() {
+  bool ready = false;  // plan and operators agree on the arena; false forces a re-plan
+
+  // Greedy first-fit placement of tensors whose lifetimes [defined, last used] overlap, for the
+  // tensors of `shapes`; false when the arena would not fit in size_t.
+  bool plan_offsets(const std::unordered_map<std::string, TensorInfo>& shapes,
+                    std::unordered_map<std::string, size_t>* placed, size_t* total) const {
     struct Life {
       std::string name;
       int64_t first, last;
@@ -83,7 +87,7 @@ struct PreparedBranch::Impl {
     std::unordered_map<std::string, size_t> index;
     auto define = [&](const std::string& name, int64_t step) {
       index[name] = lives.size();
-      lives.push_back({name, step, step, slot_bytes(infos.at(name)), 0});
+      lives.push_back({name, step, step, slot_bytes(shapes.at(name)), 0});
     };
     define(branch.input, -1);
     for (size_t i = 0; i < branch.nodes.size(); ++i) {
@@ -92,9 +96,11 @@ struct PreparedBranch::Impl {
       define(branch.nodes[i].output, static_cast<int64_t>(i));
     }
     lives[index.at(branch.output)].last = std::numeric_limits<int64_t>::max();
-    arena_bytes = 0;
-    offsets.clear();
+    constexpr size_t kLimit = std::numeric_limits<size_t>::max() / 4;
+    *total = 0;
+    placed->clear();
     for (size_t i = 0; i < lives.size(); ++i) {
+      if (lives[i].bytes > kLimit) return false;
       std::vector<std::pair<size_t, size_t>> busy;  // [offset, end) of overlapping live tensors
       for (size_t j = 0; j < i; ++j)
         if (lives[j].first <= lives[i].last && lives[i].first <= lives[j].last)
@@ -105,19 +111,40 @@ struct PreparedBranch::Impl {
         if (offset + lives[i].bytes <= range.first) break;
         offset = std::max(offset, range.second);
       }
+      if (offset > kLimit - lives[i].bytes) return false;
       lives[i].offset = offset;
-      offsets[lives[i].name] = offset;
-      arena_bytes = std::max(arena_bytes, offset + lives[i].bytes);
+      (*placed)[lives[i].name] = offset;
+      *total = std::max(*total, offset + lives[i].bytes);
     }
+    return true;
   }
 
-  // (Re)infers shapes for the batch, re-plans the arena and re-binds every kernel to it.
+  // (Re)infers shapes for the batch, re-plans the arena and re-binds every kernel to it. All or
+  // nothing: on failure (a bad shape, an arena that cannot be allocated) the previous plan stays
+  // as it was, and `ready` stays false until the operators are set up for a new one.
   Status plan(const Shape& shape) {
-    Status s = infer_shapes(branch, shape, *constants, &infos);
+    ready = false;
+    std::unordered_map<std::string, TensorInfo> new_infos;
+    Status s = infer_shapes(branch, shape, *constants, &new_infos);
     if (!s.ok()) return s;
+    std::unordered_map<std::string, size_t> new_offsets;
+    size_t new_bytes = 0;
+    if (!plan_offsets(new_infos, &new_offsets, &new_bytes))
+      return error_status(ErrorCode::kOutOfMemory,
+                          "activations for input " + shape_string(shape) + " do not fit in memory");
+    AlignedBuffer new_arena;
+    try {
+      new_arena.resize(new_bytes);
+    } catch (const std::bad_alloc&) {
+      return error_status(ErrorCode::kOutOfMemory, "cannot allocate " + std::to_string(new_bytes) +
+                                                       " bytes of activations for input " +
+                                                       shape_string(shape));
+    }
+    infos.swap(new_infos);
+    offsets.swap(new_offsets);
+    arena = std::move(new_arena);
+    arena_bytes = new_bytes;
     input_shape = shape;
-    plan_offsets();
-    arena.resize(arena_bytes);
     for (size_t i = 0; i < steps.size(); ++i) {
       const Node& node = branch.nodes[i];
       BoundNode& bound = steps[i].bound;
@@ -130,6 +157,18 @@ struct PreparedBranch::Impl {
       bound.out_info = infos.at(node.output);
       bound.out = arena.data() + offsets.at(node.output);
     }
+    return ok_status();
+  }
+
+  // re-plans when the batch changed or an earlier re-plan did not complete
+  Status plan_for_batch(int64_t batch) {
+    if (ready && batch == input_shape[0]) return ok_status();
+    Shape shape = input_shape;
+    shape[0] = batch;
+    Status s = plan(shape);
+    if (s.ok()) s = setup_xnnpack();
+    if (!s.ok()) return s;
+    ready = true;
     return ok_status();
   }
 
@@ -173,13 +212,8 @@ Status PreparedBranch::run(const float* input, int64_t batch, float* output,
   Impl& impl = *impl_;
   if (!input || !output) return error_status(ErrorCode::kInvalidArgument, "null input or output");
   if (batch < 1) return error_status(ErrorCode::kInvalidArgument, "batch must be >= 1");
-  if (batch != impl.input_shape[0]) {
-    Shape shape = impl.input_shape;
-    shape[0] = batch;
-    Status s = impl.plan(shape);
-    if (s.ok()) s = impl.setup_xnnpack();
-    if (!s.ok()) return s;
-  }
+  Status planned = impl.plan_for_batch(batch);
+  if (!planned.ok()) return planned;
   const TensorInfo& out_info = impl.infos.at(impl.branch.output);
   const size_t out_count = static_cast<size_t>(shape_elements(out_info.shape));
   if (output_capacity < out_count)
@@ -215,6 +249,8 @@ Status PreparedBranch::profile(const float* input, int runs, std::vector<NodeTim
   Impl& impl = *impl_;
   if (!input || !timings) return error_status(ErrorCode::kInvalidArgument, "null input or timings");
   if (runs < 1) return error_status(ErrorCode::kInvalidArgument, "profile needs runs >= 1");
+  Status planned = impl.plan_for_batch(impl.input_shape[0]);
+  if (!planned.ok()) return planned;
   const size_t steps = impl.steps.size();
   std::vector<std::vector<double>> us(steps, std::vector<double>(static_cast<size_t>(runs)));
   impl.load_input(input);
@@ -301,6 +337,7 @@ class GenericBackend : public Backend {
       s = impl->setup_xnnpack();
       if (!s.ok()) return s;
     }
+    impl->ready = true;
     *out = std::make_unique<PreparedBranch>(std::move(impl));
     return ok_status();
   }

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -15,6 +17,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "base/durable_file.h"
+
 namespace adascale {
 
 namespace fs = std::filesystem;
@@ -23,7 +27,20 @@ using nlohmann::json;
 namespace {
 
 constexpr char kMagic[8] = {'A', 'D', 'S', 'C', 'W', 'G', 'T', '1'};
+// What a catalog may hold (docs/robustness.md says why these numbers). The deepest legitimate
+// value is a node attribute list or a costs entry, well under 16 levels; printing or walking a
+// deeper one recurses once per level.
 constexpr size_t kMaxCatalogBytes = 64u << 20;
+constexpr int kMaxCatalogDepth = 32;
+constexpr size_t kMaxTensors = 1u << 20;
+constexpr size_t kMaxBranches = 4096;
+constexpr size_t kMaxNodesPerBranch = 1u << 16;
+constexpr size_t kMaxNodeInputs = 1024;
+constexpr size_t kMaxClasses = 1u << 16;
+constexpr size_t kMaxNameBytes = 4096;
+constexpr size_t kMaxTensorRank = 8;
+constexpr float kMinInputStd = 1e-6f;
+constexpr float kMaxInputNorm = 1e6f;
 
 // Header layout (little-endian): magic[8], u32 version, u32 header bytes, u64 file size,
 // u64 tensor count, u32 crc32 of catalog.json, then zeros up to 64 bytes.
@@ -99,6 +116,32 @@ struct CatalogError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+std::string get_name(const json& j, const std::string& what) {
+  if (!j.is_string()) throw CatalogError(what + " must be a string");
+  const std::string& text = j.get_ref<const std::string&>();
+  if (text.size() > kMaxNameBytes)
+    throw CatalogError(what + " is longer than " + std::to_string(kMaxNameBytes) + " bytes");
+  return text;
+}
+
+void check_count(size_t count, size_t limit, const std::string& what) {
+  if (count > limit)
+    throw CatalogError(what + ": " + std::to_string(count) + " is more than the limit of " +
+                       std::to_string(limit));
+}
+
+// Parses with the nesting depth bounded: nlohmann's parser is iterative, but dump() and
+// recursive walks are not, so a deep value is refused before anything recurses on it.
+json parse_bounded(const std::string& text, int max_depth, bool* too_deep) {
+  *too_deep = false;
+  json::parser_callback_t limit = [&](int depth, json::parse_event_t, json&) {
+    if (depth > max_depth) *too_deep = true;
+    return !*too_deep;
+  };
+  json parsed = json::parse(text, limit, false);
+  return *too_deep ? json() : parsed;
+}
+
 uint64_t get_u64(const json& j, const std::string& what) {
   if (!j.is_number_unsigned())
     throw CatalogError(what + " must be a non-negative integer, got " + j.dump());
@@ -107,6 +150,8 @@ uint64_t get_u64(const json& j, const std::string& what) {
 
 Shape get_shape(const json& j, const std::string& what) {
   if (!j.is_array()) throw CatalogError(what + " must be a list of integers");
+  if (j.size() > kMaxTensorRank)
+    throw CatalogError(what + " has more than " + std::to_string(kMaxTensorRank) + " dimensions");
   Shape shape;
   for (const json& dim : j) {
     if (!dim.is_number_integer()) throw CatalogError(what + " must be a list of integers");
@@ -117,6 +162,7 @@ Shape get_shape(const json& j, const std::string& what) {
 
 std::vector<float> get_floats(const json& j, const std::string& what) {
   if (!j.is_array()) throw CatalogError(what + " must be a list of numbers");
+  check_count(j.size(), kMaxClasses, what + " length");
   std::vector<float> values;
   for (const json& v : j) {
     if (!v.is_number()) throw CatalogError(what + " must be a list of numbers");
@@ -135,30 +181,54 @@ Status format_error(const std::string& message) {
 // Parses one branch; json type errors are caught by the caller and reported as format errors.
 Status branch_from_json(const json& j, Branch* branch) {
   if (!j.is_object()) return format_error("branch entry is not an object");
-  branch->name = j.at("name").get<std::string>();
-  branch->input = j.at("input").get<std::string>();
-  branch->output = j.at("output").get<std::string>();
+  for (const auto& item : j.items())
+    if (item.key() != "name" && item.key() != "input" && item.key() != "output" &&
+        item.key() != "nodes" && item.key() != "costs")
+      return format_error("branch: unknown key '" + item.key() + "'");
+  branch->name = get_name(j.at("name"), "branch name");
+  const std::string where = "branch '" + branch->name + "': ";
+  branch->input = get_name(j.at("input"), where + "input");
+  branch->output = get_name(j.at("output"), where + "output");
   if (j.contains("costs")) {
-    if (!j["costs"].is_object()) return format_error("branch costs must be an object");
+    if (!j["costs"].is_object()) return format_error(where + "costs must be an object");
     branch->costs_json = j["costs"].dump();
   }
-  for (const json& jn : j.at("nodes")) {
+  const json& nodes = j.at("nodes");
+  if (!nodes.is_array()) return format_error(where + "nodes must be an array");
+  check_count(nodes.size(), kMaxNodesPerBranch, where + "node count");
+  for (const json& jn : nodes) {
+    if (!jn.is_object()) return format_error(where + "node entry is not an object");
     Node node;
-    node.op = jn.at("op").get<std::string>();
-    node.inputs = jn.at("inputs").get<std::vector<std::string>>();
-    node.output = jn.at("output").get<std::string>();
-    if (jn.contains("params")) node.params = jn["params"].get<std::map<std::string, std::string>>();
+    node.op = get_name(jn.at("op"), where + "node op");
+    node.output = get_name(jn.at("output"), where + "node output");
+    const std::string at = where + "node '" + node.output + "': ";
+    for (const auto& item : jn.items())
+      if (item.key() != "op" && item.key() != "inputs" && item.key() != "output" &&
+          item.key() != "params" && item.key() != "attrs")
+        return format_error(at + "unknown key '" + item.key() + "'");
+    const json& inputs = jn.at("inputs");
+    if (!inputs.is_array()) return format_error(at + "inputs must be an array");
+    check_count(inputs.size(), kMaxNodeInputs, at + "input count");
+    for (const json& in : inputs) node.inputs.push_back(get_name(in, at + "input"));
+    if (jn.contains("params")) {
+      if (!jn["params"].is_object()) return format_error(at + "params must be an object");
+      for (const auto& item : jn["params"].items())
+        node.params[item.key()] = get_name(item.value(), at + "param '" + item.key() + "'");
+    }
     if (jn.contains("attrs")) {
+      if (!jn["attrs"].is_object()) return format_error(at + "attrs must be an object");
       for (const auto& item : jn["attrs"].items()) {
         const json& v = item.value();
         if (v.is_string())
-          node.attrs.strings[item.key()] = v.get<std::string>();
+          node.attrs.strings[item.key()] = get_name(v, at + "attr '" + item.key() + "'");
         else if (v.is_number())
           node.attrs.numbers[item.key()] = {v.get<double>()};
-        else if (v.is_array())
+        else if (v.is_array() &&
+                 std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_number(); }))
           node.attrs.numbers[item.key()] = v.get<std::vector<double>>();
         else
-          return format_error("attr '" + item.key() + "' must be a number, list or string");
+          return format_error(at + "attr '" + item.key() +
+                              "' must be a number, a list of numbers or a string");
       }
     }
     branch->nodes.push_back(std::move(node));
@@ -174,9 +244,16 @@ Status check_input(const BundleInput& input) {
   if ((!input.mean.empty() && input.mean.size() != channels) ||
       (!input.std.empty() && input.std.size() != channels))
     return error_status(ErrorCode::kFormat, "input mean/std need one value per channel");
+  // inputs are pixels in [0, 1] or [0, 255]: outside these bounds (x - mean) / std leaves the
+  // range a network was trained on, or float's altogether
   for (float s : input.std)
-    if (!(s != 0.0f) || !std::isfinite(s))
-      return error_status(ErrorCode::kFormat, "input std must be finite and non-zero");
+    if (!(s >= kMinInputStd && s <= kMaxInputNorm))
+      return error_status(ErrorCode::kFormat,
+                          "input std " + std::to_string(s) + " is outside [1e-6, 1e6]");
+  for (float m : input.mean)
+    if (!(std::fabs(m) <= kMaxInputNorm))
+      return error_status(ErrorCode::kFormat,
+                          "input mean " + std::to_string(m) + " is outside [-1e6, 1e6]");
   return ok_status();
 }
 
@@ -198,16 +275,44 @@ Status check_branch(const Branch& branch, const BundleInput& input, const Consta
   return ok_status();
 }
 
+// Opens a file that must be a regular one. O_NONBLOCK first, so a FIFO or a device put in a
+// bundle's place is refused instead of blocking the open until someone writes to it.
+Status open_regular(const std::string& path, int* fd_out, size_t* size_out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0)
+    return error_status(ErrorCode::kIo, "cannot open " + path + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return error_status(ErrorCode::kIo, path + " is not a regular file");
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  *fd_out = fd;
+  *size_out = static_cast<size_t>(st.st_size);
+  return ok_status();
+}
+
 Status read_file(const fs::path& path, std::string* text) {
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  if (ec) return error_status(ErrorCode::kIo, "cannot stat " + path.string() + ": " + ec.message());
-  if (size > kMaxCatalogBytes) return error_status(ErrorCode::kFormat, "catalog.json too large");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return error_status(ErrorCode::kIo, "cannot open " + path.string());
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  *text = buffer.str();
+  int fd = -1;
+  size_t size = 0;
+  Status s = open_regular(path.string(), &fd, &size);
+  if (!s.ok()) return s;
+  if (size > kMaxCatalogBytes) {
+    ::close(fd);
+    return error_status(ErrorCode::kFormat, path.string() + " is larger than " +
+                                                std::to_string(kMaxCatalogBytes >> 20) + " MiB");
+  }
+  text->resize(size);
+  size_t got = 0;
+  while (got < size) {
+    const ssize_t n = ::read(fd, &(*text)[got], size - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (got != size) return error_status(ErrorCode::kIo, "cannot read " + path.string());
   return ok_status();
 }
 
@@ -324,34 +429,24 @@ Status BundleWriter::write(const std::string& path) const {
     if (!data.empty()) std::memcpy(&weights[offsets[i]], data.data(), data.size());
   }
 
-  const fs::path target = fs::path(path);
-  const fs::path temp = target.string() + ".tmp." + std::to_string(::getpid());
-  const fs::path old = target.string() + ".old." + std::to_string(::getpid());
+  // a finished bundle is built in a temporary sibling folder, fsynced, and swapped into place in
+  // one step, so `path` names a complete bundle at every moment (base/durable_file.h)
+  base::remove_stale_temps(path, "tmp");
+  base::remove_stale_temps(path, "old");
+  const std::string temp = base::unique_temp_path(path, "tmp");
   std::error_code ec;
-  fs::remove_all(temp, ec);
   if (!fs::create_directories(temp, ec) || ec)
-    return error_status(ErrorCode::kIo, "cannot create " + temp.string() + ": " + ec.message());
-  auto write_file = [](const fs::path& file, const void* data, size_t bytes) {
-    std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
-    out.flush();
-    return static_cast<bool>(out);
-  };
-  if (!write_file(temp / "weights.bin", weights.data(), weights.size()) ||
-      !write_file(temp / "catalog.json", catalog_text.data(), catalog_text.size())) {
+    return error_status(ErrorCode::kIo, "cannot create " + temp + ": " + ec.message());
+  std::string error;
+  const bool written =
+      base::write_file_atomic(temp + "/weights.bin", weights.data(), weights.size(), &error) &&
+      base::write_file_atomic(temp + "/catalog.json", catalog_text.data(), catalog_text.size(),
+                              &error) &&
+      base::fsync_path(temp, &error) && base::replace_path(temp, path, &error);
+  if (!written) {
     fs::remove_all(temp, ec);
-    return error_status(ErrorCode::kIo, "cannot write into " + temp.string());
+    return error_status(ErrorCode::kIo, "cannot write bundle: " + error);
   }
-  // rename() cannot replace a non-empty directory, so an existing bundle is moved aside first.
-  const bool replacing = fs::exists(target, ec);
-  if (replacing) fs::rename(target, old, ec);
-  if (!ec) fs::rename(temp, target, ec);
-  if (ec) {
-    if (replacing && !fs::exists(target)) fs::rename(old, target, ec);
-    fs::remove_all(temp, ec);
-    return error_status(ErrorCode::kIo, "cannot move bundle into " + target.string());
-  }
-  if (replacing) fs::remove_all(old, ec);
   return ok_status();
 }
 
@@ -379,14 +474,10 @@ Status Bundle::load(const std::string& path) {
   const fs::path dir(path);
   // Map weights.bin read-only.
   const std::string weights_path = (dir / "weights.bin").string();
-  const int fd = ::open(weights_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return error_status(ErrorCode::kIo, "cannot open " + weights_path);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return error_status(ErrorCode::kIo, "cannot stat " + weights_path);
-  }
-  const size_t size = static_cast<size_t>(st.st_size);
+  int fd = -1;
+  size_t size = 0;
+  Status opened = open_regular(weights_path, &fd, &size);
+  if (!opened.ok()) return opened;
   if (size < kWeightsHeaderBytes) {
     ::close(fd);
     return error_status(ErrorCode::kFormat, "weights.bin truncated: " + std::to_string(size) +
@@ -442,9 +533,16 @@ Status Bundle::parse(const std::string& text, const uint8_t* base, size_t size) 
   if (crc32(text.data(), text.size()) != header.catalog_crc32)
     return error_status(ErrorCode::kChecksum,
                         "catalog.json checksum mismatch (corrupt, or edited without re-export)");
-  const json catalog = json::parse(text, nullptr, false);
+  bool too_deep = false;
+  const json catalog = parse_bounded(text, kMaxCatalogDepth, &too_deep);
+  if (too_deep)
+    return format_error("nested deeper than " + std::to_string(kMaxCatalogDepth) + " levels");
   if (catalog.is_discarded() || !catalog.is_object()) return format_error("not a JSON object");
   try {
+    for (const auto& item : catalog.items())
+      if (item.key() != "schema_version" && item.key() != "model" && item.key() != "input" &&
+          item.key() != "classes" && item.key() != "tensors" && item.key() != "branches")
+        return format_error("unknown key '" + item.key() + "'");
     if (!catalog.contains("schema_version") || !catalog["schema_version"].is_number_integer())
       return format_error("missing integer schema_version");
     const int64_t version = catalog["schema_version"].get<int64_t>();
@@ -454,27 +552,45 @@ Status Bundle::parse(const std::string& text, const uint8_t* base, size_t size) 
                               " is not supported (expected " +
                               std::to_string(kOldestBundleSchemaVersion) + " to " +
                               std::to_string(kBundleSchemaVersion) + ")");
-    model_name_ = catalog.at("model").get<std::string>();
+    model_name_ = get_name(catalog.at("model"), "model");
     const json& input = catalog.at("input");
+    if (!input.is_object()) return format_error("input must be an object");
+    for (const auto& item : input.items())
+      if (item.key() != "layout" && item.key() != "shape" && item.key() != "mean" &&
+          item.key() != "std")
+        return format_error("input: unknown key '" + item.key() + "'");
+    if (input.contains("layout") && get_name(input["layout"], "input layout") != "NCHW")
+      return format_error("input layout must be \"NCHW\"");
     input_.shape_nchw = get_shape(input.at("shape"), "input shape");
     if (input.contains("mean")) input_.mean = get_floats(input["mean"], "input mean");
     if (input.contains("std")) input_.std = get_floats(input["std"], "input std");
     s = check_input(input_);
     if (!s.ok()) return s;
-    classes_ = catalog.value("classes", std::vector<std::string>{});
+    if (catalog.contains("classes")) {
+      const json& classes = catalog["classes"];
+      if (!classes.is_array()) return format_error("classes must be an array of strings");
+      check_count(classes.size(), kMaxClasses, "class count");
+      for (const json& name : classes) classes_.push_back(get_name(name, "class name"));
+    }
 
     const json& tensors = catalog.at("tensors");
     if (!tensors.is_array()) return format_error("tensors must be an array");
+    check_count(tensors.size(), kMaxTensors, "tensor count");
     if (tensors.size() != header.tensor_count)
       return format_error("tensor count " + std::to_string(tensors.size()) +
                           " differs from weights.bin header (" +
                           std::to_string(header.tensor_count) + ")");
     for (const json& jt : tensors) {
-      const std::string name = jt.at("name").get<std::string>();
+      if (!jt.is_object()) return format_error("tensor entry is not an object");
+      const std::string name = get_name(jt.at("name"), "tensor name");
       const std::string where = "tensor '" + name + "': ";
       if (name.empty() || constants_.count(name)) return format_error(where + "empty or duplicate");
+      for (const auto& item : jt.items())
+        if (item.key() != "name" && item.key() != "dtype" && item.key() != "shape" &&
+            item.key() != "offset" && item.key() != "bytes" && item.key() != "crc32")
+          return format_error(where + "unknown key '" + item.key() + "'");
       ConstTensor t;
-      if (!parse_dtype(jt.at("dtype").get<std::string>(), &t.dtype))
+      if (!parse_dtype(get_name(jt.at("dtype"), where + "dtype"), &t.dtype))
         return format_error(where + "unknown dtype");
       t.shape = get_shape(jt.at("shape"), where + "shape");
       const uint64_t offset = get_u64(jt.at("offset"), where + "offset");
@@ -502,6 +618,7 @@ Status Bundle::parse(const std::string& text, const uint8_t* base, size_t size) 
     const json& branches = catalog.at("branches");
     if (!branches.is_array() || branches.empty())
       return format_error("branches must be a non-empty array");
+    check_count(branches.size(), kMaxBranches, "branch count");
     std::set<std::string> names;
     for (const json& jb : branches) {
       Branch branch;

@@ -25,9 +25,18 @@ struct adascale_runtime {
   std::shared_ptr<void> adapt;
 };
 
+namespace adascale {
+// >0 while this thread runs a switch callback (runtime/adapt/c_api_adapt.cpp sets it); calls that
+// would change the loop or the handle under the step refuse then (adascale.h lists them)
+thread_local int switch_callback_depth = 0;
+bool in_switch_callback() { return switch_callback_depth > 0; }
+}  // namespace adascale
+
 namespace {
 
 using adascale::ErrorCode;
+
+using adascale::in_switch_callback;
 using adascale::Status;
 
 adascale_status fail(adascale_runtime* rt, const Status& status) {
@@ -111,7 +120,11 @@ adascale_status adascale_open(const char* path, adascale_runtime** handle) {
   return adascale_open_ex(path, ADASCALE_BACKEND_XNNPACK, 1, handle, nullptr, 0);
 }
 
-void adascale_close(adascale_runtime* handle) { delete handle; }
+void adascale_close(adascale_runtime* handle) {
+  if (in_switch_callback())
+    return;  // freeing the loop under its own step: refused, handle stays open
+  delete handle;
+}
 
 const char* adascale_last_error(const adascale_runtime* handle) {
   return handle ? handle->last_error.c_str() : "null handle";
@@ -147,6 +160,7 @@ adascale_status adascale_class_count(const adascale_runtime* handle, size_t* cou
 
 adascale_status adascale_set_memory_budget(adascale_runtime* handle, size_t bytes) {
   if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
   handle->budget_bytes = bytes;
   evict(handle);
   return ADASCALE_OK;
@@ -154,6 +168,7 @@ adascale_status adascale_set_memory_budget(adascale_runtime* handle, size_t byte
 
 adascale_status adascale_select(adascale_runtime* rt, const char* name) {
   if (!rt) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
   if (!name) return fail(rt, ADASCALE_ERROR_INVALID_ARGUMENT, "null branch name");
   return guarded(rt, [&]() -> adascale_status {
     for (auto it = rt->cache.begin(); it != rt->cache.end(); ++it) {
@@ -201,6 +216,7 @@ adascale_status adascale_selected_arena_bytes(const adascale_runtime* handle, si
 adascale_status adascale_run(adascale_runtime* rt, const float* input, size_t input_count,
                              float* logits, size_t logits_capacity) {
   if (!rt) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
   if (!rt->selected)
     return fail(rt, ADASCALE_ERROR_NO_BRANCH_SELECTED, "no branch selected (call adascale_select)");
   if (!input || !logits) return fail(rt, ADASCALE_ERROR_INVALID_ARGUMENT, "null input or logits");
@@ -236,6 +252,7 @@ adascale_status adascale_run(adascale_runtime* rt, const float* input, size_t in
 adascale_status adascale_profile(adascale_runtime* rt, int runs, adascale_node_timing* timings,
                                  size_t capacity, size_t* count) {
   if (!rt) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
   if (!rt->selected)
     return fail(rt, ADASCALE_ERROR_NO_BRANCH_SELECTED, "no branch selected (call adascale_select)");
   if (!count || (capacity > 0 && !timings))

@@ -356,6 +356,8 @@ Status infer_shapes(const Branch& branch, const Shape& input_shape, const Consta
         where + "node " + std::to_string(i) + " (" + node.op + " -> '" + node.output + "'): ";
     const OpDef* op = registry.find(node.op);
     if (!op) return error_status(ErrorCode::kInvalidGraph, at + "unknown op '" + node.op + "'");
+    Status schema = check_node_schema(*op, node);
+    if (!schema.ok()) return error_status(schema.code, at + schema.message);
     std::vector<TensorInfo> inputs;
     for (const std::string& name : node.inputs) {
       auto it = tensors->find(name);

@@ -26,6 +26,8 @@ enum class ErrorCode : int {
   kUnsupported = 9,
   kBackend = 10,
   kOutOfMemory = 11,
+  kNoBranchSelected = 12,
+  kInCallback = 13,
 };
 
 struct Status {

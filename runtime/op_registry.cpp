@@ -1,5 +1,6 @@
 #include "runtime/op_registry.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -80,6 +81,90 @@ Status require_param(const Node& node, const ConstantMap& constants, const std::
                                                       "') must have shape " + shape_string(shape) +
                                                       ", has " + shape_string(t.shape));
   if (tensor) *tensor = &t;
+  return ok_status();
+}
+
+const std::vector<AttrSpec> kActivationAttrs = {{"activation", AttrKind::kString}};
+const std::vector<AttrSpec> kOutputQuantAttrs = {{"out_scale", AttrKind::kFloat},
+                                                 {"out_zero_point", AttrKind::kInt}};
+const std::vector<AttrSpec> kDerivedWeightAttrs = {{"weight_slice", AttrKind::kInts},
+                                                   {"weight_slice_halves", AttrKind::kInts},
+                                                   {"weight_quantize", AttrKind::kString},
+                                                   {"bias_input_scale", AttrKind::kFloat}};
+
+std::vector<AttrSpec> window_attrs(const char* kernel_key) {
+  return {{kernel_key, AttrKind::kInts}, {"stride", AttrKind::kInts}, {"pad", AttrKind::kInts}};
+}
+
+std::vector<AttrSpec> join_attrs(std::initializer_list<std::vector<AttrSpec>> groups) {
+  std::vector<AttrSpec> all;
+  for (const auto& group : groups) all.insert(all.end(), group.begin(), group.end());
+  return all;
+}
+
+namespace {
+
+// lists longer than any op needs (windows, slices) are refused before anything iterates them
+constexpr size_t kMaxAttrListLength = 16;
+
+const char* kind_name(AttrKind kind) {
+  switch (kind) {
+    case AttrKind::kInt:
+      return "an integer";
+    case AttrKind::kInts:
+      return "a list of integers";
+    case AttrKind::kFloat:
+      return "a finite number";
+    case AttrKind::kString:
+      return "a string";
+  }
+  return "?";
+}
+
+bool integral(double v) { return v >= -9.0e15 && v <= 9.0e15 && v == std::floor(v); }
+
+bool has_kind(const Attrs& attrs, const std::string& key, AttrKind kind) {
+  if (kind == AttrKind::kString) return attrs.strings.count(key) && !attrs.numbers.count(key);
+  if (attrs.strings.count(key)) return false;
+  const std::vector<double>& values = attrs.numbers.at(key);
+  switch (kind) {
+    case AttrKind::kInt:
+      return values.size() == 1 && integral(values[0]);
+    case AttrKind::kInts:
+      return !values.empty() && values.size() <= kMaxAttrListLength &&
+             std::all_of(values.begin(), values.end(), integral);
+    case AttrKind::kFloat:
+      return values.size() == 1 && std::isfinite(values[0]);
+    case AttrKind::kString:
+      break;
+  }
+  return false;
+}
+
+}  // namespace
+
+Status check_node_schema(const OpDef& op, const Node& node) {
+  auto check = [&](const std::string& key) {
+    for (const AttrSpec& spec : op.attrs)
+      if (key == spec.name)
+        return has_kind(node.attrs, key, spec.kind)
+                   ? ok_status()
+                   : error_status(ErrorCode::kInvalidGraph,
+                                  "attr '" + key + "' must be " + kind_name(spec.kind));
+    return error_status(ErrorCode::kInvalidGraph, "unknown attr '" + key + "' for op " + op.name);
+  };
+  for (const auto& kv : node.attrs.numbers) {
+    Status s = check(kv.first);
+    if (!s.ok()) return s;
+  }
+  for (const auto& kv : node.attrs.strings) {
+    Status s = check(kv.first);
+    if (!s.ok()) return s;
+  }
+  for (const auto& slot : node.params)
+    if (std::find(op.params.begin(), op.params.end(), slot.first) == op.params.end())
+      return error_status(ErrorCode::kInvalidGraph,
+                          "unknown param slot '" + slot.first + "' for op " + op.name);
   return ok_status();
 }
 

@@ -6,6 +6,7 @@
 #include <pthreadpool.h>
 #include <xnnpack.h>
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,6 +60,21 @@ class XnnOps {
   Status run(const BoundNode& bound, pthreadpool_t threadpool);
 };
 
+// What a node of an op may carry. Bundles are untrusted input: an attribute of the wrong type
+// would otherwise read as its default ("stride": "2" running as stride 1), so infer_shapes checks
+// every node against its op's lists and refuses unknown names and wrong kinds.
+enum class AttrKind { kInt, kInts, kFloat, kString };
+struct AttrSpec {
+  const char* name;
+  AttrKind kind;
+};
+// attribute groups shared by several ops
+extern const std::vector<AttrSpec> kActivationAttrs;         // activation
+extern const std::vector<AttrSpec> kOutputQuantAttrs;        // out_scale, out_zero_point
+extern const std::vector<AttrSpec> kDerivedWeightAttrs;      // weight_slice..., bias_input_scale
+std::vector<AttrSpec> window_attrs(const char* kernel_key);  // kernel_key, stride, pad
+std::vector<AttrSpec> join_attrs(std::initializer_list<std::vector<AttrSpec>> groups);
+
 struct OpDef {
   std::string name;
   Status (*infer)(const Node& node, const std::vector<TensorInfo>& inputs,
@@ -67,7 +83,13 @@ struct OpDef {
   // Optional. Returning kUnsupported makes the XNNPACK backend run the reference kernel instead.
   Status (*xnn_create)(const BoundNode& bound, XnnOps* ops) = nullptr;
   Status (*xnn_setup)(const BoundNode& bound, XnnOps* ops, pthreadpool_t threadpool) = nullptr;
+  std::vector<AttrSpec> attrs;      // every attribute the op reads
+  std::vector<std::string> params;  // every param slot it reads
 };
+
+// The node's attributes and param slots against its op's lists: one error naming the first
+// unknown name or wrong kind.
+Status check_node_schema(const OpDef& op, const Node& node);
 
 class OpRegistry {
  public:

@@ -13,6 +13,8 @@
 namespace adascale {
 std::shared_ptr<void>& adapt_state_slot(adascale_runtime* handle);
 std::string& last_error_slot(adascale_runtime* handle);
+extern thread_local int switch_callback_depth;  // runtime/c_api.cpp
+bool in_switch_callback();
 }  // namespace adascale
 
 namespace {
@@ -26,6 +28,16 @@ struct AdaptState {
   adascale_switch_callback callback = nullptr;
   void* user_data = nullptr;
   std::unique_ptr<AdaptationLoop> loop;
+};
+
+using adascale::in_switch_callback;
+
+// marks this thread as inside a switch callback for the callback's duration
+struct CallbackScope {
+  CallbackScope() { ++adascale::switch_callback_depth; }
+  ~CallbackScope() { --adascale::switch_callback_depth; }
+  CallbackScope(const CallbackScope&) = delete;
+  CallbackScope& operator=(const CallbackScope&) = delete;
 };
 
 AdaptState* state_of(const adascale_runtime* handle) {
@@ -51,6 +63,7 @@ void install_callback(AdaptState* state) {
     event.nothing_fits = e.nothing_fits ? 1 : 0;
     event.predicted_ms = e.predicted_ms;
     event.observed_ms = e.observed_ms;
+    CallbackScope scope;
     callback(&event, user_data);
   });
 }
@@ -189,6 +202,7 @@ void adascale_adapt_options_init(adascale_adapt_options* options) {
 
 adascale_status adascale_set_budgets(adascale_runtime* handle, const adascale_budgets* budgets) {
   if (!handle || !budgets) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
   return guarded([&] {
     if (budgets->memory_mode < ADASCALE_MEMORY_NONE ||
         budgets->memory_mode > ADASCALE_MEMORY_AVAILABLE_MINUS_MARGIN) {
@@ -211,6 +225,7 @@ adascale_status adascale_set_budgets(adascale_runtime* handle, const adascale_bu
 adascale_status adascale_adapt_configure(adascale_runtime* handle,
                                          const adascale_adapt_options* options) {
   if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
   return guarded([&] {
     adascale_adapt_options chosen;
     adascale_adapt_options_init(&chosen);
@@ -238,6 +253,7 @@ adascale_status adascale_adapt_configure(adascale_runtime* handle,
 
 adascale_status adascale_adapt_start(adascale_runtime* handle) {
   if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
   return guarded([&] {
     const adascale::Status s = ensure_state(handle)->loop->start();
     return static_cast<adascale_status>(s.code);
@@ -246,6 +262,7 @@ adascale_status adascale_adapt_start(adascale_runtime* handle) {
 
 adascale_status adascale_adapt_stop(adascale_runtime* handle) {
   if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
   AdaptState* state = state_of(handle);
   if (state && state->loop) state->loop->stop();
   return ADASCALE_OK;
@@ -253,6 +270,7 @@ adascale_status adascale_adapt_stop(adascale_runtime* handle) {
 
 adascale_status adascale_adapt_step(adascale_runtime* handle) {
   if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
   return guarded([&] {
     ensure_state(handle)->loop->step();
     return ADASCALE_OK;
@@ -324,6 +342,7 @@ adascale_status adascale_adapt_last_context(const adascale_runtime* handle,
 adascale_status adascale_set_switch_callback(adascale_runtime* handle,
                                              adascale_switch_callback callback, void* user_data) {
   if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
   return guarded([&] {
     AdaptState* state = ensure_state(handle);
     state->callback = callback;
@@ -336,6 +355,7 @@ adascale_status adascale_set_switch_callback(adascale_runtime* handle,
 adascale_status adascale_run_auto(adascale_runtime* handle, const float* input, size_t input_count,
                                   float* logits, size_t logits_capacity) {
   if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
   AdaptationLoop* loop = nullptr;
   const adascale_status created = guarded([&] {
     loop = ensure_state(handle)->loop.get();

@@ -24,7 +24,10 @@ typedef enum adascale_status {
   ADASCALE_ERROR_UNSUPPORTED = 9,
   ADASCALE_ERROR_BACKEND = 10,
   ADASCALE_ERROR_OUT_OF_MEMORY = 11,
-  ADASCALE_ERROR_NO_BRANCH_SELECTED = 12
+  ADASCALE_ERROR_NO_BRANCH_SELECTED = 12,
+  /* called from inside a switch callback where the call is not allowed (see
+   * adascale_set_switch_callback); nothing was changed */
+  ADASCALE_ERROR_IN_CALLBACK = 13
 } adascale_status;
 
 typedef enum adascale_backend {
@@ -224,8 +227,18 @@ typedef struct adascale_switch_event {
   double observed_ms;  /* last observed latency of `from`; -1 when none */
 } adascale_switch_event;
 
+/* The callback runs on whichever thread steps the loop (its background thread, or the caller of
+ * adascale_adapt_step / adascale_run_auto) while the loop is in the middle of a step. From inside
+ * it, only these calls are allowed: adascale_adapt_current_branch, adascale_adapt_last_context,
+ * adascale_adapt_estimate, adascale_adapt_get_stats, adascale_adapt_report_latency,
+ * adascale_branch_count, adascale_branch_info_at, adascale_input_shape, adascale_class_count.
+ * Every other call that takes a handle returns ADASCALE_ERROR_IN_CALLBACK without doing anything
+ * (adascale_close, which returns nothing, leaves the handle open): reconfiguring, stopping or
+ * stepping the loop, changing the callback, or running a branch would otherwise free the loop
+ * under the step, deadlock on it, or race the thread that owns the handle. Record what you need
+ * and act on it after the callback returns. */
 typedef void (*adascale_switch_callback)(const adascale_switch_event* event, void* user_data);
-/* NULL callback unregisters. The callback must not call adascale_adapt_stop or close. */
+/* NULL callback unregisters. */
 adascale_status adascale_set_switch_callback(adascale_runtime* handle,
                                              adascale_switch_callback callback, void* user_data);
 

@@ -93,6 +93,11 @@ Status xnn_setup(const BoundNode& b, XnnOps* ops, pthreadpool_t threadpool) {
 
 }  // namespace
 
-ADASCALE_OP_FACTORY(add) { return OpDef{"add", infer, reference, xnn_create, xnn_setup}; }
+ADASCALE_OP_FACTORY(add) {
+  OpDef op{"add", infer, reference, xnn_create, xnn_setup};
+  op.attrs = join_attrs({kActivationAttrs, kOutputQuantAttrs});
+  op.params = {};
+  return op;
+}
 
 }  // namespace adascale

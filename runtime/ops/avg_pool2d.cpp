@@ -94,7 +94,10 @@ Status xnn_setup(const BoundNode& b, XnnOps* ops, pthreadpool_t threadpool) {
 }  // namespace
 
 ADASCALE_OP_FACTORY(avg_pool2d) {
-  return OpDef{"avg_pool2d", infer, reference, xnn_create, xnn_setup};
+  OpDef op{"avg_pool2d", infer, reference, xnn_create, xnn_setup};
+  op.attrs = join_attrs({window_attrs("pool"), kOutputQuantAttrs});
+  op.params = {};
+  return op;
 }
 
 }  // namespace adascale

@@ -55,7 +55,10 @@ Status xnn_setup(const BoundNode& b, XnnOps* ops, pthreadpool_t threadpool) {
 }  // namespace
 
 ADASCALE_OP_FACTORY(batchnorm) {
-  return OpDef{"batchnorm", infer, reference, xnn_create, xnn_setup};
+  OpDef op{"batchnorm", infer, reference, xnn_create, xnn_setup};
+  op.attrs = {};
+  op.params = {"scale", "shift"};
+  return op;
 }
 
 }  // namespace adascale

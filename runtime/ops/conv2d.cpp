@@ -238,6 +238,15 @@ Status xnn_setup(const BoundNode& b, XnnOps* ops, pthreadpool_t threadpool) {
 
 }  // namespace
 
-ADASCALE_OP_FACTORY(conv2d) { return OpDef{"conv2d", infer, reference, xnn_create, xnn_setup}; }
+ADASCALE_OP_FACTORY(conv2d) {
+  OpDef op{"conv2d", infer, reference, xnn_create, xnn_setup};
+  op.attrs = join_attrs({window_attrs("kernel"),
+                         {{"dilation", AttrKind::kInts}, {"groups", AttrKind::kInt}},
+                         kActivationAttrs,
+                         kOutputQuantAttrs,
+                         kDerivedWeightAttrs});
+  op.params = {"weight", "bias", "weight_scale", "weight_mul"};
+  return op;
+}
 
 }  // namespace adascale

@@ -19,6 +19,11 @@ void reference(const BoundNode& b) { std::memcpy(b.out, b.in[0], b.out_info.byte
 
 }  // namespace
 
-ADASCALE_OP_FACTORY(exit) { return OpDef{"exit", infer, reference}; }
+ADASCALE_OP_FACTORY(exit) {
+  OpDef op{"exit", infer, reference, nullptr, nullptr};
+  op.attrs = {{"head", AttrKind::kString}};
+  op.params = {};
+  return op;
+}
 
 }  // namespace adascale

@@ -126,7 +126,10 @@ Status xnn_setup(const BoundNode& b, XnnOps* ops, pthreadpool_t threadpool) {
 }  // namespace
 
 ADASCALE_OP_FACTORY(fully_connected) {
-  return OpDef{"fully_connected", infer, reference, xnn_create, xnn_setup};
+  OpDef op{"fully_connected", infer, reference, xnn_create, xnn_setup};
+  op.attrs = join_attrs({kActivationAttrs, kOutputQuantAttrs, kDerivedWeightAttrs});
+  op.params = {"weight", "bias", "weight_scale", "weight_mul"};
+  return op;
 }
 
 }  // namespace adascale

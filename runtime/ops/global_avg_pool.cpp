@@ -73,7 +73,10 @@ Status xnn_setup(const BoundNode& b, XnnOps* ops, pthreadpool_t threadpool) {
 }  // namespace
 
 ADASCALE_OP_FACTORY(global_avg_pool) {
-  return OpDef{"global_avg_pool", infer, reference, xnn_create, xnn_setup};
+  OpDef op{"global_avg_pool", infer, reference, xnn_create, xnn_setup};
+  op.attrs = kOutputQuantAttrs;
+  op.params = {};
+  return op;
 }
 
 }  // namespace adascale

@@ -96,7 +96,10 @@ Status xnn_setup(const BoundNode& b, XnnOps* ops, pthreadpool_t threadpool) {
 }  // namespace
 
 ADASCALE_OP_FACTORY(max_pool2d) {
-  return OpDef{"max_pool2d", infer, reference, xnn_create, xnn_setup};
+  OpDef op{"max_pool2d", infer, reference, xnn_create, xnn_setup};
+  op.attrs = window_attrs("pool");
+  op.params = {};
+  return op;
 }
 
 }  // namespace adascale

@@ -48,6 +48,11 @@ Status xnn_setup(const BoundNode& b, XnnOps* ops, pthreadpool_t threadpool) {
 
 }  // namespace
 
-ADASCALE_OP_FACTORY(quantize) { return OpDef{"quantize", infer, reference, xnn_create, xnn_setup}; }
+ADASCALE_OP_FACTORY(quantize) {
+  OpDef op{"quantize", infer, reference, xnn_create, xnn_setup};
+  op.attrs = kOutputQuantAttrs;
+  op.params = {};
+  return op;
+}
 
 }  // namespace adascale
