@@ -11,15 +11,9 @@
 #include <vector>
 
 #include "fuzz/fuzz_input.h"
-#include "runtime/bundle.h"
-#include "tests/runtime_test_util.h"
+#include "fuzz/seed_model.h"
 
 namespace fs = std::filesystem;
-
-static std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -28,47 +22,15 @@ int main(int argc, char** argv) {
   }
   const fs::path out(argv[1]);
   fs::create_directories(out);
-  using adascale::Attrs;
-  using adascale::testing::make_node;
-  adascale::BundleWriter writer;
-  adascale::testing::build_small_model(&writer);
-  adascale::Branch derived;
-  derived.name = "int8-derived";
-  derived.output = "logits";
-  derived.nodes = {
-      make_node("quantize", {"input"}, "q", {},
-                Attrs().set("out_scale", 0.03).set("out_zero_point", 2.0)),
-      make_node("conv2d", {"q"}, "c1",
-                {{"weight", "block.w"}, {"weight_mul", "bn.scale"}, {"bias", "stem.b"}},
-                Attrs()
-                    .set("kernel", std::vector<int64_t>{3, 3})
-                    .set("pad", std::vector<int64_t>{1, 1, 1, 1})
-                    .set("activation", "relu")
-                    .set("weight_slice", std::vector<int64_t>{8, 3})
-                    .set("weight_quantize", "int8")
-                    .set("bias_input_scale", 0.03)
-                    .set("out_scale", 0.05)
-                    .set("out_zero_point", -128.0)),
-      make_node("global_avg_pool", {"c1"}, "gap", {},
-                Attrs().set("out_scale", 0.02).set("out_zero_point", -100.0)),
-      make_node("dequantize", {"gap"}, "dq"),
-      make_node("flatten", {"dq"}, "flat"),
-      make_node("fully_connected", {"flat"}, "logits", {{"weight", "fc.w"}, {"bias", "fc.b"}}),
-  };
-  adascale::Status added = writer.add_branch(derived);
-  if (!added.ok()) {
-    std::fprintf(stderr, "cannot add the derived seed branch: %s\n", added.message.c_str());
+  adascale::fuzz::SeedBundle parts;
+  try {
+    parts = adascale::fuzz::make_seed_bundle();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
     return 1;
   }
-  const fs::path bundle = out / "seed.bundle.tmp";
-  adascale::Status s = writer.write(bundle.string());
-  if (!s.ok()) {
-    std::fprintf(stderr, "cannot write seed bundle: %s\n", s.message.c_str());
-    return 1;
-  }
-  const std::string catalog = slurp(bundle / "catalog.json");
-  const std::string weights = slurp(bundle / "weights.bin");
-  fs::remove_all(bundle);
+  const std::string& catalog = parts.catalog;
+  const std::string& weights = parts.weights;
   // One seed per branch (flags select it), checksum repair on.
   for (uint8_t branch = 0; branch < 4; ++branch) {
     const std::string seed =

@@ -9,11 +9,15 @@
 #include <string>
 #include <vector>
 
+#include "fuzz/catalog_mutator.h"
 #include "fuzz/fuzz_input.h"
 #include "runtime/bundle.h"
 #include "tests/runtime_test_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+namespace adascale::fuzz {
+int run_catalog_input(const uint8_t* data, size_t size);  // fuzz/catalog_fuzz.cpp
+}
 
 namespace adascale {
 namespace {
@@ -89,6 +93,23 @@ TEST(RuntimeFuzzReplay, RegressionInputsRunCleanly) {
       ++count;
     }
   RecordProperty("regression_inputs", static_cast<int>(count));
+}
+
+TEST(RuntimeFuzzReplay, CatalogEditsRunCleanly) {
+  // the structure-aware harness over seeded random edit programs, with the normal toolchain:
+  // every edited catalog either is refused with a status or opens and runs
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> byte(0, 255), length(1, 64);
+  for (int i = 0; i < 300; ++i) {
+    std::vector<uint8_t> program(static_cast<size_t>(length(rng)));
+    for (uint8_t& b : program) b = static_cast<uint8_t>(byte(rng));
+    fuzz::run_catalog_input(program.data(), program.size());
+  }
+  // and the edits do change catalogs (a mutator that always failed would test nothing)
+  const Parts& p = small_model_parts();
+  const uint8_t retype_root_model[] = {1, 0, 0, 4};
+  EXPECT_NE(fuzz::mutate_catalog(p.catalog, retype_root_model, sizeof(retype_root_model)),
+            p.catalog);
 }
 
 }  // namespace
