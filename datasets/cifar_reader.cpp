@@ -27,7 +27,11 @@ DatasetPtr read_cifar_binary(const std::vector<std::string>& files, bool cifar10
                       " bytes is not a multiple of the " + std::to_string(record) +
                       "-byte record)");
     const int64_t n = size / record;
-    pixels.reserve(pixels.size() + static_cast<size_t>(n * kImageBytes));
+    // bounded by the bytes really read; checked all the same, like every reader's sizes
+    const uint64_t file_pixels =
+        detail::checked_product(file, "records x record pixels",
+                                {static_cast<uint64_t>(n), static_cast<uint64_t>(kImageBytes)});
+    pixels.reserve(pixels.size() + static_cast<size_t>(file_pixels));
     for (int64_t i = 0; i < n; ++i) {
       const uint8_t* rec = bytes.data() + i * record;
       const int64_t label = rec[label_bytes - 1];

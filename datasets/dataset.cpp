@@ -3,11 +3,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <numeric>
 #include <random>
+#include <system_error>
 
 #include "datasets/detail.h"
 
@@ -17,22 +19,48 @@ namespace adascale::data {
 
 namespace detail {
 
+std::string join_dims(const std::vector<uint64_t>& dims) {
+  std::string out;
+  for (uint64_t d : dims) out += (out.empty() ? "" : " x ") + std::to_string(d);
+  return out;
+}
+
+uint64_t checked_product(const std::string& file, const std::string& field,
+                         const std::vector<uint64_t>& dims) {
+  uint64_t product = 1;
+  for (uint64_t d : dims)
+    if (__builtin_mul_overflow(product, d, &product) || product > static_cast<uint64_t>(INT64_MAX))
+      throw DataError(file + ": " + field + " " + join_dims(dims) +
+                      " overflows the 64-bit size range");
+  return product;
+}
+
 std::vector<std::string> numbered_class_names(int64_t n) {
+  if (n < 0 || n > kMaxUnnamedClasses)
+    throw DataError("numbered_class_names: " + std::to_string(n) + " classes (limit " +
+                    std::to_string(kMaxUnnamedClasses) + ")");
   std::vector<std::string> names;
+  names.reserve(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) names.push_back(std::to_string(i));
   return names;
 }
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw DataError(path + ": cannot open file");
+  // a device or fifo has no size to check before reading; a folder is not a data file
+  if (!fs::is_regular_file(path, ec)) throw DataError(path + ": not a regular file");
+  const uintmax_t size = fs::file_size(path, ec);
+  if (ec) throw DataError(path + ": cannot determine file size (" + ec.message() + ")");
+  if (size > static_cast<uintmax_t>(PTRDIFF_MAX))
+    throw DataError(path + ": file of " + std::to_string(size) + " bytes is too large");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError(path + ": cannot open file");
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size < 0) throw DataError(path + ": cannot determine file size");
-  in.seekg(0, std::ios::beg);
   std::vector<uint8_t> bytes(static_cast<size_t>(size));
-  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
-    throw DataError(path + ": read error");
+  if (size > 0 &&
+      !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)))
+    throw DataError(path + ": read error (file shorter than its " + std::to_string(size) +
+                    " bytes)");
   return bytes;
 }
 
@@ -51,7 +79,11 @@ InMemoryDataset::InMemoryDataset(ImageShape shape, std::vector<uint8_t> pixels,
   if (shape_.channels <= 0 || shape_.height <= 0 || shape_.width <= 0)
     throw DataError(origin_ + ": invalid image shape " + std::to_string(shape_.channels) + "x" +
                     std::to_string(shape_.height) + "x" + std::to_string(shape_.width));
-  const uint64_t expected = static_cast<uint64_t>(labels_.size()) * shape_.numel();
+  // checked, so numel() and every offset into pixels_ stay in range
+  const uint64_t expected = detail::checked_product(
+      origin_, "image shape x examples",
+      {static_cast<uint64_t>(shape_.channels), static_cast<uint64_t>(shape_.height),
+       static_cast<uint64_t>(shape_.width), static_cast<uint64_t>(labels_.size())});
   if (pixels_.size() != expected)
     throw DataError(origin_ + ": " + std::to_string(pixels_.size()) + " pixel bytes for " +
                     std::to_string(labels_.size()) + " images of " +
@@ -174,6 +206,28 @@ std::string require_root(const DatasetSpec& spec) {
   return spec.root;
 }
 
+// the two splits of a set must name the same classes in the same order (class ids are indices);
+// throws DataError naming the root and the first class that differs
+void same_classes(const std::string& root, const std::string& a,
+                  const std::vector<std::string>& a_names, const std::string& b,
+                  const std::vector<std::string>& b_names, const std::string& what) {
+  for (const std::string& name : a_names)
+    if (std::find(b_names.begin(), b_names.end(), name) == b_names.end())
+      throw DataError(root + ": " + what + " '" + name + "' is in " + a + " but not in " + b +
+                      " (both splits must have the same classes)");
+  for (const std::string& name : b_names)
+    if (std::find(a_names.begin(), a_names.end(), name) == a_names.end())
+      throw DataError(root + ": " + what + " '" + name + "' is in " + b + " but not in " + a +
+                      " (both splits must have the same classes)");
+  for (size_t i = 0; i < a_names.size() && i < b_names.size(); ++i)
+    if (a_names[i] != b_names[i])
+      throw DataError(root + ": " + what + " '" + a_names[i] + "' is class " + std::to_string(i) +
+                      " in " + a + " but '" + b_names[i] + "' is in " + b);
+  if (a_names.size() != b_names.size())  // the same names, one of them listed twice
+    throw DataError(root + ": " + a + " has " + std::to_string(a_names.size()) + " classes, " + b +
+                    " has " + std::to_string(b_names.size()));
+}
+
 }  // namespace
 
 DatasetPtr open_dataset(const DatasetSpec& spec) {
@@ -204,14 +258,31 @@ DatasetPtr open_dataset(const DatasetSpec& spec) {
   }
   if (f == "folder") {
     const fs::path root = require_root(spec);
-    const fs::path dir = fs::is_directory(root / spec.split) ? root / spec.split : root;
+    // no fallback to root itself: that would train and test on the same images
+    const fs::path dir = root / spec.split;
+    if (!fs::is_directory(dir))
+      throw DataError(root.string() + ": no '" + spec.split +
+                      "' folder (data.format = folder expects root/train and root/test, one "
+                      "subfolder per class)");
+    const std::string other = spec.split == "train" ? "test" : "train";
+    if (fs::is_directory(root / other))
+      same_classes(root.string(), spec.split, detail::class_folder_names(dir.string()), other,
+                   detail::class_folder_names((root / other).string()), "class folder");
     const int64_t size = spec.image_size > 0 ? spec.image_size : 32;
     const int64_t channels = spec.channels > 0 ? spec.channels : 3;
     return read_image_folder(dir.string(), size, size, channels);
   }
   if (f == "hdf5") {
     const fs::path root = require_root(spec);
-    const fs::path file = fs::is_directory(root) ? root / (spec.split + ".h5") : root;
+    if (!fs::is_directory(root)) return read_hdf5(root.string());  // one file for any split
+    const fs::path file = root / (spec.split + ".h5");
+    // class ids must mean the same in both files; a file without names is numbered
+    const std::string other = spec.split == "train" ? "test" : "train";
+    const std::vector<std::string> mine = detail::hdf5_class_names(file.string());
+    const std::vector<std::string> theirs =
+        detail::hdf5_class_names((root / (other + ".h5")).string());
+    if (!mine.empty() && !theirs.empty())
+      same_classes(root.string(), spec.split + ".h5", mine, other + ".h5", theirs, "class");
     return read_hdf5(file.string());
   }
   throw DataError("unknown dataset format '" + f +

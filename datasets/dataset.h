@@ -1,9 +1,9 @@
 // datasets: labelled image sets for training and evaluation.
 //
 // Every reader loads a whole set into memory as uint8 pixels (NCHW) plus int64 labels: the sets we
-// train on (Fashion-MNIST, CIFAR, small image folders, HDF5 arrays) fit easily, and in-memory access
-// keeps batch assembly cheap and deterministic. Readers throw DataError with a one-line message that
-// names the offending file; they never return a partially filled set.
+// train on (Fashion-MNIST, CIFAR, small image folders, HDF5 arrays) fit easily, and in-memory
+// access keeps batch assembly cheap and deterministic. Readers throw DataError with a one-line
+// message that names the offending file; they never return a partially filled set.
 //
 //   auto train = adascale::data::open_dataset({"fashion-mnist", "", "train"});
 //   auto split = adascale::data::split_indices(train->size(), 0.1, /*seed=*/1);
@@ -29,6 +29,7 @@ struct ImageShape {
   int64_t channels = 0;
   int64_t height = 0;
   int64_t width = 0;
+  // InMemoryDataset refuses a shape whose product (times the example count) overflows
   int64_t numel() const { return channels * height * width; }
 };
 
@@ -70,6 +71,10 @@ class InMemoryDataset : public Dataset {
 
 using DatasetPtr = std::shared_ptr<const InMemoryDataset>;
 
+// the most classes a reader numbers itself ("0".."n-1") for a file that carries no class names;
+// a larger label in such a file is refused as corrupt rather than allocating names for it
+constexpr int64_t kMaxUnnamedClasses = 100000;
+
 // ---- readers ---------------------------------------------------------------------------------
 // IDX (MNIST / Fashion-MNIST): images idx3 (magic 0x803) and labels idx1 (magic 0x801); a path
 // ending in .gz is decompressed on the fly. class_names may be empty (then "0".."9").
@@ -80,22 +85,29 @@ DatasetPtr read_idx(const std::string& images_path, const std::string& labels_pa
 DatasetPtr read_cifar_binary(const std::vector<std::string>& files, bool cifar100,
                              std::vector<std::string> class_names = {});
 // image folder: root/<class>/<image>, classes sorted by name; every image is decoded with OpenCV
-// and resized to height x width with `channels` (1 = grayscale, 3 = RGB).
+// and resized to height x width (each at most 32768) with `channels` (1 = grayscale, 3 = RGB).
 DatasetPtr read_image_folder(const std::string& root, int64_t height, int64_t width,
                              int64_t channels);
 // HDF5 file with datasets `images` (uint8, N x H x W x C, or N x H x W) and `labels` (integer, N);
-// optional string attribute `class_names` on `labels` (comma separated).
+// optional string attribute `class_names` on `labels` (comma separated). H and W are at most
+// 32768, C at most 64, and both arrays must be fully stored in the file (an extent larger than
+// the stored data is refused before anything is allocated). Labels are in [0, class count); a
+// file without `class_names` gets numbered classes, at most kMaxUnnamedClasses of them.
 DatasetPtr read_hdf5(const std::string& path);
 // writes a set in the layout read_hdf5 expects (atomically: temp file, then rename).
 void write_hdf5(const Dataset& set, const std::string& path);
 
 // ---- named sets --------------------------------------------------------------------------------
 struct DatasetSpec {
-  std::string format = "fashion-mnist";  // fashion-mnist | mnist | cifar10 | cifar100 | folder | hdf5
-  std::string root;                      // empty: the default location of the format
-  std::string split = "train";           // train | test
-  int64_t image_size = 0;                // folder only: resize to this square size (0 = 32)
-  int64_t channels = 0;                  // folder only: 1 or 3 (0 = 3)
+  // fashion-mnist | mnist | cifar10 | cifar100 | folder | hdf5
+  std::string format = "fashion-mnist";
+  // empty: the default location of the format. folder: root/train and root/test, each with one
+  // subfolder per class; the requested split's folder must exist, and when both exist their class
+  // folders must have the same names. hdf5: a folder holding <split>.h5, or one file (any split).
+  std::string root;
+  std::string split = "train";  // train | test
+  int64_t image_size = 0;       // folder only: resize to this square size (0 = 32)
+  int64_t channels = 0;         // folder only: 1 or 3 (0 = 3)
 };
 // where Debian's dataset-fashion-mnist package puts the files
 const char* default_fashion_mnist_root();

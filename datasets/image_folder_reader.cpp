@@ -1,12 +1,14 @@
 // image folders: root/<class>/<image>, decoded with OpenCV.
 #include <algorithm>
 #include <filesystem>
+#include <new>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <system_error>
 
 #include "datasets/dataset.h"
+#include "datasets/detail.h"
 
 namespace fs = std::filesystem;
 
@@ -64,6 +66,16 @@ void append_image(const fs::path& file, int64_t height, int64_t width, int64_t c
 
 }  // namespace
 
+namespace detail {
+
+std::vector<std::string> class_folder_names(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const fs::path& p : sorted_entries(dir, true)) names.push_back(p.filename().string());
+  return names;
+}
+
+}  // namespace detail
+
 DatasetPtr read_image_folder(const std::string& root, int64_t height, int64_t width,
                              int64_t channels) {
   if (channels != 1 && channels != 3)
@@ -71,19 +83,44 @@ DatasetPtr read_image_folder(const std::string& root, int64_t height, int64_t wi
   if (height <= 0 || width <= 0)
     throw DataError(root + ": invalid image size " + std::to_string(height) + "x" +
                     std::to_string(width));
+  // bounded like every reader's image side (and so it fits OpenCV's int sizes)
+  if (static_cast<uint64_t>(height) > detail::kMaxImageSide ||
+      static_cast<uint64_t>(width) > detail::kMaxImageSide)
+    throw DataError(root + ": implausible image size " + std::to_string(height) + "x" +
+                    std::to_string(width) + " (limit " + std::to_string(detail::kMaxImageSide) +
+                    ")");
   if (!fs::is_directory(root)) throw DataError(root + ": not a folder");
   const std::vector<fs::path> class_dirs = sorted_entries(root, true);
   if (class_dirs.empty()) throw DataError(root + ": no class folders");
 
+  // list everything first: the pixel buffer is sized (and checked) once, before any decoding
   std::vector<std::string> class_names;
+  std::vector<std::vector<fs::path>> class_files;
+  uint64_t count = 0;
+  for (const fs::path& dir : class_dirs) {
+    class_names.push_back(dir.filename().string());
+    class_files.push_back(sorted_entries(dir, false));
+    // a class with no examples is almost always a mistake in the folder layout
+    if (class_files.back().empty()) throw DataError(dir.string() + ": class folder has no images");
+    count += class_files.back().size();
+  }
+  const uint64_t total =
+      detail::checked_product(root, "images x channels x height x width",
+                              {count, static_cast<uint64_t>(channels),
+                               static_cast<uint64_t>(height), static_cast<uint64_t>(width)});
+
   std::vector<uint8_t> pixels;
   std::vector<int64_t> labels;
-  for (size_t c = 0; c < class_dirs.size(); ++c) {
-    class_names.push_back(class_dirs[c].filename().string());
-    const std::vector<fs::path> files = sorted_entries(class_dirs[c], false);
-    // a class with no examples is almost always a mistake in the folder layout
-    if (files.empty()) throw DataError(class_dirs[c].string() + ": class folder has no images");
-    for (const fs::path& file : files) {
+  try {
+    pixels.reserve(static_cast<size_t>(total));
+    labels.reserve(static_cast<size_t>(count));
+  } catch (const std::exception&) {  // bad_alloc, or length_error beyond max_size()
+    throw DataError(root + ": " + std::to_string(count) + " images of " + std::to_string(channels) +
+                    "x" + std::to_string(height) + "x" + std::to_string(width) +
+                    " do not fit in memory");
+  }
+  for (size_t c = 0; c < class_files.size(); ++c) {
+    for (const fs::path& file : class_files[c]) {
       append_image(file, height, width, channels, pixels);
       labels.push_back(static_cast<int64_t>(c));
     }

@@ -184,6 +184,45 @@ TEST_F(DatasetFiles, IdxErrorsNameTheFile) {
   expect_data_error([&] { read_idx((dir_ / "half.gz").string(), lbl); }, "half.gz: bad gzip");
 }
 
+// a header that claims far more than the file holds is refused from the header alone, with the
+// claim and the real size in the message, plain or gzipped
+TEST_F(DatasetFiles, IdxHeaderClaimCheckedAgainstFile) {
+  write_bytes(dir_ / "lbl", idx_labels(5));
+  const std::string lbl = (dir_ / "lbl").string();
+  Bytes claim;
+  put_be32(claim, 0x803);
+  put_be32(claim, 5000000);
+  put_be32(claim, 28);
+  put_be32(claim, 28);
+  write_bytes(dir_ / "huge", claim);
+  write_gz(dir_ / "huge.gz", claim);
+  const std::string expected =
+      "truncated: header claims 5000000 images of 28x28 = 3920000000 bytes, file has 0";
+  expect_data_error([&] { read_idx((dir_ / "huge").string(), lbl); }, "huge: " + expected);
+  expect_data_error([&] { read_idx((dir_ / "huge.gz").string(), lbl); }, "huge.gz: " + expected);
+  // labels that claim more than they hold
+  write_bytes(dir_ / "img", idx_images(5, 2, 2));
+  Bytes short_labels;
+  put_be32(short_labels, 0x801);
+  put_be32(short_labels, 5);
+  short_labels.push_back(1);
+  write_bytes(dir_ / "short_lbl", short_labels);
+  expect_data_error([&] { read_idx((dir_ / "img").string(), (dir_ / "short_lbl").string()); },
+                    "short_lbl: truncated: header claims 5 labels = 5 bytes, file has 1");
+  // bytes beyond the claim, plain and gzipped
+  Bytes longer = idx_images(5, 2, 2);
+  longer.push_back(0);
+  longer.push_back(0);
+  write_bytes(dir_ / "long", longer);
+  write_gz(dir_ / "long.gz", longer);
+  expect_data_error([&] { read_idx((dir_ / "long").string(), lbl); }, "long: 2 unexpected bytes");
+  expect_data_error([&] { read_idx((dir_ / "long.gz").string(), lbl); },
+                    "long.gz: 2 unexpected bytes");
+  // a folder is not an IDX file
+  fs::create_directories(dir_ / "adir");
+  expect_data_error([&] { read_idx((dir_ / "adir").string(), lbl); }, "adir: not a regular file");
+}
+
 TEST_F(DatasetFiles, OpenDatasetMnistLayoutAndUnknownFormat) {
   write_gz(dir_ / "train-images-idx3-ubyte.gz", idx_images(6, 2, 2));
   write_gz(dir_ / "train-labels-idx1-ubyte.gz", idx_labels(6));
@@ -243,6 +282,14 @@ TEST_F(DatasetFiles, CifarBinary) {
   // a cifar-100 file read as cifar-10 does not divide into records either
   expect_data_error([&] { read_cifar_binary({(dir_ / "c100.bin").string()}, false); }, "c100.bin");
   expect_data_error([&] { read_cifar_binary({(dir_ / "none.bin").string()}, false); }, "none.bin");
+}
+
+// the size of a file to be read whole is known before reading: a folder (whose size the file
+// system may report as anything) is refused by name instead of being allocated for
+TEST_F(DatasetFiles, CifarRefusesNonRegularFiles) {
+  fs::create_directories(dir_ / "batch.bin");
+  expect_data_error([&] { read_cifar_binary({(dir_ / "batch.bin").string()}, false); },
+                    "batch.bin: not a regular file");
 }
 
 TEST_F(DatasetFiles, OpenDatasetCifarLayouts) {
@@ -305,6 +352,45 @@ TEST_F(DatasetFiles, ImageFolder) {
   expect_data_error([&] { read_image_folder((dir_ / "empty").string(), 4, 6, 3); }, "empty");
   fs::create_directories(dir_ / "noimg" / "cls");
   expect_data_error([&] { read_image_folder((dir_ / "noimg").string(), 4, 6, 3); }, "cls");
+}
+
+TEST_F(DatasetFiles, ImageFolderSplitsMustExistAndNameTheSameClasses) {
+  cv::Mat px(4, 4, CV_8UC3, cv::Scalar(1, 2, 3));
+  const auto image = [&](const fs::path& p) {
+    fs::create_directories(p.parent_path());
+    ASSERT_TRUE(cv::imwrite(p.string(), px));
+  };
+  // train/{a,b} and test/{a,z}: the same class count, different classes
+  image(dir_ / "set" / "train" / "a" / "1.png");
+  image(dir_ / "set" / "train" / "b" / "1.png");
+  image(dir_ / "set" / "test" / "a" / "1.png");
+  image(dir_ / "set" / "test" / "z" / "1.png");
+  const std::string set = (dir_ / "set").string();
+  expect_data_error(
+      [&] {
+        open_dataset({"folder", set, "test"});
+      },
+      set + ": class folder 'z' is in test but not in train");
+  expect_data_error(
+      [&] {
+        open_dataset({"folder", set, "train"});
+      },
+      set + ": class folder 'b' is in train but not in test");
+  fs::rename(dir_ / "set" / "test" / "z", dir_ / "set" / "test" / "b");
+  EXPECT_EQ(open_dataset({"folder", set, "test"})->class_names(),
+            (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(open_dataset({"folder", set, "train"})->size(), 2);
+
+  // class folders directly under the root: no silent reuse of the same images for both splits
+  image(dir_ / "flat" / "a" / "1.png");
+  image(dir_ / "flat" / "b" / "1.png");
+  const std::string flat = (dir_ / "flat").string();
+  expect_data_error([&] { open_dataset({"folder", flat, "train"}); }, flat + ": no 'train' folder");
+  expect_data_error([&] { open_dataset({"folder", flat, "test"}); }, flat + ": no 'test' folder");
+
+  // an image size no reader accepts is refused before any decoding
+  expect_data_error([&] { read_image_folder((dir_ / "flat").string(), int64_t{1} << 40, 4, 3); },
+                    "implausible image size");
 }
 
 // ---- HDF5 -------------------------------------------------------------------------------------
@@ -373,6 +459,159 @@ TEST_F(DatasetFiles, Hdf5ForeignLayoutAndErrors) {
                     "bare.h5: no dataset 'images'");
   expect_data_error([&] { write_hdf5(*set, (dir_ / "no" / "such" / "dir.h5").string()); },
                     "dir.h5");
+}
+
+namespace {
+
+// an HDF5 set whose `images` array has the given dims but no stored data (chunked, allocated
+// incrementally, never filled, so a huge extent costs nothing on disk), with unwritten labels of
+// the given count
+void write_hdf5_claim(const fs::path& path, const std::vector<hsize_t>& dims, hsize_t labels) {
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  hid_t is = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+  ASSERT_GE(is, 0);
+  hid_t plist = H5Pcreate(H5P_DATASET_CREATE);
+  std::vector<hsize_t> chunk(dims.size(), 1);
+  H5Pset_chunk(plist, static_cast<int>(chunk.size()), chunk.data());
+  H5Pset_alloc_time(plist, H5D_ALLOC_TIME_INCR);
+  H5Pset_fill_time(plist, H5D_FILL_TIME_NEVER);
+  hid_t id = H5Dcreate2(f, "images", H5T_STD_U8LE, is, H5P_DEFAULT, plist, H5P_DEFAULT);
+  ASSERT_GE(id, 0) << "HDF5 refused a chunked dataset of this extent";
+  const hsize_t ldims[1] = {labels};
+  hid_t ls = H5Screate_simple(1, ldims, nullptr);
+  hid_t ld = H5Dcreate2(f, "labels", H5T_STD_I64LE, ls, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  ASSERT_GE(ld, 0);
+  H5Dclose(ld);
+  H5Sclose(ls);
+  H5Dclose(id);
+  H5Pclose(plist);
+  H5Sclose(is);
+  H5Fclose(f);
+}
+
+// a small, fully written set (1 x 2 x 2 images) with the given int64 labels and, when not empty,
+// a `class_names` attribute
+void write_hdf5_labels(const fs::path& path, const std::vector<int64_t>& labels,
+                       const std::string& class_names) {
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  const hsize_t idims[3] = {labels.size(), 2, 2};
+  hid_t is = H5Screate_simple(3, idims, nullptr);
+  hid_t id = H5Dcreate2(f, "images", H5T_STD_U8LE, is, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  const Bytes px(labels.size() * 4, 7);
+  H5Dwrite(id, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, px.data());
+  const hsize_t ldims[1] = {labels.size()};
+  hid_t ls = H5Screate_simple(1, ldims, nullptr);
+  hid_t ld = H5Dcreate2(f, "labels", H5T_STD_I64LE, ls, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  H5Dwrite(ld, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels.data());
+  if (!class_names.empty()) {
+    hid_t st = H5Tcopy(H5T_C_S1);
+    H5Tset_size(st, class_names.size() + 1);
+    hid_t as = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(ld, "class_names", st, as, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, st, class_names.c_str());
+    H5Aclose(a);
+    H5Sclose(as);
+    H5Tclose(st);
+  }
+  H5Dclose(ld);
+  H5Sclose(ls);
+  H5Dclose(id);
+  H5Sclose(is);
+  H5Fclose(f);
+}
+
+}  // namespace
+
+// image extents are bounded per dimension, their product is checked for overflow, and the file
+// must store what the extent claims, all before anything is allocated
+TEST_F(DatasetFiles, Hdf5ExtentsCheckedBeforeAllocation) {
+  // N x H x W = 2^22 x 2^21 x 2^21 wraps to 0 in 64 bits: refused by the side bound
+  const fs::path wrap = dir_ / "wrap.h5";
+  write_hdf5_claim(wrap, {hsize_t{1} << 22, hsize_t{1} << 21, hsize_t{1} << 21}, 4);
+  expect_data_error([&] { read_hdf5(wrap.string()); },
+                    "wrap.h5: dataset 'images' dimension H (height) is 2097152 (limit 32768)");
+  // 2^34 x 2^15 x 2^15 = 2^64, also 0 in 64 bits, with sides within the bound
+  const fs::path overflow = dir_ / "overflow.h5";
+  write_hdf5_claim(overflow, {hsize_t{1} << 34, hsize_t{1} << 15, hsize_t{1} << 15}, 4);
+  expect_data_error([&] { read_hdf5(overflow.string()); },
+                    "overflow.h5: dataset 'images' dimensions 17179869184 x 32768 x 32768 "
+                    "overflows the 64-bit size range");
+  const fs::path channels = dir_ / "channels.h5";
+  write_hdf5_claim(channels, {2, 2, 2, 100000}, 2);
+  expect_data_error([&] { read_hdf5(channels.string()); },
+                    "channels.h5: dataset 'images' dimension C (channels) is 100000 (limit 64)");
+  // no overflow, but 2^20 x 2^10 x 2^10 = 1 TiB claimed by a file of a few kilobytes
+  const fs::path unstored = dir_ / "unstored.h5";
+  write_hdf5_claim(unstored, {hsize_t{1} << 20, hsize_t{1} << 10, hsize_t{1} << 10},
+                   hsize_t{1} << 20);
+  expect_data_error([&] { read_hdf5(unstored.string()); },
+                    "unstored.h5: dataset 'images' claims 1048576 x 1024 x 1024 = 1099511627776 "
+                    "bytes but the file stores only 0 of its 1099511627776 chunks");
+  // a contiguous array that was never written is refused the same way
+  const fs::path unwritten = dir_ / "unwritten.h5";
+  {
+    hid_t f = H5Fcreate(unwritten.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const hsize_t idims[3] = {1000, 100, 100};
+    hid_t is = H5Screate_simple(3, idims, nullptr);
+    hid_t id = H5Dcreate2(f, "images", H5T_STD_U8LE, is, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dclose(id);
+    H5Sclose(is);
+    H5Fclose(f);
+  }
+  expect_data_error([&] { read_hdf5(unwritten.string()); },
+                    "unwritten.h5: dataset 'images' claims 1000 x 100 x 100 = 10000000 bytes but "
+                    "the file stores 0");
+  // the in-memory set refuses a shape whose size overflows, whoever builds it
+  expect_data_error(
+      [&] {
+        InMemoryDataset({int64_t{1} << 22, int64_t{1} << 21, int64_t{1} << 21}, Bytes{}, {0}, {"a"},
+                        "shape");
+      },
+      "shape: image shape x examples");
+}
+
+// labels are range-checked before anything is sized by them
+TEST_F(DatasetFiles, Hdf5LabelsCheckedBeforeAllocation) {
+  const fs::path big = dir_ / "big_label.h5";
+  write_hdf5_labels(big, {0, int64_t{1} << 40}, "");
+  expect_data_error([&] { read_hdf5(big.string()); },
+                    "big_label.h5: dataset 'labels': label 1099511627776 of example 1 exceeds the "
+                    "limit of 100000 classes for a file without a 'class_names' attribute");
+  const fs::path negative = dir_ / "negative.h5";
+  write_hdf5_labels(negative, {0, -3}, "");
+  expect_data_error([&] { read_hdf5(negative.string()); },
+                    "negative.h5: dataset 'labels': label -3 of example 1 is negative");
+  const fs::path named = dir_ / "named.h5";
+  write_hdf5_labels(named, {1, 2}, "x,y");
+  expect_data_error([&] { read_hdf5(named.string()); },
+                    "named.h5: dataset 'labels': label 2 of example 1 is outside the 2 classes of "
+                    "attribute 'class_names'");
+  // the limit itself: the largest label a file without names may carry
+  const fs::path edge = dir_ / "edge.h5";
+  write_hdf5_labels(edge, {0, kMaxUnnamedClasses - 1}, "");
+  EXPECT_EQ(read_hdf5(edge.string())->num_classes(), kMaxUnnamedClasses);
+}
+
+// train.h5 and test.h5 with class names must name the same classes in the same order
+TEST_F(DatasetFiles, Hdf5SplitsMustNameTheSameClasses) {
+  write_hdf5_labels(dir_ / "train.h5", {0, 1}, "a,b");
+  write_hdf5_labels(dir_ / "test.h5", {0, 1}, "a,z");
+  expect_data_error(
+      [&] {
+        open_dataset({"hdf5", dir_.string(), "test"});
+      },
+      dir_.string() + ": class 'z' is in test.h5 but not in train.h5");
+  write_hdf5_labels(dir_ / "test.h5", {0, 1}, "b,a");
+  expect_data_error(
+      [&] {
+        open_dataset({"hdf5", dir_.string(), "train"});
+      },
+      "class 'a' is class 0 in train.h5 but 'b' is in test.h5");
+  write_hdf5_labels(dir_ / "test.h5", {1, 0}, "a,b");
+  EXPECT_EQ(open_dataset({"hdf5", dir_.string(), "test"})->size(), 2);
+  EXPECT_EQ(open_dataset({"hdf5", dir_.string(), "train"})->size(), 2);
 }
 
 // ---- splits and statistics --------------------------------------------------------------------
