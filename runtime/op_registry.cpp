@@ -177,8 +177,11 @@ Status xnn_check(xnn_status status, const char* what) {
 Status read_output_quant(const Node& node, TensorInfo* output) {
   const float scale = node.attrs.get_float("out_scale", 0.0f);
   const int64_t zero_point = node.attrs.get_int("out_zero_point", 0);
-  if (!(scale > 0.0f) || !std::isfinite(scale))
-    return error_status(ErrorCode::kInvalidGraph, "int8 output needs attr out_scale > 0");
+  // requantization multiplies input and weight scales and divides by this one: within
+  // [1e-12, 1e12] every such product stays a normal float
+  if (!(scale >= 1e-12f && scale <= 1e12f))
+    return error_status(ErrorCode::kInvalidGraph,
+                        "int8 output needs attr out_scale in [1e-12, 1e12]");
   if (zero_point < -128 || zero_point > 127)
     return error_status(ErrorCode::kInvalidGraph, "out_zero_point must be in [-128, 127]");
   output->scale = scale;

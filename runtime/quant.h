@@ -11,7 +11,9 @@ namespace adascale {
 
 // Rounds an already rescaled value to nearest-even, adds the zero point and clamps to [lo, hi].
 // Clamping happens before rounding (as XNNPACK does), so huge values never overflow int32.
+// A NaN (a weight scale of a hostile bundle times zero) maps to the zero point.
 inline int8_t requantize(float scaled, int32_t zero_point, int32_t lo, int32_t hi) {
+  if (std::isnan(scaled)) scaled = 0.0f;
   scaled = std::min(std::max(scaled, static_cast<float>(lo - zero_point)),
                     static_cast<float>(hi - zero_point));
   return static_cast<int8_t>(static_cast<int32_t>(std::nearbyint(scaled)) + zero_point);

@@ -140,6 +140,14 @@ TEST_F(HostileBundle, InputNormalizationMustKeepInputsFinite) {
   EXPECT_EQ(bad.write(testing::temp_path("bad_std.bundle")).code, ErrorCode::kFormat);
 }
 
+TEST_F(HostileBundle, Int8ScalesMustKeepRequantizationFinite) {
+  // branch "int8": node 0 quantizes the input; a denormal scale made requantization NaN
+  edit_catalog([](json& c) { c["branches"][2]["nodes"][0]["attrs"]["out_scale"] = 1e-45; });
+  expect_error(ErrorCode::kInvalidGraph, "out_scale in [1e-12, 1e12]");
+  edit_catalog([](json& c) { c["branches"][2]["nodes"][1]["attrs"]["out_scale"] = 1e20; });
+  expect_error(ErrorCode::kInvalidGraph, "out_scale in [1e-12, 1e12]");
+}
+
 TEST_F(HostileBundle, UnknownKeysAreRefused) {
   edit_catalog([](json& c) { c["compression"] = "zip"; });
   expect_error(ErrorCode::kFormat, "unknown key 'compression'");
