@@ -2,7 +2,9 @@
 // one-line error contract for bad input.
 #include <gtest/gtest.h>
 #include <png.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -42,6 +44,44 @@ Result run_cli(const std::string& args) {
   const int status = ::pclose(pipe);
   result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+// Runs the CLI directly (no shell), so that its peak resident memory is its own.
+struct Measured {
+  int code = -1;
+  std::string output;
+  long max_rss_mib = -1;
+};
+
+Measured run_measured(const std::vector<std::string>& args) {
+  Measured m;
+  int fds[2];
+  if (::pipe(fds) != 0) return m;
+  const pid_t pid = ::fork();
+  if (pid < 0) return m;
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    ::dup2(fds[1], 2);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    std::vector<char*> argv{const_cast<char*>(ADASCALE_RUN_CLI)};
+    for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    ::execv(ADASCALE_RUN_CLI, argv.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  char buffer[4096];
+  ssize_t got;
+  while ((got = ::read(fds[0], buffer, sizeof(buffer))) > 0)
+    m.output.append(buffer, static_cast<size_t>(got));
+  ::close(fds[0]);
+  int status = 0;
+  struct rusage usage {};
+  if (::wait4(pid, &status, 0, &usage) != pid) return m;
+  m.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  m.max_rss_mib = usage.ru_maxrss / 1024;
+  return m;
 }
 
 void expect_one_line_error(const Result& r) {
@@ -310,6 +350,145 @@ TEST(RuntimeCli, BadInputGivesOneLineErrorAndNonZeroExit) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   expect_one_line_error(run_cli(gray + " --images " + q(dir.string())));
+}
+
+std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+// A resident size far below what the hostile headers below claim (320 MB, 192 MB) and far above
+// what the CLI needs for the small fixtures.
+constexpr long kSmallRssMib = 128;
+
+TEST(RuntimeCli, IdxHeaderClaimsAreCheckedBeforeAllocating) {
+  std::mt19937 rng(21);
+  const std::string images =
+      write_file("cli_claims_ok.idx", idx_bytes({4, 8, 8}, random_bytes(rng, 256)));
+  // 16 bytes claiming 5,000,000 images of 8x8: refused before the 320 MB are allocated.
+  const std::string huge = write_file("cli_claims_huge.idx", idx_bytes({5000000, 8, 8}, {}));
+  ASSERT_EQ(fs::file_size(huge), 16u);
+  const Measured m = run_measured({"--bundle", gray_bundle(), "--idx", huge});
+  EXPECT_EQ(m.code, 1);
+  EXPECT_EQ(m.output, "adascale-run: error: IDX file '" + huge +
+                          "': header field count = 5000000 (x 8 x 8) needs 320000000 bytes of "
+                          "data, the file has 0 (truncated)\n");
+  EXPECT_LT(m.max_rss_mib, kSmallRssMib);
+
+  const std::string gray = "--bundle " + q(gray_bundle()) + " --idx ";
+  // the same for a labels file, checked before either file's data is read
+  const std::string labels = write_file("cli_claims_labels.idx", idx_bytes({5000000}, {}));
+  Result r = run_cli(gray + q(images) + " --labels " + q(labels));
+  EXPECT_EQ(r.output, "adascale-run: error: IDX file '" + labels +
+                          "': header field count = 5000000 needs 5000000 bytes of data, the file "
+                          "has 0 (truncated)\n");
+  // more data than claimed
+  std::vector<uint8_t> longer = idx_bytes({4, 8, 8}, random_bytes(rng, 266));
+  r = run_cli(gray + q(write_file("cli_claims_long.idx", longer)));
+  EXPECT_NE(r.output.find("': header field count = 4 (x 8 x 8) needs 256 bytes of data, the file "
+                          "has 266 (trailing bytes)\n"),
+            std::string::npos)
+      << r.output;
+  expect_one_line_error(r);
+  // a zero count, and dimensions whose product wraps around 64 bits to 64 bytes
+  const std::string empty = write_file("cli_claims_zero.idx", idx_bytes({0, 8, 8}, {}));
+  r = run_cli(gray + q(empty));
+  EXPECT_EQ(r.output, "adascale-run: error: IDX file '" + empty + "': header field count is 0\n");
+  const std::string wraps =
+      write_file("cli_claims_wrap.idx", idx_bytes({1, 536903681u, 536838145u, 64}, {}));
+  r = run_cli(gray + q(wraps));
+  EXPECT_EQ(r.output, "adascale-run: error: IDX file '" + wraps +
+                          "': header field rows = 536903681 makes the data size overflow 64 "
+                          "bits\n");
+  // label count against the images' header count, whatever --limit reads
+  r = run_cli(gray + q(images) + " --limit 2 --labels " +
+              q(write_file("cli_claims_l5.idx", idx_bytes({5}, {0, 1, 2, 0, 1}))));
+  EXPECT_NE(r.output.find("' has 5 labels for 4 images\n"), std::string::npos) << r.output;
+  expect_one_line_error(r);
+  // a folder is not an IDX file
+  r = run_cli(gray + q(fs::path(images).parent_path().string()));
+  EXPECT_NE(r.output.find("' is not a regular file\n"), std::string::npos) << r.output;
+  expect_one_line_error(r);
+}
+
+TEST(RuntimeCli, GzipIdxIsBoundedByItsHeaderClaim) {
+  std::mt19937 rng(22);
+  const std::string gray = "--bundle " + q(gray_bundle()) + " --idx ";
+  // a claim no gzip file of this size can expand to: refused before reading
+  const std::string bomb = write_gz("cli_gz_claim.idx.gz", idx_bytes({5000000, 8, 8}, {}));
+  const Measured m = run_measured({"--bundle", gray_bundle(), "--idx", bomb});
+  EXPECT_EQ(m.code, 1);
+  EXPECT_EQ(m.output, "adascale-run: error: IDX file '" + bomb +
+                          "': header field count = 5000000 (x 8 x 8) needs 320000000 bytes of "
+                          "data, more than a gzip file of " +
+                          std::to_string(fs::file_size(bomb)) + " bytes can hold\n");
+  EXPECT_LT(m.max_rss_mib, kSmallRssMib);
+  // a plausible claim whose stream ends early
+  const std::string shorter =
+      write_gz("cli_gz_short.idx.gz", idx_bytes({1000, 8, 8}, random_bytes(rng, 256)));
+  Result r = run_cli(gray + q(shorter));
+  EXPECT_EQ(r.output, "adascale-run: error: IDX file '" + shorter +
+                          "': the gzip stream ends after 256 of the 64000 bytes of data that "
+                          "header field count = 1000 (x 8 x 8) claims (truncated)\n");
+  // a stream that goes past the claim
+  const std::string longer =
+      write_gz("cli_gz_long.idx.gz", idx_bytes({4, 8, 8}, random_bytes(rng, 300)));
+  r = run_cli(gray + q(longer));
+  EXPECT_EQ(r.output, "adascale-run: error: IDX file '" + longer +
+                          "': the gzip stream holds more than the 256 bytes of data that header "
+                          "field count = 4 (x 8 x 8) claims\n");
+  // an exact one still reads, also with --limit
+  const std::string exact =
+      write_gz("cli_gz_exact.idx.gz", idx_bytes({4, 8, 8}, random_bytes(rng, 256)));
+  r = run_cli(gray + q(exact) + " --limit 3");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("images      3 (1x8x8 CxHxW)"), std::string::npos) << r.output;
+}
+
+// An 8x8 gray PNG whose header then claims width x height (CRC fixed, data unchanged).
+void write_png_claiming(const fs::path& path, uint32_t width, uint32_t height) {
+  write_png(path, 8, 8, 1, std::vector<uint8_t>(64, 7));
+  std::vector<uint8_t> png = read_bytes(path.string());
+  ASSERT_GT(png.size(), 33u);
+  ASSERT_EQ(std::string(png.begin() + 12, png.begin() + 16), "IHDR");
+  for (int i = 0; i < 4; ++i) {
+    png[16 + i] = static_cast<uint8_t>(width >> (24 - 8 * i));
+    png[20 + i] = static_cast<uint8_t>(height >> (24 - 8 * i));
+  }
+  const uLong crc = ::crc32(0, png.data() + 12, 17);
+  for (int i = 0; i < 4; ++i) png[29 + i] = static_cast<uint8_t>(crc >> (24 - 8 * i));
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
+}
+
+TEST(RuntimeCli, PngHeaderClaimsAreCheckedBeforeDecoding) {
+  const fs::path dir = temp_path("cli_png_claims");
+  const std::string rgb = "--bundle " + q(rgb_bundle()) + " --images " + q(dir.string());
+  // 8000 x 8000 (within the old limit): refused before 192 MB of pixels are allocated
+  fs::remove_all(dir);
+  write_png_claiming(dir / "big.png", 8000, 8000);
+  const Measured m = run_measured({"--bundle", rgb_bundle(), "--images", dir.string()});
+  EXPECT_EQ(m.code, 1);
+  EXPECT_EQ(m.output, "adascale-run: error: PNG '" + (dir / "big.png").string() +
+                          "': header fields width = 8000, height = 8000 are outside the limits "
+                          "(1 to 16384 a side, 33554432 pixels)\n");
+  EXPECT_LT(m.max_rss_mib, kSmallRssMib);
+  fs::remove_all(dir);
+  write_png_claiming(dir / "wide.png", 20000, 1);
+  Result r = run_cli(rgb);
+  EXPECT_NE(r.output.find("': header fields width = 20000, height = 1 are outside the limits"),
+            std::string::npos)
+      << r.output;
+  expect_one_line_error(r);
+  // within the limits, but more than the file can hold
+  fs::remove_all(dir);
+  write_png_claiming(dir / "tall.png", 5000, 5000);
+  const std::string tall = (dir / "tall.png").string();
+  r = run_cli(rgb);
+  EXPECT_EQ(r.output, "adascale-run: error: PNG '" + tall +
+                          "': header fields width = 5000, height = 5000 claim more pixels than a "
+                          "file of " +
+                          std::to_string(fs::file_size(tall)) + " bytes can hold\n");
 }
 
 }  // namespace

@@ -36,9 +36,9 @@ using testing::random_floats;
 using testing::temp_path;
 
 // The message of the ScenarioError that parsing `text` throws ("" when it parses).
-std::string parse_error(const std::string& text) {
+std::string parse_error(const std::string& text, const std::string& path = "s.ini") {
   try {
-    parse_scenario(text, "s.ini");
+    parse_scenario(text, path);
   } catch (const ScenarioError& e) {
     return e.what();
   }
@@ -183,7 +183,7 @@ TEST(ScenarioParse, UnknownKeyOrSectionNamesFileLineAndKey) {
 TEST(ScenarioParse, BadValues) {
   const std::string head = "[scenario]\nduration_s = 5\n";
   EXPECT_EQ(parse_error("[scenario]\nduration_s = five\n"),
-            "s.ini:2: key 'duration_s': expected a number > 0 and <= 86400, got 'five'");
+            "s.ini:2: key 'duration_s': expected a number >= 0.1 and <= 3600, got 'five'");
   EXPECT_NE(parse_error(head + "frame_images = 2.5\n").find("s.ini:3: key 'frame_images'"),
             std::string::npos);
   EXPECT_NE(parse_error(head + "[budgets]\nlatency_ms = -1\n").find("s.ini:4: key 'latency_ms'"),
@@ -225,6 +225,123 @@ TEST(ScenarioParse, EventOrderAndImpossibleTimelines) {
             std::string::npos);
   EXPECT_NE(parse_error(head + "1 = balloon_release\n").find("s.ini:4: key 'balloon_release'"),
             std::string::npos);
+}
+
+TEST(ScenarioParse, LimitsBoundWhatAScenarioMayAskFor) {
+  // A day of timeline reserved gigabytes for its requests; the limit is checked while parsing.
+  EXPECT_EQ(parse_error("[scenario]\nduration_s = 86400\n"),
+            "s.ini:2: key 'duration_s': expected a number >= 0.1 and <= 3600, got '86400'");
+  EXPECT_EQ(parse_error("[scenario]\nduration_s = 1e-300\n"),
+            "s.ini:2: key 'duration_s': expected a number >= 0.1 and <= 3600, got '1e-300'");
+  EXPECT_EQ(parse_error("[scenario]\nduration_s = 3600\n"), "");
+  const std::string head = "[scenario]\nduration_s = 5\n";
+  EXPECT_EQ(parse_error(head + "settle_s = 3600\n"),
+            "s.ini:3: key 'settle_s': expected a number >= 0 and <= 600, got '3600'");
+  EXPECT_EQ(parse_error(head + "calibration_s = 61\n"),
+            "s.ini:3: key 'calibration_s': expected a number > 0 and <= 60, got '61'");
+  EXPECT_EQ(parse_error(head + "frame_images = 65537\n"),
+            "s.ini:3: key 'frame_images': expected an integer within 1..65536, got '65537'");
+  EXPECT_EQ(parse_error(head + "[adaptation]\nperiod_ms = 0.001\n"),
+            "s.ini:4: key 'period_ms': expected a number >= 10 and <= 60000, got '0.001'");
+  EXPECT_EQ(parse_error(head + "[budgets]\nlatency_ms = 1e-20\n"),
+            "s.ini:4: key 'latency_ms': expected a number >= 0.001 (or inf), got '1e-20'");
+  EXPECT_EQ(parse_error(head + "[budgets]\nmemory_mib = 2e6\n"),
+            "s.ini:4: key 'memory_mib': expected a number >= 0 and <= 1048576, got '2e6'");
+  const std::string timeline = head + "[timeline]\n";
+  EXPECT_EQ(parse_error(timeline + "1 = balloon_alloc 70000\n"),
+            "s.ini:4: key '1': expected a number > 0 and <= 65536, got '70000'");
+  EXPECT_EQ(parse_error(timeline + "1 = balloon_alloc 40000\n2 = balloon_alloc 40000\n"),
+            "s.ini:5: key 'balloon_alloc': balloons would hold 80000 MiB at once, more than "
+            "65536");
+  std::string many_balloons = timeline;
+  for (int i = 0; i < 17; ++i) many_balloons += "1 = balloon_alloc 1\n";
+  EXPECT_EQ(parse_error(many_balloons),
+            "s.ini:20: key 'balloon_alloc': more than 16 balloons at once");
+  EXPECT_NE(parse_error(timeline + "1 = burners_start 200\n2 = burners_start 57\n")
+                .find("s.ini:5: key 'burners_start': more than 256 burners at once"),
+            std::string::npos);
+  std::string many_events = timeline;
+  for (int i = 0; i < 1001; ++i) many_events += "1 = budget latency_ms=3\n";
+  EXPECT_EQ(parse_error(many_events), "s.ini:1004: key '1': more than 1000 events in [timeline]");
+}
+
+TEST(ScenarioParse, NameIsOneFileNameCheckedWhileParsing) {
+  for (const std::string& bad :
+       {std::string("../x"), std::string("a/b"), std::string("."), std::string(".."),
+        std::string("/tmp/x"), std::string("a b"), std::string("x\\y"), std::string("caf\xc3\xa9"),
+        std::string(65, 'n')}) {
+    const std::string error = parse_error("[scenario]\nname = " + bad + "\nduration_s = 2\n");
+    EXPECT_EQ(error.rfind("s.ini:2: key 'name': expected 1 to 64 characters of A-Z a-z 0-9 . _ - "
+                          "(one file name, not . or ..), got '",
+                          0),
+              0u)
+        << bad << ": " << error;
+  }
+  EXPECT_EQ(parse_scenario("[scenario]\nname = run-1_v2.0\nduration_s = 2\n", "s.ini").name,
+            "run-1_v2.0");
+  EXPECT_EQ(
+      parse_scenario("[scenario]\nname = " + std::string(64, 'n') + "\nduration_s = 2\n", "s.ini")
+          .name,
+      std::string(64, 'n'));
+  // The default, from the file name: other characters become '_'.
+  EXPECT_EQ(parse_scenario("[scenario]\nduration_s = 2\n", "dir/my scenario (v2).ini").name,
+            "my_scenario__v2_");
+  EXPECT_EQ(parse_error("[scenario]\nduration_s = 2\n", "dir/..ini"),
+            "dir/..ini: key 'name': cannot be derived from the file name '.'; set it");
+}
+
+TEST(ScenarioParse, HostileValuesAndLinesAreOneLineErrors) {
+  for (const char* value : {"nan", "inf", "-inf", "-1", "1e999", "0x", ""}) {
+    const std::string error = parse_error(std::string("[scenario]\nduration_s = ") + value + "\n");
+    EXPECT_EQ(error.rfind("s.ini:2: key 'duration_s': ", 0), 0u) << value << ": " << error;
+  }
+  const std::string head = "[scenario]\nduration_s = 5\n";
+  for (const char* value : {"nan", "-inf", "-1", "0"})
+    EXPECT_EQ(parse_error(head + "[budgets]\nlatency_ms = " + value + "\n")
+                  .rfind("s.ini:4: key 'latency_ms': expected a number", 0),
+              0u)
+        << value;
+  const std::string timeline = head + "[timeline]\n";
+  for (const char* event :
+       {"nan = burners_start 1", "inf = burners_start 1", "1 = burners_start -1",
+        "1 = burners_start nan", "1 = balloon_alloc inf", "1 = budget energy_mj=nan"})
+    EXPECT_EQ(parse_error(timeline + event + "\n").rfind("s.ini:4: key '", 0), 0u) << event;
+  EXPECT_EQ(parse_error(timeline + "1 = budget latency_ms=3 latency_ms=4\n"),
+            "s.ini:4: key 'latency_ms': given twice in one budget event");
+  EXPECT_EQ(parse_error(head + "[budgets]\n[scenario]\n"),
+            "s.ini:4: section [scenario] appears twice");
+  // A line past the limit, even a comment, and control characters (NUL cut values short).
+  EXPECT_EQ(parse_error(head + std::string(5000, '#') + "\n"),
+            "s.ini:3: line of 5000 characters, more than 4096");
+  const char nul[] = "[scenario]\nduration_s = 2\0 junk\n";
+  EXPECT_EQ(parse_error(std::string(nul, sizeof(nul) - 1)),
+            "s.ini:2: control character 0x00 at column 15");
+  EXPECT_EQ(parse_error("[scenario]\nname = a\x1b[2Jb\nduration_s = 2\n"),
+            "s.ini:2: control character 0x1b at column 9");
+  // Long keys and values are shortened in the message, which stays one line.
+  const std::string error = parse_error(head + std::string(3000, 'k') + " = 1\n");
+  EXPECT_EQ(error.rfind("s.ini:3: key '" + std::string(80, 'k') + "...': unknown key", 0), 0u);
+  EXPECT_LT(error.size(), 400u);
+  EXPECT_EQ(error.find('\n'), std::string::npos);
+  // Windows line ends still parse.
+  EXPECT_EQ(parse_error("[scenario]\r\nduration_s = 2\r\n"), "");
+}
+
+TEST(ScenarioParse, LoadRefusesAFileLargerThanTheLimit) {
+  std::string text = "[scenario]\nduration_s = 2\n";
+  while (text.size() <= scenario::kMaxFileBytes) text += "# padding padding padding padding\n";
+  const std::string path = temp_path("huge.ini");
+  std::ofstream(path, std::ios::binary) << text;
+  try {
+    scenario::load_scenario(path);
+    ADD_FAILURE() << "a file past the limit loaded";
+  } catch (const ScenarioError& e) {
+    EXPECT_EQ(std::string(e.what()), path + ": larger than 1048576 bytes, not a scenario file");
+  }
+  text.resize(1000);
+  text.resize(text.rfind('\n') + 1);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+  EXPECT_DOUBLE_EQ(scenario::load_scenario(path).duration_s, 2);
 }
 
 // --- processes -------------------------------------------------------------------------------
@@ -450,8 +567,9 @@ struct Result {
   std::string output;
 };
 
-Result run_cli(const std::string& args) {
-  const std::string command = std::string(ADASCALE_RUN_CLI) + " " + args + " 2>&1";
+// `prefix`: shell commands run before the CLI (in the same shell).
+Result run_cli(const std::string& args, const std::string& prefix = "") {
+  const std::string command = prefix + std::string(ADASCALE_RUN_CLI) + " " + args + " 2>&1";
   Result result;
   std::FILE* pipe = ::popen(command.c_str(), "r");
   if (!pipe) return result;
@@ -487,6 +605,14 @@ TEST_F(ScenarioCli, ShortScenarioWritesTracesPicturesAndASummary) {
   const std::string scenario = write_text("short.ini", kShortScenario);
   const std::string out = temp_path("scenario_traces");
   fs::remove_all(out);
+  // A temporary that a killed run left behind (its writer is gone) is cleaned up.
+  fs::create_directories(out);
+  const pid_t dead = ::fork();
+  ASSERT_GE(dead, 0);
+  if (dead == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(dead, nullptr, 0), dead);
+  const std::string stale = out + "/short-adaptive.csv.tmp." + std::to_string(dead) + ".1";
+  std::ofstream(stale) << "partial";
   const Result r = run_cli("--bundle " + scenario_bundle() + " --scenario " + scenario + " --idx " +
                            images + " --labels " + labels + " --trace-out " + out);
   ASSERT_EQ(r.code, 0) << r.output;
@@ -540,6 +666,67 @@ TEST_F(ScenarioCli, BadScenarioIsOneLineError) {
                            images + " --labels " + labels + " --policy fastest");
   EXPECT_EQ(p.code, 1);
   EXPECT_NE(p.output.find("unknown policy 'fastest'"), std::string::npos) << p.output;
+}
+
+TEST_F(ScenarioCli, ScenarioPastTheLimitsFailsBeforeAnythingRuns) {
+  const auto [images, labels] = idx_files();
+  // Under a 2 GiB address space, so that a run that got as far as reserving its day of requests
+  // fails at once instead of playing it.
+  const std::string day = write_text("day.ini", "[scenario]\nduration_s = 86400\nsettle_s = 0\n");
+  const Result r = run_cli("--bundle " + scenario_bundle() + " --scenario " + day + " --idx " +
+                               images + " --labels " + labels + " --policy adaptive",
+                           "ulimit -v 2097152; ");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(r.output, "adascale-run: error: " + day +
+                          ":2: key 'duration_s': expected a number >= 0.1 and <= 3600, got "
+                          "'86400'\n");
+}
+
+TEST_F(ScenarioCli, NameThatLeavesTheTraceFolderIsRefusedBeforeRunning) {
+  const auto [images, labels] = idx_files();
+  const fs::path root = temp_path("name_escape");
+  fs::remove_all(root);
+  const fs::path out = root / "traces";
+  for (const char* name : {"../escaped", "a/b"}) {
+    const std::string scenario =
+        write_text("escape.ini", std::string("[scenario]\nname = ") + name +
+                                     "\nduration_s = 0.5\nsettle_s = 0\n");
+    const Result r =
+        run_cli("--bundle " + scenario_bundle() + " --scenario " + scenario + " --idx " + images +
+                " --labels " + labels + " --policy adaptive --trace-out " + out.string());
+    EXPECT_EQ(r.code, 1) << r.output;
+    EXPECT_EQ(r.output, "adascale-run: error: " + scenario +
+                            ":2: key 'name': expected 1 to 64 characters of A-Z a-z 0-9 . _ - "
+                            "(one file name, not . or ..), got '" +
+                            name + "'\n");
+    // nothing was written, inside the trace folder or next to it
+    std::error_code ec;
+    for (const auto& entry : fs::recursive_directory_iterator(root, ec))
+      EXPECT_TRUE(entry.is_directory()) << entry.path();
+  }
+  EXPECT_FALSE(has_children());
+}
+
+TEST_F(ScenarioCli, UnwritableTraceFolderFailsBeforeRunning) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root writes into any folder";
+  const auto [images, labels] = idx_files();
+  const fs::path out = temp_path("read_only_traces");
+  fs::remove_all(out);
+  fs::create_directories(out);
+  fs::permissions(out, fs::perms::owner_read | fs::perms::owner_exec);
+  const std::string scenario =
+      write_text("ro.ini", "[scenario]\nname = ro\nduration_s = 0.5\nsettle_s = 0\n");
+  const Result r =
+      run_cli("--bundle " + scenario_bundle() + " --scenario " + scenario + " --idx " + images +
+              " --labels " + labels + " --policy adaptive --trace-out " + out.string());
+  fs::permissions(out, fs::perms::owner_all);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(
+      r.output.rfind(
+          "adascale-run: error: cannot write into the trace folder '" + out.string() + "': ", 0),
+      0u)
+      << r.output;
+  EXPECT_EQ(r.output.find("adaptive"), std::string::npos) << "the scenario ran:\n" << r.output;
 }
 
 // Children of `parent` per /proc.

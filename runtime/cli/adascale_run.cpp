@@ -5,7 +5,10 @@
 // (scenario_run.h). Inference goes through the public C API only, so what it measures is what an
 // application gets; the scenario replay drives the adaptation loop's C++ class directly so that
 // its driver thread can read the loop's context without sharing the handle.
+#include <fcntl.h>
 #include <png.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -19,6 +22,7 @@
 #include <filesystem>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <stdexcept>
@@ -263,94 +267,196 @@ void print_list(const Runtime& rt) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// IDX (plain or gzip: gzread passes plain files through unchanged)
+// IDX (plain or gzip). What the header claims is checked before anything is allocated for the
+// data: for a plain file against the file's size, which must match exactly; for a gzip file
+// against the most its size can expand to, and then while the stream is read in chunks, which
+// must end exactly at the claim.
 
-struct Idx {
-  std::vector<uint32_t> dims;
-  std::vector<uint8_t> data;
+constexpr uint64_t kMaxIdxDataBytes = uint64_t{1} << 30;  // read at once (4 GiB as floats)
+constexpr uint64_t kMaxDeflateRatio = 1032;  // no deflate stream expands its input more than this
+constexpr uint64_t kIdxChunkBytes = uint64_t{16} << 20;
+
+// An open IDX file (unsigned bytes) whose header has been read and checked.
+class IdxFile {
+ public:
+  explicit IdxFile(const std::string& path) : path_(path) {
+    // The size is that of the file opened, not of whatever the path names later.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Failure("cannot open IDX file '" + path + "': " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      throw Failure("IDX file '" + path + "' is not a regular file");
+    }
+    file_size_ = static_cast<uint64_t>(st.st_size);
+    file_ = gzdopen(fd, "rb");
+    if (!file_) {
+      ::close(fd);
+      throw Failure("cannot open IDX file '" + path + "'");
+    }
+    uint8_t magic[4];
+    read_header(magic, 4, "magic");
+    if (magic[0] != 0 || magic[1] != 0)
+      throw Failure("'" + path + "' is not an IDX file (bad magic)");
+    if (magic[2] != 0x08)
+      throw Failure("IDX file '" + path + "': only unsigned byte data (type 0x08) is supported");
+    if (magic[3] < 1 || magic[3] > 4)
+      throw Failure("IDX file '" + path + "': unsupported rank " + std::to_string(magic[3]));
+    dims_.resize(magic[3]);
+    for (size_t d = 0; d < dims_.size(); ++d) {
+      uint8_t be[4];
+      read_header(be, 4, field(d).c_str());
+      dims_[d] = uint32_t{be[0]} << 24 | uint32_t{be[1]} << 16 | uint32_t{be[2]} << 8 | be[3];
+      if (dims_[d] == 0) throw Failure(where() + "header field " + field(d) + " is 0");
+    }
+    gzip_ = gzdirect(file_) == 0;
+    // count x rows x cols (x channels), overflow-checked
+    item_bytes_ = 1;
+    for (size_t d = dims_.size(); d-- > 0;) {
+      uint64_t& product = d == 0 ? data_bytes_ : item_bytes_;
+      if (__builtin_mul_overflow(item_bytes_, uint64_t{dims_[d]}, &product))
+        throw Failure(where() + "header field " + field(d) + " = " + std::to_string(dims_[d]) +
+                      " makes the data size overflow 64 bits");
+    }
+    const uint64_t header_bytes = 4 + 4 * dims_.size();
+    if (!gzip_) {
+      const uint64_t held = file_size_ - std::min(file_size_, header_bytes);
+      if (held != data_bytes_)
+        throw Failure(where() + claim() + " needs " + std::to_string(data_bytes_) +
+                      " bytes of data, the file has " + std::to_string(held) +
+                      (held < data_bytes_ ? " (truncated)" : " (trailing bytes)"));
+    } else {
+      const uint64_t most =
+          file_size_ > UINT64_MAX / kMaxDeflateRatio ? UINT64_MAX : file_size_ * kMaxDeflateRatio;
+      if (data_bytes_ > most)
+        throw Failure(where() + claim() + " needs " + std::to_string(data_bytes_) +
+                      " bytes of data, more than a gzip file of " + std::to_string(file_size_) +
+                      " bytes can hold");
+    }
+  }
+  ~IdxFile() { gzclose(file_); }
+  IdxFile(const IdxFile&) = delete;
+  IdxFile& operator=(const IdxFile&) = delete;
+
+  const std::vector<uint32_t>& dims() const { return dims_; }
+
+  // The first `items` items (at most dims()[0]). Reading them all also checks that the data ends
+  // exactly where the header says.
+  std::vector<uint8_t> read(uint64_t items) {
+    items = std::min<uint64_t>(items, dims_[0]);
+    const uint64_t want = items * item_bytes_;  // <= data_bytes_: no overflow
+    if (want > kMaxIdxDataBytes)
+      throw Failure(where() + std::to_string(items) + " items of " + std::to_string(item_bytes_) +
+                    " bytes are more than " + std::to_string(kMaxIdxDataBytes) +
+                    " bytes at once (see --limit)");
+    std::vector<uint8_t> data;
+    // Grows with what the stream delivers, never ahead of it by more than one chunk.
+    while (data.size() < want) {
+      const size_t done = data.size();
+      data.resize(static_cast<size_t>(std::min<uint64_t>(want, done + kIdxChunkBytes)));
+      size_t at = done;
+      while (at < data.size()) {
+        const int got = gzread(file_, data.data() + at, static_cast<unsigned>(data.size() - at));
+        if (got <= 0) {
+          int code = Z_OK;
+          const char* message = gzerror(file_, &code);
+          if (got < 0 && code != Z_BUF_ERROR)
+            throw Failure(where() + "corrupt data after " + std::to_string(at) + " bytes (" +
+                          message + ")");
+          throw Failure(where() + (gzip_ ? "the gzip stream" : "the file") + " ends after " +
+                        std::to_string(at) + " of the " + std::to_string(data_bytes_) +
+                        " bytes of data that " + claim() + " claims (truncated)");
+        }
+        at += static_cast<size_t>(got);
+      }
+    }
+    if (gzip_ && items == dims_[0]) {
+      uint8_t extra;
+      const int got = gzread(file_, &extra, 1);
+      int code = Z_OK;
+      const char* message = gzerror(file_, &code);
+      if (got > 0)
+        throw Failure(where() + "the gzip stream holds more than the " +
+                      std::to_string(data_bytes_) + " bytes of data that " + claim() + " claims");
+      if (got < 0 && code != Z_BUF_ERROR)
+        throw Failure(where() + "corrupt data at its end (" + message + ")");
+      if (got < 0)
+        throw Failure(where() + "the gzip stream is truncated after its " +
+                      std::to_string(data_bytes_) + " bytes of data");
+    }
+    return data;
+  }
+
+ private:
+  std::string where() const { return "IDX file '" + path_ + "': "; }
+  std::string field(size_t d) const {
+    static const char* const kNames[] = {"count", "rows", "cols", "channels"};
+    if (dims_.size() == 2 && d == 1) return "size";
+    return kNames[d];
+  }
+  // "header field count = 5000000 (x 28 x 28)"
+  std::string claim() const {
+    std::string text = "header field count = " + std::to_string(dims_[0]);
+    if (dims_.size() > 1) {
+      text += " (";
+      for (size_t d = 1; d < dims_.size(); ++d)
+        text += (d > 1 ? " x " : "x ") + std::to_string(dims_[d]);
+      text += ")";
+    }
+    return text;
+  }
+  void read_header(uint8_t* into, unsigned bytes, const char* what) {
+    if (gzread(file_, into, bytes) != static_cast<int>(bytes))
+      throw Failure(where() + "the header ends before its field " + what + " (truncated)");
+  }
+
+  std::string path_;
+  gzFile file_ = nullptr;
+  uint64_t file_size_ = 0;
+  bool gzip_ = false;
+  std::vector<uint32_t> dims_;
+  uint64_t item_bytes_ = 1, data_bytes_ = 0;
 };
 
-Idx read_idx(const std::string& path, int64_t limit) {
-  gzFile file = gzopen(path.c_str(), "rb");
-  if (!file) throw Failure("cannot open IDX file '" + path + "'");
-  struct Closer {
-    gzFile f;
-    ~Closer() { gzclose(f); }
-  } closer{file};
-  auto read = [&](void* into, size_t bytes) {
-    size_t done = 0;
-    while (done < bytes) {
-      const unsigned chunk = static_cast<unsigned>(std::min<size_t>(bytes - done, 1u << 30));
-      const int got = gzread(file, static_cast<uint8_t*>(into) + done, chunk);
-      if (got <= 0) {
-        int code = 0;
-        const char* message = gzerror(file, &code);
-        throw Failure("IDX file '" + path + "' is truncated or corrupt" +
-                      (code < 0 ? std::string(" (") + message + ")" : std::string()));
-      }
-      done += static_cast<size_t>(got);
-    }
-  };
-  uint8_t magic[4];
-  read(magic, 4);
-  if (magic[0] != 0 || magic[1] != 0)
-    throw Failure("'" + path + "' is not an IDX file (bad magic)");
-  if (magic[2] != 0x08)
-    throw Failure("IDX file '" + path + "': only unsigned byte data (type 0x08) is supported");
-  if (magic[3] < 1 || magic[3] > 4)
-    throw Failure("IDX file '" + path + "': unsupported rank " + std::to_string(magic[3]));
-  Idx idx;
-  uint64_t per_item = 1;
-  for (int d = 0; d < magic[3]; ++d) {
-    uint8_t be[4];
-    read(be, 4);
-    idx.dims.push_back(uint32_t{be[0]} << 24 | uint32_t{be[1]} << 16 | uint32_t{be[2]} << 8 |
-                       be[3]);
-    if (d > 0) per_item *= idx.dims.back();
-  }
-  // Caps the allocation a corrupt header can ask for (4 GiB of pixels is far past any test set).
-  if (per_item == 0 || per_item > (1u << 26))
-    throw Failure("IDX file '" + path + "': implausible item size");
-  if (limit > 0 && idx.dims[0] > static_cast<uint64_t>(limit))
-    idx.dims[0] = static_cast<uint32_t>(limit);
-  const uint64_t bytes = per_item * idx.dims[0];
-  if (bytes > (uint64_t{1} << 32)) throw Failure("IDX file '" + path + "' is too large");
-  idx.data.resize(bytes);
-  read(idx.data.data(), idx.data.size());
-  return idx;
-}
-
 Dataset load_idx(const Options& o, const Runtime& rt) {
-  const Idx images = read_idx(o.idx_images, o.limit);
-  if (images.dims.size() != 3 && images.dims.size() != 4)
+  IdxFile images(o.idx_images);
+  const std::vector<uint32_t>& dims = images.dims();
+  if (dims.size() != 3 && dims.size() != 4)
     throw Failure("IDX images must be [N,H,W] or [N,H,W,C], '" + o.idx_images + "' has rank " +
-                  std::to_string(images.dims.size()));
-  const int64_t h = images.dims[1], w = images.dims[2];
-  const int64_t c = images.dims.size() == 4 ? images.dims[3] : 1;
+                  std::to_string(dims.size()));
+  const int64_t h = dims[1], w = dims[2];
+  const int64_t c = dims.size() == 4 ? dims[3] : 1;
   if (h != rt.height || w != rt.width || c != rt.channels)
     throw Failure("wrong image size: '" + o.idx_images + "' holds " + std::to_string(c) + "x" +
                   std::to_string(h) + "x" + std::to_string(w) + " images, the bundle expects " +
                   std::to_string(rt.channels) + "x" + std::to_string(rt.height) + "x" +
                   std::to_string(rt.width) + " (CxHxW)");
-  Dataset ds;
-  ds.count = images.dims[0];
-  if (ds.count == 0) throw Failure("'" + o.idx_images + "' holds no images");
-  ds.pixels.resize(images.data.size());
-  // HWC bytes -> CHW floats.
-  const size_t plane = static_cast<size_t>(h * w);
-  for (size_t n = 0; n < ds.count; ++n)
-    for (size_t p = 0; p < plane; ++p)
-      for (int64_t ch = 0; ch < c; ++ch)
-        ds.pixels[(n * c + ch) * plane + p] = images.data[(n * plane + p) * c + ch] / 255.0f;
+  // Both headers are checked before either file's data is read.
+  std::unique_ptr<IdxFile> labels;
   if (!o.idx_labels.empty()) {
-    const Idx labels = read_idx(o.idx_labels, o.limit);
-    if (labels.dims.size() != 1)
+    labels = std::make_unique<IdxFile>(o.idx_labels);
+    if (labels->dims().size() != 1)
       throw Failure("IDX labels must be [N], '" + o.idx_labels + "' has rank " +
-                    std::to_string(labels.dims.size()));
-    if (labels.dims[0] != ds.count)
-      throw Failure("'" + o.idx_labels + "' has " + std::to_string(labels.dims[0]) +
-                    " labels for " + std::to_string(ds.count) + " images");
-    ds.labels.assign(labels.data.begin(), labels.data.end());
+                    std::to_string(labels->dims().size()));
+    if (labels->dims()[0] != dims[0])
+      throw Failure("'" + o.idx_labels + "' has " + std::to_string(labels->dims()[0]) +
+                    " labels for " + std::to_string(dims[0]) + " images");
+  }
+  Dataset ds;
+  ds.count = o.limit > 0 ? std::min<uint64_t>(dims[0], static_cast<uint64_t>(o.limit)) : dims[0];
+  {
+    const std::vector<uint8_t> bytes = images.read(ds.count);
+    ds.pixels.resize(bytes.size());
+    // HWC bytes -> CHW floats.
+    const size_t plane = static_cast<size_t>(h * w);
+    for (size_t n = 0; n < ds.count; ++n)
+      for (size_t p = 0; p < plane; ++p)
+        for (int64_t ch = 0; ch < c; ++ch)
+          ds.pixels[(n * c + ch) * plane + p] = bytes[(n * plane + p) * c + ch] / 255.0f;
+  }
+  if (labels) {
+    const std::vector<uint8_t> bytes = labels->read(ds.count);
+    ds.labels.assign(bytes.begin(), bytes.end());
   }
   return ds;
 }
@@ -390,12 +496,23 @@ std::vector<float> resize_bilinear(const std::vector<float>& src, int64_t c, int
   return dst;
 }
 
+constexpr int64_t kMaxPngSide = 16384;
+constexpr int64_t kMaxPngPixels = int64_t{1} << 25;  // 8K UHD fits; each image is resized anyway
+
 // Decodes a PNG into `channels` channels (libpng converts gray <-> RGB and drops alpha), CHW.
 std::vector<float> read_png(const std::string& path, const Runtime& rt) {
   png_image image;
   std::memset(&image, 0, sizeof(image));
   image.version = PNG_IMAGE_VERSION;
-  if (!png_image_begin_read_from_file(&image, path.c_str()))
+  // The size checked below is that of the file decoded, not of whatever the path names later.
+  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                             &std::fclose);
+  if (!file) throw Failure("cannot open PNG '" + path + "': " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(::fileno(file.get()), &st) != 0 || !S_ISREG(st.st_mode))
+    throw Failure("PNG '" + path + "' is not a regular file");
+  const uint64_t file_bytes = static_cast<uint64_t>(st.st_size);
+  if (!png_image_begin_read_from_stdio(&image, file.get()))
     throw Failure("cannot decode PNG '" + path + "': " + image.message);
   switch (rt.channels) {
     case 1:
@@ -413,9 +530,20 @@ std::vector<float> read_png(const std::string& path, const Runtime& rt) {
                     " channels; PNG input supports 1, 3 or 4");
   }
   const int64_t c = rt.channels, h = image.height, w = image.width;
-  if (h < 1 || w < 1 || h * w > (int64_t{1} << 26)) {
+  // Checked before the pixels are allocated: the limits, and what the file's size can hold (a
+  // row of a 1-bit image packs 8 pixels a byte before deflate, which expands at most 1032 times).
+  const std::string claim =
+      "header fields width = " + std::to_string(w) + ", height = " + std::to_string(h);
+  if (h < 1 || w < 1 || h > kMaxPngSide || w > kMaxPngSide || h * w > kMaxPngPixels) {
     png_image_free(&image);
-    throw Failure("PNG '" + path + "' has an implausible size");
+    throw Failure("PNG '" + path + "': " + claim + " are outside the limits (1 to " +
+                  std::to_string(kMaxPngSide) + " a side, " + std::to_string(kMaxPngPixels) +
+                  " pixels)");
+  }
+  if (static_cast<uint64_t>(h * w) > file_bytes * 8 * kMaxDeflateRatio) {
+    png_image_free(&image);
+    throw Failure("PNG '" + path + "': " + claim + " claim more pixels than a file of " +
+                  std::to_string(file_bytes) + " bytes can hold");
   }
   std::vector<uint8_t> hwc(PNG_IMAGE_SIZE(image));
   if (!png_image_finish_read(&image, nullptr, hwc.data(), 0, nullptr))
@@ -490,16 +618,23 @@ double percentile(std::vector<double> sorted, double q) {
   return sorted[std::min(index, sorted.size() - 1)];
 }
 
+constexpr size_t kMaxCatalogBytes = size_t{64} << 20;
+
 std::vector<std::string> class_names(const Options& o) {
   // The C API exposes only the class count, so the names come from the catalog itself (already
   // validated by adascale_open_ex).
-  std::FILE* f = std::fopen((fs::path(o.bundle) / "catalog.json").c_str(), "rb");
+  const std::string path = (fs::path(o.bundle) / "catalog.json").string();
+  std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) return {};
   std::string text;
   char buffer[1 << 16];
   size_t got;
-  while ((got = std::fread(buffer, 1, sizeof(buffer), f)) > 0) text.append(buffer, got);
+  while ((got = std::fread(buffer, 1, sizeof(buffer), f)) > 0 && text.size() <= kMaxCatalogBytes)
+    text.append(buffer, got);
   std::fclose(f);
+  // the runtime's own limit; a catalog that grew past it since the bundle was opened is refused
+  if (text.size() > kMaxCatalogBytes)
+    throw Failure("'" + path + "' is larger than " + std::to_string(kMaxCatalogBytes) + " bytes");
   const json catalog = json::parse(text, nullptr, false);
   if (!catalog.is_object() || !catalog.contains("classes") || !catalog["classes"].is_array())
     return {};
@@ -550,8 +685,9 @@ int run_scenario(const Options& o, Runtime& rt) {
   options.policies = policies;
   sc::install_interrupt_handlers();
   std::vector<sc::PolicySummary> summaries;
+  std::string write_error;  // a trace that could not be written: reported after the summary
   try {
-    summaries = sc::run_scenario(scenario, w, options);
+    summaries = sc::run_scenario(scenario, w, options, &write_error);
   } catch (const sc::ScenarioError& e) {
     if (sc::interrupted()) {
       std::fprintf(stderr, "adascale-run: interrupted\n");
@@ -564,6 +700,7 @@ int run_scenario(const Options& o, Runtime& rt) {
     if (!s.trace_csv.empty())
       std::printf("trace %-10s %s %s\n", sc::policy_name(s.policy), s.trace_csv.c_str(),
                   s.trace_svg.c_str());
+  if (!write_error.empty()) throw Failure(write_error);
   return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -13,8 +14,19 @@ namespace adascale::scenario {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr int kMaxBurners = 256;
-constexpr double kMaxBalloonMib = 1 << 20;  // 1 TiB: a typo guard, not a policy
+constexpr size_t kMaxPrintedValue = 80;  // characters of a value quoted in an error
+
+bool name_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+// A value as quoted in an error: shortened, so that a hostile line still gives a short message.
+std::string quoted(const std::string& text) {
+  if (text.size() <= kMaxPrintedValue) return "'" + text + "'";
+  return "'" + text.substr(0, kMaxPrintedValue) + "...' (" + std::to_string(text.size()) +
+         " characters)";
+}
 
 std::string trim(const std::string& text) {
   const size_t begin = text.find_first_not_of(" \t\r");
@@ -30,7 +42,9 @@ class Parser {
   [[noreturn]] void fail(int line, const std::string& key, const std::string& message) const {
     std::string where = path_;
     if (line > 0) where += ":" + std::to_string(line);
-    throw ScenarioError(where + ": " + (key.empty() ? "" : "key '" + key + "': ") + message);
+    const std::string shown =
+        key.size() <= kMaxPrintedValue ? key : key.substr(0, kMaxPrintedValue) + "...";
+    throw ScenarioError(where + ": " + (key.empty() ? "" : "key '" + shown + "': ") + message);
   }
 
   // A finite number (or "inf"/"none" where allowed) within [lo, hi]; lo itself excluded when
@@ -44,10 +58,11 @@ class Parser {
     const bool parsed = !text.empty() && end && *end == '\0' && errno == 0 && std::isfinite(value);
     if (!parsed || value < lo || (open_lo && value == lo) || value > hi) {
       std::ostringstream expected;
+      expected.precision(15);
       expected << "expected a number " << (open_lo ? "> " : ">= ") << lo;
       if (hi != kInf) expected << " and <= " << hi;
       if (allow_inf) expected << " (or inf)";
-      fail(line, key, expected.str() + ", got '" + text + "'");
+      fail(line, key, expected.str() + ", got " + quoted(text));
     }
     return value;
   }
@@ -59,21 +74,21 @@ class Parser {
     if (text.empty() || *end != '\0' || errno != 0 || value < lo || value > hi)
       fail(line, key,
            "expected an integer within " + std::to_string(lo) + ".." + std::to_string(hi) +
-               ", got '" + text + "'");
+               ", got " + quoted(text));
     return static_cast<int>(value);
   }
 
   bool boolean(int line, const std::string& key, const std::string& text) const {
     if (text == "true" || text == "on" || text == "yes") return true;
     if (text == "false" || text == "off" || text == "no") return false;
-    fail(line, key, "expected true or false, got '" + text + "'");
+    fail(line, key, "expected true or false, got " + quoted(text));
   }
 
   MemoryBudgetMode memory_mode(int line, const std::string& key, const std::string& text) const {
     if (text == "none") return MemoryBudgetMode::kNone;
     if (text == "absolute") return MemoryBudgetMode::kAbsolute;
     if (text == "available_minus_margin") return MemoryBudgetMode::kAvailableMinusMargin;
-    fail(line, key, "expected none, absolute or available_minus_margin, got '" + text + "'");
+    fail(line, key, "expected none, absolute or available_minus_margin, got " + quoted(text));
   }
 
   const std::string& path() const { return path_; }
@@ -85,11 +100,11 @@ class Parser {
 void parse_budget_key(const Parser& p, int line, const std::string& key, const std::string& value,
                       BudgetChange* change) {
   if (key == "latency_ms")
-    change->latency_ms = p.number(line, key, value, 0, true, kInf, true);
+    change->latency_ms = p.number(line, key, value, kMinLatencyBudgetMs, false, kInf, true);
   else if (key == "memory_mode")
     change->memory_mode = p.memory_mode(line, key, value);
   else if (key == "memory_mib")
-    change->memory_mib = p.number(line, key, value, 0, false, kMaxBalloonMib);
+    change->memory_mib = p.number(line, key, value, 0, false, kMaxMemoryBudgetMib);
   else if (key == "energy_mj")
     change->energy_mj = p.number(line, key, value, 0, true, kInf, true);
   else
@@ -125,16 +140,19 @@ Event parse_event(const Parser& p, int line, const std::string& time_text,
   } else if (verb == "budget") {
     if (args.empty()) p.fail(line, time_text, "expected 'budget KEY=VALUE ...'");
     e.kind = EventKind::kBudget;
+    std::set<std::string> keys;
     for (const std::string& arg : args) {
       const size_t eq = arg.find('=');
       if (eq == std::string::npos || eq == 0)
-        p.fail(line, time_text, "budget arguments are KEY=VALUE, got '" + arg + "'");
-      parse_budget_key(p, line, arg.substr(0, eq), arg.substr(eq + 1), &e.budget);
+        p.fail(line, time_text, "budget arguments are KEY=VALUE, got " + quoted(arg));
+      const std::string key = arg.substr(0, eq);
+      if (!keys.insert(key).second) p.fail(line, key, "given twice in one budget event");
+      parse_budget_key(p, line, key, arg.substr(eq + 1), &e.budget);
     }
   } else {
     p.fail(line, time_text,
-           "unknown action '" + verb +
-               "' (burners_start, burners_stop, balloon_alloc, balloon_release, budget)");
+           "unknown action " + quoted(verb) +
+               " (burners_start, burners_stop, balloon_alloc, balloon_release, budget)");
   }
   return e;
 }
@@ -192,29 +210,44 @@ Scenario parse_scenario(const std::string& text, const std::string& path) {
   int line = 0;
   while (std::getline(lines, raw)) {
     ++line;
+    if (raw.size() > kMaxLineLength)
+      p.fail(line, "",
+             "line of " + std::to_string(raw.size()) + " characters, more than " +
+                 std::to_string(kMaxLineLength));
+    for (size_t i = 0; i < raw.size(); ++i) {
+      const unsigned char c = static_cast<unsigned char>(raw[i]);
+      if ((c < 0x20 && c != '\t' && !(c == '\r' && i + 1 == raw.size())) || c == 0x7f) {
+        char code[8];
+        std::snprintf(code, sizeof(code), "0x%02x", c);
+        p.fail(line, "",
+               std::string("control character ") + code + " at column " + std::to_string(i + 1));
+      }
+    }
     // Comments: whole lines starting with # or ;, and " #" to the end of a line.
     const size_t hash = raw.find(" #");
     std::string content = trim(hash == std::string::npos ? raw : raw.substr(0, hash));
     if (content.empty() || content[0] == '#' || content[0] == ';') continue;
     if (content.front() == '[') {
-      if (content.back() != ']') p.fail(line, "", "malformed section header '" + content + "'");
+      if (content.back() != ']') p.fail(line, "", "malformed section header " + quoted(content));
       section = trim(content.substr(1, content.size() - 2));
       if (section != "scenario" && section != "adaptation" && section != "budgets" &&
           section != "timeline")
         p.fail(line, "",
-               "unknown section [" + section +
-                   "] (known: [scenario], [adaptation], [budgets], [timeline])");
+               "unknown section " + quoted("[" + section + "]") +
+                   " (known: [scenario], [adaptation], [budgets], [timeline])");
       if (!sections_seen.insert(section).second)
         p.fail(line, "", "section [" + section + "] appears twice");
       continue;
     }
     const size_t eq = content.find('=');
-    if (eq == std::string::npos) p.fail(line, "", "expected KEY = VALUE, got '" + content + "'");
+    if (eq == std::string::npos) p.fail(line, "", "expected KEY = VALUE, got " + quoted(content));
     const std::string key = trim(content.substr(0, eq));
     const std::string value = trim(content.substr(eq + 1));
     if (key.empty()) p.fail(line, "", "missing key before '='");
     if (section.empty()) p.fail(line, key, "outside any section");
     if (section == "timeline") {
+      if (s.events.size() >= kMaxEvents)
+        p.fail(line, key, "more than " + std::to_string(kMaxEvents) + " events in [timeline]");
       Event e = parse_event(p, line, key, value);
       if (!s.events.empty() && e.time_s < s.events.back().time_s)
         p.fail(line, key,
@@ -227,23 +260,29 @@ Scenario parse_scenario(const std::string& text, const std::string& path) {
       p.fail(line, key, "given twice in [" + section + "]");
     if (value.empty()) p.fail(line, key, "has no value");
     if (section == "scenario") {
-      if (key == "name")
+      if (key == "name") {
+        if (!valid_name(value))
+          p.fail(line, key,
+                 "expected 1 to " + std::to_string(kMaxNameLength) +
+                     " characters of A-Z a-z 0-9 . _ - (one file name, not . or ..), got " +
+                     quoted(value));
         s.name = value;
-      else if (key == "duration_s")
-        s.duration_s = p.number(line, key, value, 0, true, 24 * 3600);
+      } else if (key == "duration_s")
+        s.duration_s = p.number(line, key, value, kMinDurationS, false, kMaxDurationS);
       else if (key == "frame_images")
-        s.frame_images = p.integer(line, key, value, 1, 1 << 16);
+        s.frame_images = p.integer(line, key, value, 1, kMaxFrameImages);
       else if (key == "settle_s")
-        s.settle_s = p.number(line, key, value, 0, false, 3600);
+        s.settle_s = p.number(line, key, value, 0, false, kMaxSettleS);
       else if (key == "calibration_s")
-        s.calibration_s = p.number(line, key, value, 0, true, 3600);
+        s.calibration_s = p.number(line, key, value, 0, true, kMaxCalibrationS);
       else
         p.fail(line, key,
                "unknown key in [scenario] (name, duration_s, frame_images, settle_s, "
                "calibration_s)");
     } else if (section == "adaptation") {
       if (key == "period_ms")
-        s.adaptation.monitor.period_ms = p.number(line, key, value, 0, true, 60000);
+        s.adaptation.monitor.period_ms =
+            p.number(line, key, value, kMinPeriodMs, false, kMaxPeriodMs);
       else if (key == "probe_period_ms")
         s.adaptation.monitor.probe_period_ms = p.number(line, key, value, 0, false, 3600e3);
       else if (key == "min_dwell_ms")
@@ -258,7 +297,7 @@ Scenario parse_scenario(const std::string& text, const std::string& path) {
         double& change = s.adaptation.selector.context_change;
         change = p.number(line, key, value, 0, false, 100);
         if (change != 0 && change <= 1)
-          p.fail(line, key, "expected 0 (off) or a ratio > 1, got '" + value + "'");
+          p.fail(line, key, "expected 0 (off) or a ratio > 1, got " + quoted(value));
       } else if (key == "context_settle_ms")
         s.adaptation.selector.context_settle_ms = p.number(line, key, value, 0, false, 3600e3);
       else if (key == "objective_tolerance")
@@ -282,15 +321,22 @@ Scenario parse_scenario(const std::string& text, const std::string& path) {
   }
   if (s.duration_s <= 0) p.fail(0, "duration_s", "is required in [scenario]");
   if (s.name.empty()) {
+    // The file name without its extension, other characters replaced by '_'.
     const size_t slash = path.find_last_of('/');
     std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
     const size_t dot = base.rfind('.');
-    s.name = dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
+    if (dot != std::string::npos && dot != 0) base.resize(dot);
+    for (char& c : base)
+      if (!name_char(c)) c = '_';
+    if (base.size() > kMaxNameLength) base.resize(kMaxNameLength);
+    if (!valid_name(base))
+      p.fail(0, "name", "cannot be derived from the file name " + quoted(base) + "; set it");
+    s.name = base;
   }
 
   // Replays the timeline once so that impossible scripts fail here, not halfway through a run.
   int burners = 0;
-  int balloons = 0;
+  std::vector<double> balloons;  // MiB, held at once
   RequestBudgets budgets = s.budgets;
   auto check_budgets = [&](int line_no, const std::string& key) {
     if (budgets.memory_mode == MemoryBudgetMode::kAbsolute && budgets.memory_mib <= 0)
@@ -316,12 +362,22 @@ Scenario parse_scenario(const std::string& text, const std::string& path) {
                      std::to_string(burners) + " run");
         burners -= e.count;
         break;
-      case EventKind::kAllocateBalloon:
-        ++balloons;
+      case EventKind::kAllocateBalloon: {
+        balloons.push_back(e.mib);
+        double held = 0;
+        for (double mib : balloons) held += mib;
+        if (balloons.size() > static_cast<size_t>(kMaxBalloons))
+          p.fail(e.line, key, "more than " + std::to_string(kMaxBalloons) + " balloons at once");
+        if (held > kMaxBalloonMib)
+          p.fail(e.line, key,
+                 "balloons would hold " + std::to_string(static_cast<long long>(held)) +
+                     " MiB at once, more than " +
+                     std::to_string(static_cast<long long>(kMaxBalloonMib)));
         break;
+      }
       case EventKind::kReleaseBalloon:
-        if (balloons == 0) p.fail(e.line, key, "no balloon to release");
-        --balloons;
+        if (balloons.empty()) p.fail(e.line, key, "no balloon to release");
+        balloons.pop_back();
         break;
       case EventKind::kBudget:
         apply_budget_change(e.budget, &budgets);
@@ -332,12 +388,23 @@ Scenario parse_scenario(const std::string& text, const std::string& path) {
   return s;
 }
 
+bool valid_name(const std::string& name) {
+  if (name.empty() || name.size() > kMaxNameLength || name == "." || name == "..") return false;
+  return std::all_of(name.begin(), name.end(), name_char);
+}
+
 Scenario load_scenario(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) throw ScenarioError(path + ": cannot open the scenario file");
-  std::ostringstream text;
-  text << file.rdbuf();
-  return parse_scenario(text.str(), path);
+  // At most one byte past the limit is read, whatever the file (or device) holds.
+  std::string text(kMaxFileBytes + 1, '\0');
+  file.read(&text[0], static_cast<std::streamsize>(text.size()));
+  if (file.bad()) throw ScenarioError(path + ": cannot read the scenario file");
+  text.resize(static_cast<size_t>(file.gcount()));
+  if (text.size() > kMaxFileBytes)
+    throw ScenarioError(path + ": larger than " + std::to_string(kMaxFileBytes) +
+                        " bytes, not a scenario file");
+  return parse_scenario(text, path);
 }
 
 std::vector<Segment> segments(const Scenario& s) {

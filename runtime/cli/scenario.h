@@ -19,6 +19,34 @@ struct ScenarioError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// What a scenario may ask for (docs/scenarios.md, "Limits"). Each one bounds the memory or the
+// time that a typo or a hostile file could otherwise make unbounded; the parser refuses a file
+// past any of them before anything runs.
+constexpr double kMinDurationS = 0.1;
+constexpr double kMaxDurationS = 3600;  // one hour of timeline per policy
+constexpr double kMaxSettleS = 600;
+constexpr double kMaxCalibrationS = 60;  // per branch and load level
+constexpr double kMinPeriodMs = 10;      // the loop samples (and the trace records) at most 100/s
+constexpr double kMaxPeriodMs = 60000;
+constexpr int kMaxFrameImages = 1 << 16;
+constexpr size_t kMaxEvents = 1000;
+constexpr int kMaxBurners = 256;                 // running at once
+constexpr int kMaxBalloons = 16;                 // held at once
+constexpr double kMaxBalloonMib = 64 * 1024;     // all balloons held at once (and the machine's
+                                                 // physical memory, checked before a run)
+constexpr double kMaxMemoryBudgetMib = 1 << 20;  // 1 TiB
+constexpr double kMinLatencyBudgetMs = 0.001;
+constexpr size_t kMaxNameLength = 64;
+constexpr size_t kMaxLineLength = 4096;
+constexpr size_t kMaxFileBytes = 1 << 20;
+// Requests a policy records; a run that reaches it ends its timeline there (scenario_run.h).
+constexpr size_t kMaxRecordedRequests = size_t{1} << 21;
+constexpr size_t kMaxCalibrationRequests = size_t{1} << 16;  // per branch and load level
+
+// True for a name usable as one path component of the output files: 1 to kMaxNameLength
+// characters of [A-Za-z0-9._-], not "." or "..".
+bool valid_name(const std::string& name);
+
 // Budgets as the scenario states them: latency and energy per request (frame), memory per branch.
 struct RequestBudgets {
   double latency_ms = std::numeric_limits<double>::infinity();
@@ -58,7 +86,7 @@ inline AdaptationOptions replay_defaults() {
 }
 
 struct Scenario {
-  std::string path, name;
+  std::string path, name;  // name: valid_name(), so outputs stay inside the trace folder
   double duration_s = 0;
   int frame_images = 1;        // images per request; latency and energy budgets are per request
   double settle_s = 1;         // unrecorded run before the timeline (idle, warms the correction)
@@ -79,7 +107,8 @@ struct Segment {
 };
 
 Scenario parse_scenario(const std::string& text, const std::string& path);
-Scenario load_scenario(const std::string& path);  // reads the file, then parse_scenario
+// Reads the file (at most kMaxFileBytes), then parse_scenario.
+Scenario load_scenario(const std::string& path);
 std::vector<Segment> segments(const Scenario& scenario);
 // Applies one budget event to `budgets`.
 void apply_budget_change(const BudgetChange& change, RequestBudgets* budgets);

@@ -1,20 +1,24 @@
 #include "runtime/cli/scenario_run.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <sstream>
 #include <thread>
 
+#include "base/durable_file.h"
 #include "runtime/adapt/adaptation_loop.h"
 #include "runtime/cli/contention.h"
 
@@ -252,6 +256,7 @@ struct PolicyRun {
   std::vector<StateChange> changes;
   std::vector<ContextRow> context;
   int settled_branch = -1;  // the branch in use when the timeline started
+  double cut_at_ms = -1;    // >= 0: the timeline ended here, at kMaxRecordedRequests
 };
 
 PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fixed_branch,
@@ -299,11 +304,17 @@ PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fi
   const double t0 = now_ms();
   {
     Driver driver(s, &loop, t0);
-    // A request every few ms at most; reserving keeps the run path free of reallocation.
-    out.frames.reserve(static_cast<size_t>(s.duration_s * 2000) + 16);
+    // Reserving (a request every 0.5 ms, at most 2^20 of them up front) keeps the run path mostly
+    // free of reallocation; the record is capped so that very short requests cannot exhaust
+    // memory.
+    out.frames.reserve(std::min(static_cast<size_t>(s.duration_s * 2000) + 16, size_t{1} << 20));
     while (!driver.failed() && !g_interrupted.load()) {
       frame.start_ms = now_ms() - t0;
       if (frame.start_ms >= s.duration_s * 1000) break;
+      if (out.frames.size() >= kMaxRecordedRequests) {
+        out.cut_at_ms = frame.start_ms;
+        break;
+      }
       request(&frame);
       out.frames.push_back(frame);
     }
@@ -377,7 +388,8 @@ int calibrate_hindsight(const Scenario& s, const Workload& w, bool verbose, std:
       int correct = 0;
       for (int warm = 0; warm < 3; ++warm) runner.run(static_cast<int>(b), &correct);
       const double end = now_ms() + s.calibration_s * 1000;
-      while (now_ms() < end || ms[l][b].size() < 10) {
+      while ((now_ms() < end || ms[l][b].size() < 10) &&
+             ms[l][b].size() < kMaxCalibrationRequests) {
         check_interrupt();
         ms[l][b].push_back(runner.run(static_cast<int>(b), &correct));
       }
@@ -896,16 +908,11 @@ void install_interrupt_handlers() {
 bool interrupted() { return g_interrupted.load(); }
 
 void write_file_atomically(const std::string& path, const std::string& content) {
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
-  std::FILE* f = std::fopen(temp.c_str(), "wb");
-  if (!f) throw ScenarioError("cannot write '" + temp + "'");
-  const bool written = std::fwrite(content.data(), 1, content.size(), f) == content.size() &&
-                       std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-  const bool closed = std::fclose(f) == 0;
-  if (!written || !closed || std::rename(temp.c_str(), path.c_str()) != 0) {
-    std::remove(temp.c_str());
-    throw ScenarioError("cannot write '" + path + "'");
-  }
+  // Temporaries that a killed run left next to the file go first.
+  base::remove_stale_temps(path);
+  std::string error;
+  if (!base::write_file_atomic(path, content.data(), content.size(), &error))
+    throw ScenarioError("cannot write the trace '" + path + "': " + error);
 }
 
 std::string format_summary(const Scenario& s, const std::vector<PolicySummary>& summaries) {
@@ -934,10 +941,57 @@ std::string format_summary(const Scenario& s, const std::vector<PolicySummary>& 
   return o.str();
 }
 
+namespace {
+
+// A file can be created in `folder` (checked before a run, not after it).
+void check_output_folder(const std::string& folder) {
+  const std::string probe = base::unique_temp_path(folder + "/.adascale-run-probe");
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw ScenarioError("cannot write into the trace folder '" + folder +
+                        "': " + std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+// What parse_scenario cannot know: the name of a scenario built in code, and this machine's
+// memory against the balloons.
+void check_runnable(const Scenario& s) {
+  if (!valid_name(s.name))
+    throw ScenarioError(s.path + ": key 'name': '" + s.name +
+                        "' is not one file name of A-Z a-z 0-9 . _ -");
+  double peak_mib = 0;
+  for (const Segment& seg : segments(s)) peak_mib = std::max(peak_mib, seg.balloon_mib);
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) {
+    const double physical_mib = static_cast<double>(pages) * static_cast<double>(page) / kMiB;
+    if (peak_mib >= physical_mib)
+      throw ScenarioError(s.path + ": key 'balloon_alloc': balloons hold " +
+                          format("%.0f", peak_mib) + " MiB at once, not less than this machine's " +
+                          format("%.0f", physical_mib) + " MiB of memory");
+  }
+}
+
+}  // namespace
+
 std::vector<PolicySummary> run_scenario(const Scenario& s, const Workload& w,
-                                        const RunOptions& options) {
+                                        const RunOptions& options, std::string* write_error) {
   if (w.costs.empty()) throw ScenarioError("the bundle has no branches");
   if (w.count == 0 || !w.labels) throw ScenarioError("the scenario needs labelled images");
+  check_runnable(s);
+  if (!options.trace_dir.empty()) check_output_folder(options.trace_dir);
+  // A trace that cannot be written is reported after the run, with the results kept, when the
+  // caller asks for that; otherwise it ends the run.
+  auto write = [&](const std::string& path, const std::string& content) {
+    try {
+      write_file_atomically(path, content);
+      return true;
+    } catch (const ScenarioError& e) {
+      if (!write_error) throw;
+      if (write_error->empty()) *write_error = e.what();
+      return false;
+    }
+  };
   // Every branch prepared and cached up front: a switch on the run path is then a pointer swap.
   adascale_set_memory_budget(w.runtime, SIZE_MAX);
   {
@@ -954,14 +1008,21 @@ std::vector<PolicySummary> run_scenario(const Scenario& s, const Workload& w,
     if (policy == Policy::kSmallest) fixed = extreme_branch(w.costs, false);
     if (policy == Policy::kHindsight) fixed = calibrate_hindsight(s, w, options.verbose, &report);
     const PolicyRun run = run_policy(s, w, policy, fixed, options.verbose);
+    if (run.cut_at_ms >= 0)
+      report += format(
+          "%s: the timeline ended at t=%.2f s, after %zu requests (the most a policy "
+          "records)\n",
+          policy_name(policy), run.cut_at_ms / 1000, run.frames.size());
     const std::vector<TraceRow> rows = join_trace(run, s, w);
     PolicySummary sum = summarize(run, rows, s, w);
     if (!options.trace_dir.empty()) {
       const std::string base = options.trace_dir + "/" + s.name + "-" + policy_name(policy);
-      sum.trace_csv = base + ".csv";
-      sum.trace_svg = base + ".svg";
-      write_file_atomically(sum.trace_csv, trace_csv(rows, s, w));
-      write_file_atomically(sum.trace_svg, trace_svg(run, rows, sum, s, w));
+      // named in the summary only when both were written
+      if (write(base + ".csv", trace_csv(rows, s, w)) &&
+          write(base + ".svg", trace_svg(run, rows, sum, s, w))) {
+        sum.trace_csv = base + ".csv";
+        sum.trace_svg = base + ".svg";
+      }
     }
     summaries.push_back(sum);
   }
@@ -970,8 +1031,7 @@ std::vector<PolicySummary> run_scenario(const Scenario& s, const Workload& w,
       report +=
           "adaptive: contention steps and the switch down that followed:\n" + sum.steps_report;
   if (!options.trace_dir.empty())
-    write_file_atomically(options.trace_dir + "/" + s.name + "-summary.txt",
-                          format_summary(s, summaries) + report);
+    write(options.trace_dir + "/" + s.name + "-summary.txt", format_summary(s, summaries) + report);
   if (options.verbose) std::fputs(report.c_str(), stderr);
   return summaries;
 }

@@ -91,13 +91,20 @@ StepOutcome classify_step(double begin, double end, const std::vector<StepReques
 void install_interrupt_handlers();
 bool interrupted();
 
+// Before anything runs, checks that the scenario's name is one file name, that its balloons fit
+// in this machine's memory and that the trace folder takes files. A trace that cannot be written
+// then throws, or, with `write_error`, is reported there (the first one) while the run goes on.
+// A policy records at most kMaxRecordedRequests requests; its timeline ends there (a note in the
+// report).
 std::vector<PolicySummary> run_scenario(const Scenario& scenario, const Workload& workload,
-                                        const RunOptions& options);
+                                        const RunOptions& options,
+                                        std::string* write_error = nullptr);
 // The summary table, as printed and as written next to the traces.
 std::string format_summary(const Scenario& scenario, const std::vector<PolicySummary>& summaries);
 
-// Writes `content` to `path` through a temporary file in the same folder and a rename, so readers
-// never see a partial file. Throws ScenarioError.
+// Writes `content` to `path` through a unique temporary file in the same folder, fsync and a
+// rename (base/durable_file.h), so readers never see a partial file; removes temporaries that
+// dead writers left for `path`. Throws ScenarioError.
 void write_file_atomically(const std::string& path, const std::string& content);
 
 }  // namespace adascale::scenario
