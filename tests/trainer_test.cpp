@@ -1,10 +1,16 @@
 // trainer: config parsing and errors, models, schedules, checkpoints, resume, a real-data smoke run
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <unistd.h>
+
+// the HDF5 C API edits written checkpoints (forged headers, older formats)
+#include <hdf5.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <random>
 #include <sstream>
 
@@ -301,6 +307,157 @@ TEST(Config, Int8WeightsSharedOrFinetuned) {
             std::string::npos);
 }
 
+std::string config_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DirectoryOrEmptyConfigFileIsNamed) {
+  auto dir = temp_dir("config_files");
+  const auto folder = (dir / "configs.ini").string();
+  fs::create_directories(folder);
+  EXPECT_EQ(config_error([&] { load_config_file(folder); }),
+            "config file '" + folder + "' is a directory");
+  const auto empty = (dir / "empty.ini").string();
+  std::ofstream(empty).close();
+  EXPECT_EQ(config_error([&] { load_config_file(empty); }), "config file '" + empty + "' is empty");
+  const auto blank = (dir / "blank.ini").string();
+  std::ofstream(blank) << "  \n\t\n";
+  EXPECT_EQ(config_error([&] { load_config_file(blank); }), "config file '" + blank + "' is empty");
+  // comments and a section header set nothing either
+  const auto comments = (dir / "comments.ini").string();
+  std::ofstream(comments) << "# a run\n[train]\n# nothing here\n";
+  EXPECT_NE(config_error([&] { load_config_file(comments); }).find("'" + comments + "' is empty"),
+            std::string::npos);
+  const auto ok = (dir / "ok.ini").string();
+  std::ofstream(ok) << "[train]\nepochs = 3\n";
+  EXPECT_EQ(load_config_file(ok).train.epochs, 3);
+  fs::remove_all(dir);
+}
+
+// every numeric key of the config, with values that must be refused; the test below checks that
+// the list covers every numeric key to_ini writes
+const std::map<std::string, std::vector<std::string>>& bad_numeric_values() {
+  static const std::map<std::string, std::vector<std::string>> table = {
+      {"data.validation_fraction", {"nan", "inf", "-inf", "-0.1", "1"}},
+      {"data.crop_padding", {"-1", "1025"}},
+      {"data.workers", {"-1", "65"}},
+      {"data.limit_train", {"-1"}},
+      {"data.limit_test", {"-1"}},
+      {"data.image_size", {"-1", "4097"}},
+      {"data.channels", {"-1", "2", "4"}},
+      {"model.stem_width", {"0", "-3", "65537"}},
+      {"model.widths", {"0", "4,-1", "70000"}},
+      {"model.depths", {"0", "1025"}},
+      {"model.expansion", {"0", "1025"}},
+      {"train.epochs", {"0", "-1", "1000001", "nan"}},
+      {"train.batch_size", {"0", "-16", "16777217"}},
+      {"train.lr", {"0", "-0.1", "nan", "inf"}},
+      {"train.momentum", {"-0.1", "1", "nan", "inf"}},
+      {"train.weight_decay", {"-1e-4", "nan", "inf"}},
+      {"train.step_size", {"0", "1000001"}},
+      {"train.gamma", {"0", "1.5", "nan", "inf"}},
+      {"train.warmup_epochs", {"-1", "nan", "inf", "11"}},
+      {"train.schedule_epochs", {"-1", "5", "1000001"}},
+      {"train.label_smoothing", {"-0.1", "1", "nan", "inf"}},
+      {"train.seed", {"-1", "1.5", "18446744073709551616", "x"}},
+      {"train.threads", {"0", "257"}},
+      {"supernet.joint_epochs", {"0", "1000001"}},
+      {"supernet.joint_lr", {"0", "nan", "inf"}},
+      {"supernet.sampled", {"-1", "4097"}},
+      {"supernet.student_batch", {"0", "1.01", "nan", "inf"}},
+      {"supernet.student_threads", {"-1", "257"}},
+      {"supernet.distill_weight", {"-0.1", "1.1", "nan", "inf"}},
+      {"supernet.student_weight", {"0", "1.1", "nan", "inf"}},
+      {"supernet.exit_weight", {"-1", "11", "nan", "inf"}},
+      {"supernet.calibration_images", {"15", "-1"}},
+      {"supernet.distill_steps", {"-1"}},
+      {"supernet.int8_shared_max_loss", {"-1", "101", "nan", "inf"}},
+      {"supernet.qat_images", {"0", "-1"}},
+      {"supernet.qat_steps", {"-1"}},
+      {"supernet.qat_lr", {"0", "nan", "inf"}},
+      {"supernet.qat_percentile", {"50", "100.5", "nan", "inf"}},
+  };
+  return table;
+}
+
+TEST(Config, EveryNumericKeyRejectsNonFiniteAndOutOfRangeValues) {
+  // train.epochs = 10 (the default) bounds the warm-up; a branch space makes every key count
+  const std::string base = "[supernet]\nwidths = 1.0,0.5\n";
+  for (const auto& [key, values] : bad_numeric_values())
+    for (const auto& value : values) {
+      const auto dot = key.find('.');
+      const std::string text =
+          "[" + key.substr(0, dot) + "]\n" + key.substr(dot + 1) + " = " + value + "\n";
+      // the supernet section may appear once; other sections come before it
+      const std::string ini = key.rfind("supernet.", 0) == 0
+                                  ? base + key.substr(dot + 1) + " = " + value + "\n"
+                                  : text + base;
+      const std::string what = config_error([&] { parse_config_text(ini, "f.ini").validate(); });
+      EXPECT_NE(what.find("'" + key + "'"), std::string::npos)
+          << key << " = " << value << " was accepted or not named: " << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+  // the exact wording, for a value boost parses and the config used to take
+  EXPECT_EQ(
+      config_error([] { parse_config_text("[train]\nweight_decay = inf\n", "f.ini").validate(); }),
+      "f.ini: config key 'train.weight_decay' must be finite and >= 0, got inf");
+  EXPECT_EQ(
+      config_error([] { parse_config_text("[train]\nwarmup_epochs = inf\n", "f.ini").validate(); }),
+      "f.ini: config key 'train.warmup_epochs' must be finite and in [0, 10], got inf");
+  EXPECT_EQ(config_error([] { parse_config_text("[train]\nseed = -1\n", "f.ini"); }),
+            "f.ini: config key 'train.seed' must be an integer in [0, 18446744073709551615], got "
+            "'-1'");
+  // the shortcut too
+  TrainConfig c;
+  EXPECT_NE(config_error([&] {
+              apply_overrides(c, {"--seed", "-1"});
+            }).find("seed"),
+            std::string::npos);
+  apply_overrides(c, {"--seed", "18446744073709551615"});
+  EXPECT_EQ(c.train.seed, 18446744073709551615ull);
+  EXPECT_EQ(parse_config_text(c.to_ini(), "again").train.seed, 18446744073709551615ull);
+
+  // the table covers every numeric key the config has
+  TrainConfig all;
+  all.supernet.widths = "1.0,0.5";
+  std::istringstream ini(all.to_ini());
+  std::string line, section;
+  while (std::getline(ini, line)) {
+    if (!line.empty() && line[0] == '[') section = line.substr(1, line.size() - 2) + ".";
+    const auto eq = line.find(" = ");
+    if (eq == std::string::npos) continue;
+    const std::string key = section + line.substr(0, eq), value = line.substr(eq + 3);
+    if (value.empty() || value.find_first_not_of("0123456789.,-e") != std::string::npos) continue;
+    // lists of the branch space, checked against the model by BranchSpace::from_config
+    if (key == "supernet.widths" || key == "supernet.exits" || key == "supernet.op_stages")
+      continue;
+    EXPECT_TRUE(bad_numeric_values().count(key)) << "numeric key " << key << " is not tested";
+  }
+  EXPECT_NO_THROW(all.validate());
+}
+
+TEST(Config, FolderImagesNeedAnExplicitShape) {
+  const std::string folder = "[data]\nformat = folder\nroot = /x\n";
+  auto error = [&](const std::string& extra) {
+    return config_error([&] { parse_config_text(folder + extra, "f.ini").validate(); });
+  };
+  EXPECT_NE(error("channels = 3\n").find("'data.image_size' must be in [1, 4096]"),
+            std::string::npos);
+  EXPECT_NE(error("image_size = -5\nchannels = 3\n").find("data.image_size"), std::string::npos);
+  EXPECT_NE(error("image_size = 0\nchannels = 3\n").find("data.image_size"), std::string::npos);
+  EXPECT_NE(error("image_size = 32\nchannels = 0\n").find("'data.channels' must be 1 or 3"),
+            std::string::npos);
+  EXPECT_NE(error("image_size = 32\n").find("data.channels"), std::string::npos);
+  EXPECT_EQ(error("image_size = 32\nchannels = 1\n"), "");
+  // other formats take their shape from the files: 0 (unset) is fine there
+  EXPECT_NO_THROW(parse_config_text("[data]\nformat = hdf5\n", "f.ini").validate());
+}
+
 TEST(Checkpoint, RoundTrip) {
   auto dir = temp_dir("ckpt");
   ModelConfig m;
@@ -326,7 +483,9 @@ TEST(Checkpoint, RoundTrip) {
   const auto path = (dir / "c.h5").string();
   write_checkpoint(ck, path);
   EXPECT_FALSE(fs::exists(path + ".tmp"));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}), 1);
   auto back = read_checkpoint(path);
+  EXPECT_EQ(back.format_version, 2);
   EXPECT_EQ(back.epoch, 3);
   EXPECT_EQ(back.config_ini, ck.config_ini);
   EXPECT_EQ(back.class_names, ck.class_names);
@@ -384,6 +543,296 @@ TEST(Checkpoint, CorruptTruncatedAndForeignFilesAreRejected) {
   fs::remove_all(dir);
 }
 
+namespace {
+
+std::string slurp_binary(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+void spit_binary(const fs::path& p, const std::string& bytes) {
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// a small checkpoint with every part filled: tensors of both dtypes, optimizer state, metrics
+Checkpoint small_checkpoint() {
+  torch::manual_seed(7);
+  ModelConfig m;
+  m.stem_width = 4;
+  m.widths = {4};
+  m.depths = {1};
+  auto net = make_backbone(m, 1, 3);
+  auto opt = make_optimizer(OptimConfig{}, net->parameters());
+  net->forward(torch::randn({4, 1, 8, 8})).sum().backward();
+  opt->step();
+  Checkpoint ck;
+  ck.epoch = 2;
+  ck.config_ini = "[train]\nepochs = 2\n";
+  ck.architecture = net->describe();
+  ck.spec = net->spec_json();
+  ck.lineage = "prune0.50";
+  ck.input_shape = {1, 8, 8};
+  ck.class_names = {"alpha", "beta", "gamma"};
+  ck.normalize_mean = {0.25f};
+  ck.normalize_std = {0.5f};
+  ck.test_accuracy = 0.75;
+  ck.test_loss = 0.5;
+  ck.tensors = module_state(*net);
+  ck.optimizer_archive = serialize_optimizer(*opt);
+  ck.metric_columns = {"epoch",    "lr",           "train_loss",   "train_accuracy",
+                       "val_loss", "val_accuracy", "images_per_s", "epoch_seconds"};
+  ck.metrics = {{1, 0.1, 1.5, 0.4, 1.4, 0.45, 1000, 2}, {2, 0.05, 1.1, 0.6, 1.2, 0.55, 1100, 2}};
+  return ck;
+}
+
+// "" when a loaded checkpoint holds exactly what was written, else what differs
+std::string checkpoint_difference(const Checkpoint& a, const Checkpoint& b) {
+  if (a.epoch != b.epoch) return "epoch";
+  if (a.config_ini != b.config_ini) return "config";
+  if (a.architecture != b.architecture) return "architecture";
+  if (a.spec != b.spec) return "spec";
+  if (a.lineage != b.lineage) return "lineage";
+  if (a.input_shape != b.input_shape) return "input_shape";
+  if (a.class_names != b.class_names) return "class_names";
+  if (a.normalize_mean != b.normalize_mean || a.normalize_std != b.normalize_std)
+    return "normalization";
+  if (a.test_accuracy != b.test_accuracy || a.test_loss != b.test_loss) return "test metrics";
+  if (a.optimizer_archive != b.optimizer_archive) return "optimizer archive";
+  if (a.metric_columns != b.metric_columns || a.metrics != b.metrics) return "metrics";
+  if (a.tensors.size() != b.tensors.size()) return "tensor count";
+  for (const auto& [name, t] : a.tensors) {
+    auto it = b.tensors.find(name);
+    if (it == b.tensors.end()) return "tensor " + name + " missing";
+    if (t.scalar_type() != it->second.scalar_type() || !torch::equal(t, it->second))
+      return "tensor " + name;
+  }
+  return "";
+}
+
+std::string checkpoint_error(const std::string& path) {
+  try {
+    read_checkpoint(path);
+  } catch (const CheckpointError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// HDF5 edits of a written checkpoint
+struct H5Edit {
+  hid_t file;
+  explicit H5Edit(const std::string& path)
+      : file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT)) {
+    EXPECT_GE(file, 0) << path;
+  }
+  ~H5Edit() { H5Fclose(file); }
+  // replaces a dataset with a chunked one that claims `dims` values (no chunk is stored), with
+  // a crc32 attribute as a format 2 dataset has
+  void forge(const std::string& name, hid_t type, const std::vector<hsize_t>& dims) {
+    ASSERT_GE(H5Ldelete(file, name.c_str(), H5P_DEFAULT), 0) << name;
+    std::vector<hsize_t> max(dims.size(), H5S_UNLIMITED), chunk(dims.size(), 1);
+    chunk.back() = dims.back();
+    hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), max.data());
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data());
+    hid_t ds = H5Dcreate2(file, name.c_str(), type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    ASSERT_GE(ds, 0) << name;
+    hid_t scalar = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(ds, "crc32", H5T_STD_U32LE, scalar, H5P_DEFAULT, H5P_DEFAULT);
+    const uint32_t crc = 0;
+    H5Awrite(attr, H5T_NATIVE_UINT32, &crc);
+    H5Aclose(attr);
+    H5Sclose(scalar);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+  }
+  void set_format_version(int64_t v) {
+    hid_t attr = H5Aopen(file, "format_version", H5P_DEFAULT);
+    H5Awrite(attr, H5T_NATIVE_INT64, &v);
+    H5Aclose(attr);
+  }
+  void drop_attribute(const std::string& object, const std::string& attr) {
+    EXPECT_GE(H5Adelete_by_name(file, object.c_str(), attr.c_str(), H5P_DEFAULT), 0)
+        << object << " " << attr;
+  }
+  haddr_t data_offset(const std::string& name) {
+    hid_t ds = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
+    const haddr_t offset = H5Dget_offset(ds);
+    H5Dclose(ds);
+    return offset;
+  }
+};
+
+}  // namespace
+
+// a forged header must not size an allocation: the claimed extent is checked against the bytes
+// the file stores first
+TEST(Checkpoint, ForgedDimensionsAreRefusedBeforeAllocating) {
+  auto dir = temp_dir("forged");
+  const auto ck = small_checkpoint();
+  const auto path = (dir / "c.h5").string();
+  write_checkpoint(ck, path);
+  fs::copy_file(path, dir / "model.h5");
+  {
+    H5Edit edit(path);
+    edit.forge("metrics/history", H5T_NATIVE_DOUBLE, {hsize_t{1} << 61, 8});
+  }
+  std::string what = checkpoint_error(path);
+  EXPECT_NE(what.find("checkpoint '" + path + "'"), std::string::npos) << what;
+  EXPECT_NE(what.find("dataset 'metrics/history' claims [2305843009213693952, 8] values"),
+            std::string::npos)
+      << what;
+  EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+
+  const auto model = (dir / "model.h5").string();
+  {
+    H5Edit edit(model);
+    edit.forge("model/fc.weight", H5T_NATIVE_FLOAT, {hsize_t{1} << 20, hsize_t{1} << 20});
+  }
+  what = checkpoint_error(model);
+  EXPECT_NE(what.find("dataset 'model/fc.weight' claims [1048576, 1048576] values"),
+            std::string::npos)
+      << what;
+  fs::remove_all(dir);
+}
+
+// Single-bit flips all over a checkpoint: each flipped file is refused with an error or (a bit
+// in unused space) loads exactly what was written, never different data.
+TEST(Checkpoint, SingleBitFlipsNeverLoadDifferentData) {
+  auto dir = temp_dir("bitflip");
+  const auto ck = small_checkpoint();
+  const auto path = (dir / "c.h5").string();
+  write_checkpoint(ck, path);
+  ASSERT_EQ(checkpoint_difference(read_checkpoint(path), ck), "");
+  const std::string original = slurp_binary(path);
+  const auto flipped = (dir / "flipped.h5").string();
+  int rejected = 0, identical = 0;
+  for (size_t i = 0, n = 0; i < original.size(); i += 97, ++n) {
+    std::string bytes = original;
+    bytes[i] = static_cast<char>(bytes[i] ^ (1 << (n % 8)));
+    spit_binary(flipped, bytes);
+    try {
+      const auto back = read_checkpoint(flipped);
+      EXPECT_EQ(checkpoint_difference(back, ck), "")
+          << "bit " << n % 8 << " of byte " << i << " loads different data";
+      ++identical;
+    } catch (const CheckpointError& e) {
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+      ++rejected;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "bit " << n % 8 << " of byte " << i
+                    << ": not a CheckpointError: " << e.what();
+    }
+  }
+  RecordProperty("rejected", rejected);
+  RecordProperty("identical", identical);
+  EXPECT_GT(rejected, 0);
+  EXPECT_EQ(rejected + identical, static_cast<int>((original.size() + 96) / 97));
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, CorruptTensorOrAttributeIsNamed) {
+  auto dir = temp_dir("crc");
+  const auto ck = small_checkpoint();
+  const auto path = (dir / "c.h5").string();
+  write_checkpoint(ck, path);
+  const std::string original = slurp_binary(path);
+  const std::string tensor = "stages.0.0.conv1.weight";
+  ASSERT_TRUE(ck.tensors.count(tensor));
+  haddr_t offset = 0;
+  {
+    H5Edit edit(path);
+    offset = edit.data_offset("model/" + tensor);
+  }
+  ASSERT_LT(offset + 8, original.size());
+  std::string bytes = original;
+  bytes[offset + 5] = static_cast<char>(bytes[offset + 5] ^ 0x01);  // a low mantissa bit
+  const auto bad = (dir / "bad.h5").string();
+  spit_binary(bad, bytes);
+  EXPECT_EQ(checkpoint_error(bad),
+            "checkpoint '" + bad + "': dataset 'model/" + tensor + "' is corrupt (crc32 mismatch)");
+
+  // one character of the stored config
+  const size_t at = original.find("epochs = 2");
+  ASSERT_NE(at, std::string::npos);
+  bytes = original;
+  bytes[at + 9] = '3';
+  spit_binary(bad, bytes);
+  EXPECT_EQ(checkpoint_error(bad),
+            "checkpoint '" + bad + "': attributes are corrupt (crc32 mismatch)");
+  fs::remove_all(dir);
+}
+
+// format 1 (before checksums) still loads; a format 2 file cannot pass for one, and a missing
+// checksum is refused
+TEST(Checkpoint, ChecksumsAreRequiredFromFormatTwo) {
+  auto dir = temp_dir("format1");
+  const auto ck = small_checkpoint();
+  const auto path = (dir / "c.h5").string();
+  write_checkpoint(ck, path);
+  const auto old = (dir / "old.h5").string(), downgraded = (dir / "downgraded.h5").string(),
+             unchecked = (dir / "unchecked.h5").string();
+  fs::copy_file(path, old);
+  fs::copy_file(path, downgraded);
+  fs::copy_file(path, unchecked);
+  {
+    H5Edit edit(old);
+    edit.set_format_version(1);
+    edit.drop_attribute(".", "attributes_crc32");
+    for (const auto& [name, t] : ck.tensors) edit.drop_attribute("model/" + name, "crc32");
+    edit.drop_attribute("optimizer/archive", "crc32");
+    edit.drop_attribute("metrics/history", "crc32");
+  }
+  const auto back = read_checkpoint(old);
+  EXPECT_EQ(back.format_version, 1);
+  EXPECT_EQ(checkpoint_difference(back, ck), "");
+  {
+    H5Edit edit(downgraded);
+    edit.set_format_version(1);
+  }
+  EXPECT_NE(checkpoint_error(downgraded).find("format_version 1 but the file has checksums"),
+            std::string::npos);
+  {
+    H5Edit edit(unchecked);
+    edit.drop_attribute("model/fc.bias", "crc32");
+  }
+  EXPECT_EQ(checkpoint_error(unchecked), "checkpoint '" + unchecked +
+                                             "': dataset 'model/fc.bias' has no checksum "
+                                             "(attribute 'crc32')");
+  // rewriting a format 1 checkpoint upgrades it
+  write_checkpoint(back, path);
+  EXPECT_EQ(read_checkpoint(path).format_version, 2);
+  fs::remove_all(dir);
+}
+
+// a writer's temporary is unique and gone afterwards; those of dead writers are cleared; a
+// folder at the path is refused, not swapped out
+TEST(Checkpoint, WritesLeaveOnlyTheCheckpoint) {
+  auto dir = temp_dir("durable");
+  const auto ck = small_checkpoint();
+  const auto path = (dir / "c.h5").string();
+  std::ofstream(path + ".tmp.999999999.1") << "left by a writer that died";
+  write_checkpoint(ck, path);
+  write_checkpoint(ck, path);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  EXPECT_EQ(names, std::vector<std::string>{"c.h5"});
+  EXPECT_EQ(checkpoint_difference(read_checkpoint(path), ck), "");
+
+  const auto folder = dir / "folder.h5";
+  fs::create_directories(folder / "inside");
+  try {
+    write_checkpoint(ck, folder.string());
+    FAIL() << "a folder was overwritten";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("is a directory"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::is_directory(folder / "inside"));
+  fs::remove_all(dir);
+}
+
 TEST(Checkpoint, UnwritableFolderLeavesNothingBehind) {
   Checkpoint ck;
   ck.input_shape = {1, 1, 1};
@@ -420,6 +869,63 @@ TEST(Training, ResumeMatchesUninterruptedRun) {
   auto changed = tiny_config(dir, dir / "split");
   changed.train.lr = 0.01;
   EXPECT_THROW(train(changed, true, log), ConfigError);
+  fs::remove_all(dir);
+}
+
+// --out ./run and run are the same folder: resume compares where paths lead, not their spelling
+TEST(Training, ResumeComparesPathsByWhereTheyLead) {
+  auto dir = temp_dir("resume_paths");
+  write_quadrant_set(dir / "train.h5", 128, 1);
+  write_quadrant_set(dir / "test.h5", 32, 2);
+  std::ostringstream log;
+  auto first = tiny_config(dir, dir / "run");
+  first.train.epochs = 3;
+  train(first, false, log, /*stop_after=*/1);
+
+  auto dotted = first;
+  dotted.out_dir = (dir / "." / "sub" / ".." / "run" / "").string();
+  dotted.data.root = (dir / ".").string();
+  EXPECT_EQ(train(dotted, true, log, /*stop_after=*/2).epochs_run, 1) << log.str();
+
+  auto relative = first;
+  relative.out_dir = fs::proximate(dir / "run").string();
+  ASSERT_TRUE(fs::path(relative.out_dir).is_relative());
+  EXPECT_EQ(train(relative, true, log).epochs_run, 1) << log.str();
+  EXPECT_EQ(read_checkpoint((dir / "run" / "checkpoint.h5").string()).epoch, 3);
+
+  // another folder is still a difference
+  fs::create_directories(dir / "elsewhere");
+  fs::copy_file(dir / "train.h5", dir / "elsewhere" / "train.h5");
+  fs::copy_file(dir / "test.h5", dir / "elsewhere" / "test.h5");
+  auto other = first;
+  other.data.root = (dir / "elsewhere").string();
+  try {
+    train(other, true, log);
+    FAIL() << "a different data.root was resumed";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("config differs"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+// a run whose loss stops being finite ends with an error naming where, not a NaN checkpoint
+TEST(Training, NonFiniteLossStopsTheRun) {
+  auto dir = temp_dir("diverge");
+  write_quadrant_set(dir / "train.h5", 128, 1);
+  write_quadrant_set(dir / "test.h5", 32, 2);
+  std::ostringstream log;
+  auto c = tiny_config(dir, dir / "out");
+  c.train.lr = 1e30;
+  try {
+    train(c, false, log);
+    FAIL() << "a diverging run finished: " << log.str();
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("training diverged: loss is"), std::string::npos) << what;
+    EXPECT_NE(what.find("at epoch 1/2, step "), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
+  EXPECT_FALSE(fs::exists(dir / "out" / "checkpoint.h5"));
   fs::remove_all(dir);
 }
 
@@ -501,5 +1007,65 @@ TEST(Cli, BadInputIsOneLineAndNonZero) {
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.substr(0, r.err.find('\n')).find("--int8-max-loss"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir / "m.bundle"));
+  fs::remove_all(dir);
+}
+
+TEST(Cli, BadConfigStopsBeforeAnythingIsWritten) {
+  auto dir = temp_dir("cli_config");
+  const auto out = (dir / "o").string();
+  auto one_line = [](const CliResult& r) {
+    return std::count(r.err.begin(), r.err.end(), '\n') == 1;
+  };
+  std::ofstream(dir / "decay.ini") << "[train]\nweight_decay = inf\n";
+  auto r = run_cli("train --config " + (dir / "decay.ini").string() + " --out " + out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("config key 'train.weight_decay' must be finite and >= 0, got inf"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(one_line(r)) << r.err;
+
+  r = run_cli("train --config " + (dir / "decay.ini").string() +
+              " --train.weight_decay 0 --train.warmup_epochs inf --out " + out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("train.warmup_epochs"), std::string::npos) << r.err;
+
+  fs::create_directories(dir / "folder.ini");
+  r = run_cli("train --config " + (dir / "folder.ini").string() + " --out " + out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("config file '" + (dir / "folder.ini").string() + "' is a directory"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(one_line(r)) << r.err;
+
+  std::ofstream(dir / "empty.ini").close();
+  r = run_cli("train --config " + (dir / "empty.ini").string() + " --out " + out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("is empty"), std::string::npos) << r.err;
+  EXPECT_TRUE(one_line(r)) << r.err;
+
+  std::ofstream(dir / "seed.ini") << "[train]\nseed = -1\n";
+  r = run_cli("train --config " + (dir / "seed.ini").string() + " --out " + out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("train.seed"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
+  fs::remove_all(dir);
+}
+
+TEST(Cli, DivergedTrainingExitsNonZero) {
+  auto dir = temp_dir("cli_diverge");
+  write_quadrant_set(dir / "train.h5", 128, 1);
+  write_quadrant_set(dir / "test.h5", 32, 2);
+  std::ofstream(dir / "c.ini") << "[data]\nformat = hdf5\nroot = " << dir.string()
+                               << "\nworkers = 0\nhorizontal_flip = false\n[model]\nstem_width = "
+                                  "4\nwidths = 4,8\ndepths = 1,1\n[train]\nepochs = 2\nbatch_size "
+                                  "= 16\nlr = 1e30\nthreads = 1\n";
+  const auto r =
+      run_cli("train --config " + (dir / "c.ini").string() + " --out " + (dir / "o").string());
+  EXPECT_EQ(r.code, 1) << r.err;
+  // the progress lines come first; the error is the last line
+  const std::string last = r.err.substr(r.err.rfind('\n', r.err.size() - 2) + 1);
+  EXPECT_EQ(last.rfind("adascale train: training diverged: loss is ", 0), 0u) << r.err;
+  EXPECT_NE(last.find("at epoch 1/2, step "), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "o" / "checkpoint.h5"));
   fs::remove_all(dir);
 }

@@ -3,13 +3,24 @@
 //   /                    attributes: format_version, epoch (last completed), config (INI text),
 //                        architecture (Backbone::describe), spec (Backbone::spec_json), input
 //                        shape, class names
-//                        normalize_mean/std, test_accuracy/test_loss (-1 until evaluated)
+//                        normalize_mean/std, test_accuracy/test_loss (-1 until evaluated),
+//                        attributes_crc32 (format 2)
 //   /model/<name>        one dataset per parameter and buffer (BN running statistics included),
 //                        float32 or int64, named as in named_parameters()/named_buffers()
 //   /optimizer/archive   the optimizer state serialized by torch::serialize (opaque bytes)
 //   /metrics/history     float64 [epochs x columns], column names in attribute `columns`
 //
-// Files are written to `path.tmp` and renamed, so a crash never leaves a half-written checkpoint.
+// Integrity (format_version 2): every dataset has an attribute `crc32` (zlib CRC-32 of its raw
+// bytes) and the root an `attributes_crc32` over the root attributes, metrics/columns and the list
+// of datasets (path, type, shape, crc32). The reader checks every shape against the bytes the file
+// stores before allocating, then every checksum, and refuses a mismatch naming the dataset, so a
+// damaged file never loads different data. Format 1 files (no checksums) are still read, with a
+// warning on stderr: refusing them would strand every run trained before; a format 1 file that
+// carries checksums is refused (a damaged version number cannot switch verification off).
+//
+// Files are written to a temporary unique to the writer (base::unique_temp_path), fsynced, then
+// renamed over the path and the folder fsynced (base::replace_path), so a crash or power cut
+// never leaves a half-written checkpoint.
 #pragma once
 
 #include <torch/torch.h>
@@ -27,8 +38,8 @@ class CheckpointError : public std::runtime_error {
 };
 
 struct Checkpoint {
-  int64_t format_version = 1;
-  int64_t epoch = 0;  // epochs completed
+  int64_t format_version = 2;  // as read; write_checkpoint always writes the current format
+  int64_t epoch = 0;           // epochs completed
   std::string config_ini;
   std::string architecture;
   std::string spec;     // Backbone::spec_json(): rebuilds compressed variants; may be empty

@@ -1,14 +1,41 @@
 #include "trainer/config.h"
 
 #include <boost/program_options.hpp>
+#include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace po = boost::program_options;
 
 namespace adascale::trainer {
 namespace {
+
+// a seed is a non-negative integer; boost (lexical_cast) would wrap "-1" to 2^64 - 1
+uint64_t parse_seed(const std::string& text, const std::string& key) {
+  size_t begin = 0, end = text.size();
+  while (begin < end && std::isspace(static_cast<unsigned char>(text[begin]))) ++begin;
+  while (end > begin && std::isspace(static_cast<unsigned char>(text[end - 1]))) --end;
+  const std::string digits = text.substr(begin, end - begin);
+  bool ok = !digits.empty() && digits.size() <= 20 &&
+            digits.find_first_not_of("0123456789") == std::string::npos;
+  uint64_t value = 0;
+  if (ok) {
+    errno = 0;
+    const unsigned long long v = std::strtoull(digits.c_str(), nullptr, 10);
+    ok = errno != ERANGE;
+    value = static_cast<uint64_t>(v);
+  }
+  if (!ok)
+    throw ConfigError("config key '" + key + "' must be an integer in [0, " +
+                      std::to_string(std::numeric_limits<uint64_t>::max()) + "], got '" + text +
+                      "'");
+  return value;
+}
 
 // every key, bound to its field; current values become the defaults so that a later parse only
 // changes what it names.
@@ -57,8 +84,12 @@ po::options_description describe(TrainConfig& c) {
           po::value(&c.train.schedule_epochs)->default_value(c.train.schedule_epochs))(
           "train.label_smoothing",
           po::value(&c.train.label_smoothing)->default_value(c.train.label_smoothing))(
-          "train.seed", po::value(&c.train.seed)->default_value(c.train.seed))(
-          "train.threads", po::value(&c.train.threads)->default_value(c.train.threads))(
+          "train.seed", po::value<std::string>()
+                            ->default_value(std::to_string(c.train.seed))
+                            ->notifier([&c](const std::string& v) {
+                              c.train.seed = parse_seed(v, "train.seed");
+                            }))("train.threads",
+                                po::value(&c.train.threads)->default_value(c.train.threads))(
           "supernet.widths", po::value(&c.supernet.widths)->default_value(c.supernet.widths))(
           "supernet.ops", po::value(&c.supernet.ops)->default_value(c.supernet.ops))(
           "supernet.op_stages",
@@ -135,14 +166,19 @@ std::string join_int_list(const std::vector<int64_t>& values) {
   return s;
 }
 
-TrainConfig parse_config_text(const std::string& ini_text, const std::string& origin) {
+namespace {
+
+// parses INI text; *keys: how many keys the text sets
+TrainConfig parse_config(const std::string& ini_text, const std::string& origin, size_t* keys) {
   TrainConfig c;
   c.source = origin;
   auto desc = describe(c);
   std::istringstream in(ini_text);
   try {
     po::variables_map vm;
-    po::store(po::parse_config_file(in, desc, /*allow_unregistered=*/false), vm);
+    const auto parsed = po::parse_config_file(in, desc, /*allow_unregistered=*/false);
+    if (keys) *keys = parsed.options.size();
+    po::store(parsed, vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw ConfigError(origin + ": " + e.what());
@@ -152,12 +188,34 @@ TrainConfig parse_config_text(const std::string& ini_text, const std::string& or
   return c;
 }
 
+}  // namespace
+
+TrainConfig parse_config_text(const std::string& ini_text, const std::string& origin) {
+  return parse_config(ini_text, origin, nullptr);
+}
+
 TrainConfig load_config_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) throw ConfigError("cannot read config file '" + path + "'");
+  // a folder opens as an empty stream on Linux: it would run every default silently
+  if (fs::is_directory(status)) throw ConfigError("config file '" + path + "' is a directory");
+  if (!fs::is_regular_file(status))
+    throw ConfigError("config file '" + path + "' is not a regular file");
   std::ifstream f(path);
   if (!f) throw ConfigError("cannot read config file '" + path + "'");
   std::stringstream ss;
   ss << f.rdbuf();
-  return parse_config_text(ss.str(), path);
+  if (f.bad()) throw ConfigError("cannot read config file '" + path + "'");
+  const std::string text = ss.str();
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+    throw ConfigError("config file '" + path + "' is empty");
+  size_t keys = 0;
+  TrainConfig c = parse_config(text, path, &keys);
+  // comments and section headers only: as good as empty
+  if (keys == 0) throw ConfigError("config file '" + path + "' is empty (it sets no keys)");
+  return c;
 }
 
 void apply_overrides(TrainConfig& config, const std::vector<std::string>& args) {
@@ -167,11 +225,11 @@ void apply_overrides(TrainConfig& config, const std::vector<std::string>& args) 
   // defaults (their current values) cannot overwrite them
   int threads = 0;
   int64_t epochs = 0;
-  uint64_t seed = 0;
+  std::string seed;
   desc.add_options()                           //
       ("threads", po::value<int>(&threads))    //
       ("epochs", po::value<int64_t>(&epochs))  //
-      ("seed", po::value<uint64_t>(&seed));
+      ("seed", po::value<std::string>(&seed));
   try {
     po::variables_map vm;
     po::store(
@@ -183,8 +241,10 @@ void apply_overrides(TrainConfig& config, const std::vector<std::string>& args) 
     po::notify(vm);
     if (vm.count("threads")) config.train.threads = threads;
     if (vm.count("epochs")) config.train.epochs = epochs;
-    if (vm.count("seed")) config.train.seed = seed;
+    if (vm.count("seed")) config.train.seed = parse_seed(seed, "seed");
   } catch (const po::error& e) {
+    throw ConfigError(std::string("command line: ") + e.what());
+  } catch (const ConfigError& e) {
     throw ConfigError(std::string("command line: ") + e.what());
   }
 }
@@ -233,61 +293,140 @@ std::string TrainConfig::to_ini() const {
   return o.str();
 }
 
+namespace {
+
+std::string show(double v) {
+  std::ostringstream o;
+  o.precision(10);
+  o << v;
+  return o.str();
+}
+
+}  // namespace
+
+// Every numeric key is range-checked here, supernet keys included whether or not a branch space
+// is set; the bounds are generous but finite, so no product of them can overflow.
 void TrainConfig::validate() const {
   auto fail = [&](const std::string& key, const std::string& why) {
     throw ConfigError(source + ": config key '" + key + "' " + why);
   };
+  constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
+  // lo <= v <= hi
+  auto integer = [&](const std::string& key, int64_t v, int64_t lo, int64_t hi) {
+    if (v >= lo && v <= hi) return;
+    fail(key,
+         (hi == kMaxInt ? "must be >= " + std::to_string(lo)
+                        : "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]") +
+             ", got " + std::to_string(v));
+  };
+  // finite, lo <(=) v <(=) hi; hi = infinity: no upper bound
+  auto real = [&](const std::string& key, double v, double lo, bool lo_closed, double hi,
+                  bool hi_closed) {
+    const bool ok = std::isfinite(v) && (lo_closed ? v >= lo : v > lo) &&
+                    (std::isinf(hi) || (hi_closed ? v <= hi : v < hi));
+    if (ok) return;
+    fail(key, "must be finite and " +
+                  (std::isinf(hi) ? std::string(lo_closed ? ">= " : "> ") + show(lo)
+                                  : std::string("in ") + (lo_closed ? "[" : "(") + show(lo) + ", " +
+                                        show(hi) + (hi_closed ? "]" : ")")) +
+                  ", got " + show(v));
+  };
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  constexpr int64_t kMaxEpochs = 1000000;
+  constexpr int64_t kMaxImages = int64_t{1} << 30;
+  constexpr int64_t kMaxSteps = int64_t{1} << 30;
+
+  // [data]
   if (data.format != "fashion-mnist" && data.format != "mnist" && data.format != "cifar10" &&
       data.format != "cifar100" && data.format != "folder" && data.format != "hdf5")
     fail("data.format",
          "must be one of fashion-mnist, mnist, cifar10, cifar100, folder, hdf5 (got '" +
              data.format + "')");
-  if (!(data.validation_fraction >= 0.0 && data.validation_fraction < 1.0))
-    fail("data.validation_fraction", "must be in [0, 1)");
-  if (data.crop_padding < 0) fail("data.crop_padding", "must be >= 0");
-  if (data.workers < 0 || data.workers > 64) fail("data.workers", "must be in [0, 64]");
-  if (data.limit_train < 0) fail("data.limit_train", "must be >= 0");
-  if (data.limit_test < 0) fail("data.limit_test", "must be >= 0");
+  real("data.validation_fraction", data.validation_fraction, 0.0, true, 1.0, false);
+  integer("data.crop_padding", data.crop_padding, 0, 1024);
+  integer("data.workers", data.workers, 0, 64);
+  integer("data.limit_train", data.limit_train, 0, kMaxInt);
+  integer("data.limit_test", data.limit_test, 0, kMaxInt);
+  // image_size and channels shape the images of the folder format and nothing else; there they
+  // must be given (no silent 32x32 RGB)
+  if (data.format == "folder") {
+    if (data.image_size < 1 || data.image_size > 4096)
+      fail("data.image_size",
+           "must be in [1, 4096] for data.format = folder, got " + std::to_string(data.image_size));
+    if (data.channels != 1 && data.channels != 3)
+      fail("data.channels",
+           "must be 1 or 3 for data.format = folder, got " + std::to_string(data.channels));
+  } else {
+    integer("data.image_size", data.image_size, 0, 4096);
+    if (data.channels != 0 && data.channels != 1 && data.channels != 3)
+      fail("data.channels", "must be 0 (unused), 1 or 3, got " + std::to_string(data.channels));
+  }
+
+  // [model]
   if (model.arch != "resnet" && model.arch != "mobilenetv2")
     fail("model.arch", "must be resnet or mobilenetv2 (got '" + model.arch + "')");
-  if (model.stem_width < 1) fail("model.stem_width", "must be >= 1");
+  integer("model.stem_width", model.stem_width, 1, 65536);
+  for (auto w : model.widths)
+    if (w < 1 || w > 65536)
+      fail("model.widths", "entries must be in [1, 65536], got " + std::to_string(w));
+  for (auto d : model.depths)
+    if (d < 1 || d > 1024)
+      fail("model.depths", "entries must be in [1, 1024], got " + std::to_string(d));
+  if (model.widths.size() > 64)
+    fail("model.widths", "must list at most 64 stages, got " + std::to_string(model.widths.size()));
   if (model.widths.size() != model.depths.size())
     fail("model.depths", "must list one depth per stage of model.widths (" +
                              std::to_string(model.widths.size()) + " stages)");
-  for (auto w : model.widths)
-    if (w < 1) fail("model.widths", "entries must be >= 1");
-  for (auto d : model.depths)
-    if (d < 1) fail("model.depths", "entries must be >= 1");
-  if (model.expansion < 1) fail("model.expansion", "must be >= 1");
-  if (train.epochs < 1) fail("train.epochs", "must be >= 1");
-  if (train.batch_size < 1) fail("train.batch_size", "must be >= 1");
+  integer("model.expansion", model.expansion, 1, 1024);
+
+  // [train]
+  integer("train.epochs", train.epochs, 1, kMaxEpochs);
+  integer("train.batch_size", train.batch_size, 1, int64_t{1} << 24);
   if (train.optimizer != "sgd" && train.optimizer != "adamw")
     fail("train.optimizer", "must be sgd or adamw (got '" + train.optimizer + "')");
-  if (!(train.lr > 0.0) || !std::isfinite(train.lr)) fail("train.lr", "must be > 0");
-  if (!(train.momentum >= 0.0 && train.momentum < 1.0)) fail("train.momentum", "must be in [0, 1)");
-  if (!(train.weight_decay >= 0.0)) fail("train.weight_decay", "must be >= 0");
+  real("train.lr", train.lr, 0.0, false, kInf, false);
+  real("train.momentum", train.momentum, 0.0, true, 1.0, false);
+  real("train.weight_decay", train.weight_decay, 0.0, true, kInf, false);
   if (train.schedule != "cosine" && train.schedule != "step" && train.schedule != "constant")
     fail("train.schedule", "must be cosine, step or constant (got '" + train.schedule + "')");
-  if (train.step_size < 1) fail("train.step_size", "must be >= 1");
-  if (!(train.gamma > 0.0 && train.gamma <= 1.0)) fail("train.gamma", "must be in (0, 1]");
-  if (!(train.warmup_epochs >= 0.0)) fail("train.warmup_epochs", "must be >= 0");
-  if (train.schedule_epochs != 0 && train.schedule_epochs < train.epochs)
-    fail("train.schedule_epochs", "must be 0 (= epochs) or >= train.epochs");
-  if (!(train.label_smoothing >= 0.0 && train.label_smoothing < 1.0))
-    fail("train.label_smoothing", "must be in [0, 1)");
-  if (train.threads < 1 || train.threads > 256) fail("train.threads", "must be in [1, 256]");
+  integer("train.step_size", train.step_size, 1, kMaxEpochs);
+  real("train.gamma", train.gamma, 0.0, false, 1.0, true);
+  if (train.schedule_epochs != 0 &&
+      (train.schedule_epochs < train.epochs || train.schedule_epochs > kMaxEpochs))
+    fail("train.schedule_epochs",
+         "must be 0 (= train.epochs) or in [train.epochs = " + std::to_string(train.epochs) + ", " +
+             std::to_string(kMaxEpochs) + "], got " + std::to_string(train.schedule_epochs));
+  // a warm-up longer than the schedule would never reach train.lr
+  const bool continued = supernet.enabled() && supernet.joint_schedule == "continue";
+  const int64_t horizon = std::max(train.epochs, train.schedule_epochs) +
+                          (continued ? std::max<int64_t>(0, supernet.joint_epochs) : 0);
+  real("train.warmup_epochs", train.warmup_epochs, 0.0, true, static_cast<double>(horizon), true);
+  real("train.label_smoothing", train.label_smoothing, 0.0, true, 1.0, false);
+  integer("train.threads", train.threads, 1, 256);
   if (out_dir.empty()) fail("out", "must not be empty");
-  // int8 twins are also made of plain checkpoints (export --precisions): checked either way
+
+  // [supernet]: numbers checked either way (int8 twins are also made of plain checkpoints at
+  // export); the relations between keys only with a branch space
   if (supernet.int8_weights != "shared" && supernet.int8_weights != "finetuned")
     fail("supernet.int8_weights",
          "unknown value '" + supernet.int8_weights + "' (known: shared, finetuned)");
-  if (!(supernet.int8_shared_max_loss >= 0.0) || !std::isfinite(supernet.int8_shared_max_loss))
-    fail("supernet.int8_shared_max_loss", "must be >= 0");
+  real("supernet.int8_shared_max_loss", supernet.int8_shared_max_loss, 0.0, true, 100.0, true);
+  integer("supernet.joint_epochs", supernet.joint_epochs, 1, kMaxEpochs);
+  real("supernet.joint_lr", supernet.joint_lr, 0.0, false, kInf, false);
+  integer("supernet.sampled", supernet.sampled, 0, 4096);
+  real("supernet.student_batch", supernet.student_batch, 0.0, false, 1.0, true);
+  integer("supernet.student_threads", supernet.student_threads, 0, 256);
+  real("supernet.distill_weight", supernet.distill_weight, 0.0, true, 1.0, true);
+  real("supernet.student_weight", supernet.student_weight, 0.0, false, 1.0, true);
+  real("supernet.exit_weight", supernet.exit_weight, 0.0, true, 10.0, true);
+  integer("supernet.calibration_images", supernet.calibration_images, 16, kMaxImages);
+  integer("supernet.distill_steps", supernet.distill_steps, 0, kMaxSteps);
+  integer("supernet.qat_images", supernet.qat_images, 1, kMaxImages);
+  integer("supernet.qat_steps", supernet.qat_steps, 0, kMaxSteps);
+  real("supernet.qat_lr", supernet.qat_lr, 0.0, false, kInf, false);
+  real("supernet.qat_percentile", supernet.qat_percentile, 50.0, false, 100.0, true);
   if (supernet.enabled()) {
     if (model.arch != "resnet") fail("model.arch", "must be resnet for a multi-branch network");
-    if (supernet.joint_epochs < 1) fail("supernet.joint_epochs", "must be >= 1");
-    if (!(supernet.joint_lr > 0.0) || !std::isfinite(supernet.joint_lr))
-      fail("supernet.joint_lr", "must be > 0");
     if (supernet.joint_schedule != "restart" && supernet.joint_schedule != "continue")
       fail("supernet.joint_schedule",
            "must be restart or continue, got '" + supernet.joint_schedule + "'");
@@ -296,26 +435,8 @@ void TrainConfig::validate() const {
            "continue goes on from the warm-up's schedule; with supernet.backbone use restart");
     if (supernet.joint_schedule == "continue" && train.schedule != "cosine")
       fail("supernet.joint_schedule", "continue needs train.schedule = cosine");
-    if (supernet.sampled < 0) fail("supernet.sampled", "must be >= 0");
-    if (!(supernet.student_batch > 0.0 && supernet.student_batch <= 1.0))
-      fail("supernet.student_batch", "must be in (0, 1]");
-    if (supernet.student_threads < 0) fail("supernet.student_threads", "must be >= 0");
-    if (!(supernet.distill_weight >= 0.0 && supernet.distill_weight <= 1.0))
-      fail("supernet.distill_weight", "must be in [0, 1]");
-    if (!(supernet.student_weight > 0.0 && supernet.student_weight <= 1.0))
-      fail("supernet.student_weight", "must be in (0, 1]");
-    if (!(supernet.exit_weight >= 0.0 && supernet.exit_weight <= 10.0))
-      fail("supernet.exit_weight", "must be in [0, 10]");
     if (supernet.exit_head != "linear" && supernet.exit_head != "block")
       fail("supernet.exit_head", "must be linear or block, got '" + supernet.exit_head + "'");
-    if (supernet.calibration_images < 16) fail("supernet.calibration_images", "must be >= 16");
-    if (supernet.distill_steps < 0) fail("supernet.distill_steps", "must be >= 0");
-    if (supernet.qat_images < 1) fail("supernet.qat_images", "must be >= 1");
-    if (supernet.qat_steps < 0) fail("supernet.qat_steps", "must be >= 0");
-    if (!(supernet.qat_lr > 0.0) || !std::isfinite(supernet.qat_lr))
-      fail("supernet.qat_lr", "must be > 0");
-    if (!(supernet.qat_percentile > 50.0 && supernet.qat_percentile <= 100.0))
-      fail("supernet.qat_percentile", "must be in (50, 100]");
   }
 }
 

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/durable_file.h"
 #include "compress/conv_variants.h"
 #include "compress/low_rank.h"
 #include "compress/mac_counter.h"
@@ -172,12 +173,8 @@ torch::Tensor narrow_to(torch::Tensor t, const std::vector<int64_t>& shape) {
 }
 
 void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    if (!f || !(f << text) || !f.flush()) throw ConfigError("cannot write '" + tmp + "'");
-  }
-  fs::rename(tmp, path);
+  std::string error;
+  if (!base::write_file_atomic(path, text.data(), text.size(), &error)) throw ConfigError(error);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {

@@ -18,11 +18,29 @@ const std::vector<std::string> kMetricColumns = {"epoch",          "lr",        
                                                  "train_accuracy", "val_loss",     "val_accuracy",
                                                  "images_per_s",   "epoch_seconds"};
 
-// keys that change speed but not results may differ on resume
+// a path as the file system resolves it from here: absolute, "." and ".." and symbolic links
+// resolved as far as the path exists, no trailing separator; "" stays "" (the default location)
+std::string normalized_path(const std::string& path) {
+  if (path.empty()) return path;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p = fs::absolute(path, ec);
+  if (ec) return fs::path(path).lexically_normal().string();
+  fs::path canonical = fs::weakly_canonical(p, ec);
+  p = (ec ? p : canonical).lexically_normal();
+  if (p.has_relative_path() && !p.has_filename()) p = p.parent_path();
+  return p.string();
+}
+
+// keys that change speed but not results may differ on resume; paths compare by where they lead
 std::string comparable_config(TrainConfig c) {
   c.train.threads = 0;
   c.data.workers = 0;
   c.source.clear();
+  c.out_dir = normalized_path(c.out_dir);
+  c.data.root = normalized_path(c.data.root);
+  c.model.init = normalized_path(c.model.init);
+  c.supernet.backbone = normalized_path(c.supernet.backbone);
   return c.to_ini();
 }
 
@@ -340,11 +358,23 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
       for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
       auto logits = model->forward(batch->images);
       auto loss = torch::nn::functional::cross_entropy(logits, batch->labels, ce_options);
+      const double loss_value = loss.item<double>();
+      // a diverged run stops here, before the step spreads it into the weights and a checkpoint
+      if (!std::isfinite(loss_value)) {
+        bar.finish();
+        std::ostringstream what;
+        what << "training diverged: loss is " << loss_value << " at epoch " << epoch + 1 << "/"
+             << config.train.epochs << ", step " << step_in_epoch + 1 << "/" << steps_per_epoch
+             << " (lr " << lr << "); "
+             << (epoch > 0 ? "the checkpoint of epoch " + std::to_string(epoch) + " is kept"
+                           : std::string("no checkpoint written"));
+        throw std::runtime_error(what.str());
+      }
       optimizer->zero_grad();
       loss.backward();
       optimizer->step();
       const int64_t b = batch->labels.size(0);
-      loss_sum += loss.item<double>() * b;
+      loss_sum += loss_value * b;
       correct += logits.argmax(1).eq(batch->labels).sum().item<int64_t>();
       seen += b;
       ++step_in_epoch;

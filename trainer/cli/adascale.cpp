@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "base/durable_file.h"
 #include "export/bundle_exporter.h"
 #include "export/int8_quantizer.h"
 #include "export/resnet_export.h"
@@ -380,7 +381,8 @@ int cmd_compress(const std::vector<std::string>& args) {
       "finetune-lr", po::value(&finetune_lr)->default_value(0.0));
   parse_options(desc, args);
   if (threads < 1) throw UsageError("--threads must be >= 1");
-  if (finetune_epochs < 0 || finetune_lr < 0) throw UsageError("fine-tuning values must be >= 0");
+  if (finetune_epochs < 0 || !(finetune_lr >= 0) || !std::isfinite(finetune_lr))
+    throw UsageError("fine-tuning values must be finite and >= 0");
   if (calibration < 16) throw UsageError("--calibration needs at least 16 images");
   const auto ops = trainer::parse_compress_ops(ops_text);
   torch::set_num_threads(threads);
@@ -437,7 +439,9 @@ int cmd_compress(const std::vector<std::string>& args) {
     ft.source = "fine-tuning of " + out_path;
     std::cout << "fine-tuning " << finetune_epochs << " epochs at lr " << ft.train.lr << "\n";
     auto outcome = trainer::train(ft, false, std::cout);
-    std::filesystem::rename(outcome.checkpoint_path, out_path);
+    std::string error;
+    if (!adascale::base::replace_path(outcome.checkpoint_path, out_path, &error))
+      throw std::runtime_error(error);
     std::filesystem::remove_all(ft.out_dir);
     auto tuned = trainer::read_checkpoint(out_path);
     compressed = std::dynamic_pointer_cast<trainer::ResNet>(trainer::load_model(tuned, out_path));
