@@ -199,17 +199,18 @@ void mutate_once(json& root, ProgramReader& in) {
       break;
     case 6:  // numbers toward their limits
       if (v.is_number_integer()) {
-        const int64_t x = v.get<int64_t>();
-        const int64_t deltas[] = {1, -1, 2, -2, 7, 64, -64, 4096};
+        // wrapping arithmetic: the edit itself must not overflow
+        const uint64_t x = static_cast<uint64_t>(v.get<int64_t>());
+        const uint64_t deltas[] = {1, ~uint64_t{0}, 2, ~uint64_t{1}, 7, 64, ~uint64_t{63}, 4096};
         switch (in.byte() % 4) {
           case 0:
-            v = x + deltas[in.byte() % 8];
+            v = static_cast<int64_t>(x + deltas[in.byte() % 8]);
             break;
           case 1:
-            v = x * 2;
+            v = static_cast<int64_t>(x * 2);
             break;
           case 2:
-            v = -x;
+            v = static_cast<int64_t>(0 - x);
             break;
           default:
             v = 0;

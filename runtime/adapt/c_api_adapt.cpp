@@ -3,6 +3,7 @@
 // the bundle or the backend and its thread cannot race the run path.
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <string>
@@ -204,8 +205,12 @@ adascale_status adascale_set_budgets(adascale_runtime* handle, const adascale_bu
   if (!handle || !budgets) return ADASCALE_ERROR_INVALID_ARGUMENT;
   if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
   return guarded([&] {
-    if (budgets->memory_mode < ADASCALE_MEMORY_NONE ||
-        budgets->memory_mode > ADASCALE_MEMORY_AVAILABLE_MINUS_MARGIN) {
+    // a C caller may store any int in the enum field: read it as one (loading an enum value
+    // outside its range is undefined behaviour in C++)
+    int mode = 0;
+    static_assert(sizeof(mode) == sizeof(budgets->memory_mode), "enum stored as int");
+    std::memcpy(&mode, &budgets->memory_mode, sizeof(mode));
+    if (mode < ADASCALE_MEMORY_NONE || mode > ADASCALE_MEMORY_AVAILABLE_MINUS_MARGIN) {
       adascale::last_error_slot(handle) = "unknown memory budget mode";
       return ADASCALE_ERROR_INVALID_ARGUMENT;
     }

@@ -289,7 +289,7 @@ class IdxFile {
       throw Failure("IDX file '" + path + "' is not a regular file");
     }
     file_size_ = static_cast<uint64_t>(st.st_size);
-    file_ = gzdopen(fd, "rb");
+    file_.reset(gzdopen(fd, "rb"));
     if (!file_) {
       ::close(fd);
       throw Failure("cannot open IDX file '" + path + "'");
@@ -309,7 +309,7 @@ class IdxFile {
       dims_[d] = uint32_t{be[0]} << 24 | uint32_t{be[1]} << 16 | uint32_t{be[2]} << 8 | be[3];
       if (dims_[d] == 0) throw Failure(where() + "header field " + field(d) + " is 0");
     }
-    gzip_ = gzdirect(file_) == 0;
+    gzip_ = gzdirect(file_.get()) == 0;
     // count x rows x cols (x channels), overflow-checked
     item_bytes_ = 1;
     for (size_t d = dims_.size(); d-- > 0;) {
@@ -334,7 +334,6 @@ class IdxFile {
                       " bytes can hold");
     }
   }
-  ~IdxFile() { gzclose(file_); }
   IdxFile(const IdxFile&) = delete;
   IdxFile& operator=(const IdxFile&) = delete;
 
@@ -356,10 +355,11 @@ class IdxFile {
       data.resize(static_cast<size_t>(std::min<uint64_t>(want, done + kIdxChunkBytes)));
       size_t at = done;
       while (at < data.size()) {
-        const int got = gzread(file_, data.data() + at, static_cast<unsigned>(data.size() - at));
+        const int got =
+            gzread(file_.get(), data.data() + at, static_cast<unsigned>(data.size() - at));
         if (got <= 0) {
           int code = Z_OK;
-          const char* message = gzerror(file_, &code);
+          const char* message = gzerror(file_.get(), &code);
           if (got < 0 && code != Z_BUF_ERROR)
             throw Failure(where() + "corrupt data after " + std::to_string(at) + " bytes (" +
                           message + ")");
@@ -372,9 +372,9 @@ class IdxFile {
     }
     if (gzip_ && items == dims_[0]) {
       uint8_t extra;
-      const int got = gzread(file_, &extra, 1);
+      const int got = gzread(file_.get(), &extra, 1);
       int code = Z_OK;
-      const char* message = gzerror(file_, &code);
+      const char* message = gzerror(file_.get(), &code);
       if (got > 0)
         throw Failure(where() + "the gzip stream holds more than the " +
                       std::to_string(data_bytes_) + " bytes of data that " + claim() + " claims");
@@ -406,12 +406,16 @@ class IdxFile {
     return text;
   }
   void read_header(uint8_t* into, unsigned bytes, const char* what) {
-    if (gzread(file_, into, bytes) != static_cast<int>(bytes))
+    if (gzread(file_.get(), into, bytes) != static_cast<int>(bytes))
       throw Failure(where() + "the header ends before its field " + what + " (truncated)");
   }
 
   std::string path_;
-  gzFile file_ = nullptr;
+  // closed also when the constructor throws on a bad header
+  struct GzClose {
+    void operator()(gzFile f) const { gzclose(f); }
+  };
+  std::unique_ptr<gzFile_s, GzClose> file_;
   uint64_t file_size_ = 0;
   bool gzip_ = false;
   std::vector<uint32_t> dims_;
