@@ -268,9 +268,13 @@ DatasetPtr open_dataset(const DatasetSpec& spec) {
     if (fs::is_directory(root / other))
       same_classes(root.string(), spec.split, detail::class_folder_names(dir.string()), other,
                    detail::class_folder_names((root / other).string()), "class folder");
-    const int64_t size = spec.image_size > 0 ? spec.image_size : 32;
-    const int64_t channels = spec.channels > 0 ? spec.channels : 3;
-    return read_image_folder(dir.string(), size, size, channels);
+    // no silent default size: a folder of 224x224 photos would otherwise train at 32x32
+    if (spec.image_size < 1 || (spec.channels != 1 && spec.channels != 3))
+      throw DataError(root.string() +
+                      ": data.format = folder needs image_size >= 1 and channels "
+                      "1 or 3, got " +
+                      std::to_string(spec.image_size) + " and " + std::to_string(spec.channels));
+    return read_image_folder(dir.string(), spec.image_size, spec.image_size, spec.channels);
   }
   if (f == "hdf5") {
     const fs::path root = require_root(spec);

@@ -106,8 +106,8 @@ struct DatasetSpec {
   // folders must have the same names. hdf5: a folder holding <split>.h5, or one file (any split).
   std::string root;
   std::string split = "train";  // train | test
-  int64_t image_size = 0;       // folder only: resize to this square size (0 = 32)
-  int64_t channels = 0;         // folder only: 1 or 3 (0 = 3)
+  int64_t image_size = 0;       // folder only, required: resize to this square size
+  int64_t channels = 0;         // folder only, required: 1 or 3
 };
 // where Debian's dataset-fashion-mnist package puts the files
 const char* default_fashion_mnist_root();

@@ -341,10 +341,15 @@ TEST_F(DatasetFiles, ImageFolder) {
   EXPECT_EQ(small->shape().channels, 1);
   EXPECT_EQ(small->shape().height, 2);
   EXPECT_EQ(small->shape().width, 3);
-  // open_dataset finds root/<split> and applies the defaults (32x32 RGB)
-  auto opened = open_dataset({"folder", dir_.string(), "train"});
+  // open_dataset finds root/<split>; size and channels must be given, never a silent default
+  auto opened = open_dataset({"folder", dir_.string(), "train", 32, 3});
   EXPECT_EQ(opened->shape().height, 32);
   EXPECT_EQ(opened->shape().channels, 3);
+  expect_data_error(
+      [&] {
+        open_dataset({"folder", dir_.string(), "train"});
+      },
+      "needs image_size >= 1 and channels 1 or 3, got 0 and 0");
 
   write_bytes(dir_ / "train" / "dog" / "d.png", Bytes{0x89, 'P', 'N', 'G', 1, 2, 3, 4});
   expect_data_error([&] { read_image_folder((dir_ / "train").string(), 4, 6, 3); }, "d.png");
@@ -368,18 +373,18 @@ TEST_F(DatasetFiles, ImageFolderSplitsMustExistAndNameTheSameClasses) {
   const std::string set = (dir_ / "set").string();
   expect_data_error(
       [&] {
-        open_dataset({"folder", set, "test"});
+        open_dataset({"folder", set, "test", 8, 1});
       },
       set + ": class folder 'z' is in test but not in train");
   expect_data_error(
       [&] {
-        open_dataset({"folder", set, "train"});
+        open_dataset({"folder", set, "train", 8, 1});
       },
       set + ": class folder 'b' is in train but not in test");
   fs::rename(dir_ / "set" / "test" / "z", dir_ / "set" / "test" / "b");
-  EXPECT_EQ(open_dataset({"folder", set, "test"})->class_names(),
+  EXPECT_EQ(open_dataset({"folder", set, "test", 8, 1})->class_names(),
             (std::vector<std::string>{"a", "b"}));
-  EXPECT_EQ(open_dataset({"folder", set, "train"})->size(), 2);
+  EXPECT_EQ(open_dataset({"folder", set, "train", 8, 1})->size(), 2);
 
   // class folders directly under the root: no silent reuse of the same images for both splits
   image(dir_ / "flat" / "a" / "1.png");
