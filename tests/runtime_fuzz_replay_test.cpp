@@ -3,6 +3,7 @@
 // fuzz/regressions/, so inputs that once crashed stay covered without clang or libFuzzer.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -93,6 +94,34 @@ TEST(RuntimeFuzzReplay, RegressionInputsRunCleanly) {
       ++count;
     }
   RecordProperty("regression_inputs", static_cast<int>(count));
+}
+
+TEST(RuntimeFuzzReplay, RegressionInputsOfSilentAcceptanceAreRefused) {
+  // decoded as bundle_fuzz does (flags, length, catalog, weights; checksum repaired)
+  const fs::path dir = fs::path(ADASCALE_SOURCE_DIR) / "fuzz" / "regressions";
+  std::ifstream list(dir / "refused.txt");
+  std::string name;
+  size_t count = 0;
+  while (std::getline(list, name)) {
+    if (name.empty()) continue;
+    SCOPED_TRACE(name);
+    const std::string input = slurp(dir / name);
+    ASSERT_GE(input.size(), 5u);
+    uint32_t length = 0;
+    for (int i = 0; i < 4; ++i) length |= uint32_t{static_cast<uint8_t>(input[1 + i])} << (8 * i);
+    ASSERT_LE(length, input.size() - 5);
+    const std::string catalog = input.substr(5, length);
+    std::vector<uint8_t> weights = bytes(input.substr(5 + length));
+    ASSERT_GE(weights.size(), kWeightsHeaderBytes);
+    const uint32_t crc = crc32(catalog.data(), catalog.size());
+    std::memcpy(&weights[32], &crc, 4);
+    std::unique_ptr<Bundle> bundle;
+    const Status s = Bundle::open_from_memory(catalog, weights, &bundle);
+    EXPECT_FALSE(s.ok());
+    EXPECT_EQ(s.message.find('\n'), std::string::npos) << s.message;
+    ++count;
+  }
+  EXPECT_GE(count, 11u);
 }
 
 TEST(RuntimeFuzzReplay, CatalogEditsRunCleanly) {
