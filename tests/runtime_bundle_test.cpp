@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "bundle_fixture.h"
 #include "runtime_test_util.h"
 
 namespace adascale {
@@ -16,48 +17,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-void dump(const fs::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
-
-class BundleTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    testing::build_small_model(&writer);
-    path = testing::temp_path(
-        std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + ".bundle");
-    ASSERT_TRUE(writer.write(path).ok());
-  }
-  Status open() {
-    std::unique_ptr<Bundle> bundle;
-    return Bundle::open(path, &bundle);
-  }
-  // Rewrites catalog.json and re-seals its checksum so that the semantic checks are reached.
-  void edit_catalog(const std::function<void(json&)>& edit) {
-    json catalog = json::parse(slurp(fs::path(path) / "catalog.json"));
-    edit(catalog);
-    const std::string text = catalog.dump(1);
-    dump(fs::path(path) / "catalog.json", text);
-    std::string weights = slurp(fs::path(path) / "weights.bin");
-    const uint32_t crc = crc32(text.data(), text.size());
-    std::memcpy(&weights[32], &crc, 4);
-    dump(fs::path(path) / "weights.bin", weights);
-  }
-  void expect_error(ErrorCode code, const std::string& needle) {
-    const Status s = open();
-    EXPECT_EQ(s.code, code) << s.message;
-    EXPECT_NE(s.message.find(needle), std::string::npos) << s.message;
-    EXPECT_EQ(s.message.find('\n'), std::string::npos) << "message must be one line";
-  }
-  BundleWriter writer;
-  std::string path;
-};
+using testing::dump;
+using testing::slurp;
+using BundleTest = testing::BundleFixture;
 
 TEST(RuntimeCrc32, MatchesKnownValue) {
   EXPECT_EQ(crc32("123456789", 9), 0xCBF43926u);  // the standard check value
