@@ -171,7 +171,10 @@ TEST(ConvMemoryOrder, OutputsAndGradientsDoNotDependOnIt) {
   const auto tuned = step(ConvMemoryOrder::kTuned), nchw = step(ConvMemoryOrder::kNchw);
   ASSERT_EQ(tuned.size(), nchw.size());
   for (size_t i = 0; i < tuned.size(); ++i)
-    EXPECT_TRUE(torch::allclose(tuned[i], nchw[i], 1e-4, 1e-5)) << "tensor " << i;
+    // different kernels sum in different orders: relative to the tensor's largest entry
+    EXPECT_LE((tuned[i] - nchw[i]).abs().max().item<double>(),
+              1e-4 * (1e-3 + nchw[i].abs().max().item<double>()))
+        << "tensor " << i;
 
   // and the orders are the documented ones: NHWC into a convolution, out of it NHWC for
   // multiples of 16 channels and NCHW otherwise

@@ -261,10 +261,12 @@ TEST_F(AdaptCApiTest, RunAutoDecidesOnFirstUseAndTheThreadStartsAndStops) {
   for (int i = 0; i < 200; ++i)
     ASSERT_EQ(adascale_run_auto(rt_, image.data(), image.size(), logits.data(), logits.size()),
               ADASCALE_OK);
+  ASSERT_EQ(adascale_adapt_stop(rt_), ADASCALE_OK);
+  // read after the stop: the thread steps once before it looks at the stop flag, so this holds
+  // however late a loaded machine scheduled it
   adascale_adapt_stats stats;
   ASSERT_EQ(adascale_adapt_get_stats(rt_, &stats), ADASCALE_OK);
-  EXPECT_GE(stats.iterations, 1u);
-  ASSERT_EQ(adascale_adapt_stop(rt_), ADASCALE_OK);
+  EXPECT_GE(stats.iterations, 2u);  // the run_auto step and at least one of the thread
   ASSERT_EQ(adascale_adapt_stop(rt_), ADASCALE_OK);  // idempotent
   // Bad input is reported by the run itself.
   EXPECT_EQ(adascale_run_auto(rt_, image.data(), 7, logits.data(), logits.size()),

