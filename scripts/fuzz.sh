@@ -31,7 +31,6 @@ for target in "${targets[@]}"; do
       ;;
     data)
       ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
-        LSAN_OPTIONS=suppressions=$PWD/fuzz/lsan.supp \
         "$build/tests/data_fuzz" --runs "$runs" --seed "${SEED:-1}" --dir "$dir" \
         > "$dir/log" 2>&1 || status=1
       ;;

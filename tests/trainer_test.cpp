@@ -632,7 +632,7 @@ struct H5Edit {
   void forge(const std::string& name, hid_t type, const std::vector<hsize_t>& dims) {
     ASSERT_GE(H5Ldelete(file, name.c_str(), H5P_DEFAULT), 0) << name;
     std::vector<hsize_t> max(dims.size(), H5S_UNLIMITED), chunk(dims.size(), 1);
-    chunk.back() = dims.back();
+    chunk.back() = std::max<hsize_t>(dims.back(), 1);  // a chunk extent cannot be 0
     hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), max.data());
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data());
@@ -656,6 +656,20 @@ struct H5Edit {
   void drop_attribute(const std::string& object, const std::string& attr) {
     EXPECT_GE(H5Adelete_by_name(file, object.c_str(), attr.c_str(), H5P_DEFAULT), 0)
         << object << " " << attr;
+  }
+  // replaces a text attribute (fixed-length, as the writer stores text)
+  void set_text(const std::string& object, const std::string& attr, const std::string& value) {
+    drop_attribute(object, attr);
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, std::max<size_t>(value.size(), 1));
+    hid_t scalar = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate_by_name(file, object.c_str(), attr.c_str(), type, scalar, H5P_DEFAULT,
+                                H5P_DEFAULT, H5P_DEFAULT);
+    const std::string padded = value.empty() ? std::string(1, '\0') : value;
+    EXPECT_GE(H5Awrite(a, type, padded.data()), 0) << object << " " << attr;
+    H5Aclose(a);
+    H5Sclose(scalar);
+    H5Tclose(type);
   }
   haddr_t data_offset(const std::string& name) {
     hid_t ds = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
@@ -695,6 +709,81 @@ TEST(Checkpoint, ForgedDimensionsAreRefusedBeforeAllocating) {
   EXPECT_NE(what.find("dataset 'model/fc.weight' claims [1048576, 1048576] values"),
             std::string::npos)
       << what;
+  fs::remove_all(dir);
+}
+
+// Found by fuzz/data_fuzz. Rows of no columns store no bytes, so no file size bounded their
+// number (2^61 of them ran the reader out of memory). Names are stored one per line: an empty
+// one (or one with a line break or NUL) read back as another list, so the writer refuses such
+// names and the reader the empty lines only a damaged file holds.
+TEST(Checkpoint, InputShapeAndNormalizationOutOfRangeAreRefused) {
+  auto dir = temp_dir("shape");
+  const auto path = (dir / "c.h5").string();
+  const std::vector<std::pair<std::function<void(Checkpoint&)>, std::string>> cases = {
+      {[](Checkpoint& c) {
+         c.input_shape = {0, 8, 8};
+       },
+       "attribute input_shape must be"},
+      {[](Checkpoint& c) {
+         c.input_shape = {1, 8, 1 << 20};
+       },
+       "attribute input_shape must be"},
+      {[](Checkpoint& c) { c.normalize_std = {0.f}; }, "attribute normalize_std holds 0"},
+      {[](Checkpoint& c) { c.normalize_std = {-1.f}; }, "attribute normalize_std holds -1"},
+      {[](Checkpoint& c) { c.normalize_mean = {3e38f}; }, "attribute normalize_mean holds"},
+  };
+  for (const auto& [edit, needle] : cases) {
+    auto ck = small_checkpoint();
+    edit(ck);
+    write_checkpoint(ck, path);
+    EXPECT_NE(checkpoint_error(path).find(needle), std::string::npos) << checkpoint_error(path);
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, RowsWithoutColumnsAndUnstorableNamesAreRefused) {
+  auto dir = temp_dir("names");
+  auto ck = small_checkpoint();
+  const auto path = (dir / "c.h5").string();
+  write_checkpoint(ck, path);
+  const auto rows = (dir / "rows.h5").string(), names = (dir / "names.h5").string();
+  fs::copy_file(path, rows);
+  fs::copy_file(path, names);
+  {
+    H5Edit edit(rows);
+    // any count is refused; a small one keeps a regression from exhausting memory
+    edit.forge("metrics/history", H5T_NATIVE_DOUBLE, {1000, 0});
+    edit.set_text("metrics", "columns", "");
+  }
+  EXPECT_EQ(checkpoint_error(rows),
+            "checkpoint '" + rows + "': dataset 'metrics/history' has 1000 rows but no columns");
+  {
+    H5Edit edit(names);
+    edit.set_text(".", "class_names", "alpha\n\ngamma");
+  }
+  EXPECT_EQ(checkpoint_error(names),
+            "checkpoint '" + names + "': class name 1 is empty or holds a line break or NUL");
+
+  const auto write_error = [&](const Checkpoint& c) {
+    try {
+      write_checkpoint(c, (dir / "w.h5").string());
+    } catch (const CheckpointError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const std::vector<std::vector<std::string>> unstorable = {
+      {"a", ""}, {"a\nb"}, {std::string("a\0b", 3)}};
+  for (const auto& bad : unstorable) {
+    auto c = ck;
+    c.class_names = bad;
+    EXPECT_NE(write_error(c).find("class name"), std::string::npos);
+  }
+  auto c = ck;
+  c.metric_columns.clear();
+  c.metrics = {{}, {}};
+  EXPECT_NE(write_error(c).find("metrics rows without metric columns"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir / "w.h5"));
   fs::remove_all(dir);
 }
 

@@ -3,6 +3,7 @@
 #include <hdf5.h>
 #include <zlib.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -348,6 +349,16 @@ std::string join_lines(const std::vector<std::string>& items) {
   return s;
 }
 
+// Names are stored one per line: an empty name, or one holding a line break or a NUL, would read
+// back as another list (a trailing empty class name would vanish), so the writer refuses them and
+// the reader refuses the empty lines that only a damaged file holds.
+void check_names(const Context& cx, const std::vector<std::string>& names, const char* what) {
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i].empty() || names[i].find_first_of(std::string("\n\0", 2)) != std::string::npos)
+      cx.fail(std::string(what) + " " + std::to_string(i) +
+              " is empty or holds a line break or NUL");
+}
+
 std::vector<std::string> group_members(const Context& cx, hid_t group, const std::string& what) {
   H5G_info_t info;
   cx.check(H5Gget_info(group, &info), "group info of '" + what + "'");
@@ -374,6 +385,8 @@ void write_checkpoint(const Checkpoint& ckpt, const std::string& path) {
   Context cx{path};
   // the rename below would swap a folder out and delete it
   if (std::filesystem::is_directory(path)) cx.fail("is a directory");
+  check_names(cx, ckpt.class_names, "class name");
+  check_names(cx, ckpt.metric_columns, "metric column");
   base::remove_stale_temps(path);
   const std::string tmp = base::unique_temp_path(path);
   try {
@@ -441,6 +454,8 @@ void write_checkpoint(const Checkpoint& ckpt, const std::string& path) {
           H5Gclose);
       const size_t cols = ckpt.metric_columns.size();
       std::vector<double> flat;
+      // the reader refuses rows without columns (their count would be unbounded)
+      if (cols == 0 && !ckpt.metrics.empty()) cx.fail("metrics rows without metric columns");
       for (const auto& row : ckpt.metrics) {
         if (row.size() != cols)
           cx.fail("metrics row has " + std::to_string(row.size()) + " values, expected " +
@@ -508,11 +523,22 @@ Checkpoint read_checkpoint(const std::string& path) {
   ck.input_shape = h.input_shape = read_int_attr(cx, file, "input_shape");
   h.class_names = read_string_attr(cx, file, "class_names");
   ck.class_names = split_lines(h.class_names);
+  check_names(cx, ck.class_names, "class name");
   h.normalize_mean = read_float_attr(cx, file, "normalize_mean");
   h.normalize_std = read_float_attr(cx, file, "normalize_std");
+  // the same bounds as the data readers (sides, channels) and the runtime's bundle input: a
+  // model built from a damaged shape, or inputs divided by a zero std, would fail far from here
+  if (ck.input_shape.size() != 3 || ck.input_shape[0] < 1 || ck.input_shape[0] > 64 ||
+      ck.input_shape[1] < 1 || ck.input_shape[1] > 32768 || ck.input_shape[2] < 1 ||
+      ck.input_shape[2] > 32768)
+    cx.fail("attribute input_shape must be [C, H, W] with C in [1, 64], H and W in [1, 32768]");
+  for (double v : h.normalize_mean)
+    if (!(std::fabs(v) <= 1e6)) cx.fail("attribute normalize_mean holds " + std::to_string(v));
+  for (double v : h.normalize_std)
+    if (!(v >= 1e-6 && v <= 1e6)) cx.fail("attribute normalize_std holds " + std::to_string(v));
   for (double v : h.normalize_mean) ck.normalize_mean.push_back(float(v));
   for (double v : h.normalize_std) ck.normalize_std.push_back(float(v));
-  if (ck.input_shape.size() != 3 || ck.normalize_mean.size() != size_t(ck.input_shape[0]) ||
+  if (ck.normalize_mean.size() != size_t(ck.input_shape[0]) ||
       ck.normalize_std.size() != size_t(ck.input_shape[0]))
     cx.fail("input_shape and normalization attributes disagree");
   h.test_metrics = read_float_attr(cx, file, "test_metrics");
@@ -553,6 +579,7 @@ Checkpoint read_checkpoint(const std::string& path) {
                      H5Gclose);
     h.columns = read_string_attr(cx, metrics, "columns");
     ck.metric_columns = split_lines(h.columns);
+    check_names(cx, ck.metric_columns, "metric column");
     if (H5Lexists(metrics, "history", H5P_DEFAULT) > 0) {
       DatasetReader ds(cx, version, metrics, "history", "metrics");
       ds.expect(H5T_FLOAT, 8, "float64");
@@ -560,6 +587,9 @@ Checkpoint read_checkpoint(const std::string& path) {
       if (ds.dims[1] != ck.metric_columns.size())
         ds.fail("has " + std::to_string(ds.dims[1]) + " columns, attribute 'columns' names " +
                 std::to_string(ck.metric_columns.size()));
+      // rows of no columns store no bytes, so nothing in the file bounds their number
+      if (ds.dims[1] == 0 && ds.dims[0] > 0)
+        ds.fail("has " + std::to_string(ds.dims[0]) + " rows but no columns");
       std::vector<double> flat(ds.count);
       ds.read(H5T_NATIVE_DOUBLE, 8, 'd', flat.data(), manifest);
       const size_t cols = static_cast<size_t>(ds.dims[1]);
