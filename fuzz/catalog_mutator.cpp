@@ -165,18 +165,23 @@ const char* const kNames[] = {"conv2d",
 void mutate_once(json& root, ProgramReader& in) {
   std::vector<json*> all = values_of(root);
   json& v = *all[in.pick(all.size())];
+  // nesting, repeating and copying may at most double the tree per edit: past this size they are
+  // skipped, or eight copies of the whole catalog into itself take the harness, not the reader,
+  // past the fuzzer's timeout
+  const bool may_grow = all.size() < 20000;
   switch (in.byte() % 10) {
     case 0:  // another type or an extreme value
       v = interesting_value(in);
       break;
     case 1: {  // nested deeper
+      if (!may_grow) break;
       const uint32_t depth = in.byte() % 48 + 1;
       const bool arrays = in.byte() & 1;
       for (uint32_t i = 0; i < depth; ++i) v = arrays ? json::array({v}) : json{{"k", v}};
       break;
     }
     case 2:  // repeated entries: counts
-      if (v.is_array() && !v.empty()) {
+      if (may_grow && v.is_array() && !v.empty()) {
         const json entry = v[in.pick(v.size())];
         const uint32_t copies = in.byte() % 64 + 1;
         for (uint32_t i = 0; i < copies; ++i) v.push_back(entry);
@@ -224,6 +229,7 @@ void mutate_once(json& root, ProgramReader& in) {
       if (v.is_array() && v.size() >= 2) std::swap(v[in.pick(v.size())], v[in.pick(v.size())]);
       break;
     case 8: {  // a subtree copied from elsewhere (a node of one branch in another, ...)
+      if (!may_grow) break;
       const json copy = *all[in.pick(all.size())];
       v = copy;
       break;
