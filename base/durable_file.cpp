@@ -11,6 +11,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "base/unique_fd.h"
+
 namespace adascale::base {
 
 namespace fs = std::filesystem;
@@ -22,6 +24,12 @@ bool fail(std::string* error, const std::string& what, const std::string& path, 
   return false;
 }
 
+// a file writer must not replace a folder: replace_path swaps a folder out and deletes it
+bool is_folder(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 std::string parent_of(const std::string& path) {
   const fs::path parent = fs::path(path).parent_path();
   return parent.empty() ? "." : parent.string();
@@ -30,13 +38,11 @@ std::string parent_of(const std::string& path) {
 }  // namespace
 
 bool fsync_path(const std::string& path, std::string* error) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(error, "cannot open", path, errno);
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.ok()) return fail(error, "cannot open", path, errno);
   // some file systems refuse fsync on folders (EINVAL): nothing more can be done there
-  const bool ok = ::fsync(fd) == 0 || errno == EINVAL;
-  const int err = errno;
-  ::close(fd);
-  return ok ? true : fail(error, "cannot fsync", path, err);
+  if (::fsync(fd.get()) != 0 && errno != EINVAL) return fail(error, "cannot fsync", path, errno);
+  return true;
 }
 
 bool fsync_tree(const std::string& folder, std::string* error) {
@@ -87,34 +93,27 @@ void remove_stale_temps(const std::string& path, const std::string& tag) {
 
 bool write_file_atomic(const std::string& path, const void* data, size_t bytes,
                        std::string* error) {
+  if (is_folder(path)) return fail(error, "cannot replace", path, EISDIR);
   const std::string temp = unique_temp_path(path);
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return fail(error, "cannot create", temp, errno);
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!fd.ok()) return fail(error, "cannot create", temp, errno);
+  // the temporary goes whatever fails below
+  auto give_up = [&](const char* what, int err) {
+    fd.reset();
+    ::unlink(temp.c_str());
+    return fail(error, what, temp, err);
+  };
   const char* p = static_cast<const char*>(data);
   size_t left = bytes;
   while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
+    const ssize_t n = ::write(fd.get(), p, left);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = n < 0 ? errno : EIO;
-      ::close(fd);
-      ::unlink(temp.c_str());
-      return fail(error, "cannot write", temp, err);
-    }
+    if (n <= 0) return give_up("cannot write", n < 0 ? errno : EIO);
     p += n;
     left -= static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(temp.c_str());
-    return fail(error, "cannot fsync", temp, err);
-  }
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(temp.c_str());
-    return fail(error, "cannot close", temp, err);
-  }
+  if (::fsync(fd.get()) != 0) return give_up("cannot fsync", errno);
+  if (!fd.close()) return give_up("cannot close", errno);
   if (!replace_path(temp, path, error)) {
     ::unlink(temp.c_str());
     return false;
@@ -122,10 +121,27 @@ bool write_file_atomic(const std::string& path, const void* data, size_t bytes,
   return true;
 }
 
+bool write_path_atomic(const std::string& path,
+                       const std::function<void(const std::string& temp)>& write,
+                       std::string* error) {
+  if (is_folder(path)) return fail(error, "cannot replace", path, EISDIR);
+  remove_stale_temps(path);
+  const std::string temp = unique_temp_path(path);
+  try {
+    write(temp);
+  } catch (...) {
+    ::unlink(temp.c_str());
+    throw;
+  }
+  if (!fsync_path(temp, error) || !replace_path(temp, path, error)) {
+    ::unlink(temp.c_str());
+    return false;
+  }
+  return true;
+}
+
 bool replace_path(const std::string& temp, const std::string& path, std::string* error) {
-  struct stat st {};
-  const bool folder = ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-  if (!folder) {
+  if (!is_folder(path)) {
     // rename(2) replaces a file atomically
     if (::rename(temp.c_str(), path.c_str()) != 0)
       return fail(error, "cannot rename onto", path, errno);

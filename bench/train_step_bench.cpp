@@ -17,8 +17,9 @@
 
 #include "compress/mac_counter.h"
 #include "trainer/config.h"
-#include "trainer/models.h"
-#include "trainer/supernet.h"
+#include "models/backbone.h"
+#include "supernet/supernet.h"
+#include "supernet/supernet_training.h"
 #include "trainer/training.h"
 
 using namespace adascale::trainer;

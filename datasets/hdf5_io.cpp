@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "base/durable_file.h"
 #include "datasets/dataset.h"
 #include "datasets/detail.h"
 #include "datasets/hdf5_handle.h"
@@ -337,18 +338,11 @@ void write_file(const Dataset& set, const std::string& path) {
 
 void write_hdf5(const Dataset& set, const std::string& path) {
   quiet_hdf5();
-  // a crash or error mid-write leaves only the .tmp file, never a half-written target
-  const std::string tmp = path + ".tmp";
-  try {
-    write_file(set, tmp);
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw DataError(path + ": cannot rename " + tmp + " into place");
-  }
+  // a crash or error mid-write never leaves a half-written file at path
+  std::string error;
+  if (!base::write_path_atomic(
+          path, [&](const std::string& temp) { write_file(set, temp); }, &error))
+    throw DataError(path + ": " + error);
 }
 
 }  // namespace adascale::data

@@ -9,13 +9,16 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "base/pareto.h"
+#include "base/statistics.h"
 #include "export/resnet_export.h"
+#include "models/backbone.h"
 #include "runtime/adapt/profiler.h"
 #include "runtime/arch/conv2d_int8_vnni.h"
 #include "runtime/backend.h"
+#include "runtime/branch_costs.h"
 #include "runtime/bundle.h"
 #include "trainer/checkpoint.h"
-#include "trainer/models.h"
 
 namespace adascale::exporter {
 namespace {
@@ -65,12 +68,6 @@ torch::Tensor run_branch(PreparedBranch& p, const torch::Tensor& nchw, int64_t c
   return out;
 }
 
-double percentile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5));
-  return v[i];
-}
-
 // Batch-1 latency of every branch in the runtime and of its LibTorch eager baseline, in
 // interleaved rounds: each round runs every branch in turn, so a change of the host's speed while
 // exporting (other load, frequency) spreads over all branches instead of skewing the ones timed
@@ -118,9 +115,9 @@ void time_branches(const std::vector<std::unique_ptr<PreparedBranch>>& prepared,
       << " interleaved round" << (rounds > 1 ? "s" : "") << "\n";
   for (size_t i = 0; i < n; ++i) {
     BranchReport& r = result->branches[i];
-    r.latency_median_ms = percentile(runtime_ms[i], 0.5);
-    r.latency_p90_ms = percentile(runtime_ms[i], 0.9);
-    r.libtorch_latency_median_ms = percentile(eager_ms[i], 0.5);
+    r.latency_median_ms = base::percentile(runtime_ms[i], 0.5);
+    r.latency_p90_ms = base::percentile(runtime_ms[i], 0.9);
+    r.libtorch_latency_median_ms = base::percentile(eager_ms[i], 0.5);
     log << "  " << std::left << std::setw(28) << r.name << std::right << std::fixed
         << std::setprecision(2) << std::setw(8) << r.macs / 1e6 << " M MACs" << std::setprecision(3)
         << std::setw(8) << r.latency_median_ms << " ms (LibTorch eager " << std::setw(6)
@@ -282,40 +279,37 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
   }
   time_branches(singles, eager_models, images.slice(0, 0, 1), o, &result, log);
 
-  // Pareto front over (latency, accuracy)
-  for (auto& r : result.branches) {
-    r.pareto = true;
-    for (const auto& q : result.branches)
-      if (&q != &r && q.latency_median_ms <= r.latency_median_ms && q.accuracy >= r.accuracy &&
-          (q.latency_median_ms < r.latency_median_ms || q.accuracy > r.accuracy))
-        r.pareto = false;
+  // Pareto front over (measured latency, accuracy)
+  std::vector<double> latency, accuracy;
+  for (const auto& r : result.branches) {
+    latency.push_back(r.latency_median_ms);
+    accuracy.push_back(r.accuracy);
   }
+  for (const size_t i : base::pareto_front(latency, accuracy)) result.branches[i].pareto = true;
   for (size_t i = 0; i < branches.size(); ++i) {
     const auto& r = result.branches[i];
-    nlohmann::json costs = {
-        {"macs", r.macs},
-        {"params", r.params},
-        {"weight_bytes", r.weight_bytes},
-        {"activation_bytes", r.arena_bytes},
-        {"peak_memory_bytes", r.weight_bytes + r.arena_bytes},
-        {"memory_access_bytes", r.memory_access_bytes},
-        {"latency_ms",
-         {{"median", r.latency_median_ms},
-          {"p90", r.latency_p90_ms},
-          {"batch", 1},
-          {"device", device}}},
-        {"prepare_ms", r.prepare_ms},
-        {"libtorch_eager_latency_ms", r.libtorch_latency_median_ms},
-        {"energy_mj", r.energy_mj},
-        {"energy_model",
-         "e_mac*MACs + M*(r*e_cache + (1-r)*e_dram), r=0.5, docs/device-profile.md"},
-        {"precision", r.precision},
-        {"accuracy", r.accuracy},
-        {"accuracy_images", images.size(0)},
-        {"parity_max_logit_diff", r.max_logit_diff},
-        {"parity_top1_agreement", r.top1_agreement},
-        {"pareto", r.pareto}};
-    branches[i].costs_json = costs.dump();
+    BranchCosts costs;
+    costs.macs = static_cast<double>(r.macs);
+    costs.params = static_cast<double>(r.params);
+    costs.weight_bytes = static_cast<double>(r.weight_bytes);
+    costs.activation_bytes = static_cast<double>(r.arena_bytes);
+    costs.memory_bytes = static_cast<double>(r.weight_bytes + r.arena_bytes);
+    costs.memory_access_bytes = static_cast<double>(r.memory_access_bytes);
+    costs.latency_median_ms = r.latency_median_ms;
+    costs.latency_p90_ms = r.latency_p90_ms;
+    costs.latency_batch = 1;
+    costs.latency_device = device;
+    costs.prepare_ms = r.prepare_ms;
+    costs.libtorch_eager_latency_ms = r.libtorch_latency_median_ms;
+    costs.energy_mj = r.energy_mj;
+    costs.energy_model = "e_mac*MACs + M*(r*e_cache + (1-r)*e_dram), r=0.5, docs/device-profile.md";
+    costs.int8 = r.precision == "int8";
+    costs.accuracy = r.accuracy;  // a fraction, as BranchCosts states
+    costs.accuracy_images = static_cast<double>(images.size(0));
+    costs.parity_max_logit_diff = r.max_logit_diff;
+    costs.parity_top1_agreement = r.top1_agreement;
+    costs.pareto = r.pareto;
+    branches[i].costs_json = nlohmann::json(costs).dump();
     check(writer.add_branch(branches[i]), "adding branch " + branches[i].name);
   }
   check(writer.write(out_path), "writing " + out_path);

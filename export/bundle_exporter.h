@@ -12,7 +12,7 @@
 
 #include "compress/channel_pruning.h"
 #include "export/int8_quantizer.h"
-#include "trainer/resnet.h"
+#include "models/resnet.h"
 
 namespace adascale::exporter {
 

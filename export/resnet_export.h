@@ -17,7 +17,7 @@
 
 #include "compress/channel_pruning.h"
 #include "runtime/bundle.h"
-#include "trainer/resnet.h"
+#include "models/resnet.h"
 
 namespace adascale::exporter {
 

@@ -160,7 +160,15 @@ const char* const kNames[] = {"conv2d",
                               "median",
                               "p90",
                               "full",
-                              "early"};
+                              "early",
+                              "accuracy",
+                              "precision",
+                              "fp32",
+                              "peak_memory_bytes",
+                              "weight_bytes",
+                              "batch",
+                              "device",
+                              "pareto"};
 
 void mutate_once(json& root, ProgramReader& in) {
   std::vector<json*> all = values_of(root);

@@ -1,6 +1,7 @@
 #include "runtime/backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <limits>
@@ -8,6 +9,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "base/statistics.h"
 #include "runtime/op_registry.h"
 
 namespace adascale {
@@ -51,28 +53,81 @@ class AlignedBuffer {
   uint8_t* data_ = nullptr;
 };
 
-struct Step {
+// One node of the shared weights.
+struct SharedStep {
   const OpDef* op = nullptr;
-  BoundNode bound;
-  std::unique_ptr<XnnOps> xnn;  // null: reference kernel
+  // XNNPACK operators or arch kernel holding packed weights; null: the reference kernel, or
+  // operators that every binding creates for itself
+  std::unique_ptr<XnnOps> xnn;
+  bool per_binding = false;  // an XNNPACK op without weights: nothing to share, so no lock
+  // Setting up an operator writes the arena pointers into it, so one binding at a time sets it
+  // up and runs it; set_up_for (guarded by mutex) names the binding it was last set up for.
+  std::mutex mutex;
+  uint64_t set_up_for = 0;
 };
+
+// One node of a binding.
+struct Step {
+  SharedStep* shared = nullptr;
+  BoundNode bound;
+  std::unique_ptr<XnnOps> own;  // per-binding operators; null: the shared ones or the reference
+};
+
+// Identifies one arena plan of one binding for SharedStep::set_up_for; never reused, so a new
+// binding at a freed one's address still sets the operators up.
+std::atomic<uint64_t> next_binding_id{1};
+
+// Creates the XNNPACK operators (or arch kernel) of one node; null when the op has no XNNPACK
+// kernel for this case and the reference kernel runs it.
+Status create_xnn(const OpDef& op, const BoundNode& bound, bool arch_kernels,
+                  std::unique_ptr<XnnOps>* out) {
+  out->reset();
+  if (!op.xnn_create) return ok_status();
+  auto xnn = std::make_unique<XnnOps>();
+  xnn->allow_arch = arch_kernels;
+  Status created = op.xnn_create(bound, xnn.get());
+  if (created.code == ErrorCode::kUnsupported) return ok_status();
+  if (!created.ok())
+    return error_status(created.code,
+                        "node '" + bound.node->output + "' (" + op.name + "): " + created.message);
+  *out = std::move(xnn);
+  return ok_status();
+}
 
 }  // namespace
 
-struct PreparedBranch::Impl {
+struct BranchWeights::Impl {
   Branch branch;
-  DerivedWeights derived;  // sliced / scaled weights (graph.h), owned by the prepared branch
+  DerivedWeights derived;  // sliced / scaled weights (graph.h)
   const ConstantMap* constants = nullptr;
-  bool use_xnnpack = false;
+  bool use_xnnpack = false, arch_kernels = false;
   std::shared_ptr<ThreadPool> threads;
+  Shape input_shape;              // as prepared; bindings start from it
+  std::vector<SharedStep> steps;  // sized once: SharedStep does not move
+  // fallbacks: nodes the reference kernel runs, but for the per-binding ones (counted there)
+  size_t weight_bytes = 0, fallbacks = 0;
+};
+
+BranchWeights::BranchWeights(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+BranchWeights::~BranchWeights() = default;
+const std::string& BranchWeights::name() const { return impl_->branch.name; }
+size_t BranchWeights::weight_bytes() const { return impl_->weight_bytes; }
+
+struct PreparedBranch::Impl {
+  std::shared_ptr<BranchWeights> shared;
+  BranchWeights::Impl* weights = nullptr;  // of `shared`
+  const Branch& branch() const { return weights->branch; }
   Shape input_shape;
   std::vector<Step> steps;
   std::unordered_map<std::string, TensorInfo> infos;
   std::unordered_map<std::string, size_t> offsets;
   AlignedBuffer arena;
-  size_t arena_bytes = 0, weight_bytes = 0, fallbacks = 0;
+  size_t arena_bytes = 0, own_fallbacks = 0;
+  uint64_t binding = 0;  // this plan's id (next_binding_id)
 
   bool ready = false;  // plan and operators agree on the arena; false forces a re-plan
+
+  pthreadpool_t pool() const { return weights->threads ? weights->threads->pool : nullptr; }
 
   // Greedy first-fit placement of tensors whose lifetimes [defined, last used] overlap, for the
   // tensors of `shapes`; false when the arena would not fit in size_t.
@@ -89,13 +144,14 @@ struct PreparedBranch::Impl {
       index[name] = lives.size();
       lives.push_back({name, step, step, slot_bytes(shapes.at(name)), 0});
     };
-    define(branch.input, -1);
-    for (size_t i = 0; i < branch.nodes.size(); ++i) {
-      for (const std::string& in : branch.nodes[i].inputs)
+    const Branch& b = branch();
+    define(b.input, -1);
+    for (size_t i = 0; i < b.nodes.size(); ++i) {
+      for (const std::string& in : b.nodes[i].inputs)
         lives[index.at(in)].last = static_cast<int64_t>(i);
-      define(branch.nodes[i].output, static_cast<int64_t>(i));
+      define(b.nodes[i].output, static_cast<int64_t>(i));
     }
-    lives[index.at(branch.output)].last = std::numeric_limits<int64_t>::max();
+    lives[index.at(b.output)].last = std::numeric_limits<int64_t>::max();
     constexpr size_t kLimit = std::numeric_limits<size_t>::max() / 4;
     *total = 0;
     placed->clear();
@@ -125,7 +181,7 @@ struct PreparedBranch::Impl {
   Status plan(const Shape& shape) {
     ready = false;
     std::unordered_map<std::string, TensorInfo> new_infos;
-    Status s = infer_shapes(branch, shape, *constants, &new_infos);
+    Status s = infer_shapes(branch(), shape, *weights->constants, &new_infos);
     if (!s.ok()) return s;
     std::unordered_map<std::string, size_t> new_offsets;
     size_t new_bytes = 0;
@@ -145,8 +201,9 @@ struct PreparedBranch::Impl {
     arena = std::move(new_arena);
     arena_bytes = new_bytes;
     input_shape = shape;
+    binding = next_binding_id.fetch_add(1, std::memory_order_relaxed);
     for (size_t i = 0; i < steps.size(); ++i) {
-      const Node& node = branch.nodes[i];
+      const Node& node = branch().nodes[i];
       BoundNode& bound = steps[i].bound;
       bound.in_info.clear();
       bound.in.clear();
@@ -166,44 +223,61 @@ struct PreparedBranch::Impl {
     Shape shape = input_shape;
     shape[0] = batch;
     Status s = plan(shape);
-    if (s.ok()) s = setup_xnnpack();
+    if (s.ok()) s = setup_own_xnnpack();
     if (!s.ok()) return s;
     ready = true;
     return ok_status();
   }
 
   void load_input(const float* input) {
-    std::memcpy(arena.data() + offsets.at(branch.input), input, infos.at(branch.input).bytes());
+    const std::string& name = branch().input;
+    std::memcpy(arena.data() + offsets.at(name), input, infos.at(name).bytes());
   }
 
   Status execute(Step& step) {
-    if (!step.xnn) {
-      step.op->reference(step.bound);
+    if (step.own) return step.own->run(step.bound, pool());
+    SharedStep& shared = *step.shared;
+    if (!shared.xnn) {
+      shared.op->reference(step.bound);
       return ok_status();
     }
-    return step.xnn->run(step.bound, threads ? threads->pool : nullptr);
+    std::lock_guard<std::mutex> lock(shared.mutex);
+    if (shared.set_up_for != binding) {
+      shared.set_up_for = 0;  // a failed setup leaves the operator set up for nobody
+      Status s = shared.op->xnn_setup(step.bound, shared.xnn.get(), pool());
+      if (!s.ok()) return s;
+      shared.set_up_for = binding;
+    }
+    return shared.xnn->run(step.bound, pool());
   }
 
-  Status setup_xnnpack() {
+  // The operators this binding owns follow its arena now; shared ones are set up when run.
+  Status setup_own_xnnpack() {
     for (Step& step : steps) {
-      if (!step.xnn) continue;
-      Status s = step.op->xnn_setup(step.bound, step.xnn.get(), threads ? threads->pool : nullptr);
+      if (!step.own) continue;
+      Status s = step.shared->op->xnn_setup(step.bound, step.own.get(), pool());
       if (!s.ok()) return s;
     }
     return ok_status();
+  }
+
+  const XnnOps* xnn_of(const Step& step) const {
+    return step.own ? step.own.get() : step.shared->xnn.get();
   }
 };
 
 PreparedBranch::PreparedBranch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PreparedBranch::~PreparedBranch() = default;
-const std::string& PreparedBranch::name() const { return impl_->branch.name; }
+const std::string& PreparedBranch::name() const { return impl_->branch().name; }
 const Shape& PreparedBranch::input_shape() const { return impl_->input_shape; }
 size_t PreparedBranch::arena_bytes() const { return impl_->arena_bytes; }
-size_t PreparedBranch::weight_bytes() const { return impl_->weight_bytes; }
-size_t PreparedBranch::reference_fallbacks() const { return impl_->fallbacks; }
+size_t PreparedBranch::weight_bytes() const { return impl_->weights->weight_bytes; }
+size_t PreparedBranch::reference_fallbacks() const {
+  return impl_->weights->fallbacks + impl_->own_fallbacks;
+}
 size_t PreparedBranch::node_count() const { return impl_->steps.size(); }
 int64_t PreparedBranch::output_features() const {
-  const Shape& shape = impl_->infos.at(impl_->branch.output).shape;
+  const Shape& shape = impl_->infos.at(impl_->branch().output).shape;
   return shape_elements(shape) / shape[0];
 }
 
@@ -214,7 +288,7 @@ Status PreparedBranch::run(const float* input, int64_t batch, float* output,
   if (batch < 1) return error_status(ErrorCode::kInvalidArgument, "batch must be >= 1");
   Status planned = impl.plan_for_batch(batch);
   if (!planned.ok()) return planned;
-  const TensorInfo& out_info = impl.infos.at(impl.branch.output);
+  const TensorInfo& out_info = impl.infos.at(impl.branch().output);
   const size_t out_count = static_cast<size_t>(shape_elements(out_info.shape));
   if (output_capacity < out_count)
     return error_status(ErrorCode::kInvalidArgument, "output capacity " +
@@ -225,7 +299,7 @@ Status PreparedBranch::run(const float* input, int64_t batch, float* output,
     Status s = impl.execute(step);
     if (!s.ok()) return s;
   }
-  std::memcpy(output, impl.arena.data() + impl.offsets.at(impl.branch.output),
+  std::memcpy(output, impl.arena.data() + impl.offsets.at(impl.branch().output),
               out_count * sizeof(float));
   return ok_status();
 }
@@ -268,16 +342,15 @@ Status PreparedBranch::profile(const float* input, int runs, std::vector<NodeTim
   timings->clear();
   for (size_t i = 0; i < steps; ++i) {
     const Step& step = impl.steps[i];
-    const Node& node = impl.branch.nodes[i];
+    const Node& node = impl.branch().nodes[i];
+    const XnnOps* xnn = impl.xnn_of(step);
     NodeTiming t;
     t.op = node.op;
     t.output = node.output;
     t.layer = layer_type(node, step.bound);
     t.dtype = step.bound.out_info.dtype;
-    t.kernel = !step.xnn ? "reference" : step.xnn->arch ? step.xnn->arch->name() : "xnnpack";
-    std::vector<double>& v = us[i];
-    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-    t.median_us = v[v.size() / 2];
+    t.kernel = !xnn ? "reference" : xnn->arch ? xnn->arch->name() : "xnnpack";
+    t.median_us = base::percentile(std::move(us[i]), 0.5);
     timings->push_back(std::move(t));
   }
   return ok_status();
@@ -295,50 +368,52 @@ class GenericBackend : public Backend {
     return use_xnnpack_ ? (arch_kernels_ ? "xnnpack" : "xnnpack-plain") : "reference";
   }
 
-  Status prepare(const Branch& branch, const ConstantMap& constants, const Shape& input_shape,
-                 std::unique_ptr<PreparedBranch>* out) const override {
+  Status prepare_weights(const Branch& branch, const ConstantMap& constants,
+                         const Shape& input_shape,
+                         std::shared_ptr<BranchWeights>* out) const override {
     if (use_xnnpack_) {
       Status s = initialize_xnnpack();
       if (!s.ok()) return s;
     }
-    auto impl = std::make_unique<PreparedBranch::Impl>();
-    Status derived = derive_weights(branch, constants, /*materialize=*/true, &impl->derived);
-    if (!derived.ok()) return derived;
+    auto impl = std::make_unique<BranchWeights::Impl>();
+    Status s = derive_weights(branch, constants, /*materialize=*/true, &impl->derived);
+    if (!s.ok()) return s;
     impl->branch = impl->derived.branch;
     impl->constants = &impl->derived.constants;
     impl->use_xnnpack = use_xnnpack_;
+    impl->arch_kernels = arch_kernels_;
     impl->threads = threads_;
-    impl->steps.resize(branch.nodes.size());
-    for (size_t i = 0; i < branch.nodes.size(); ++i) {
-      impl->steps[i].bound.node = &impl->branch.nodes[i];
-      impl->steps[i].bound.constants = impl->constants;
-      impl->steps[i].op = OpRegistry::instance().find(impl->branch.nodes[i].op);
-    }
-    Status s = impl->plan(input_shape);
-    if (!s.ok()) return s;
+    impl->input_shape = input_shape;
     impl->weight_bytes = used_weight_bytes(impl->derived);
-    if (use_xnnpack_) {
-      for (Step& step : impl->steps) {
-        if (!step.op->xnn_create) {
-          ++impl->fallbacks;
-          continue;
+    // the operators are created from tensor infos alone: no arena yet
+    std::unordered_map<std::string, TensorInfo> infos;
+    s = infer_shapes(impl->branch, input_shape, *impl->constants, &infos);
+    if (!s.ok()) return s;
+    impl->steps = std::vector<SharedStep>(impl->branch.nodes.size());
+    for (size_t i = 0; i < impl->steps.size(); ++i) {
+      SharedStep& step = impl->steps[i];
+      const Node& node = impl->branch.nodes[i];
+      step.op = OpRegistry::instance().find(node.op);
+      if (!use_xnnpack_) continue;
+      if (!step.op->xnn_create) {
+        ++impl->fallbacks;
+      } else if (step.op->params.empty()) {
+        step.per_binding = true;
+      } else {
+        BoundNode bound;
+        bound.node = &node;
+        bound.constants = impl->constants;
+        for (const std::string& in : node.inputs) {
+          bound.in_info.push_back(infos.at(in));
+          bound.in.push_back(nullptr);
         }
-        step.xnn = std::make_unique<XnnOps>();
-        step.xnn->allow_arch = arch_kernels_;
-        Status created = step.op->xnn_create(step.bound, step.xnn.get());
-        if (created.code == ErrorCode::kUnsupported) {
-          step.xnn.reset();
-          ++impl->fallbacks;
-        } else if (!created.ok()) {
-          return error_status(created.code, "node '" + step.bound.node->output + "' (" +
-                                                step.op->name + "): " + created.message);
-        }
+        bound.out_info = infos.at(node.output);
+        s = create_xnn(*step.op, bound, arch_kernels_, &step.xnn);
+        if (!s.ok()) return s;
+        if (!step.xnn) ++impl->fallbacks;
       }
-      s = impl->setup_xnnpack();
-      if (!s.ok()) return s;
     }
-    impl->ready = true;
-    *out = std::make_unique<PreparedBranch>(std::move(impl));
+    *out = std::make_shared<BranchWeights>(std::move(impl));
     return ok_status();
   }
 
@@ -395,6 +470,41 @@ class GenericBackend : public Backend {
 };
 
 }  // namespace
+
+Status Backend::prepare(const Branch& branch, const ConstantMap& constants,
+                        const Shape& input_shape, std::unique_ptr<PreparedBranch>* out) const {
+  std::shared_ptr<BranchWeights> weights;
+  Status s = prepare_weights(branch, constants, input_shape, &weights);
+  if (!s.ok()) return s;
+  return bind_branch(std::move(weights), out);
+}
+
+Status bind_branch(std::shared_ptr<BranchWeights> weights, std::unique_ptr<PreparedBranch>* out) {
+  if (!weights) return error_status(ErrorCode::kInvalidArgument, "null branch weights");
+  auto impl = std::make_unique<PreparedBranch::Impl>();
+  impl->weights = &weights->impl();
+  impl->shared = std::move(weights);
+  BranchWeights::Impl& w = *impl->weights;
+  impl->steps.resize(w.steps.size());
+  for (size_t i = 0; i < w.steps.size(); ++i) {
+    impl->steps[i].shared = &w.steps[i];
+    impl->steps[i].bound.node = &w.branch.nodes[i];
+    impl->steps[i].bound.constants = w.constants;
+  }
+  Status s = impl->plan(w.input_shape);
+  if (!s.ok()) return s;
+  for (Step& step : impl->steps) {
+    if (!step.shared->per_binding) continue;
+    s = create_xnn(*step.shared->op, step.bound, w.arch_kernels, &step.own);
+    if (!s.ok()) return s;
+    if (!step.own) ++impl->own_fallbacks;
+  }
+  s = impl->setup_own_xnnpack();
+  if (!s.ok()) return s;
+  impl->ready = true;
+  *out = std::make_unique<PreparedBranch>(std::move(impl));
+  return ok_status();
+}
 
 std::unique_ptr<Backend> make_reference_backend() {
   return std::make_unique<GenericBackend>(false, 1, false);

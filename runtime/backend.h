@@ -1,5 +1,6 @@
-// Backends turn a Branch plus its constants into a PreparedBranch: kernels bound, XNNPACK operators
-// created (weights packed) once, and one activation arena sized by a liveness plan.
+// Backends turn a Branch plus its constants into a PreparedBranch in two parts: BranchWeights
+// (derived weights, XNNPACK operators with their packed weights), made once and shared, and the
+// binding of those weights to one activation arena sized by a liveness plan.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,27 @@ struct NodeTiming {
   double median_us = 0;
 };
 
+// The shareable part of a prepared branch: derived weights and the operators holding packed
+// weights. Immutable once made, except that an operator with weights is set up for the binding
+// that runs it, under the operator's own lock: any number of PreparedBranch bindings on any
+// threads may use one BranchWeights at once. It refers to the constants it was prepared from.
+class BranchWeights {
+ public:
+  struct Impl;
+  explicit BranchWeights(std::unique_ptr<Impl> impl);
+  ~BranchWeights();
+  BranchWeights(const BranchWeights&) = delete;
+  BranchWeights& operator=(const BranchWeights&) = delete;
+
+  const std::string& name() const;
+  size_t weight_bytes() const;           // bytes of the constants the branch references
+  Impl& impl() const { return *impl_; }  // for backend.cpp
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// One binding of BranchWeights to its own arena; use it from one thread at a time.
 class PreparedBranch {
  public:
   struct Impl;
@@ -58,17 +80,27 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
-  // `constants` must outlive the prepared branch. input_shape is NHWC with the batch in dim 0.
-  virtual Status prepare(const Branch& branch, const ConstantMap& constants,
-                         const Shape& input_shape, std::unique_ptr<PreparedBranch>* out) const = 0;
+  // `constants` must outlive the weights. input_shape is NHWC with the batch in dim 0. Derives
+  // the weights and creates the operators (packing their weights); nothing is bound to an arena.
+  virtual Status prepare_weights(const Branch& branch, const ConstantMap& constants,
+                                 const Shape& input_shape,
+                                 std::shared_ptr<BranchWeights>* out) const = 0;
+  // prepare_weights and bind_branch in one: a branch with weights of its own.
+  Status prepare(const Branch& branch, const ConstantMap& constants, const Shape& input_shape,
+                 std::unique_ptr<PreparedBranch>* out) const;
   // Runs one node on raw tensors (the per-op test harness uses this).
   virtual Status run_node(const Node& node, const std::vector<TensorInfo>& input_infos,
                           const std::vector<const void*>& inputs, const ConstantMap& constants,
                           TensorInfo* output_info, std::vector<uint8_t>* output) const = 0;
 };
 
+// Binds shared weights to a new arena at the weights' input shape: plans it and creates the
+// operators that hold no weights (pooling, add, ...); no weight is derived or packed again.
+Status bind_branch(std::shared_ptr<BranchWeights> weights, std::unique_ptr<PreparedBranch>* out);
+
 std::unique_ptr<Backend> make_reference_backend();
-// threads <= 1 runs on the calling thread; more uses a pthreadpool shared by its branches.
+// threads <= 1 runs on the calling thread; more uses a pthreadpool shared by its branches (and by
+// every binding of their weights: parallel sections of concurrent bindings take turns on it).
 // arch_kernels: let ops use runtime/arch/ kernels where this CPU has them (int8 convolution on
 // AVX512-VNNI); false runs XNNPACK alone (for comparisons).
 std::unique_ptr<Backend> make_xnnpack_backend(int threads = 1, bool arch_kernels = true);

@@ -18,6 +18,8 @@
 #include <stdexcept>
 
 #include "base/durable_file.h"
+#include "base/unique_fd.h"
+#include "runtime/branch_costs.h"
 #include "runtime/catalog_json.h"
 
 namespace adascale {
@@ -112,41 +114,36 @@ Status check_branch(const Branch& branch, const BundleInput& input, const Consta
 
 // Opens a file that must be a regular one. O_NONBLOCK first, so a FIFO or a device put in a
 // bundle's place is refused instead of blocking the open until someone writes to it.
-Status open_regular(const std::string& path, int* fd_out, size_t* size_out) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0)
+Status open_regular(const std::string& path, base::UniqueFd* fd_out, size_t* size_out) {
+  base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.ok())
     return error_status(ErrorCode::kIo, "cannot open " + path + ": " + std::strerror(errno));
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
     return error_status(ErrorCode::kIo, path + " is not a regular file");
-  }
-  const int flags = ::fcntl(fd, F_GETFL);
-  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-  *fd_out = fd;
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags >= 0) ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+  *fd_out = std::move(fd);
   *size_out = static_cast<size_t>(st.st_size);
   return ok_status();
 }
 
 Status read_file(const fs::path& path, std::string* text) {
-  int fd = -1;
+  base::UniqueFd fd;
   size_t size = 0;
   Status s = open_regular(path.string(), &fd, &size);
   if (!s.ok()) return s;
-  if (size > kMaxCatalogBytes) {
-    ::close(fd);
+  if (size > kMaxCatalogBytes)
     return error_status(ErrorCode::kFormat, path.string() + " is larger than " +
                                                 std::to_string(kMaxCatalogBytes >> 20) + " MiB");
-  }
   text->resize(size);
   size_t got = 0;
   while (got < size) {
-    const ssize_t n = ::read(fd, &(*text)[got], size - got);
+    const ssize_t n = ::read(fd.get(), &(*text)[got], size - got);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     got += static_cast<size_t>(n);
   }
-  ::close(fd);
   if (got != size) return error_status(ErrorCode::kIo, "cannot read " + path.string());
   return ok_status();
 }
@@ -212,6 +209,10 @@ Status BundleWriter::add_branch(const Branch& branch) {
       return error_status(ErrorCode::kInvalidArgument, "branch '" + branch.name + "' added twice");
   s = check_branch(branch, input_, constants_, classes_.size());
   if (!s.ok()) return s;
+  // the reader refuses costs that break the schema, so they are refused here, not in a bundle
+  BranchCosts costs;
+  s = parse_branch_costs(branch.name, branch.costs_json, &costs);
+  if (!s.ok()) return error_status(ErrorCode::kInvalidArgument, s.message);
   branches_.push_back(branch);
   return ok_status();
 }
@@ -309,17 +310,16 @@ Status Bundle::load(const std::string& path) {
   const fs::path dir(path);
   // Map weights.bin read-only.
   const std::string weights_path = (dir / "weights.bin").string();
-  int fd = -1;
+  base::UniqueFd fd;
   size_t size = 0;
   Status opened = open_regular(weights_path, &fd, &size);
   if (!opened.ok()) return opened;
-  if (size < kWeightsHeaderBytes) {
-    ::close(fd);
+  if (size < kWeightsHeaderBytes)
     return error_status(ErrorCode::kFormat, "weights.bin truncated: " + std::to_string(size) +
                                                 " bytes is smaller than its header");
-  }
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
+  // the mapping keeps the file; the descriptor is not needed past this point
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+  fd.reset();
   if (map == MAP_FAILED) return error_status(ErrorCode::kIo, "cannot mmap " + weights_path);
   map_ = map;
   map_bytes_ = size;

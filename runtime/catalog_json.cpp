@@ -5,6 +5,8 @@
 #include <limits>
 #include <map>
 
+#include "runtime/branch_costs.h"
+
 namespace adascale::catalog_json {
 
 namespace {
@@ -117,6 +119,12 @@ Status branch_from_json(const json& j, Branch* branch) {
   branch->output = get_name(j.at("output"), where + "output");
   if (j.contains("costs")) {
     if (!j["costs"].is_object()) return format_error(where + "costs must be an object");
+    try {
+      BranchCosts checked;  // validated here; the text is kept whole, unknown keys included
+      from_json(j["costs"], checked);
+    } catch (const CatalogError& e) {
+      return format_error(where + e.what());
+    }
     branch->costs_json = j["costs"].dump();
   }
   const json& nodes = j.at("nodes");

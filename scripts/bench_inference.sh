@@ -13,7 +13,7 @@ ckpt=${1:?checkpoint of a trained resnet}
 config=${2:?the config it was trained with}
 rounds=${3:-3}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-bin=${BUILD_DIR:-build}/trainer/adascale
+bin=${BUILD_DIR:-build}/tools/adascale/adascale
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$bin" compress --checkpoint "$ckpt" --ops prune:0.25 --out "$work/small.h5" >/dev/null

@@ -11,7 +11,7 @@ OUT=${2:-runs/supernet_vs_independent}
 shift $(($# < 2 ? $# : 2))
 # both arms run in the caller's OpenMP environment: with nothing else running, OpenMP's default
 # waiting is the faster for both (OMP_WAIT_POLICY=PASSIVE slows small networks, docs/benchmarks.md)
-ADASCALE=${BUILD_DIR:-build}/trainer/adascale
+ADASCALE=${BUILD_DIR:-build}/tools/adascale/adascale
 if [ ! -f "$OUT/summary.json" ]; then
   "$ADASCALE" train --config "$CONFIG" --out "$OUT" "$@"
 fi

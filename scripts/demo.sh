@@ -16,8 +16,8 @@ scripts/build.sh adascale adascale-run
 config=${CONFIG:-configs/fmnist_supernet.ini}
 scenario=${SCENARIO:-configs/scenarios/supernet.ini}
 build=${BUILD_DIR:-build}
-bin=$build/trainer/adascale
-run=$build/runtime/cli/adascale-run
+bin=$build/tools/adascale/adascale
+run=$build/tools/adascale-run/adascale-run
 out=${OUT:-runs/demo}
 data=/usr/share/datasets/fashion-mnist
 mkdir -p "$out"

@@ -2,7 +2,8 @@
 # Sanitizer runs of the runtime: the runtime-only configuration built twice more,
 #   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer: every runtime test (ops, graph,
 #                bundle, hostile inputs, C API, adaptation, CLI, scenarios, fuzz replays);
-#   build-tsan/  ThreadSanitizer: the adaptation loop and C API tests, which run threads.
+#   build-tsan/  ThreadSanitizer: the adaptation loop and C API tests (sessions of one model on
+#                several threads included), which run threads.
 # Any report fails the run (halt_on_error). Usage: scripts/sanitize.sh [asan|tsan]... (both
 # when none is named). Runs after scripts/setup.sh; .ci/run calls it after the test command.
 set -euo pipefail
@@ -36,7 +37,7 @@ for kind in "${kinds[@]}"; do
       ninja -C "$dir" -j "${JOBS:-2}" runtime_test runtime_adapt_test
       (cd "$dir" && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
         ctest --output-on-failure -j "${JOBS:-2}" --timeout 900 \
-          -R '^(CApiTest|AdaptCApi|AdaptationLoopTest|SwitchCallback|HostileBundle.Replacing)')
+          -R '^(CApiTest|CApiSession|AdaptCApi|AdaptationLoopTest|SwitchCallback|HostileBundle.Replacing)')
       ;;
     *)
       echo "sanitize.sh: unknown kind '$kind' (asan or tsan)" >&2

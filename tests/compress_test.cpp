@@ -11,8 +11,9 @@
 #include "compress/mac_counter.h"
 #include "resnet_fixture.h"
 #include "trainer/checkpoint.h"
-#include "trainer/compression.h"
-#include "trainer/resnet.h"
+#include "models/resnet_compression.h"
+#include "models/resnet.h"
+#include "supernet/operator.h"
 
 using namespace adascale;
 using namespace adascale::trainer;
@@ -190,13 +191,18 @@ TEST(ConvMemoryOrder, OutputsAndGradientsDoNotDependOnIt) {
 TEST(CompressOps, ParsingOrderAndNames) {
   auto ops = parse_compress_ops("prune:0.5,lowrank:0.25@3,dpconv@2/3,fire");
   ASSERT_EQ(ops.size(), 4u);
-  EXPECT_EQ(canonical_ops_name(ops), "prune0.50>lowrank0.25@3>dpconv@2/3>fire0.25");
+  EXPECT_EQ(canonical_ops_name(ops), "prune0.50>lowrank0.25@3>dpconv@2/3>fire");
   EXPECT_EQ(ops[2].stages, (std::vector<int64_t>{1, 2}));
   EXPECT_THROW(parse_compress_ops("lowrank:0.5,prune:0.5"), ConfigError);  // order
   EXPECT_THROW(parse_compress_ops("shrink:0.5"), ConfigError);
   EXPECT_THROW(parse_compress_ops("prune:1.5"), ConfigError);
   EXPECT_THROW(parse_compress_ops("prune"), ConfigError);
   EXPECT_THROW(parse_compress_ops("dpconv@0"), ConfigError);
+  // one grammar: the branch space's spelling and --ops's name the same operator
+  EXPECT_EQ(parse_operator("lowrank0.5", "t").canonical(),
+            parse_operator("lowrank:0.50", "t").canonical());
+  EXPECT_EQ(parse_operator("fire:0.25@3", "t").canonical(), "fire@3");
+  EXPECT_THROW(parse_compress_ops("conv"), ConfigError);
   auto m = small_resnet(7);
   EXPECT_THROW(lowrank_resnet(m, 0.5, {5}), ConfigError);  // no such stage
   auto twice = lowrank_resnet(m, 0.5, {1});

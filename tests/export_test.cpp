@@ -10,10 +10,13 @@
 #include "export/resnet_export.h"
 #include "resnet_fixture.h"
 #include "runtime/backend.h"
+#include "runtime/branch_costs.h"
 #include "runtime/bundle.h"
 #include "trainer/checkpoint.h"
-#include "trainer/compression.h"
-#include "trainer/supernet.h"
+#include "models/resnet_compression.h"
+#include "supernet/model_loading.h"
+#include "supernet/supernet.h"
+#include "supernet/supernet_training.h"
 #include "trainer/training.h"
 
 namespace fs = std::filesystem;
@@ -98,6 +101,16 @@ TEST(Export, EveryVariantMatchesLibTorchAndSharesTensors) {
   EXPECT_EQ(bundle->branches().size(), 5u);
   EXPECT_NE(bundle->find_branch("fire0.50@2"), nullptr);
   EXPECT_NE(bundle->branches()[0].costs_json.find("latency_ms"), std::string::npos);
+  // the costs read back as the runtime reads them: the same numbers, accuracy as a fraction
+  for (size_t i = 0; i < r.branches.size(); ++i) {
+    BranchCosts costs;
+    const Branch& branch = bundle->branches()[i];
+    ASSERT_TRUE(parse_branch_costs(branch.name, branch.costs_json, &costs).ok());
+    EXPECT_DOUBLE_EQ(*costs.accuracy, r.branches[i].accuracy);
+    EXPECT_DOUBLE_EQ(*costs.latency_median_ms, r.branches[i].latency_median_ms);
+    EXPECT_EQ(*costs.macs, static_cast<double>(r.branches[i].macs));
+    EXPECT_EQ(*costs.pareto, r.branches[i].pareto);
+  }
   fs::remove_all(dir);
 }
 

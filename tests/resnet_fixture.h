@@ -5,7 +5,7 @@
 #include <torch/torch.h>
 
 #include "trainer/checkpoint.h"
-#include "trainer/compression.h"
+#include "models/resnet_compression.h"
 
 namespace adascale::testing {
 

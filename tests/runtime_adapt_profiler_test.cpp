@@ -1,7 +1,9 @@
-// Profiler: catalog cost parsing, context scaling, energy model, online correction, error stats.
+// Profiler: catalog costs (runtime/branch_costs.h), context scaling, energy model, online
+// correction, error stats.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "runtime/adapt/profiler.h"
 
@@ -49,16 +51,68 @@ TEST(ProfilerTest, ParsesEveryCatalogKeyAndToleratesMissingOnes) {
   EXPECT_FALSE(empty.macs);
   EXPECT_FALSE(empty.accuracy);
 
-  const BranchCosts wrong_types =
-      costs_of(R"({"latency_ms":{"median":"fast"},"macs":[1],"accuracy":null,"precision":8})");
-  EXPECT_FALSE(wrong_types.latency_median_ms);
-  EXPECT_FALSE(wrong_types.macs);
-  EXPECT_FALSE(wrong_types.accuracy);
-  EXPECT_FALSE(wrong_types.int8);
+  // keys of a newer exporter are ignored
+  const BranchCosts newer = costs_of(R"({"accuracy":0.5,"thermal_state":{"zone":3}})");
+  EXPECT_DOUBLE_EQ(*newer.accuracy, 0.5);
 
   BranchCosts costs;
   EXPECT_FALSE(parse_branch_costs("x", "[1,2]", &costs).ok());
   EXPECT_FALSE(parse_branch_costs("x", "{not json", &costs).ok());
+}
+
+TEST(ProfilerTest, CostsBreakingTheSchemaAreRefusedNotIgnored) {
+  for (const char* bad :
+       {R"({"latency_ms":{"median":"fast"}})", R"({"macs":[1]})", R"({"accuracy":null})",
+        R"({"precision":8})", R"({"precision":"int4"})", R"({"latency_ms":-1})",
+        R"({"latency_ms":{"p90":-0.5}})", R"({"latency_ms":{"batch":0}})",
+        R"({"peak_memory_bytes":1e400})", R"({"weight_bytes":-3})",
+        R"({"accuracy":91.2})",  // a percentage: accuracy is a fraction
+        R"({"accuracy":-0.1})", R"({"parity_top1_agreement":1.5})", R"({"pareto":1})",
+        R"({"energy_model":7})"}) {
+    BranchCosts costs;
+    const Status s = parse_branch_costs("x", bad, &costs);
+    EXPECT_EQ(s.code, ErrorCode::kFormat) << bad;
+    EXPECT_NE(s.message.find("branch 'x'"), std::string::npos) << s.message;
+  }
+  BranchCosts costs;
+  const Status s = parse_branch_costs("x", R"({"accuracy":91.2})", &costs);
+  EXPECT_NE(s.message.find("costs.accuracy must be in [0, 1"), std::string::npos) << s.message;
+}
+
+TEST(ProfilerTest, CostsRoundTripThroughTheirJson) {
+  BranchCosts c;
+  c.macs = 9e6;
+  c.params = 78000;
+  c.weight_bytes = 312000;
+  c.activation_bytes = 4096;
+  c.memory_bytes = 316096;
+  c.memory_access_bytes = 4e5;
+  c.latency_median_ms = 0.4;
+  c.latency_p90_ms = 0.5;
+  c.latency_batch = 1;
+  c.latency_device = "cpu, 1 thread";
+  c.prepare_ms = 3.5;
+  c.libtorch_eager_latency_ms = 1.25;
+  c.energy_mj = 0.05;
+  c.energy_model = "model";
+  c.int8 = true;
+  c.accuracy = 0.91;
+  c.accuracy_images = 10000;
+  c.parity_max_logit_diff = 1e-5;
+  c.parity_top1_agreement = 0.995;
+  c.pareto = true;
+  const nlohmann::json j = c;
+  // counts are written as integers, as the exporter always did
+  EXPECT_TRUE(j["macs"].is_number_unsigned());
+  EXPECT_EQ(j["latency_ms"]["batch"], 1);
+  EXPECT_EQ(j["precision"], "int8");
+  const BranchCosts back = costs_of(j.dump());
+  EXPECT_EQ(nlohmann::json(back), j);
+  EXPECT_EQ(*back.latency_device, "cpu, 1 thread");
+  EXPECT_DOUBLE_EQ(*back.accuracy, 0.91);
+  EXPECT_TRUE(*back.pareto);
+  // nothing set: only the precision
+  EXPECT_EQ(nlohmann::json(BranchCosts{}), nlohmann::json({{"precision", "fp32"}}));
 }
 
 TEST(ProfilerTest, IdleContextPredictsTheCatalogLatency) {

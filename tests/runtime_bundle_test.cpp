@@ -140,6 +140,17 @@ TEST_F(BundleTest, WriterRejectsBadBranchAndDuplicateTensor) {
   bad.output = "y";
   bad.nodes = {testing::make_node("relu", {"missing"}, "y")};
   EXPECT_EQ(writer.add_branch(bad).code, ErrorCode::kInvalidGraph);
+  // costs the reader would refuse are refused when written, not dropped
+  std::unique_ptr<Bundle> bundle;
+  ASSERT_TRUE(Bundle::open(path, &bundle).ok());
+  Branch percent = bundle->branches()[1];
+  percent.name = "percent";
+  percent.costs_json = R"({"accuracy":87.5})";
+  const Status s = writer.add_branch(percent);
+  EXPECT_EQ(s.code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(s.message.find("costs.accuracy"), std::string::npos) << s.message;
+  percent.costs_json = R"({"accuracy":0.875})";
+  EXPECT_TRUE(writer.add_branch(percent).ok());
   EXPECT_EQ(writer.add_f32("fc.b", {5}, std::vector<float>(5)).code, ErrorCode::kInvalidArgument);
 }
 

@@ -198,6 +198,41 @@ std::vector<uint8_t> random_bytes(std::mt19937& rng, size_t count) {
 
 std::string q(const std::string& path) { return "'" + path + "'"; }
 
+TEST(RuntimeCli, HelpAndVersionExitZero) {
+  Result r = run_cli("--help");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind("usage: adascale-run --bundle DIR [options]\n", 0), 0u) << r.output;
+  for (const char* option :
+       {"--bundle", "--branch", "--images", "--idx", "--labels", "--backend", "--threads",
+        "--limit", "--list", "--profile", "--scenario", "--policy", "--trace-out", "--version"})
+    EXPECT_NE(r.output.find(std::string("\n  ") + option + " "), std::string::npos)
+        << option << " missing in\n"
+        << r.output;
+  EXPECT_EQ(run_cli("--bundle x --bogus -h").output, r.output);  // help wins over mistakes
+  r = run_cli("--version");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output, std::string("adascale-run ") + ADASCALE_VERSION + "\n");
+}
+
+// Usage mistakes exit with 2, failures of the run itself with 1.
+TEST(RuntimeCli, UsageMistakesExitTwo) {
+  const std::string gray = "--bundle " + q(gray_bundle());
+  for (const std::string& args :
+       {std::string("--idx x.idx"), gray + " --idx x.idx --bogus", gray + " --idx",
+        gray + " --list --list", gray + " --idx x.idx --threads 2x",
+        gray + " --idx x.idx --backend gpu", gray + " --idx x.idx --images dir",
+        gray + " --profile 3 --limit 5", gray + " --idx x.idx --policy adaptive"}) {
+    const Result r = run_cli(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
+    expect_one_line_error(r);
+    EXPECT_NE(r.output.find(" (see --help)\n"), std::string::npos) << r.output;
+  }
+  EXPECT_EQ(run_cli("--bundle x --idx" /* missing value */).output,
+            "adascale-run: error: --idx needs a value (see --help)\n");
+  const Result r = run_cli(gray + " --idx /nonexistent.idx");
+  EXPECT_EQ(r.code, 1) << r.output;
+}
+
 TEST(RuntimeCli, ListPrintsBranchesWithCatalogCosts) {
   const Result r = run_cli("--bundle " + q(rgb_bundle()) + " --list");
   ASSERT_EQ(r.code, 0) << r.output;

@@ -52,6 +52,20 @@ TEST_F(HostileBundle, DeeplyNestedCostsAreRefusedBeforeAnythingRecurses) {
   expect_error(ErrorCode::kFormat, "nested deeper than");
 }
 
+TEST_F(HostileBundle, CostsBreakingTheirSchemaAreRefused) {
+  edit_catalog([](json& c) { c["branches"][0]["costs"]["accuracy"] = 91.5; });
+  expect_error(ErrorCode::kFormat, "branch 'full': costs.accuracy must be in [0, 1");
+  edit_catalog([](json& c) { c["branches"][0]["costs"]["latency_ms"]["median"] = "fast"; });
+  expect_error(ErrorCode::kFormat, "costs.latency_ms.median must be a number");
+  edit_catalog([](json& c) { c["branches"][1]["costs"]["macs"] = -1; });
+  expect_error(ErrorCode::kFormat, "costs.macs must be a finite number >= 0");
+  // keys the runtime does not know stay readable, and are passed through
+  edit_catalog([](json& c) { c["branches"][0]["costs"]["thermal_state"] = {{"zone", 3}}; });
+  std::unique_ptr<Bundle> bundle;
+  ASSERT_TRUE(Bundle::open(path, &bundle).ok());
+  EXPECT_NE(bundle->branches()[0].costs_json.find("thermal_state"), std::string::npos);
+}
+
 TEST_F(HostileBundle, AttributesOfTheWrongTypeAreRefusedNotDefaulted) {
   // node 0 of "full" is a 3x3 conv2d; node 4 an add with a ReLU
   const std::vector<std::pair<std::function<void(json&)>, std::string>> cases = {

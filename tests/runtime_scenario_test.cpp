@@ -11,16 +11,20 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "runtime/cli/contention.h"
-#include "runtime/cli/scenario.h"
-#include "runtime/cli/scenario_run.h"
 #include "tests/runtime_test_util.h"
+#include "tools/scenario/contention.h"
+#include "tools/scenario/scenario.h"
+#include "tools/scenario/scenario_run.h"
+#include "tools/scenario/summary_tables.h"
+#include "tools/scenario/trace_rows.h"
+#include "tools/scenario/trace_svg.h"
 
 namespace adascale {
 namespace {
@@ -407,6 +411,100 @@ TEST(ScenarioSummary, AStepNeedsASwitchOnlyWhenTheRunningBranchMissesTheBudget) 
                     {{1050, 1, 3, false}}, 5);
   EXPECT_FALSE(o.needed);
   EXPECT_EQ(o.seen, 1u);
+}
+
+// --- trace pictures --------------------------------------------------------------------------
+
+// The SVG of a synthetic adaptive run over `branches` branches (listed in shuffled size order) that
+// cycles through the branches `used`, one request every 10 ms; their names go to `used_names`.
+std::string synthetic_trace_svg(size_t branches, const std::vector<int>& used,
+                                std::vector<std::string>* used_names) {
+  using namespace scenario;
+  Workload w;
+  std::mt19937 rng(5);
+  std::vector<int> sizes(branches);
+  for (size_t b = 0; b < branches; ++b) sizes[b] = static_cast<int>(b);
+  std::shuffle(sizes.begin(), sizes.end(), rng);
+  for (size_t b = 0; b < branches; ++b) {
+    BranchCosts c;
+    c.name = "w" + std::to_string(sizes[b]) + "-int8";
+    c.macs = 1000.0 * (sizes[b] + 1);
+    w.costs.push_back(c);
+  }
+  Scenario s;
+  s.name = "many";
+  s.duration_s = 10;
+  s.budgets.latency_ms = 5;
+  PolicyRun run;
+  run.policy = Policy::kAdaptive;
+  StateChange start;
+  start.budgets = s.budgets;
+  start.text = "start";
+  run.changes.push_back(start);
+  for (int i = 0; i < 1000; ++i) {
+    Frame f;
+    f.start_ms = 10.0 * i;
+    f.ms = 1 + i % 7;
+    f.branch = used[static_cast<size_t>(i / 10) % used.size()];
+    f.correct = i % 2;
+    run.frames.push_back(f);
+  }
+  run.settled_branch = used.front();
+  for (int b : used) used_names->push_back(w.costs[static_cast<size_t>(b)].name);
+  const std::vector<TraceRow> rows = join_trace(run, s, w);
+  return trace_svg(run, rows, summarize(run, rows, s, w), s, w);
+}
+
+// The y and the text of every branch-axis label, in document order.
+std::vector<std::pair<double, std::string>> branch_labels(const std::string& svg) {
+  std::vector<std::pair<double, std::string>> labels;
+  const std::string tag = "<text class=\"branch-label\"";
+  for (size_t at = svg.find(tag); at != std::string::npos; at = svg.find(tag, at + 1)) {
+    const size_t y = svg.find(" y=\"", at) + 4;
+    const size_t text = svg.find('>', at) + 1;
+    labels.emplace_back(std::stod(svg.substr(y)), svg.substr(text, svg.find('<', text) - text));
+  }
+  return labels;
+}
+
+double font_size_of_branch_labels(const std::string& svg) {
+  const size_t at = svg.find("<text class=\"branch-label\"");
+  return std::stod(svg.substr(svg.find("font-size=\"", at) + 11));
+}
+
+TEST(ScenarioTrace, BranchAxisLabelsNeverOverlap) {
+  struct Case {
+    size_t branches;
+    std::vector<int> used;
+  };
+  std::vector<int> forty;  // more used branches than a full panel holds
+  for (int b = 0; b < 40; ++b) forty.push_back(b);
+  for (const Case& c : {Case{3, {0, 2}}, Case{20, {1, 5, 6, 7}}, Case{32, {0, 3, 4, 5, 17, 31}},
+                        Case{64, {2, 3, 10, 11, 12, 40}}, Case{200, forty}}) {
+    std::vector<std::string> used;
+    const std::string svg = synthetic_trace_svg(c.branches, c.used, &used);
+    ASSERT_EQ(svg.substr(svg.size() - 7), "</svg>\n");
+    std::vector<std::pair<double, std::string>> labels = branch_labels(svg);
+    const double font = font_size_of_branch_labels(svg);
+    std::sort(labels.begin(), labels.end());
+    for (size_t i = 1; i < labels.size(); ++i)
+      EXPECT_GE(labels[i].first - labels[i - 1].first, font)
+          << c.branches << " branches: " << labels[i - 1].second << " and " << labels[i].second
+          << " overlap";
+    // every branch the run used has its label, and small bundles label every branch
+    std::map<std::string, int> shown;
+    for (const auto& label : labels) ++shown[label.second];
+    for (const std::string& name : used) EXPECT_EQ(shown[name], 1) << name;
+    // up to 33 branches each has its own; past that, at least every other row of a full panel
+    if (c.branches <= 33)
+      EXPECT_EQ(labels.size(), c.branches);
+    else
+      EXPECT_GE(labels.size(), 16u) << c.branches << " branches";
+    // inside the branch panel: above the accuracy panel's title
+    const size_t title = svg.find(">rolling accuracy (1 s)<");
+    const double title_y = std::stod(svg.substr(svg.rfind(" y=\"", title) + 4));
+    EXPECT_LT(labels.back().first, title_y - font) << c.branches << " branches";
+  }
 }
 
 TEST(ScenarioProcesses, BurnersAreStartedKilledAndReaped) {

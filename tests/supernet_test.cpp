@@ -2,7 +2,9 @@
 // permutation, every branch's forward equal to its materialized physical ResNet, weight sharing
 // (gradients of a narrow branch touch only the leading channels), checkpoint round trip, and a
 // short end-to-end run on a slice of Fashion-MNIST
-#include "trainer/supernet.h"
+#include "supernet/model_loading.h"
+#include "supernet/supernet.h"
+#include "supernet/supernet_training.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -270,7 +272,7 @@ TEST(Supernet, ExitBlockIsOneMoreStageStartedFromTheNextStage) {
       EXPECT_EQ(blk[0].stride, next.stride);
       EXPECT_EQ(blk[0].conv1.kind, next.conv1.kind) << exit.name;  // the branch's operator
       EXPECT_EQ(blk[0].conv2.kind, next.conv2.kind) << exit.name;
-      if (exit.op == "lowrank") {  // the op's rank fraction (0.5) of the block's own channels
+      if (exit.op.kind == OperatorKind::kLowRank) {  // the op's rank fraction (0.5) of the block's own channels
         EXPECT_EQ(blk[0].conv1.rank, std::lround(0.5 * 3 * std::min(blk[0].in, blk[0].mid)));
         EXPECT_EQ(blk[0].conv2.rank, std::lround(0.5 * 3 * std::min(blk[0].mid, blk[0].out)));
       }
@@ -284,7 +286,7 @@ TEST(Supernet, ExitBlockIsOneMoreStageStartedFromTheNextStage) {
             name.find("num_batches") != std::string::npos ||
             (name.rfind(p, 0) != 0 && name.rfind("fc.", 0) != 0))
           continue;
-        EXPECT_TRUE(is_cut_of(x, theirs.at(name), exit.op == "fire")) << exit.name << " " << name;
+        EXPECT_TRUE(is_cut_of(x, theirs.at(name), exit.op.kind == OperatorKind::kFire)) << exit.name << " " << name;
         ++compared;
       }
       EXPECT_GE(compared, 6) << exit.name;
@@ -455,7 +457,7 @@ TEST(Supernet, EarlyExitsComeFromTheSamePass) {
       const size_t e = net->early_exits_of(b)[i];
       const auto& exit = net->branch(e);
       const auto& full = net->branch(b);
-      EXPECT_TRUE(exit.width == full.width && exit.op == full.op) << exit.name;
+      EXPECT_TRUE(exit.width == full.width && exit.op.same_variant(full.op)) << exit.name;
       EXPECT_LT((exits[i] - net->forward_branch(e, x)).abs().max().item<double>(), 1e-5)
           << exit.name;
       ++checked;

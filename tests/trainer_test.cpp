@@ -18,7 +18,7 @@
 #include "fmnist_slice.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config.h"
-#include "trainer/models.h"
+#include "models/backbone.h"
 #include "trainer/training.h"
 
 namespace fs = std::filesystem;

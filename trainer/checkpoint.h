@@ -30,12 +30,10 @@
 #include <string>
 #include <vector>
 
+#include "models/module_state.h"
+
 namespace adascale::trainer {
 
-class CheckpointError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 struct Checkpoint {
   int64_t format_version = 2;  // as read; write_checkpoint always writes the current format
@@ -59,11 +57,6 @@ struct Checkpoint {
 void write_checkpoint(const Checkpoint& ckpt, const std::string& path);
 Checkpoint read_checkpoint(const std::string& path);
 
-// copies the module's parameters and buffers into a name->tensor map (detached, contiguous, cpu)
-std::map<std::string, torch::Tensor> module_state(const torch::nn::Module& module);
-// loads a name->tensor map into the module; every name and shape must match exactly
-void load_module_state(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& state,
-                       const std::string& origin);
 
 std::string serialize_optimizer(const torch::optim::Optimizer& optimizer);
 void deserialize_optimizer(torch::optim::Optimizer& optimizer, const std::string& bytes);

@@ -8,16 +8,14 @@
 #pragma once
 
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
-namespace adascale::trainer {
+#include "base/error.h"
+#include "base/strings.h"
+#include "models/model_config.h"
 
-class ConfigError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+namespace adascale::trainer {
 
 struct DataConfig {
   std::string format = "fashion-mnist";
@@ -30,17 +28,6 @@ struct DataConfig {
   int64_t limit_test = 0;
   int64_t image_size = 0;  // folder format only
   int64_t channels = 0;    // folder format only
-};
-
-struct ModelConfig {
-  std::string arch = "resnet";  // resnet | mobilenetv2
-  int64_t stem_width = 16;
-  std::vector<int64_t> widths{16, 32, 64};  // per stage
-  std::vector<int64_t> depths{2, 2, 2};     // blocks per stage
-  int64_t expansion = 6;                    // mobilenetv2 inverted-residual expansion
-  // a checkpoint to start from (its architecture and weights), e.g. to fine-tune a compressed
-  // model; empty: random initialisation
-  std::string init;
 };
 
 struct OptimConfig {
@@ -63,7 +50,7 @@ struct OptimConfig {
   int threads = 2;
 };
 
-// The branch space of a multi-branch network (trainer/supernet.h). Lists are comma-separated and
+// The branch space of a multi-branch network (supernet/branch_space.h). Lists are comma-separated and
 // checked against the model before any training starts. Empty widths: a plain backbone run.
 struct SupernetConfig {
   std::string widths;        // width multipliers, e.g. "1.0,0.75,0.5,0.25"
@@ -88,13 +75,13 @@ struct SupernetConfig {
   // Their gradients are summed in a fixed order, so a run repeats exactly at any setting. Pays
   // where OpenMP threads sleep between parallel regions (OMP_WAIT_POLICY=PASSIVE, a shared
   // machine); with OpenMP's default waiting one student at a time on all threads was faster
-  // (docs/results.md)
+  // (docs/notebook/results.md)
   int student_threads = 1;
   double distill_weight = 1.0;  // smaller branches: (1-w) x label loss + w x distillation
   // each student's loss is scaled by this against the largest branch's: the students' gradients
   // on the shared weights are what keeps the largest branch under the backbone trained alone, so
   // less than 1 brings the largest closer to it and leaves the students less to learn from (their
-  // exits' blocks are not scaled; docs/results.md)
+  // exits' blocks are not scaled; docs/notebook/results.md)
   double student_weight = 1.0;
   // exit losses in the trunk: every forward pass of a full-depth branch in the joint phase also
   // classifies at its early exits (same trunk, no extra images) and adds exit_weight x each exit's
@@ -144,7 +131,7 @@ TrainConfig load_config_file(const std::string& path);
 // applies `--section.key value` pairs (and the shortcuts --threads, --epochs, --seed, --out) on top
 void apply_overrides(TrainConfig& config, const std::vector<std::string>& args);
 
-std::vector<int64_t> parse_int_list(const std::string& text, const std::string& key);
-std::string join_int_list(const std::vector<int64_t>& values);
+using base::join_int_list;
+using base::parse_int_list;
 
 }  // namespace adascale::trainer

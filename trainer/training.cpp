@@ -8,12 +8,11 @@
 #include <sstream>
 
 #include "trainer/progress.h"
-#include "trainer/supernet.h"
+#include "trainer/epoch_loop.h"
 
 namespace adascale::trainer {
 namespace {
 
-constexpr const char* kCheckpointName = "checkpoint.h5";
 const std::vector<std::string> kMetricColumns = {"epoch",          "lr",           "train_loss",
                                                  "train_accuracy", "val_loss",     "val_accuracy",
                                                  "images_per_s",   "epoch_seconds"};
@@ -57,6 +56,13 @@ std::string first_difference(const std::string& a, const std::string& b) {
 }
 
 }  // namespace
+
+void check_resumable(const Checkpoint& prev, const TrainConfig& config, const std::string& path) {
+  const auto diff = first_difference(comparable_config(parse_config_text(prev.config_ini, path)),
+                                     comparable_config(config));
+  if (!diff.empty())
+    throw ConfigError("cannot resume from " + path + ": its config differs at " + diff);
+}
 
 data::DatasetSpec dataset_spec(const DataConfig& d, const std::string& split) {
   data::DatasetSpec spec;
@@ -248,15 +254,21 @@ void recalibrate_batchnorm(torch::nn::Module& model, const torch::Tensor& images
   model.train(was_training);
 }
 
-std::shared_ptr<Backbone> load_model(const Checkpoint& ckpt, const std::string& origin) {
+HeldOutData held_out_data(const TrainConfig& config, const Checkpoint& ckpt) {
+  HeldOutData d;
+  d.set = data::open_dataset(dataset_spec(config.data, "test"));
+  if (config.data.limit_test > 0 && config.data.limit_test < d.set->size())
+    d.set = d.set->subset(data::all_indices(config.data.limit_test));
+  d.options.batch_size = 256;
+  d.options.shuffle = false;
+  d.options.normalize = {ckpt.normalize_mean, ckpt.normalize_std};
+  d.options.workers = config.data.workers;
+  return d;
+}
+
+std::shared_ptr<Backbone> load_backbone(const Checkpoint& ckpt, const std::string& origin) {
   TrainConfig config = parse_config_text(ckpt.config_ini, origin + " (stored config)");
   if (ckpt.input_shape.size() != 3) throw CheckpointError(origin + ": bad input_shape");
-  if (Supernet::is_supernet_spec(ckpt.spec)) {
-    auto net = Supernet::from_spec_json(ckpt.spec);
-    net->load_full_state(ckpt.tensors, origin);
-    net->eval();
-    return net;
-  }
   auto model = make_backbone(config.model, ckpt.spec, ckpt.input_shape[0],
                              static_cast<int64_t>(ckpt.class_names.size()));
   load_module_state(*model, ckpt.tensors, origin);
@@ -286,7 +298,7 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
         static_cast<int64_t>(init.class_names.size()) != classes)
       throw ConfigError("model.init '" + config.model.init +
                         "' was trained on another input shape or class count");
-    model = load_model(init, config.model.init);
+    model = load_backbone(init, config.model.init);
     model->train();
     lineage = init.lineage;
   }
@@ -306,11 +318,7 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
   int64_t start_epoch = 0;
   if (resume && std::filesystem::exists(ckpt_path)) {
     Checkpoint prev = read_checkpoint(ckpt_path);
-    const auto diff =
-        first_difference(comparable_config(parse_config_text(prev.config_ini, ckpt_path)),
-                         comparable_config(config));
-    if (!diff.empty())
-      throw ConfigError("cannot resume from " + ckpt_path + ": its config differs at " + diff);
+    check_resumable(prev, config, ckpt_path);
     load_module_state(*model, prev.tensors, ckpt_path);
     if (!prev.optimizer_archive.empty()) deserialize_optimizer(*optimizer, prev.optimizer_archive);
     start_epoch = prev.epoch;
@@ -342,69 +350,48 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
   int64_t images_total = 0;
   const int64_t end_epoch =
       stop_after > 0 ? std::min(config.train.epochs, stop_after) : config.train.epochs;
-  for (int64_t epoch = start_epoch; epoch < end_epoch; ++epoch) {
-    model->train();
-    train_loader.start_epoch(epoch);
-    ProgressBar bar(
-        "epoch " + std::to_string(epoch + 1) + "/" + std::to_string(config.train.epochs),
-        steps_per_epoch);
-    double loss_sum = 0.0;
-    int64_t correct = 0, seen = 0, step_in_epoch = 0;
-    double step_seconds = 0.0;
-    double lr = 0.0;
-    while (auto batch = train_loader.next()) {
-      const auto t0 = std::chrono::steady_clock::now();
-      lr = learning_rate(config.train, epoch * steps_per_epoch + step_in_epoch, steps_per_epoch);
-      for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
-      auto logits = model->forward(batch->images);
-      auto loss = torch::nn::functional::cross_entropy(logits, batch->labels, ce_options);
-      const double loss_value = loss.item<double>();
-      // a diverged run stops here, before the step spreads it into the weights and a checkpoint
-      if (!std::isfinite(loss_value)) {
-        bar.finish();
-        std::ostringstream what;
-        what << "training diverged: loss is " << loss_value << " at epoch " << epoch + 1 << "/"
-             << config.train.epochs << ", step " << step_in_epoch + 1 << "/" << steps_per_epoch
-             << " (lr " << lr << "); "
-             << (epoch > 0 ? "the checkpoint of epoch " + std::to_string(epoch) + " is kept"
-                           : std::string("no checkpoint written"));
-        throw std::runtime_error(what.str());
-      }
-      optimizer->zero_grad();
-      loss.backward();
-      optimizer->step();
-      const int64_t b = batch->labels.size(0);
-      loss_sum += loss_value * b;
-      correct += logits.argmax(1).eq(batch->labels).sum().item<int64_t>();
-      seen += b;
-      ++step_in_epoch;
-      step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      bar.update(step_in_epoch, seen, loss_sum / seen, static_cast<double>(correct) / seen);
-    }
-    bar.finish();
-    const double epoch_seconds = bar.elapsed_seconds();
-    step_seconds_total += step_seconds;
-    images_total += seen;
+  double lr = 0.0;
+  EpochLoop loop;
+  loop.label = "epoch";
+  loop.epochs = config.train.epochs;
+  loop.before_epoch = [&] { model->train(); };
+  loop.step = [&](const data::Batch& batch, const StepPosition& pos) {
+    lr = learning_rate(config.train, pos.global(), steps_per_epoch);
+    for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
+    auto logits = model->forward(batch.images);
+    auto loss = torch::nn::functional::cross_entropy(logits, batch.labels, ce_options);
+    const double loss_value = loss.item<double>();
+    pos.check_finite(loss_value, lr);
+    optimizer->zero_grad();
+    loss.backward();
+    optimizer->step();
+    return StepResult{loss_value, logits.argmax(1).eq(batch.labels).sum().item<int64_t>(),
+                      batch.labels.size(0)};
+  };
+  loop.after_epoch = [&](const EpochResult& r) {
+    step_seconds_total += r.step_seconds;
+    images_total += r.images;
     EvalResult val;
     if (val_loader) val = evaluate(*model, *val_loader, classes);
-    const double ips = step_seconds > 0 ? seen / step_seconds : 0.0;
-    log << "epoch " << std::setw(3) << epoch + 1 << "/" << config.train.epochs << std::fixed
-        << std::setprecision(4) << "  lr " << lr << "  train loss " << loss_sum / seen << " acc "
-        << std::setprecision(2) << 100.0 * correct / seen << "%";
+    const double ips = r.step_seconds > 0 ? r.images / r.step_seconds : 0.0;
+    log << "epoch " << std::setw(3) << r.epoch + 1 << "/" << config.train.epochs << std::fixed
+        << std::setprecision(4) << "  lr " << lr << "  train loss " << r.loss << " acc "
+        << std::setprecision(2) << 100.0 * r.accuracy << "%";
     if (val_loader)
       log << "  val loss " << std::setprecision(4) << val.loss << " acc " << std::setprecision(2)
           << 100.0 * val.accuracy << "%";
-    log << "  " << std::setprecision(0) << ips << " img/s  " << format_duration(epoch_seconds)
+    log << "  " << std::setprecision(0) << ips << " img/s  " << format_duration(r.epoch_seconds)
         << std::endl;
-    ck.metrics.push_back({double(epoch + 1), lr, loss_sum / seen, double(correct) / seen,
+    ck.metrics.push_back({double(r.epoch + 1), lr, r.loss, r.accuracy,
                           val_loader ? val.loss : -1.0, val_loader ? val.accuracy : -1.0, ips,
-                          epoch_seconds});
-    ck.epoch = epoch + 1;
+                          r.epoch_seconds});
+    ck.epoch = r.epoch + 1;
     ck.tensors = module_state(*model);
     ck.optimizer_archive = serialize_optimizer(*optimizer);
     write_checkpoint(ck, ckpt_path);
     ++outcome.epochs_run;
-  }
+  };
+  loop.run(train_loader, start_epoch, end_epoch);
 
   outcome.train_seconds = step_seconds_total;
   outcome.images_per_second = step_seconds_total > 0 ? images_total / step_seconds_total : 0.0;

@@ -16,7 +16,7 @@
 #include "datasets/dataset.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config.h"
-#include "trainer/models.h"
+#include "models/backbone.h"
 
 namespace adascale::trainer {
 
@@ -83,7 +83,22 @@ void ensure_writable_dir(const std::string& dir);
 void recalibrate_batchnorm(torch::nn::Module& model, const torch::Tensor& images,
                            int64_t batch_size = 256);
 
-// rebuilds the model of a checkpoint, weights loaded, in eval mode
-std::shared_ptr<Backbone> load_model(const Checkpoint& ckpt, const std::string& origin);
+// the test split of a checkpoint's dataset (data.limit_test applied), in order, normalized as the
+// checkpoint was trained: what eval, compress and export measure accuracy on
+struct HeldOutData {
+  data::DatasetPtr set;
+  data::LoaderOptions options;
+};
+HeldOutData held_out_data(const TrainConfig& config, const Checkpoint& ckpt);
+
+// rebuilds the backbone of a single-network checkpoint (plain or compressed), weights loaded, in
+// eval mode; multi-branch checkpoints: supernet/model_loading.h
+std::shared_ptr<Backbone> load_backbone(const Checkpoint& ckpt, const std::string& origin);
+
+constexpr const char* kCheckpointName = "checkpoint.h5";
+
+// throws ConfigError naming the first differing key when `prev` (read from `path`) was written by
+// another config; keys that change speed but not results (threads, workers) may differ
+void check_resumable(const Checkpoint& prev, const TrainConfig& config, const std::string& path);
 
 }  // namespace adascale::trainer

@@ -1,6 +1,6 @@
 // C API of the adaptation loop (the functions after "Automated adaptation loop" in adascale.h).
-// The loop lives in the handle's adapt slot; it copies the catalog costs, so it never touches
-// the bundle or the backend and its thread cannot race the run path.
+// The loop lives in the session's adapt slot; it copies the catalog costs, so it never touches
+// the model or the session's branches and its thread cannot race the run path.
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -10,13 +10,7 @@
 
 #include "adascale.h"
 #include "runtime/adapt/adaptation_loop.h"
-
-namespace adascale {
-std::shared_ptr<void>& adapt_state_slot(adascale_runtime* handle);
-std::string& last_error_slot(adascale_runtime* handle);
-extern thread_local int switch_callback_depth;  // runtime/c_api.cpp
-bool in_switch_callback();
-}  // namespace adascale
+#include "runtime/c_api_guard.h"
 
 namespace {
 
@@ -41,8 +35,8 @@ struct CallbackScope {
   CallbackScope& operator=(const CallbackScope&) = delete;
 };
 
-AdaptState* state_of(const adascale_runtime* handle) {
-  auto& slot = adascale::adapt_state_slot(const_cast<adascale_runtime*>(handle));
+AdaptState* state_of(const adascale_session* session) {
+  auto& slot = adascale::adapt_state_slot(const_cast<adascale_session*>(session));
   return static_cast<AdaptState*>(slot.get());
 }
 
@@ -71,13 +65,14 @@ void install_callback(AdaptState* state) {
 
 // Builds the loop from the catalog costs. Costs that do not parse count as empty: the selector
 // then treats that branch's costs as unknown instead of refusing the whole bundle.
-void build_loop(adascale_runtime* handle, AdaptState* state) {
+void build_loop(adascale_session* session, AdaptState* state) {
   std::vector<adascale::BranchCosts> branches;
   size_t count = 0;
-  adascale_branch_count(handle, &count);
+  const adascale_model* model = adascale_session_model(session);
+  adascale_model_branch_count(model, &count);
   for (size_t i = 0; i < count; ++i) {
     adascale_branch_info info;
-    adascale_branch_info_at(handle, i, &info);
+    adascale_model_branch_info_at(model, i, &info);
     adascale::BranchCosts costs;
     if (!adascale::parse_branch_costs(info.name, info.costs_json, &costs).ok()) {
       costs = adascale::BranchCosts{};
@@ -122,16 +117,16 @@ adascale_status check_options(const adascale_adapt_options& o) {
   return ok ? ADASCALE_OK : ADASCALE_ERROR_INVALID_ARGUMENT;
 }
 
-// The handle's state, created with default options on first use.
-AdaptState* ensure_state(adascale_runtime* handle) {
-  auto& slot = adascale::adapt_state_slot(handle);
+// The session's state, created with default options on first use.
+AdaptState* ensure_state(adascale_session* session) {
+  auto& slot = adascale::adapt_state_slot(session);
   if (!slot) {
     auto state = std::make_shared<AdaptState>();
     adascale_adapt_options_init(&state->options);
     slot = state;
   }
   AdaptState* state = static_cast<AdaptState*>(slot.get());
-  if (!state->loop) build_loop(handle, state);
+  if (!state->loop) build_loop(session, state);
   return state;
 }
 
@@ -152,15 +147,14 @@ adascale::Budgets to_budgets(const adascale_budgets& b) {
   return out;
 }
 
+void set_error(const adascale_session* session, std::string message) {
+  if (std::string* error = adascale::last_error_slot(session)) *error = std::move(message);
+}
+
+// the guard of c_api_guard.h, keeping the message as the session's last error
 template <typename F>
-adascale_status guarded(F body) {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    return ADASCALE_ERROR_OUT_OF_MEMORY;
-  } catch (...) {
-    return ADASCALE_ERROR_BACKEND;
-  }
+adascale_status guarded(const adascale_session* session, F body) {
+  return adascale::guarded(adascale::last_error_slot(session), body);
 }
 
 }  // namespace
@@ -201,91 +195,92 @@ void adascale_adapt_options_init(adascale_adapt_options* options) {
   options->contended_tail_prior = device.contended_tail_prior;
 }
 
-adascale_status adascale_set_budgets(adascale_runtime* handle, const adascale_budgets* budgets) {
-  if (!handle || !budgets) return ADASCALE_ERROR_INVALID_ARGUMENT;
+adascale_status adascale_session_set_budgets(adascale_session* session,
+                                             const adascale_budgets* budgets) {
+  if (!session || !budgets) return ADASCALE_ERROR_INVALID_ARGUMENT;
   if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
-  return guarded([&] {
+  return guarded(session, [&] {
     // a C caller may store any int in the enum field: read it as one (loading an enum value
     // outside its range is undefined behaviour in C++)
     int mode = 0;
     static_assert(sizeof(mode) == sizeof(budgets->memory_mode), "enum stored as int");
     std::memcpy(&mode, &budgets->memory_mode, sizeof(mode));
     if (mode < ADASCALE_MEMORY_NONE || mode > ADASCALE_MEMORY_AVAILABLE_MINUS_MARGIN) {
-      adascale::last_error_slot(handle) = "unknown memory budget mode";
+      set_error(session, "unknown memory budget mode");
       return ADASCALE_ERROR_INVALID_ARGUMENT;
     }
     const adascale::Budgets converted = to_budgets(*budgets);
     const adascale::Status s = adascale::validate_budgets(converted);
     if (!s.ok()) {
-      adascale::last_error_slot(handle) = s.message;
+      set_error(session, s.message);
       return static_cast<adascale_status>(s.code);
     }
-    AdaptState* state = ensure_state(handle);
+    AdaptState* state = ensure_state(session);
     state->budgets = converted;
     state->loop->set_budgets(converted);
     return ADASCALE_OK;
   });
 }
 
-adascale_status adascale_adapt_configure(adascale_runtime* handle,
-                                         const adascale_adapt_options* options) {
-  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+adascale_status adascale_session_adapt_configure(adascale_session* session,
+                                                 const adascale_adapt_options* options) {
+  if (!session) return ADASCALE_ERROR_INVALID_ARGUMENT;
   if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
-  return guarded([&] {
+  return guarded(session, [&] {
     adascale_adapt_options chosen;
     adascale_adapt_options_init(&chosen);
     if (options) chosen = *options;
     if (check_options(chosen) != ADASCALE_OK) {
-      adascale::last_error_slot(handle) =
-          "adaptation options out of range (period > 0, dwell and margins >= 0, "
-          "entry margin < 1, threads >= 1, tail_latency 0 or 1, tail quantile in [0.5, 1], "
-          "trial window >= 0, objective tolerance in [0, 1], context change 0 or > 1, "
-          "settle >= 0, contended tail prior >= 1)";
+      set_error(session,
+                "adaptation options out of range (period > 0, dwell and margins >= 0, "
+                "entry margin < 1, threads >= 1, tail_latency 0 or 1, tail quantile in [0.5, 1], "
+                "trial window >= 0, objective tolerance in [0, 1], context change 0 or > 1, "
+                "settle >= 0, contended tail prior >= 1)");
       return ADASCALE_ERROR_INVALID_ARGUMENT;
     }
-    AdaptState* state = ensure_state(handle);
+    AdaptState* state = ensure_state(session);
     if (state->loop->running()) {
-      adascale::last_error_slot(handle) = "stop the adaptation loop before configuring it";
+      set_error(session, "stop the adaptation loop before configuring it");
       return ADASCALE_ERROR_UNSUPPORTED;
     }
     state->options = chosen;
     state->context_root = chosen.context_root ? chosen.context_root : "";
     state->options.context_root = nullptr;  // the caller's string need not outlive this call
-    build_loop(handle, state);
+    build_loop(session, state);
     return ADASCALE_OK;
   });
 }
 
-adascale_status adascale_adapt_start(adascale_runtime* handle) {
-  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+adascale_status adascale_session_adapt_start(adascale_session* session) {
+  if (!session) return ADASCALE_ERROR_INVALID_ARGUMENT;
   if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
-  return guarded([&] {
-    const adascale::Status s = ensure_state(handle)->loop->start();
+  return guarded(session, [&] {
+    const adascale::Status s = ensure_state(session)->loop->start();
     return static_cast<adascale_status>(s.code);
   });
 }
 
-adascale_status adascale_adapt_stop(adascale_runtime* handle) {
-  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+adascale_status adascale_session_adapt_stop(adascale_session* session) {
+  if (!session) return ADASCALE_ERROR_INVALID_ARGUMENT;
   if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
-  AdaptState* state = state_of(handle);
+  AdaptState* state = state_of(session);
   if (state && state->loop) state->loop->stop();
   return ADASCALE_OK;
 }
 
-adascale_status adascale_adapt_step(adascale_runtime* handle) {
-  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+adascale_status adascale_session_adapt_step(adascale_session* session) {
+  if (!session) return ADASCALE_ERROR_INVALID_ARGUMENT;
   if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
-  return guarded([&] {
-    ensure_state(handle)->loop->step();
+  return guarded(session, [&] {
+    ensure_state(session)->loop->step();
     return ADASCALE_OK;
   });
 }
 
-adascale_status adascale_adapt_current_branch(const adascale_runtime* handle, size_t* index,
-                                              const char** name) {
-  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
-  const AdaptState* state = state_of(handle);
+adascale_status adascale_session_adapt_current_branch(const adascale_session* session,
+                                                      size_t* index, const char** name) {
+  if (!session) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  const AdaptState* state = state_of(session);
   const int branch = state && state->loop ? state->loop->current_branch() : -1;
   if (branch < 0) return ADASCALE_ERROR_NO_BRANCH_SELECTED;
   if (index) *index = static_cast<size_t>(branch);
@@ -293,13 +288,13 @@ adascale_status adascale_adapt_current_branch(const adascale_runtime* handle, si
   return ADASCALE_OK;
 }
 
-adascale_status adascale_adapt_last_context(const adascale_runtime* handle,
-                                            adascale_context* context) {
-  if (!handle || !context) return ADASCALE_ERROR_INVALID_ARGUMENT;
-  const AdaptState* state = state_of(handle);
+adascale_status adascale_session_adapt_last_context(const adascale_session* session,
+                                                    adascale_context* context) {
+  if (!session || !context) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  const AdaptState* state = state_of(session);
   if (!state || !state->loop || state->loop->stats().iterations == 0)
     return ADASCALE_ERROR_NOT_FOUND;
-  return guarded([&] {
+  return guarded(session, [&] {
     const adascale::ContextSample s = state->loop->last_sample();
     adascale_context c{};
     auto put = [&c](uint32_t bit, double* field, const auto& value) {
@@ -344,12 +339,13 @@ adascale_status adascale_adapt_last_context(const adascale_runtime* handle,
   });
 }
 
-adascale_status adascale_set_switch_callback(adascale_runtime* handle,
-                                             adascale_switch_callback callback, void* user_data) {
-  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+adascale_status adascale_session_set_switch_callback(adascale_session* session,
+                                                     adascale_switch_callback callback,
+                                                     void* user_data) {
+  if (!session) return ADASCALE_ERROR_INVALID_ARGUMENT;
   if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
-  return guarded([&] {
-    AdaptState* state = ensure_state(handle);
+  return guarded(session, [&] {
+    AdaptState* state = ensure_state(session);
     state->callback = callback;
     state->user_data = user_data;
     install_callback(state);
@@ -357,19 +353,20 @@ adascale_status adascale_set_switch_callback(adascale_runtime* handle,
   });
 }
 
-adascale_status adascale_run_auto(adascale_runtime* handle, const float* input, size_t input_count,
-                                  float* logits, size_t logits_capacity) {
-  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+adascale_status adascale_session_run_auto(adascale_session* session, const float* input,
+                                          size_t input_count, float* logits,
+                                          size_t logits_capacity) {
+  if (!session) return ADASCALE_ERROR_INVALID_ARGUMENT;
   if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
   AdaptationLoop* loop = nullptr;
-  const adascale_status created = guarded([&] {
-    loop = ensure_state(handle)->loop.get();
+  const adascale_status created = guarded(session, [&] {
+    loop = ensure_state(session)->loop.get();
     return ADASCALE_OK;
   });
   if (created != ADASCALE_OK) return created;
   int branch = loop->current_branch();
   if (branch < 0) {
-    const adascale_status stepped = guarded([&] {
+    const adascale_status stepped = guarded(session, [&] {
       loop->step();
       return ADASCALE_OK;
     });
@@ -379,41 +376,41 @@ adascale_status adascale_run_auto(adascale_runtime* handle, const float* input, 
   }
   // Preparing an uncached branch happens here, outside the timed run.
   adascale_status status =
-      adascale_select(handle, loop->branch_name(static_cast<size_t>(branch)).c_str());
+      adascale_session_select(session, loop->branch_name(static_cast<size_t>(branch)).c_str());
   if (status != ADASCALE_OK) return status;
   const auto start = std::chrono::steady_clock::now();
-  status = adascale_run(handle, input, input_count, logits, logits_capacity);
+  status = adascale_session_run(session, input, input_count, logits, logits_capacity);
   const auto stop = std::chrono::steady_clock::now();
   if (status != ADASCALE_OK) return status;
   // Catalog latencies are per call at the catalog's batch; other batch sizes are not comparable.
   int64_t dims[4];
-  adascale_input_shape(handle, dims);
+  adascale_model_input_shape(adascale_session_model(session), dims);
   const size_t image = static_cast<size_t>(dims[1] * dims[2] * dims[3]);
   if (image > 0 && static_cast<int64_t>(input_count / image) == dims[0])
     loop->report_latency(branch, std::chrono::duration<double, std::milli>(stop - start).count());
   return ADASCALE_OK;
 }
 
-adascale_status adascale_adapt_report_latency(adascale_runtime* handle, size_t index,
-                                              double observed_ms) {
-  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
+adascale_status adascale_session_adapt_report_latency(adascale_session* session, size_t index,
+                                                      double observed_ms) {
+  if (!session) return ADASCALE_ERROR_INVALID_ARGUMENT;
   if (!(observed_ms > 0) || !std::isfinite(observed_ms)) return ADASCALE_ERROR_INVALID_ARGUMENT;
-  return guarded([&] {
-    AdaptationLoop* loop = ensure_state(handle)->loop.get();
+  return guarded(session, [&] {
+    AdaptationLoop* loop = ensure_state(session)->loop.get();
     if (index >= loop->branch_count()) return ADASCALE_ERROR_OUT_OF_RANGE;
     loop->report_latency(static_cast<int>(index), observed_ms);
     return ADASCALE_OK;
   });
 }
 
-adascale_status adascale_adapt_estimate(const adascale_runtime* handle, size_t index,
-                                        double* latency_ms, double* memory_bytes,
-                                        double* energy_mj) {
-  if (!handle) return ADASCALE_ERROR_INVALID_ARGUMENT;
-  const AdaptState* state = state_of(handle);
+adascale_status adascale_session_adapt_estimate(const adascale_session* session, size_t index,
+                                                double* latency_ms, double* memory_bytes,
+                                                double* energy_mj) {
+  if (!session) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  const AdaptState* state = state_of(session);
   if (!state || !state->loop || state->loop->stats().iterations == 0)
     return ADASCALE_ERROR_NOT_FOUND;
-  return guarded([&] {
+  return guarded(session, [&] {
     const std::vector<adascale::BranchEstimate> estimates = state->loop->last_estimates();
     if (index >= estimates.size()) return ADASCALE_ERROR_OUT_OF_RANGE;
     const adascale::BranchEstimate& e = estimates[index];
@@ -424,12 +421,12 @@ adascale_status adascale_adapt_estimate(const adascale_runtime* handle, size_t i
   });
 }
 
-adascale_status adascale_adapt_get_stats(const adascale_runtime* handle,
-                                         adascale_adapt_stats* stats) {
-  if (!handle || !stats) return ADASCALE_ERROR_INVALID_ARGUMENT;
-  const AdaptState* state = state_of(handle);
+adascale_status adascale_session_adapt_get_stats(const adascale_session* session,
+                                                 adascale_adapt_stats* stats) {
+  if (!session || !stats) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  const AdaptState* state = state_of(session);
   if (!state || !state->loop) return ADASCALE_ERROR_NOT_FOUND;
-  return guarded([&] {
+  return guarded(session, [&] {
     const adascale::LoopStats s = state->loop->stats();
     const adascale::PredictionErrorStats e = state->loop->prediction_errors();
     stats->iterations = s.iterations;
@@ -443,6 +440,56 @@ adascale_status adascale_adapt_get_stats(const adascale_runtime* handle,
     stats->p90_error_uncorrected = e.p90_uncorrected;
     return ADASCALE_OK;
   });
+}
+
+// ---- the single handle's loop: its session's ----
+
+adascale_status adascale_set_budgets(adascale_runtime* handle, const adascale_budgets* budgets) {
+  return adascale_session_set_budgets(adascale::session_of(handle), budgets);
+}
+adascale_status adascale_adapt_configure(adascale_runtime* handle,
+                                         const adascale_adapt_options* options) {
+  return adascale_session_adapt_configure(adascale::session_of(handle), options);
+}
+adascale_status adascale_adapt_start(adascale_runtime* handle) {
+  return adascale_session_adapt_start(adascale::session_of(handle));
+}
+adascale_status adascale_adapt_stop(adascale_runtime* handle) {
+  return adascale_session_adapt_stop(adascale::session_of(handle));
+}
+adascale_status adascale_adapt_step(adascale_runtime* handle) {
+  return adascale_session_adapt_step(adascale::session_of(handle));
+}
+adascale_status adascale_adapt_current_branch(const adascale_runtime* handle, size_t* index,
+                                              const char** name) {
+  return adascale_session_adapt_current_branch(adascale::session_of(handle), index, name);
+}
+adascale_status adascale_adapt_last_context(const adascale_runtime* handle,
+                                            adascale_context* context) {
+  return adascale_session_adapt_last_context(adascale::session_of(handle), context);
+}
+adascale_status adascale_set_switch_callback(adascale_runtime* handle,
+                                             adascale_switch_callback callback, void* user_data) {
+  return adascale_session_set_switch_callback(adascale::session_of(handle), callback, user_data);
+}
+adascale_status adascale_run_auto(adascale_runtime* handle, const float* input, size_t input_count,
+                                  float* logits, size_t logits_capacity) {
+  return adascale_session_run_auto(adascale::session_of(handle), input, input_count, logits,
+                                   logits_capacity);
+}
+adascale_status adascale_adapt_report_latency(adascale_runtime* handle, size_t index,
+                                              double observed_ms) {
+  return adascale_session_adapt_report_latency(adascale::session_of(handle), index, observed_ms);
+}
+adascale_status adascale_adapt_estimate(const adascale_runtime* handle, size_t index,
+                                        double* latency_ms, double* memory_bytes,
+                                        double* energy_mj) {
+  return adascale_session_adapt_estimate(adascale::session_of(handle), index, latency_ms,
+                                         memory_bytes, energy_mj);
+}
+adascale_status adascale_adapt_get_stats(const adascale_runtime* handle,
+                                         adascale_adapt_stats* stats) {
+  return adascale_session_adapt_get_stats(adascale::session_of(handle), stats);
 }
 
 }  // extern "C"

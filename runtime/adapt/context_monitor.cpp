@@ -11,26 +11,24 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/unique_fd.h"
+
 namespace adascale {
 namespace {
 
 // Plain POSIX reads: procfs files are small and ifstream costs several times more per open.
 bool read_file(const std::string& path, std::string* out) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  const base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.ok()) return false;
   out->clear();
   char buffer[8192];
   while (true) {
-    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
-    if (n < 0) {
-      ::close(fd);
-      return false;
-    }
+    const ssize_t n = ::read(fd.get(), buffer, sizeof(buffer));
+    if (n < 0) return false;
     if (n == 0) break;
     out->append(buffer, static_cast<size_t>(n));
     if (out->size() > (1u << 20)) break;  // no legitimate source is this large
   }
-  ::close(fd);
   return true;
 }
 

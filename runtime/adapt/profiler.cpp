@@ -2,64 +2,19 @@
 
 #include <algorithm>
 #include <cmath>
-#include <nlohmann/json.hpp>
 #include <thread>
+
+#include "base/statistics.h"
 
 namespace adascale {
 namespace {
 
-std::optional<double> number(const nlohmann::json& object, const char* key) {
-  const auto it = object.find(key);
-  if (it == object.end() || !it->is_number()) return std::nullopt;
-  const double value = it->get<double>();
-  if (!std::isfinite(value) || value < 0) return std::nullopt;
-  return value;
-}
-
-double quantile(std::vector<double> values, double q) {
-  if (values.empty()) return 0;
-  const size_t k = std::min(values.size() - 1, static_cast<size_t>(q * (values.size() - 1) + 0.5));
-  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
-  return values[k];
+// no observations yet: 0, the value the statistics start from
+double quantile_or_zero(const std::vector<double>& values, double q) {
+  return values.empty() ? 0.0 : base::percentile(values, q);
 }
 
 }  // namespace
-
-Status parse_branch_costs(const std::string& name, const std::string& costs_json,
-                          BranchCosts* costs) {
-  *costs = BranchCosts{};
-  costs->name = name;
-  const nlohmann::json j = nlohmann::json::parse(costs_json, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object())
-    return error_status(ErrorCode::kFormat, "costs of branch '" + name + "' are not a JSON object");
-  const auto latency = j.find("latency_ms");
-  if (latency != j.end()) {
-    if (latency->is_object()) {
-      costs->latency_median_ms = number(*latency, "median");
-      costs->latency_p90_ms = number(*latency, "p90");
-    } else if (latency->is_number() && std::isfinite(latency->get<double>()) &&
-               latency->get<double>() >= 0) {
-      costs->latency_median_ms = latency->get<double>();
-    }
-  }
-  // Zero latency is a missing measurement, not an infinitely fast branch.
-  if (costs->latency_median_ms && *costs->latency_median_ms <= 0) costs->latency_median_ms.reset();
-  costs->memory_bytes = number(j, "peak_memory_bytes");
-  if (!costs->memory_bytes) {
-    const auto weights = number(j, "weight_bytes");
-    const auto activations = number(j, "activation_bytes");
-    if (weights || activations) costs->memory_bytes = weights.value_or(0) + activations.value_or(0);
-  }
-  costs->macs = number(j, "macs");
-  costs->memory_access_bytes = number(j, "memory_access_bytes");
-  const auto accuracy = j.find("accuracy");
-  if (accuracy != j.end() && accuracy->is_number() && std::isfinite(accuracy->get<double>()))
-    costs->accuracy = accuracy->get<double>();
-  const auto precision = j.find("precision");
-  costs->int8 = precision != j.end() && precision->is_string() &&
-                (precision->get<std::string>() == "int8" || precision->get<std::string>() == "i8");
-  return ok_status();
-}
 
 Profiler::Profiler(std::vector<BranchCosts> branches, DeviceProfile profile)
     : branches_(std::move(branches)),
@@ -74,6 +29,9 @@ Profiler::Profiler(std::vector<BranchCosts> branches, DeviceProfile profile)
   errors_corrected_.reserve(profile_.error_window);
   errors_uncorrected_.reserve(profile_.error_window);
   if (profile_.tail_window == 0) profile_.tail_window = 1;
+  // base::percentile throws outside [0, 1] (NaN too), which the loop thread must never do
+  if (!(profile_.tail_quantile >= 0 && profile_.tail_quantile <= 1))
+    profile_.tail_quantile = DeviceProfile{}.tail_quantile;
   tail_all_.ratios.reserve(profile_.tail_window);
   for (TailRing& ring : tail_levels_) ring.ratios.reserve(profile_.tail_window);
 }
@@ -95,10 +53,10 @@ double Profiler::tail_factor(double contention_factor) const {
   const int index = tail_level(contention_factor);
   const TailRing& level = tail_levels_[index];
   if (level.ratios.size() >= kEnough)
-    return std::max(1.0, quantile(level.ratios, profile_.tail_quantile));
+    return std::max(1.0, base::percentile(level.ratios, profile_.tail_quantile));
   double tail = 1.0;
   if (tail_all_.ratios.size() >= kEnough)
-    tail = std::max(tail, quantile(tail_all_.ratios, profile_.tail_quantile));
+    tail = std::max(tail, base::percentile(tail_all_.ratios, profile_.tail_quantile));
   if (index > 0) tail = std::max(tail, profile_.contended_tail_prior);
   return tail;
 }
@@ -250,10 +208,10 @@ void Profiler::observe(size_t branch, double observed_ms, std::optional<double> 
 PredictionErrorStats Profiler::error_stats() const {
   PredictionErrorStats s;
   s.count = errors_corrected_.size();
-  s.median_corrected = quantile(errors_corrected_, 0.5);
-  s.p90_corrected = quantile(errors_corrected_, 0.9);
-  s.median_uncorrected = quantile(errors_uncorrected_, 0.5);
-  s.p90_uncorrected = quantile(errors_uncorrected_, 0.9);
+  s.median_corrected = quantile_or_zero(errors_corrected_, 0.5);
+  s.p90_corrected = quantile_or_zero(errors_corrected_, 0.9);
+  s.median_uncorrected = quantile_or_zero(errors_uncorrected_, 0.5);
+  s.p90_uncorrected = quantile_or_zero(errors_uncorrected_, 0.9);
   return s;
 }
 

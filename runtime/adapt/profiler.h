@@ -1,5 +1,6 @@
 // Profiler: predicts each branch's latency, memory and energy in the current context from the
-// bundle's catalog costs, and corrects latency online from what the run path observes.
+// bundle's catalog costs (runtime/branch_costs.h), and corrects latency online from what the run
+// path observes.
 #pragma once
 
 #include <cstddef>
@@ -9,28 +10,10 @@
 #include <vector>
 
 #include "runtime/adapt/context_monitor.h"
+#include "runtime/branch_costs.h"
 #include "runtime/graph.h"
 
 namespace adascale {
-
-// What the catalog says about one branch (branches[].costs in catalog.json). Every field is
-// optional: exporters of different versions write different keys.
-struct BranchCosts {
-  std::string name;
-  std::optional<double> latency_median_ms;  // "latency_ms": {"median": x} (or a plain number)
-  std::optional<double> latency_p90_ms;     // "latency_ms": {"p90": y}
-  std::optional<double>
-      memory_bytes;            // "peak_memory_bytes", else "weight_bytes" + "activation_bytes"
-  std::optional<double> macs;  // "macs"
-  std::optional<double> memory_access_bytes;  // "memory_access_bytes"
-  std::optional<double> accuracy;             // "accuracy", in whatever unit the exporter used
-  bool int8 = false;                          // "precision": "int8" (cheaper MACs)
-};
-
-// Parses a costs object; missing keys stay absent, keys of the wrong type are ignored. Only text
-// that is not a JSON object is an error.
-Status parse_branch_costs(const std::string& name, const std::string& costs_json,
-                          BranchCosts* costs);
 
 // Per-device constants of the cost model; defaults and their sources: docs/device-profile.md.
 struct DeviceProfile {

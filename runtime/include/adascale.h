@@ -1,6 +1,17 @@
 /* AdaScale on-device runtime, C API. Every function returns a status code; no exception and no
- * C++ type crosses this boundary. adascale_last_error() gives a one-line message for the last
- * failure on a handle. A handle is not thread-safe: use one per thread. */
+ * C++ type crosses this boundary. docs/c-api.md describes lifetimes, threading and errors.
+ *
+ * Two ways in:
+ *  - a model (adascale_model_open) shared read-only by any number of sessions
+ *    (adascale_session_new), one per thread: the bundle is mapped and every branch's weights are
+ *    derived and packed once per model, while each session has its own arenas, selected branch,
+ *    adaptation loop, budgets and last error;
+ *  - the single handle (adascale_open): one model and one session owned together.
+ * Naming: adascale_<object>_<verb>, the object first (model_, session_; a session's adaptation
+ * loop continues with adapt_), so related calls share the longest prefix. The single-handle calls
+ * keep their names, adascale_<verb> on an adascale_runtime, and each has a session twin named
+ * adascale_session_<verb> (adascale_run: adascale_session_run; adascale_adapt_start:
+ * adascale_session_adapt_start) that behaves the same. */
 #ifndef ADASCALE_H_
 #define ADASCALE_H_
 
@@ -39,15 +50,82 @@ typedef enum adascale_backend {
 } adascale_backend;
 
 typedef struct adascale_runtime adascale_runtime;
+typedef struct adascale_model adascale_model;
+typedef struct adascale_session adascale_session;
 
 typedef struct adascale_branch_info {
-  const char* name;       /* canonical branch name; valid until adascale_close */
-  const char* costs_json; /* the exporter's costs object as JSON text; valid until close */
+  const char* name;       /* canonical branch name; valid while the model is (until close) */
+  const char* costs_json; /* the exporter's costs object as JSON text; valid as long */
 } adascale_branch_info;
+
+/* ---- Model: the mapped, validated bundle and the weights its sessions share ----
+ * Every model function may be called from any thread at any time, concurrently with the
+ * sessions' calls. */
+
+/* Opens and fully validates X.bundle/. threads: per inference (<= 1: the calling thread); with
+ * more, the model's sessions share one thread pool and their parallel sections take turns.
+ * On failure *model is NULL and adascale_model_open_error() says why. */
+adascale_status adascale_model_open(const char* path, adascale_backend backend, int threads,
+                                    adascale_model** model);
+/* The one-line message of the calling thread's last failed open (adascale_model_open or
+ * adascale_open*), "" after a success; valid until that thread's next open. */
+const char* adascale_model_open_error(void);
+/* Drops the opener's reference: the model is freed now when no session holds it, else with the
+ * last of its sessions (sessions may be freed before or after it). Pass `model` to no call after
+ * this one; adascale_session_model(s) gives it back, usable while s lives. */
+void adascale_model_free(adascale_model* model);
+
+adascale_status adascale_model_branch_count(const adascale_model* model, size_t* count);
+adascale_status adascale_model_branch_info_at(const adascale_model* model, size_t index,
+                                              adascale_branch_info* info);
+/* Input as users see it: NCHW of one image (dims[0] is the catalog's batch, usually 1). */
+adascale_status adascale_model_input_shape(const adascale_model* model, int64_t dims[4]);
+adascale_status adascale_model_class_count(const adascale_model* model, size_t* count);
+
+/* What the model shares among its sessions now. Fields are only ever appended. */
+typedef struct adascale_model_cache {
+  size_t branches;       /* prepared branches that at least one session keeps */
+  size_t weight_bytes;   /* their weights, once per branch however many sessions keep it */
+  uint64_t preparations; /* branch preparations (weights derived and packed) since open */
+} adascale_model_cache;
+adascale_status adascale_model_cache_info(const adascale_model* model, adascale_model_cache* cache);
+
+/* ---- Session: what one thread needs to run branches of a model ----
+ * A session is not thread-safe: call it from one thread at a time. Sessions of one model run
+ * concurrently; a branch's weights are prepared by the first session that selects it and
+ * shared with the others (each session then only plans its own arena). */
+
+/* Holds a reference to the model (see adascale_model_free). */
+adascale_status adascale_session_new(adascale_model* model, adascale_session** session);
+void adascale_session_free(adascale_session* session);
+/* The message of the session's last failure. */
+const char* adascale_session_last_error(const adascale_session* session);
+adascale_model* adascale_session_model(const adascale_session* session);
+
+/* Bytes of branches this session keeps prepared for fast switching, the least recently used
+ * dropped past the budget (never the selected one). Each kept branch counts its weights (shared
+ * with the model's other sessions, stored once per model) plus this session's arena for it. */
+adascale_status adascale_session_set_memory_budget(adascale_session* session, size_t bytes);
+/* Makes `name` current: a branch this session keeps costs nothing; one another session keeps is
+ * bound to a new arena (no re-packing); else it is prepared. */
+adascale_status adascale_session_select(adascale_session* session, const char* name);
+adascale_status adascale_session_cache_info(const adascale_session* session,
+                                            size_t* cached_branches, size_t* cached_bytes);
+/* 1 when this session keeps `name` prepared, else 0. */
+int adascale_session_is_cached(const adascale_session* session, const char* name);
+/* Peak activation bytes of the selected branch at the current batch size. */
+adascale_status adascale_session_selected_arena_bytes(const adascale_session* session,
+                                                      size_t* bytes);
+/* Arguments as for adascale_run. */
+adascale_status adascale_session_run(adascale_session* session, const float* input,
+                                     size_t input_count, float* logits, size_t logits_capacity);
+
+/* ---- Single handle: one model and one session owned together ---- */
 
 /* Opens and fully validates X.bundle/ with the XNNPACK backend on one thread. On failure
  * *handle is NULL; adascale_open_ex also copies a one-line message into error_message when it is
- * non-NULL (truncated to error_message_capacity). */
+ * non-NULL (truncated to error_message_capacity). Not thread-safe: use one per thread, or one
+ * model and a session per thread, which share the weights. */
 adascale_status adascale_open(const char* path, adascale_runtime** handle);
 adascale_status adascale_open_ex(const char* path, adascale_backend backend, int threads,
                                  adascale_runtime** handle, char* error_message,
@@ -99,12 +177,17 @@ typedef struct adascale_node_timing {
  * reports the node count (nothing runs). */
 adascale_status adascale_profile(adascale_runtime* handle, int runs, adascale_node_timing* timings,
                                  size_t capacity, size_t* count);
+adascale_status adascale_session_profile(adascale_session* session, int runs,
+                                         adascale_node_timing* timings, size_t capacity,
+                                         size_t* count);
 
 /* ---- Automated adaptation loop: monitor -> profiler -> selector (runtime/adapt/) ----
  * A background thread senses the context, predicts every branch's latency, memory and energy
  * from the catalog costs, and picks a branch under the budgets. adascale_run_auto runs that
- * branch and feeds its observed latency back. The loop belongs to the handle; adascale_close
- * stops it. Callbacks run on the loop's thread. */
+ * branch and feeds its observed latency back. Every session has a loop of its own (with its own
+ * budgets, options, callback and corrections), created on first use; freeing the session stops
+ * it. Callbacks run on the loop's thread. The adascale_<verb> calls below act on a handle's
+ * session; the adascale_session_* twins at the end of this section take a session. */
 
 typedef enum adascale_memory_mode {
   ADASCALE_MEMORY_NONE = 0,                  /* no memory constraint */
@@ -231,12 +314,14 @@ typedef struct adascale_switch_event {
  * adascale_adapt_step / adascale_run_auto) while the loop is in the middle of a step. From inside
  * it, only these calls are allowed: adascale_adapt_current_branch, adascale_adapt_last_context,
  * adascale_adapt_estimate, adascale_adapt_get_stats, adascale_adapt_report_latency,
- * adascale_branch_count, adascale_branch_info_at, adascale_input_shape, adascale_class_count.
- * Every other call that takes a handle returns ADASCALE_ERROR_IN_CALLBACK without doing anything
- * (adascale_close, which returns nothing, leaves the handle open): reconfiguring, stopping or
- * stepping the loop, changing the callback, or running a branch would otherwise free the loop
- * under the step, deadlock on it, or race the thread that owns the handle. Record what you need
- * and act on it after the callback returns. */
+ * adascale_branch_count, adascale_branch_info_at, adascale_input_shape, adascale_class_count,
+ * their adascale_session_* twins, and every adascale_model_* call. Every other call that takes a
+ * handle or a session (of any model) returns ADASCALE_ERROR_IN_CALLBACK without doing anything
+ * (adascale_close and adascale_session_free, which return nothing, leave it open):
+ * reconfiguring, stopping or stepping the loop, changing the callback, or running a branch would
+ * otherwise free the loop under the step, deadlock on it, or race the thread that owns the
+ * session. Calls from inside a callback do not set the session's last error. Record what you
+ * need and act on it after the callback returns. */
 typedef void (*adascale_switch_callback)(const adascale_switch_event* event, void* user_data);
 /* NULL callback unregisters. */
 adascale_status adascale_set_switch_callback(adascale_runtime* handle,
@@ -270,6 +355,32 @@ typedef struct adascale_adapt_stats {
 
 adascale_status adascale_adapt_get_stats(const adascale_runtime* handle,
                                          adascale_adapt_stats* stats);
+
+/* The same calls on a session's loop. */
+adascale_status adascale_session_set_budgets(adascale_session* session,
+                                             const adascale_budgets* budgets);
+adascale_status adascale_session_adapt_configure(adascale_session* session,
+                                                 const adascale_adapt_options* options);
+adascale_status adascale_session_adapt_start(adascale_session* session);
+adascale_status adascale_session_adapt_stop(adascale_session* session);
+adascale_status adascale_session_adapt_step(adascale_session* session);
+adascale_status adascale_session_adapt_current_branch(const adascale_session* session,
+                                                      size_t* index, const char** name);
+adascale_status adascale_session_adapt_last_context(const adascale_session* session,
+                                                    adascale_context* context);
+adascale_status adascale_session_set_switch_callback(adascale_session* session,
+                                                     adascale_switch_callback callback,
+                                                     void* user_data);
+adascale_status adascale_session_run_auto(adascale_session* session, const float* input,
+                                          size_t input_count, float* logits,
+                                          size_t logits_capacity);
+adascale_status adascale_session_adapt_report_latency(adascale_session* session, size_t index,
+                                                      double observed_ms);
+adascale_status adascale_session_adapt_estimate(const adascale_session* session, size_t index,
+                                                double* latency_ms, double* memory_bytes,
+                                                double* energy_mj);
+adascale_status adascale_session_adapt_get_stats(const adascale_session* session,
+                                                 adascale_adapt_stats* stats);
 
 #ifdef __cplusplus
 }

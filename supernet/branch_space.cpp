@@ -1,0 +1,252 @@
+#include "supernet/branch_space.h"
+
+#include <algorithm>
+#include <set>
+
+#include "supernet/detail.h"
+
+namespace adascale::trainer {
+
+using namespace supernet_detail;
+
+BranchSpace BranchSpace::from_config(const SupernetConfig& c, const ResNetSpec& base) {
+  const int64_t stages = static_cast<int64_t>(base.stages.size());
+  std::vector<double> widths;
+  for (const auto& item : split_list(c.widths))
+    widths.push_back(parse_number("supernet.widths", item));
+  std::vector<Operator> ops;
+  for (const auto& item : split_list(c.ops)) {
+    ops.push_back(parse_operator(item, "config key 'supernet.ops'"));
+    if (!ops.back().stages.empty())
+      throw ConfigError("config key 'supernet.ops': operator '" + item +
+                        "' names stages; the op stages are supernet.op_stages");
+  }
+  auto stage_numbers = [&](const std::string& key, const std::string& text) {
+    std::vector<int64_t> out;
+    for (int64_t s : parse_int_list(text, key)) {
+      if (s < 1 || s > stages)
+        throw ConfigError("config key '" + key + "': stage " + std::to_string(s) +
+                          " does not exist (the network has " + std::to_string(stages) +
+                          " stages, counted from 1)");
+      out.push_back(s - 1);
+    }
+    return out;
+  };
+  std::vector<int64_t> op_stages, exits;
+  if (c.op_stages.empty()) {
+    for (int64_t s = std::max<int64_t>(0, stages - 2); s < stages; ++s) op_stages.push_back(s);
+  } else {
+    op_stages = stage_numbers("supernet.op_stages", c.op_stages);
+  }
+  if (!c.exits.empty()) exits = stage_numbers("supernet.exits", c.exits);
+  return from_lists(widths, ops, op_stages, exits, split_list(c.precisions), c.exit_head, base);
+}
+
+BranchSpace BranchSpace::from_lists(std::vector<double> widths, std::vector<Operator> ops,
+                                    std::vector<int64_t> op_stages, std::vector<int64_t> exits,
+                                    std::vector<std::string> precisions,
+                                    const std::string& exit_head, const ResNetSpec& base) {
+  BranchSpace sp;
+  const int64_t stages = static_cast<int64_t>(base.stages.size());
+  for (double w : widths) {
+    std::ostringstream text;
+    text << w;
+    const std::string item = text.str();
+    if (!(w > 0.0 && w <= 1.0))
+      throw ConfigError("config key 'supernet.widths': width " + item + " is not in (0, 1]");
+    auto check = [&](int64_t channels, const std::string& layer) {
+      if (std::lround(channels * w) < 1)
+        throw ConfigError("config key 'supernet.widths': width " + item + " leaves " + layer +
+                          " (" + std::to_string(channels) + " channels) with none");
+    };
+    check(base.stem, "the stem");
+    for (size_t s = 0; s < base.stages.size(); ++s)
+      for (size_t b = 0; b < base.stages[s].size(); ++b) {
+        check(base.stages[s][b].mid, block_prefix(s, b) + ".conv1");
+        check(base.stages[s][b].out, block_prefix(s, b) + ".conv2");
+      }
+    for (double prev : sp.widths)
+      if (fixed2(prev) == fixed2(w))
+        throw ConfigError("config key 'supernet.widths': width " + item + " is listed twice");
+    sp.widths.push_back(w);
+  }
+  if (sp.widths.empty()) throw ConfigError("config key 'supernet.widths' is empty");
+  std::sort(sp.widths.rbegin(), sp.widths.rend());
+
+  for (auto& op : ops) {
+    if (op.kind == OperatorKind::kPrune)
+      throw ConfigError("config key 'supernet.ops': prune is not a branch operator (widths "
+                        "prune the branches)");
+    if (op.kind == OperatorKind::kFire && op.name() != "fire")
+      throw ConfigError("config key 'supernet.ops': '" + op.name() +
+                        "': a branch space's fire squeezes to the default 0.25 (write fire)");
+    op.stages.clear();
+    for (const auto& seen : sp.ops)
+      if (seen.same_variant(op))
+        throw ConfigError("config key 'supernet.ops': '" + op.name() + "' is listed twice");
+    sp.ops.push_back(op);
+  }
+  if (sp.ops.empty()) throw ConfigError("config key 'supernet.ops' is empty");
+
+  // stages: sorted, each once, and existing (the spec of a checkpoint is checked here too)
+  auto stage_set = [&](const std::string& key, const std::vector<int64_t>& in) {
+    std::set<int64_t> out;
+    for (int64_t s : in) {
+      if (s < 0 || s >= stages)
+        throw ConfigError("config key '" + key + "': stage " + std::to_string(s + 1) +
+                          " does not exist (the network has " + std::to_string(stages) +
+                          " stages, counted from 1)");
+      out.insert(s);
+    }
+    return std::vector<int64_t>(out.begin(), out.end());
+  };
+  sp.op_stages = stage_set("supernet.op_stages", op_stages);
+  if (sp.op_stages.empty()) throw ConfigError("config key 'supernet.op_stages' is empty");
+  sp.exits = stage_set("supernet.exits", exits);
+  if (sp.exits.empty() || sp.exits.back() != stages - 1) sp.exits.push_back(stages - 1);
+
+  for (const auto& item : precisions) {
+    if (item != "fp32" && item != "int8")
+      throw ConfigError("config key 'supernet.precisions': unknown precision '" + item +
+                        "' (known: fp32, int8)");
+    if (std::find(sp.precisions.begin(), sp.precisions.end(), item) != sp.precisions.end())
+      throw ConfigError("config key 'supernet.precisions': '" + item + "' is listed twice");
+    sp.precisions.push_back(item);
+  }
+  if (sp.precisions.empty()) throw ConfigError("config key 'supernet.precisions' is empty");
+  if (exit_head != "linear" && exit_head != "block")
+    throw ConfigError("config key 'supernet.exit_head': unknown head '" + exit_head +
+                      "' (known: linear, block)");
+  sp.exit_head = exit_head;
+  // an exit block starts from the leading channels of the next stage's first block, at every width
+  if (sp.exit_head == "block")
+    for (int64_t e : sp.exits) {
+      if (e + 1 >= stages) continue;
+      const auto& next = base.stages[e + 1].front();
+      for (double w : sp.widths) {
+        const int64_t ch = scaled(base.stages[e].back().out, w);
+        if (ch > scaled(next.out, w) || scaled(ch, kExitBlockMid) > scaled(next.mid, w))
+          throw ConfigError("config key 'supernet.exit_head': an exit block after stage " +
+                            std::to_string(e + 1) + " (" + std::to_string(ch) +
+                            " channels) is wider than the next stage's first block it starts from");
+      }
+    }
+
+  // a fire slot splits its output between a 1x1 and a 3x3 expand: two channels at least, at
+  // every width, in the op stages and in the exit blocks that take the op
+  if (std::any_of(sp.ops.begin(), sp.ops.end(),
+                  [](const Operator& op) { return op.kind == OperatorKind::kFire; }))
+    for (double w : sp.widths) {
+      auto check = [&](int64_t channels, const std::string& where) {
+        if (channels >= 2) return;
+        throw ConfigError("config key 'supernet.ops': fire needs 2 output channels or more, and " +
+                          ("width " + fixed2(w) + " leaves " + where + " with ") +
+                          std::to_string(channels));
+      };
+      for (int64_t s : sp.op_stages)
+        for (size_t b = 0; b < base.stages[s].size(); ++b) {
+          check(scaled(base.stages[s][b].mid, w), block_prefix(s, b) + ".conv1");
+          check(scaled(base.stages[s][b].out, w), block_prefix(s, b) + ".conv2");
+        }
+      const auto takes_op = [&](int64_t s) {
+        return std::find(sp.op_stages.begin(), sp.op_stages.end(), s) != sp.op_stages.end();
+      };
+      if (sp.exit_head == "block")
+        for (int64_t e : sp.exits)
+          if (e + 1 < stages && takes_op(e + 1))
+            check(scaled(scaled(base.stages[e].back().out, w), kExitBlockMid),
+                  "the exit block after stage " + std::to_string(e + 1) + " (inside)");
+    }
+
+  for (double w : sp.widths)
+    for (const auto& op : sp.ops)
+      for (int64_t exit : sp.exits) {
+        // an op whose stages all lie beyond the exit (and its block) changes nothing: that branch
+        // is the conv one
+        const int64_t reach = exit + (sp.exit_head == "block" && exit + 1 < stages ? 1 : 0);
+        const bool plain = op.kind == OperatorKind::kConv;
+        if (!plain && sp.op_stages.front() > reach) continue;
+        BranchChoice b;
+        b.width = w;
+        b.op = op;
+        b.exit_stage = exit;
+        b.name = "w" + fixed2(w);
+        if (!plain) b.name += ">" + op.name() + "@" + stage_list(sp.op_stages);
+        if (exit != stages - 1) b.name += ">exit@" + std::to_string(exit + 1);
+        sp.branches.push_back(b);
+      }
+  return sp;
+}
+
+int BranchSpace::find(const std::string& name) const {
+  for (size_t i = 0; i < branches.size(); ++i)
+    if (branches[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+std::vector<BranchRef> BranchSpace::deployable(const std::vector<std::string>& wanted) const {
+  std::vector<BranchRef> out;
+  for (const auto& p : wanted.empty() ? precisions : wanted)
+    for (size_t b = 0; b < branches.size(); ++b)
+      out.push_back({b, p == "int8", branches[b].name + (p == "int8" ? ">int8" : "")});
+  return out;
+}
+
+bool BranchSpace::resolve(const std::string& name, BranchRef* ref) const {
+  static const std::string kInt8 = ">int8";
+  const bool int8 = name.size() > kInt8.size() &&
+                    name.compare(name.size() - kInt8.size(), kInt8.size(), kInt8) == 0;
+  const int b = find(int8 ? name.substr(0, name.size() - kInt8.size()) : name);
+  if (b < 0) return false;
+  *ref = {static_cast<size_t>(b), int8, name};
+  return true;
+}
+
+std::vector<std::string> parse_precisions(const std::string& text,
+                                          const std::vector<std::string>& fallback,
+                                          const std::string& where) {
+  if (text.empty()) return fallback;
+  std::vector<std::string> out;
+  for (const auto& p : split_list(text)) {
+    if (p != "fp32" && p != "int8")
+      throw ConfigError(where + ": unknown precision '" + p + "' (known: fp32, int8)");
+    if (std::find(out.begin(), out.end(), p) != out.end())
+      throw ConfigError(where + ": '" + p + "' is listed twice");
+    out.push_back(p);
+  }
+  return out;
+}
+
+std::vector<BranchRef> select_branches(const BranchSpace& space, const std::string& text,
+                                       const std::vector<std::string>& precisions) {
+  if (text == "all") return space.deployable(precisions);
+  std::vector<BranchRef> out;
+  for (const auto& name : split_list(text)) {
+    BranchRef ref;
+    if (!space.resolve(name, &ref)) {
+      std::string known;
+      for (size_t i = 0; i < space.branches.size(); ++i)
+        known += (i ? ", " : "") + space.branches[i].name;
+      throw ConfigError("--branches: no branch '" + name + "' (branches: " + known +
+                        ", each also as NAME>int8)");
+    }
+    out.push_back(ref);
+  }
+  if (out.empty()) throw ConfigError("--branches is empty");
+  return out;
+}
+
+std::string branch_dir_name(const std::string& name) {
+  std::string out;
+  for (char ch : name) {
+    if (ch == '>' || ch == '@')
+      out += '_';
+    else if (ch == '/')
+      out += '-';
+    else
+      out += ch;
+  }
+  return out;
+}
+
+}  // namespace adascale::trainer

@@ -1,0 +1,84 @@
+#include "supernet/checkpoint_compression.h"
+
+#include <filesystem>
+
+#include "base/durable_file.h"
+#include "supernet/model_loading.h"
+#include "supernet/operator.h"
+#include "supernet/supernet.h"
+#include "trainer/training.h"
+
+namespace adascale::trainer {
+
+CompressionOutcome compress_checkpoint(const CompressionRequest& r, std::ostream& log) {
+  if (r.calibration < 16) throw ConfigError("--calibration needs at least 16 images");
+  const auto ops = parse_compress_ops(r.ops);
+  torch::set_num_threads(r.threads);
+  auto ckpt = read_checkpoint(r.checkpoint);
+  auto config = parse_config_text(ckpt.config_ini, r.checkpoint + " (stored config)");
+  // the spec names the architecture: a ResNet's is its ResNetSpec, MobileNetV2 has none yet
+  if (ckpt.spec.empty() || Supernet::is_supernet_spec(ckpt.spec) || config.model.arch != "resnet")
+    throw ConfigError(r.checkpoint + ": compression needs a resnet checkpoint, this is " +
+                      ckpt.architecture);
+  CompressedResNet input{ResNetSpec::from_json(ckpt.spec), ckpt.tensors};
+  auto model = load_model(ckpt, r.checkpoint);
+
+  // calibration images: a seeded sample of the training split, normalized, no augmentation
+  auto rd = load_run_data(config);
+  auto cal = calibration_images(rd, r.calibration, config.train.seed,
+                                {ckpt.normalize_mean, ckpt.normalize_std});
+  const auto held_out = held_out_data(config, ckpt);
+  const auto shape = held_out.set->shape();
+  CompressionOutcome out;
+  double loss = -1;
+  auto measure = [&](Backbone& m, double* accuracy, ModelCost* cost) {
+    data::BatchLoader loader(held_out.set, data::all_indices(held_out.set->size()),
+                             held_out.options);
+    const auto e = evaluate(m, loader, held_out.set->num_classes());
+    *accuracy = e.accuracy;
+    loss = e.loss;
+    *cost = measure_cost(m, shape.channels, shape.height, shape.width);
+  };
+  measure(*model, &out.before_accuracy, &out.before);
+  auto result = apply_operators(input, ops, cal, &log);
+  auto compressed = std::make_shared<ResNet>(result.spec);
+  load_module_state(*compressed, result.state, "compressed model");
+  recalibrate_batchnorm(*compressed, cal);
+  compressed->eval();
+  measure(*compressed, &out.after_accuracy, &out.after);
+
+  Checkpoint written = ckpt;
+  written.spec = result.spec.to_json();
+  written.lineage = (ckpt.lineage.empty() ? "" : ckpt.lineage + ">") + canonical_ops_name(ops);
+  written.architecture = result.spec.describe();
+  written.tensors = module_state(*compressed);
+  written.optimizer_archive.clear();
+  written.test_accuracy = out.after_accuracy;
+  written.test_loss = loss;
+  write_checkpoint(written, r.out);
+  out.architecture = written.architecture;
+  if (r.finetune_epochs > 0) {
+    // fine-tune from the compressed weights with the original recipe at a lower rate, then put
+    // the result where the compressed checkpoint was (atomically)
+    auto ft = config;
+    ft.model.init = r.out;
+    ft.train.epochs = r.finetune_epochs;
+    ft.train.lr = r.finetune_lr > 0 ? r.finetune_lr : 0.1 * config.train.lr;
+    ft.train.warmup_epochs = 0;
+    ft.train.threads = r.threads;
+    ft.out_dir = r.out + ".finetune";
+    ft.source = "fine-tuning of " + r.out;
+    log << "fine-tuning " << r.finetune_epochs << " epochs at lr " << ft.train.lr << "\n";
+    auto outcome = train(ft, false, log);
+    std::string error;
+    if (!base::fsync_path(outcome.checkpoint_path, &error) ||
+        !base::replace_path(outcome.checkpoint_path, r.out, &error))
+      throw std::runtime_error(error);
+    std::filesystem::remove_all(ft.out_dir);
+    auto tuned = read_checkpoint(r.out);
+    measure(*load_model(tuned, r.out), &out.after_accuracy, &out.after);
+  }
+  return out;
+}
+
+}  // namespace adascale::trainer

@@ -1,0 +1,619 @@
+#include "supernet/supernet_training.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <iomanip>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "compress/channel_pruning.h"
+#include "supernet/detail.h"
+#include "trainer/epoch_loop.h"
+#include "trainer/progress.h"
+
+namespace adascale::trainer {
+
+using namespace supernet_detail;
+using nlohmann::json;
+namespace F = torch::nn::functional;
+namespace fs = std::filesystem;
+
+namespace {
+
+// the squeeze channels of every fire slot in importance order (|BN scale| times the L1 norm of
+// the expand weights that read the channel): distillation leaves them in no order, and a narrow
+// branch keeps the leading ones
+void order_fire_squeezes(CompressedResNet& model) {
+  for (size_t s = 0; s < model.spec.stages.size(); ++s)
+    for (size_t k = 0; k < model.spec.stages[s].size(); ++k)
+      for (const char* slot : {".conv1", ".conv2"}) {
+        const std::string p = block_prefix(s, k) + slot;
+        if (!model.state.count(p + ".squeeze.weight")) continue;
+        auto& st = model.state;
+        const auto use = st.at(p + ".expand1.weight").abs().sum({0, 2, 3}) +
+                         st.at(p + ".expand3.weight").abs().sum({0, 2, 3});
+        const auto order = torch::argsort(st.at(p + ".squeeze_bn.weight").abs() * use, 0, true);
+        for (const char* t : {".squeeze.weight", ".squeeze_bn.weight", ".squeeze_bn.bias",
+                              ".squeeze_bn.running_mean", ".squeeze_bn.running_var"})
+          st[p + t] = st.at(p + t).index_select(0, order).contiguous();
+        for (const char* t : {".expand1.weight", ".expand3.weight"})
+          st[p + t] = st.at(p + t).index_select(1, order).contiguous();
+      }
+}
+
+
+struct BranchEval {
+  double accuracy = 0;
+  int64_t params = 0, macs = 0;
+};
+
+void recalibrate_branch(Supernet& net, size_t b, const torch::Tensor& cal) {
+  auto physical = net.physical(b);
+  recalibrate_batchnorm(*physical, cal);
+  compress::StateDict stats;
+  for (const auto& [name, t] : module_state(*physical))
+    if (ends_with(name, ".running_mean") || ends_with(name, ".running_var")) stats[name] = t;
+  net.set_branch_bn_stats(b, stats);
+}
+
+BranchEval evaluate_branch(Supernet& net, size_t b, data::BatchLoader& loader, int64_t classes,
+                           const std::vector<int64_t>& chw) {
+  auto physical = net.physical(b);
+  BranchEval e;
+  e.accuracy = evaluate(*physical, loader, classes).accuracy;
+  const auto cost = measure_cost(*physical, chw[0], chw[1], chw[2]);
+  e.params = cost.params;
+  e.macs = cost.macs;
+  return e;
+}
+
+// the branches of supernet.every_step, checked: full-depth, neither the largest nor the smallest
+std::vector<size_t> every_step_branches(const Supernet& net, const std::string& names) {
+  std::vector<size_t> out;
+  for (const auto& name : split_list(names)) {
+    const int b = net.space().find(name);
+    auto fail = [&](const std::string& why) {
+      throw ConfigError("supernet.every_step: '" + name + "' " + why);
+    };
+    if (b < 0) fail("is not a branch of the space");
+    if (net.is_early_exit(b))
+      fail("is an early exit; exits train in the passes of their full-depth branch");
+    if (static_cast<size_t>(b) == net.largest() || static_cast<size_t>(b) == net.smallest())
+      fail("is the largest or the smallest branch, which train in every step anyway");
+    if (std::find(out.begin(), out.end(), static_cast<size_t>(b)) != out.end())
+      fail("is named twice");
+    out.push_back(b);
+  }
+  return out;
+}
+
+void check_backbone(const std::string& path, const ResNetSpec& base,
+                    const std::vector<int64_t>& chw, int64_t classes) {
+  const Checkpoint ck = read_checkpoint(path);
+  if (ck.input_shape != chw || static_cast<int64_t>(ck.class_names.size()) != classes)
+    throw ConfigError("supernet.backbone '" + path +
+                      "' was trained on another input shape or class count");
+  const bool same = !ck.spec.empty() && !Supernet::is_supernet_spec(ck.spec) &&
+                    ResNetSpec::from_json(ck.spec).to_json() == base.to_json();
+  if (!same)
+    throw ConfigError("supernet.backbone '" + path + "' is a different architecture (" +
+                      ck.architecture + ") from the config's model (" + base.describe() + ")");
+}
+
+// a branch's forward pass in the joint phase, its exits' logits into `exits` when they train with
+// it (their features detached when `detach_exits`)
+torch::Tensor joint_pass(Supernet& net, size_t b, const torch::Tensor& images,
+                         std::vector<torch::Tensor>* exits, bool with_exits, bool detach_exits) {
+  exits->clear();
+  return with_exits ? net.forward_with_exits(b, images, exits, detach_exits)
+                    : net.forward_branch(b, images);
+}
+
+// the state of one multi-branch run, shared by its phases
+struct Run {
+  const TrainConfig& config;
+  std::ostream& log;
+  RunData rd;
+  std::vector<int64_t> chw;
+  int64_t classes = 0;
+  std::shared_ptr<Supernet> net;
+  std::vector<size_t> every_step;
+  torch::Tensor cal, cal_labels;  // the calibration sample
+  json phases = json::array();
+  std::string backbone_path;
+  double backbone_accuracy = -1;
+  std::string joint_path;  // out/joint/checkpoint.h5
+  // parameters whose gradient exists when a joint epoch ends: zero_grad keeps a gradient once it
+  // exists, and SGD steps (momentum, weight decay) a parameter with a zero gradient but skips one
+  // without, so a resumed run recreates them to take the same steps
+  std::vector<int64_t> grads_defined;
+
+  void phase_done(const std::string& name, std::chrono::steady_clock::time_point t0,
+                  int64_t images) {
+    const double s = seconds_since(t0);
+    phases.push_back({{"phase", name}, {"seconds", s}, {"images", images}});
+    log << "phase " << name << " done in " << format_duration(s) << "\n";
+  }
+  // what the checkpoints of the run carry besides the weights: phases so far and the backbone
+  json progress() const {
+    return {{"phases", phases},
+            {"backbone", backbone_path},
+            {"backbone_accuracy", backbone_accuracy}};
+  }
+  Checkpoint checkpoint(int64_t epoch) const {
+    Checkpoint ck;
+    ck.config_ini = config.to_ini();
+    ck.architecture = net->describe();
+    ck.spec = net->spec_json();
+    ck.epoch = epoch;
+    ck.input_shape = chw;
+    ck.class_names = rd.train->class_names();
+    ck.normalize_mean = rd.stats.mean;
+    ck.normalize_std = rd.stats.std;
+    ck.tensors = net->full_state();
+    return ck;
+  }
+};
+
+// 1. backbone warm-up: an ordinary training run of the full network, resumable on its own in
+// out/backbone/; false when stop_after ends the invocation inside it
+bool warm_up(Run& run, bool resume, int64_t stop_after) {
+  const auto& config = run.config;
+  const auto& sc = config.supernet;
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t images = 0;
+  run.backbone_path = sc.backbone;
+  if (run.backbone_path.empty()) {
+    run.log << "phase 1/5: backbone warm-up, " << config.train.epochs << " epochs\n";
+    TrainConfig warm = config;
+    warm.supernet = SupernetConfig{};
+    // continue: the warm-up runs the first epochs of one cosine over warm-up + joint epochs
+    if (sc.joint_schedule == "continue")
+      warm.train.schedule_epochs = config.train.epochs + sc.joint_epochs;
+    warm.out_dir = (fs::path(config.out_dir) / "backbone").string();
+    warm.source = config.source + " (backbone warm-up)";
+    const int64_t warm_stop = stop_after > 0 && stop_after < config.train.epochs ? stop_after : 0;
+    auto outcome = train(warm, resume, run.log, warm_stop);
+    if (warm_stop > 0) return false;
+    run.backbone_path = outcome.checkpoint_path;
+    run.backbone_accuracy = outcome.test.accuracy;
+    images = outcome.epochs_run * static_cast<int64_t>(run.rd.split.train.size());
+  } else {
+    run.log << "phase 1/5: backbone from " << run.backbone_path << "\n";
+  }
+  const Checkpoint ck = read_checkpoint(run.backbone_path);
+  load_module_state(run.net->base(), ck.tensors, run.backbone_path);
+  if (run.backbone_accuracy < 0) run.backbone_accuracy = ck.test_accuracy;
+  run.phase_done("warm-up", t0, images);
+  return true;
+}
+
+// 2. variant initialisation: importance order, SVD factors, distilled substitutions
+void init_variants(Run& run) {
+  const auto& sc = run.config.supernet;
+  auto& net = *run.net;
+  const auto t0 = std::chrono::steady_clock::now();
+  run.log << "phase 2/5: variant initialisation (importance order, SVD, distillation)\n";
+  const ResNetSpec& base = net.base_spec();
+  CompressedResNet full{base, module_state(net.base())};
+  for (const auto& group : resnet_channel_groups(base))
+    compress::select_channels(full.state, group,
+                              compress::importance_order(compress::channel_importance(
+                                  group, full.state, compress::Importance::kFilterL1)));
+  load_module_state(net.base(), full.state, "importance-ordered backbone");
+  const auto& space = net.space();
+  for (const auto& op : space.ops) {
+    switch (op.kind) {
+      case OperatorKind::kLowRank:
+        net.load_variant(op.name(), lowrank_resnet(full, op.amount, space.op_stages).state);
+        break;
+      case OperatorKind::kDpConv:
+      case OperatorKind::kFire: {
+        compress::DistillOptions d;
+        d.steps = sc.distill_steps;
+        d.seed = run.config.train.seed;
+        auto sub = substitute_resnet(full, op.kind_name(), kFireDefaultSqueeze, space.op_stages,
+                                     run.cal, d, &run.log);
+        if (op.kind == OperatorKind::kFire) order_fire_squeezes(sub);
+        net.load_variant(op.name(), sub.state);
+        break;
+      }
+      case OperatorKind::kConv:
+      case OperatorKind::kPrune:
+        break;
+    }
+  }
+  net.reset_private_bn();
+  net.reset_exit_blocks();
+  run.phase_done("variant-init", t0, 0);
+}
+
+void log_joint_plan(const Run& run) {
+  const auto& sc = run.config.supernet;
+  std::string fixed_students;  // every_step's branches, as the log names them
+  for (size_t b : run.every_step) fixed_students += run.net->branch(b).name + " + ";
+  run.log << "phase 3/5: joint training, " << sc.joint_epochs << " epochs, largest + smallest + "
+          << fixed_students << sc.sampled << " sampled branches per step"
+          << (sc.student_batch < 1.0 ? " (students on " +
+                                           std::to_string(static_cast<int>(100 * sc.student_batch)) +
+                                           "% of each batch)"
+                                     : std::string())
+          << (sc.student_weight < 1.0 ? ", students' losses x" + fixed2(sc.student_weight)
+                                      : std::string())
+          << (sc.exit_weight > 0
+                  ? ", early exits from the same passes at weight " + std::to_string(sc.exit_weight)
+              : sc.exit_head == "block"
+                  ? ", exit blocks trained on the detached features of the same passes"
+                  : std::string())
+          << ", "
+          << (sc.joint_schedule == "continue" ? "continuing the warm-up's cosine"
+                                              : "cosine from " + std::to_string(sc.joint_lr))
+          << "\n";
+}
+
+// the branches a joint step trains besides the largest: the smallest, every_step's, and
+// `sampled` of the others drawn from a generator seeded by the step, so a resumed run draws the
+// same ones
+std::vector<size_t> step_students(const Run& run, const std::vector<size_t>& others,
+                                  int64_t global) {
+  const auto& net = *run.net;
+  std::vector<size_t> students{net.smallest()};
+  students.insert(students.end(), run.every_step.begin(), run.every_step.end());
+  std::mt19937_64 rng(run.config.train.seed * 1000003ULL + static_cast<uint64_t>(global));
+  auto pool = others;
+  std::shuffle(pool.begin(), pool.end(), rng);
+  for (int64_t i = 0; i < run.config.supernet.sampled && i < static_cast<int64_t>(pool.size());
+       ++i)
+    students.push_back(pool[i]);
+  if (net.smallest() == net.largest()) students.erase(students.begin());
+  return students;
+}
+
+// 3. joint training: the sandwich rule with in-place distillation from the largest branch, on the
+// trainer's epoch loop, a checkpoint in out/joint/ after every epoch. Runs joint epochs
+// [begin, end); false when that stops short of the phase's end.
+bool joint_phase(Run& run, int64_t begin, int64_t end, const std::string& optimizer_state,
+                 int64_t* joint_images) {
+  const auto& config = run.config;
+  const auto& sc = config.supernet;
+  auto& net = *run.net;
+  const auto t0 = std::chrono::steady_clock::now();
+  log_joint_plan(run);
+  ensure_writable_dir(fs::path(run.joint_path).parent_path().string());
+  const bool continuous = sc.joint_schedule == "continue";
+  OptimConfig jo = config.train;
+  jo.epochs = sc.joint_epochs;
+  jo.lr = continuous ? config.train.lr : sc.joint_lr;
+  jo.warmup_epochs = continuous ? config.train.warmup_epochs : 0;
+  jo.schedule_epochs = continuous ? config.train.epochs + sc.joint_epochs : 0;
+  jo.schedule = "cosine";
+  auto optimizer = make_optimizer(jo, net.parameters());
+  if (!optimizer_state.empty()) deserialize_optimizer(*optimizer, optimizer_state);
+  {
+    auto params = net.parameters();
+    for (int64_t i : run.grads_defined) {
+      if (i < 0 || i >= static_cast<int64_t>(params.size()))
+        throw CheckpointError(run.joint_path + ": a gradient of a missing parameter");
+      params[i].mutable_grad() = torch::zeros_like(params[i]);
+    }
+  }
+  data::BatchLoader loader(run.rd.train, run.rd.split.train,
+                           train_options(config, run.rd.stats, run.rd.split.train.size()));
+  std::unique_ptr<data::BatchLoader> val_loader;
+  if (!run.rd.split.validation.empty())
+    val_loader = std::make_unique<data::BatchLoader>(run.rd.train, run.rd.split.validation,
+                                                     eval_options(config.data, run.rd.stats));
+  const int64_t steps_per_epoch = loader.batches_per_epoch();
+  // continue: the warm-up ran the first train.epochs of the same schedule on the same loader
+  const int64_t schedule_offset = continuous ? config.train.epochs * steps_per_epoch : 0;
+  std::vector<size_t> others;
+  for (size_t b = 0; b < net.branch_count(); ++b)
+    if (b != net.largest() && b != net.smallest() && !net.is_early_exit(b) &&
+        std::find(run.every_step.begin(), run.every_step.end(), b) == run.every_step.end())
+      others.push_back(b);
+  const auto ce = F::CrossEntropyFuncOptions().label_smoothing(config.train.label_smoothing);
+  const double w = sc.distill_weight;
+  // exits join the passes of their trunk: with exit_weight > 0 their loss reaches the trunk,
+  // otherwise exit blocks learn from its detached features (linear heads are fitted later)
+  const bool joint_exits = sc.exit_weight > 0 || sc.exit_head == "block";
+  const bool detach_exits = sc.exit_weight == 0;
+  const double exit_scale = detach_exits ? 1.0 : sc.exit_weight;
+  const int student_threads = sc.student_threads > 0 ? sc.student_threads : config.train.threads;
+  std::vector<torch::Tensor> exit_logits;  // the teacher's exits, when they train with it
+
+  EpochLoop loop;
+  loop.label = "joint";
+  loop.epochs = sc.joint_epochs;
+  // epochs continue the warm-up's numbering so the batches differ from it
+  loop.loader_epoch_offset = config.train.epochs;
+  loop.before_epoch = [&] { net.train(); };
+  loop.step = [&](const data::Batch& batch, const StepPosition& pos) {
+    const int64_t global = pos.global();
+    const double lr = learning_rate(jo, schedule_offset + global, steps_per_epoch);
+    for (auto& g : optimizer->param_groups()) g.options().set_lr(lr);
+    optimizer->zero_grad();
+    auto teacher =
+        joint_pass(net, net.largest(), batch.images, &exit_logits, joint_exits, detach_exits);
+    auto loss = F::cross_entropy(teacher, batch.labels, ce);
+    const double loss_value = loss.item<double>();
+    pos.check_finite(loss_value, lr);
+    const auto soft = torch::softmax(teacher.detach(), 1);
+    // the mix of the students' loss, for a student or an early exit on rows [start, start+m)
+    auto student_loss = [&](const torch::Tensor& out, int64_t start, int64_t m) {
+      auto part = [&](const torch::Tensor& t) { return t.slice(0, start, start + m); };
+      auto l = w * -(part(soft) * torch::log_softmax(out, 1)).sum(1).mean();
+      if (w < 1.0) l = l + (1.0 - w) * F::cross_entropy(out, part(batch.labels), ce);
+      return l;
+    };
+    // a loss plus the losses of the exits that trained with it
+    auto with_exit_losses = [&](torch::Tensor l, const std::vector<torch::Tensor>& exits,
+                                int64_t start, int64_t m) {
+      for (const auto& e : exits) l = l + exit_scale * student_loss(e, start, m);
+      return l;
+    };
+    const int64_t n = batch.labels.size(0);
+    with_exit_losses(loss, exit_logits, 0, n).backward();
+    const auto students = step_students(run, others, global);
+    // each student on its own slice of the batch (all of it at student_batch = 1)
+    const int64_t m = std::clamp<int64_t>(
+        static_cast<int64_t>(std::ceil(sc.student_batch * static_cast<double>(n))), 1, n);
+    std::vector<StudentPass> passes;
+    for (size_t i = 0; i < students.size(); ++i)
+      passes.push_back({students[i], std::min(static_cast<int64_t>(i) * m % n, n - m), m});
+    student_backward(
+        net, batch.images, passes,
+        [&](const torch::Tensor& out, const std::vector<torch::Tensor>& exits, int64_t start,
+            int64_t rows) {
+          // (the exits' losses are not scaled)
+          return with_exit_losses(sc.student_weight * student_loss(out, start, rows), exits,
+                                  start, rows);
+        },
+        joint_exits, detach_exits, student_threads);
+    optimizer->step();
+    *joint_images += n + m * static_cast<int64_t>(students.size());
+    return StepResult{loss_value, teacher.argmax(1).eq(batch.labels).sum().item<int64_t>(), n};
+  };
+  loop.after_epoch = [&](const EpochResult& r) {
+    run.log << "joint epoch " << r.epoch + 1 << "/" << sc.joint_epochs << std::fixed
+            << std::setprecision(4) << "  largest train loss " << r.loss << " acc "
+            << std::setprecision(2) << 100.0 * r.accuracy << "%";
+    if (val_loader) {
+      // validation of the two extremes after a quick BN recalibration on part of the sample
+      const auto quick = run.cal.slice(0, 0, std::min<int64_t>(run.cal.size(0), 512));
+      for (size_t b : {net.largest(), net.smallest()}) {
+        recalibrate_branch(net, b, quick);
+        const auto e = evaluate_branch(net, b, *val_loader, run.classes, run.chw);
+        run.log << "  val " << net.branch(b).name << " " << 100.0 * e.accuracy << "%";
+      }
+    }
+    run.log << "  " << format_duration(r.epoch_seconds) << std::endl;
+    auto progress = run.progress();
+    progress["joint_images"] = *joint_images;
+    std::vector<int64_t> defined;
+    const auto params = net.parameters();
+    for (size_t i = 0; i < params.size(); ++i)
+      if (params[i].grad().defined()) defined.push_back(static_cast<int64_t>(i));
+    progress["grads_defined"] = defined;
+    net.set_extra_json(progress.dump());
+    Checkpoint ck = run.checkpoint(r.epoch + 1);
+    ck.optimizer_archive = serialize_optimizer(*optimizer);
+    write_checkpoint(ck, run.joint_path);
+  };
+  loop.run(loader, begin, end);
+  if (end < sc.joint_epochs) return false;
+  run.phase_done("joint", t0, *joint_images);
+  return true;
+}
+
+// 4. BN recalibration: every branch gets its own statistics; then the early-exit classifiers
+void recalibrate_all(Run& run) {
+  auto& net = *run.net;
+  const auto t0 = std::chrono::steady_clock::now();
+  run.log << "phase 4/5: BN recalibration of " << net.branch_count() << " branches on "
+          << run.cal.size(0)
+          << " images, then early-exit classifiers fitted (labels and the largest branch)\n";
+  torch::NoGradGuard no_grad;
+  for (size_t b = 0; b < net.branch_count(); ++b) recalibrate_branch(net, b, run.cal);
+  // labels and the largest branch's answers weigh equally (whatever the joint phase used);
+  // classifiers trained jointly are refitted too: a linear head learns slowly by SGD, and the
+  // refit on recalibrated BN statistics measurably helps exit blocks as well
+  net.fit_exit_heads(run.cal, run.cal_labels, 0.5);
+  run.phase_done("bn-recalibration", t0, 0);
+}
+
+// 5. test evaluation of every branch, physically materialized; the largest's accuracy
+double evaluate_all(Run& run, json* branches) {
+  auto& net = *run.net;
+  const auto t0 = std::chrono::steady_clock::now();
+  run.log << "phase 5/5: test evaluation\n";
+  data::BatchLoader test_loader(run.rd.test, data::all_indices(run.rd.test->size()),
+                                eval_options(run.config.data, run.rd.stats));
+  run.log << std::left << std::setw(28) << "branch" << std::right << std::setw(10) << "params"
+          << std::setw(10) << "M MACs" << std::setw(10) << "test acc\n";
+  double largest = 0;
+  for (size_t b = 0; b < net.branch_count(); ++b) {
+    const auto e = evaluate_branch(net, b, test_loader, run.classes, run.chw);
+    const auto& c = net.branch(b);
+    run.log << std::left << std::setw(28) << c.name << std::right << std::setw(10) << e.params
+            << std::setw(10) << std::fixed << std::setprecision(2) << e.macs / 1e6
+            << std::setw(9) << 100.0 * e.accuracy << "%\n";
+    branches->push_back({{"name", c.name},
+                         {"width", c.width},
+                         {"op", c.op.kind_name()},
+                         {"exit", c.exit_stage + 1},
+                         {"params", e.params},
+                         {"macs", e.macs},
+                         {"accuracy", e.accuracy}});
+    if (b == net.largest()) largest = e.accuracy;
+  }
+  run.phase_done("test-evaluation", t0, 0);
+  return largest;
+}
+
+void log_branch_space(const Run& run) {
+  const auto& net = *run.net;
+  const auto& sc = run.config.supernet;
+  run.log << "branch space: " << net.branch_count() << " branches (widths x ops x exits), from "
+          << std::fixed << std::setprecision(2) << net.branch_macs(net.smallest()) / 1e6 << " to "
+          << net.branch_macs(net.largest()) / 1e6 << " M MACs\n";
+  for (size_t b = 0; b < net.branch_count(); ++b)
+    run.log << "  " << std::left << std::setw(28) << net.branch(b).name << std::right
+            << std::setw(8) << net.branch_macs(b) / 1e6 << " M MACs\n";
+  const auto& p = net.space().precisions;
+  if (std::find(p.begin(), p.end(), "int8") != p.end())
+    run.log << "precision int8: each branch also has an int8 twin, derived from it when "
+               "evaluated or exported (calibration on "
+            << sc.qat_images << " training images, then the QAT phase: " << sc.qat_steps
+            << " fake-quant fine-tuning steps of the twin's own weights)\n";
+}
+
+}  // namespace
+
+void student_backward(Supernet& net, const torch::Tensor& images,
+                      const std::vector<StudentPass>& students, const StudentLoss& loss,
+                      bool with_exits, bool detach_exits, int threads) {
+  const auto params = net.parameters();
+  std::vector<std::vector<torch::Tensor>> grads(students.size());
+  auto run = [&](size_t i) {
+    const auto& s = students[i];
+    const auto x = images.slice(0, s.start, s.start + s.rows);
+    std::vector<torch::Tensor> exits;
+    auto logits = joint_pass(net, s.branch, x, &exits, with_exits, detach_exits);
+    grads[i] = torch::autograd::grad({loss(logits, exits, s.start, s.rows)}, params, {},
+                                     /*retain_graph=*/false, /*create_graph=*/false,
+                                     /*allow_unused=*/true);
+  };
+  const int workers = std::min<int>(threads, static_cast<int>(students.size()));
+  if (workers <= 1) {
+    for (size_t i = 0; i < students.size(); ++i) run(i);
+  } else {
+    // the caller's thread is one of the workers; every worker runs its convolutions on one
+    // intra-op thread, restored on the caller's afterwards
+    const int saved = at::get_num_threads();
+    std::atomic<size_t> next{0};
+    std::mutex failed;
+    std::exception_ptr error;
+    auto work = [&] {
+      at::set_num_threads(1);
+      for (size_t i; (i = next++) < students.size();) try {
+          run(i);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(failed);
+          if (!error) error = std::current_exception();
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int w = 1; w < workers; ++w) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+    at::set_num_threads(saved);
+    if (error) std::rethrow_exception(error);
+  }
+  torch::NoGradGuard no_grad;
+  for (const auto& g : grads)
+    for (size_t k = 0; k < params.size(); ++k) {
+      if (!g[k].defined()) continue;
+      auto& to = params[k].mutable_grad();
+      // (a gradient tensor can be shared by two parameters, so it is copied, never adopted)
+      if (to.defined())
+        to.add_(g[k]);
+      else
+        to = g[k].clone();
+    }
+}
+
+TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log, bool resume,
+                            int64_t stop_after) {
+  config.validate();
+  const auto total_t0 = std::chrono::steady_clock::now();
+  torch::set_num_threads(config.train.threads);
+  Run run{config, log, load_run_data(config)};
+  const auto shape = run.rd.train->shape();
+  run.chw = {shape.channels, shape.height, shape.width};
+  run.classes = run.rd.train->num_classes();
+  const auto& sc = config.supernet;
+
+  // everything the user can get wrong is checked before the first step
+  const ResNetSpec base = ResNetSpec::from_config(config.model, shape.channels, run.classes);
+  BranchSpace space = BranchSpace::from_config(sc, base);
+  if (!sc.backbone.empty()) check_backbone(sc.backbone, base, run.chw, run.classes);
+  torch::manual_seed(config.train.seed);
+  run.net = std::make_shared<Supernet>(base, space, shape.height, shape.width);
+  run.every_step = every_step_branches(*run.net, sc.every_step);
+  ensure_writable_dir(config.out_dir);
+  run.joint_path = (fs::path(config.out_dir) / "joint" / kCheckpointName).string();
+  log_branch_space(run);
+  std::tie(run.cal, run.cal_labels) =
+      calibration_sample(run.rd, sc.calibration_images, config.train.seed, run.rd.stats);
+
+  TrainOutcome outcome;
+  outcome.checkpoint_path = (fs::path(config.out_dir) / kCheckpointName).string();
+  // a resumed run past the warm-up restarts from the joint phase's last checkpoint, which holds
+  // the initialised variants, the weights, the optimizer and the phases so far
+  int64_t joint_done = 0, joint_images = 0;
+  std::string optimizer_state;
+  if (resume && fs::exists(run.joint_path)) {
+    const Checkpoint prev = read_checkpoint(run.joint_path);
+    check_resumable(prev, config, run.joint_path);
+    run.net->load_full_state(prev.tensors, run.joint_path);
+    const json progress = json::parse(prev.spec).value("training", json::object());
+    run.phases = progress.value("phases", json::array());
+    run.backbone_path = progress.value("backbone", std::string());
+    run.backbone_accuracy = progress.value("backbone_accuracy", -1.0);
+    joint_images = progress.value("joint_images", int64_t{0});
+    run.grads_defined = progress.value("grads_defined", std::vector<int64_t>{});
+    joint_done = prev.epoch;
+    optimizer_state = prev.optimizer_archive;
+    log << "resuming the joint phase from " << run.joint_path << " after joint epoch "
+        << joint_done << "\n";
+  } else {
+    if (!warm_up(run, resume, stop_after)) return outcome;
+    init_variants(run);
+  }
+  // --stop-after counts the run's epochs: the warm-up's (when it warms up), then the joint ones
+  const int64_t warm_epochs = sc.backbone.empty() ? config.train.epochs : 0;
+  const int64_t joint_end =
+      stop_after > 0 ? std::clamp<int64_t>(stop_after - warm_epochs, 0, sc.joint_epochs)
+                     : sc.joint_epochs;
+  const int64_t end = std::max(joint_done, joint_end);
+  if (joint_done < sc.joint_epochs &&
+      !joint_phase(run, joint_done, end, optimizer_state, &joint_images)) {
+    outcome.checkpoint_path = run.joint_path;
+    outcome.epochs_run = end - joint_done;
+    log << "stopped after joint epoch " << end << " of " << sc.joint_epochs
+        << "; continue with --resume\n";
+    return outcome;
+  }
+  if (joint_done == sc.joint_epochs)  // stopped after the joint phase's last checkpoint
+    run.phases.push_back({{"phase", "joint"}, {"seconds", 0.0}, {"images", joint_images}});
+  recalibrate_all(run);
+  json branches = json::array();
+  outcome.test.accuracy = evaluate_all(run, &branches);
+
+  const double total = seconds_since(total_t0);
+  int64_t train_images = 0;
+  for (const auto& p : run.phases) train_images += p.at("images").get<int64_t>();
+  json summary = {{"branches", branches},
+                  {"phases", run.phases},
+                  {"total_seconds", total},
+                  {"train_images", train_images},
+                  {"backbone", run.backbone_path},
+                  {"backbone_accuracy", run.backbone_accuracy},
+                  {"threads", config.train.threads}};
+  run.net->set_extra_json(summary.dump());
+  Checkpoint ck = run.checkpoint(sc.joint_epochs);
+  ck.test_accuracy = outcome.test.accuracy;
+  write_checkpoint(ck, outcome.checkpoint_path);
+  write_text_atomic((fs::path(config.out_dir) / "summary.json").string(), summary.dump(2) + "\n");
+  outcome.epochs_run = sc.joint_epochs - joint_done;
+  outcome.train_seconds = total;
+  log << "multi-branch training: " << format_duration(total) << " in total, " << train_images
+      << " training images processed\n";
+  return outcome;
+}
+
+}  // namespace adascale::trainer

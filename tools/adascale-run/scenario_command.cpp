@@ -1,0 +1,79 @@
+#include "tools/adascale-run/scenario_command.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <system_error>
+#include <vector>
+
+#include "tools/adascale-run/failure.h"
+#include "tools/adascale-run/idx_input.h"
+#include "tools/scenario/scenario_run.h"
+
+namespace adascale::run_cli {
+namespace {
+
+namespace sc = adascale::scenario;
+
+// The replay's view of the bundle and the images; `ds` must outlive it.
+sc::Workload make_workload(Runtime& rt, const Dataset& ds) {
+  sc::Workload w;
+  w.runtime = rt.get();
+  for (const auto& branch : rt.branches) {
+    BranchCosts costs;
+    if (!parse_branch_costs(branch.first, branch.second, &costs).ok()) {
+      costs = BranchCosts{};
+      costs.name = branch.first;
+    }
+    w.costs.push_back(costs);
+  }
+  w.pixels = ds.pixels.data();
+  w.labels = ds.labels.data();
+  w.count = ds.count;
+  w.image_floats = rt.input.floats();
+  w.classes = rt.classes;
+  return w;
+}
+
+}  // namespace
+
+int run_scenario(const ScenarioRequest& request, Runtime& rt) {
+  sc::Scenario scenario;
+  sc::RunOptions options;
+  try {
+    scenario = sc::load_scenario(request.scenario_path);
+    options.policies = sc::parse_policies(request.policies);
+  } catch (const sc::ScenarioError& e) {
+    throw Failure(e.what());
+  }
+  options.trace_dir = request.trace_dir;
+  if (!options.trace_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.trace_dir, ec);
+    if (ec) throw Failure("cannot create '" + options.trace_dir + "': " + ec.message());
+  }
+  const Dataset ds = load_idx(request.idx_images, request.idx_labels, rt.input, request.limit);
+  if (rt.classes == 0) throw Failure("the catalog names no classes, so labels cannot be scored");
+  check_labels(ds, rt.classes);
+  const sc::Workload w = make_workload(rt, ds);
+  sc::install_interrupt_handlers();
+  std::vector<sc::PolicySummary> summaries;
+  std::string write_error;  // a trace that could not be written: reported after the summary
+  try {
+    summaries = sc::run_scenario(scenario, w, options, &write_error);
+  } catch (const sc::ScenarioError& e) {
+    if (sc::interrupted()) {
+      std::fprintf(stderr, "adascale-run: interrupted\n");
+      return 130;
+    }
+    throw Failure(e.what());
+  }
+  std::fputs(sc::format_summary(scenario, summaries).c_str(), stdout);
+  for (const auto& s : summaries)
+    if (!s.trace_csv.empty())
+      std::printf("trace %-10s %s %s\n", sc::policy_name(s.policy), s.trace_csv.c_str(),
+                  s.trace_svg.c_str());
+  if (!write_error.empty()) throw Failure(write_error);
+  return 0;
+}
+
+}  // namespace adascale::run_cli

@@ -1,0 +1,169 @@
+#include "tools/scenario/calibration.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <utility>
+
+#include "base/statistics.h"
+#include "runtime/adapt/context_monitor.h"
+#include "tools/scenario/contention.h"
+#include "tools/scenario/replay.h"
+#include "tools/scenario/text_format.h"
+
+namespace adascale::scenario {
+namespace {
+
+constexpr double kHindsightViolationLimit = 0.02;
+
+using LoadLevel = std::pair<int, double>;                       // burners, balloon MiB
+using Samples = std::vector<std::vector<std::vector<double>>>;  // [level][branch] request ms
+
+// The distinct load levels of the timeline, in order of first appearance.
+std::vector<LoadLevel> load_levels(const std::vector<Segment>& segs) {
+  std::vector<LoadLevel> levels;
+  for (const Segment& seg : segs) {
+    const LoadLevel level(seg.burners, seg.balloon_mib);
+    if (std::find(levels.begin(), levels.end(), level) == levels.end()) levels.push_back(level);
+  }
+  return levels;
+}
+
+// Every branch under every load level, for calibration_s (at least 10 requests) each.
+Samples measure(const Scenario& s, const Workload& w, const std::vector<LoadLevel>& levels) {
+  const size_t branches = w.costs.size();
+  Samples ms(levels.size(), std::vector<std::vector<double>>(branches));
+  FrameRunner runner(w, s.frame_images);
+  for (size_t l = 0; l < levels.size(); ++l) {
+    ContentionProcesses processes;
+    if (levels[l].first > 0) processes.start_burners(levels[l].first);
+    if (levels[l].second > 0) processes.allocate_balloon(levels[l].second);
+    for (size_t b = 0; b < branches; ++b) {
+      int correct = 0;
+      for (int warm = 0; warm < 3; ++warm) runner.run(static_cast<int>(b), &correct);
+      const double end = now_ms() + s.calibration_s * 1000;
+      while ((now_ms() < end || ms[l][b].size() < 10) &&
+             ms[l][b].size() < kMaxCalibrationRequests) {
+        check_interrupt();
+        ms[l][b].push_back(runner.run(static_cast<int>(b), &correct));
+      }
+    }
+    processes.stop_all();
+  }
+  return ms;
+}
+
+// Expected share of violating requests over the timeline, per branch.
+std::vector<double> expected_violations(const Scenario& s, const Workload& w,
+                                        const std::vector<Segment>& segs,
+                                        const std::vector<LoadLevel>& levels, const Samples& ms,
+                                        double available_bytes) {
+  std::vector<double> expected(w.costs.size(), 0);
+  for (size_t b = 0; b < w.costs.size(); ++b) {
+    const double peak = w.costs[b].memory_bytes.value_or(0);
+    for (const Segment& seg : segs) {
+      const size_t l = static_cast<size_t>(
+          std::find(levels.begin(), levels.end(), std::make_pair(seg.burners, seg.balloon_mib)) -
+          levels.begin());
+      double share = 0;
+      const double limit =
+          memory_limit_bytes(seg.budgets, available_bytes - seg.balloon_mib * kMiB);
+      if (peak > limit) {
+        share = 1;
+      } else {
+        size_t over = 0;
+        for (double v : ms[l][b]) over += v > seg.budgets.latency_ms;
+        share = static_cast<double>(over) / ms[l][b].size();
+      }
+      expected[b] += share * (seg.end_s - seg.begin_s) / s.duration_s;
+    }
+  }
+  return expected;
+}
+
+// The most accurate branch within the limit, else the one with the fewest expected violations.
+int choose(const Workload& w, const std::vector<double>& expected) {
+  int chosen = -1;
+  for (size_t b = 0; b < expected.size(); ++b) {
+    if (expected[b] > kHindsightViolationLimit) continue;
+    const double acc = w.costs[b].accuracy.value_or(0);
+    if (chosen < 0 || acc > w.costs[static_cast<size_t>(chosen)].accuracy.value_or(0))
+      chosen = static_cast<int>(b);
+  }
+  if (chosen < 0)
+    chosen =
+        static_cast<int>(std::min_element(expected.begin(), expected.end()) - expected.begin());
+  return chosen;
+}
+
+std::string calibration_table(const Workload& w, const std::vector<LoadLevel>& levels,
+                              const Samples& ms, const std::vector<double>& expected, int chosen) {
+  std::ostringstream table;
+  table << "hindsight calibration (median request ms per load level; expected violations):\n";
+  table << format("  %-24s", "branch");
+  for (const auto& level : levels)
+    table << format("  %9s", format("%db/%.0fM", level.first, level.second).c_str());
+  table << "  expected  accuracy\n";
+  for (size_t b = 0; b < w.costs.size(); ++b) {
+    table << format("  %-24s", w.costs[b].name.c_str());
+    for (size_t l = 0; l < levels.size(); ++l)
+      table << format("  %9.2f", base::percentile(ms[l][b], 0.5));
+    table << format("  %7.1f%%  %7.2f%%%s\n", 100 * expected[b],
+                    100 * w.costs[b].accuracy.value_or(kNaN),
+                    static_cast<int>(b) == chosen ? "  <- chosen" : "");
+  }
+  table << "  (load level: burners/balloon MiB)\n";
+  return table.str();
+}
+
+}  // namespace
+
+double size_key(const BranchCosts& c) {
+  if (c.macs) return *c.macs;
+  if (c.latency_median_ms) return *c.latency_median_ms * 1e12;  // same order as MACs would give
+  return c.memory_bytes.value_or(0);
+}
+
+int extreme_branch(const std::vector<BranchCosts>& costs, bool largest) {
+  int best = 0;
+  for (size_t i = 1; i < costs.size(); ++i) {
+    const double a = size_key(costs[i]), b = size_key(costs[static_cast<size_t>(best)]);
+    if (largest ? a > b : a < b) best = static_cast<int>(i);
+  }
+  return best;
+}
+
+// Memory limit (bytes) of a budget, given the memory available to this process.
+double memory_limit_bytes(const RequestBudgets& b, double available_bytes) {
+  switch (b.memory_mode) {
+    case MemoryBudgetMode::kNone:
+      return kInf;
+    case MemoryBudgetMode::kAbsolute:
+      return b.memory_mib * kMiB;
+    case MemoryBudgetMode::kAvailableMinusMargin:
+      return std::isnan(available_bytes) ? kInf
+                                         : std::max(0.0, available_bytes - b.memory_mib * kMiB);
+  }
+  return kInf;
+}
+
+int calibrate_hindsight(const Scenario& s, const Workload& w, bool verbose, std::string* report) {
+  const std::vector<Segment> segs = segments(s);
+  const std::vector<LoadLevel> levels = load_levels(segs);
+  ContextMonitor monitor;
+  const ContextSample idle = monitor.sample_at(now_ms(), false);
+  const double available_bytes =
+      idle.available_memory_bytes() ? static_cast<double>(*idle.available_memory_bytes()) : kNaN;
+  if (verbose)
+    std::fprintf(stderr,
+                 "[%s] hindsight: measuring %zu branches under %zu load levels, %.1f s each\n",
+                 s.name.c_str(), w.costs.size(), levels.size(), s.calibration_s);
+  const Samples ms = measure(s, w, levels);
+  const std::vector<double> expected = expected_violations(s, w, segs, levels, ms, available_bytes);
+  const int chosen = choose(w, expected);
+  *report += calibration_table(w, levels, ms, expected, chosen);
+  return chosen;
+}
+
+}  // namespace adascale::scenario
