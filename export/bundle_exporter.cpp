@@ -14,7 +14,6 @@
 #include "export/resnet_export.h"
 #include "models/backbone.h"
 #include "runtime/adapt/profiler.h"
-#include "runtime/arch/conv2d_int8_vnni.h"
 #include "runtime/backend.h"
 #include "runtime/branch_costs.h"
 #include "runtime/bundle.h"
@@ -92,7 +91,11 @@ void time_branches(const std::vector<std::unique_ptr<PreparedBranch>>& prepared,
     for (int k = 0; k < 20; ++k) model->forward(image);
   const int64_t rounds = std::max<int64_t>(1, std::min(o.latency_rounds, o.latency_runs));
   std::vector<std::vector<double>> runtime_ms(n), eager_ms(n);
+  log << "timing " << n << " branches: " << o.latency_runs << " batch-1 runs each in " << rounds
+      << " interleaved round" << (rounds > 1 ? "s" : "") << std::endl;
   for (int64_t round = 0; round < rounds; ++round) {
+    // a line per round: minutes pass here on a large bundle (plain lines, fit for logs too)
+    log << "  round " << round + 1 << "/" << rounds << std::endl;
     // runs of this round: the total split evenly, the remainder in the first rounds
     const int64_t runs = o.latency_runs / rounds + (round < o.latency_runs % rounds ? 1 : 0);
     for (size_t i = 0; i < n; ++i) {
@@ -137,7 +140,7 @@ std::string describe_device(int threads) {
   if (!governor.empty()) o << ", governor " << governor;
   if (!freq.empty()) o << ", " << std::stoll(freq) / 1000 << " MHz";
   // int8 latencies depend on which kernel ran the convolutions
-  o << ", int8 conv on " << (Conv2dInt8Vnni::supported() ? "avx512vnni" : "xnnpack");
+  o << ", int8 conv on " << int8_conv_kernel();
   return o.str();
 }
 
@@ -266,12 +269,13 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
                                      DeviceProfile{}.default_cache_rate);
     result.separate_bytes += r.weight_bytes;
     result.largest_branch_bytes = std::max(result.largest_branch_bytes, r.weight_bytes);
-    log << "  checked " << std::left << std::setw(28) << r.name << std::right << std::fixed
+    log << "  [" << result.branches.size() + 1 << "/" << sources.size() << "] checked "
+        << std::left << std::setw(28) << r.name << std::right << std::fixed
         << std::setprecision(2) << std::setw(8) << 100 * r.accuracy << "%  parity "
         << std::scientific << std::setprecision(1) << r.max_logit_diff << std::fixed;
     if (src.int8)
       log << " (top-1 agreement " << std::setprecision(1) << 100 * r.top1_agreement << "%)";
-    log << "\n";
+    log << std::endl;  // flushed: each line marks progress
     eager_models.push_back(model);
     singles.push_back(std::move(single));
     result.branches.push_back(r);

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "base/statistics.h"
+#include "runtime/arch/conv2d_int8_vnni.h"
 #include "runtime/op_registry.h"
 
 namespace adascale {
@@ -511,6 +512,10 @@ std::unique_ptr<Backend> make_reference_backend() {
 }
 std::unique_ptr<Backend> make_xnnpack_backend(int threads, bool arch_kernels) {
   return std::make_unique<GenericBackend>(true, threads, arch_kernels);
+}
+
+const char* int8_conv_kernel() {
+  return Conv2dInt8Vnni::supported() ? "avx512vnni" : "xnnpack";
 }
 
 }  // namespace adascale

@@ -104,5 +104,8 @@ std::unique_ptr<Backend> make_reference_backend();
 // arch_kernels: let ops use runtime/arch/ kernels where this CPU has them (int8 convolution on
 // AVX512-VNNI); false runs XNNPACK alone (for comparisons).
 std::unique_ptr<Backend> make_xnnpack_backend(int threads = 1, bool arch_kernels = true);
+// the kernel an XNNPACK backend with arch_kernels runs int8 convolutions with on this CPU:
+// "avx512vnni" (runtime/arch/) or "xnnpack"; recorded with every measured latency
+const char* int8_conv_kernel();
 
 }  // namespace adascale
