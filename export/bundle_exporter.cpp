@@ -269,10 +269,10 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
                                      DeviceProfile{}.default_cache_rate);
     result.separate_bytes += r.weight_bytes;
     result.largest_branch_bytes = std::max(result.largest_branch_bytes, r.weight_bytes);
-    log << "  [" << result.branches.size() + 1 << "/" << sources.size() << "] checked "
-        << std::left << std::setw(28) << r.name << std::right << std::fixed
-        << std::setprecision(2) << std::setw(8) << 100 * r.accuracy << "%  parity "
-        << std::scientific << std::setprecision(1) << r.max_logit_diff << std::fixed;
+    log << "  [" << result.branches.size() + 1 << "/" << sources.size() << "] checked " << std::left
+        << std::setw(28) << r.name << std::right << std::fixed << std::setprecision(2)
+        << std::setw(8) << 100 * r.accuracy << "%  parity " << std::scientific
+        << std::setprecision(1) << r.max_logit_diff << std::fixed;
     if (src.int8)
       log << " (top-1 agreement " << std::setprecision(1) << 100 * r.top1_agreement << "%)";
     log << std::endl;  // flushed: each line marks progress

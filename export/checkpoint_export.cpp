@@ -1,8 +1,9 @@
 #include "export/checkpoint_export.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <sstream>
-#include <unistd.h>
 
 #include "base/durable_file.h"
 #include "runtime/graph.h"
@@ -46,16 +47,16 @@ CheckpointSources sources_from_checkpoints(const std::vector<std::string>& paths
       const auto net = trainer::load_supernet(ckpt, path);
       const auto wanted =
           trainer::parse_precisions(precisions, net->space().precisions, "--precisions");
-      for (const auto& ref : trainer::select_branches(net->space(),
-                                                      branches.empty() ? "all" : branches, wanted)) {
+      for (const auto& ref :
+           trainer::select_branches(net->space(), branches.empty() ? "all" : branches, wanted)) {
         auto m = net->materialize(ref.branch);
         out.sources.push_back({ref.name, m.spec, m.state, ref.int8});
       }
       continue;
     }
     if (!branches.empty() && branches != "all")
-      throw trainer::ConfigError("--branches needs a multi-branch checkpoint; " + path +
-                                 " holds " + ckpt.architecture);
+      throw trainer::ConfigError("--branches needs a multi-branch checkpoint; " + path + " holds " +
+                                 ckpt.architecture);
     const auto config = trainer::parse_config_text(ckpt.config_ini, path + " (stored config)");
     if (ckpt.spec.empty() || config.model.arch != "resnet")
       throw trainer::ConfigError(path + ": export supports resnet checkpoints, this is " +
@@ -129,11 +130,8 @@ Int8TwinMeasure measure_int8_twin(const trainer::Supernet& net, const trainer::B
   int64_t correct = 0, total = 0;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
-    correct += twin.model->forward(batch->images, true)
-                   .argmax(1)
-                   .eq(batch->labels)
-                   .sum()
-                   .item<int64_t>();
+    correct +=
+        twin.model->forward(batch->images, true).argmax(1).eq(batch->labels).sum().item<int64_t>();
     total += batch->labels.size(0);
   }
   out.accuracy = total ? static_cast<double>(correct) / static_cast<double>(total) : 0.0;

@@ -28,7 +28,7 @@ Int8Calibration int8_calibration(const trainer::TrainConfig& config,
 
 struct CheckpointSources {
   std::vector<ExportSource> sources;
-  trainer::Checkpoint first;   // the first checkpoint (normalization, classes)
+  trainer::Checkpoint first;    // the first checkpoint (normalization, classes)
   trainer::TrainConfig config;  // its stored config
 };
 // branches: "" or "all" (every branch), or names ("NAME>int8" for a twin), multi-branch

@@ -1,6 +1,5 @@
 #include "models/module_state.h"
 
-
 namespace adascale::trainer {
 
 std::map<std::string, torch::Tensor> module_state(const torch::nn::Module& module) {

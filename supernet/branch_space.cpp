@@ -75,8 +75,9 @@ BranchSpace BranchSpace::from_lists(std::vector<double> widths, std::vector<Oper
 
   for (auto& op : ops) {
     if (op.kind == OperatorKind::kPrune)
-      throw ConfigError("config key 'supernet.ops': prune is not a branch operator (widths "
-                        "prune the branches)");
+      throw ConfigError(
+          "config key 'supernet.ops': prune is not a branch operator (widths "
+          "prune the branches)");
     if (op.kind == OperatorKind::kFire && op.name() != "fire")
       throw ConfigError("config key 'supernet.ops': '" + op.name() +
                         "': a branch space's fire squeezes to the default 0.25 (write fire)");

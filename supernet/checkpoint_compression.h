@@ -12,9 +12,9 @@
 namespace adascale::trainer {
 
 struct CompressionRequest {
-  std::string checkpoint;  // input
-  std::string ops;         // operator list, e.g. "prune:0.5,lowrank:0.25@3"
-  std::string out;         // output checkpoint
+  std::string checkpoint;      // input
+  std::string ops;             // operator list, e.g. "prune:0.5,lowrank:0.25@3"
+  std::string out;             // output checkpoint
   int64_t calibration = 1024;  // calibration images (>= 16)
   int64_t finetune_epochs = 0;
   double finetune_lr = 0.0;  // 0: a tenth of the checkpoint's training rate

@@ -58,7 +58,8 @@ Operator parse_operator(const std::string& text, const std::string& where) {
   }
   const KindName* kind = nullptr;
   for (const auto& k : kKinds)
-    if (body.rfind(k.name, 0) == 0 && (!kind || std::string(k.name).size() > std::string(kind->name).size()))
+    if (body.rfind(k.name, 0) == 0 &&
+        (!kind || std::string(k.name).size() > std::string(kind->name).size()))
       kind = &k;
   if (!kind)
     throw ConfigError(where + ": unknown operator '" + text +
@@ -71,8 +72,7 @@ Operator parse_operator(const std::string& text, const std::string& where) {
     if (!kind->has_amount) throw bad("takes no fraction");
     char* end = nullptr;
     op.amount = std::strtod(amount.c_str(), &end);
-    if (*end != '\0' || !std::isfinite(op.amount))
-      throw bad("has a fraction that is not a number");
+    if (*end != '\0' || !std::isfinite(op.amount)) throw bad("has a fraction that is not a number");
     if (!(op.amount > 0.0 && op.amount <= 1.0))
       throw bad(std::string("has a ") +
                 (op.kind == OperatorKind::kLowRank ? "rank fraction"
@@ -90,7 +90,8 @@ Operator parse_operator(const std::string& text, const std::string& where) {
     while (std::getline(st, s, '/')) {
       char* end = nullptr;
       const long long v = std::strtoll(s.c_str(), &end, 10);
-      if (s.empty() || *end != '\0') throw bad("has a stage list that is not numbers separated by /");
+      if (s.empty() || *end != '\0')
+        throw bad("has a stage list that is not numbers separated by /");
       if (v < 1 || v > 1024) throw bad("has a stage outside 1..1024 (stages are counted from 1)");
       op.stages.push_back(v - 1);
     }
@@ -106,8 +107,9 @@ std::vector<Operator> parse_compress_ops(const std::string& text) {
   while (std::getline(ss, item, ',')) {
     Operator op = parse_operator(item, "--ops");
     if (op.kind == OperatorKind::kConv)
-      throw ConfigError("--ops: operator 'conv' changes nothing (known: prune:F, lowrank:F, "
-                        "dpconv, fire[:F])");
+      throw ConfigError(
+          "--ops: operator 'conv' changes nothing (known: prune:F, lowrank:F, "
+          "dpconv, fire[:F])");
     if (op.kind == OperatorKind::kPrune && substituted)
       throw ConfigError("--ops: operator '" + item +
                         "': pruning must come before lowrank, dpconv and fire (it needs plain "

@@ -56,11 +56,10 @@ std::shared_ptr<Supernet> Supernet::from_spec_json(const std::string& text) {
                                 : std::vector<std::string>{"fp32"};
     const auto size = j.at("input_size").get<std::vector<int64_t>>();
     if (size.size() != 2) throw ConfigError("malformed supernet spec: input_size");
-    auto space = BranchSpace::from_lists(
-        j.at("widths").get<std::vector<double>>(), ops,
-        from_one(j.at("op_stages").get<std::vector<int64_t>>()),
-        from_one(j.at("exits").get<std::vector<int64_t>>()), precisions,
-        j.value("exit_head", "linear"), base);
+    auto space = BranchSpace::from_lists(j.at("widths").get<std::vector<double>>(), ops,
+                                         from_one(j.at("op_stages").get<std::vector<int64_t>>()),
+                                         from_one(j.at("exits").get<std::vector<int64_t>>()),
+                                         precisions, j.value("exit_head", "linear"), base);
     auto net = std::make_shared<Supernet>(base, std::move(space), size[0], size[1]);
     if (j.contains("training")) net->set_extra_json(j.at("training").dump());
     return net;

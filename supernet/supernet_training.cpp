@@ -42,7 +42,6 @@ void order_fire_squeezes(CompressedResNet& model) {
       }
 }
 
-
 struct BranchEval {
   double accuracy = 0;
   int64_t params = 0, macs = 0;
@@ -137,9 +136,8 @@ struct Run {
   }
   // what the checkpoints of the run carry besides the weights: phases so far and the backbone
   json progress() const {
-    return {{"phases", phases},
-            {"backbone", backbone_path},
-            {"backbone_accuracy", backbone_accuracy}};
+    return {
+        {"phases", phases}, {"backbone", backbone_path}, {"backbone_accuracy", backbone_accuracy}};
   }
   Checkpoint checkpoint(int64_t epoch) const {
     Checkpoint ck;
@@ -235,10 +233,10 @@ void log_joint_plan(const Run& run) {
   for (size_t b : run.every_step) fixed_students += run.net->branch(b).name + " + ";
   run.log << "phase 3/5: joint training, " << sc.joint_epochs << " epochs, largest + smallest + "
           << fixed_students << sc.sampled << " sampled branches per step"
-          << (sc.student_batch < 1.0 ? " (students on " +
-                                           std::to_string(static_cast<int>(100 * sc.student_batch)) +
-                                           "% of each batch)"
-                                     : std::string())
+          << (sc.student_batch < 1.0
+                  ? " (students on " + std::to_string(static_cast<int>(100 * sc.student_batch)) +
+                        "% of each batch)"
+                  : std::string())
           << (sc.student_weight < 1.0 ? ", students' losses x" + fixed2(sc.student_weight)
                                       : std::string())
           << (sc.exit_weight > 0
@@ -263,8 +261,7 @@ std::vector<size_t> step_students(const Run& run, const std::vector<size_t>& oth
   std::mt19937_64 rng(run.config.train.seed * 1000003ULL + static_cast<uint64_t>(global));
   auto pool = others;
   std::shuffle(pool.begin(), pool.end(), rng);
-  for (int64_t i = 0; i < run.config.supernet.sampled && i < static_cast<int64_t>(pool.size());
-       ++i)
+  for (int64_t i = 0; i < run.config.supernet.sampled && i < static_cast<int64_t>(pool.size()); ++i)
     students.push_back(pool[i]);
   if (net.smallest() == net.largest()) students.erase(students.begin());
   return students;
@@ -366,8 +363,8 @@ bool joint_phase(Run& run, int64_t begin, int64_t end, const std::string& optimi
         [&](const torch::Tensor& out, const std::vector<torch::Tensor>& exits, int64_t start,
             int64_t rows) {
           // (the exits' losses are not scaled)
-          return with_exit_losses(sc.student_weight * student_loss(out, start, rows), exits,
-                                  start, rows);
+          return with_exit_losses(sc.student_weight * student_loss(out, start, rows), exits, start,
+                                  rows);
         },
         joint_exits, detach_exits, student_threads);
     optimizer->step();
@@ -436,8 +433,8 @@ double evaluate_all(Run& run, json* branches) {
     const auto e = evaluate_branch(net, b, test_loader, run.classes, run.chw);
     const auto& c = net.branch(b);
     run.log << std::left << std::setw(28) << c.name << std::right << std::setw(10) << e.params
-            << std::setw(10) << std::fixed << std::setprecision(2) << e.macs / 1e6
-            << std::setw(9) << 100.0 * e.accuracy << "%\n";
+            << std::setw(10) << std::fixed << std::setprecision(2) << e.macs / 1e6 << std::setw(9)
+            << 100.0 * e.accuracy << "%\n";
     branches->push_back({{"name", c.name},
                          {"width", c.width},
                          {"op", c.op.kind_name()},
@@ -512,17 +509,17 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log, bool r
     run.grads_defined = progress.value("grads_defined", std::vector<int64_t>{});
     joint_done = prev.epoch;
     optimizer_state = prev.optimizer_archive;
-    log << "resuming the joint phase from " << run.joint_path << " after joint epoch "
-        << joint_done << "\n";
+    log << "resuming the joint phase from " << run.joint_path << " after joint epoch " << joint_done
+        << "\n";
   } else {
     if (!warm_up(run, resume, stop_after)) return outcome;
     init_variants(run);
   }
   // --stop-after counts the run's epochs: the warm-up's (when it warms up), then the joint ones
   const int64_t warm_epochs = sc.backbone.empty() ? config.train.epochs : 0;
-  const int64_t joint_end =
-      stop_after > 0 ? std::clamp<int64_t>(stop_after - warm_epochs, 0, sc.joint_epochs)
-                     : sc.joint_epochs;
+  const int64_t joint_end = stop_after > 0
+                                ? std::clamp<int64_t>(stop_after - warm_epochs, 0, sc.joint_epochs)
+                                : sc.joint_epochs;
   const int64_t end = std::max(joint_done, joint_end);
   if (joint_done < sc.joint_epochs &&
       !joint_phase(run, joint_done, end, optimizer_state, &joint_images)) {
@@ -541,12 +538,9 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log, bool r
   const double total = seconds_since(total_t0);
   int64_t train_images = 0;
   for (const auto& p : run.phases) train_images += p.at("images").get<int64_t>();
-  json summary = {{"branches", branches},
-                  {"phases", run.phases},
-                  {"total_seconds", total},
-                  {"train_images", train_images},
-                  {"backbone", run.backbone_path},
-                  {"backbone_accuracy", run.backbone_accuracy},
+  json summary = {{"branches", branches},           {"phases", run.phases},
+                  {"total_seconds", total},         {"train_images", train_images},
+                  {"backbone", run.backbone_path},  {"backbone_accuracy", run.backbone_accuracy},
                   {"threads", config.train.threads}};
   run.net->set_extra_json(summary.dump());
   Checkpoint ck = run.checkpoint(sc.joint_epochs);

@@ -34,7 +34,6 @@
 
 namespace adascale::trainer {
 
-
 struct Checkpoint {
   int64_t format_version = 2;  // as read; write_checkpoint always writes the current format
   int64_t epoch = 0;           // epochs completed
@@ -56,7 +55,6 @@ struct Checkpoint {
 
 void write_checkpoint(const Checkpoint& ckpt, const std::string& path);
 Checkpoint read_checkpoint(const std::string& path);
-
 
 std::string serialize_optimizer(const torch::optim::Optimizer& optimizer);
 void deserialize_optimizer(torch::optim::Optimizer& optimizer, const std::string& bytes);

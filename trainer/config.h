@@ -50,8 +50,8 @@ struct OptimConfig {
   int threads = 2;
 };
 
-// The branch space of a multi-branch network (supernet/branch_space.h). Lists are comma-separated and
-// checked against the model before any training starts. Empty widths: a plain backbone run.
+// The branch space of a multi-branch network (supernet/branch_space.h). Lists are comma-separated
+// and checked against the model before any training starts. Empty widths: a plain backbone run.
 struct SupernetConfig {
   std::string widths;        // width multipliers, e.g. "1.0,0.75,0.5,0.25"
   std::string ops = "conv";  // operator variants: conv, dpconv, lowrankF (F = rank fraction)

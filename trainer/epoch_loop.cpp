@@ -46,8 +46,7 @@ void EpochLoop::run(data::BatchLoader& loader, int64_t begin, int64_t end) const
       ++pos.step;
       r.step_seconds +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      bar.update(pos.step, r.images, loss_sum / r.images,
-                 static_cast<double>(correct) / r.images);
+      bar.update(pos.step, r.images, loss_sum / r.images, static_cast<double>(correct) / r.images);
     }
     bar.finish();
     r.epoch_seconds = bar.elapsed_seconds();

@@ -40,9 +40,9 @@ struct EpochResult {
 };
 
 struct EpochLoop {
-  std::string label;               // the progress line's name: "epoch", "joint"
-  int64_t epochs = 0;              // the loop's span (the schedule's)
-  int64_t loader_epoch_offset = 0; // loader epoch = offset + epoch, so phases see other batches
+  std::string label;                // the progress line's name: "epoch", "joint"
+  int64_t epochs = 0;               // the loop's span (the schedule's)
+  int64_t loader_epoch_offset = 0;  // loader epoch = offset + epoch, so phases see other batches
   std::function<void()> before_epoch;
   std::function<StepResult(const data::Batch&, const StepPosition&)> step;
   std::function<void(const EpochResult&)> after_epoch;

@@ -7,8 +7,8 @@
 #include <iomanip>
 #include <sstream>
 
-#include "trainer/progress.h"
 #include "trainer/epoch_loop.h"
+#include "trainer/progress.h"
 
 namespace adascale::trainer {
 namespace {
@@ -382,9 +382,8 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
           << 100.0 * val.accuracy << "%";
     log << "  " << std::setprecision(0) << ips << " img/s  " << format_duration(r.epoch_seconds)
         << std::endl;
-    ck.metrics.push_back({double(r.epoch + 1), lr, r.loss, r.accuracy,
-                          val_loader ? val.loss : -1.0, val_loader ? val.accuracy : -1.0, ips,
-                          r.epoch_seconds});
+    ck.metrics.push_back({double(r.epoch + 1), lr, r.loss, r.accuracy, val_loader ? val.loss : -1.0,
+                          val_loader ? val.accuracy : -1.0, ips, r.epoch_seconds});
     ck.epoch = r.epoch + 1;
     ck.tensors = module_state(*model);
     ck.optimizer_archive = serialize_optimizer(*optimizer);

@@ -14,9 +14,9 @@
 
 #include "datasets/batch_loader.h"
 #include "datasets/dataset.h"
+#include "models/backbone.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config.h"
-#include "models/backbone.h"
 
 namespace adascale::trainer {
 

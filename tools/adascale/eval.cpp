@@ -63,8 +63,8 @@ int run_eval(const std::vector<std::string>& args) {
   const auto net = multi ? trainer::load_supernet(ckpt, ckpt_path) : nullptr;
   const auto model = multi ? net : trainer::load_model(ckpt, ckpt_path);
   if (!branches.empty() && !multi)
-    throw base::UsageError("--branches needs a multi-branch checkpoint; " + ckpt_path +
-                           " holds " + ckpt.architecture);
+    throw base::UsageError("--branches needs a multi-branch checkpoint; " + ckpt_path + " holds " +
+                           ckpt.architecture);
   auto config = trainer::parse_config_text(ckpt.config_ini, ckpt_path + " (stored config)");
   if (!data_root.empty()) config.data.root = data_root;
   const auto held_out = trainer::held_out_data(config, ckpt);
@@ -101,9 +101,8 @@ int run_eval(const std::vector<std::string>& args) {
     std::printf(
         "%s split, %lld images; latency: LibTorch eager, batch 1, 1 thread, median of %lld "
         "runs\n%-34s %9s %10s %9s %12s %12s\n",
-        split.c_str(), static_cast<long long>(indices.size()),
-        static_cast<long long>(latency_runs), "branch", "accuracy", "M MACs", "params",
-        "weight bytes", "latency ms");
+        split.c_str(), static_cast<long long>(indices.size()), static_cast<long long>(latency_runs),
+        "branch", "accuracy", "M MACs", "params", "weight bytes", "latency ms");
   std::optional<exporter::Int8Calibration> int8;
   for (const auto& ref : chosen) {
     const auto physical = net->physical(ref.branch);

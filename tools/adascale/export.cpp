@@ -59,8 +59,7 @@ int run_export(const std::vector<std::string>& args) {
   if (!precisions.empty() && !branches.empty() && branches != "all" && branches != "pareto")
     throw base::UsageError(
         "--precisions goes with --branches all or pareto; name an int8 twin NAME>int8");
-  if (cli.given("qat-steps") && qat_steps < 0)
-    throw base::UsageError("--qat-steps must be >= 0");
+  if (cli.given("qat-steps") && qat_steps < 0) throw base::UsageError("--qat-steps must be >= 0");
   torch::set_num_threads(1);
 
   const bool pareto = branches == "pareto";
