@@ -9,6 +9,7 @@
 
 #include "compress/channel_pruning.h"
 #include "supernet/detail.h"
+#include "supernet/supernet_run.h"
 #include "trainer/epoch_loop.h"
 #include "trainer/progress.h"
 
@@ -40,31 +41,6 @@ void order_fire_squeezes(CompressedResNet& model) {
         for (const char* t : {".expand1.weight", ".expand3.weight"})
           st[p + t] = st.at(p + t).index_select(1, order).contiguous();
       }
-}
-
-struct BranchEval {
-  double accuracy = 0;
-  int64_t params = 0, macs = 0;
-};
-
-void recalibrate_branch(Supernet& net, size_t b, const torch::Tensor& cal) {
-  auto physical = net.physical(b);
-  recalibrate_batchnorm(*physical, cal);
-  compress::StateDict stats;
-  for (const auto& [name, t] : module_state(*physical))
-    if (ends_with(name, ".running_mean") || ends_with(name, ".running_var")) stats[name] = t;
-  net.set_branch_bn_stats(b, stats);
-}
-
-BranchEval evaluate_branch(Supernet& net, size_t b, data::BatchLoader& loader, int64_t classes,
-                           const std::vector<int64_t>& chw) {
-  auto physical = net.physical(b);
-  BranchEval e;
-  e.accuracy = evaluate(*physical, loader, classes).accuracy;
-  const auto cost = measure_cost(*physical, chw[0], chw[1], chw[2]);
-  e.params = cost.params;
-  e.macs = cost.macs;
-  return e;
 }
 
 // the branches of supernet.every_step, checked: full-depth, neither the largest nor the smallest
@@ -99,60 +75,6 @@ void check_backbone(const std::string& path, const ResNetSpec& base,
     throw ConfigError("supernet.backbone '" + path + "' is a different architecture (" +
                       ck.architecture + ") from the config's model (" + base.describe() + ")");
 }
-
-// a branch's forward pass in the joint phase, its exits' logits into `exits` when they train with
-// it (their features detached when `detach_exits`)
-torch::Tensor joint_pass(Supernet& net, size_t b, const torch::Tensor& images,
-                         std::vector<torch::Tensor>* exits, bool with_exits, bool detach_exits) {
-  exits->clear();
-  return with_exits ? net.forward_with_exits(b, images, exits, detach_exits)
-                    : net.forward_branch(b, images);
-}
-
-// the state of one multi-branch run, shared by its phases
-struct Run {
-  const TrainConfig& config;
-  std::ostream& log;
-  RunData rd;
-  std::vector<int64_t> chw;
-  int64_t classes = 0;
-  std::shared_ptr<Supernet> net;
-  std::vector<size_t> every_step;
-  torch::Tensor cal, cal_labels;  // the calibration sample
-  json phases = json::array();
-  std::string backbone_path;
-  double backbone_accuracy = -1;
-  std::string joint_path;  // out/joint/checkpoint.h5
-  // parameters whose gradient exists when a joint epoch ends: zero_grad keeps a gradient once it
-  // exists, and SGD steps (momentum, weight decay) a parameter with a zero gradient but skips one
-  // without, so a resumed run recreates them to take the same steps
-  std::vector<int64_t> grads_defined;
-
-  void phase_done(const std::string& name, std::chrono::steady_clock::time_point t0,
-                  int64_t images) {
-    const double s = seconds_since(t0);
-    phases.push_back({{"phase", name}, {"seconds", s}, {"images", images}});
-    log << "phase " << name << " done in " << format_duration(s) << "\n";
-  }
-  // what the checkpoints of the run carry besides the weights: phases so far and the backbone
-  json progress() const {
-    return {
-        {"phases", phases}, {"backbone", backbone_path}, {"backbone_accuracy", backbone_accuracy}};
-  }
-  Checkpoint checkpoint(int64_t epoch) const {
-    Checkpoint ck;
-    ck.config_ini = config.to_ini();
-    ck.architecture = net->describe();
-    ck.spec = net->spec_json();
-    ck.epoch = epoch;
-    ck.input_shape = chw;
-    ck.class_names = rd.train->class_names();
-    ck.normalize_mean = rd.stats.mean;
-    ck.normalize_std = rd.stats.std;
-    ck.tensors = net->full_state();
-    return ck;
-  }
-};
 
 // 1. backbone warm-up: an ordinary training run of the full network, resumable on its own in
 // out/backbone/; false when stop_after ends the invocation inside it
@@ -225,182 +147,6 @@ void init_variants(Run& run) {
   net.reset_private_bn();
   net.reset_exit_blocks();
   run.phase_done("variant-init", t0, 0);
-}
-
-void log_joint_plan(const Run& run) {
-  const auto& sc = run.config.supernet;
-  std::string fixed_students;  // every_step's branches, as the log names them
-  for (size_t b : run.every_step) fixed_students += run.net->branch(b).name + " + ";
-  run.log << "phase 3/5: joint training, " << sc.joint_epochs << " epochs, largest + smallest + "
-          << fixed_students << sc.sampled << " sampled branches per step"
-          << (sc.student_batch < 1.0
-                  ? " (students on " + std::to_string(static_cast<int>(100 * sc.student_batch)) +
-                        "% of each batch)"
-                  : std::string())
-          << (sc.student_weight < 1.0 ? ", students' losses x" + fixed2(sc.student_weight)
-                                      : std::string())
-          << (sc.exit_weight > 0
-                  ? ", early exits from the same passes at weight " + std::to_string(sc.exit_weight)
-              : sc.exit_head == "block"
-                  ? ", exit blocks trained on the detached features of the same passes"
-                  : std::string())
-          << ", "
-          << (sc.joint_schedule == "continue" ? "continuing the warm-up's cosine"
-                                              : "cosine from " + std::to_string(sc.joint_lr))
-          << "\n";
-}
-
-// the branches a joint step trains besides the largest: the smallest, every_step's, and
-// `sampled` of the others drawn from a generator seeded by the step, so a resumed run draws the
-// same ones
-std::vector<size_t> step_students(const Run& run, const std::vector<size_t>& others,
-                                  int64_t global) {
-  const auto& net = *run.net;
-  std::vector<size_t> students{net.smallest()};
-  students.insert(students.end(), run.every_step.begin(), run.every_step.end());
-  std::mt19937_64 rng(run.config.train.seed * 1000003ULL + static_cast<uint64_t>(global));
-  auto pool = others;
-  std::shuffle(pool.begin(), pool.end(), rng);
-  for (int64_t i = 0; i < run.config.supernet.sampled && i < static_cast<int64_t>(pool.size()); ++i)
-    students.push_back(pool[i]);
-  if (net.smallest() == net.largest()) students.erase(students.begin());
-  return students;
-}
-
-// 3. joint training: the sandwich rule with in-place distillation from the largest branch, on the
-// trainer's epoch loop, a checkpoint in out/joint/ after every epoch. Runs joint epochs
-// [begin, end); false when that stops short of the phase's end.
-bool joint_phase(Run& run, int64_t begin, int64_t end, const std::string& optimizer_state,
-                 int64_t* joint_images) {
-  const auto& config = run.config;
-  const auto& sc = config.supernet;
-  auto& net = *run.net;
-  const auto t0 = std::chrono::steady_clock::now();
-  log_joint_plan(run);
-  ensure_writable_dir(fs::path(run.joint_path).parent_path().string());
-  const bool continuous = sc.joint_schedule == "continue";
-  OptimConfig jo = config.train;
-  jo.epochs = sc.joint_epochs;
-  jo.lr = continuous ? config.train.lr : sc.joint_lr;
-  jo.warmup_epochs = continuous ? config.train.warmup_epochs : 0;
-  jo.schedule_epochs = continuous ? config.train.epochs + sc.joint_epochs : 0;
-  jo.schedule = "cosine";
-  auto optimizer = make_optimizer(jo, net.parameters());
-  if (!optimizer_state.empty()) deserialize_optimizer(*optimizer, optimizer_state);
-  {
-    auto params = net.parameters();
-    for (int64_t i : run.grads_defined) {
-      if (i < 0 || i >= static_cast<int64_t>(params.size()))
-        throw CheckpointError(run.joint_path + ": a gradient of a missing parameter");
-      params[i].mutable_grad() = torch::zeros_like(params[i]);
-    }
-  }
-  data::BatchLoader loader(run.rd.train, run.rd.split.train,
-                           train_options(config, run.rd.stats, run.rd.split.train.size()));
-  std::unique_ptr<data::BatchLoader> val_loader;
-  if (!run.rd.split.validation.empty())
-    val_loader = std::make_unique<data::BatchLoader>(run.rd.train, run.rd.split.validation,
-                                                     eval_options(config.data, run.rd.stats));
-  const int64_t steps_per_epoch = loader.batches_per_epoch();
-  // continue: the warm-up ran the first train.epochs of the same schedule on the same loader
-  const int64_t schedule_offset = continuous ? config.train.epochs * steps_per_epoch : 0;
-  std::vector<size_t> others;
-  for (size_t b = 0; b < net.branch_count(); ++b)
-    if (b != net.largest() && b != net.smallest() && !net.is_early_exit(b) &&
-        std::find(run.every_step.begin(), run.every_step.end(), b) == run.every_step.end())
-      others.push_back(b);
-  const auto ce = F::CrossEntropyFuncOptions().label_smoothing(config.train.label_smoothing);
-  const double w = sc.distill_weight;
-  // exits join the passes of their trunk: with exit_weight > 0 their loss reaches the trunk,
-  // otherwise exit blocks learn from its detached features (linear heads are fitted later)
-  const bool joint_exits = sc.exit_weight > 0 || sc.exit_head == "block";
-  const bool detach_exits = sc.exit_weight == 0;
-  const double exit_scale = detach_exits ? 1.0 : sc.exit_weight;
-  const int student_threads = sc.student_threads > 0 ? sc.student_threads : config.train.threads;
-  std::vector<torch::Tensor> exit_logits;  // the teacher's exits, when they train with it
-
-  EpochLoop loop;
-  loop.label = "joint";
-  loop.epochs = sc.joint_epochs;
-  // epochs continue the warm-up's numbering so the batches differ from it
-  loop.loader_epoch_offset = config.train.epochs;
-  loop.before_epoch = [&] { net.train(); };
-  loop.step = [&](const data::Batch& batch, const StepPosition& pos) {
-    const int64_t global = pos.global();
-    const double lr = learning_rate(jo, schedule_offset + global, steps_per_epoch);
-    for (auto& g : optimizer->param_groups()) g.options().set_lr(lr);
-    optimizer->zero_grad();
-    auto teacher =
-        joint_pass(net, net.largest(), batch.images, &exit_logits, joint_exits, detach_exits);
-    auto loss = F::cross_entropy(teacher, batch.labels, ce);
-    const double loss_value = loss.item<double>();
-    pos.check_finite(loss_value, lr);
-    const auto soft = torch::softmax(teacher.detach(), 1);
-    // the mix of the students' loss, for a student or an early exit on rows [start, start+m)
-    auto student_loss = [&](const torch::Tensor& out, int64_t start, int64_t m) {
-      auto part = [&](const torch::Tensor& t) { return t.slice(0, start, start + m); };
-      auto l = w * -(part(soft) * torch::log_softmax(out, 1)).sum(1).mean();
-      if (w < 1.0) l = l + (1.0 - w) * F::cross_entropy(out, part(batch.labels), ce);
-      return l;
-    };
-    // a loss plus the losses of the exits that trained with it
-    auto with_exit_losses = [&](torch::Tensor l, const std::vector<torch::Tensor>& exits,
-                                int64_t start, int64_t m) {
-      for (const auto& e : exits) l = l + exit_scale * student_loss(e, start, m);
-      return l;
-    };
-    const int64_t n = batch.labels.size(0);
-    with_exit_losses(loss, exit_logits, 0, n).backward();
-    const auto students = step_students(run, others, global);
-    // each student on its own slice of the batch (all of it at student_batch = 1)
-    const int64_t m = std::clamp<int64_t>(
-        static_cast<int64_t>(std::ceil(sc.student_batch * static_cast<double>(n))), 1, n);
-    std::vector<StudentPass> passes;
-    for (size_t i = 0; i < students.size(); ++i)
-      passes.push_back({students[i], std::min(static_cast<int64_t>(i) * m % n, n - m), m});
-    student_backward(
-        net, batch.images, passes,
-        [&](const torch::Tensor& out, const std::vector<torch::Tensor>& exits, int64_t start,
-            int64_t rows) {
-          // (the exits' losses are not scaled)
-          return with_exit_losses(sc.student_weight * student_loss(out, start, rows), exits, start,
-                                  rows);
-        },
-        joint_exits, detach_exits, student_threads);
-    optimizer->step();
-    *joint_images += n + m * static_cast<int64_t>(students.size());
-    return StepResult{loss_value, teacher.argmax(1).eq(batch.labels).sum().item<int64_t>(), n};
-  };
-  loop.after_epoch = [&](const EpochResult& r) {
-    run.log << "joint epoch " << r.epoch + 1 << "/" << sc.joint_epochs << std::fixed
-            << std::setprecision(4) << "  largest train loss " << r.loss << " acc "
-            << std::setprecision(2) << 100.0 * r.accuracy << "%";
-    if (val_loader) {
-      // validation of the two extremes after a quick BN recalibration on part of the sample
-      const auto quick = run.cal.slice(0, 0, std::min<int64_t>(run.cal.size(0), 512));
-      for (size_t b : {net.largest(), net.smallest()}) {
-        recalibrate_branch(net, b, quick);
-        const auto e = evaluate_branch(net, b, *val_loader, run.classes, run.chw);
-        run.log << "  val " << net.branch(b).name << " " << 100.0 * e.accuracy << "%";
-      }
-    }
-    run.log << "  " << format_duration(r.epoch_seconds) << std::endl;
-    auto progress = run.progress();
-    progress["joint_images"] = *joint_images;
-    std::vector<int64_t> defined;
-    const auto params = net.parameters();
-    for (size_t i = 0; i < params.size(); ++i)
-      if (params[i].grad().defined()) defined.push_back(static_cast<int64_t>(i));
-    progress["grads_defined"] = defined;
-    net.set_extra_json(progress.dump());
-    Checkpoint ck = run.checkpoint(r.epoch + 1);
-    ck.optimizer_archive = serialize_optimizer(*optimizer);
-    write_checkpoint(ck, run.joint_path);
-  };
-  loop.run(loader, begin, end);
-  if (end < sc.joint_epochs) return false;
-  run.phase_done("joint", t0, *joint_images);
-  return true;
 }
 
 // 4. BN recalibration: every branch gets its own statistics; then the early-exit classifiers

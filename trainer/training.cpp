@@ -276,6 +276,61 @@ std::shared_ptr<Backbone> load_backbone(const Checkpoint& ckpt, const std::strin
   return model;
 }
 
+namespace {
+
+// the model a run starts from: the config's (or spec_json's) architecture from the seed, or the
+// checkpoint model.init names; *lineage: the compression operators behind it
+std::shared_ptr<Backbone> initial_model(const TrainConfig& config, const RunData& rd,
+                                        const std::string& spec_json, std::string* lineage) {
+  const auto shape = rd.train->shape();
+  const int64_t classes = rd.train->num_classes();
+  if (config.model.init.empty())
+    return make_backbone(config.model, spec_json, shape.channels, classes);
+  const Checkpoint init = read_checkpoint(config.model.init);
+  if (init.input_shape != std::vector<int64_t>{shape.channels, shape.height, shape.width} ||
+      static_cast<int64_t>(init.class_names.size()) != classes)
+    throw ConfigError("model.init '" + config.model.init +
+                      "' was trained on another input shape or class count");
+  auto model = load_backbone(init, config.model.init);
+  model->train();
+  *lineage = init.lineage;
+  return model;
+}
+
+// what every checkpoint of the run carries besides weights, optimizer and metrics
+Checkpoint checkpoint_of(const TrainConfig& config, const RunData& rd, const Backbone& model,
+                         const std::string& lineage) {
+  const auto shape = rd.train->shape();
+  Checkpoint ck;
+  ck.config_ini = config.to_ini();
+  ck.architecture = model.describe();
+  ck.spec = model.spec_json();
+  ck.lineage = lineage;
+  ck.input_shape = {shape.channels, shape.height, shape.width};
+  ck.class_names = rd.train->class_names();
+  ck.normalize_mean = rd.stats.mean;
+  ck.normalize_std = rd.stats.std;
+  ck.metric_columns = kMetricColumns;
+  return ck;
+}
+
+// the final evaluation on the held-out test split, logged and written into the checkpoint
+EvalResult final_test(const TrainConfig& config, const RunData& rd, Backbone& model, Checkpoint* ck,
+                      const std::string& path, std::ostream& log) {
+  data::BatchLoader test_loader(rd.test, data::all_indices(rd.test->size()),
+                                eval_options(config.data, rd.stats));
+  const auto test = evaluate(model, test_loader, rd.train->num_classes());
+  log << "test: accuracy " << std::fixed << std::setprecision(2) << 100.0 * test.accuracy
+      << "%  loss " << std::setprecision(4) << test.loss << "  (" << test.examples << " images)\n";
+  ck->tensors = module_state(model);
+  ck->test_accuracy = test.accuracy;
+  ck->test_loss = test.loss;
+  write_checkpoint(*ck, path);
+  return test;
+}
+
+}  // namespace
+
 TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, int64_t stop_after,
                    const std::string& spec_json) {
   config.validate();
@@ -288,32 +343,10 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
   const int64_t classes = rd.train->num_classes();
 
   torch::manual_seed(config.train.seed);
-  std::shared_ptr<Backbone> model;
   std::string lineage;
-  if (config.model.init.empty()) {
-    model = make_backbone(config.model, spec_json, shape.channels, classes);
-  } else {
-    const Checkpoint init = read_checkpoint(config.model.init);
-    if (init.input_shape != std::vector<int64_t>{shape.channels, shape.height, shape.width} ||
-        static_cast<int64_t>(init.class_names.size()) != classes)
-      throw ConfigError("model.init '" + config.model.init +
-                        "' was trained on another input shape or class count");
-    model = load_backbone(init, config.model.init);
-    model->train();
-    lineage = init.lineage;
-  }
+  auto model = initial_model(config, rd, spec_json, &lineage);
   auto optimizer = make_optimizer(config.train, model->parameters());
-
-  Checkpoint ck;
-  ck.config_ini = config.to_ini();
-  ck.architecture = model->describe();
-  ck.spec = model->spec_json();
-  ck.lineage = lineage;
-  ck.input_shape = {shape.channels, shape.height, shape.width};
-  ck.class_names = rd.train->class_names();
-  ck.normalize_mean = rd.stats.mean;
-  ck.normalize_std = rd.stats.std;
-  ck.metric_columns = kMetricColumns;
+  Checkpoint ck = checkpoint_of(config, rd, *model, lineage);
 
   int64_t start_epoch = 0;
   if (resume && std::filesystem::exists(ckpt_path)) {
@@ -399,24 +432,14 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
         << "; continue with --resume\n";
     return outcome;
   }
-  // final evaluation on the held-out test split
-  if (outcome.epochs_run == 0) {
+  if (outcome.epochs_run == 0) {  // resumed after the last epoch: the checkpoint's weights
     Checkpoint prev = read_checkpoint(ckpt_path);
     load_module_state(*model, prev.tensors, ckpt_path);
     ck.metrics = prev.metrics;
     ck.epoch = prev.epoch;
     ck.optimizer_archive = prev.optimizer_archive;
   }
-  data::BatchLoader test_loader(rd.test, data::all_indices(rd.test->size()),
-                                eval_options(config.data, rd.stats));
-  outcome.test = evaluate(*model, test_loader, classes);
-  log << "test: accuracy " << std::fixed << std::setprecision(2) << 100.0 * outcome.test.accuracy
-      << "%  loss " << std::setprecision(4) << outcome.test.loss << "  (" << outcome.test.examples
-      << " images)\n";
-  ck.tensors = module_state(*model);
-  ck.test_accuracy = outcome.test.accuracy;
-  ck.test_loss = outcome.test.loss;
-  write_checkpoint(ck, ckpt_path);
+  outcome.test = final_test(config, rd, *model, &ck, ckpt_path, log);
   return outcome;
 }
 
