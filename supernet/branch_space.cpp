@@ -42,12 +42,11 @@ BranchSpace BranchSpace::from_config(const SupernetConfig& c, const ResNetSpec& 
   return from_lists(widths, ops, op_stages, exits, split_list(c.precisions), c.exit_head, base);
 }
 
-BranchSpace BranchSpace::from_lists(std::vector<double> widths, std::vector<Operator> ops,
-                                    std::vector<int64_t> op_stages, std::vector<int64_t> exits,
-                                    std::vector<std::string> precisions,
-                                    const std::string& exit_head, const ResNetSpec& base) {
+namespace {
+
+// widths in (0, 1], each leaving every layer a channel, listed once; descending
+std::vector<double> checked_widths(const std::vector<double>& widths, const ResNetSpec& base) {
   BranchSpace sp;
-  const int64_t stages = static_cast<int64_t>(base.stages.size());
   for (double w : widths) {
     std::ostringstream text;
     text << w;
@@ -70,9 +69,15 @@ BranchSpace BranchSpace::from_lists(std::vector<double> widths, std::vector<Oper
         throw ConfigError("config key 'supernet.widths': width " + item + " is listed twice");
     sp.widths.push_back(w);
   }
+
   if (sp.widths.empty()) throw ConfigError("config key 'supernet.widths' is empty");
   std::sort(sp.widths.rbegin(), sp.widths.rend());
+  return sp.widths;
+}
 
+// conv, dpconv, fire, lowrank F, each once, without stages (those are supernet.op_stages)
+std::vector<Operator> checked_ops(std::vector<Operator> ops) {
+  BranchSpace sp;
   for (auto& op : ops) {
     if (op.kind == OperatorKind::kPrune)
       throw ConfigError(
@@ -88,7 +93,86 @@ BranchSpace BranchSpace::from_lists(std::vector<double> widths, std::vector<Oper
     sp.ops.push_back(op);
   }
   if (sp.ops.empty()) throw ConfigError("config key 'supernet.ops' is empty");
+  return sp.ops;
+}
 
+// an exit block starts from the leading channels of the next stage's first block, at every width
+void check_exit_blocks(const BranchSpace& sp, const ResNetSpec& base) {
+  const int64_t stages = static_cast<int64_t>(base.stages.size());
+  for (int64_t e : sp.exits) {
+    if (e + 1 >= stages) continue;
+    const auto& next = base.stages[e + 1].front();
+    for (double w : sp.widths) {
+      const int64_t ch = scaled(base.stages[e].back().out, w);
+      if (ch > scaled(next.out, w) || scaled(ch, kExitBlockMid) > scaled(next.mid, w))
+        throw ConfigError("config key 'supernet.exit_head': an exit block after stage " +
+                          std::to_string(e + 1) + " (" + std::to_string(ch) +
+                          " channels) is wider than the next stage's first block it starts from");
+    }
+  }
+}
+
+// a fire slot splits its output between a 1x1 and a 3x3 expand: two channels at least, at
+// every width, in the op stages and in the exit blocks that take the op
+void check_fire_widths(const BranchSpace& sp, const ResNetSpec& base) {
+  const int64_t stages = static_cast<int64_t>(base.stages.size());
+  if (std::any_of(sp.ops.begin(), sp.ops.end(),
+                  [](const Operator& op) { return op.kind == OperatorKind::kFire; }))
+    for (double w : sp.widths) {
+      auto check = [&](int64_t channels, const std::string& where) {
+        if (channels >= 2) return;
+        throw ConfigError("config key 'supernet.ops': fire needs 2 output channels or more, and " +
+                          ("width " + fixed2(w) + " leaves " + where + " with ") +
+                          std::to_string(channels));
+      };
+      for (int64_t s : sp.op_stages)
+        for (size_t b = 0; b < base.stages[s].size(); ++b) {
+          check(scaled(base.stages[s][b].mid, w), block_prefix(s, b) + ".conv1");
+          check(scaled(base.stages[s][b].out, w), block_prefix(s, b) + ".conv2");
+        }
+      const auto takes_op = [&](int64_t s) {
+        return std::find(sp.op_stages.begin(), sp.op_stages.end(), s) != sp.op_stages.end();
+      };
+      if (sp.exit_head == "block")
+        for (int64_t e : sp.exits)
+          if (e + 1 < stages && takes_op(e + 1))
+            check(scaled(scaled(base.stages[e].back().out, w), kExitBlockMid),
+                  "the exit block after stage " + std::to_string(e + 1) + " (inside)");
+    }
+}
+
+// the product widths x ops x exits, named canonically
+void add_branches(BranchSpace* space, int64_t stages) {
+  auto& sp = *space;
+  for (double w : sp.widths)
+    for (const auto& op : sp.ops)
+      for (int64_t exit : sp.exits) {
+        // an op whose stages all lie beyond the exit (and its block) changes nothing: that branch
+        // is the conv one
+        const int64_t reach = exit + (sp.exit_head == "block" && exit + 1 < stages ? 1 : 0);
+        const bool plain = op.kind == OperatorKind::kConv;
+        if (!plain && sp.op_stages.front() > reach) continue;
+        BranchChoice b;
+        b.width = w;
+        b.op = op;
+        b.exit_stage = exit;
+        b.name = "w" + fixed2(w);
+        if (!plain) b.name += ">" + op.name() + "@" + stage_list(sp.op_stages);
+        if (exit != stages - 1) b.name += ">exit@" + std::to_string(exit + 1);
+        sp.branches.push_back(b);
+      }
+}
+
+}  // namespace
+
+BranchSpace BranchSpace::from_lists(std::vector<double> widths, std::vector<Operator> ops,
+                                    std::vector<int64_t> op_stages, std::vector<int64_t> exits,
+                                    std::vector<std::string> precisions,
+                                    const std::string& exit_head, const ResNetSpec& base) {
+  BranchSpace sp;
+  const int64_t stages = static_cast<int64_t>(base.stages.size());
+  sp.widths = checked_widths(widths, base);
+  sp.ops = checked_ops(std::move(ops));
   // stages: sorted, each once, and existing (the spec of a checkpoint is checked here too)
   auto stage_set = [&](const std::string& key, const std::vector<int64_t>& in) {
     std::set<int64_t> out;
@@ -119,63 +203,9 @@ BranchSpace BranchSpace::from_lists(std::vector<double> widths, std::vector<Oper
     throw ConfigError("config key 'supernet.exit_head': unknown head '" + exit_head +
                       "' (known: linear, block)");
   sp.exit_head = exit_head;
-  // an exit block starts from the leading channels of the next stage's first block, at every width
-  if (sp.exit_head == "block")
-    for (int64_t e : sp.exits) {
-      if (e + 1 >= stages) continue;
-      const auto& next = base.stages[e + 1].front();
-      for (double w : sp.widths) {
-        const int64_t ch = scaled(base.stages[e].back().out, w);
-        if (ch > scaled(next.out, w) || scaled(ch, kExitBlockMid) > scaled(next.mid, w))
-          throw ConfigError("config key 'supernet.exit_head': an exit block after stage " +
-                            std::to_string(e + 1) + " (" + std::to_string(ch) +
-                            " channels) is wider than the next stage's first block it starts from");
-      }
-    }
-
-  // a fire slot splits its output between a 1x1 and a 3x3 expand: two channels at least, at
-  // every width, in the op stages and in the exit blocks that take the op
-  if (std::any_of(sp.ops.begin(), sp.ops.end(),
-                  [](const Operator& op) { return op.kind == OperatorKind::kFire; }))
-    for (double w : sp.widths) {
-      auto check = [&](int64_t channels, const std::string& where) {
-        if (channels >= 2) return;
-        throw ConfigError("config key 'supernet.ops': fire needs 2 output channels or more, and " +
-                          ("width " + fixed2(w) + " leaves " + where + " with ") +
-                          std::to_string(channels));
-      };
-      for (int64_t s : sp.op_stages)
-        for (size_t b = 0; b < base.stages[s].size(); ++b) {
-          check(scaled(base.stages[s][b].mid, w), block_prefix(s, b) + ".conv1");
-          check(scaled(base.stages[s][b].out, w), block_prefix(s, b) + ".conv2");
-        }
-      const auto takes_op = [&](int64_t s) {
-        return std::find(sp.op_stages.begin(), sp.op_stages.end(), s) != sp.op_stages.end();
-      };
-      if (sp.exit_head == "block")
-        for (int64_t e : sp.exits)
-          if (e + 1 < stages && takes_op(e + 1))
-            check(scaled(scaled(base.stages[e].back().out, w), kExitBlockMid),
-                  "the exit block after stage " + std::to_string(e + 1) + " (inside)");
-    }
-
-  for (double w : sp.widths)
-    for (const auto& op : sp.ops)
-      for (int64_t exit : sp.exits) {
-        // an op whose stages all lie beyond the exit (and its block) changes nothing: that branch
-        // is the conv one
-        const int64_t reach = exit + (sp.exit_head == "block" && exit + 1 < stages ? 1 : 0);
-        const bool plain = op.kind == OperatorKind::kConv;
-        if (!plain && sp.op_stages.front() > reach) continue;
-        BranchChoice b;
-        b.width = w;
-        b.op = op;
-        b.exit_stage = exit;
-        b.name = "w" + fixed2(w);
-        if (!plain) b.name += ">" + op.name() + "@" + stage_list(sp.op_stages);
-        if (exit != stages - 1) b.name += ">exit@" + std::to_string(exit + 1);
-        sp.branches.push_back(b);
-      }
+  if (sp.exit_head == "block") check_exit_blocks(sp, base);
+  check_fire_widths(sp, base);
+  add_branches(&sp, stages);
   return sp;
 }
 
