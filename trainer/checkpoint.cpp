@@ -308,98 +308,97 @@ void write_checkpoint(const Checkpoint& ckpt, const std::string& path) {
   if (std::filesystem::is_directory(path)) cx.fail("is a directory");
   check_names(cx, ckpt.class_names, "class name");
   check_names(cx, ckpt.metric_columns, "metric column");
-  base::remove_stale_temps(path);
-  const std::string tmp = base::unique_temp_path(path);
-  try {
-    H5Handle file(cx.check_id(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
-                              "cannot create " + tmp),
-                  H5Fclose);
-    {
-      Header h;
-      h.format_version = {kFormatVersion};
-      h.epoch = {ckpt.epoch};
-      h.config = up_to_nul(ckpt.config_ini);
-      h.architecture = up_to_nul(ckpt.architecture);
-      h.spec = up_to_nul(ckpt.spec);
-      h.lineage = up_to_nul(ckpt.lineage);
-      h.input_shape = ckpt.input_shape;
-      h.class_names = up_to_nul(join_lines(ckpt.class_names));
-      h.normalize_mean = stored_floats({ckpt.normalize_mean.begin(), ckpt.normalize_mean.end()});
-      h.normalize_std = stored_floats({ckpt.normalize_std.begin(), ckpt.normalize_std.end()});
-      h.test_metrics = {ckpt.test_accuracy, ckpt.test_loss};
-      h.columns = up_to_nul(join_lines(ckpt.metric_columns));
+  std::string error;
+  const bool written = base::write_path_atomic(
+      path,
+      [&](const std::string& tmp) {
+        H5Handle file(cx.check_id(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+                                  "cannot create " + tmp),
+                      H5Fclose);
+        {
+          Header h;
+          h.format_version = {kFormatVersion};
+          h.epoch = {ckpt.epoch};
+          h.config = up_to_nul(ckpt.config_ini);
+          h.architecture = up_to_nul(ckpt.architecture);
+          h.spec = up_to_nul(ckpt.spec);
+          h.lineage = up_to_nul(ckpt.lineage);
+          h.input_shape = ckpt.input_shape;
+          h.class_names = up_to_nul(join_lines(ckpt.class_names));
+          h.normalize_mean =
+              stored_floats({ckpt.normalize_mean.begin(), ckpt.normalize_mean.end()});
+          h.normalize_std = stored_floats({ckpt.normalize_std.begin(), ckpt.normalize_std.end()});
+          h.test_metrics = {ckpt.test_accuracy, ckpt.test_loss};
+          h.columns = up_to_nul(join_lines(ckpt.metric_columns));
 
-      write_int_attr(cx, file, "format_version", h.format_version);
-      write_int_attr(cx, file, "epoch", h.epoch);
-      write_string_attr(cx, file, "config", ckpt.config_ini);
-      write_string_attr(cx, file, "architecture", ckpt.architecture);
-      write_string_attr(cx, file, "spec", ckpt.spec);
-      write_string_attr(cx, file, "lineage", ckpt.lineage);
-      write_int_attr(cx, file, "input_shape", ckpt.input_shape);
-      write_string_attr(cx, file, "class_names", join_lines(ckpt.class_names));
-      write_float_attr(cx, file, "normalize_mean", h.normalize_mean);
-      write_float_attr(cx, file, "normalize_std", h.normalize_std);
-      write_float_attr(cx, file, "test_metrics", h.test_metrics);
+          write_int_attr(cx, file, "format_version", h.format_version);
+          write_int_attr(cx, file, "epoch", h.epoch);
+          write_string_attr(cx, file, "config", ckpt.config_ini);
+          write_string_attr(cx, file, "architecture", ckpt.architecture);
+          write_string_attr(cx, file, "spec", ckpt.spec);
+          write_string_attr(cx, file, "lineage", ckpt.lineage);
+          write_int_attr(cx, file, "input_shape", ckpt.input_shape);
+          write_string_attr(cx, file, "class_names", join_lines(ckpt.class_names));
+          write_float_attr(cx, file, "normalize_mean", h.normalize_mean);
+          write_float_attr(cx, file, "normalize_std", h.normalize_std);
+          write_float_attr(cx, file, "test_metrics", h.test_metrics);
 
-      Manifest manifest;
-      H5Handle model(cx.check_id(H5Gcreate2(file, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                                 "create group model"),
-                     H5Gclose);
-      for (const auto& [name, tensor] : ckpt.tensors) {
-        auto t = tensor.detach().to(torch::kCPU).contiguous();
-        std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
-        const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
-        if (t.scalar_type() == torch::kFloat32) {
-          write_dataset(cx, model, "model", name, H5T_NATIVE_FLOAT, 'f', dims, t.data_ptr<float>(),
-                        bytes, manifest);
-        } else if (t.scalar_type() == torch::kInt64) {
-          write_dataset(cx, model, "model", name, H5T_NATIVE_INT64, 'i', dims,
-                        t.data_ptr<int64_t>(), bytes, manifest);
-        } else {
-          cx.fail("tensor '" + name + "' has unsupported dtype " +
-                  std::string(toString(t.scalar_type())));
+          Manifest manifest;
+          H5Handle model(
+              cx.check_id(H5Gcreate2(file, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                          "create group model"),
+              H5Gclose);
+          for (const auto& [name, tensor] : ckpt.tensors) {
+            auto t = tensor.detach().to(torch::kCPU).contiguous();
+            std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
+            const size_t bytes = static_cast<size_t>(t.numel()) * t.element_size();
+            if (t.scalar_type() == torch::kFloat32) {
+              write_dataset(cx, model, "model", name, H5T_NATIVE_FLOAT, 'f', dims,
+                            t.data_ptr<float>(), bytes, manifest);
+            } else if (t.scalar_type() == torch::kInt64) {
+              write_dataset(cx, model, "model", name, H5T_NATIVE_INT64, 'i', dims,
+                            t.data_ptr<int64_t>(), bytes, manifest);
+            } else {
+              cx.fail("tensor '" + name + "' has unsupported dtype " +
+                      std::string(toString(t.scalar_type())));
+            }
+          }
+          if (!ckpt.optimizer_archive.empty()) {
+            H5Handle opt(
+                cx.check_id(H5Gcreate2(file, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                            "create group optimizer"),
+                H5Gclose);
+            write_dataset(cx, opt, "optimizer", "archive", H5T_NATIVE_UINT8, 'u',
+                          {ckpt.optimizer_archive.size()}, ckpt.optimizer_archive.data(),
+                          ckpt.optimizer_archive.size(), manifest);
+          }
+          H5Handle metrics(
+              cx.check_id(H5Gcreate2(file, "metrics", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                          "create group metrics"),
+              H5Gclose);
+          const size_t cols = ckpt.metric_columns.size();
+          std::vector<double> flat;
+          // the reader refuses rows without columns (their count would be unbounded)
+          if (cols == 0 && !ckpt.metrics.empty()) cx.fail("metrics rows without metric columns");
+          for (const auto& row : ckpt.metrics) {
+            if (row.size() != cols)
+              cx.fail("metrics row has " + std::to_string(row.size()) + " values, expected " +
+                      std::to_string(cols));
+            flat.insert(flat.end(), row.begin(), row.end());
+          }
+          if (!ckpt.metrics.empty()) {
+            write_dataset(cx, metrics, "metrics", "history", H5T_NATIVE_DOUBLE, 'd',
+                          {ckpt.metrics.size(), cols}, flat.data(), flat.size() * sizeof(double),
+                          manifest);
+          }
+          write_string_attr(cx, metrics, "columns", join_lines(ckpt.metric_columns));
+          write_crc_attr(cx, file, kHeaderCrc, h.crc(manifest));
         }
-      }
-      if (!ckpt.optimizer_archive.empty()) {
-        H5Handle opt(
-            cx.check_id(H5Gcreate2(file, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                        "create group optimizer"),
-            H5Gclose);
-        write_dataset(cx, opt, "optimizer", "archive", H5T_NATIVE_UINT8, 'u',
-                      {ckpt.optimizer_archive.size()}, ckpt.optimizer_archive.data(),
-                      ckpt.optimizer_archive.size(), manifest);
-      }
-      H5Handle metrics(
-          cx.check_id(H5Gcreate2(file, "metrics", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                      "create group metrics"),
-          H5Gclose);
-      const size_t cols = ckpt.metric_columns.size();
-      std::vector<double> flat;
-      // the reader refuses rows without columns (their count would be unbounded)
-      if (cols == 0 && !ckpt.metrics.empty()) cx.fail("metrics rows without metric columns");
-      for (const auto& row : ckpt.metrics) {
-        if (row.size() != cols)
-          cx.fail("metrics row has " + std::to_string(row.size()) + " values, expected " +
-                  std::to_string(cols));
-        flat.insert(flat.end(), row.begin(), row.end());
-      }
-      if (!ckpt.metrics.empty()) {
-        write_dataset(cx, metrics, "metrics", "history", H5T_NATIVE_DOUBLE, 'd',
-                      {ckpt.metrics.size(), cols}, flat.data(), flat.size() * sizeof(double),
-                      manifest);
-      }
-      write_string_attr(cx, metrics, "columns", join_lines(ckpt.metric_columns));
-      write_crc_attr(cx, file, kHeaderCrc, h.crc(manifest));
-    }
-    // every object above is closed, so this really closes (and flushes) the file
-    if (!file.close()) cx.fail("cannot close " + tmp);
-    std::string error;
-    if (!base::fsync_path(tmp, &error)) cx.fail(error);
-    if (!base::replace_path(tmp, path, &error)) cx.fail(error);
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
-  }
+        // every object above is closed, so this really closes (and flushes) the file
+        if (!file.close()) cx.fail("cannot close " + tmp);
+      },
+      &error);
+  if (!written) cx.fail(error);
 }
 
 Checkpoint read_checkpoint(const std::string& path) {
