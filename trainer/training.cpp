@@ -232,8 +232,7 @@ void ensure_writable_dir(const std::string& dir) {
   std::filesystem::remove(probe, ec);
 }
 
-void recalibrate_batchnorm(torch::nn::Module& model, const torch::Tensor& images,
-                           int64_t batch_size) {
+void recalibrate_batchnorm(Backbone& model, const torch::Tensor& images, int64_t batch_size) {
   torch::NoGradGuard no_grad;
   std::vector<torch::nn::BatchNorm2dImpl*> bns;
   for (auto& m : model.modules(/*include_self=*/false))
@@ -246,10 +245,8 @@ void recalibrate_batchnorm(torch::nn::Module& model, const torch::Tensor& images
   }
   const bool was_training = model.is_training();
   model.train();
-  auto* backbone = dynamic_cast<Backbone*>(&model);
-  if (!backbone) throw std::invalid_argument("recalibrate_batchnorm: not a Backbone");
   for (int64_t b = 0; b < images.size(0); b += batch_size)
-    backbone->forward(images.slice(0, b, std::min(images.size(0), b + batch_size)));
+    model.forward(images.slice(0, b, std::min(images.size(0), b + batch_size)));
   for (size_t i = 0; i < bns.size(); ++i) bns[i]->options.momentum(momenta[i]);
   model.train(was_training);
 }

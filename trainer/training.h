@@ -80,8 +80,7 @@ void ensure_writable_dir(const std::string& dir);
 
 // recomputes every BatchNorm's running statistics as the exact average over `images` (normalized
 // NCHW), needed after any change that shifts activations (pruning, substitution, quantization)
-void recalibrate_batchnorm(torch::nn::Module& model, const torch::Tensor& images,
-                           int64_t batch_size = 256);
+void recalibrate_batchnorm(Backbone& model, const torch::Tensor& images, int64_t batch_size = 256);
 
 // the test split of a checkpoint's dataset (data.limit_test applied), in order, normalized as the
 // checkpoint was trained: what eval, compress and export measure accuracy on
