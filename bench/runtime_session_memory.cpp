@@ -1,5 +1,5 @@
 // Resident memory of N threads classifying with one model and a session each, against N separate
-// single handles (adascale_open, the only way before models and sessions), and against one
+// single handles (adascale_open: one mapped bundle and prepared weights per handle), and against one
 // session. Every configuration runs in a fresh child process (this program re-executed), each
 // thread prepares every branch of the bundle, runs it once and keeps it (unlimited budget); then
 // the child reports VmRSS and its peak (VmHWM) from /proc/self/status.

@@ -3,7 +3,7 @@
 // A ChannelGroup is a set of channels that must be kept or removed together: the outputs of every
 // layer that writes them (conv filters and the BN vectors after them, on axis 0) and the inputs of
 // every layer that reads them (conv and linear weights, on axis 1). Residual additions tie the
-// outputs of several layers into one group; the model code (trainer/compression.h) builds the
+// outputs of several layers into one group; the model code (models/resnet_compression.h) builds the
 // groups from its structure, this file ranks and removes channels.
 //
 // Importance: by default the L1 norm of each output filter (Li et al., "Pruning Filters for

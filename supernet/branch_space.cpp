@@ -87,6 +87,9 @@ std::vector<Operator> checked_ops(std::vector<Operator> ops) {
       throw ConfigError("config key 'supernet.ops': '" + op.name() +
                         "': a branch space's fire squeezes to the default 0.25 (write fire)");
     op.stages.clear();
+    // the fraction as the branch's name writes it (two decimals), so the spec a checkpoint stores
+    // rebuilds the same ranks
+    if (op.kind == OperatorKind::kLowRank) op.amount = std::stod(fixed2(op.amount));
     for (const auto& seen : sp.ops)
       if (seen.same_variant(op))
         throw ConfigError("config key 'supernet.ops': '" + op.name() + "' is listed twice");

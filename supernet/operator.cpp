@@ -5,8 +5,12 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "supernet/detail.h"
+
 namespace adascale::trainer {
 namespace {
+
+using supernet_detail::fixed2;
 
 struct KindName {
   OperatorKind kind;
@@ -18,12 +22,6 @@ constexpr KindName kKinds[] = {{OperatorKind::kConv, "conv", false},
                                {OperatorKind::kLowRank, "lowrank", true},
                                {OperatorKind::kDpConv, "dpconv", false},
                                {OperatorKind::kFire, "fire", true}};
-
-std::string fixed2(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f", v);
-  return buf;
-}
 
 }  // namespace
 

@@ -4,21 +4,10 @@
 #include <mutex>
 #include <thread>
 
+#include "supernet/supernet_run.h"
 #include "supernet/supernet_training.h"
 
 namespace adascale::trainer {
-namespace {
-
-// a branch's forward pass in the joint phase, its exits' logits into `exits` when they train with
-// it (their features detached when `detach_exits`)
-torch::Tensor student_pass(Supernet& net, size_t b, const torch::Tensor& images,
-                           std::vector<torch::Tensor>* exits, bool with_exits, bool detach_exits) {
-  exits->clear();
-  return with_exits ? net.forward_with_exits(b, images, exits, detach_exits)
-                    : net.forward_branch(b, images);
-}
-
-}  // namespace
 
 void student_backward(Supernet& net, const torch::Tensor& images,
                       const std::vector<StudentPass>& students, const StudentLoss& loss,
@@ -29,7 +18,7 @@ void student_backward(Supernet& net, const torch::Tensor& images,
     const auto& s = students[i];
     const auto x = images.slice(0, s.start, s.start + s.rows);
     std::vector<torch::Tensor> exits;
-    auto logits = student_pass(net, s.branch, x, &exits, with_exits, detach_exits);
+    auto logits = supernet_detail::joint_pass(net, s.branch, x, &exits, with_exits, detach_exits);
     grads[i] = torch::autograd::grad({loss(logits, exits, s.start, s.rows)}, params, {},
                                      /*retain_graph=*/false, /*create_graph=*/false,
                                      /*allow_unused=*/true);

@@ -98,7 +98,8 @@ bool warm_up(Run& run, bool resume, int64_t stop_after) {
     if (warm_stop > 0) return false;
     run.backbone_path = outcome.checkpoint_path;
     run.backbone_accuracy = outcome.test.accuracy;
-    images = outcome.epochs_run * static_cast<int64_t>(run.rd.split.train.size());
+    // the whole warm-up's images, whichever invocation trained them
+    images = config.train.epochs * static_cast<int64_t>(run.rd.split.train.size());
   } else {
     run.log << "phase 1/5: backbone from " << run.backbone_path << "\n";
   }
@@ -258,7 +259,10 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log, bool r
     log << "resuming the joint phase from " << run.joint_path << " after joint epoch " << joint_done
         << "\n";
   } else {
-    if (!warm_up(run, resume, stop_after)) return outcome;
+    if (!warm_up(run, resume, stop_after)) {
+      outcome.checkpoint_path = (fs::path(config.out_dir) / "backbone" / kCheckpointName).string();
+      return outcome;
+    }
     init_variants(run);
   }
   // --stop-after counts the run's epochs: the warm-up's (when it warms up), then the joint ones

@@ -173,6 +173,19 @@ TEST(BranchSpace, BadSpacesAreNamedBeforeTraining) {
   }
 }
 
+// a fraction with more decimals than a name shows trains with the fraction the name says, so the
+// spec a checkpoint stores rebuilds the same ranks
+TEST(BranchSpace, LowRankFractionIsTheOneItsNameSays) {
+  SupernetConfig c = small_space();
+  c.ops = "conv,lowrank:0.3449";  // 0.3449 x 48 rounds to 17, 0.34 x 48 to 16
+  const auto base = small_base();
+  torch::manual_seed(3);
+  Supernet net(base, BranchSpace::from_config(c, base), 28, 28);
+  EXPECT_GE(net.space().find("w1.00>lowrank0.34@2/3"), 0);
+  const auto again = Supernet::from_spec_json(net.spec_json());
+  EXPECT_NO_THROW(again->load_full_state(net.full_state(), "round trip"));
+}
+
 TEST(BranchSpace, Int8TwinsAreDeployableNotTrained) {
   SupernetConfig c = small_space();
   c.precisions = "fp32,int8";

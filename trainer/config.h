@@ -54,7 +54,7 @@ struct OptimConfig {
 // and checked against the model before any training starts. Empty widths: a plain backbone run.
 struct SupernetConfig {
   std::string widths;        // width multipliers, e.g. "1.0,0.75,0.5,0.25"
-  std::string ops = "conv";  // operator variants: conv, dpconv, lowrankF (F = rank fraction)
+  std::string ops = "conv";  // operators: conv, dpconv, fire, lowrank:F (supernet/operator.h)
   std::string op_stages;     // stages (from 1) whose 3x3 convs take the variant; "": last two
   std::string exits;         // stages (from 1) with a classifier head; "": the last only
   std::string backbone;      // trained backbone checkpoint; "": warm it up for train.epochs

@@ -288,7 +288,12 @@ std::shared_ptr<Backbone> initial_model(const TrainConfig& config, const RunData
       static_cast<int64_t>(init.class_names.size()) != classes)
     throw ConfigError("model.init '" + config.model.init +
                       "' was trained on another input shape or class count");
-  auto model = load_backbone(init, config.model.init);
+  std::shared_ptr<Backbone> model;
+  try {
+    model = load_backbone(init, config.model.init);
+  } catch (const ConfigError& e) {  // e.g. a multi-branch checkpoint: pick one of its branches
+    throw ConfigError("model.init '" + config.model.init + "': " + e.what());
+  }
   model->train();
   *lineage = init.lineage;
   return model;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Batch-1 inference latency of a ResNet (trainer/models layout) in PyTorch's deployment forms.
+"""Batch-1 inference latency of a ResNet (models/resnet.h layout) in PyTorch's deployment forms.
 
 Builds the network described by a training config (or a compressed variant's plain widths) and
 times, on one thread:

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Training-step throughput of the same ResNet in Python (Debian's python3-torch), images/s.
 
-Mirrors trainer/models.cpp (ResNet: 3x3 stem, basic blocks, stride 2 between stages) and
+Mirrors models/resnet.cpp (ResNet: 3x3 stem, basic blocks, stride 2 between stages) and
 bench/train_step_bench.cpp (random batch, 3 warm-up steps, SGD step timed for --seconds).
 Comparison benchmark only: the product is C++.
 """

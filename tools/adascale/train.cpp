@@ -14,7 +14,7 @@ int run_train(const std::vector<std::string>& args) {
   bool resume = false, independent = false;
   int64_t stop_after = 0;
   std::vector<std::string> overrides;
-  std::string threads, epochs, seed, out;  // shortcuts, checked by the config like the keys
+  std::string threads, epochs, seed, out, name;  // shortcuts, checked like the keys
   base::CommandLine cli("adascale train", "train the model a config describes");
   cli.option("config", &config_path, "the training config (INI; docs/config.md)", "FILE")
       .required("config")
@@ -24,7 +24,7 @@ int run_train(const std::vector<std::string>& args) {
       .option("stop-after", &stop_after,
               "end this invocation after N epochs (a multi-branch run counts the warm-up's,\n"
               "then the joint phase's); continue with --resume")
-      .range("stop-after", 0)
+      .range("stop-after", 1)
       .default_text("stop-after", "")
       .flag("independent", &independent,
             "train each branch of the [supernet] space as a model of its own (the baseline)")
@@ -32,10 +32,12 @@ int run_train(const std::vector<std::string>& args) {
       .option("epochs", &epochs, "shortcut for --train.epochs", "N")
       .option("seed", &seed, "shortcut for --train.seed", "N")
       .option("out", &out, "shortcut for the output folder (out_dir)", "DIR")
+      .option("name", &name, "override the run's name (the bundle's model name)", "NAME")
       .dotted_options(&overrides, "override a config key, e.g. --train.epochs 5 --data.root DIR");
   if (cli.parse(args) != base::CommandLine::Outcome::kRun) return 0;
-  for (const auto& [name, value] : {std::pair{"--threads", threads}, std::pair{"--epochs", epochs},
-                                    std::pair{"--seed", seed}, std::pair{"--out", out}})
+  for (const auto& [name, value] :
+       {std::pair{"--threads", threads}, std::pair{"--epochs", epochs}, std::pair{"--seed", seed},
+        std::pair{"--out", out}, std::pair{"--name", name}})
     if (!value.empty()) {
       overrides.push_back(name);
       overrides.push_back(value);
@@ -46,6 +48,10 @@ int run_train(const std::vector<std::string>& args) {
   std::cout << "config " << config_path << " -> " << config.out_dir << "\n";
   if (independent && !config.supernet.enabled())
     throw base::UsageError("--independent needs a config with a [supernet] branch space");
+  if (independent && (resume || stop_after > 0))
+    throw base::UsageError(
+        "--independent resumes by itself (finished branches are kept); drop --resume and "
+        "--stop-after");
   if (config.supernet.enabled()) {
     if (independent) {
       trainer::train_independent(config, std::cout);
