@@ -66,8 +66,14 @@ struct Layout {
   }
 };
 
-Layout make_layout(const Scenario& s, size_t branches, size_t used_branches) {
+// a sans-serif character at the branch labels' size is about this wide on average; the left
+// margin grows so that the longest branch name is not cut at the picture's edge
+constexpr double kBranchCharPx = 6.0;
+
+Layout make_layout(const Scenario& s, size_t branches, size_t used_branches, size_t longest_name) {
   Layout l;
+  l.left = std::max(l.left, 16 + kBranchCharPx * static_cast<double>(longest_name));
+  l.width = l.left + l.plot_w + l.right;
   l.br_h = std::clamp(static_cast<double>(branches) * kBranchLabelPitch, kMinBranchPanel,
                       kMaxBranchPanel);
   // the used branches' labels fit even when they are many
@@ -357,7 +363,9 @@ std::string trace_svg(const PolicyRun& run, const std::vector<TraceRow>& rows,
   for (const TraceRow& r : rows) ++requests[static_cast<size_t>(r.frame->branch)];
   const size_t used = static_cast<size_t>(
       std::count_if(requests.begin(), requests.end(), [](size_t c) { return c > 0; }));
-  const Layout l = make_layout(s, w.costs.size(), used);
+  size_t longest = 0;
+  for (const auto& c : w.costs) longest = std::max(longest, c.name.size());
+  const Layout l = make_layout(s, w.costs.size(), used, longest);
   std::ostringstream o;
   write_title(o, run, sum, s, l);
   write_phases_and_panels(o, run, l);
