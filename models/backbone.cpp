@@ -61,6 +61,21 @@ class MobileNetV2 : public Backbone {
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
     return compress::linear_forward(*fc_, x);
   }
+  std::vector<std::vector<BlockSlots>> stages() const override {
+    std::vector<std::vector<BlockSlots>> out(stages_->size());
+    for (size_t s = 0; s < stages_->size(); ++s) {
+      const auto& stage = *(*stages_)[s]->as<nn::ModuleList>();
+      for (size_t b = 0; b < stage.size(); ++b) {
+        const std::string name = "stages." + std::to_string(s) + "." + std::to_string(b);
+        BlockSlots block{name, {}};
+        if (stage[b]->as<InvertedResidual>()->expand) block.conv_slots.push_back(name + ".expand");
+        block.conv_slots.push_back(name + ".depthwise");
+        block.conv_slots.push_back(name + ".project");
+        out[s].push_back(block);
+      }
+    }
+    return out;
+  }
   std::string describe() const override {
     return "mobilenetv2 stem" + std::to_string(config_.stem_width) + " widths " +
            join_int_list(config_.widths) + " depths " + join_int_list(config_.depths) +
@@ -75,6 +90,12 @@ class MobileNetV2 : public Backbone {
 };
 
 }  // namespace
+
+std::shared_ptr<torch::nn::Module> Backbone::module_named(const std::string& name) const {
+  for (const auto& item : named_modules("", /*include_self=*/false))
+    if (item.key() == name) return item.value();
+  throw ConfigError("no module '" + name + "' in " + describe());
+}
 
 std::shared_ptr<Backbone> make_backbone(const ModelConfig& config, int64_t in_channels,
                                         int64_t num_classes) {

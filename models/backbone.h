@@ -15,9 +15,22 @@
 
 namespace adascale::trainer {
 
+// A block of a backbone by module name ("stages.1.0") and its convolution slots, the convolutions
+// compression operators replace and the exporter lowers ("stages.1.0.conv1" in a ResNet,
+// "stages.1.0.expand" / ".depthwise" / ".project" in a MobileNetV2).
+struct BlockSlots {
+  std::string name;
+  std::vector<std::string> conv_slots;
+};
+
 class Backbone : public torch::nn::Module {
  public:
   virtual torch::Tensor forward(torch::Tensor x) = 0;
+  // the blocks of every stage, in order: what code that walks a backbone uses instead of casting
+  // it to its concrete type
+  virtual std::vector<std::vector<BlockSlots>> stages() const = 0;
+  // a block's or slot's module by name; throws ConfigError naming it when absent
+  std::shared_ptr<torch::nn::Module> module_named(const std::string& name) const;
   // a short human-readable summary: "resnet stem16 widths16,32,64 depths2,2,2"
   virtual std::string describe() const = 0;
   // a JSON description that rebuilds the exact architecture (compressed variants included);

@@ -202,10 +202,14 @@ torch::Tensor ResNet::forward_capture(torch::Tensor x,
   return run(std::move(x), inputs);
 }
 
-std::shared_ptr<nn::Module> ResNet::slot(const std::string& name) const {
-  for (const auto& item : named_modules("", /*include_self=*/false))
-    if (item.key() == name) return item.value();
-  throw ConfigError("no convolution slot '" + name + "'");
+std::vector<std::vector<BlockSlots>> ResNet::stages() const {
+  std::vector<std::vector<BlockSlots>> out(spec_.stages.size());
+  for (size_t s = 0; s < spec_.stages.size(); ++s)
+    for (size_t b = 0; b < spec_.stages[s].size(); ++b) {
+      const std::string name = "stages." + std::to_string(s) + "." + std::to_string(b);
+      out[s].push_back({name, {name + ".conv1", name + ".conv2"}});
+    }
+  return out;
 }
 
 }  // namespace adascale::trainer

@@ -52,8 +52,7 @@ class ResNet : public Backbone {
   std::string describe() const override { return spec_.describe(); }
   std::string spec_json() const override { return spec_.to_json(); }
   const ResNetSpec& spec() const { return spec_; }
-  // the module of a convolution slot, by name ("stages.1.0.conv1")
-  std::shared_ptr<torch::nn::Module> slot(const std::string& name) const;
+  std::vector<std::vector<BlockSlots>> stages() const override;
 
  private:
   torch::Tensor run(torch::Tensor x, std::map<std::string, torch::Tensor>* capture);

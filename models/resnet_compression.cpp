@@ -167,7 +167,7 @@ CompressedResNet substitute_resnet(const CompressedResNet& model, const std::str
         torch::Tensor target;
         {
           torch::NoGradGuard no_grad;
-          target = compress::forward_conv_slot(*original.slot(name), x);
+          target = compress::forward_conv_slot(*original.module_named(name), x);
         }
         const double err = compress::distill_slot(*student, x, target, options);
         if (log)

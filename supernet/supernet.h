@@ -106,6 +106,8 @@ class Supernet : public Backbone {
   bool is_early_exit(size_t b) const { return exit_tensors_.count(b) > 0; }
 
   std::string describe() const override;
+  // the shared backbone's blocks and slots, named as this module holds them ("base.stages.1.0")
+  std::vector<std::vector<BlockSlots>> stages() const override;
   std::string spec_json() const override;  // base spec + branch space (+ extra, if set)
   void set_extra_json(const std::string& json) { extra_json_ = json; }
   static bool is_supernet_spec(const std::string& spec_json);

@@ -9,6 +9,16 @@ namespace adascale::trainer {
 
 using nlohmann::json;
 
+std::vector<std::vector<BlockSlots>> Supernet::stages() const {
+  auto out = base_->stages();
+  for (auto& stage : out)
+    for (auto& block : stage) {
+      block.name = "base." + block.name;
+      for (auto& slot : block.conv_slots) slot = "base." + slot;
+    }
+  return out;
+}
+
 std::string Supernet::describe() const {
   return "supernet of " + std::to_string(branch_count()) + " branches over " +
          base_->spec().describe();

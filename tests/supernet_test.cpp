@@ -216,6 +216,17 @@ TEST(BranchSpace, Int8TwinsAreDeployableNotTrained) {
             (std::vector<std::string>{"fp32", "int8"}));
 }
 
+TEST(Supernet, NamesTheSharedBackbonesBlocksAndSlots) {
+  const auto base = small_base();
+  const Supernet net(base, BranchSpace::from_config(small_space(), base), 28, 28);
+  const auto stages = net.stages();
+  ASSERT_EQ(stages.size(), base.stages.size());
+  EXPECT_EQ(stages[1][1].conv_slots.back(), "base.stages.1.1.conv2");
+  for (const auto& stage : stages)
+    for (const auto& block : stage)
+      for (const auto& slot : block.conv_slots) EXPECT_NO_THROW(net.module_named(slot)) << slot;
+}
+
 TEST(Supernet, ImportanceOrderIsAPurePermutation) {
   auto model = adascale::testing::random_resnet(3, 8, {8, 16, 24}, {1, 2, 1}, 5);
   ResNet before(model.spec);

@@ -16,9 +16,9 @@
 
 #include "datasets/dataset.h"
 #include "fmnist_slice.h"
+#include "models/backbone.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config.h"
-#include "models/backbone.h"
 #include "trainer/training.h"
 
 namespace fs = std::filesystem;
@@ -185,6 +185,41 @@ TEST(Models, MobileNetV2Shapes) {
   auto net = make_backbone(m, 3, 7);
   EXPECT_EQ(net->forward(torch::randn({2, 3, 32, 32})).sizes(), (std::vector<int64_t>{2, 7}));
   EXPECT_GT(measure_cost(*net, 3, 32, 32).macs, 0);
+}
+
+// both families name their stages, blocks and convolution slots, and every name is a module
+TEST(Models, BackbonesNameTheirBlocksAndSlots) {
+  ModelConfig m;
+  m.stem_width = 8;
+  m.widths = {8, 16};
+  m.depths = {1, 2};
+  const auto resnet = make_backbone(m, 1, 10);
+  m.arch = "mobilenetv2";
+  const auto mobilenet = make_backbone(m, 1, 10);
+  for (const auto& net : {resnet, mobilenet}) {
+    const auto stages = net->stages();
+    ASSERT_EQ(stages.size(), 2u);
+    EXPECT_EQ(stages[0].size(), 1u);
+    ASSERT_EQ(stages[1].size(), 2u);
+    EXPECT_EQ(stages[1][1].name, "stages.1.1");
+    for (const auto& stage : stages)
+      for (const auto& block : stage) {
+        EXPECT_NO_THROW(net->module_named(block.name));
+        for (const auto& slot : block.conv_slots) {
+          EXPECT_EQ(slot.rfind(block.name + ".", 0), 0u) << slot;
+          EXPECT_NO_THROW(net->module_named(slot)) << slot;
+        }
+      }
+    EXPECT_THROW(net->module_named("stages.9.0"), ConfigError);
+  }
+  EXPECT_EQ(resnet->stages()[1][0].conv_slots,
+            (std::vector<std::string>{"stages.1.0.conv1", "stages.1.0.conv2"}));
+  // the first MobileNetV2 stage has no expansion, later ones expand, filter depthwise and project
+  EXPECT_EQ(mobilenet->stages()[0][0].conv_slots,
+            (std::vector<std::string>{"stages.0.0.depthwise", "stages.0.0.project"}));
+  EXPECT_EQ(mobilenet->stages()[1][0].conv_slots,
+            (std::vector<std::string>{"stages.1.0.expand", "stages.1.0.depthwise",
+                                      "stages.1.0.project"}));
 }
 
 TEST(Schedule, WarmupCosineStep) {
