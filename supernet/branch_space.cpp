@@ -44,6 +44,21 @@ BranchSpace BranchSpace::from_config(const SupernetConfig& c, const ResNetSpec& 
 
 namespace {
 
+// fp32 and int8, each once, at least one
+std::vector<std::string> checked_precisions(const std::vector<std::string>& precisions,
+                                            const std::string& where) {
+  std::vector<std::string> out;
+  for (const auto& p : precisions) {
+    if (p != "fp32" && p != "int8")
+      throw ConfigError(where + ": unknown precision '" + p + "' (known: fp32, int8)");
+    if (std::find(out.begin(), out.end(), p) != out.end())
+      throw ConfigError(where + ": '" + p + "' is listed twice");
+    out.push_back(p);
+  }
+  if (out.empty()) throw ConfigError(where + " is empty");
+  return out;
+}
+
 // widths in (0, 1], each leaving every layer a channel, listed once; descending
 std::vector<double> checked_widths(const std::vector<double>& widths, const ResNetSpec& base) {
   BranchSpace sp;
@@ -193,15 +208,7 @@ BranchSpace BranchSpace::from_lists(std::vector<double> widths, std::vector<Oper
   sp.exits = stage_set("supernet.exits", exits);
   if (sp.exits.empty() || sp.exits.back() != stages - 1) sp.exits.push_back(stages - 1);
 
-  for (const auto& item : precisions) {
-    if (item != "fp32" && item != "int8")
-      throw ConfigError("config key 'supernet.precisions': unknown precision '" + item +
-                        "' (known: fp32, int8)");
-    if (std::find(sp.precisions.begin(), sp.precisions.end(), item) != sp.precisions.end())
-      throw ConfigError("config key 'supernet.precisions': '" + item + "' is listed twice");
-    sp.precisions.push_back(item);
-  }
-  if (sp.precisions.empty()) throw ConfigError("config key 'supernet.precisions' is empty");
+  sp.precisions = checked_precisions(precisions, "config key 'supernet.precisions'");
   if (exit_head != "linear" && exit_head != "block")
     throw ConfigError("config key 'supernet.exit_head': unknown head '" + exit_head +
                       "' (known: linear, block)");
@@ -239,16 +246,7 @@ bool BranchSpace::resolve(const std::string& name, BranchRef* ref) const {
 std::vector<std::string> parse_precisions(const std::string& text,
                                           const std::vector<std::string>& fallback,
                                           const std::string& where) {
-  if (text.empty()) return fallback;
-  std::vector<std::string> out;
-  for (const auto& p : split_list(text)) {
-    if (p != "fp32" && p != "int8")
-      throw ConfigError(where + ": unknown precision '" + p + "' (known: fp32, int8)");
-    if (std::find(out.begin(), out.end(), p) != out.end())
-      throw ConfigError(where + ": '" + p + "' is listed twice");
-    out.push_back(p);
-  }
-  return out;
+  return text.empty() ? fallback : checked_precisions(split_list(text), where);
 }
 
 std::vector<BranchRef> select_branches(const BranchSpace& space, const std::string& text,

@@ -149,6 +149,15 @@ TEST_P(CApiSessionTest, ConcurrentSessionsMatchOneSessionRunSequentially) {
   constexpr int kThreads = 4;
   std::atomic<int> mismatches{0}, failures{0}, churned{0};
   std::atomic<bool> running{true};
+  // job i on the session, counted as a failure or a mismatch against the lone session's bits
+  auto run_and_compare = [&](adascale_session* session, size_t i) {
+    adascale_status status;
+    const std::vector<float> logits = run_job(session, jobs[i], &status);
+    if (status != ADASCALE_OK)
+      ++failures;
+    else if (!same_bits(logits, expected[i]))
+      ++mismatches;
+  };
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
@@ -164,14 +173,7 @@ TEST_P(CApiSessionTest, ConcurrentSessionsMatchOneSessionRunSequentially) {
       for (size_t i = 0; i < order.size(); ++i) order[i] = i;
       std::shuffle(order.begin(), order.end(), std::mt19937(100 + t));
       for (int pass = 0; pass < 2; ++pass)
-        for (size_t i : order) {
-          adascale_status status;
-          const std::vector<float> logits = run_job(session, jobs[i], &status);
-          if (status != ADASCALE_OK)
-            ++failures;
-          else if (!same_bits(logits, expected[i]))
-            ++mismatches;
-        }
+        for (size_t i : order) run_and_compare(session, i);
       adascale_session_free(session);
     });
   }
@@ -184,15 +186,7 @@ TEST_P(CApiSessionTest, ConcurrentSessionsMatchOneSessionRunSequentially) {
         ++failures;
         return;
       }
-      for (int k = 0; k < 3; ++k) {
-        const size_t i = rng() % jobs.size();
-        adascale_status status;
-        const std::vector<float> logits = run_job(session, jobs[i], &status);
-        if (status != ADASCALE_OK)
-          ++failures;
-        else if (!same_bits(logits, expected[i]))
-          ++mismatches;
-      }
+      for (int k = 0; k < 3; ++k) run_and_compare(session, rng() % jobs.size());
       adascale_session_free(session);
       ++churned;
     }

@@ -21,7 +21,7 @@ struct StepPosition {
   int64_t steps_per_epoch = 0;  // batches per epoch
   int64_t global() const { return epoch * steps_per_epoch + step; }
   // throws a one-line error when a loss is not finite, before the step spreads it into the
-  // weights; `kept` says what survives ("the checkpoint of epoch 3 is kept")
+  // weights; the message says which checkpoint survives
   void check_finite(double loss, double lr) const;
 };
 

@@ -256,10 +256,7 @@ HeldOutData held_out_data(const TrainConfig& config, const Checkpoint& ckpt) {
   d.set = data::open_dataset(dataset_spec(config.data, "test"));
   if (config.data.limit_test > 0 && config.data.limit_test < d.set->size())
     d.set = d.set->subset(data::all_indices(config.data.limit_test));
-  d.options.batch_size = 256;
-  d.options.shuffle = false;
-  d.options.normalize = {ckpt.normalize_mean, ckpt.normalize_std};
-  d.options.workers = config.data.workers;
+  d.options = eval_options(config.data, {ckpt.normalize_mean, ckpt.normalize_std});
   return d;
 }
 
