@@ -10,10 +10,18 @@
 #include <unordered_set>
 
 #include "base/statistics.h"
-#include "runtime/arch/conv2d_int8_vnni.h"
+#include "runtime/arch/cpu_kernels.h"
 #include "runtime/op_registry.h"
 
 namespace adascale {
+
+namespace {
+// int8 nodes that XNNPACK runs are labelled with its kernel family on this CPU
+const char* xnnpack_int8_kernel() {
+  static const std::string name = std::string("xnnpack-") + xnnpack_int8_isa();
+  return name.c_str();
+}
+}  // namespace
 namespace {
 
 constexpr size_t kAlignment = 64;
@@ -350,7 +358,12 @@ Status PreparedBranch::profile(const float* input, int runs, std::vector<NodeTim
     t.output = node.output;
     t.layer = layer_type(node, step.bound);
     t.dtype = step.bound.out_info.dtype;
-    t.kernel = !xnn ? "reference" : xnn->arch ? xnn->arch->name() : "xnnpack";
+    t.kernel = !xnn        ? "reference"
+               : xnn->arch ? xnn->arch->name()
+               : t.dtype == DType::kI8 ||
+                       (!step.bound.in_info.empty() && step.bound.in_info[0].dtype == DType::kI8)
+                   ? xnnpack_int8_kernel()
+                   : "xnnpack";
     t.median_us = base::percentile(std::move(us[i]), 0.5);
     timings->push_back(std::move(t));
   }
@@ -515,7 +528,7 @@ std::unique_ptr<Backend> make_xnnpack_backend(int threads, bool arch_kernels) {
 }
 
 const char* int8_conv_kernel() {
-  return Conv2dInt8Vnni::supported() ? "avx512vnni" : "xnnpack";
+  return vnni_int8_conv_supported() ? "avx512vnni" : xnnpack_int8_kernel();
 }
 
 }  // namespace adascale

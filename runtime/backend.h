@@ -20,8 +20,8 @@ struct NodeTiming {
   // "fully connected", else the op name
   std::string layer;
   DType dtype = DType::kF32;  // of the output
-  // what ran it: "xnnpack", "reference" (no XNNPACK kernel for the case) or the architecture
-  // kernel's name
+  // what ran it: "xnnpack" (fp32), "xnnpack-<isa>" (int8: runtime/arch/cpu_kernels.h),
+  // "reference" (no XNNPACK kernel for the case) or the architecture kernel's name
   std::string kernel;
   double median_us = 0;
 };
@@ -105,7 +105,8 @@ std::unique_ptr<Backend> make_reference_backend();
 // AVX512-VNNI); false runs XNNPACK alone (for comparisons).
 std::unique_ptr<Backend> make_xnnpack_backend(int threads = 1, bool arch_kernels = true);
 // the kernel an XNNPACK backend with arch_kernels runs int8 convolutions with on this CPU:
-// "avx512vnni" (runtime/arch/) or "xnnpack"; recorded with every measured latency
+// "avx512vnni" (runtime/arch/) or XNNPACK's family, e.g. "xnnpack-neondot", "xnnpack-neon",
+// "xnnpack-avx512skx"; recorded with every measured latency
 const char* int8_conv_kernel();
 
 }  // namespace adascale

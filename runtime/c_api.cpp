@@ -2,6 +2,7 @@
 // and sessions over it (an LRU cache of branches bound to their own arenas, bounded by a byte
 // budget). The single-handle functions act on an adascale_runtime: a session that holds the only
 // reference to its model.
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <list>
@@ -25,6 +26,8 @@ struct adascale_model : std::enable_shared_from_this<adascale_model> {
   };
   std::unique_ptr<Slot[]> slots;
   std::atomic<uint64_t> preparations{0};
+  adascale::ModelSetup setup;
+  adascale::LatencySource latency;  // what new sessions predict from (device profile or catalog)
   // The opener's reference; adascale_model_free drops it, sessions hold the others.
   std::shared_ptr<adascale_model> owner;
 };
@@ -39,6 +42,7 @@ struct adascale_session {
   std::vector<float> scratch;                 // NHWC normalized input
   std::vector<adascale::NodeTiming> profile;  // backs the strings adascale_profile hands out
   std::string last_error;
+  adascale::LatencySource latency;  // what the adaptation loop predicts from
   // State of the adaptation loop (runtime/adapt/c_api_adapt.cpp); declared last so that the loop
   // thread stops before anything else is destroyed.
   std::shared_ptr<void> adapt;
@@ -55,6 +59,9 @@ std::shared_ptr<void>& adapt_state_slot(adascale_session* session) { return sess
 std::string* last_error_slot(const adascale_session* session) {
   return in_switch_callback() ? nullptr : &const_cast<adascale_session*>(session)->last_error;
 }
+const ModelSetup& model_setup(const adascale_model* model) { return model->setup; }
+LatencySource& latency_source_slot(adascale_session* session) { return session->latency; }
+const LatencySource& latency_source_of(const adascale_session* session) { return session->latency; }
 }  // namespace adascale
 
 namespace {
@@ -137,6 +144,13 @@ adascale_status open_model(const char* path, int backend, int threads,
       model->backend =
           adascale::make_xnnpack_backend(threads, backend != ADASCALE_BACKEND_XNNPACK_PLAIN);
     model->slots = std::make_unique<adascale_model::Slot[]>(model->bundle->branches().size());
+    model->setup.bundle_path = path;
+    model->setup.backend = backend == ADASCALE_BACKEND_REFERENCE       ? "reference"
+                           : backend == ADASCALE_BACKEND_XNNPACK_PLAIN ? "xnnpack-plain"
+                                                                       : "xnnpack";
+    // the reference backend runs on the calling thread whatever was asked
+    model->setup.threads = backend == ADASCALE_BACKEND_REFERENCE ? 1 : std::max(1, threads);
+    model->latency = adascale::default_latency_source(model.get(), model->setup);
     *out = std::move(model);
     return ADASCALE_OK;
   });
@@ -222,6 +236,7 @@ adascale_status adascale_session_new(adascale_model* model, adascale_session** s
   return guarded(nullptr, [&] {
     auto created = std::make_unique<adascale_session>();
     created->model = model->shared_from_this();
+    created->latency = model->latency;
     *session = created.release();
     return ADASCALE_OK;
   });
@@ -386,6 +401,7 @@ adascale_status adascale_open_ex(const char* path, adascale_backend backend, int
   if (status == ADASCALE_OK)
     status = guarded(&open_error, [&] {
       auto rt = std::make_unique<adascale_runtime>();
+      rt->latency = model->latency;
       rt->model = std::move(model);
       *handle = rt.release();
       return ADASCALE_OK;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "adascale.h"
+#include "runtime/latency_source.h"
 
 namespace adascale {
 
@@ -23,6 +24,16 @@ std::shared_ptr<void>& adapt_state_slot(adascale_session* session);  // the loop
 // The session's last error, or null inside a switch callback: the callback runs on the loop's
 // thread while the session's own thread may be writing the message.
 std::string* last_error_slot(const adascale_session* session);
+const ModelSetup& model_setup(const adascale_model* model);
+// the latencies the session's loop predicts from (latency_source.h)
+LatencySource& latency_source_slot(adascale_session* session);
+const LatencySource& latency_source_of(const adascale_session* session);
+
+// Defined in adapt/c_api_adapt.cpp.
+bool adapt_loop_running(const adascale_session* session);
+// Builds the session's loop again (when it has one) from the current latency source; keeps
+// budgets, options and callback, forgets corrections. Only while it is stopped.
+void rebuild_adapt_loop(adascale_session* session);
 
 // Runs body(), which returns an adascale_status; no exception crosses the C boundary. An
 // exception becomes a status and its message goes to *last_error when that is not null.

@@ -11,6 +11,7 @@ packages=(
   clang libclang-rt-14-dev
   dataset-fashion-mnist
   python3 python3-torch
+  python3-onnx libonnx-dev libopencv-dnn-dev
 )
 
 missing=()

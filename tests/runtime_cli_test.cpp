@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "adascale.h"
+#include "tests/command_result.h"
 #include "tests/runtime_test_util.h"
 
 namespace adascale {
@@ -28,22 +29,10 @@ using testing::make_node;
 using testing::random_floats;
 using testing::temp_path;
 
-struct Result {
-  int code = -1;
-  std::string output;  // stdout and stderr
-};
+using Result = testing::CommandResult;
 
 Result run_cli(const std::string& args) {
-  const std::string command = std::string(ADASCALE_RUN_CLI) + " " + args + " 2>&1";
-  Result result;
-  std::FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return result;
-  char buffer[4096];
-  size_t got;
-  while ((got = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, got);
-  const int status = ::pclose(pipe);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return testing::run_command(std::string(ADASCALE_RUN_CLI) + " " + args);
 }
 
 // Runs the CLI directly (no shell), so that its peak resident memory is its own.

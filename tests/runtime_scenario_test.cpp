@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/command_result.h"
 #include "tests/runtime_test_util.h"
 #include "tools/scenario/contention.h"
 #include "tools/scenario/scenario.h"
@@ -557,6 +558,7 @@ TEST(ScenarioProcesses, BalloonHoldsTouchedMemoryUntilReleased) {
 TEST(ScenarioProcesses, ChildrenDieWhenTheirParentDies) {
   // A parent that dies without running any destructor, as after SIGKILL or a crash. Its burner is
   // then reparented to us (subreaper), so we can see how it ended.
+  if (adascale::testing::under_emulator()) GTEST_SKIP() << "qemu-user has no child subreaper";
   ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
@@ -657,27 +659,18 @@ std::string read_text(const std::string& path) {
 // Orphans of the CLI would become our children, so has_children() sees anything it left behind.
 class ScenarioCli : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0); }
+  void SetUp() override {
+    if (adascale::testing::under_emulator()) GTEST_SKIP() << "qemu-user has no child subreaper";
+    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  }
   void TearDown() override { ::prctl(PR_SET_CHILD_SUBREAPER, 0); }
 };
 
-struct Result {
-  int code = -1;
-  std::string output;
-};
+using Result = adascale::testing::CommandResult;
 
 // `prefix`: shell commands run before the CLI (in the same shell).
 Result run_cli(const std::string& args, const std::string& prefix = "") {
-  const std::string command = prefix + std::string(ADASCALE_RUN_CLI) + " " + args + " 2>&1";
-  Result result;
-  std::FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return result;
-  char buffer[4096];
-  size_t got;
-  while ((got = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, got);
-  const int status = ::pclose(pipe);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return adascale::testing::run_command(prefix + std::string(ADASCALE_RUN_CLI) + " " + args);
 }
 
 constexpr const char* kShortScenario = R"([scenario]

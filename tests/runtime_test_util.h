@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -11,6 +12,10 @@
 #include "runtime/bundle.h"
 
 namespace adascale::testing {
+
+// Set by CTest in cross builds (tests/CMakeLists.txt): the tests run under qemu-user, which has no
+// PR_SET_CHILD_SUBREAPER and does not enforce RLIMIT_AS on the emulated program.
+inline bool under_emulator() { return std::getenv("ADASCALE_UNDER_EMULATOR") != nullptr; }
 
 inline std::vector<float> random_floats(std::mt19937& rng, size_t count, float lo, float hi) {
   std::uniform_real_distribution<float> dist(lo, hi);

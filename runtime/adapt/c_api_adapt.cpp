@@ -63,23 +63,11 @@ void install_callback(AdaptState* state) {
   });
 }
 
-// Builds the loop from the catalog costs. Costs that do not parse count as empty: the selector
+// Builds the loop from the catalog costs, with the latencies of the session's device profile when
+// it uses one (runtime/latency_source.h). Costs that do not parse count as empty: the selector
 // then treats that branch's costs as unknown instead of refusing the whole bundle.
 void build_loop(adascale_session* session, AdaptState* state) {
-  std::vector<adascale::BranchCosts> branches;
-  size_t count = 0;
-  const adascale_model* model = adascale_session_model(session);
-  adascale_model_branch_count(model, &count);
-  for (size_t i = 0; i < count; ++i) {
-    adascale_branch_info info;
-    adascale_model_branch_info_at(model, i, &info);
-    adascale::BranchCosts costs;
-    if (!adascale::parse_branch_costs(info.name, info.costs_json, &costs).ok()) {
-      costs = adascale::BranchCosts{};
-      costs.name = info.name;
-    }
-    branches.push_back(std::move(costs));
-  }
+  std::vector<adascale::BranchCosts> branches = adascale::loop_branch_costs(session);
   adascale::AdaptationOptions options;
   const adascale_adapt_options& o = state->options;
   options.monitor.root = state->context_root.empty() ? "/" : state->context_root;
@@ -158,6 +146,20 @@ adascale_status guarded(const adascale_session* session, F body) {
 }
 
 }  // namespace
+
+namespace adascale {
+
+bool adapt_loop_running(const adascale_session* session) {
+  const AdaptState* state = state_of(session);
+  return state && state->loop && state->loop->running();
+}
+
+void rebuild_adapt_loop(adascale_session* session) {
+  AdaptState* state = state_of(session);
+  if (state && state->loop) build_loop(session, state);
+}
+
+}  // namespace adascale
 
 extern "C" {
 

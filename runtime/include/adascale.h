@@ -382,6 +382,41 @@ adascale_status adascale_session_adapt_estimate(const adascale_session* session,
 adascale_status adascale_session_adapt_get_stats(const adascale_session* session,
                                                  adascale_adapt_stats* stats);
 
+/* ---- Device profile: branch latencies measured on this device ----
+ * The catalog's latencies were measured on the export host. A device profile (JSON, by default
+ * device-profile.json in the bundle folder) holds every branch's median and p90 latency measured
+ * on the device that runs the bundle, with the CPU, threads and backend they were measured with.
+ * Opening a model reads the default one; when it lists exactly the bundle's branches and was
+ * measured on this CPU with the model's threads and backend, every new session's adaptation loop
+ * predicts from it instead of the catalog. A profile that does not match is not used (and
+ * adascale_latency_source says why). docs/device-profile.md describes the file. */
+
+/* Measures every branch on this device: `runs` timed calls each at the catalog's batch, in
+ * `rounds` rounds that visit every branch in turn, after a warm-up (0 for either: 200 runs in 5
+ * rounds); median and p90 per branch. Writes the profile to `path` (NULL: device-profile.json
+ * in the bundle folder) atomically and makes the session use it. Runs on a session of its own, so
+ * the session's selected and cached branches stay as they were; the loop must be stopped (it is
+ * built again, as by adascale_adapt_configure). Takes about runs x the sum of the branches'
+ * latencies. */
+adascale_status adascale_calibrate(adascale_runtime* handle, int runs, int rounds,
+                                   const char* path);
+/* Makes the session's loop predict from the profile at `path` (NULL: from the catalog again).
+ * A profile that cannot be read, or does not match (another bundle's branches, other threads,
+ * backend or CPU), is refused with a message naming the culprit and changes nothing. The loop
+ * must be stopped; it is built again (budgets, options and callback kept, corrections
+ * forgotten). */
+adascale_status adascale_use_device_profile(adascale_runtime* handle, const char* path);
+/* Where the loop's latencies come from, one line: "device profile <path> (<cpu>, <n> threads,
+ * <backend>)" or "catalog (export host: <device>)", the latter followed by "; device profile
+ * <path> not used: <reason>" when a profile was found but refused. Valid until the next
+ * adascale_calibrate or adascale_use_device_profile, or close. */
+const char* adascale_latency_source(const adascale_runtime* handle);
+
+adascale_status adascale_session_calibrate(adascale_session* session, int runs, int rounds,
+                                           const char* path);
+adascale_status adascale_session_use_device_profile(adascale_session* session, const char* path);
+const char* adascale_session_latency_source(const adascale_session* session);
+
 #ifdef __cplusplus
 }
 #endif

@@ -92,6 +92,16 @@ class Session {
     check(adascale_session_run(session_, input.data(), input.size(), logits.data(), logits.size()));
     return logits;
   }
+  // Device profile (adascale.h): measure and use one, or use one measured before ("": the
+  // default path for calibrate; for use_device_profile, the catalog's latencies again).
+  void calibrate(int runs = 0, int rounds = 0, const std::string& path = "") {
+    check(
+        adascale_session_calibrate(session_, runs, rounds, path.empty() ? nullptr : path.c_str()));
+  }
+  void use_device_profile(const std::string& path) {
+    check(adascale_session_use_device_profile(session_, path.empty() ? nullptr : path.c_str()));
+  }
+  std::string latency_source() const { return adascale_session_latency_source(session_); }
   adascale_session* get() { return session_; }
 
  private:
@@ -136,6 +146,13 @@ class Runtime {
     check(adascale_run(handle_, input.data(), input.size(), logits.data(), logits.size()));
     return logits;
   }
+  void calibrate(int runs = 0, int rounds = 0, const std::string& path = "") {
+    check(adascale_calibrate(handle_, runs, rounds, path.empty() ? nullptr : path.c_str()));
+  }
+  void use_device_profile(const std::string& path) {
+    check(adascale_use_device_profile(handle_, path.empty() ? nullptr : path.c_str()));
+  }
+  std::string latency_source() const { return adascale_latency_source(handle_); }
   adascale_runtime* handle() { return handle_; }
 
  private:

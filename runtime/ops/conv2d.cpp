@@ -5,7 +5,9 @@
 #include <cmath>
 #include <vector>
 
+#if ADASCALE_X86_KERNELS
 #include "runtime/arch/conv2d_int8_vnni.h"
+#endif
 #include "runtime/op_registry.h"
 #include "runtime/quant.h"
 
@@ -132,6 +134,7 @@ void reference(const BoundNode& b) {
                      });
 }
 
+#if ADASCALE_X86_KERNELS
 // Int8 convolution on AVX512-VNNI (runtime/arch/), bit-exact with the reference kernel.
 class VnniConv : public ArchKernel {
  public:
@@ -183,6 +186,12 @@ std::unique_ptr<ArchKernel> make_arch_kernel(const BoundNode& b, const ConvParam
   if (!conv) return nullptr;
   return std::make_unique<VnniConv>(std::move(conv));
 }
+#else
+// no per-architecture int8 convolution for this CPU family: XNNPACK's kernels run
+std::unique_ptr<ArchKernel> make_arch_kernel(const BoundNode&, const ConvParams&) {
+  return nullptr;
+}
+#endif
 
 Status xnn_create(const BoundNode& b, XnnOps* ops) {
   ConvParams p;

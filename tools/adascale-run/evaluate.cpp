@@ -22,6 +22,7 @@ Evaluation evaluate(Runtime& rt, const Dataset& ds) {
   result.images = ds.count;
   result.labelled = ds.labelled();
   std::vector<double> ms(ds.count);
+  result.predicted.reserve(ds.count);
   const auto loop_start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < ds.count; ++i) {
     const auto start = std::chrono::steady_clock::now();
@@ -29,11 +30,11 @@ Evaluation evaluate(Runtime& rt, const Dataset& ds) {
              "run failed");
     ms[i] =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    if (ds.labelled()) {
-      const size_t best =
-          static_cast<size_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-      result.correct += best == static_cast<size_t>(ds.labels[i]);
-    }
+    const auto end =
+        rt.classes ? logits.begin() + static_cast<std::ptrdiff_t>(rt.classes) : logits.end();
+    const size_t best = static_cast<size_t>(std::max_element(logits.begin(), end) - logits.begin());
+    result.predicted.push_back(static_cast<int>(best));
+    if (ds.labelled()) result.correct += best == static_cast<size_t>(ds.labels[i]);
   }
   const double wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - loop_start).count();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "tools/adascale-run/dataset.h"
 #include "tools/adascale-run/runtime_handle.h"
@@ -15,6 +16,7 @@ struct Evaluation {
   size_t correct = 0;                             // when labelled
   double median_ms = 0, p90_ms = 0, mean_ms = 0;  // per call (batch 1)
   double images_per_s = 0;                        // the whole loop
+  std::vector<int> predicted;                     // top-1 class of every image, in order
 };
 
 // Runs the branch selected on `rt` over every image of `dataset` (labels checked against the

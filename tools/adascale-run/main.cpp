@@ -2,10 +2,11 @@
 // of PNG images and reports accuracy, per-image latency and throughput; --list prints the branches
 // with the costs recorded in the catalog; --profile times every node; --scenario replays a
 // contention scenario (CPU burner processes, memory balloons, budget changes) once per policy and
-// writes traces and pictures (tools/scenario/scenario_run.h). Inference goes through the public C
-// API only, so what it measures is what an application gets; the scenario replay drives the
-// adaptation loop's C++ class directly so that its driver thread can read the loop's context
-// without sharing the handle.
+// writes traces and pictures (tools/scenario/scenario_run.h); --calibrate measures every branch
+// on this machine and writes the device profile the adaptation loop then predicts from. Inference
+// goes through the public C API only, so what it measures is what an application gets; the scenario
+// replay drives the adaptation loop's C++ class directly so that its driver thread can read the
+// loop's context without sharing the handle.
 //
 // Exit status: 0, 1 for a failure (a bundle or input that cannot be read), 2 for a usage mistake,
 // 130 when a scenario is interrupted.
@@ -14,7 +15,9 @@
 #include <string>
 
 #include "base/command_line.h"
+#include "base/durable_file.h"
 #include "tools/adascale-run/branch_list.h"
+#include "tools/adascale-run/calibrate_command.h"
 #include "tools/adascale-run/evaluate.h"
 #include "tools/adascale-run/failure.h"
 #include "tools/adascale-run/idx_input.h"
@@ -30,20 +33,27 @@ using base::UsageError;
 
 constexpr int kMaxThreads = 1024;  // more are clamped, not refused
 constexpr int64_t kMaxProfileRuns = 100000;
+constexpr int kMaxCalibrationRuns = 1000000;
 
 constexpr const char* kModes =
     "modes:\n"
     "  adascale-run --bundle B [--branch NAME] (--images DIR | --idx IMAGES [--labels LABELS])\n"
-    "               [--backend NAME] [--threads N] [--limit N]\n"
+    "               [--backend NAME] [--threads N] [--limit N] [--predictions FILE]\n"
     "  adascale-run --bundle B --list\n"
     "  adascale-run --bundle B [--branch NAME] [--backend NAME] [--threads N] --profile RUNS\n"
     "  adascale-run --bundle B --scenario S.ini --idx IMAGES --labels LABELS\n"
-    "               [--policy P] [--trace-out DIR]\n"
+    "               [--policy P] [--trace-out DIR] [--device-profile FILE|none]\n"
+    "  adascale-run --bundle B --calibrate [--out FILE] [--runs N] [--rounds N]\n"
+    "               [--backend NAME] [--threads N]\n"
     "Pixels are scaled to [0,1]; the runtime applies the catalog's mean/std.";
 
 struct Options {
   std::string bundle, branch, images_dir, idx_images, idx_labels;
   std::string scenario, trace_out, policy = "all";
+  std::string profile_out, device_profile;
+  int calibrate_runs = 200, calibrate_rounds = 5;
+  bool calibrate = false;
+  std::string predictions;  // --predictions FILE
   std::string backend_text = "xnnpack";
   adascale_backend backend = ADASCALE_BACKEND_XNNPACK;
   int threads = 1;
@@ -87,13 +97,48 @@ void declare_options(base::CommandLine* cli, Options* o) {
               "FILE")
       .option("policy", &o->policy,
               "adaptive, largest, smallest, hindsight, all or a comma list (with --scenario)", "P")
+      .option("predictions", &o->predictions,
+              "write the top-1 class of every image, one per line, to FILE (e.g. to compare\n"
+              "two devices)",
+              "FILE")
       .option("trace-out", &o->trace_out,
               "write a trace CSV and an SVG per policy, and the summary, into DIR", "DIR")
+      .flag("calibrate", &o->calibrate,
+            "measure every branch on this machine (median and p90, interleaved rounds) and\n"
+            "write the device profile that the adaptation loop then predicts from")
+      .option("out", &o->profile_out, "where --calibrate writes the profile", "FILE")
+      .default_text("out", "BUNDLE/device-profile.json")
+      .option("runs", &o->calibrate_runs, "timed runs per branch (with --calibrate)")
+      .range("runs", 1, kMaxCalibrationRuns)
+      .option("rounds", &o->calibrate_rounds,
+              "interleaved rounds the runs are split into (with --calibrate)")
+      .range("rounds", 1, kMaxCalibrationRuns)
+      .option("device-profile", &o->device_profile,
+              "the loop predicts from this device profile instead of the bundle's\n"
+              "device-profile.json; none: from the catalog (with --scenario or --list)",
+              "FILE")
       .epilog(kModes);
 }
 
 // What the options of one mode exclude.
 void check_combination(const Options& o) {
+  if (o.calibrate) {
+    if (!o.images_dir.empty() || !o.idx_images.empty() || !o.idx_labels.empty() ||
+        !o.scenario.empty() || !o.trace_out.empty() || o.policy != "all" || o.limit > 0 || o.list ||
+        o.profile_runs > 0 || !o.branch.empty() || !o.device_profile.empty() ||
+        !o.predictions.empty())
+      throw UsageError(
+          "--calibrate measures every branch on its own input: no --images, --idx, --labels, "
+          "--limit, --list, --profile, --branch, --scenario, --trace-out, --policy, "
+          "--predictions or --device-profile (see --help)");
+    if (o.calibrate_rounds > o.calibrate_runs)
+      throw UsageError("--rounds must not exceed --runs (see --help)");
+    return;
+  }
+  if (!o.profile_out.empty() || o.calibrate_runs != 200 || o.calibrate_rounds != 5)
+    throw UsageError("--out, --runs and --rounds go with --calibrate (see --help)");
+  if (!o.device_profile.empty() && o.scenario.empty() && !o.list)
+    throw UsageError("--device-profile goes with --scenario or --list (see --help)");
   if (o.profile_runs > 0) {
     if (!o.images_dir.empty() || !o.idx_images.empty() || !o.idx_labels.empty() ||
         !o.scenario.empty() || !o.trace_out.empty() || o.policy != "all" || o.limit > 0 || o.list)
@@ -106,6 +151,8 @@ void check_combination(const Options& o) {
     if (!o.idx_labels.empty() && o.idx_images.empty())
       throw UsageError("--labels goes with --idx (see --help)");
   }
+  if (!o.predictions.empty() && (o.profile_runs > 0 || o.list || !o.scenario.empty()))
+    throw UsageError("--predictions goes with --images or --idx alone (see --help)");
   if (o.scenario.empty()) {
     if (!o.trace_out.empty() || o.policy != "all")
       throw UsageError("--trace-out and --policy go with --scenario (see --help)");
@@ -136,8 +183,14 @@ void print_evaluation(const Options& o, const Runtime& rt, const std::string& br
 
 int run(const Options& o) {
   Runtime rt(o.bundle, o.backend, o.threads);
+  if (o.calibrate) {
+    run_calibration({o.profile_out, o.calibrate_runs, o.calibrate_rounds}, rt);
+    return 0;
+  }
+  if (!o.device_profile.empty()) use_device_profile(o.device_profile, rt);
   if (o.list) {
     print_list(rt);
+    print_latency_source(rt);
     return 0;
   }
   if (!o.scenario.empty())
@@ -155,7 +208,15 @@ int run(const Options& o) {
   const Dataset ds = o.idx_images.empty() ? load_png_folder(o.images_dir, rt.input,
                                                             catalog_class_names(o.bundle), o.limit)
                                           : load_idx(o.idx_images, o.idx_labels, rt.input, o.limit);
-  print_evaluation(o, rt, branch, evaluate(rt, ds));
+  const Evaluation e = evaluate(rt, ds);
+  print_evaluation(o, rt, branch, e);
+  if (!o.predictions.empty()) {
+    std::string text, error;
+    for (int c : e.predicted) text += std::to_string(c) + "\n";
+    if (!base::write_file_atomic(o.predictions, text.data(), text.size(), &error))
+      throw Failure("--predictions: " + error);
+    std::printf("predictions %s (%zu lines)\n", o.predictions.c_str(), e.predicted.size());
+  }
   return 0;
 }
 

@@ -34,7 +34,8 @@ const char* backend_name(adascale_backend backend) {
   return "?";
 }
 
-Runtime::Runtime(const std::string& bundle, adascale_backend backend, int threads) {
+Runtime::Runtime(const std::string& bundle, adascale_backend backend, int threads)
+    : bundle_(bundle) {
   char message[512] = {0};
   if (adascale_open_ex(bundle.c_str(), backend, threads, &rt_, message, sizeof(message)) !=
       ADASCALE_OK)

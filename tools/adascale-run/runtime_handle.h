@@ -26,6 +26,7 @@ class Runtime {
 
   void check(adascale_status status, const std::string& what) const;
   adascale_runtime* get() { return rt_; }
+  const std::string& bundle_path() const { return bundle_; }
 
   ImageShape input;
   size_t classes = 0;
@@ -33,6 +34,7 @@ class Runtime {
 
  private:
   adascale_runtime* rt_ = nullptr;
+  std::string bundle_;
 };
 
 // The class names of the bundle's catalog (empty when it names none).

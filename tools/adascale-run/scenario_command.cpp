@@ -5,6 +5,8 @@
 #include <system_error>
 #include <vector>
 
+#include "runtime/latency_source.h"
+#include "tools/adascale-run/calibrate_command.h"
 #include "tools/adascale-run/failure.h"
 #include "tools/adascale-run/idx_input.h"
 #include "tools/scenario/scenario_run.h"
@@ -18,14 +20,9 @@ namespace sc = adascale::scenario;
 sc::Workload make_workload(Runtime& rt, const Dataset& ds) {
   sc::Workload w;
   w.runtime = rt.get();
-  for (const auto& branch : rt.branches) {
-    BranchCosts costs;
-    if (!parse_branch_costs(branch.first, branch.second, &costs).ok()) {
-      costs = BranchCosts{};
-      costs.name = branch.first;
-    }
-    w.costs.push_back(costs);
-  }
+  // the costs the handle's own loop would predict from: with the device profile's latencies
+  // when it uses one
+  w.costs = loop_branch_costs(rt.get());
   w.pixels = ds.pixels.data();
   w.labels = ds.labels.data();
   w.count = ds.count;
@@ -55,6 +52,8 @@ int run_scenario(const ScenarioRequest& request, Runtime& rt) {
   if (rt.classes == 0) throw Failure("the catalog names no classes, so labels cannot be scored");
   check_labels(ds, rt.classes);
   const sc::Workload w = make_workload(rt, ds);
+  // once the scenario and the images are known good, so that a mistake stays a one-line error
+  print_latency_source(rt);
   sc::install_interrupt_handlers();
   std::vector<sc::PolicySummary> summaries;
   std::string write_error;  // a trace that could not be written: reported after the summary

@@ -1,25 +1,73 @@
 // adascale export --checkpoint FILE [--checkpoint FILE ...] --out DIR.bundle [--branches ...]
+// adascale export --format onnx --bundle X.bundle --out DIR [--branches ...]
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
 
 #include "base/command_line.h"
 #include "export/checkpoint_export.h"
+#include "export/onnx_export.h"
 #include "tools/adascale/commands.h"
 
 namespace adascale::cli {
+namespace {
+
+// the value of --format (either spelling), "" when not given
+std::string format_of(const std::vector<std::string>& args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--format" && i + 1 < args.size()) return args[i + 1];
+    if (args[i].rfind("--format=", 0) == 0) return args[i].substr(9);
+  }
+  return "";
+}
+
+int run_export_onnx(const std::vector<std::string>& args) {
+  std::string format, bundle, branches = "all", out_dir;
+  base::CommandLine cli("adascale export --format onnx",
+                        "branches of a bundle as ONNX models (opset 13, NCHW, input normalized "
+                        "as the bundle's graph expects it; docs/onnx-export.md)");
+  cli.option("format", &format, "onnx here; bundle (the default) exports checkpoints", "FORMAT")
+      .option("bundle", &bundle, "the bundle to read", "DIR")
+      .required("bundle")
+      .option("branches", &branches, "all, pareto (costs marked pareto) or names, comma-separated",
+              "LIST")
+      .default_text("branches", "all")
+      .option("out", &out_dir, "the folder the .onnx files go to (one per branch)", "DIR")
+      .required("out");
+  if (cli.parse(args) != base::CommandLine::Outcome::kRun) return 0;
+  size_t bytes = 0, nodes = 0, int8 = 0;
+  const auto files =
+      exporter::export_onnx_files(bundle, branches, out_dir, [&](const exporter::OnnxFile& f) {
+        std::printf("%s: %s, %zu bytes, %zu nodes, opset %d%s\n", f.branch.c_str(), f.path.c_str(),
+                    f.bytes, f.nodes, f.opset, f.int8 ? ", int8 QDQ" : "");
+        bytes += f.bytes;
+        nodes += f.nodes;
+        int8 += f.int8 ? 1 : 0;
+      });
+  std::printf("wrote %zu ONNX models (%zu int8 QDQ) to %s: %zu bytes, %zu nodes\n", files.size(),
+              int8, out_dir.c_str(), bytes, nodes);
+  return 0;
+}
+
+}  // namespace
 
 int run_export(const std::vector<std::string>& args) {
+  const std::string format = format_of(args);
+  if (format == "onnx") return run_export_onnx(args);
   std::vector<std::string> checkpoints;
-  std::string out_path, branches, precisions, int8_weights;
+  std::string out_path, branches, precisions, int8_weights, format_arg;
   int64_t qat_steps = -1, test_images = 0;
   double int8_max_loss = -1;
   exporter::ExportOptions opts;
   base::CommandLine cli("adascale export",
                         "one bundle: every branch lowered, profiled in the runtime on this "
                         "machine and checked for parity against LibTorch");
-  cli.option("checkpoint", &checkpoints,
-             "a checkpoint (repeat for several: one branch per single-model checkpoint)", "FILE")
+  cli.option("format", &format_arg,
+             "bundle, or onnx: branches of a bundle as ONNX models (see --format onnx --help)",
+             "FORMAT")
+      .default_text("format", "bundle")
+      .option("checkpoint", &checkpoints,
+              "a checkpoint (repeat for several: one branch per single-model checkpoint)", "FILE")
       .required("checkpoint")
       .option("out", &out_path, "the bundle folder to write", "DIR")
       .required("out")
@@ -51,6 +99,8 @@ int run_export(const std::vector<std::string>& args) {
               "PT")
       .default_text("int8-max-loss", "config");
   if (cli.parse(args) != base::CommandLine::Outcome::kRun) return 0;
+  if (cli.given("format") && format_arg != "bundle")
+    throw base::UsageError("--format: unknown value '" + format_arg + "' (known: bundle, onnx)");
   if (!int8_weights.empty() && int8_weights != "shared" && int8_weights != "finetuned")
     throw base::UsageError("--int8-weights: unknown value '" + int8_weights +
                            "' (known: shared, finetuned)");
