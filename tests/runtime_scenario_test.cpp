@@ -171,7 +171,7 @@ TEST(ScenarioParse, DefaultsAndNameFromThePath) {
 TEST(ScenarioParse, UnknownKeyOrSectionNamesFileLineAndKey) {
   EXPECT_EQ(parse_error("[scenario]\nduration_s = 2\nfrane_images = 4\n"),
             "s.ini:3: key 'frane_images': unknown key in [scenario] (name, duration_s, "
-            "frame_images, settle_s, calibration_s)");
+            "frame_images, settle_s, calibration_s, violation_target_pct)");
   EXPECT_NE(parse_error("[scenario]\nduration_s = 2\n[budget]\n").find("s.ini:3: unknown section"),
             std::string::npos);
   EXPECT_NE(parse_error("[scenario]\nduration_s = 2\n[budgets]\nlatency = 3\n")
@@ -710,10 +710,12 @@ TEST_F(ScenarioCli, ShortScenarioWritesTracesPicturesAndASummary) {
   ASSERT_EQ(r.code, 0) << r.output;
   for (const char* text :
        {"policy", "violations", "accuracy", "switches", "step->switch", "mJ/request", "adaptive",
-        "(adaptive)", "largest    wide", "smallest   narrow", "hindsight", "hindsight calibration"})
+        "(adaptive)", "largest    wide", "smallest   narrow", "hindsight", "hindsight calibration",
+        "oracle     (segments)", "gap to oracle (pt)", "oracle: per segment",
+        "switches per contention step (3 steps): adaptive"})
     EXPECT_NE(r.output.find(text), std::string::npos) << text << " missing in\n" << r.output;
 
-  for (const char* policy : {"adaptive", "largest", "smallest", "hindsight"}) {
+  for (const char* policy : {"adaptive", "largest", "smallest", "hindsight", "oracle"}) {
     const std::string base = out + "/short-" + policy;
     const std::string csv = read_text(base + ".csv");
     std::istringstream lines(csv);
@@ -742,6 +744,50 @@ TEST_F(ScenarioCli, ShortScenarioWritesTracesPicturesAndASummary) {
   for (const auto& entry : fs::directory_iterator(out))
     EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
   EXPECT_FALSE(has_children()) << "burners or balloons left behind";
+}
+
+// A budget relative to the bundle's idle latencies is resolved and printed before the run; a
+// bundle that cannot resolve it is a one-line error before anything runs.
+TEST_F(ScenarioCli, RelativeBudgetIsResolvedAndPrinted) {
+  const auto [images, labels] = idx_files();
+  const std::string scenario =
+      write_text("relative.ini",
+                 "[scenario]\nname = relative\nduration_s = 0.3\nframe_images = 16\nsettle_s = 0\n"
+                 "[budgets]\nlatency_ms = 2 x fastest-accurate\n[timeline]\n"
+                 "0.1 = budget latency_ms=1.5 x largest\n");
+  const Result r = run_cli("--bundle " + scenario_bundle() + " --scenario " + scenario + " --idx " +
+                           images + " --labels " + labels + " --policy smallest");
+  ASSERT_EQ(r.code, 0) << r.output;
+  // accurate within 1 pt of the best: only wide (0.9); largest: wide
+  EXPECT_NE(r.output.find("budget 2 x fastest-accurate = 0.64 ms per request (wide: 0.02 ms per "
+                          "image x 16 images)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("t=0.1 s: budget 1.5 x largest = 0.48 ms per request"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("latency budget 2 x fastest-accurate = 0.64 ms per request"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(has_children());
+}
+
+// --generate-scenario: the same file for the same seed, and one that the replayer takes.
+TEST_F(ScenarioCli, GeneratedScenarioIsWrittenAndLoads) {
+  const std::string a = temp_path("generated-a.ini"), b = temp_path("generated-b.ini");
+  const Result r = run_cli("--bundle " + scenario_bundle() + " --generate-scenario 7 --out " + a);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("seed 7"), std::string::npos) << r.output;
+  const Result again = run_cli("--bundle " + scenario_bundle() + " --generate-scenario 7");
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_EQ(again.output, read_text(a));
+  ASSERT_EQ(run_cli("--bundle " + scenario_bundle() + " --generate-scenario 8 --out " + b).code, 0);
+  EXPECT_NE(read_text(a), read_text(b));
+  const Scenario s = scenario::load_scenario(a);
+  EXPECT_EQ(s.name, "random-7");
+  EXPECT_EQ(s.frame_images, 512);  // the fastest accurate branch: 0.02 ms per image
+  EXPECT_TRUE(s.latency_relative);
+  const Result bad = run_cli("--bundle " + scenario_bundle() + " --generate-scenario 7 --list");
+  EXPECT_EQ(bad.code, 2) << bad.output;
 }
 
 TEST_F(ScenarioCli, BadScenarioIsOneLineError) {

@@ -3,7 +3,8 @@
 // with the costs recorded in the catalog; --profile times every node; --scenario replays a
 // contention scenario (CPU burner processes, memory balloons, budget changes) once per policy and
 // writes traces and pictures (tools/scenario/scenario_run.h); --calibrate measures every branch
-// on this machine and writes the device profile the adaptation loop then predicts from. Inference
+// on this machine and writes the device profile the adaptation loop then predicts from;
+// --generate-scenario writes a seeded random scenario sized for the bundle. Inference
 // goes through the public C API only, so what it measures is what an application gets; the scenario
 // replay drives the adaptation loop's C++ class directly so that its driver thread can read the
 // loop's context without sharing the handle.
@@ -45,6 +46,7 @@ constexpr const char* kModes =
     "               [--policy P] [--trace-out DIR] [--device-profile FILE|none]\n"
     "  adascale-run --bundle B --calibrate [--out FILE] [--runs N] [--rounds N]\n"
     "               [--backend NAME] [--threads N]\n"
+    "  adascale-run --bundle B --generate-scenario SEED [--out FILE]\n"
     "Pixels are scaled to [0,1]; the runtime applies the catalog's mean/std.";
 
 struct Options {
@@ -52,6 +54,7 @@ struct Options {
   std::string scenario, trace_out, policy = "all";
   std::string profile_out, device_profile;
   int calibrate_runs = 200, calibrate_rounds = 5;
+  int64_t generate_seed = -1;  // >= 0: --generate-scenario
   bool calibrate = false;
   std::string predictions;  // --predictions FILE
   std::string backend_text = "xnnpack";
@@ -96,7 +99,9 @@ void declare_options(base::CommandLine* cli, Options* o) {
               "through the --idx images; prints a summary table",
               "FILE")
       .option("policy", &o->policy,
-              "adaptive, largest, smallest, hindsight, all or a comma list (with --scenario)", "P")
+              "adaptive, largest, smallest, hindsight, oracle, all or a comma list (with\n"
+              "--scenario)",
+              "P")
       .option("predictions", &o->predictions,
               "write the top-1 class of every image, one per line, to FILE (e.g. to compare\n"
               "two devices)",
@@ -106,8 +111,17 @@ void declare_options(base::CommandLine* cli, Options* o) {
       .flag("calibrate", &o->calibrate,
             "measure every branch on this machine (median and p90, interleaved rounds) and\n"
             "write the device profile that the adaptation loop then predicts from")
-      .option("out", &o->profile_out, "where --calibrate writes the profile", "FILE")
-      .default_text("out", "BUNDLE/device-profile.json")
+      .option("out", &o->profile_out,
+              "where --calibrate writes the profile (default BUNDLE/device-profile.json), or\n"
+              "--generate-scenario the scenario (default: standard output)",
+              "FILE")
+      .default_text("out", "")
+      .option("generate-scenario", &o->generate_seed,
+              "write a random contention scenario for the bundle, the same for the same SEED\n"
+              "(0 to 4294967295), bundle and core count (docs/scenarios.md)",
+              "SEED")
+      .range("generate-scenario", 0, 4294967295.0)
+      .default_text("generate-scenario", "")
       .option("runs", &o->calibrate_runs, "timed runs per branch (with --calibrate)")
       .range("runs", 1, kMaxCalibrationRuns)
       .option("rounds", &o->calibrate_rounds,
@@ -122,6 +136,14 @@ void declare_options(base::CommandLine* cli, Options* o) {
 
 // What the options of one mode exclude.
 void check_combination(const Options& o) {
+  if (o.generate_seed >= 0) {
+    if (o.calibrate || !o.images_dir.empty() || !o.idx_images.empty() || !o.idx_labels.empty() ||
+        !o.scenario.empty() || !o.trace_out.empty() || o.policy != "all" || o.limit > 0 || o.list ||
+        o.profile_runs > 0 || !o.branch.empty() || !o.device_profile.empty() ||
+        !o.predictions.empty() || o.calibrate_runs != 200 || o.calibrate_rounds != 5)
+      throw UsageError("--generate-scenario takes --bundle and --out only (see --help)");
+    return;
+  }
   if (o.calibrate) {
     if (!o.images_dir.empty() || !o.idx_images.empty() || !o.idx_labels.empty() ||
         !o.scenario.empty() || !o.trace_out.empty() || o.policy != "all" || o.limit > 0 || o.list ||
@@ -185,6 +207,10 @@ int run(const Options& o) {
   Runtime rt(o.bundle, o.backend, o.threads);
   if (o.calibrate) {
     run_calibration({o.profile_out, o.calibrate_runs, o.calibrate_rounds}, rt);
+    return 0;
+  }
+  if (o.generate_seed >= 0) {
+    generate_scenario({static_cast<uint32_t>(o.generate_seed), o.profile_out}, rt);
     return 0;
   }
   if (!o.device_profile.empty()) use_device_profile(o.device_profile, rt);

@@ -1,14 +1,19 @@
 #include "tools/adascale-run/scenario_command.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <system_error>
+#include <thread>
 #include <vector>
 
+#include "base/durable_file.h"
 #include "runtime/latency_source.h"
 #include "tools/adascale-run/calibrate_command.h"
 #include "tools/adascale-run/failure.h"
 #include "tools/adascale-run/idx_input.h"
+#include "tools/scenario/relative_budget.h"
+#include "tools/scenario/scenario_generator.h"
 #include "tools/scenario/scenario_run.h"
 
 namespace adascale::run_cli {
@@ -52,8 +57,16 @@ int run_scenario(const ScenarioRequest& request, Runtime& rt) {
   if (rt.classes == 0) throw Failure("the catalog names no classes, so labels cannot be scored");
   check_labels(ds, rt.classes);
   const sc::Workload w = make_workload(rt, ds);
+  std::vector<std::string> resolved;
+  try {
+    resolved = sc::resolve_relative_budgets(&scenario, w.costs);
+  } catch (const sc::ScenarioError& e) {
+    throw Failure(e.what());
+  }
   // once the scenario and the images are known good, so that a mistake stays a one-line error
   print_latency_source(rt);
+  for (const std::string& line : resolved) std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
   sc::install_interrupt_handlers();
   std::vector<sc::PolicySummary> summaries;
   std::string write_error;  // a trace that could not be written: reported after the summary
@@ -73,6 +86,22 @@ int run_scenario(const ScenarioRequest& request, Runtime& rt) {
                   s.trace_svg.c_str());
   if (!write_error.empty()) throw Failure(write_error);
   return 0;
+}
+
+void generate_scenario(const GenerateRequest& request, Runtime& rt) {
+  sc::GeneratorOptions options;
+  options.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.frame_images = sc::suggested_frame_images(loop_branch_costs(rt.get()));
+  const std::string text = sc::generate_scenario(request.seed, options);
+  if (request.out.empty()) {
+    std::fputs(text.c_str(), stdout);
+    return;
+  }
+  std::string error;
+  if (!base::write_file_atomic(request.out, text.data(), text.size(), &error))
+    throw Failure("--out: " + error);
+  std::printf("scenario %s (seed %u, %d cores, requests of %d images)\n", request.out.c_str(),
+              request.seed, options.cores, options.frame_images);
 }
 
 }  // namespace adascale::run_cli

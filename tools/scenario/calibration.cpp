@@ -15,8 +15,6 @@
 namespace adascale::scenario {
 namespace {
 
-constexpr double kHindsightViolationLimit = 0.02;
-
 using LoadLevel = std::pair<int, double>;                       // burners, balloon MiB
 using Samples = std::vector<std::vector<std::vector<double>>>;  // [level][branch] request ms
 
@@ -54,47 +52,14 @@ Samples measure(const Scenario& s, const Workload& w, const std::vector<LoadLeve
   return ms;
 }
 
-// Expected share of violating requests over the timeline, per branch.
-std::vector<double> expected_violations(const Scenario& s, const Workload& w,
-                                        const std::vector<Segment>& segs,
-                                        const std::vector<LoadLevel>& levels, const Samples& ms,
-                                        double available_bytes) {
-  std::vector<double> expected(w.costs.size(), 0);
-  for (size_t b = 0; b < w.costs.size(); ++b) {
-    const double peak = w.costs[b].memory_bytes.value_or(0);
-    for (const Segment& seg : segs) {
-      const size_t l = static_cast<size_t>(
-          std::find(levels.begin(), levels.end(), std::make_pair(seg.burners, seg.balloon_mib)) -
-          levels.begin());
-      double share = 0;
-      const double limit =
-          memory_limit_bytes(seg.budgets, available_bytes - seg.balloon_mib * kMiB);
-      if (peak > limit) {
-        share = 1;
-      } else {
-        size_t over = 0;
-        for (double v : ms[l][b]) over += v > seg.budgets.latency_ms;
-        share = static_cast<double>(over) / ms[l][b].size();
-      }
-      expected[b] += share * (seg.end_s - seg.begin_s) / s.duration_s;
-    }
-  }
+// Expected share of violating requests over the timeline, per branch: the segments' shares
+// weighted by their durations.
+std::vector<double> expected_violations(const Scenario& s, const Calibration& c) {
+  std::vector<double> expected(c.share.empty() ? 0 : c.share.front().size(), 0);
+  for (size_t i = 0; i < c.segments.size(); ++i)
+    for (size_t b = 0; b < expected.size(); ++b)
+      expected[b] += c.share[i][b] * (c.segments[i].end_s - c.segments[i].begin_s) / s.duration_s;
   return expected;
-}
-
-// The most accurate branch within the limit, else the one with the fewest expected violations.
-int choose(const Workload& w, const std::vector<double>& expected) {
-  int chosen = -1;
-  for (size_t b = 0; b < expected.size(); ++b) {
-    if (expected[b] > kHindsightViolationLimit) continue;
-    const double acc = w.costs[b].accuracy.value_or(0);
-    if (chosen < 0 || acc > w.costs[static_cast<size_t>(chosen)].accuracy.value_or(0))
-      chosen = static_cast<int>(b);
-  }
-  if (chosen < 0)
-    chosen =
-        static_cast<int>(std::min_element(expected.begin(), expected.end()) - expected.begin());
-  return chosen;
 }
 
 std::string calibration_table(const Workload& w, const std::vector<LoadLevel>& levels,
@@ -148,21 +113,70 @@ double memory_limit_bytes(const RequestBudgets& b, double available_bytes) {
   return kInf;
 }
 
-int calibrate_hindsight(const Scenario& s, const Workload& w, bool verbose, std::string* report) {
-  const std::vector<Segment> segs = segments(s);
-  const std::vector<LoadLevel> levels = load_levels(segs);
+std::vector<std::vector<double>> segment_shares(const std::vector<Segment>& segs,
+                                                const std::vector<LoadLevel>& levels,
+                                                const Samples& ms,
+                                                const std::vector<BranchCosts>& costs,
+                                                double available_bytes) {
+  std::vector<std::vector<double>> share(segs.size(), std::vector<double>(costs.size(), 0));
+  for (size_t i = 0; i < segs.size(); ++i) {
+    const Segment& seg = segs[i];
+    const size_t l = static_cast<size_t>(
+        std::find(levels.begin(), levels.end(), std::make_pair(seg.burners, seg.balloon_mib)) -
+        levels.begin());
+    const double limit = memory_limit_bytes(seg.budgets, available_bytes - seg.balloon_mib * kMiB);
+    for (size_t b = 0; b < costs.size(); ++b) {
+      if (costs[b].memory_bytes.value_or(0) > limit) {
+        share[i][b] = 1;
+        continue;
+      }
+      const std::vector<double>& v = ms[l][b];
+      size_t over = 0;
+      for (double x : v) over += x > seg.budgets.latency_ms;
+      share[i][b] = v.empty() ? 1 : static_cast<double>(over) / v.size();
+    }
+  }
+  return share;
+}
+
+int pick_branch(const std::vector<double>& share, const std::vector<BranchCosts>& costs,
+                double target) {
+  auto accuracy = [&](size_t b) { return costs[b].accuracy.value_or(0); };
+  int within = -1, fewest = -1;
+  for (size_t b = 0; b < share.size(); ++b) {
+    const auto held = static_cast<size_t>(within);
+    if (share[b] <= target && (within < 0 || accuracy(b) > accuracy(held)))
+      within = static_cast<int>(b);
+    const auto low = static_cast<size_t>(fewest);
+    if (fewest < 0 || share[b] < share[low] ||
+        (share[b] == share[low] && accuracy(b) > accuracy(low)))
+      fewest = static_cast<int>(b);
+  }
+  return within >= 0 ? within : fewest;
+}
+
+Calibration calibrate(const Scenario& s, const Workload& w, bool verbose) {
+  Calibration c;
+  c.segments = segments(s);
+  c.levels = load_levels(c.segments);
   ContextMonitor monitor;
   const ContextSample idle = monitor.sample_at(now_ms(), false);
   const double available_bytes =
       idle.available_memory_bytes() ? static_cast<double>(*idle.available_memory_bytes()) : kNaN;
   if (verbose)
     std::fprintf(stderr,
-                 "[%s] hindsight: measuring %zu branches under %zu load levels, %.1f s each\n",
-                 s.name.c_str(), w.costs.size(), levels.size(), s.calibration_s);
-  const Samples ms = measure(s, w, levels);
-  const std::vector<double> expected = expected_violations(s, w, segs, levels, ms, available_bytes);
-  const int chosen = choose(w, expected);
-  *report += calibration_table(w, levels, ms, expected, chosen);
+                 "[%s] calibration: measuring %zu branches under %zu load levels, %.1f s each\n",
+                 s.name.c_str(), w.costs.size(), c.levels.size(), s.calibration_s);
+  c.ms = measure(s, w, c.levels);
+  c.share = segment_shares(c.segments, c.levels, c.ms, w.costs, available_bytes);
+  return c;
+}
+
+int hindsight_branch(const Scenario& s, const Workload& w, const Calibration& c,
+                     std::string* report) {
+  const std::vector<double> expected = expected_violations(s, c);
+  const int chosen = pick_branch(expected, w.costs, s.violation_target_pct / 100);
+  *report += calibration_table(w, c.levels, c.ms, expected, chosen);
   return chosen;
 }
 

@@ -1,8 +1,10 @@
 // Internal to the scenario replayer (scenario_run.h): the static policies' branches, largest,
-// smallest and the best single branch in hindsight (calibrated under every load level).
+// smallest and the best single branch in hindsight, and the calibration pass (every branch
+// measured under every load level of the timeline) that the hindsight and oracle policies share.
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tools/scenario/scenario_run.h"
@@ -15,7 +17,30 @@ double size_key(const BranchCosts& c);
 int extreme_branch(const std::vector<BranchCosts>& costs, bool largest);
 // Memory limit (bytes) of a budget, given the memory available to this process.
 double memory_limit_bytes(const RequestBudgets& b, double available_bytes);
+
+// The calibration pass, measured once per run for the policies that need it.
+struct Calibration {
+  std::vector<Segment> segments;
+  std::vector<std::pair<int, double>> levels;        // burners, balloon MiB
+  std::vector<std::vector<std::vector<double>>> ms;  // [level][branch] request ms
+  std::vector<std::vector<double>> share;            // [segment][branch] share over budget
+};
+// Measures every branch under every load level for calibration_s (at least 10 requests). A
+// segment's share for a branch: that of its level's requests above the segment's latency
+// budget, or 1 when the branch's peak memory exceeds the segment's memory limit.
+Calibration calibrate(const Scenario& s, const Workload& w, bool verbose);
+// Per segment share from measured requests (no timing: the unit tests call it directly).
+std::vector<std::vector<double>> segment_shares(
+    const std::vector<Segment>& segs, const std::vector<std::pair<int, double>>& levels,
+    const std::vector<std::vector<std::vector<double>>>& ms, const std::vector<BranchCosts>& costs,
+    double available_bytes);
+
+// The most accurate branch (catalog accuracy) whose share is at most `target` (a fraction);
+// when none is, the one with the lowest share (of equal ones, the most accurate).
+int pick_branch(const std::vector<double>& share, const std::vector<BranchCosts>& costs,
+                double target);
 // The hindsight branch: see scenario_run.h. Appends the calibration table to `report`.
-int calibrate_hindsight(const Scenario& s, const Workload& w, bool verbose, std::string* report);
+int hindsight_branch(const Scenario& s, const Workload& w, const Calibration& c,
+                     std::string* report);
 
 }  // namespace adascale::scenario

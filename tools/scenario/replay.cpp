@@ -153,7 +153,7 @@ void check_interrupt() {
 }
 
 PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fixed_branch,
-                     bool verbose) {
+                     bool verbose, const std::vector<ScheduledBranch>& schedule) {
   PolicyRun out;
   out.policy = policy;
   out.fixed_branch = fixed_branch;
@@ -166,8 +166,16 @@ PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fi
   if (!started.ok()) throw ScenarioError("adaptation loop: " + started.message);
 
   FrameRunner runner(w, s.frame_images);
+  double t0 = -1;  // the timeline's start, once the settle phase is over
   auto branch_now = [&]() {
     if (fixed_branch >= 0) return fixed_branch;
+    if (!schedule.empty()) {
+      // by the clock, not by the driver's events: the oracle switches right at a boundary
+      const double t_s = t0 < 0 ? 0 : (now_ms() - t0) / 1000;
+      size_t i = 0;
+      while (i + 1 < schedule.size() && schedule[i + 1].begin_s <= t_s) ++i;
+      return schedule[i].branch;
+    }
     int branch = loop.current_branch();
     if (branch < 0) {
       loop.step();  // the thread has not decided yet
@@ -194,7 +202,7 @@ PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fi
   out.settled_branch = frame.branch >= 0 ? frame.branch : branch_now();
   runner.rewind();
 
-  const double t0 = now_ms();
+  t0 = now_ms();
   {
     Driver driver(s, &loop, t0);
     // Reserving (a request every 0.5 ms, at most 2^20 of them up front) keeps the run path mostly

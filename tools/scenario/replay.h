@@ -100,8 +100,16 @@ struct PolicyRun {
   double cut_at_ms = -1;    // >= 0: the timeline ended here, at kMaxRecordedRequests
 };
 
-// Runs the settle phase, then the timeline, on `fixed_branch` or (when < 0) on the loop's choice.
+// A branch from begin_s (timeline seconds) on: the oracle's schedule.
+struct ScheduledBranch {
+  double begin_s = 0;
+  int branch = -1;
+};
+
+// Runs the settle phase, then the timeline, on `fixed_branch`, else (when < 0) on the branch that
+// `schedule` names for the time of each request (the settle phase runs the first one), else on
+// the loop's choice.
 PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fixed_branch,
-                     bool verbose);
+                     bool verbose, const std::vector<ScheduledBranch>& schedule = {});
 
 }  // namespace adascale::scenario

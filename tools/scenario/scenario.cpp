@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "tools/scenario/relative_budget.h"
+
 namespace adascale::scenario {
 namespace {
 
@@ -99,9 +101,16 @@ class Parser {
 
 void parse_budget_key(const Parser& p, int line, const std::string& key, const std::string& value,
                       BudgetChange* change) {
-  if (key == "latency_ms")
-    change->latency_ms = p.number(line, key, value, kMinLatencyBudgetMs, false, kInf, true);
-  else if (key == "memory_mode")
+  if (key == "latency_ms") {
+    std::string error;
+    if (const auto relative = parse_relative_latency(value, &error)) {
+      change->latency_relative = relative;  // resolved against the bundle before the run
+      change->latency_ms = std::numeric_limits<double>::quiet_NaN();
+    } else {
+      if (!error.empty()) p.fail(line, key, error + ", got " + quote_value(value));
+      change->latency_ms = p.number(line, key, value, kMinLatencyBudgetMs, false, kInf, true);
+    }
+  } else if (key == "memory_mode")
     change->memory_mode = p.memory_mode(line, key, value);
   else if (key == "memory_mib")
     change->memory_mib = p.number(line, key, value, 0, false, kMaxMemoryBudgetMib);
@@ -122,7 +131,14 @@ Event parse_event(const Parser& p, int line, const std::string& time_text,
   std::string verb;
   words >> verb;
   std::vector<std::string> args;
-  for (std::string word; words >> word;) args.push_back(word);
+  for (std::string word; words >> word;) {
+    // "KEY=FACTOR x REFERENCE" (a relative budget) is one argument in three words
+    if (word == "x" && !args.empty() && words >> word) {
+      args.back() += " x " + word;
+      continue;
+    }
+    args.push_back(word);
+  }
   auto want_args = [&](size_t n, const char* usage) {
     if (args.size() != n) p.fail(line, time_text, std::string("expected '") + usage + "'");
   };
@@ -191,10 +207,12 @@ void parse_scenario_key(const Parser& p, int line, const std::string& key, const
     s->settle_s = p.number(line, key, value, 0, false, kMaxSettleS);
   else if (key == "calibration_s")
     s->calibration_s = p.number(line, key, value, 0, true, kMaxCalibrationS);
+  else if (key == "violation_target_pct")
+    s->violation_target_pct = p.number(line, key, value, 0, false, 100);
   else
     p.fail(line, key,
            "unknown key in [scenario] (name, duration_s, frame_images, settle_s, "
-           "calibration_s)");
+           "calibration_s, violation_target_pct)");
 }
 
 void parse_adaptation_key(const Parser& p, int line, const std::string& key,
@@ -401,6 +419,10 @@ Scenario parse_scenario(const std::string& text, const std::string& path) {
       BudgetChange change;
       parse_budget_key(p, line, key, value, &change);
       apply_budget_change(change, &s.budgets);
+      if (change.latency_relative) {
+        s.latency_relative = change.latency_relative;
+        s.latency_relative_line = line;
+      }
     }
   }
   if (s.duration_s <= 0) p.fail(0, "duration_s", "is required in [scenario]");

@@ -59,10 +59,19 @@ struct RequestBudgets {
 Budgets per_image_budgets(const RequestBudgets& request, int frame_images);
 const char* memory_mode_name(MemoryBudgetMode mode);
 
+// A latency budget written relative to the bundle's own idle latencies, "FACTOR x REFERENCE"
+// (relative_budget.h): resolved once the bundle is known, before anything runs.
+enum class LatencyReference { kFastest, kLargest, kFastestAccurate };
+struct RelativeLatency {
+  double factor = 1;
+  LatencyReference reference = LatencyReference::kFastest;
+};
+
 enum class EventKind { kStartBurners, kStopBurners, kAllocateBalloon, kReleaseBalloon, kBudget };
 
 struct BudgetChange {
-  std::optional<double> latency_ms;
+  std::optional<double> latency_ms;  // NaN while latency_relative is unresolved
+  std::optional<RelativeLatency> latency_relative;
   std::optional<MemoryBudgetMode> memory_mode;
   std::optional<double> memory_mib;
   std::optional<double> energy_mj;
@@ -90,11 +99,16 @@ struct Scenario {
   double duration_s = 0;
   int frame_images = 1;        // images per request; latency and energy budgets are per request
   double settle_s = 1;         // unrecorded run before the timeline (idle, warms the correction)
-  double calibration_s = 0.5;  // hindsight policy: per branch and load level
+  double calibration_s = 0.5;  // hindsight and oracle policies: per branch and load level
+  // The share of requests over budget that the hindsight branch (over the timeline) and the
+  // oracle's branches (per segment) may have, in percent.
+  double violation_target_pct = 2;
   // The adaptation loop's options, parsed straight into the loop's own struct. The replayer's
   // defaults differ from the library's in two places: a 50 ms period and tail-latency budgets.
   AdaptationOptions adaptation = replay_defaults();
-  RequestBudgets budgets;
+  RequestBudgets budgets;  // latency_ms NaN while latency_relative is unresolved
+  std::optional<RelativeLatency> latency_relative;  // the initial latency budget, when relative
+  int latency_relative_line = 0;
   std::vector<Event> events;  // non-decreasing times; equal times keep file order
 };
 

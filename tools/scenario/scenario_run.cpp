@@ -8,10 +8,13 @@
 #include <cstdio>
 #include <cstring>
 #include <iterator>
+#include <memory>
 #include <sstream>
 
 #include "base/durable_file.h"
 #include "tools/scenario/calibration.h"
+#include "tools/scenario/oracle.h"
+#include "tools/scenario/relative_budget.h"
 #include "tools/scenario/replay.h"
 #include "tools/scenario/summary_tables.h"
 #include "tools/scenario/text_format.h"
@@ -31,12 +34,15 @@ const char* policy_name(Policy policy) {
       return "smallest";
     case Policy::kHindsight:
       return "hindsight";
+    case Policy::kOracle:
+      return "oracle";
   }
   return "?";
 }
 
 std::vector<Policy> parse_policies(const std::string& text) {
-  const Policy all[] = {Policy::kAdaptive, Policy::kLargest, Policy::kSmallest, Policy::kHindsight};
+  const Policy all[] = {Policy::kAdaptive, Policy::kLargest, Policy::kSmallest, Policy::kHindsight,
+                        Policy::kOracle};
   if (text == "all") return {std::begin(all), std::end(all)};
   std::vector<Policy> out;
   std::istringstream items(text);
@@ -45,7 +51,7 @@ std::vector<Policy> parse_policies(const std::string& text) {
                                        [&](Policy p) { return item == policy_name(p); });
     if (found == std::end(all))
       throw ScenarioError("--policy: unknown policy '" + item +
-                          "' (adaptive, largest, smallest, hindsight or all)");
+                          "' (adaptive, largest, smallest, hindsight, oracle or all)");
     if (std::find(out.begin(), out.end(), *found) == out.end()) out.push_back(*found);
   }
   if (out.empty()) throw ScenarioError("--policy needs a policy");
@@ -97,6 +103,7 @@ std::vector<PolicySummary> run_scenario(const Scenario& s, const Workload& w,
                                         const RunOptions& options, std::string* write_error) {
   if (w.costs.empty()) throw ScenarioError("the bundle has no branches");
   if (w.count == 0 || !w.labels) throw ScenarioError("the scenario needs labelled images");
+  check_resolved(s);
   check_runnable(s);
   if (!options.trace_dir.empty()) check_output_folder(options.trace_dir);
   // A trace that cannot be written is reported after the run, with the results kept, when the
@@ -120,13 +127,21 @@ std::vector<PolicySummary> run_scenario(const Scenario& s, const Workload& w,
   }
   std::string report;
   std::vector<PolicySummary> summaries;
+  // measured once, when the first policy that needs it comes up
+  std::unique_ptr<Calibration> calibration;
+  auto calibrated = [&]() -> const Calibration& {
+    if (!calibration) calibration = std::make_unique<Calibration>(calibrate(s, w, options.verbose));
+    return *calibration;
+  };
   for (Policy policy : options.policies) {
     check_interrupt();
     int fixed = -1;
+    std::vector<ScheduledBranch> schedule;
     if (policy == Policy::kLargest) fixed = extreme_branch(w.costs, true);
     if (policy == Policy::kSmallest) fixed = extreme_branch(w.costs, false);
-    if (policy == Policy::kHindsight) fixed = calibrate_hindsight(s, w, options.verbose, &report);
-    const PolicyRun run = run_policy(s, w, policy, fixed, options.verbose);
+    if (policy == Policy::kHindsight) fixed = hindsight_branch(s, w, calibrated(), &report);
+    if (policy == Policy::kOracle) schedule = oracle_schedule(s, w, calibrated(), &report);
+    const PolicyRun run = run_policy(s, w, policy, fixed, options.verbose, schedule);
     if (run.cut_at_ms >= 0)
       report += format(
           "%s: the timeline ended at t=%.2f s, after %zu requests (the most a policy "

@@ -7,7 +7,11 @@
 //   hindsight  the best single branch in hindsight: each branch is measured under every load
 //              level of the timeline, and the most accurate one whose expected share of
 //              requests over the latency budget (or, at any time, over the memory budget) is at
-//              most 2% wins; when none qualifies, the one with the fewest expected violations
+//              most violation_target_pct (2%) wins; when none qualifies, the one with the
+//              fewest expected violations
+//   oracle     per segment of the timeline, the most accurate branch whose violations under
+//              that segment's load (from the same calibration) stay within the target,
+//              switching at the boundaries for free (oracle.h): an upper bound
 // Writes a trace CSV and an SVG per policy and returns one summary per policy.
 #pragma once
 
@@ -22,9 +26,10 @@
 
 namespace adascale::scenario {
 
-enum class Policy { kAdaptive, kLargest, kSmallest, kHindsight };
+enum class Policy { kAdaptive, kLargest, kSmallest, kHindsight, kOracle };
 const char* policy_name(Policy policy);
-// "adaptive", "largest", "smallest", "hindsight", "all" or a comma list; throws ScenarioError.
+// "adaptive", "largest", "smallest", "hindsight", "oracle", "all" or a comma list; throws
+// ScenarioError.
 std::vector<Policy> parse_policies(const std::string& text);
 
 // What the run path classifies. Pixels are NCHW floats, one image after the other.
@@ -46,7 +51,7 @@ struct RunOptions {
 
 struct PolicySummary {
   Policy policy = Policy::kAdaptive;
-  std::string branch;  // the static branch, or "(adaptive)"
+  std::string branch;  // the static branch, "(adaptive)" or "(segments)" (the oracle)
   size_t requests = 0, images = 0;
   size_t violations = 0;         // requests with observed latency > the latency budget
   size_t memory_violations = 0;  // requests whose branch exceeded the memory budget
@@ -99,7 +104,8 @@ bool interrupted();
 std::vector<PolicySummary> run_scenario(const Scenario& scenario, const Workload& workload,
                                         const RunOptions& options,
                                         std::string* write_error = nullptr);
-// The summary table, as printed and as written next to the traces.
+// The summary table, as printed and as written next to the traces. With an oracle run, a column
+// gives every policy's accuracy gap to it (percentage points).
 std::string format_summary(const Scenario& scenario, const std::vector<PolicySummary>& summaries);
 
 // Writes `content` to `path` through a unique temporary file in the same folder, fsync and a

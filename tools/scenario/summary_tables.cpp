@@ -6,6 +6,7 @@
 
 #include "base/statistics.h"
 #include "tools/scenario/calibration.h"
+#include "tools/scenario/relative_budget.h"
 #include "tools/scenario/text_format.h"
 
 namespace adascale::scenario {
@@ -38,8 +39,9 @@ PolicySummary summarize(const PolicyRun& run, const std::vector<TraceRow>& rows,
                         const Workload& w) {
   PolicySummary sum;
   sum.policy = run.policy;
-  sum.branch =
-      run.fixed_branch >= 0 ? w.costs[static_cast<size_t>(run.fixed_branch)].name : "(adaptive)";
+  sum.branch = run.fixed_branch >= 0           ? w.costs[static_cast<size_t>(run.fixed_branch)].name
+               : run.policy == Policy::kOracle ? "(segments)"
+                                               : "(adaptive)";
   std::vector<double> latencies;
   int previous = run.settled_branch;
   std::vector<StepSwitch> switches;
@@ -111,14 +113,18 @@ PolicySummary summarize(const PolicyRun& run, const std::vector<TraceRow>& rows,
 }
 
 std::string format_summary(const Scenario& s, const std::vector<PolicySummary>& summaries) {
+  auto accuracy = [](const PolicySummary& p) {
+    return p.images ? 100.0 * p.correct / p.images : 0.0;
+  };
+  const PolicySummary* oracle = nullptr;
+  for (const PolicySummary& p : summaries)
+    if (p.policy == Policy::kOracle) oracle = &p;
   std::ostringstream o;
-  o << format(
-      "scenario %s: %.1f s, requests of %d images, latency budget %s ms per request\n",
-      s.name.c_str(), s.duration_s, s.frame_images,
-      std::isfinite(s.budgets.latency_ms) ? format("%g", s.budgets.latency_ms).c_str() : "none");
-  o << format("%-10s %-14s %8s %8s %10s %8s %9s %8s %14s %9s %9s %10s\n", "policy", "branch",
+  o << format("scenario %s: %.1f s, requests of %d images, latency budget %s ms per request\n",
+              s.name.c_str(), s.duration_s, s.frame_images, describe_latency_budget(s).c_str());
+  o << format("%-10s %-14s %8s %8s %10s %8s %9s %8s %14s %9s %9s %10s %18s\n", "policy", "branch",
               "requests", "images", "violations", "mem-viol", "accuracy", "switches",
-              "step->switch", "p50 ms", "p99 ms", "mJ/request");
+              "step->switch", "p50 ms", "p99 ms", "mJ/request", "gap to oracle (pt)");
   for (const PolicySummary& p : summaries) {
     const double requests = std::max<size_t>(p.requests, 1);
     std::string step = "-";
@@ -127,12 +133,24 @@ std::string format_summary(const Scenario& s, const std::vector<PolicySummary>& 
                  ? format("%.0f ms (%zu/%zu)", p.median_step_to_switch_ms,
                           p.steps_followed_by_switch, p.steps_needing_switch)
                  : format("none (0/%zu)", p.steps_needing_switch);
-    o << format("%-10s %-14s %8zu %8zu %9.2f%% %7.2f%% %8.2f%% %8zu %14s %9.2f %9.2f %10.3f\n",
+    const std::string gap = oracle ? format("%.2f", accuracy(*oracle) - accuracy(p)) : "-";
+    o << format("%-10s %-14s %8zu %8zu %9.2f%% %7.2f%% %8.2f%% %8zu %14s %9.2f %9.2f %10.3f %18s\n",
                 policy_name(p.policy), p.branch.c_str(), p.requests, p.images,
                 100.0 * p.violations / requests, 100.0 * p.memory_violations / requests,
-                p.images ? 100.0 * p.correct / p.images : 0.0, p.switches, step.c_str(),
-                p.median_latency_ms, p.p99_latency_ms, p.energy_mj / requests);
+                accuracy(p), p.switches, step.c_str(), p.median_latency_ms, p.p99_latency_ms,
+                p.energy_mj / requests, gap.c_str());
   }
+  // one parseable line (scripts/random_scenarios.sh): how often each policy switched per step
+  std::string per_step;
+  for (const PolicySummary& p : summaries)
+    per_step +=
+        format(" %s %s", policy_name(p.policy),
+               p.contention_steps
+                   ? format("%.2f", static_cast<double>(p.switches) / p.contention_steps).c_str()
+                   : "-");
+  if (!summaries.empty())
+    o << format("switches per contention step (%zu steps):", summaries.front().contention_steps)
+      << per_step << "\n";
   return o.str();
 }
 
