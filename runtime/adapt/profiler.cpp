@@ -34,6 +34,26 @@ Profiler::Profiler(std::vector<BranchCosts> branches, DeviceProfile profile)
     profile_.tail_quantile = DeviceProfile{}.tail_quantile;
   tail_all_.ratios.reserve(profile_.tail_window);
   for (TailRing& ring : tail_levels_) ring.ratios.reserve(profile_.tail_window);
+  if (!(profile_.contention_forgetting > 0 && profile_.contention_forgetting <= 1))
+    profile_.contention_forgetting = DeviceProfile{}.contention_forgetting;
+  if (!(profile_.contention_ridge > 0))
+    profile_.contention_ridge = DeviceProfile{}.contention_ridge;
+  for (LevelFit& fit : fits_)
+    fit = LevelFit(profile_.contention_forgetting, profile_.contention_ridge);
+  // A branch's size relative to the geometric mean catalog latency, so that the additive term of
+  // the contention model is in units of a typical branch.
+  double log_sum = 0;
+  size_t known = 0;
+  for (const BranchCosts& c : branches_)
+    if (c.latency_median_ms && *c.latency_median_ms > 0) {
+      log_sum += std::log(*c.latency_median_ms);
+      ++known;
+    }
+  const double reference = known ? std::exp(log_sum / static_cast<double>(known)) : 1.0;
+  for (const BranchCosts& c : branches_)
+    size_z_.push_back(
+        c.latency_median_ms && *c.latency_median_ms > 0 ? reference / *c.latency_median_ms : 1.0);
+  branch_tails_.resize(branches_.size() * kTailLevels);
 }
 
 int Profiler::tail_level(double factor) {
@@ -125,11 +145,25 @@ double Profiler::mean_log_level() const {
 double Profiler::correction(size_t branch) const { return correction(branch, mean_log_level()); }
 
 double Profiler::correction(size_t branch, double log_mean) const {
-  if (observations_[branch] == 0) return std::exp(log_mean) * drift_;
+  return relaxed_level(branch, log_mean) * drift_;
+}
+
+double Profiler::relaxed_level(size_t branch, double log_mean) const {
+  if (observations_[branch] == 0) return std::exp(log_mean);
   // Geometric interpolation toward the mean level, by how many observations ago it was learnt.
   const double since = static_cast<double>(total_observations_ - observed_at_[branch]);
   const double keep = profile_.level_memory > 0 ? std::exp(-since / profile_.level_memory) : 1.0;
-  return std::exp(keep * std::log(levels_[branch]) + (1 - keep) * log_mean) * drift_;
+  return std::exp(keep * std::log(levels_[branch]) + (1 - keep) * log_mean);
+}
+
+double Profiler::multiplier(size_t branch, int level, const LevelFit::Coefficients& fit) const {
+  if (level == 0) return drift_;
+  return std::clamp(fit.at(size_z_[branch]), 0.05, 20.0);
+}
+
+double Profiler::contention_multiplier(size_t branch, double contention_factor) const {
+  const int level = tail_level(contention_factor);
+  return multiplier(branch, level, fits_[level].solve(drift_));
 }
 
 const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample) {
@@ -141,6 +175,11 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
   const double factor = factors.total();
   last_factor_ = factor;
   const double tail = tail_factor(factor);
+  const int level = tail_level(factor);
+  // once per prediction, not per branch
+  const LevelFit::Coefficients fit = fits_[level].solve(drift_);
+  constexpr size_t kEnough = 8;
+  const QuantileRing& excess = excess_[level];
   const double r = sample.cache_rate.value_or(profile_.default_cache_rate);
   const double log_mean = mean_log_level();  // once, not once per branch
   const std::optional<double> power =
@@ -150,8 +189,19 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
     BranchEstimate& e = estimates_[i];
     e.latency_known = c.latency_median_ms.has_value();
     e.latency_uncorrected_ms = c.latency_median_ms.value_or(0) * factor;
-    e.latency_ms = e.latency_uncorrected_ms * correction(i, log_mean);
-    e.latency_tail_ms = e.latency_ms * tail;
+    const double branch_level = relaxed_level(i, log_mean);
+    e.latency_ms = e.latency_uncorrected_ms * branch_level * multiplier(i, level, fit);
+    // The branch's own spread at this level where it has one; else the level's excess in ms,
+    // which a wait of fixed length adds to every branch alike (a spread learnt as a ratio on a
+    // small branch would make every larger one look far too slow); else the level's ratio.
+    const QuantileRing& own = branch_tails_[i * kTailLevels + static_cast<size_t>(level)];
+    if (own.size() >= kEnough)
+      e.latency_tail_ms = e.latency_ms * std::max(1.0, own.quantile());
+    else if (excess.size() >= kEnough)
+      e.latency_tail_ms = e.latency_ms + std::max(0.0, excess.quantile());
+    else
+      e.latency_tail_ms =
+          std::max(e.latency_ms, e.latency_uncorrected_ms * branch_level * drift_ * tail);
     e.memory_known = c.memory_bytes.has_value();
     e.memory_bytes = c.memory_bytes.value_or(0);
     e.accuracy_known = c.accuracy.has_value();
@@ -175,7 +225,12 @@ void Profiler::observe(size_t branch, double observed_ms, std::optional<double> 
   if (factor && !(*factor > 0 && std::isfinite(*factor))) factor.reset();
   // The corrected prediction as it stands now: several observations may arrive between two
   // predict() calls and each one should be judged against the latest correction.
-  const double corrected_ms = e.latency_uncorrected_ms * correction(branch);
+  const double log_mean = mean_log_level();
+  const double level_now = relaxed_level(branch, log_mean);
+  const int predicted_level = tail_level(last_factor_);
+  const double corrected_ms =
+      e.latency_uncorrected_ms * level_now *
+      multiplier(branch, predicted_level, fits_[predicted_level].solve(drift_));
   const double corrected_error = std::fabs(corrected_ms - observed_ms) / observed_ms;
   const double uncorrected_error = std::fabs(e.latency_uncorrected_ms - observed_ms) / observed_ms;
   if (errors_corrected_.size() < profile_.error_window) {
@@ -191,14 +246,30 @@ void Profiler::observe(size_t branch, double observed_ms, std::optional<double> 
   const double reference =
       factor ? e.latency_uncorrected_ms / last_factor_ * *factor : e.latency_uncorrected_ms;
   const double ratio = std::clamp(observed_ms / reference, 0.05, 20.0);
-  const double tail_ratio = ratio / correction(branch);
+  const int level_index = tail_level(factor.value_or(last_factor_));
+  const double mult = multiplier(branch, level_index, fits_[level_index].solve(drift_));
+  const double tail_ratio = ratio / (level_now * drift_);
   push_tail(&tail_all_, tail_ratio);
-  push_tail(&tail_levels_[tail_level(factor.value_or(last_factor_))], tail_ratio);
+  push_tail(&tail_levels_[level_index], tail_ratio);
+  const double q = profile_.tail_quantile;
+  branch_tail(branch, level_index).push(ratio / (level_now * mult), profile_.tail_window, q);
+  excess_[level_index].push(observed_ms - reference * level_now * mult, profile_.tail_window, q);
+  if (level_index > 0) {
+    // Under load the contention model learns what the factors miss; a branch's level (how it
+    // compares with its catalog latency on this device) is learnt at idle only, where nothing
+    // else moves, so that a load does not stay in the levels after it ends.
+    fits_[level_index].add(size_z_[branch], ratio / level_now);
+    if (observations_[branch] > 0) {
+      levels_[branch] = level_now;
+      observed_at_[branch] = ++total_observations_;
+    }
+    return;
+  }
   const double a = profile_.correction_alpha;
   // The first observation of a branch sets its level, with the drift of the moment taken out.
   const double b = profile_.level_alpha;
   double& level = levels_[branch];
-  if (observations_[branch] > 0) level = correction(branch) / drift_;  // relaxed while away
+  if (observations_[branch] > 0) level = level_now;  // relaxed while away
   level = observations_[branch] == 0 ? ratio / drift_ : (1 - b) * level + b * ratio / drift_;
   observed_at_[branch] = ++total_observations_;
   drift_ = std::clamp((1 - a) * drift_ + a * ratio / level, 0.05, 20.0);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/adapt/contention_model.h"
 #include "runtime/adapt/context_monitor.h"
 #include "runtime/branch_costs.h"
 #include "runtime/graph.h"
@@ -37,6 +38,10 @@ struct DeviceProfile {
   // idle gets wrong (docs/device-profile.md). 1: no prior.
   double contended_tail_prior = 1.5;
   size_t error_window = 4096;  // observations kept for the error statistics
+  // Contention model of the contended levels (contention_model.h): weight an older observation
+  // keeps per new one of the same level, and the weight of the prior (in observations).
+  double contention_forgetting = 0.95;
+  double contention_ridge = 1.0;
 };
 
 // the cost model's energy of one inference, in mJ: e_mac * MACs + M * (r e_cache + (1 - r) e_dram)
@@ -113,6 +118,10 @@ class Profiler {
   // load does not outlive it.
   double tail_factor(double contention_factor) const;
   double tail_factor() const { return tail_factor(last_factor_); }
+  // The latency multiplier of `branch` at the contention level of `contention_factor` on top of
+  // the context factors and the branch's level: the drift at idle, the fitted contention model
+  // (LevelFit) under load.
+  double contention_multiplier(size_t branch, double contention_factor) const;
   PredictionErrorStats error_stats() const;
 
  private:
@@ -138,9 +147,21 @@ class Profiler {
   static int tail_level(double contention_factor);
   double mean_log_level() const;  // over the observed branches' levels
   double correction(size_t branch, double log_mean) const;
+  double relaxed_level(size_t branch, double log_mean) const;  // correction without the drift
+  double multiplier(size_t branch, int level, const LevelFit::Coefficients& fit) const;
+  QuantileRing& branch_tail(size_t branch, int level) {
+    return branch_tails_[branch * kTailLevels + static_cast<size_t>(level)];
+  }
   void push_tail(TailRing* ring, double ratio) const;
   TailRing tail_all_;
   TailRing tail_levels_[kTailLevels];
+  // Contention model per level (level 0, idle, uses the drift), each branch's size for it, and
+  // the tails it adds: per branch and level the ratios observed / predicted, per level the
+  // excess observed - predicted in ms (for branches without their own ring).
+  LevelFit fits_[kTailLevels];
+  std::vector<double> size_z_;
+  std::vector<QuantileRing> branch_tails_;
+  QuantileRing excess_[kTailLevels];
 };
 
 }  // namespace adascale

@@ -128,6 +128,14 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
     if (ratio >= options_.context_change || ratio <= 1 / options_.context_change) {
       if (changed_since_ms_ < 0) changed_since_ms_ = now_ms;
       context_changed = now_ms - changed_since_ms_ >= options_.context_settle_ms;
+      if (context_changed) {
+        // Backoffs learnt in the old context say nothing about the new one: a branch that
+        // failed under a load that has ended must not keep the loop down for seconds.
+        std::fill(failures_.begin(), failures_.end(), 0);
+        std::fill(blocked_until_ms_.begin(), blocked_until_ms_.end(), 0.0);
+        probe_misses_ = 0;
+        next_probe_ms_ = -1;
+      }
     } else {
       changed_since_ms_ = -1;
     }
@@ -208,7 +216,14 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
         failures_[left] = failed_trial ? std::min(failures_[left] + 1, 3) : 0;
         blocked_until_ms_[left] =
             failed_trial ? now_ms + options_.min_dwell_ms * (1 << failures_[left]) : 0;
+        // a probe that did not hold: the next one waits twice as long as the last
+        if (probed_ == current_) {
+          probe_misses_ = failed_trial ? std::min(probe_misses_ + 1, 3) : 0;
+          if (failed_trial)
+            next_probe_ms_ = now_ms + options_.probe_interval_ms * (1 << probe_misses_);
+        }
       }
+      probed_ = -1;
       current_ = branch;
       current_reason_ = reason;
       last_switch_ms_ = now_ms;
@@ -243,7 +258,39 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   if (open >= 0 && open != current_ && dwelled &&
       open_pick.top >= score[cur] + options_.switch_margin)
     return choose(open, SwitchReason::kBetter);
+  const int probe = probe_target(estimates, l, context, now_ms, dwelled);
+  if (probe >= 0) {
+    next_probe_ms_ = now_ms + options_.probe_interval_ms * (1 << probe_misses_);
+    choose(probe, SwitchReason::kBetter);
+    probed_ = probe;
+    return d;
+  }
   return choose(current_, SwitchReason::kStay);
+}
+
+int Selector::probe_target(const std::vector<BranchEstimate>& estimates, const Limits& l,
+                           const SelectionContext& context, double now_ms, bool dwelled) const {
+  if (!(options_.probe_headroom > 1) || !dwelled || current_ < 0 || l.latency == kInf ||
+      context.contention < options_.probe_min_contention || now_ms < next_probe_ms_)
+    return -1;
+  const double entry = 1.0 - options_.entry_margin;
+  const double current_score = scores_[static_cast<size_t>(current_)];
+  // the least demanding of the candidates: a step up, not a leap
+  int target = -1;
+  for (size_t i = 0; i < estimates.size(); ++i) {
+    const BranchEstimate& e = estimates[i];
+    const int index = static_cast<int>(i);
+    if (index == current_ || blocked(index, now_ms) || !e.latency_known) continue;
+    if (scores_[i] < current_score + options_.switch_margin) continue;
+    if (e.latency_ms > l.latency * entry || latency_of(e) > l.latency * options_.probe_headroom)
+      continue;
+    if (!fits(e.memory_bytes, e.memory_known, l.memory, entry) ||
+        !fits(e.energy_mj, e.energy_known, l.energy, entry))
+      continue;
+    if (target < 0 || latency_of(e) < latency_of(estimates[static_cast<size_t>(target)]))
+      target = index;
+  }
+  return target;
 }
 
 }  // namespace adascale

@@ -56,6 +56,16 @@ struct SelectorOptions {
   // to keep a branch chosen for a load that is gone. 0 disables it.
   double context_change = 1.4;
   double context_settle_ms = 150;
+  // Probing under load: while the contention factor is at least probe_min_contention, a more
+  // accurate branch whose median latency fits (with the entry margin) and whose judged latency
+  // misses the budget by at most probe_headroom x is tried for one decision, at most once per
+  // probe_interval_ms x 2^misses (consecutive probes that did not hold, at most 3). Its own
+  // observations then decide whether it stays. The spread of a contended level is learnt on the
+  // branch that runs, so without a try the larger branches keep the prediction the load made for
+  // the small one. 1 (or less) disables it.
+  double probe_headroom = 1.15;
+  double probe_interval_ms = 2000;
+  double probe_min_contention = 1.25;
 };
 
 enum class SwitchReason {
@@ -103,6 +113,9 @@ class Selector {
     changed_since_ms_ = -1;
     failures_.clear();
     blocked_until_ms_.clear();
+    probe_misses_ = 0;
+    next_probe_ms_ = -1;
+    probed_ = -1;
   }
   // True while `branch` may not be the target of an improvement switch (trial_window_ms).
   bool blocked(int branch, double now_ms) const;
@@ -115,6 +128,9 @@ class Selector {
   Limits limits(const SelectionContext& context) const;
   // Largest predicted / limit ratio over the active constraints (unknown costs count as 2).
   double violation(const BranchEstimate& e, const Limits& limits) const;
+  // The branch to probe now (probe_headroom), or -1.
+  int probe_target(const std::vector<BranchEstimate>& estimates, const Limits& limits,
+                   const SelectionContext& context, double now_ms, bool dwelled) const;
   double latency_of(const BranchEstimate& e) const {
     return options_.tail_latency ? e.latency_tail_ms : e.latency_ms;
   }
@@ -130,6 +146,9 @@ class Selector {
   std::vector<double> scores_;    // per branch, this decision's objective
   std::vector<char> fits_;        // per branch, this decision's feasibility
   std::vector<double> blocked_until_ms_;
+  int probe_misses_ = 0;       // consecutive probes that turned infeasible within the window
+  double next_probe_ms_ = -1;  // no probe before; -1: none yet
+  int probed_ = -1;            // the branch the last probe entered, while it is current
 };
 
 }  // namespace adascale
