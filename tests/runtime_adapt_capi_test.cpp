@@ -38,15 +38,7 @@ std::string write_bundle() {
     b.name = names[i];
     b.output = "logits";
     b.costs_json = costs[i];
-    b.nodes = {testing::make_node("conv2d", {"input"}, "c1", {{"weight", "stem.w"}},
-                                  Attrs()
-                                      .set("kernel", std::vector<int64_t>{3, 3})
-                                      .set("stride", std::vector<int64_t>{1, 1})
-                                      .set("pad", std::vector<int64_t>{1, 1, 1, 1})
-                                      .set("activation", "relu")),
-               testing::make_node("global_avg_pool", {"c1"}, "gap"),
-               testing::make_node("flatten", {"gap"}, "flat"),
-               testing::make_node("fully_connected", {"flat"}, "logits", {{"weight", "fc.w"}})};
+    b.nodes = testing::small_classifier("stem.w", "", "fc.w");
     EXPECT_TRUE(writer.add_branch(b).ok());
   }
   const std::string path = testing::temp_path("adapt_capi.bundle");

@@ -51,15 +51,7 @@ std::string write_bundle(const std::string& name, const std::vector<double>& lat
         {"macs", 1000 * (i + 1)},
         {"accuracy", 0.6 + 0.1 * i}};
     b.costs_json = costs.dump();
-    b.nodes = {testing::make_node("conv2d", {"input"}, "c1", {{"weight", "stem.w"}},
-                                  Attrs()
-                                      .set("kernel", std::vector<int64_t>{3, 3})
-                                      .set("stride", std::vector<int64_t>{1, 1})
-                                      .set("pad", std::vector<int64_t>{1, 1, 1, 1})
-                                      .set("activation", "relu")),
-               testing::make_node("global_avg_pool", {"c1"}, "gap"),
-               testing::make_node("flatten", {"gap"}, "flat"),
-               testing::make_node("fully_connected", {"flat"}, "logits", {{"weight", "fc.w"}})};
+    b.nodes = testing::small_classifier("stem.w", "", "fc.w");
     EXPECT_TRUE(writer.add_branch(b).ok());
   }
   const std::string path = testing::temp_path(name + ".bundle");
