@@ -20,29 +20,15 @@ using testing::FixtureRoot;
 
 // Three branches with the same small graph and different catalog costs.
 std::string write_bundle() {
-  BundleWriter writer;
-  std::mt19937 rng(3);
-  writer.set_input({1, 3, 8, 8}, {}, {});
-  writer.set_classes({"a", "b", "c", "d", "e"});
-  writer.add_f32("stem.w", {8, 3, 3, 3}, testing::random_floats(rng, 8 * 27, -0.5f, 0.5f));
-  writer.add_f32("fc.w", {5, 8}, testing::random_floats(rng, 40, -1.0f, 1.0f));
-  const char* names[] = {"small", "medium", "large"};
-  const char* costs[] = {R"({"latency_ms":{"median":0.5,"p90":0.6},)"
-                         R"("peak_memory_bytes":1000,"macs":1000,"accuracy":0.60})",
-                         R"({"latency_ms":{"median":2.0,"p90":2.5},)"
-                         R"("peak_memory_bytes":2000,"macs":4000,"accuracy":0.75})",
-                         R"({"latency_ms":{"median":8.0,"p90":9.0},)"
-                         R"("peak_memory_bytes":3000,"macs":16000,"accuracy":0.90})"};
-  for (int i = 0; i < 3; ++i) {
-    Branch b;
-    b.name = names[i];
-    b.output = "logits";
-    b.costs_json = costs[i];
-    b.nodes = testing::small_classifier("stem.w", "", "fc.w");
-    EXPECT_TRUE(writer.add_branch(b).ok());
-  }
-  const std::string path = testing::temp_path("adapt_capi.bundle");
-  EXPECT_TRUE(writer.write(path).ok());
+  const std::string path = testing::write_same_graph_bundle(
+      testing::temp_path("adapt_capi.bundle"), {"small", "medium", "large"},
+      {R"({"latency_ms":{"median":0.5,"p90":0.6},)"
+       R"("peak_memory_bytes":1000,"macs":1000,"accuracy":0.60})",
+       R"({"latency_ms":{"median":2.0,"p90":2.5},)"
+       R"("peak_memory_bytes":2000,"macs":4000,"accuracy":0.75})",
+       R"({"latency_ms":{"median":8.0,"p90":9.0},)"
+       R"("peak_memory_bytes":3000,"macs":16000,"accuracy":0.90})"});
+  EXPECT_FALSE(path.empty());
   return path;
 }
 

@@ -34,29 +34,18 @@ constexpr const char* kExportHost = "export host CPU, 1 thread";
 
 // Three branches of one small graph whose catalog latencies are `latency_ms` (median; p90 1.1x).
 std::string write_bundle(const std::string& name, const std::vector<double>& latency_ms) {
-  BundleWriter writer;
-  std::mt19937 rng(3);
-  writer.set_input({1, 3, 8, 8}, {}, {});
-  writer.set_classes({"a", "b", "c", "d", "e"});
-  writer.add_f32("stem.w", {8, 3, 3, 3}, testing::random_floats(rng, 8 * 27, -0.5f, 0.5f));
-  writer.add_f32("fc.w", {5, 8}, testing::random_floats(rng, 40, -1.0f, 1.0f));
-  for (int i = 0; i < 3; ++i) {
-    Branch b;
-    b.name = kNames[i];
-    b.output = "logits";
-    nlohmann::json costs = {
+  std::vector<std::string> costs;
+  for (int i = 0; i < 3; ++i)
+    costs.push_back(nlohmann::json{
         {"latency_ms",
          {{"median", latency_ms[i]}, {"p90", 1.1 * latency_ms[i]}, {"device", kExportHost}}},
         {"peak_memory_bytes", 1000 * (i + 1)},
         {"macs", 1000 * (i + 1)},
-        {"accuracy", 0.6 + 0.1 * i}};
-    b.costs_json = costs.dump();
-    b.nodes = testing::small_classifier("stem.w", "", "fc.w");
-    EXPECT_TRUE(writer.add_branch(b).ok());
-  }
-  const std::string path = testing::temp_path(name + ".bundle");
-  fs::remove_all(path);
-  EXPECT_TRUE(writer.write(path).ok());
+        {"accuracy",
+         0.6 + 0.1 * i}}.dump());
+  const std::string path = testing::write_same_graph_bundle(
+      testing::temp_path(name + ".bundle"), {kNames[0], kNames[1], kNames[2]}, costs);
+  EXPECT_FALSE(path.empty());
   return path;
 }
 

@@ -74,6 +74,30 @@ inline std::vector<Node> small_classifier(const std::string& conv_weight,
           make_node("fully_connected", {"flat"}, "logits", {{"weight", fc_weight}})};
 }
 
+// A bundle of branches that all run small_classifier over one set of weights (input 1x3x8x8, 5
+// classes), branch i named names[i] with catalog costs costs_json[i]: fixtures for the loop's
+// cost model, where only the costs differ. Writes `path` (replacing it) and returns it.
+inline std::string write_same_graph_bundle(const std::string& path,
+                                           const std::vector<std::string>& names,
+                                           const std::vector<std::string>& costs_json) {
+  BundleWriter writer;
+  std::mt19937 rng(3);
+  writer.set_input({1, 3, 8, 8}, {}, {});
+  writer.set_classes({"a", "b", "c", "d", "e"});
+  writer.add_f32("stem.w", {8, 3, 3, 3}, random_floats(rng, 8 * 27, -0.5f, 0.5f));
+  writer.add_f32("fc.w", {5, 8}, random_floats(rng, 40, -1.0f, 1.0f));
+  for (size_t i = 0; i < names.size(); ++i) {
+    Branch b;
+    b.name = names[i];
+    b.output = "logits";
+    b.costs_json = costs_json.at(i);
+    b.nodes = small_classifier("stem.w", "", "fc.w");
+    if (!writer.add_branch(b).ok()) return "";
+  }
+  std::filesystem::remove_all(path);
+  return writer.write(path).ok() ? path : "";
+}
+
 constexpr int kClasses = 5;
 
 // Input 1x3x8x8. Branches share the stem weights:
