@@ -46,6 +46,13 @@ BatchLoader::BatchLoader(DatasetPtr set, std::vector<int64_t> indices, LoaderOpt
     throw DataError("BatchLoader: workers must be >= 0, got " + std::to_string(options_.workers));
   if (options_.prefetch < 1)
     throw DataError("BatchLoader: prefetch must be >= 1, got " + std::to_string(options_.prefetch));
+  if (options_.shard_count < 1 || options_.shard_rank < 0 ||
+      options_.shard_rank >= options_.shard_count)
+    throw DataError("BatchLoader: shard " + std::to_string(options_.shard_rank) + " of " +
+                    std::to_string(options_.shard_count) + " does not exist");
+  if (options_.shard_count > options_.batch_size)
+    throw DataError("BatchLoader: a batch of " + std::to_string(options_.batch_size) +
+                    " cannot be split into " + std::to_string(options_.shard_count) + " shards");
   if (options_.augment.crop_padding < 0)
     throw DataError("BatchLoader: crop_padding must be >= 0, got " +
                     std::to_string(options_.augment.crop_padding));
@@ -62,6 +69,10 @@ int64_t BatchLoader::batches_per_epoch() const {
   const int64_t n = examples();
   const int64_t b = options_.batch_size;
   return options_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+int64_t BatchLoader::global_rows(int64_t batch) const {
+  return std::clamp<int64_t>(examples() - batch * options_.batch_size, 0, options_.batch_size);
 }
 
 void BatchLoader::start_epoch(int64_t epoch) {
@@ -157,23 +168,24 @@ Batch BatchLoader::assemble(int64_t epoch, int64_t batch) const {
   const ImageShape shape = set_->shape();
   const int64_t C = shape.channels, H = shape.height, W = shape.width;
   const int64_t begin = batch * options_.batch_size;
-  const int64_t count = std::min(options_.batch_size, examples() - begin);
+  const int64_t count = global_rows(batch);
+  // this shard's rows of the global batch (all of them unsharded)
+  const int64_t lo = count * options_.shard_rank / options_.shard_count;
+  const int64_t hi = count * (options_.shard_rank + 1) / options_.shard_count;
   const int64_t pad = options_.augment.crop_padding;
   const bool flip_enabled = options_.augment.horizontal_flip;
 
   Batch out;
-  out.images = torch::empty({count, C, H, W}, torch::kFloat32);
-  out.labels = torch::empty({count}, torch::kInt64);
+  out.images = torch::empty({hi - lo, C, H, W}, torch::kFloat32);
+  out.labels = torch::empty({hi - lo}, torch::kInt64);
   float* images = out.images.data_ptr<float>();
   int64_t* labels = out.labels.data_ptr<int64_t>();
 
-  // one generator per batch: its draws do not depend on which thread assembles it
+  // one generator per batch: its draws do not depend on which thread assembles it; every row
+  // draws, so a shard's rows get the crops and flips they get in the whole batch
   std::mt19937_64 rng(
       detail::hash_seed(options_.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch)));
-  for (int64_t k = 0; k < count; ++k) {
-    const int64_t index = order_[static_cast<size_t>(begin + k)];
-    labels[k] = set_->label(index);
-    const uint8_t* src = set_->pixels(index);
+  for (int64_t row = 0; row < hi; ++row) {
     // offsets of the crop window inside the zero-padded image, minus the padding
     int64_t dy = 0, dx = 0;
     bool flip = false;
@@ -184,6 +196,11 @@ Batch BatchLoader::assemble(int64_t epoch, int64_t batch) const {
            pad;
     }
     if (flip_enabled) flip = (rng() >> 63) != 0;
+    if (row < lo) continue;
+    const int64_t k = row - lo;
+    const int64_t index = order_[static_cast<size_t>(begin + row)];
+    labels[k] = set_->label(index);
+    const uint8_t* src = set_->pixels(index);
 
     float* dst = images + k * C * H * W;
     for (int64_t c = 0; c < C; ++c) {

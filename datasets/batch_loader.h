@@ -35,6 +35,12 @@ struct LoaderOptions {
   int workers = 2;         // batch-assembly threads (0 = assemble on the calling thread)
   int prefetch = 4;        // batches kept ready ahead of the consumer
   uint64_t seed = 0;
+  // data-parallel sharding: batch_size is the global batch; this loader hands out rows
+  // [n*r/k, n*(r+1)/k) of each global batch of n rows (r = shard_rank, k = shard_count), with the
+  // crops and flips those rows get in the unsharded batch, so k shards together are exactly the
+  // batches of one loader whatever k is
+  int64_t shard_rank = 0;
+  int64_t shard_count = 1;
 };
 
 struct Batch {
@@ -54,6 +60,8 @@ class BatchLoader {
   // the next batch of the current epoch, or nullopt when the epoch is done
   std::optional<Batch> next();
   int64_t batches_per_epoch() const;
+  // rows of the global batch `batch` (all shards together)
+  int64_t global_rows(int64_t batch) const;
   int64_t examples() const { return static_cast<int64_t>(indices_.size()); }
   const LoaderOptions& options() const { return options_; }
 

@@ -9,6 +9,7 @@
 #include "supernet/detail.h"
 #include "supernet/supernet_run.h"
 #include "supernet/supernet_training.h"
+#include "trainer/data_parallel.h"
 #include "trainer/epoch_loop.h"
 
 namespace adascale::trainer::supernet_detail {
@@ -90,15 +91,17 @@ std::unique_ptr<torch::optim::Optimizer> joint_optimizer(Run& run, const OptimCo
 class JointStep {
  public:
   JointStep(Run& run, torch::optim::Optimizer& optimizer, OptimConfig schedule,
-            int64_t steps_per_epoch, int64_t* joint_images)
+            const data::BatchLoader& loader, int64_t* joint_images)
       : run_(run),
+        loader_(loader),
+        reducer_(make_reducer(run.net->parameters(), /*single_backward=*/false)),
         sc_(run.config.supernet),
         optimizer_(optimizer),
         schedule_(std::move(schedule)),
-        steps_per_epoch_(steps_per_epoch),
+        steps_per_epoch_(loader.batches_per_epoch()),
         // continue: the warm-up ran the first train.epochs of the same schedule, same loader
         schedule_offset_(
-            sc_.joint_schedule == "continue" ? run.config.train.epochs * steps_per_epoch : 0),
+            sc_.joint_schedule == "continue" ? run.config.train.epochs * steps_per_epoch_ : 0),
         ce_(F::CrossEntropyFuncOptions().label_smoothing(run.config.train.label_smoothing)),
         // exits join the passes of their trunk: with exit_weight > 0 their loss reaches the
         // trunk, otherwise exit blocks learn from its detached features (linear heads are
@@ -131,6 +134,15 @@ class JointStep {
     const int64_t n = batch.labels.size(0);
     with_exit_losses(loss, exit_logits_, 0, n).backward();
     const auto students = step_students(run_, others_, global);
+    if (RankGroup* group = current_group()) {
+      group->set_activity("joint epoch " + std::to_string(pos.epoch + 1) + ", step " +
+                          std::to_string(pos.step + 1));
+      // every rank must train the same branches: the draw is checked, not assumed
+      int64_t drawn = 0;
+      for (size_t b : students) drawn = drawn * 1000003 + static_cast<int64_t>(b) + 1;
+      group->require_same_value("the branches drawn for the step", drawn);
+      ++*checked_steps_;
+    }
     // each student on its own slice of the batch (all of it at student_batch = 1)
     const int64_t m = std::clamp<int64_t>(
         static_cast<int64_t>(std::ceil(sc_.student_batch * static_cast<double>(n))), 1, n);
@@ -146,8 +158,11 @@ class JointStep {
                                   rows);
         },
         joint_exits_, detach_exits_, student_threads_);
+    const int64_t global_n = loader_.global_rows(pos.step);
+    if (reducer_) reducer_->finish(static_cast<double>(n) / static_cast<double>(global_n));
     optimizer_.step();
-    *joint_images_ += n + m * static_cast<int64_t>(students.size());
+    // images of every rank (each holds n of the batch's global_n rows)
+    *joint_images_ += (n + m * static_cast<int64_t>(students.size())) * global_n / n;
     return StepResult{loss_value, teacher.argmax(1).eq(batch.labels).sum().item<int64_t>(), n};
   }
 
@@ -168,6 +183,8 @@ class JointStep {
   }
 
   Run& run_;
+  const data::BatchLoader& loader_;
+  std::unique_ptr<GradientReducer> reducer_;
   const SupernetConfig& sc_;
   torch::optim::Optimizer& optimizer_;
   const OptimConfig schedule_;
@@ -177,6 +194,7 @@ class JointStep {
   const double exit_scale_;
   const int student_threads_;
   int64_t* joint_images_;
+  int64_t* checked_steps_ = &run_.checked_steps;
   std::vector<size_t> others_;              // the branches sampled from
   std::vector<torch::Tensor> exit_logits_;  // the teacher's exits, when they train with it
   torch::Tensor soft_, labels_;             // of the current batch
@@ -184,9 +202,16 @@ class JointStep {
 
 // after a joint epoch: validation of the two extremes (after a quick BN recalibration on part of
 // the calibration sample), the log line, the checkpoint
-void end_joint_epoch(Run& run, const EpochResult& r, data::BatchLoader* val_loader,
-                     const torch::optim::Optimizer& optimizer, int64_t joint_images) {
+void end_joint_epoch(Run& run, const EpochResult& local, data::BatchLoader* val_loader,
+                     int64_t val_images, const torch::optim::Optimizer& optimizer,
+                     int64_t joint_images) {
   auto& net = *run.net;
+  const EpochResult r = reduce_epoch(local);
+  if (RankGroup* group = current_group()) {
+    group->set_activity("validation after joint epoch " + std::to_string(r.epoch + 1));
+    require_same_parameters("the weights after joint epoch " + std::to_string(r.epoch + 1), net);
+    broadcast_module(net);  // the branches' BatchNorm statistics: rank 0's
+  }
   run.log << "joint epoch " << r.epoch + 1 << "/" << run.config.supernet.joint_epochs << std::fixed
           << std::setprecision(4) << "  largest train loss " << r.loss << " acc "
           << std::setprecision(2) << 100.0 * r.accuracy << "%";
@@ -194,8 +219,13 @@ void end_joint_epoch(Run& run, const EpochResult& r, data::BatchLoader* val_load
     const auto quick = run.cal.slice(0, 0, std::min<int64_t>(run.cal.size(0), 512));
     for (size_t b : {net.largest(), net.smallest()}) {
       recalibrate_branch(net, b, quick);
+      // each rank evaluates its part of the split
       const auto e = evaluate_branch(net, b, *val_loader, run.classes, run.chw);
-      run.log << "  val " << net.branch(b).name << " " << 100.0 * e.accuracy << "%";
+      const auto mine = static_cast<double>(val_loader->examples());
+      std::vector<double> counts{mine > 0 ? e.accuracy * mine : 0.0,
+                                 static_cast<double>(val_images)};
+      reduce_counts(counts);
+      run.log << "  val " << net.branch(b).name << " " << 100.0 * counts[0] / counts[1] << "%";
     }
   }
   run.log << "  " << format_duration(r.epoch_seconds) << std::endl;
@@ -207,6 +237,7 @@ void end_joint_epoch(Run& run, const EpochResult& r, data::BatchLoader* val_load
     if (params[i].grad().defined()) defined.push_back(static_cast<int64_t>(i));
   progress["grads_defined"] = defined;
   net.set_extra_json(progress.dump());
+  if (current_rank() != 0) return;  // rank 0 writes the checkpoints
   Checkpoint ck = run.checkpoint(r.epoch + 1);
   ck.optimizer_archive = serialize_optimizer(optimizer);
   write_checkpoint(ck, run.joint_path);
@@ -226,13 +257,15 @@ bool joint_phase(Run& run, int64_t begin, int64_t end, const std::string& optimi
   ensure_writable_dir(fs::path(run.joint_path).parent_path().string());
   const OptimConfig schedule = joint_schedule(config);
   auto optimizer = joint_optimizer(run, schedule, optimizer_state);
-  data::BatchLoader loader(run.rd.train, run.rd.split.train,
-                           train_options(config, run.rd.stats, run.rd.split.train.size()));
+  data::BatchLoader loader(
+      run.rd.train, run.rd.split.train,
+      shard_of(train_options(config, run.rd.stats, run.rd.split.train.size())));
   std::unique_ptr<data::BatchLoader> val_loader;
   if (!run.rd.split.validation.empty())
-    val_loader = std::make_unique<data::BatchLoader>(run.rd.train, run.rd.split.validation,
+    val_loader = std::make_unique<data::BatchLoader>(run.rd.train, shard_of(run.rd.split.validation),
                                                      eval_options(config.data, run.rd.stats));
-  JointStep step(run, *optimizer, schedule, loader.batches_per_epoch(), joint_images);
+  JointStep step(run, *optimizer, schedule, loader, joint_images);
+  run.log << describe_ranks(config, nullptr);
   EpochLoop loop;
   loop.label = "joint";
   loop.epochs = config.supernet.joint_epochs;
@@ -241,9 +274,13 @@ bool joint_phase(Run& run, int64_t begin, int64_t end, const std::string& optimi
   loop.before_epoch = [&] { net.train(); };
   loop.step = [&](const data::Batch& batch, const StepPosition& pos) { return step(batch, pos); };
   loop.after_epoch = [&](const EpochResult& r) {
-    end_joint_epoch(run, r, val_loader.get(), *optimizer, *joint_images);
+    end_joint_epoch(run, r, val_loader.get(), static_cast<int64_t>(run.rd.split.validation.size()),
+                    *optimizer, *joint_images);
   };
   loop.run(loader, begin, end);
+  if (run.checked_steps > 0)
+    run.log << "the branches drawn were the same on all " << current_world() << " ranks in "
+            << run.checked_steps << " steps\n";
   if (end < config.supernet.joint_epochs) return false;
   run.phase_done("joint", t0, *joint_images);
   return true;

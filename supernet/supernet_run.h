@@ -33,6 +33,7 @@ struct Run {
   // exists, and SGD steps (momentum, weight decay) a parameter with a zero gradient but skips one
   // without, so a resumed run recreates them to take the same steps
   std::vector<int64_t> grads_defined;
+  int64_t checked_steps = 0;  // joint steps whose branch draw was compared across ranks
 
   void phase_done(const std::string& name, std::chrono::steady_clock::time_point t0,
                   int64_t images) {

@@ -10,6 +10,7 @@
 #include "compress/channel_pruning.h"
 #include "supernet/detail.h"
 #include "supernet/supernet_run.h"
+#include "trainer/data_parallel.h"
 #include "trainer/epoch_loop.h"
 #include "trainer/progress.h"
 
@@ -21,6 +22,15 @@ namespace F = torch::nn::functional;
 namespace fs = std::filesystem;
 
 namespace {
+
+// rank 0's whole state (weights, variants, every branch's BN statistics) on every rank
+void share_full_state(Supernet& net, const std::string& origin) {
+  RankGroup* group = current_group();
+  if (!group || group->world() == 1) return;
+  auto state = net.full_state();
+  group->broadcast_state(state);
+  net.load_full_state(state, origin);
+}
 
 // the squeeze channels of every fire slot in importance order (|BN scale| times the L1 norm of
 // the expand weights that read the channel): distillation leaves them in no order, and a narrow
@@ -103,9 +113,13 @@ bool warm_up(Run& run, bool resume, int64_t stop_after) {
   } else {
     run.log << "phase 1/5: backbone from " << run.backbone_path << "\n";
   }
-  const Checkpoint ck = read_checkpoint(run.backbone_path);
-  load_module_state(run.net->base(), ck.tensors, run.backbone_path);
-  if (run.backbone_accuracy < 0) run.backbone_accuracy = ck.test_accuracy;
+  // with ranks, rank 0 reads the backbone (it wrote it) and the others receive its weights
+  if (current_rank() == 0) {
+    const Checkpoint ck = read_checkpoint(run.backbone_path);
+    load_module_state(run.net->base(), ck.tensors, run.backbone_path);
+    if (run.backbone_accuracy < 0) run.backbone_accuracy = ck.test_accuracy;
+  }
+  broadcast_module(run.net->base());
   run.phase_done("warm-up", t0, images);
   return true;
 }
@@ -147,6 +161,7 @@ void init_variants(Run& run) {
   }
   net.reset_private_bn();
   net.reset_exit_blocks();
+  share_full_state(net, "rank 0's initialised variants");
   run.phase_done("variant-init", t0, 0);
 }
 
@@ -163,6 +178,8 @@ void recalibrate_all(Run& run) {
   // classifiers trained jointly are refitted too: a linear head learns slowly by SGD, and the
   // refit on recalibrated BN statistics measurably helps exit blocks as well
   net.fit_exit_heads(run.cal, run.cal_labels, 0.5);
+  // every rank computed the same statistics and heads from the same weights and sample: checked
+  require_same_state("the branches' BN statistics and exit heads", net.full_state());
   run.phase_done("bn-recalibration", t0, 0);
 }
 
@@ -220,6 +237,9 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log, bool r
   const auto total_t0 = std::chrono::steady_clock::now();
   torch::set_num_threads(config.train.threads);
   Run run{config, log, load_run_data(config)};
+  require_same_run(config, run.rd);
+  RankGroup* group = current_group();
+  const bool leader = current_rank() == 0;
   const auto shape = run.rd.train->shape();
   run.chw = {shape.channels, shape.height, shape.width};
   run.classes = run.rd.train->num_classes();
@@ -244,10 +264,22 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log, bool r
   // the initialised variants, the weights, the optimizer and the phases so far
   int64_t joint_done = 0, joint_images = 0;
   std::string optimizer_state;
-  if (resume && fs::exists(run.joint_path)) {
-    const Checkpoint prev = read_checkpoint(run.joint_path);
-    check_resumable(prev, config, run.joint_path);
-    run.net->load_full_state(prev.tensors, run.joint_path);
+  // with ranks, rank 0's checkpoints decide (it alone writes them)
+  bool resume_joint = resume && leader && fs::exists(run.joint_path);
+  if (group) resume_joint = group->share("resume joint", resume_joint ? "1" : "0") == "1";
+  if (resume_joint) {
+    Checkpoint prev;
+    if (leader) {
+      prev = read_checkpoint(run.joint_path);
+      check_resumable(prev, config, run.joint_path);
+      run.net->load_full_state(prev.tensors, run.joint_path);
+    }
+    share_full_state(*run.net, run.joint_path);
+    if (group) {
+      prev.spec = group->share("joint spec", prev.spec);
+      prev.epoch = std::stoll(group->share("joint epoch", std::to_string(prev.epoch)));
+      prev.optimizer_archive = group->share("joint optimizer", prev.optimizer_archive);
+    }
     const json progress = json::parse(prev.spec).value("training", json::object());
     run.phases = progress.value("phases", json::array());
     run.backbone_path = progress.value("backbone", std::string());
@@ -282,6 +314,7 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log, bool r
   if (joint_done == sc.joint_epochs)  // stopped after the joint phase's last checkpoint
     run.phases.push_back({{"phase", "joint"}, {"seconds", 0.0}, {"images", joint_images}});
   recalibrate_all(run);
+  if (!leader) return outcome;  // rank 0 evaluates and writes the result
   json branches = json::array();
   outcome.test.accuracy = evaluate_all(run, &branches);
 

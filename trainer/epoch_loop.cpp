@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "trainer/progress.h"
+#include "trainer/rank_group.h"
 
 namespace adascale::trainer {
 
@@ -24,8 +25,9 @@ void EpochLoop::run(data::BatchLoader& loader, int64_t begin, int64_t end) const
   for (int64_t epoch = begin; epoch < end; ++epoch) {
     if (before_epoch) before_epoch();
     loader.start_epoch(loader_epoch_offset + epoch);
+    // one progress line per run: rank 0's
     ProgressBar bar(label + " " + std::to_string(epoch + 1) + "/" + std::to_string(epochs),
-                    steps_per_epoch);
+                    steps_per_epoch, current_rank() == 0 ? stderr : nullptr);
     EpochResult r;
     r.epoch = epoch;
     double loss_sum = 0.0;

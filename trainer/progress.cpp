@@ -23,7 +23,7 @@ ProgressBar::ProgressBar(std::string label, int64_t total, std::FILE* out)
     : label_(std::move(label)),
       total_(std::max<int64_t>(1, total)),
       out_(out),
-      tty_(isatty(fileno(out)) != 0),
+      tty_(out && isatty(fileno(out)) != 0),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
@@ -54,6 +54,7 @@ void ProgressBar::update(int64_t done, int64_t items, double loss, double accura
 void ProgressBar::finish() { draw(done_, items_, loss_, accuracy_, true); }
 
 void ProgressBar::draw(int64_t done, int64_t items, double loss, double accuracy, bool final) {
+  if (!out_) return;
   const double elapsed = elapsed_seconds();
   const double rate = elapsed > 0 ? items / elapsed : 0.0;
   const double eta = done > 0 ? elapsed * (total_ - done) / done : NAN;

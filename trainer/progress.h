@@ -1,6 +1,6 @@
 // ProgressBar: one line per epoch on a terminal, redrawn in place at most ~8 times a second
 // (loss, accuracy, images/s, ETA); when stderr is not a terminal it prints a plain line every ~25%
-// so logs stay readable.
+// so logs stay readable. A null `out` draws nothing (the ranks of a run but rank 0).
 #pragma once
 
 #include <chrono>

@@ -7,6 +7,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "trainer/data_parallel.h"
 #include "trainer/epoch_loop.h"
 #include "trainer/progress.h"
 
@@ -31,7 +32,8 @@ std::string normalized_path(const std::string& path) {
   return p.string();
 }
 
-// keys that change speed but not results may differ on resume; paths compare by where they lead
+}  // namespace
+
 std::string comparable_config(TrainConfig c) {
   c.train.threads = 0;
   c.data.workers = 0;
@@ -42,20 +44,6 @@ std::string comparable_config(TrainConfig c) {
   c.supernet.backbone = normalized_path(c.supernet.backbone);
   return c.to_ini();
 }
-
-std::string first_difference(const std::string& a, const std::string& b) {
-  std::istringstream sa(a), sb(b);
-  std::string la, lb, section;
-  while (true) {
-    const bool ga = static_cast<bool>(std::getline(sa, la));
-    const bool gb = static_cast<bool>(std::getline(sb, lb));
-    if (!ga && !gb) return "";
-    if (ga && !la.empty() && la[0] == '[') section = la;
-    if (la != lb) return section + " '" + la + "' vs '" + lb + "'";
-  }
-}
-
-}  // namespace
 
 void check_resumable(const Checkpoint& prev, const TrainConfig& config, const std::string& path) {
   const auto diff = first_difference(comparable_config(parse_config_text(prev.config_ini, path)),
@@ -340,6 +328,9 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
   RunData rd = load_run_data(config);
   const auto shape = rd.train->shape();
   const int64_t classes = rd.train->num_classes();
+  require_same_run(config, rd);
+  RankGroup* group = current_group();
+  const bool leader = current_rank() == 0;
 
   torch::manual_seed(config.train.seed);
   std::string lineage;
@@ -347,16 +338,24 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
   auto optimizer = make_optimizer(config.train, model->parameters());
   Checkpoint ck = checkpoint_of(config, rd, *model, lineage);
 
+  // with ranks, rank 0's checkpoint is the one that counts: it alone writes them
   int64_t start_epoch = 0;
-  if (resume && std::filesystem::exists(ckpt_path)) {
+  std::string optimizer_archive;
+  if (resume && leader && std::filesystem::exists(ckpt_path)) {
     Checkpoint prev = read_checkpoint(ckpt_path);
     check_resumable(prev, config, ckpt_path);
     load_module_state(*model, prev.tensors, ckpt_path);
-    if (!prev.optimizer_archive.empty()) deserialize_optimizer(*optimizer, prev.optimizer_archive);
+    optimizer_archive = prev.optimizer_archive;
     start_epoch = prev.epoch;
     ck.metrics = prev.metrics;
     log << "resuming from " << ckpt_path << " after epoch " << start_epoch << "\n";
   }
+  if (group) {
+    start_epoch = std::stoll(group->share("resume epoch", std::to_string(start_epoch)));
+    optimizer_archive = group->share("optimizer", optimizer_archive);
+    broadcast_module(*model);  // parameters start identical
+  }
+  if (!optimizer_archive.empty()) deserialize_optimizer(*optimizer, optimizer_archive);
 
   const auto cost = measure_cost(*model, shape.channels, shape.height, shape.width);
   log << "model: " << model->describe() << ", " << cost.params << " params, " << std::fixed
@@ -366,12 +365,15 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
       << shape.height << "x" << shape.width << ", " << classes << " classes\n";
 
   data::BatchLoader train_loader(rd.train, rd.split.train,
-                                 train_options(config, rd.stats, rd.split.train.size()));
+                                 shard_of(train_options(config, rd.stats, rd.split.train.size())));
   const int64_t steps_per_epoch = train_loader.batches_per_epoch();
+  auto reducer = make_reducer(model->parameters(), /*single_backward=*/true);
+  log << describe_ranks(config, reducer.get());
 
+  // each rank validates its part of the split; the results are summed
   std::unique_ptr<data::BatchLoader> val_loader;
   if (!rd.split.validation.empty())
-    val_loader = std::make_unique<data::BatchLoader>(rd.train, rd.split.validation,
+    val_loader = std::make_unique<data::BatchLoader>(rd.train, shard_of(rd.split.validation),
                                                      eval_options(config.data, rd.stats));
   auto ce_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(
       config.train.label_smoothing);
@@ -395,16 +397,29 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
     const double loss_value = loss.item<double>();
     pos.check_finite(loss_value, lr);
     optimizer->zero_grad();
+    // this rank's share of the global batch weighs its gradients
+    const double weight = static_cast<double>(batch.labels.size(0)) /
+                          static_cast<double>(train_loader.global_rows(pos.step));
+    if (group) group->set_activity("epoch " + std::to_string(pos.epoch + 1) + ", step " +
+                                   std::to_string(pos.step + 1));
+    if (reducer) reducer->arm(weight);
     loss.backward();
+    if (reducer) reducer->finish(weight);
     optimizer->step();
     return StepResult{loss_value, logits.argmax(1).eq(batch.labels).sum().item<int64_t>(),
                       batch.labels.size(0)};
   };
-  loop.after_epoch = [&](const EpochResult& r) {
+  loop.after_epoch = [&](const EpochResult& local) {
+    const EpochResult r = reduce_epoch(local);
     step_seconds_total += r.step_seconds;
     images_total += r.images;
     EvalResult val;
-    if (val_loader) val = evaluate(*model, *val_loader, classes);
+    if (group) {
+      group->set_activity("validation after epoch " + std::to_string(r.epoch + 1));
+      require_same_parameters("the parameters after epoch " + std::to_string(r.epoch + 1), *model);
+      broadcast_module(*model);  // BatchNorm's running statistics: rank 0's, as DDP keeps them
+    }
+    if (val_loader) val = reduce_eval(evaluate(*model, *val_loader, classes));
     const double ips = r.step_seconds > 0 ? r.images / r.step_seconds : 0.0;
     log << "epoch " << std::setw(3) << r.epoch + 1 << "/" << config.train.epochs << std::fixed
         << std::setprecision(4) << "  lr " << lr << "  train loss " << r.loss << " acc "
@@ -417,15 +432,22 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
     ck.metrics.push_back({double(r.epoch + 1), lr, r.loss, r.accuracy, val_loader ? val.loss : -1.0,
                           val_loader ? val.accuracy : -1.0, ips, r.epoch_seconds});
     ck.epoch = r.epoch + 1;
-    ck.tensors = module_state(*model);
-    ck.optimizer_archive = serialize_optimizer(*optimizer);
-    write_checkpoint(ck, ckpt_path);
+    if (leader) {
+      ck.tensors = module_state(*model);
+      ck.optimizer_archive = serialize_optimizer(*optimizer);
+      write_checkpoint(ck, ckpt_path);
+    }
     ++outcome.epochs_run;
   };
   loop.run(train_loader, start_epoch, end_epoch);
 
   outcome.train_seconds = step_seconds_total;
   outcome.images_per_second = step_seconds_total > 0 ? images_total / step_seconds_total : 0.0;
+  if (reducer && reducer->steps() > 0)
+    log << "allreduce: " << std::fixed << std::setprecision(2)
+        << 1e3 * reducer->exposed_seconds() / reducer->steps()
+        << " ms per step not hidden behind compute (" << reducer->steps() << " steps)\n";
+  if (!leader) return outcome;  // rank 0 tests and writes the final checkpoint
   if (end_epoch < config.train.epochs) {
     log << "stopped after epoch " << end_epoch << " of " << config.train.epochs
         << "; continue with --resume\n";

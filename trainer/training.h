@@ -99,5 +99,8 @@ constexpr const char* kCheckpointName = "checkpoint.h5";
 // throws ConfigError naming the first differing key when `prev` (read from `path`) was written by
 // another config; keys that change speed but not results (threads, workers) may differ
 void check_resumable(const Checkpoint& prev, const TrainConfig& config, const std::string& path);
+// the config as resume (and the ranks of a run) compare it: keys that change speed but not results
+// blanked, paths as the file system resolves them
+std::string comparable_config(TrainConfig config);
 
 }  // namespace adascale::trainer
