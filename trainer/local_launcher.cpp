@@ -23,6 +23,8 @@ namespace {
 std::atomic<int> g_forward_signal{0};
 extern "C" void remember_signal(int sig) { g_forward_signal = sig; }
 
+}  // namespace
+
 int free_loopback_port() {
   base::UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
   sockaddr_in a{};
@@ -35,6 +37,8 @@ int free_loopback_port() {
                            std::strerror(errno));
   return ntohs(a.sin_port);
 }
+
+namespace {
 
 std::string describe_status(int status) {
   if (WIFSIGNALED(status)) {

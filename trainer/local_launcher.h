@@ -19,6 +19,9 @@ struct LaunchOptions {
   std::chrono::seconds grace{60};
 };
 
+// a port of the loopback interface that was free a moment ago
+int free_loopback_port();
+
 // argv: the program (an absolute path or /proc/self/exe) and its arguments. Returns 0 when every
 // rank exits with 0; otherwise the first failing rank's exit status (1 for a signal). `log` gets
 // one line per rank started and one for the first failure.

@@ -183,7 +183,7 @@ std::unique_ptr<RankGroup> RankGroup::join(const RendezvousOptions& o) {
   so.isServer = o.rank == 0;
   so.numWorkers = static_cast<size_t>(o.world);
   so.waitWorkers = false;
-  so.timeout = o.timeout;
+  so.timeout = std::max<std::chrono::milliseconds>(o.timeout, std::chrono::seconds(1));
   try {
     impl->store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
   } catch (const std::exception& e) {
