@@ -176,8 +176,9 @@ Batch BatchLoader::assemble(int64_t epoch, int64_t batch) const {
   const bool flip_enabled = options_.augment.horizontal_flip;
 
   Batch out;
-  out.images = torch::empty({hi - lo, C, H, W}, torch::kFloat32);
-  out.labels = torch::empty({hi - lo}, torch::kInt64);
+  const auto pinned = torch::TensorOptions().pinned_memory(options_.pin_memory);
+  out.images = torch::empty({hi - lo, C, H, W}, pinned.dtype(torch::kFloat32));
+  out.labels = torch::empty({hi - lo}, pinned.dtype(torch::kInt64));
   float* images = out.images.data_ptr<float>();
   int64_t* labels = out.labels.data_ptr<int64_t>();
 

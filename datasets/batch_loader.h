@@ -41,6 +41,8 @@ struct LoaderOptions {
   // batches of one loader whatever k is
   int64_t shard_rank = 0;
   int64_t shard_count = 1;
+  // batches in page-locked memory, for asynchronous copies to a CUDA device (CUDA builds only)
+  bool pin_memory = false;
 };
 
 struct Batch {

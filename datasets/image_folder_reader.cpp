@@ -2,9 +2,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <new>
+#ifdef ADASCALE_WITH_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#endif
 #include <system_error>
 
 #include "datasets/dataset.h"
@@ -36,6 +38,14 @@ std::vector<fs::path> sorted_entries(const fs::path& dir, bool directories) {
 }
 
 // decoded, resized, RGB (or gray) image appended to `out` in CHW order
+#ifndef ADASCALE_WITH_OPENCV
+void append_image(const fs::path& file, int64_t, int64_t, int64_t, std::vector<uint8_t>&) {
+  // a build for a machine without OpenCV's development files (e.g. a pip LibTorch with CUDA)
+  throw DataError(file.string() +
+                  ": decoding images needs OpenCV, which this build was configured without "
+                  "(install OpenCV's development files and reconfigure)");
+}
+#else
 void append_image(const fs::path& file, int64_t height, int64_t width, int64_t channels,
                   std::vector<uint8_t>& out) {
   cv::Mat img;
@@ -63,6 +73,7 @@ void append_image(const fs::path& file, int64_t height, int64_t width, int64_t c
     for (int64_t c = 0; c < channels; ++c)
       out[base + static_cast<size_t>(c) * plane + k] = src[k * static_cast<size_t>(channels) + c];
 }
+#endif
 
 }  // namespace
 

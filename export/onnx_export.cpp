@@ -5,8 +5,10 @@
 
 // the ML flavour of onnx.proto, which Debian's libonnx_proto is built from; onnx_pb.h defines
 // the export macros the generated header needs
+#ifdef ADASCALE_WITH_ONNX
 #define ONNX_ML 1
 #include <onnx/onnx_pb.h>
+#endif
 
 #include <algorithm>
 #include <cctype>
@@ -22,6 +24,7 @@
 #include "runtime/branch_costs.h"
 
 namespace adascale::exporter {
+#ifdef ADASCALE_WITH_ONNX
 namespace {
 
 using onnx::TensorProto;
@@ -456,6 +459,16 @@ OnnxModel export_onnx_graph(const Branch& branch, const ConstantMap& constants,
     throw std::runtime_error("onnx export: branch '" + branch.name + "': serialization failed");
   return out;
 }
+
+#else
+// a build without Debian's libonnx-dev (e.g. against a pip LibTorch): everything but the
+// serialization works, and the export says what it lacks
+OnnxModel export_onnx_graph(const Branch& branch, const ConstantMap&, const BundleInput&,
+                            const std::vector<std::string>&, const std::string&) {
+  throw std::runtime_error("onnx export: branch '" + branch.name +
+                           "': this build was configured without ONNX (libonnx-dev)");
+}
+#endif
 
 OnnxModel export_onnx_branch(const Bundle& bundle, const Branch& branch) {
   return export_onnx_graph(branch, bundle.constants(), bundle.input(), bundle.classes(),

@@ -139,7 +139,9 @@ ModelCost measure_cost(Backbone& model, int64_t channels, int64_t height, int64_
   model.eval();
   {
     compress::MacCounter counter;
-    model.forward(torch::zeros({1, channels, height, width}));
+    const auto params = model.parameters();
+    model.forward(torch::zeros({1, channels, height, width},
+                               params.empty() ? torch::TensorOptions() : params[0].options()));
     cost.macs = counter.macs();
   }
   if (was_training) model.train();

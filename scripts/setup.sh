@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config clang-format
-  libtorch-dev libopenblas0-pthread
+  libtorch-dev libopenblas0-pthread libgloo-dev
   libopencv-dev libboost-program-options-dev libhdf5-dev zlib1g-dev
   libbenchmark-dev googletest libgtest-dev
   libxnnpack-dev libpthreadpool-dev libcpuinfo-dev nlohmann-json3-dev libpng-dev

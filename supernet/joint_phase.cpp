@@ -10,6 +10,7 @@
 #include "supernet/supernet_run.h"
 #include "supernet/supernet_training.h"
 #include "trainer/data_parallel.h"
+#include "trainer/device.h"
 #include "trainer/epoch_loop.h"
 
 namespace adascale::trainer::supernet_detail {
@@ -91,8 +92,9 @@ std::unique_ptr<torch::optim::Optimizer> joint_optimizer(Run& run, const OptimCo
 class JointStep {
  public:
   JointStep(Run& run, torch::optim::Optimizer& optimizer, OptimConfig schedule,
-            const data::BatchLoader& loader, int64_t* joint_images)
+            const data::BatchLoader& loader, torch::Device device, int64_t* joint_images)
       : run_(run),
+        device_(device),
         loader_(loader),
         reducer_(make_reducer(run.net->parameters(), /*single_backward=*/false)),
         sc_(run.config.supernet),
@@ -118,7 +120,11 @@ class JointStep {
         others_.push_back(b);
   }
 
-  StepResult operator()(const data::Batch& batch, const StepPosition& pos) {
+  const GradientReducer* reducer() const { return reducer_.get(); }
+
+  StepResult operator()(const data::Batch& host_batch, const StepPosition& pos) {
+    const data::Batch batch{to_device(host_batch.images, device_),
+                            to_device(host_batch.labels, device_)};
     auto& net = *run_.net;
     const int64_t global = pos.global();
     const double lr = learning_rate(schedule_, schedule_offset_ + global, steps_per_epoch_);
@@ -183,6 +189,7 @@ class JointStep {
   }
 
   Run& run_;
+  const torch::Device device_;
   const data::BatchLoader& loader_;
   std::unique_ptr<GradientReducer> reducer_;
   const SupernetConfig& sc_;
@@ -228,7 +235,9 @@ void end_joint_epoch(Run& run, const EpochResult& local, data::BatchLoader* val_
       run.log << "  val " << net.branch(b).name << " " << 100.0 * counts[0] / counts[1] << "%";
     }
   }
-  run.log << "  " << format_duration(r.epoch_seconds) << std::endl;
+  // batch images per second of step time (the students' passes come on top)
+  run.log << "  " << std::setprecision(0) << (r.step_seconds > 0 ? r.images / r.step_seconds : 0.0)
+          << " img/s  " << format_duration(r.epoch_seconds) << std::endl;
   auto progress = run.progress();
   progress["joint_images"] = joint_images;
   std::vector<int64_t> defined;
@@ -256,15 +265,20 @@ bool joint_phase(Run& run, int64_t begin, int64_t end, const std::string& optimi
   log_joint_plan(run);
   ensure_writable_dir(fs::path(run.joint_path).parent_path().string());
   const OptimConfig schedule = joint_schedule(config);
+  // the joint passes run on train.device; validation, checkpoints and the later phases work on
+  // CPU copies of the branches
+  const torch::Device device = training_device(config, current_local_rank());
+  net.to(device);
   auto optimizer = joint_optimizer(run, schedule, optimizer_state);
-  data::BatchLoader loader(
-      run.rd.train, run.rd.split.train,
-      shard_of(train_options(config, run.rd.stats, run.rd.split.train.size())));
+  move_optimizer_state(*optimizer, device);
+  auto loader_options = shard_of(train_options(config, run.rd.stats, run.rd.split.train.size()));
+  loader_options.pin_memory = device.is_cuda();
+  data::BatchLoader loader(run.rd.train, run.rd.split.train, loader_options);
   std::unique_ptr<data::BatchLoader> val_loader;
   if (!run.rd.split.validation.empty())
     val_loader = std::make_unique<data::BatchLoader>(run.rd.train, shard_of(run.rd.split.validation),
                                                      eval_options(config.data, run.rd.stats));
-  JointStep step(run, *optimizer, schedule, loader, joint_images);
+  JointStep step(run, *optimizer, schedule, loader, device, joint_images);
   run.log << describe_ranks(config, nullptr);
   EpochLoop loop;
   loop.label = "joint";
@@ -278,6 +292,14 @@ bool joint_phase(Run& run, int64_t begin, int64_t end, const std::string& optimi
                     *optimizer, *joint_images);
   };
   loop.run(loader, begin, end);
+  if (device.is_cuda()) {
+    for (auto& p : net.parameters()) p.mutable_grad() = torch::Tensor();
+    net.to(torch::kCPU);
+  }
+  if (const auto* reducer = step.reducer(); reducer && reducer->steps() > 0)
+    run.log << "joint allreduce: " << std::fixed << std::setprecision(2)
+            << 1e3 * reducer->exposed_seconds() / reducer->steps() << " ms per step ("
+            << reducer->buckets() << " buckets after the last backward pass)\n";
   if (run.checked_steps > 0)
     run.log << "the branches drawn were the same on all " << current_world() << " ranks in "
             << run.checked_steps << " steps\n";

@@ -12,6 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include <torch/torch.h>
+
 #include "command_result.h"
 #include "fmnist_slice.h"
 #include "trainer/checkpoint.h"
@@ -195,4 +197,19 @@ TEST_F(DistributedCli, MultiBranchRanksTrainTheSameBranchesInEveryStep) {
   EXPECT_GE(std::stoi(m[1]), 20);  // every step of the joint epoch (about 900 images / 32)
   EXPECT_EQ(count_of(r.output, "phase 5/5"), 1) << r.output;  // rank 0 evaluates and writes
   EXPECT_TRUE(fs::exists(dir_ / "out" / "summary.json"));
+}
+
+TEST_F(DistributedCli, CudaDeviceTrainsWhereOneExistsAndIsRefusedOtherwise) {
+  auto c = adascale::testing::fashion_mnist_slice(512, 100, dir_ / "out");
+  const auto config = write_config(c, "plain");
+  const auto r = run_command(cli() + "--config " + config + " --train.device cuda");
+  if (!torch::cuda::is_available()) {
+    // refused before anything is trained or written, naming the key
+    EXPECT_EQ(r.code, 2) << r.output;
+    EXPECT_NE(r.output.find("train.device = cuda: "), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(dir_ / "out" / "checkpoint.h5"));
+    GTEST_SKIP() << "no CUDA device here: training on one is not tested";
+  }
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("test: accuracy"), std::string::npos) << r.output;
 }

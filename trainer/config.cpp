@@ -90,6 +90,7 @@ po::options_description describe(TrainConfig& c) {
                               c.train.seed = parse_seed(v, "train.seed");
                             }))("train.threads",
                                 po::value(&c.train.threads)->default_value(c.train.threads))(
+          "train.device", po::value(&c.train.device)->default_value(c.train.device))(
           "supernet.widths", po::value(&c.supernet.widths)->default_value(c.supernet.widths))(
           "supernet.ops", po::value(&c.supernet.ops)->default_value(c.supernet.ops))(
           "supernet.op_stages",
@@ -243,7 +244,7 @@ std::string TrainConfig::to_ini() const {
     << "\nwarmup_epochs = " << train.warmup_epochs
     << "\nschedule_epochs = " << train.schedule_epochs
     << "\nlabel_smoothing = " << train.label_smoothing << "\nseed = " << train.seed
-    << "\nthreads = " << train.threads << "\n";
+    << "\nthreads = " << train.threads << "\ndevice = " << train.device << "\n";
   if (supernet.enabled())
     o << "\n[supernet]\nwidths = " << supernet.widths << "\nops = " << supernet.ops
       << "\nop_stages = " << supernet.op_stages << "\nexits = " << supernet.exits
@@ -375,6 +376,13 @@ void TrainConfig::validate() const {
   real("train.warmup_epochs", train.warmup_epochs, 0.0, true, static_cast<double>(horizon), true);
   real("train.label_smoothing", train.label_smoothing, 0.0, true, 1.0, false);
   integer("train.threads", train.threads, 1, 256);
+  {
+    const auto& d = train.device;
+    const bool indexed = d.size() > 5 && d.rfind("cuda:", 0) == 0 &&
+                         d.find_first_not_of("0123456789", 5) == std::string::npos && d.size() < 9;
+    if (d != "cpu" && d != "cuda" && !indexed)
+      fail("train.device", "must be cpu, cuda or cuda:N, got '" + d + "'");
+  }
   if (out_dir.empty()) fail("out", "must not be empty");
 
   // [supernet]: numbers checked either way (int8 twins are also made of plain checkpoints at

@@ -48,6 +48,8 @@ struct OptimConfig {
   double label_smoothing = 0.0;
   uint64_t seed = 1;
   int threads = 2;
+  // cpu | cuda | cuda:N (a CUDA-enabled LibTorch); with ranks, cuda is cuda:LOCAL_RANK
+  std::string device = "cpu";
 };
 
 // The branch space of a multi-branch network (supernet/branch_space.h). Lists are comma-separated

@@ -35,7 +35,7 @@ int64_t checksum(const std::vector<torch::Tensor>& tensors) {
   uint64_t sum = 0;
   for (const auto& t : tensors) {
     if (!t.defined()) continue;
-    const auto c = t.detach().contiguous();
+    const auto c = t.detach().to(torch::kCPU).contiguous();
     const auto* p = static_cast<const uint8_t*>(c.data_ptr());
     const size_t n = static_cast<size_t>(c.numel()) * c.element_size();
     for (size_t i = 0; i + 8 <= n; i += 8) {

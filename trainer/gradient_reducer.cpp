@@ -29,7 +29,7 @@ GradientReducer::GradientReducer(std::vector<torch::Tensor> params, RankGroup& g
   for (auto& b : buckets_) {
     int64_t n = 0;
     for (size_t k : b.params) n += params_[k].numel();
-    b.flat = torch::zeros({n}, torch::kFloat32);
+    b.flat = torch::zeros({n}, params_[b.params.front()].options());
   }
   if (overlap_)
     for (size_t k = 0; k < params_.size(); ++k)

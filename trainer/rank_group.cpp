@@ -1,8 +1,12 @@
 #include "trainer/rank_group.h"
 
-// Debian's LibTorch is built with Gloo; its c10d header hides the class without this
+// Debian's LibTorch is built with Gloo; its c10d header hides the class without this. A CUDA
+// build of LibTorch also has NCCL.
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO 1
+#endif
+#if defined(ADASCALE_WITH_CUDA) && !defined(USE_C10D_NCCL)
+#define USE_C10D_NCCL 1
 #endif
 
 #include <arpa/inet.h>
@@ -19,6 +23,9 @@
 #include <thread>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#ifdef ADASCALE_WITH_CUDA
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "base/unique_fd.h"
@@ -107,7 +114,8 @@ RendezvousOptions rendezvous_from_environment(RendezvousOptions o, bool* found) 
 struct RankGroup::Impl {
   RendezvousOptions options;
   c10::intrusive_ptr<c10d::TCPStore> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  torch::Device device = torch::kCPU;  // where the collectives' tensors must be
   int64_t sequence = 0;  // keys of the store's exchanges, the same on every rank
   std::string activity = "start-up";
   bool broken = false;
@@ -222,6 +230,20 @@ std::unique_ptr<RankGroup> RankGroup::join(const RendezvousOptions& o) {
                            std::string(e.what()).substr(0, 160));
   }
 
+  if (o.backend != "gloo" && o.backend != "nccl")
+    throw DistributedError("unknown collective backend '" + o.backend + "' (gloo or nccl)");
+#ifdef ADASCALE_WITH_CUDA
+  if (o.backend == "nccl") {
+    auto nccl = c10d::ProcessGroupNCCL::Options::create();
+    nccl->timeout = o.timeout;
+    impl->device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(o.local_rank));
+    impl->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(
+        c10::make_intrusive<c10d::PrefixStore>("nccl", impl->store), o.rank, o.world, nccl);
+  }
+#else
+  if (o.backend == "nccl")
+    throw DistributedError("the nccl backend needs a CUDA build of LibTorch; this one has Gloo");
+#endif
   auto gloo = c10d::ProcessGroupGloo::Options::create(o.timeout);
   if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
     gloo->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
@@ -229,8 +251,9 @@ std::unique_ptr<RankGroup> RankGroup::join(const RendezvousOptions& o) {
     gloo->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(
         local_address_towards(o.master_addr, o.port)));
   try {
-    impl->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(
-        c10::make_intrusive<c10d::PrefixStore>("gloo", impl->store), o.rank, o.world, gloo);
+    if (!impl->pg)
+      impl->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(
+          c10::make_intrusive<c10d::PrefixStore>("gloo", impl->store), o.rank, o.world, gloo);
   } catch (const std::exception& e) {
     throw DistributedError("rank " + std::to_string(o.rank) +
                            " could not connect to the other ranks: " +
@@ -247,6 +270,7 @@ std::unique_ptr<RankGroup> RankGroup::join(const RendezvousOptions& o) {
 
 int RankGroup::rank() const { return impl_->options.rank; }
 int RankGroup::world() const { return impl_->options.world; }
+int RankGroup::local_rank() const { return impl_->options.local_rank; }
 void RankGroup::set_activity(std::string activity) { impl_->activity = std::move(activity); }
 
 void RankGroup::fail(const std::string& what) {
@@ -335,6 +359,7 @@ void flat_by_dtype(const std::vector<torch::Tensor>& tensors, Fn&& collective) {
 void RankGroup::broadcast(std::vector<torch::Tensor> tensors) {
   if (world() == 1) return;
   flat_by_dtype(tensors, [&](torch::Tensor& buffer) {
+    buffer = buffer.to(impl_->device);
     std::vector<at::Tensor> v{buffer};
     try {
       impl_->pg->broadcast(v)->wait(impl_->options.timeout);
@@ -357,19 +382,23 @@ void RankGroup::broadcast_state(std::map<std::string, torch::Tensor>& state) {
 
 std::function<void()> RankGroup::allreduce_sum_async(torch::Tensor t) {
   if (world() == 1) return [] {};
-  std::vector<at::Tensor> v{t};
+  // staged where the backend needs it (nccl: the rank's GPU), copied back by the waiter
+  const bool staged = t.device() != impl_->device;
+  auto on_group = staged ? t.to(impl_->device) : t;
+  std::vector<at::Tensor> v{on_group};
   c10::intrusive_ptr<c10d::Work> work;
   try {
     work = impl_->pg->allreduce(v);
   } catch (const std::exception& e) {
     fail(e.what());
   }
-  return [this, work] {
+  return [this, work, t, on_group, staged]() mutable {
     try {
       work->wait(impl_->options.timeout);
     } catch (const std::exception& e) {
       fail(e.what());
     }
+    if (staged) t.copy_(on_group);
   };
 }
 
@@ -386,7 +415,7 @@ void RankGroup::barrier() {
 
 void RankGroup::require_same_value(const std::string& what, int64_t value) {
   if (world() == 1) return;
-  auto t = torch::tensor({value, -value}, torch::kInt64);
+  auto t = torch::tensor({value, -value}, torch::kInt64).to(impl_->device);
   std::vector<at::Tensor> v{t};
   try {
     c10d::AllreduceOptions max;
@@ -395,6 +424,7 @@ void RankGroup::require_same_value(const std::string& what, int64_t value) {
   } catch (const std::exception& e) {
     fail(e.what());
   }
+  t = t.to(torch::kCPU);
   if (t[0].item<int64_t>() != -t[1].item<int64_t>())
     throw DistributedError(what + " differs between ranks during " + impl_->activity);
 }
@@ -403,6 +433,7 @@ RankGroup* current_group() { return t_group; }
 RankScope::RankScope(RankGroup* group) : previous_(t_group) { t_group = group; }
 RankScope::~RankScope() { t_group = previous_; }
 int current_rank() { return t_group ? t_group->rank() : 0; }
+int current_local_rank() { return t_group ? t_group->local_rank() : 0; }
 int current_world() { return t_group ? t_group->world() : 1; }
 
 }  // namespace adascale::trainer

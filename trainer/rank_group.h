@@ -42,6 +42,9 @@ struct RendezvousOptions {
   std::chrono::milliseconds timeout{std::chrono::seconds(60)};
   // a rank whose heartbeat has not moved for this long is taken for dead
   std::chrono::milliseconds heartbeat_grace{std::chrono::seconds(3)};
+  // gloo (CPU tensors; CUDA tensors are staged through it too) or nccl (a CUDA build, one GPU
+  // per rank: cuda:local_rank)
+  std::string backend = "gloo";
 };
 
 // torchrun's variables from the environment, where set: MASTER_ADDR, MASTER_PORT, RANK,
@@ -59,6 +62,7 @@ class RankGroup {
 
   int rank() const;
   int world() const;
+  int local_rank() const;
   bool leader() const { return rank() == 0; }
 
   // Every rank passes its text; all ranks get the same verdict: if any rank's text differs from
@@ -103,8 +107,9 @@ class RankScope {
   RankGroup* previous_;
 };
 
-// rank and world of the calling thread's group (0 and 1 without one)
+// rank, rank on this machine and world of the calling thread's group (0, 0, 1 without one)
 int current_rank();
+int current_local_rank();
 int current_world();
 
 // the first line where two texts differ, "[section] 'a' vs 'b'"; "" when they are equal

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "trainer/data_parallel.h"
+#include "trainer/device.h"
 #include "trainer/epoch_loop.h"
 #include "trainer/progress.h"
 
@@ -36,6 +37,7 @@ std::string normalized_path(const std::string& path) {
 
 std::string comparable_config(TrainConfig c) {
   c.train.threads = 0;
+  c.train.device.clear();
   c.data.workers = 0;
   c.source.clear();
   c.out_dir = normalized_path(c.out_dir);
@@ -162,14 +164,17 @@ EvalResult evaluate(Backbone& model, data::BatchLoader& loader, int64_t num_clas
   r.confusion = torch::zeros({num_classes, num_classes}, torch::kInt64);
   double loss_sum = 0.0;
   int64_t correct = 0;
+  // batches go where the model is (a CUDA device with train.device)
+  const auto params = model.parameters();
+  const torch::Device device = params.empty() ? torch::kCPU : params[0].device();
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
-    auto logits = model.forward(batch->images);
+    auto logits = model.forward(to_device(batch->images, device));
     loss_sum += torch::nn::functional::cross_entropy(
-                    logits, batch->labels,
+                    logits, to_device(batch->labels, device),
                     torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .item<double>();
-    auto pred = logits.argmax(1);
+    auto pred = logits.argmax(1).to(torch::kCPU);
     correct += pred.eq(batch->labels).sum().item<int64_t>();
     r.confusion.index_put_({batch->labels, pred}, torch::ones_like(pred), /*accumulate=*/true);
     r.examples += batch->labels.size(0);
@@ -335,6 +340,9 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
   torch::manual_seed(config.train.seed);
   std::string lineage;
   auto model = initial_model(config, rd, spec_json, &lineage);
+  const auto cost = measure_cost(*model, shape.channels, shape.height, shape.width);
+  const torch::Device device = training_device(config, current_local_rank());
+  model->to(device);
   auto optimizer = make_optimizer(config.train, model->parameters());
   Checkpoint ck = checkpoint_of(config, rd, *model, lineage);
 
@@ -355,17 +363,20 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
     optimizer_archive = group->share("optimizer", optimizer_archive);
     broadcast_module(*model);  // parameters start identical
   }
-  if (!optimizer_archive.empty()) deserialize_optimizer(*optimizer, optimizer_archive);
+  if (!optimizer_archive.empty()) {
+    deserialize_optimizer(*optimizer, optimizer_archive);
+    move_optimizer_state(*optimizer, device);
+  }
 
-  const auto cost = measure_cost(*model, shape.channels, shape.height, shape.width);
   log << "model: " << model->describe() << ", " << cost.params << " params, " << std::fixed
       << std::setprecision(2) << cost.macs / 1e6 << " M MACs\n"
       << "data: " << rd.split.train.size() << " train, " << rd.split.validation.size()
       << " validation, " << rd.test->size() << " test images of " << shape.channels << "x"
       << shape.height << "x" << shape.width << ", " << classes << " classes\n";
 
-  data::BatchLoader train_loader(rd.train, rd.split.train,
-                                 shard_of(train_options(config, rd.stats, rd.split.train.size())));
+  auto loader_options = shard_of(train_options(config, rd.stats, rd.split.train.size()));
+  loader_options.pin_memory = device.is_cuda();  // the copy to the device runs asynchronously
+  data::BatchLoader train_loader(rd.train, rd.split.train, loader_options);
   const int64_t steps_per_epoch = train_loader.batches_per_epoch();
   auto reducer = make_reducer(model->parameters(), /*single_backward=*/true);
   log << describe_ranks(config, reducer.get());
@@ -392,8 +403,9 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
   loop.step = [&](const data::Batch& batch, const StepPosition& pos) {
     lr = learning_rate(config.train, pos.global(), steps_per_epoch);
     for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
-    auto logits = model->forward(batch.images);
-    auto loss = torch::nn::functional::cross_entropy(logits, batch.labels, ce_options);
+    const auto images = to_device(batch.images, device), labels = to_device(batch.labels, device);
+    auto logits = model->forward(images);
+    auto loss = torch::nn::functional::cross_entropy(logits, labels, ce_options);
     const double loss_value = loss.item<double>();
     pos.check_finite(loss_value, lr);
     optimizer->zero_grad();
@@ -406,7 +418,7 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
     loss.backward();
     if (reducer) reducer->finish(weight);
     optimizer->step();
-    return StepResult{loss_value, logits.argmax(1).eq(batch.labels).sum().item<int64_t>(),
+    return StepResult{loss_value, logits.argmax(1).eq(labels).sum().item<int64_t>(),
                       batch.labels.size(0)};
   };
   loop.after_epoch = [&](const EpochResult& local) {
