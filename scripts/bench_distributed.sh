@@ -3,7 +3,9 @@
 # 1 rank x 1 thread, 1 rank x 2 threads and 2 ranks x 1 thread, on the quick config and on the
 # multi-branch config's joint phase (a slice of Fashion-MNIST, one epoch each), plus the
 # allreduce time per step not hidden behind compute, overlapped with backward or after it.
-#   scripts/bench_distributed.sh [BUILD_DIR]      (LIMIT=12000 training images by default)
+#   scripts/bench_distributed.sh [BUILD_DIR]
+# LIMIT=12000 training images, ROUNDS=3 alternations of the quick config, MULTI_ROUNDS=1 of the
+# multi-branch one.
 # Prints a markdown table; keep the machine otherwise idle while it runs.
 set -euo pipefail
 build=${1:-build}
@@ -30,22 +32,34 @@ epoch_line='^epoch +[0-9]+/[0-9]+ +lr'
 rate() { grep -E "$2" "$1" | head -1 | grep -oE '[0-9]+ img/s' | grep -oE '[0-9]+'; }
 allreduce() { grep -oE "^$2: [0-9.]+ ms" "$1" | grep -oE '[0-9.]+' | head -1 || echo "-"; }
 
-echo "| config | 1 rank x 1 thread | 1 rank x 2 threads | 2 ranks x 1 thread | efficiency vs 2 x (1x1) | allreduce ms/step (overlap / after backward) |"
+median() { python3 -c "import statistics,sys; print(int(statistics.median(map(float, sys.argv[1:]))))" "$@"; }
+median_ms() { python3 -c "import statistics,sys; v=[float(x) for x in sys.argv[1:] if x!='-']; print(f'{statistics.median(v):.1f}' if v else '-')" "$@"; }
+
+echo "| config | 1 rank x 1 thread | 1 rank x 2 threads | 2 ranks x 1 thread | efficiency: (2 x 1) / (2 x (1 x 1)) | allreduce ms/step not hidden (overlap / after backward) |"
 echo "|---|---|---|---|---|---|"
+# the settings alternate, ROUNDS times, so that a noisy minute hits them all alike; medians
+rounds=${ROUNDS:-3}
 q=configs/fmnist_quick.ini
-a=$(run q11 $q 1 1 --epochs 1)
-b=$(run q12 $q 1 2 --epochs 1)
-c=$(run q21 $q 2 1 --epochs 1)
-d=$(ADASCALE_ALLREDUCE=after-backward run q21after $q 2 1 --epochs 1)
-r11=$(rate "$a" "$epoch_line"); r12=$(rate "$b" "$epoch_line"); r21=$(rate "$c" "$epoch_line")
-eff=$(python3 -c "print(f'{$r21 / (2 * $r11):.2f}')")
-echo "| quick (plain) | $r11 | $r12 | $r21 | $eff | $(allreduce "$c" allreduce) / $(allreduce "$d" allreduce) |"
+declare -a r11 r12 r21 r21b ar ab
+for i in $(seq "$rounds"); do
+  a=$(run q11 $q 1 1 --epochs 1); r11+=("$(rate "$a" "$epoch_line")")
+  b=$(run q12 $q 1 2 --epochs 1); r12+=("$(rate "$b" "$epoch_line")")
+  c=$(run q21 $q 2 1 --epochs 1); r21+=("$(rate "$c" "$epoch_line")"); ar+=("$(allreduce "$c" allreduce)")
+  d=$(ADASCALE_ALLREDUCE=after-backward run q21after $q 2 1 --epochs 1)
+  r21b+=("$(rate "$d" "$epoch_line")"); ab+=("$(allreduce "$d" allreduce)")
+done
+m11=$(median "${r11[@]}"); m21=$(median "${r21[@]}"); m21b=$(median "${r21b[@]}")
+eff=$(python3 -c "print(f'{$m21 / (2 * $m11):.2f}')")
+echo "| quick (plain), rounds: 1x1 ${r11[*]}; 2x1 ${r21[*]} (after backward: ${r21b[*]}) | $m11 | $(median "${r12[@]}") | $m21 ($m21b after backward) | $eff | $(median_ms "${ar[@]}") / $(median_ms "${ab[@]}") |"
 
 s=configs/fmnist_supernet.ini
 multi=(--epochs 1 --supernet.joint_epochs 1 --supernet.distill_steps 20)
-a=$(run s11 $s 1 1 "${multi[@]}")
-b=$(run s12 $s 1 2 "${multi[@]}")
-c=$(run s21 $s 2 1 "${multi[@]}")
-r11=$(rate "$a" '^joint epoch'); r12=$(rate "$b" '^joint epoch'); r21=$(rate "$c" '^joint epoch')
-eff=$(python3 -c "print(f'{$r21 / (2 * $r11):.2f}')")
-echo "| multi-branch (joint phase) | $r11 | $r12 | $r21 | $eff | - / $(allreduce "$c" "joint allreduce") |"
+declare -a s11 s12 s21 sj
+for i in $(seq "${MULTI_ROUNDS:-1}"); do
+  a=$(run s11 $s 1 1 "${multi[@]}"); s11+=("$(rate "$a" '^joint epoch')")
+  b=$(run s12 $s 1 2 "${multi[@]}"); s12+=("$(rate "$b" '^joint epoch')")
+  c=$(run s21 $s 2 1 "${multi[@]}"); s21+=("$(rate "$c" '^joint epoch')"); sj+=("$(allreduce "$c" "joint allreduce")")
+done
+m11=$(median "${s11[@]}"); m21=$(median "${s21[@]}")
+eff=$(python3 -c "print(f'{$m21 / (2 * $m11):.2f}')")
+echo "| multi-branch (joint phase), rounds: 1x1 ${s11[*]}; 2x1 ${s21[*]} | $m11 | $(median "${s12[@]}") | $m21 | $eff | - / $(median_ms "${sj[@]}") |"

@@ -3,7 +3,8 @@
 # pair and nothing else (10.77.0.1 and 10.77.0.2), one rank in each, started as a cluster
 # scheduler would (torchrun's variables), each with an output folder of its own. Then the same
 # config in one process, and both test accuracies side by side. Needs root (ip netns).
-#   scripts/two_host_demo.sh            CONFIG=configs/fmnist_quick.ini BUILD=build THREADS=1
+#   scripts/two_host_demo.sh     CONFIG=configs/fmnist_quick.ini BUILD=build THREADS=1 SEEDS="1 2 3"
+# OUT=DIR keeps the logs and checkpoints there (default: a temporary folder).
 set -euo pipefail
 build=${BUILD:-build}
 config=${CONFIG:-configs/fmnist_quick.ini}
@@ -31,22 +32,38 @@ done
 echo "host 0: 10.77.0.1 (rank 0, the rendezvous host), host 1: 10.77.0.2 (rank 1)"
 
 export OMP_WAIT_POLICY=PASSIVE
-for r in 0 1; do
-  ip netns exec adascale-h$r env MASTER_ADDR=10.77.0.1 MASTER_PORT=29500 WORLD_SIZE=2 RANK=$r \
-    LOCAL_RANK=0 "$adascale" train --config "$config" --threads "$threads" \
-    --out "$work/host$r" >"$work/host$r.log" 2>&1 &
-  pids[$r]=$!
+# each seed: the two hosts, then one process; the accuracies side by side, then their mean gap
+seeds=${SEEDS:-1}
+summary=$work/summary.txt
+: >"$summary"
+for seed in $seeds; do
+  for r in 0 1; do
+    ip netns exec adascale-h$r env MASTER_ADDR=10.77.0.1 MASTER_PORT=29500 WORLD_SIZE=2 RANK=$r \
+      LOCAL_RANK=0 "$adascale" train --config "$config" --threads "$threads" --seed "$seed" \
+      --out "$work/seed$seed/host$r" >"$work/seed$seed-host$r.log" 2>&1 &
+    pids[$r]=$!
+  done
+  status=0
+  for r in 0 1; do wait "${pids[$r]}" || status=1; done
+  [ $status -eq 0 ] || { echo "two_host_demo: a rank failed:" >&2; tail -3 "$work"/seed$seed-host*.log >&2; exit 1; }
+  echo "seed $seed, two hosts:"
+  grep -E "^(data-parallel|epoch +[0-9]+/[0-9]+ +lr|test)" "$work/seed$seed-host0.log"
+  echo "seed $seed, one process, $((2 * threads)) threads:"
+  "$adascale" train --config "$config" --threads $((2 * threads)) --seed "$seed" \
+    --out "$work/seed$seed/one" >"$work/seed$seed-one.log" 2>&1
+  grep -E "^(epoch +[0-9]+/[0-9]+ +lr|test)" "$work/seed$seed-one.log"
+  two=$(grep -oE 'test: accuracy [0-9.]+' "$work/seed$seed-host0.log" | grep -oE '[0-9.]+$')
+  one=$(grep -oE 'test: accuracy [0-9.]+' "$work/seed$seed-one.log" | grep -oE '[0-9.]+$')
+  echo "$seed $two $one" >>"$summary"
+  echo "rank 1 wrote no checkpoint: $(find "$work/seed$seed/host1" -name '*.h5' | wc -l) files"
 done
-status=0
-for r in 0 1; do wait "${pids[$r]}" || status=1; done
-[ $status -eq 0 ] || { echo "two_host_demo: a rank failed:" >&2; tail -3 "$work"/host*.log >&2; exit 1; }
-grep -E "^(data-parallel|epoch|test)" "$work/host0.log"
-
-echo "one process, $((2 * threads)) threads:"
-"$adascale" train --config "$config" --threads $((2 * threads)) --out "$work/one" >"$work/one.log" 2>&1
-grep -E "^(epoch|test)" "$work/one.log"
-
-two=$(grep -oE 'test: accuracy [0-9.]+' "$work/host0.log" | grep -oE '[0-9.]+$')
-one=$(grep -oE 'test: accuracy [0-9.]+' "$work/one.log" | grep -oE '[0-9.]+$')
-python3 -c "print(f'test accuracy: two hosts {$two:.2f}%, one process {$one:.2f}%, difference {$two - $one:+.2f} pt')"
-echo "logs and checkpoints: $work (rank 1 wrote no checkpoint: $(ls "$work/host1" | wc -l) files)"
+python3 - "$summary" <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+for seed, two, one in rows:
+    print(f"seed {seed}: two hosts {float(two):.2f}%, one process {float(one):.2f}%, "
+          f"difference {float(two) - float(one):+.2f} pt")
+gap = sum(float(t) - float(o) for _, t, o in rows) / len(rows)
+print(f"mean over {len(rows)} seed(s): difference {gap:+.2f} pt")
+PY
+echo "logs and checkpoints: $work"

@@ -84,7 +84,7 @@ std::unique_ptr<GradientReducer> make_reducer(const std::vector<torch::Tensor>& 
       throw ConfigError("ADASCALE_ALLREDUCE='" + mode + "': expected overlap or after-backward");
     overlap = overlap && mode == "overlap";
   }
-  int64_t kb = 1024;
+  int64_t kb = 256;
   if (const char* v = std::getenv("ADASCALE_BUCKET_KB"); v && *v) {
     char* end = nullptr;
     kb = std::strtoll(v, &end, 10);

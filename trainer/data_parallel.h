@@ -29,7 +29,7 @@ std::vector<int64_t> shard_of(const std::vector<int64_t>& indices);
 
 // the reducer of a run's parameters, nullptr without a group of more than one rank. Overlap and
 // bucket size: ADASCALE_ALLREDUCE=overlap|after-backward (default overlap), ADASCALE_BUCKET_KB
-// (default 1024)
+// (default 256)
 std::unique_ptr<GradientReducer> make_reducer(const std::vector<torch::Tensor>& params,
                                               bool single_backward);
 
