@@ -50,7 +50,8 @@ void rank_main(int rank, int port, int repeats) {
 
 int main(int argc, char** argv) {
   int repeats = 500;
-  if (argc == 3 && std::strcmp(argv[1], "--repeats") == 0) repeats = std::max(1, std::atoi(argv[2]));
+  if (argc == 3 && std::strcmp(argv[1], "--repeats") == 0)
+    repeats = std::max(1, std::atoi(argv[2]));
   const int port = free_loopback_port();
   const pid_t child = fork();
   if (child == 0) {

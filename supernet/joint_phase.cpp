@@ -276,8 +276,8 @@ bool joint_phase(Run& run, int64_t begin, int64_t end, const std::string& optimi
   data::BatchLoader loader(run.rd.train, run.rd.split.train, loader_options);
   std::unique_ptr<data::BatchLoader> val_loader;
   if (!run.rd.split.validation.empty())
-    val_loader = std::make_unique<data::BatchLoader>(run.rd.train, shard_of(run.rd.split.validation),
-                                                     eval_options(config.data, run.rd.stats));
+    val_loader = std::make_unique<data::BatchLoader>(
+        run.rd.train, shard_of(run.rd.split.validation), eval_options(config.data, run.rd.stats));
   JointStep step(run, *optimizer, schedule, loader, device, joint_images);
   run.log << describe_ranks(config, nullptr);
   EpochLoop loop;

@@ -3,6 +3,7 @@
 // completes, and the branch draws of a multi-branch run.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -11,8 +12,6 @@
 #include <regex>
 #include <sstream>
 #include <thread>
-
-#include <torch/torch.h>
 
 #include "command_result.h"
 #include "fmnist_slice.h"
@@ -77,8 +76,9 @@ TEST_F(DistributedCli, TwoLocalRanksTrainAndResumeInOneProcess) {
   const auto config = write_config(c, "plain");
   const auto first = run_command(cli() + "--config " + config + " --nproc 2 --stop-after 1");
   ASSERT_EQ(first.code, 0) << first.output;
-  EXPECT_NE(first.output.find("data-parallel: 2 ranks x 1 thread(s), global batch 64 (32 per rank)"),
-            std::string::npos)
+  EXPECT_NE(
+      first.output.find("data-parallel: 2 ranks x 1 thread(s), global batch 64 (32 per rank)"),
+      std::string::npos)
       << first.output;
   // one rank speaks: one line per epoch
   EXPECT_EQ(count_of(first.output, "epoch   1/2"), 1) << first.output;
@@ -116,8 +116,9 @@ TEST_F(DistributedCli, KilledRankStopsTheOthersAndKeepsTheLastCheckpoint) {
   EXPECT_EQ(read_text(rc), "1\n");
   const std::string out = read_text(log);
   EXPECT_NE(out.find("rank 1 was killed by signal 9"), std::string::npos) << out;
-  EXPECT_TRUE(std::regex_search(out, std::regex("adascale train: rank 1 stopped during epoch [0-9]+, "
-                                                "step [0-9]+ \\(no heartbeat")))
+  EXPECT_TRUE(
+      std::regex_search(out, std::regex("adascale train: rank 1 stopped during epoch [0-9]+, "
+                                        "step [0-9]+ \\(no heartbeat")))
       << out;
   const auto kept = trainer::read_checkpoint(checkpoint.string());
   EXPECT_GE(kept.epoch, 1);
@@ -130,12 +131,11 @@ TEST_F(DistributedCli, RanksThatDisagreeRefuseToStart) {
   auto both = [&](const std::string& rank0_extra, const std::string& rank1_extra) {
     const int port = trainer::free_loopback_port();
     const auto log0 = dir_ / "r0", log1 = dir_ / "r1";
-    const std::string cmd = "(" + rank_env(0, port) + cli() + "--config " + config + " --out " +
-                            (dir_ / "a").string() + rank0_extra + " >" + log0.string() +
-                            " 2>&1 & " + rank_env(1, port) + cli() + "--config " + config +
-                            " --out " + (dir_ / "b").string() + rank1_extra + " >" + log1.string() +
-                            " 2>&1; echo $? >>" + log1.string() + "; wait $!; echo $? >>" +
-                            log0.string() + ")";
+    const std::string cmd =
+        "(" + rank_env(0, port) + cli() + "--config " + config + " --out " + (dir_ / "a").string() +
+        rank0_extra + " >" + log0.string() + " 2>&1 & " + rank_env(1, port) + cli() + "--config " +
+        config + " --out " + (dir_ / "b").string() + rank1_extra + " >" + log1.string() +
+        " 2>&1; echo $? >>" + log1.string() + "; wait $!; echo $? >>" + log0.string() + ")";
     EXPECT_EQ(std::system(cmd.c_str()), 0);
     return std::pair{read_text(log0), read_text(log1)};
   };
@@ -155,8 +155,10 @@ TEST_F(DistributedCli, RanksThatDisagreeRefuseToStart) {
     fs::create_directories(swapped);
     const fs::path root = data::default_fashion_mnist_root();
     for (const char* kind : {"images-idx3-ubyte.gz", "labels-idx1-ubyte.gz"}) {
-      fs::create_symlink(root / (std::string("t10k-") + kind), swapped / (std::string("train-") + kind));
-      fs::create_symlink(root / (std::string("t10k-") + kind), swapped / (std::string("t10k-") + kind));
+      fs::create_symlink(root / (std::string("t10k-") + kind),
+                         swapped / (std::string("train-") + kind));
+      fs::create_symlink(root / (std::string("t10k-") + kind),
+                         swapped / (std::string("t10k-") + kind));
     }
     const auto [r0, r1] = both("", " --data.root " + swapped.string());
     for (const auto& out : {r0, r1})
@@ -167,8 +169,8 @@ TEST_F(DistributedCli, RanksThatDisagreeRefuseToStart) {
   }
   // a rendezvous that never completes
   const int port = trainer::free_loopback_port();
-  const auto alone = run_command(rank_env(0, port) + cli() + "--config " + config +
-                                 " --rendezvous-timeout 1");
+  const auto alone =
+      run_command(rank_env(0, port) + cli() + "--config " + config + " --rendezvous-timeout 1");
   EXPECT_EQ(alone.code, 1);
   EXPECT_NE(alone.output.find("timed out after 1 s: 1 of 2 ranks joined (missing: rank 1)"),
             std::string::npos)
@@ -176,25 +178,23 @@ TEST_F(DistributedCli, RanksThatDisagreeRefuseToStart) {
   EXPECT_FALSE(fs::exists(dir_ / "out" / "checkpoint.h5"));
 }
 
-TEST_F(DistributedCli, MultiBranchRanksTrainTheSameBranchesInEveryStep) {
-  auto c = adascale::testing::fashion_mnist_slice(1024, 200, dir_ / "out");
-  c.model.widths = {8, 16};
-  c.train.batch_size = 32;
-  c.supernet.widths = "1.0,0.5";
-  c.supernet.ops = "conv,dpconv";
-  c.supernet.exits = "1";
-  c.supernet.joint_epochs = 1;
-  c.supernet.sampled = 1;
-  c.supernet.distill_steps = 5;
-  c.supernet.calibration_images = 64;
-  const auto config = write_config(c, "branches");
-  const auto r = run_command(cli() + "--config " + config + " --nproc 2");
+TEST_F(DistributedCli, ShippedMultiBranchConfigTrainsTheSameBranchesOnEveryRank) {
+  // the shipped branch space and sampling rule, on a slice, with short phases
+  const std::string shipped = std::string(ADASCALE_SOURCE_DIR) + "/configs/fmnist_supernet.ini";
+  const auto r = run_command(
+      cli() + "--config " + shipped + " --nproc 2 --threads 1 --out " + (dir_ / "out").string() +
+      " --epochs 1 --data.limit_train 1280 --data.limit_test 100 --data.workers 1"
+      " --supernet.joint_epochs 1 --supernet.distill_steps 3 --supernet.calibration_images 64"
+      " --supernet.qat_images 64 --supernet.qat_steps 2");
   ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("data-parallel: 2 ranks x 1 thread(s), global batch 128 (64 per rank)"),
+            std::string::npos)
+      << r.output;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(
       r.output, m, std::regex("the branches drawn were the same on all 2 ranks in ([0-9]+) steps")))
       << r.output;
-  EXPECT_GE(std::stoi(m[1]), 20);  // every step of the joint epoch (about 900 images / 32)
+  EXPECT_EQ(std::stoi(m[1]), 1152 / 128);  // every step of the joint epoch (10% validation)
   EXPECT_EQ(count_of(r.output, "phase 5/5"), 1) << r.output;  // rank 0 evaluates and writes
   EXPECT_TRUE(fs::exists(dir_ / "out" / "summary.json"));
 }

@@ -204,7 +204,8 @@ TEST(RankGroup, BroadcastsSumsAndChecksAgreement) {
     group.require_same_value("a shared value", 42);
     group.require_same_value("the branch drawn", group.rank());  // throws on every rank
   });
-  for (const auto& e : errors) EXPECT_NE(e.find("the branch drawn differs between ranks"), std::string::npos) << e;
+  for (const auto& e : errors)
+    EXPECT_NE(e.find("the branch drawn differs between ranks"), std::string::npos) << e;
 }
 
 TEST(RankGroup, DisagreeingConfigsNameTheFirstDifferingLine) {

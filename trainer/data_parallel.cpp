@@ -25,8 +25,8 @@ std::string describe_data(const char* name, const data::Dataset& set) {
   const auto s = set.shape();
   std::ostringstream o;
   o << name << " = " << set.size() << " images of " << s.channels << "x" << s.height << "x"
-    << s.width << ", " << set.class_names().size() << " classes, crc32 " << std::hex
-    << crc_of(set) << "\n";
+    << s.width << ", " << set.class_names().size() << " classes, crc32 " << std::hex << crc_of(set)
+    << "\n";
   return o.str();
 }
 
@@ -57,8 +57,7 @@ void require_same_run(const TrainConfig& config, const RunData& rd) {
   c.out_dir.clear();
   c.data.root.clear();  // where the data lies may differ by host; what it holds may not
   group->require_same("config", comparable_config(c));
-  group->require_same("data",
-                      describe_data("train", *rd.train) + describe_data("test", *rd.test));
+  group->require_same("data", describe_data("train", *rd.train) + describe_data("test", *rd.test));
 }
 
 data::LoaderOptions shard_of(data::LoaderOptions o) {
@@ -102,27 +101,31 @@ void reduce_counts(std::vector<double>& values) {
   for (size_t i = 0; i < values.size(); ++i) values[i] = t[static_cast<int64_t>(i)].item<double>();
 }
 
-EpochResult reduce_epoch(const EpochResult& local) {
-  std::vector<double> v{local.loss * local.images, local.accuracy * local.images,
-                        static_cast<double>(local.images)};
+namespace {
+
+// a mean loss and accuracy over `count` examples, summed over ranks: the means over all of them
+int64_t reduce_means(double* loss, double* accuracy, int64_t count) {
+  std::vector<double> v{*loss * count, *accuracy * count, static_cast<double>(count)};
   reduce_counts(v);
+  const auto total = static_cast<int64_t>(std::llround(v[2]));
+  *loss = total ? v[0] / v[2] : 0.0;
+  *accuracy = total ? v[1] / v[2] : 0.0;
+  return total;
+}
+
+}  // namespace
+
+EpochResult reduce_epoch(const EpochResult& local) {
   EpochResult r = local;
-  r.images = static_cast<int64_t>(std::llround(v[2]));
-  r.loss = r.images ? v[0] / v[2] : 0.0;
-  r.accuracy = r.images ? v[1] / v[2] : 0.0;
+  r.images = reduce_means(&r.loss, &r.accuracy, local.images);
   return r;
 }
 
 EvalResult reduce_eval(const EvalResult& local) {
   RankGroup* group = current_group();
   if (!group || group->world() == 1) return local;
-  std::vector<double> v{local.loss * local.examples, local.accuracy * local.examples,
-                        static_cast<double>(local.examples)};
-  reduce_counts(v);
   EvalResult r = local;
-  r.examples = static_cast<int64_t>(std::llround(v[2]));
-  r.loss = r.examples ? v[0] / v[2] : 0.0;
-  r.accuracy = r.examples ? v[1] / v[2] : 0.0;
+  r.examples = reduce_means(&r.loss, &r.accuracy, local.examples);
   if (r.confusion.defined()) {
     r.confusion = local.confusion.clone();
     group->allreduce_sum(r.confusion);

@@ -33,8 +33,7 @@ void move_optimizer_state(torch::optim::Optimizer& optimizer, const torch::Devic
   if (device.is_cpu()) return;
   for (auto& [key, state] : optimizer.state()) {
     if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(state.get())) {
-      if (sgd->momentum_buffer().defined())
-        sgd->momentum_buffer(sgd->momentum_buffer().to(device));
+      if (sgd->momentum_buffer().defined()) sgd->momentum_buffer(sgd->momentum_buffer().to(device));
     } else if (auto* adam = dynamic_cast<torch::optim::AdamWParamState*>(state.get())) {
       adam->exp_avg(adam->exp_avg().to(device));
       adam->exp_avg_sq(adam->exp_avg_sq().to(device));

@@ -56,8 +56,9 @@ void GradientReducer::on_gradient(size_t k, const torch::Tensor& grad) {
   auto& b = buckets_[bucket_of_[k]];
   if (b.launched) return;
   torch::NoGradGuard no_grad;
-  b.flat.slice(0, static_cast<int64_t>(offset_of_[k]),
-               static_cast<int64_t>(offset_of_[k]) + grad.numel())
+  b.flat
+      .slice(0, static_cast<int64_t>(offset_of_[k]),
+             static_cast<int64_t>(offset_of_[k]) + grad.numel())
       .copy_(grad.reshape(-1))
       .mul_(weight_);
   if (++b.ready == static_cast<int>(b.params.size())) launch(b);
@@ -97,8 +98,7 @@ void GradientReducer::finish(double weight) {
     b.wait = nullptr;
   }
   ++steps_;
-  exposed_seconds_ +=
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  exposed_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace adascale::trainer

@@ -63,7 +63,8 @@ int launch_local_ranks(const std::vector<std::string>& argv, const LaunchOptions
   struct sigaction forward {};
   forward.sa_handler = remember_signal;
   sigemptyset(&forward.sa_mask);
-  struct sigaction old_int {}, old_term {};
+  struct sigaction old_int {
+  }, old_term{};
   sigaction(SIGINT, &forward, &old_int);
   sigaction(SIGTERM, &forward, &old_term);
 

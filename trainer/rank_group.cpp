@@ -116,7 +116,7 @@ struct RankGroup::Impl {
   c10::intrusive_ptr<c10d::TCPStore> store;
   c10::intrusive_ptr<c10d::ProcessGroup> pg;
   torch::Device device = torch::kCPU;  // where the collectives' tensors must be
-  int64_t sequence = 0;  // keys of the store's exchanges, the same on every rank
+  int64_t sequence = 0;                // keys of the store's exchanges, the same on every rank
   std::string activity = "start-up";
   bool broken = false;
 
@@ -145,7 +145,8 @@ struct RankGroup::Impl {
   std::vector<int> silent_ranks() {
     auto counts = [&] {
       std::vector<int64_t> c;
-      for (int r = 0; r < options.world; ++r) c.push_back(store->add("heartbeat/" + std::to_string(r), 0));
+      for (int r = 0; r < options.world; ++r)
+        c.push_back(store->add("heartbeat/" + std::to_string(r), 0));
       return c;
     };
     const auto before = counts();
@@ -218,16 +219,16 @@ std::unique_ptr<RankGroup> RankGroup::join(const RendezvousOptions& o) {
             missing += (missing.empty() ? "" : ", ") + std::to_string(r);
         throw DistributedError("rendezvous at " + where + " timed out after " +
                                seconds_text(o.timeout) + ": " + std::to_string(joined) + " of " +
-                               std::to_string(o.world) + " ranks joined (missing: rank " +
-                               missing + ")");
+                               std::to_string(o.world) + " ranks joined (missing: rank " + missing +
+                               ")");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   } catch (const DistributedError&) {
     throw;
   } catch (const std::exception& e) {
-    throw DistributedError("rendezvous at " + where + " failed: " +
-                           std::string(e.what()).substr(0, 160));
+    throw DistributedError("rendezvous at " + where +
+                           " failed: " + std::string(e.what()).substr(0, 160));
   }
 
   if (o.backend != "gloo" && o.backend != "nccl")
@@ -255,9 +256,9 @@ std::unique_ptr<RankGroup> RankGroup::join(const RendezvousOptions& o) {
       impl->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(
           c10::make_intrusive<c10d::PrefixStore>("gloo", impl->store), o.rank, o.world, gloo);
   } catch (const std::exception& e) {
-    throw DistributedError("rank " + std::to_string(o.rank) +
-                           " could not connect to the other ranks: " +
-                           std::string(e.what()).substr(0, 160));
+    throw DistributedError(
+        "rank " + std::to_string(o.rank) +
+        " could not connect to the other ranks: " + std::string(e.what()).substr(0, 160));
   }
   // the heartbeat talks to the store over a connection of its own
   c10d::TCPStoreOptions client = so;
@@ -302,8 +303,9 @@ void RankGroup::require_same(const std::string& what, const std::string& text) {
     s.set(base + "/" + std::to_string(rank()), bytes_of(text));
     const std::string diff = first_difference(text_of(s.get(base + "/0")), text);
     s.set(base + "/verdict/" + std::to_string(rank()),
-          bytes_of(diff.empty() ? ""
-                                : "rank " + std::to_string(rank()) + " differs from rank 0 at " + diff));
+          bytes_of(diff.empty()
+                       ? ""
+                       : "rank " + std::to_string(rank()) + " differs from rank 0 at " + diff));
     std::string verdict;
     for (int r = 0; r < world() && verdict.empty(); ++r)
       verdict = text_of(s.get(base + "/verdict/" + std::to_string(r)));

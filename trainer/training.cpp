@@ -412,8 +412,9 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
     // this rank's share of the global batch weighs its gradients
     const double weight = static_cast<double>(batch.labels.size(0)) /
                           static_cast<double>(train_loader.global_rows(pos.step));
-    if (group) group->set_activity("epoch " + std::to_string(pos.epoch + 1) + ", step " +
-                                   std::to_string(pos.step + 1));
+    if (group)
+      group->set_activity("epoch " + std::to_string(pos.epoch + 1) + ", step " +
+                          std::to_string(pos.step + 1));
     if (reducer) reducer->arm(weight);
     loss.backward();
     if (reducer) reducer->finish(weight);

@@ -131,8 +131,8 @@ int run_train(const std::vector<std::string>& args) {
   log << "checkpoint: " << outcome.checkpoint_path << "\n";
   if (outcome.epochs_run > 0)
     log << "training throughput: " << static_cast<int64_t>(outcome.images_per_second)
-              << " images/s over " << trainer::format_duration(outcome.train_seconds)
-              << " of training steps\n";
+        << " images/s over " << trainer::format_duration(outcome.train_seconds)
+        << " of training steps\n";
   return 0;
 }
 
