@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "compress/batch_norm.h"
 #include "compress/mac_counter.h"
 
 namespace adascale::compress {
@@ -26,7 +27,7 @@ struct DpConv : ConvVariant {
         dw_bn(register_module("dw_bn", nn::BatchNorm2d(in))),
         pw(register_module("pw", make_conv(in, out, {1, 1}, {1, 1}, {0, 0}))) {}
   torch::Tensor forward(const torch::Tensor& x) override {
-    return conv_forward(*pw, torch::relu(dw_bn->forward(conv_forward(*dw, x))));
+    return conv_forward(*pw, torch::relu(batch_norm(*dw_bn, conv_forward(*dw, x))));
   }
   nn::Conv2d dw;
   nn::BatchNorm2d dw_bn;
@@ -43,7 +44,7 @@ struct FireConv : ConvVariant {
         expand3(register_module("expand3", make_conv(squeeze_channels, out - out / 2, {k, k},
                                                      {1, 1}, {k / 2, k / 2}))) {}
   torch::Tensor forward(const torch::Tensor& x) override {
-    auto s = torch::relu(squeeze_bn->forward(conv_forward(*squeeze, x)));
+    auto s = torch::relu(batch_norm(*squeeze_bn, conv_forward(*squeeze, x)));
     return torch::cat({conv_forward(*expand1, s), conv_forward(*expand3, s)}, 1);
   }
   nn::Conv2d squeeze;
@@ -68,7 +69,7 @@ ConvBn::ConvBn(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t group
       bn(register_module("bn", nn::BatchNorm2d(out))) {}
 
 torch::Tensor ConvBn::forward(const torch::Tensor& x) {
-  return bn->forward(conv_forward(*conv, x));
+  return batch_norm(*bn, conv_forward(*conv, x));
 }
 
 bool check_conv_variant(const ConvVariantSpec& spec, int64_t in, int64_t out, std::string* why) {

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "compress/batch_norm.h"
 #include "compress/mac_counter.h"
 
 namespace adascale::trainer {
@@ -26,9 +27,9 @@ struct Block : nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const std::string& name,
                         std::map<std::string, torch::Tensor>* capture) {
     if (capture) (*capture)[name + ".conv1"] = x;
-    auto y = torch::relu(bn1->forward(compress::forward_conv_slot(*conv1, x)));
+    auto y = torch::relu(compress::batch_norm(*bn1, compress::forward_conv_slot(*conv1, x)));
     if (capture) (*capture)[name + ".conv2"] = y;
-    y = bn2->forward(compress::forward_conv_slot(*conv2, y));
+    y = compress::batch_norm(*bn2, compress::forward_conv_slot(*conv2, y));
     return torch::relu(y + (shortcut ? shortcut->forward(x) : x));
   }
   std::shared_ptr<nn::Module> conv1;

@@ -40,17 +40,20 @@ echo "|---|---|---|---|---|---|"
 # the settings alternate, ROUNDS times, so that a noisy minute hits them all alike; medians
 rounds=${ROUNDS:-3}
 q=configs/fmnist_quick.ini
-declare -a r11 r12 r21 r21b ar ab
+declare -a r11 r12 r21 r21b r21s ar ab
 for i in $(seq "$rounds"); do
   a=$(run q11 $q 1 1 --epochs 1); r11+=("$(rate "$a" "$epoch_line")")
   b=$(run q12 $q 1 2 --epochs 1); r12+=("$(rate "$b" "$epoch_line")")
   c=$(run q21 $q 2 1 --epochs 1); r21+=("$(rate "$c" "$epoch_line")"); ar+=("$(allreduce "$c" allreduce)")
   d=$(ADASCALE_ALLREDUCE=after-backward run q21after $q 2 1 --epochs 1)
   r21b+=("$(rate "$d" "$epoch_line")"); ab+=("$(allreduce "$d" allreduce)")
+  e=$(run q21sync $q 2 1 --epochs 1 --train.batchnorm synchronized)
+  r21s+=("$(rate "$e" "$epoch_line")")
 done
 m11=$(median "${r11[@]}"); m21=$(median "${r21[@]}"); m21b=$(median "${r21b[@]}")
 eff=$(python3 -c "print(f'{$m21 / (2 * $m11):.2f}')")
-echo "| quick (plain), rounds: 1x1 ${r11[*]}; 2x1 ${r21[*]} (after backward: ${r21b[*]}) | $m11 | $(median "${r12[@]}") | $m21 ($m21b after backward) | $eff | $(median_ms "${ar[@]}") / $(median_ms "${ab[@]}") |"
+m21s=$(median "${r21s[@]}")
+echo "| quick (plain), rounds: 1x1 ${r11[*]}; 2x1 ${r21[*]} (after backward: ${r21b[*]}; synchronised BatchNorm: ${r21s[*]}) | $m11 | $(median "${r12[@]}") | $m21 ($m21b after backward, $m21s with synchronised BatchNorm) | $eff | $(median_ms "${ar[@]}") / $(median_ms "${ab[@]}") |"
 
 s=configs/fmnist_supernet.ini
 multi=(--epochs 1 --supernet.joint_epochs 1 --supernet.distill_steps 20)

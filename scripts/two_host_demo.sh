@@ -4,7 +4,8 @@
 # scheduler would (torchrun's variables), each with an output folder of its own. Then the same
 # config in one process, and both test accuracies side by side. Needs root (ip netns).
 #   scripts/two_host_demo.sh     CONFIG=configs/fmnist_quick.ini BUILD=build THREADS=1 SEEDS="1 2 3"
-# OUT=DIR keeps the logs and checkpoints there (default: a temporary folder).
+# OUT=DIR keeps the logs and checkpoints there (default: a temporary folder); EXTRA="--train.batchnorm
+# synchronized" passes options to the two ranks only.
 set -euo pipefail
 build=${BUILD:-build}
 config=${CONFIG:-configs/fmnist_quick.ini}
@@ -40,7 +41,7 @@ for seed in $seeds; do
   for r in 0 1; do
     ip netns exec adascale-h$r env MASTER_ADDR=10.77.0.1 MASTER_PORT=29500 WORLD_SIZE=2 RANK=$r \
       LOCAL_RANK=0 "$adascale" train --config "$config" --threads "$threads" --seed "$seed" \
-      --out "$work/seed$seed/host$r" >"$work/seed$seed-host$r.log" 2>&1 &
+      --out "$work/seed$seed/host$r" ${EXTRA:-} >"$work/seed$seed-host$r.log" 2>&1 &
     pids[$r]=$!
   done
   status=0

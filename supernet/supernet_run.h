@@ -20,19 +20,19 @@ struct Run {
   const TrainConfig& config;
   std::ostream& log;
   RunData rd;
-  std::vector<int64_t> chw;
+  std::vector<int64_t> chw{};
   int64_t classes = 0;
-  std::shared_ptr<Supernet> net;
-  std::vector<size_t> every_step;
-  torch::Tensor cal, cal_labels;  // the calibration sample
+  std::shared_ptr<Supernet> net{};
+  std::vector<size_t> every_step{};
+  torch::Tensor cal{}, cal_labels{};  // the calibration sample
   nlohmann::json phases = nlohmann::json::array();
-  std::string backbone_path;
+  std::string backbone_path{};
   double backbone_accuracy = -1;
-  std::string joint_path;  // out/joint/checkpoint.h5
+  std::string joint_path{};  // out/joint/checkpoint.h5
   // parameters whose gradient exists when a joint epoch ends: zero_grad keeps a gradient once it
   // exists, and SGD steps (momentum, weight decay) a parameter with a zero gradient but skips one
   // without, so a resumed run recreates them to take the same steps
-  std::vector<int64_t> grads_defined;
+  std::vector<int64_t> grads_defined{};
   int64_t checked_steps = 0;  // joint steps whose branch draw was compared across ranks
 
   void phase_done(const std::string& name, std::chrono::steady_clock::time_point t0,

@@ -116,9 +116,8 @@ TEST_F(DistributedCli, KilledRankStopsTheOthersAndKeepsTheLastCheckpoint) {
   EXPECT_EQ(read_text(rc), "1\n");
   const std::string out = read_text(log);
   EXPECT_NE(out.find("rank 1 was killed by signal 9"), std::string::npos) << out;
-  EXPECT_TRUE(
-      std::regex_search(out, std::regex("adascale train: rank 1 stopped during epoch [0-9]+, "
-                                        "step [0-9]+ \\(no heartbeat")))
+  EXPECT_TRUE(std::regex_search(out, std::regex("adascale train: rank 1 stopped during "
+                                                "[a-z ]*epoch [0-9]+[^(]* \\(no heartbeat")))
       << out;
   const auto kept = trainer::read_checkpoint(checkpoint.string());
   EXPECT_GE(kept.epoch, 1);

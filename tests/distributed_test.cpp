@@ -11,12 +11,14 @@
 #include <thread>
 
 #include "command_result.h"
+#include "compress/batch_norm.h"
 #include "datasets/batch_loader.h"
 #include "fmnist_slice.h"
 #include "trainer/checkpoint.h"
 #include "trainer/gradient_reducer.h"
 #include "trainer/local_launcher.h"
 #include "trainer/rank_group.h"
+#include "trainer/sync_batch_norm.h"
 
 namespace fs = std::filesystem;
 using namespace adascale;
@@ -78,10 +80,27 @@ torch::nn::Sequential bn_free_net() {
                                torch::nn::Linear(6 * 6 * 6, 4));
 }
 
+// a network with a BatchNorm, run through compress::batch_norm as the ResNets are
+struct BnNetImpl : torch::nn::Module {
+  BnNetImpl()
+      : conv(register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 6, 3)))),
+        bn(register_module("bn", torch::nn::BatchNorm2d(6))),
+        fc(register_module("fc", torch::nn::Linear(6 * 6 * 6, 4))) {}
+  torch::Tensor forward(const torch::Tensor& x) {
+    return fc(torch::relu(compress::batch_norm(*bn, conv(x))).flatten(1));
+  }
+  torch::nn::Conv2d conv;
+  torch::nn::BatchNorm2d bn;
+  torch::nn::Linear fc;
+};
+TORCH_MODULE(BnNet);
+
 // k SGD steps (momentum, weight decay) of `net` on the loader's batches; with a group, each
 // rank's gradients are summed by a GradientReducer weighted by the rank's share of the batch
-void sgd_steps(torch::nn::Sequential& net, data::BatchLoader& loader, int k,
-               GradientReducer* reducer) {
+// (and on_weight, when given, learns that share before the step)
+template <typename Net>
+void sgd_steps(Net& net, data::BatchLoader& loader, int k, GradientReducer* reducer,
+               const std::function<void(double)>& on_weight = nullptr) {
   torch::optim::SGD sgd(net->parameters(),
                         torch::optim::SGDOptions(0.1).momentum(0.9).weight_decay(1e-3));
   loader.start_epoch(0);
@@ -90,6 +109,7 @@ void sgd_steps(torch::nn::Sequential& net, data::BatchLoader& loader, int k,
     ASSERT_TRUE(batch.has_value());
     sgd.zero_grad();
     const double weight = static_cast<double>(batch->labels.size(0)) / loader.global_rows(s);
+    if (on_weight) on_weight(weight);
     if (reducer) reducer->arm(weight);
     torch::nn::functional::cross_entropy(net->forward(batch->images), batch->labels).backward();
     if (reducer) reducer->finish(weight);
@@ -184,6 +204,58 @@ TEST_P(DataParallelSteps, TwoRanksWithHalfBatchesMatchOneRankWithTheWholeBatch) 
     }
   // the steps moved the weights well beyond that tolerance
   EXPECT_GT((expected[0] - init[0]).abs().max().item<double>(), 1e-3);
+}
+
+// with BatchNorm: synchronised statistics make 2 ranks compute what 1 process computes with the
+// whole batch; per-rank statistics do not
+TEST(DataParallel, SynchronisedBatchNormMatchesOneProcessAndPerRankDoesNot) {
+  torch::set_num_threads(1);
+  auto set = random_images(96, 4);
+  torch::manual_seed(5);
+  BnNet reference;
+  const auto init = reference->named_parameters();
+  auto fresh = [&] {
+    BnNet net;
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->named_parameters()) p.value().copy_(init[p.key()]);
+    return net;
+  };
+  const int steps = 6;
+  auto single = fresh();
+  data::BatchLoader loader(set, data::all_indices(96), augmented_batches(16));
+  sgd_steps(single, loader, steps, nullptr);
+  auto gap = [&](bool synchronised) {
+    std::vector<std::vector<torch::Tensor>> results(2);
+    const auto errors = on_ranks(2, [&](RankGroup& group) {
+      auto net = fresh();
+      auto o = augmented_batches(16);
+      o.shard_rank = group.rank();
+      o.shard_count = group.world();
+      data::BatchLoader shard(set, data::all_indices(96), o);
+      GradientReducer reducer(net->parameters(), group, 64, true);
+      std::unique_ptr<SyncBatchNormScope> sync;
+      if (synchronised) sync = std::make_unique<SyncBatchNormScope>(group);
+      sgd_steps(net, shard, steps, &reducer, [&](double w) {
+        if (sync) sync->set_weight(w);
+      });
+      for (const auto& p : net->parameters()) results[group.rank()].push_back(p.detach().clone());
+      // the running statistics too, for synchronised BatchNorm
+      if (synchronised) {
+        EXPECT_TRUE(torch::allclose(net->bn->running_mean, single->bn->running_mean, 1e-4, 1e-6));
+        EXPECT_TRUE(torch::allclose(net->bn->running_var, single->bn->running_var, 1e-4, 1e-6));
+      }
+    });
+    EXPECT_EQ(errors, std::vector<std::string>(2));
+    double worst = 0;
+    const auto expected = single->parameters();
+    for (int r = 0; r < 2; ++r)
+      for (size_t i = 0; i < expected.size(); ++i)
+        worst = std::max(worst, (results[r][i] - expected[i]).abs().max().item<double>() /
+                                    expected[i].abs().max().item<double>());
+    return worst;
+  };
+  EXPECT_LE(gap(true), 1e-5);
+  EXPECT_GT(gap(false), 1e-3);  // per-rank statistics: measurably another computation
 }
 
 INSTANTIATE_TEST_SUITE_P(Overlap, DataParallelSteps, ::testing::Values(true, false),

@@ -91,6 +91,7 @@ po::options_description describe(TrainConfig& c) {
                             }))("train.threads",
                                 po::value(&c.train.threads)->default_value(c.train.threads))(
           "train.device", po::value(&c.train.device)->default_value(c.train.device))(
+          "train.batchnorm", po::value(&c.train.batchnorm)->default_value(c.train.batchnorm))(
           "supernet.widths", po::value(&c.supernet.widths)->default_value(c.supernet.widths))(
           "supernet.ops", po::value(&c.supernet.ops)->default_value(c.supernet.ops))(
           "supernet.op_stages",
@@ -244,7 +245,8 @@ std::string TrainConfig::to_ini() const {
     << "\nwarmup_epochs = " << train.warmup_epochs
     << "\nschedule_epochs = " << train.schedule_epochs
     << "\nlabel_smoothing = " << train.label_smoothing << "\nseed = " << train.seed
-    << "\nthreads = " << train.threads << "\ndevice = " << train.device << "\n";
+    << "\nthreads = " << train.threads << "\ndevice = " << train.device
+    << "\nbatchnorm = " << train.batchnorm << "\n";
   if (supernet.enabled())
     o << "\n[supernet]\nwidths = " << supernet.widths << "\nops = " << supernet.ops
       << "\nop_stages = " << supernet.op_stages << "\nexits = " << supernet.exits
@@ -383,6 +385,8 @@ void TrainConfig::validate() const {
     if (d != "cpu" && d != "cuda" && !indexed)
       fail("train.device", "must be cpu, cuda or cuda:N, got '" + d + "'");
   }
+  if (train.batchnorm != "per-rank" && train.batchnorm != "synchronized")
+    fail("train.batchnorm", "must be per-rank or synchronized, got '" + train.batchnorm + "'");
   if (out_dir.empty()) fail("out", "must not be empty");
 
   // [supernet]: numbers checked either way (int8 twins are also made of plain checkpoints at

@@ -50,6 +50,9 @@ struct OptimConfig {
   int threads = 2;
   // cpu | cuda | cuda:N (a CUDA-enabled LibTorch); with ranks, cuda is cuda:LOCAL_RANK
   std::string device = "cpu";
+  // BatchNorm statistics in a data-parallel run: per-rank (each rank's shard, as DDP) or
+  // synchronized (the whole global batch, as one process; plain training and the warm-up)
+  std::string batchnorm = "per-rank";
 };
 
 // The branch space of a multi-branch network (supernet/branch_space.h). Lists are comma-separated

@@ -166,7 +166,9 @@ std::string describe_ranks(const TrainConfig& config, const GradientReducer* red
   if (reducer)
     o << " in " << reducer->buckets() << " bucket(s), "
       << (reducer->overlaps() ? "overlapped with backward" : "after backward");
-  o << "; BatchNorm statistics per rank, buffers from rank 0 before each evaluation\n";
+  o << (config.train.batchnorm == "synchronized"
+            ? "; BatchNorm statistics synchronised over the global batch\n"
+            : "; BatchNorm statistics per rank, buffers from rank 0 before each evaluation\n");
   return o.str();
 }
 

@@ -11,6 +11,7 @@
 #include "trainer/device.h"
 #include "trainer/epoch_loop.h"
 #include "trainer/progress.h"
+#include "trainer/sync_batch_norm.h"
 
 namespace adascale::trainer {
 namespace {
@@ -379,6 +380,9 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
   data::BatchLoader train_loader(rd.train, rd.split.train, loader_options);
   const int64_t steps_per_epoch = train_loader.batches_per_epoch();
   auto reducer = make_reducer(model->parameters(), /*single_backward=*/true);
+  std::unique_ptr<SyncBatchNormScope> sync_bn;
+  if (reducer && config.train.batchnorm == "synchronized")
+    sync_bn = std::make_unique<SyncBatchNormScope>(*group);
   log << describe_ranks(config, reducer.get());
 
   // each rank validates its part of the split; the results are summed
@@ -403,18 +407,19 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
   loop.step = [&](const data::Batch& batch, const StepPosition& pos) {
     lr = learning_rate(config.train, pos.global(), steps_per_epoch);
     for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
+    // this rank's share of the global batch weighs its gradients
+    const double weight = static_cast<double>(batch.labels.size(0)) /
+                          static_cast<double>(train_loader.global_rows(pos.step));
+    if (sync_bn) sync_bn->set_weight(weight);
+    if (group)
+      group->set_activity("epoch " + std::to_string(pos.epoch + 1) + ", step " +
+                          std::to_string(pos.step + 1));
     const auto images = to_device(batch.images, device), labels = to_device(batch.labels, device);
     auto logits = model->forward(images);
     auto loss = torch::nn::functional::cross_entropy(logits, labels, ce_options);
     const double loss_value = loss.item<double>();
     pos.check_finite(loss_value, lr);
     optimizer->zero_grad();
-    // this rank's share of the global batch weighs its gradients
-    const double weight = static_cast<double>(batch.labels.size(0)) /
-                          static_cast<double>(train_loader.global_rows(pos.step));
-    if (group)
-      group->set_activity("epoch " + std::to_string(pos.epoch + 1) + ", step " +
-                          std::to_string(pos.step + 1));
     if (reducer) reducer->arm(weight);
     loss.backward();
     if (reducer) reducer->finish(weight);
