@@ -279,7 +279,8 @@ bool joint_phase(Run& run, int64_t begin, int64_t end, const std::string& optimi
     val_loader = std::make_unique<data::BatchLoader>(
         run.rd.train, shard_of(run.rd.split.validation), eval_options(config.data, run.rd.stats));
   JointStep step(run, *optimizer, schedule, loader, device, joint_images);
-  run.log << describe_ranks(config, nullptr);
+  // (the joint passes normalise with each branch's own batch statistics, per rank)
+  run.log << describe_ranks(config, nullptr, false);
   EpochLoop loop;
   loop.label = "joint";
   loop.epochs = config.supernet.joint_epochs;

@@ -156,7 +156,8 @@ void require_same_state(const std::string& what,
   group->require_same_value(what, checksum(tensors));
 }
 
-std::string describe_ranks(const TrainConfig& config, const GradientReducer* reducer) {
+std::string describe_ranks(const TrainConfig& config, const GradientReducer* reducer,
+                           bool synchronised_batchnorm) {
   RankGroup* group = current_group();
   if (!group) return "";
   std::ostringstream o;
@@ -166,7 +167,7 @@ std::string describe_ranks(const TrainConfig& config, const GradientReducer* red
   if (reducer)
     o << " in " << reducer->buckets() << " bucket(s), "
       << (reducer->overlaps() ? "overlapped with backward" : "after backward");
-  o << (config.train.batchnorm == "synchronized"
+  o << (synchronised_batchnorm
             ? "; BatchNorm statistics synchronised over the global batch\n"
             : "; BatchNorm statistics per rank, buffers from rank 0 before each evaluation\n");
   return o.str();

@@ -50,6 +50,7 @@ void require_same_state(const std::string& what, const std::map<std::string, tor
 
 // the line the run prints at its start when it has ranks: "data-parallel: 2 ranks x 1 thread,
 // ..." ("" without a group)
-std::string describe_ranks(const TrainConfig& config, const GradientReducer* reducer);
+std::string describe_ranks(const TrainConfig& config, const GradientReducer* reducer,
+                           bool synchronised_batchnorm);
 
 }  // namespace adascale::trainer

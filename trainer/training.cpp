@@ -383,7 +383,7 @@ TrainOutcome train(const TrainConfig& config, bool resume, std::ostream& log, in
   std::unique_ptr<SyncBatchNormScope> sync_bn;
   if (reducer && config.train.batchnorm == "synchronized")
     sync_bn = std::make_unique<SyncBatchNormScope>(*group);
-  log << describe_ranks(config, reducer.get());
+  log << describe_ranks(config, reducer.get(), sync_bn != nullptr);
 
   // each rank validates its part of the split; the results are summed
   std::unique_ptr<data::BatchLoader> val_loader;
