@@ -73,6 +73,30 @@ data::LoaderOptions augmented_batches(int64_t batch) {
   return o;
 }
 
+// the rank's shard of augmented_batches(16) over `set`
+std::unique_ptr<data::BatchLoader> rank_shard(const data::DatasetPtr& set, const RankGroup& group) {
+  auto o = augmented_batches(16);
+  o.shard_rank = group.rank();
+  o.shard_count = group.world();
+  return std::make_unique<data::BatchLoader>(set, data::all_indices(set->size()), o);
+}
+
+// make() with the parameters `init` (in parameters() order)
+template <typename Make>
+auto initialised(const Make& make, const std::vector<torch::Tensor>& init) {
+  auto net = make();
+  torch::NoGradGuard no_grad;
+  auto params = net->parameters();
+  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(init[i]);
+  return net;
+}
+
+std::vector<torch::Tensor> copies(const std::vector<torch::Tensor>& tensors) {
+  std::vector<torch::Tensor> out;
+  for (const auto& t : tensors) out.push_back(t.detach().clone());
+  return out;
+}
+
 // a network without BatchNorm: its gradient over a batch is the mean of per-image gradients
 torch::nn::Sequential bn_free_net() {
   return torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 6, 3)),
@@ -162,16 +186,8 @@ TEST_P(DataParallelSteps, TwoRanksWithHalfBatchesMatchOneRankWithTheWholeBatch) 
   torch::set_num_threads(1);
   auto set = random_images(96, 2);
   torch::manual_seed(3);
-  auto reference = bn_free_net();
-  std::vector<torch::Tensor> init;
-  for (const auto& p : reference->parameters()) init.push_back(p.detach().clone());
-  auto fresh = [&] {
-    auto net = bn_free_net();
-    torch::NoGradGuard no_grad;
-    auto params = net->parameters();
-    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(init[i]);
-    return net;
-  };
+  const auto init = copies(bn_free_net()->parameters());
+  auto fresh = [&] { return initialised(bn_free_net, init); };
   const int steps = 6;
   auto single = fresh();
   data::BatchLoader loader(set, data::all_indices(96), augmented_batches(16));
@@ -181,16 +197,13 @@ TEST_P(DataParallelSteps, TwoRanksWithHalfBatchesMatchOneRankWithTheWholeBatch) 
   const bool overlap = GetParam();
   const auto errors = on_ranks(2, [&](RankGroup& group) {
     auto net = fresh();
-    auto o = augmented_batches(16);
-    o.shard_rank = group.rank();
-    o.shard_count = group.world();
-    data::BatchLoader shard(set, data::all_indices(96), o);
+    auto shard = rank_shard(set, group);
     // buckets of 64 bytes: two here (a bucket closes once it holds 64), the first complete
     // while backward still runs
     GradientReducer reducer(net->parameters(), group, 64, overlap);
     EXPECT_GE(reducer.buckets(), 2u);
-    sgd_steps(net, shard, steps, &reducer);
-    for (const auto& p : net->parameters()) results[group.rank()].push_back(p.detach().clone());
+    sgd_steps(net, *shard, steps, &reducer);
+    results[group.rank()] = copies(net->parameters());
   });
   ASSERT_EQ(errors, std::vector<std::string>(2));
   const auto expected = single->parameters();
@@ -212,14 +225,8 @@ TEST(DataParallel, SynchronisedBatchNormMatchesOneProcessAndPerRankDoesNot) {
   torch::set_num_threads(1);
   auto set = random_images(96, 4);
   torch::manual_seed(5);
-  BnNet reference;
-  const auto init = reference->named_parameters();
-  auto fresh = [&] {
-    BnNet net;
-    torch::NoGradGuard no_grad;
-    for (auto& p : net->named_parameters()) p.value().copy_(init[p.key()]);
-    return net;
-  };
+  const auto init = copies(BnNet()->parameters());
+  auto fresh = [&] { return initialised([] { return BnNet(); }, init); };
   const int steps = 6;
   auto single = fresh();
   data::BatchLoader loader(set, data::all_indices(96), augmented_batches(16));
@@ -228,17 +235,14 @@ TEST(DataParallel, SynchronisedBatchNormMatchesOneProcessAndPerRankDoesNot) {
     std::vector<std::vector<torch::Tensor>> results(2);
     const auto errors = on_ranks(2, [&](RankGroup& group) {
       auto net = fresh();
-      auto o = augmented_batches(16);
-      o.shard_rank = group.rank();
-      o.shard_count = group.world();
-      data::BatchLoader shard(set, data::all_indices(96), o);
+      auto shard = rank_shard(set, group);
       GradientReducer reducer(net->parameters(), group, 64, true);
       std::unique_ptr<SyncBatchNormScope> sync;
       if (synchronised) sync = std::make_unique<SyncBatchNormScope>(group);
-      sgd_steps(net, shard, steps, &reducer, [&](double w) {
+      sgd_steps(net, *shard, steps, &reducer, [&](double w) {
         if (sync) sync->set_weight(w);
       });
-      for (const auto& p : net->parameters()) results[group.rank()].push_back(p.detach().clone());
+      results[group.rank()] = copies(net->parameters());
       // the running statistics too, for synchronised BatchNorm
       if (synchronised) {
         EXPECT_TRUE(torch::allclose(net->bn->running_mean, single->bn->running_mean, 1e-4, 1e-6));

@@ -68,6 +68,30 @@ int launch_local_ranks(const std::vector<std::string>& argv, const LaunchOptions
   sigaction(SIGINT, &forward, &old_int);
   sigaction(SIGTERM, &forward, &old_term);
 
+  // each rank's environment is built before fork: between fork and exec the child only makes
+  // async-signal-safe calls
+  const char* const ours[] = {
+      "MASTER_ADDR=", "MASTER_PORT=", "RANK=", "LOCAL_RANK=", "WORLD_SIZE=", "LOCAL_WORLD_SIZE="};
+  std::vector<std::string> inherited;
+  for (char** e = environ; *e; ++e) {
+    bool replaced = false;
+    for (const char* v : ours) replaced = replaced || std::strncmp(*e, v, std::strlen(v)) == 0;
+    if (!replaced) inherited.push_back(*e);
+  }
+  std::vector<std::vector<std::string>> envs(static_cast<size_t>(o.nproc), inherited);
+  std::vector<std::vector<char*>> envps;
+  for (int r = 0; r < o.nproc; ++r) {
+    auto& env = envs[static_cast<size_t>(r)];
+    for (const std::string& v :
+         {std::string("MASTER_ADDR=127.0.0.1"), "MASTER_PORT=" + std::to_string(port),
+          "RANK=" + std::to_string(r), "LOCAL_RANK=" + std::to_string(r),
+          "WORLD_SIZE=" + std::to_string(o.nproc), "LOCAL_WORLD_SIZE=" + std::to_string(o.nproc)})
+      env.push_back(v);
+    envps.emplace_back();
+    for (auto& v : env) envps.back().push_back(v.data());
+    envps.back().push_back(nullptr);
+  }
+
   const pid_t launcher = getpid();
   std::vector<pid_t> pids;
   for (int r = 0; r < o.nproc; ++r) {
@@ -76,14 +100,9 @@ int launch_local_ranks(const std::vector<std::string>& argv, const LaunchOptions
     if (pid == 0) {
       prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (getppid() != launcher) _exit(1);  // the launcher died before prctl
-      setenv("MASTER_ADDR", "127.0.0.1", 1);
-      setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-      setenv("RANK", std::to_string(r).c_str(), 1);
-      setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
-      setenv("WORLD_SIZE", std::to_string(o.nproc).c_str(), 1);
-      setenv("LOCAL_WORLD_SIZE", std::to_string(o.nproc).c_str(), 1);
-      execv(args[0], args.data());
-      std::fprintf(stderr, "launcher: cannot start %s: %s\n", args[0], std::strerror(errno));
+      execve(args[0], args.data(), envps[static_cast<size_t>(r)].data());
+      static const char kFailed[] = "launcher: cannot start the rank's program\n";
+      (void)!write(2, kFailed, sizeof kFailed - 1);
       _exit(127);
     }
     pids.push_back(pid);
