@@ -199,6 +199,30 @@ TEST(ProfilerTest, EnergyFollowsTheCorrectedModelOrMeasuredPower) {
   const auto& measured = profiler.predict(s);
   EXPECT_TRUE(measured[0].energy_measured);
   EXPECT_NEAR(measured[0].energy_mj, 6.0, 1e-12);
+  EXPECT_EQ(profiler.energy_correction(), 0.0);
+  const double model0 = profiler.model_energy_mj(0, 0.25),
+               model1 = profiler.model_energy_mj(1, 0.25);
+
+  // Branch 0 observed at 2 ms under 3 W: 6 mJ measured, so the model is scaled by 6 / model0,
+  // and branch 1, never run, keeps its modelled cost relative to branch 0 at that scale.
+  profiler.observe(0, 2.0);
+  EXPECT_NEAR(profiler.energy_correction(), 6.0 / model0, 1e-9 * 6.0 / model0);
+  const auto& corrected = profiler.predict(s);
+  EXPECT_TRUE(corrected[1].energy_measured);
+  EXPECT_NEAR(corrected[0].energy_mj, 6.0, 1e-9);
+  EXPECT_NEAR(corrected[1].energy_mj, 6.0 * model1 / model0, 1e-9);
+  // a moving average: a second measurement moves it a fifth of the way
+  profiler.observe(0, 4.0);  // 12 mJ
+  EXPECT_NEAR(profiler.energy_correction(), (0.8 * 6.0 + 0.2 * 12.0) / model0, 1e-9);
+
+  // without a power reading, the model alone, and no observation changes the scale
+  s.powercap_power_w.reset();
+  const auto& unmeasured = profiler.predict(s);
+  EXPECT_FALSE(unmeasured[1].energy_measured);
+  EXPECT_NEAR(unmeasured[1].energy_mj, model1, 1e-15);
+  const double before = profiler.energy_correction();
+  profiler.observe(0, 2.0);
+  EXPECT_EQ(profiler.energy_correction(), before);
 }
 
 TEST(ProfilerTest, OnlineCorrectionConvergesAndReducesError) {

@@ -714,6 +714,11 @@ TEST_F(ScenarioCli, ShortScenarioWritesTracesPicturesAndASummary) {
         "oracle     (segments)", "gap to oracle (pt)", "oracle: per segment",
         "switches per contention step (3 steps): adaptive"})
     EXPECT_NE(r.output.find(text), std::string::npos) << text << " missing in\n" << r.output;
+  // where the energy comes from, said either way (this host reads no power; others may)
+  EXPECT_TRUE(r.output.find("energy      modelled: this host reads no power") !=
+                  std::string::npos ||
+              r.output.find("energy      this host reads") != std::string::npos)
+      << r.output;
 
   for (const char* policy : {"adaptive", "largest", "smallest", "hindsight", "oracle"}) {
     const std::string base = out + "/short-" + policy;

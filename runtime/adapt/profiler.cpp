@@ -184,6 +184,8 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
   const double log_mean = mean_log_level();  // once, not once per branch
   const std::optional<double> power =
       profile_.use_measured_power ? sample.measured_power_w() : std::nullopt;
+  last_power_w_ = power;
+  last_cache_rate_ = r;
   for (size_t i = 0; i < branches_.size(); ++i) {
     const BranchCosts& c = branches_[i];
     BranchEstimate& e = estimates_[i];
@@ -206,8 +208,13 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
     e.memory_bytes = c.memory_bytes.value_or(0);
     e.accuracy_known = c.accuracy.has_value();
     e.accuracy = c.accuracy.value_or(0);
-    if (power && e.latency_known) {
-      e.energy_mj = *power * e.latency_ms;  // W x ms = mJ
+    const bool modelled = c.macs.has_value() || c.memory_access_bytes.has_value();
+    if (power && energy_correction_ > 0 && modelled) {
+      // the model at the measured scale: keeps the branches' relative costs
+      e.energy_mj = energy_correction_ * model_energy_mj(i, r);
+      e.energy_known = e.energy_measured = true;
+    } else if (power && e.latency_known) {
+      e.energy_mj = *power * e.latency_ms;  // W x ms = mJ, until a measurement scales the model
       e.energy_known = e.energy_measured = true;
     } else {
       e.energy_measured = false;
@@ -223,6 +230,14 @@ void Profiler::observe(size_t branch, double observed_ms, std::optional<double> 
   const BranchEstimate& e = estimates_[branch];
   if (!e.latency_known || e.latency_uncorrected_ms <= 0) return;
   if (factor && !(*factor > 0 && std::isfinite(*factor))) factor.reset();
+  if (last_power_w_) {
+    // measured energy of this inference against the model's: the scale of the model here
+    const double model = model_energy_mj(branch, last_cache_rate_);
+    if (model > 0) {
+      const double ratio = std::clamp(*last_power_w_ * observed_ms / model, 1e-3, 1e6);
+      energy_correction_ = energy_correction_ > 0 ? 0.8 * energy_correction_ + 0.2 * ratio : ratio;
+    }
+  }
   // The corrected prediction as it stands now: several observations may arrive between two
   // predict() calls and each one should be judged against the latest correction.
   const double log_mean = mean_log_level();

@@ -109,6 +109,12 @@ class Profiler {
   // the inference ran, so that load the model already explains is not counted twice.
   void observe(size_t branch, double observed_ms, std::optional<double> factor = std::nullopt);
   double correction(size_t branch) const;
+  // Where a power reading exists (powercap, a discharging battery), measured energy per
+  // inference (power x the observed latency of the branch that ran) over the model's energy for
+  // that branch: a moving average the model's energy of every branch is multiplied by, so that
+  // branches keep the model's relative costs at the device's measured scale. 0 until a
+  // measurement arrives (energy is then the model's alone, or power x predicted latency).
+  double energy_correction() const { return energy_correction_; }
   // How much slower than predicted the slow requests are: the tail_quantile of observed /
   // corrected-predicted over the last tail_window observations made at the same contention level
   // (total factor below 1.25, 1.75, 2.5, or above), at least 1; with fewer than 8 of those, over
@@ -128,7 +134,10 @@ class Profiler {
   std::vector<BranchCosts> branches_;
   DeviceProfile profile_;
   std::vector<BranchEstimate> estimates_;
-  double last_factor_ = 1.0;           // contention factor of the last prediction
+  double last_factor_ = 1.0;            // contention factor of the last prediction
+  std::optional<double> last_power_w_;  // measured power at the last prediction
+  double last_cache_rate_ = 0;
+  double energy_correction_ = 0;       // see energy_correction()
   std::vector<double> levels_;         // per branch, see observe()
   std::vector<uint64_t> observed_at_;  // total_observations_ at the branch's last observation
   uint64_t total_observations_ = 0;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/durable_file.h"
+#include "runtime/adapt/context_monitor.h"
 #include "runtime/latency_source.h"
 #include "tools/adascale-run/calibrate_command.h"
 #include "tools/adascale-run/failure.h"
@@ -20,6 +21,25 @@ namespace adascale::run_cli {
 namespace {
 
 namespace sc = adascale::scenario;
+
+// where this host's energy numbers come from: a power reading (powercap's energy counter over
+// two samples, or a discharging battery) scales the loop's cost model; without one, energy is
+// the model's alone
+void print_energy_source() {
+  ContextMonitor monitor;
+  monitor.sample();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const ContextSample s = monitor.sample();
+  if (const auto w = s.measured_power_w())
+    std::printf(
+        "energy      this host reads %.2f W (%s): the loop scales the cost model by it;"
+        " the replay's mJ/request stay modelled\n",
+        *w, s.powercap_power_w ? "powercap" : "battery");
+  else
+    std::printf(
+        "energy      modelled: this host reads no power (no powercap energy counter, no"
+        " discharging battery); mJ/request is the device profile's cost model\n");
+}
 
 // The replay's view of the bundle and the images; `ds` must outlive it.
 sc::Workload make_workload(Runtime& rt, const Dataset& ds) {
@@ -80,6 +100,7 @@ int run_scenario(const ScenarioRequest& request, Runtime& rt) {
     throw Failure(e.what());
   }
   std::fputs(sc::format_summary(scenario, summaries).c_str(), stdout);
+  print_energy_source();
   for (const auto& s : summaries)
     if (!s.trace_csv.empty())
       std::printf("trace %-10s %s %s\n", sc::policy_name(s.policy), s.trace_csv.c_str(),
