@@ -8,6 +8,7 @@
 
 #include "runtime/adapt/profiler.h"
 #include "runtime/adapt/selector.h"
+#include "runtime_adapt_estimates.h"
 
 namespace adascale {
 namespace {
@@ -100,23 +101,17 @@ TEST(ContentionModelTest, TailsArePerBranchAndAWaitIsAddedNotScaled) {
   const double small_spread = e[0].latency_tail_ms / e[0].latency_ms;
   EXPECT_GT(small_spread, 1.4);
   // The large branch has no ring of its own: it gets the wait in ms, a smaller share of it.
-  EXPECT_LT(e[1].latency_tail_ms / e[1].latency_ms, small_spread);
+  const double large_spread = e[1].latency_tail_ms / e[1].latency_ms;  // predictions, not timings
+  EXPECT_LT(large_spread, small_spread);
   EXPECT_GT(e[1].latency_tail_ms, e[1].latency_ms);
 }
 
-Budgets latency_budget(double ms) {
-  Budgets b;
-  b.latency_ms = ms;
-  return b;
-}
+using testing::latency_budget;
 
+// a known branch whose slow requests take `tail` ms
 BranchEstimate estimate(double latency, double tail, double accuracy) {
-  BranchEstimate e;
-  e.latency_ms = latency;
+  BranchEstimate e = testing::estimate(latency, accuracy);
   e.latency_tail_ms = tail;
-  e.latency_known = true;
-  e.accuracy = accuracy;
-  e.accuracy_known = true;
   return e;
 }
 

@@ -5,29 +5,13 @@
 #include <limits>
 
 #include "runtime/adapt/selector.h"
+#include "runtime_adapt_estimates.h"
 
 namespace adascale {
 namespace {
 
-BranchEstimate estimate(double latency_ms, double accuracy, double memory = 100,
-                        double energy_mj = 1) {
-  BranchEstimate e;
-  e.latency_ms = e.latency_uncorrected_ms = latency_ms;
-  e.latency_known = true;
-  e.accuracy = accuracy;
-  e.accuracy_known = true;
-  e.memory_bytes = memory;
-  e.memory_known = true;
-  e.energy_mj = energy_mj;
-  e.energy_known = true;
-  return e;
-}
-
-Budgets latency_budget(double ms) {
-  Budgets b;
-  b.latency_ms = ms;
-  return b;
-}
+using testing::estimate;
+using testing::latency_budget;
 
 SelectorOptions no_dwell() {
   SelectorOptions o;
