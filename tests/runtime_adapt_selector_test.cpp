@@ -283,6 +283,57 @@ TEST(SelectorTest, MinimumDwellDelaysImprovementsButNotInfeasibility) {
   EXPECT_EQ(d.reason, SwitchReason::kInfeasible);
 }
 
+TEST(SelectorTest, UnderLoadEachImprovementDoublesTheNextDwell) {
+  SelectorOptions options = dwell_only(100);
+  options.context_change = 0;
+  options.trial_window_ms = 0;
+  Selector selector(options);
+  ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());
+  SelectionContext loaded;
+  loaded.contention = 2;
+  std::vector<BranchEstimate> e = {estimate(1, 0.6), estimate(20, 0.7), estimate(20, 0.8),
+                                   estimate(20, 0.9)};
+  EXPECT_EQ(selector.decide(e, loaded, 0).branch, 0);
+  e[1].latency_ms = 5;
+  EXPECT_EQ(selector.decide(e, loaded, 100).branch, 1);  // the first step up: min_dwell_ms
+  e[2].latency_ms = 6;
+  EXPECT_EQ(selector.decide(e, loaded, 250).branch, 1);  // 150 ms: the dwell is 200 now
+  EXPECT_EQ(selector.decide(e, loaded, 300).branch, 2);
+  e[3].latency_ms = 7;
+  EXPECT_EQ(selector.decide(e, loaded, 650).branch, 2);  // 350 ms: 400 now
+  EXPECT_EQ(selector.decide(e, loaded, 700).branch, 3);
+  // down (infeasible) does not reset the count; the next step up waits the longest dwell
+  e[3].latency_ms = 20;
+  EXPECT_EQ(selector.decide(e, loaded, 710).branch, 2);
+  e[3].latency_ms = 7;
+  EXPECT_EQ(selector.decide(e, loaded, 1100).branch, 2);  // 390 ms, capped at 100 x 2^2
+  EXPECT_EQ(selector.decide(e, loaded, 1110).branch, 3);
+  // new budgets are a new context: the dwell starts again at min_dwell_ms
+  ASSERT_TRUE(selector.set_budgets(latency_budget(6.5)).ok());
+  EXPECT_EQ(selector.decide(e, loaded, 1120).branch, 2);  // infeasible now
+  ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());
+  EXPECT_EQ(selector.decide(e, loaded, 1220).branch, 3);
+
+  // at idle, and without doublings, every step up waits min_dwell_ms only
+  Selector idle(options);
+  ASSERT_TRUE(idle.set_budgets(latency_budget(10)).ok());
+  e = {estimate(1, 0.6), estimate(5, 0.7), estimate(20, 0.8), estimate(20, 0.9)};
+  EXPECT_EQ(idle.decide(e, {}, 0).branch, 1);
+  e[2].latency_ms = 6;
+  EXPECT_EQ(idle.decide(e, {}, 100).branch, 2);
+  e[3].latency_ms = 7;
+  EXPECT_EQ(idle.decide(e, {}, 200).branch, 3);
+  options.dwell_doublings = 0;
+  Selector flat(options);
+  ASSERT_TRUE(flat.set_budgets(latency_budget(10)).ok());
+  e = {estimate(1, 0.6), estimate(5, 0.7), estimate(20, 0.8), estimate(20, 0.9)};
+  EXPECT_EQ(flat.decide(e, loaded, 0).branch, 1);
+  e[2].latency_ms = 6;
+  EXPECT_EQ(flat.decide(e, loaded, 100).branch, 2);
+  e[3].latency_ms = 7;
+  EXPECT_EQ(flat.decide(e, loaded, 200).branch, 3);
+}
+
 TEST(SelectorTest, AContextChangeWaivesTheDwellOnceItHolds) {
   SelectorOptions options = dwell_only(1000);
   options.context_change = 1.4;

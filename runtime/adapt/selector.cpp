@@ -74,7 +74,16 @@ SelectionContext selection_context(const ContextSample& sample) {
 
 Status Selector::set_budgets(const Budgets& budgets) {
   Status s = validate_budgets(budgets);
-  if (s.ok()) budgets_ = budgets;
+  if (!s.ok()) return s;
+  const bool changed =
+      budgets.latency_ms != budgets_.latency_ms || budgets.memory_mode != budgets_.memory_mode ||
+      budgets.memory_bytes != budgets_.memory_bytes || budgets.energy_mj != budgets_.energy_mj ||
+      budgets.energy_weight != budgets_.energy_weight ||
+      budgets.battery_aware != budgets_.battery_aware ||
+      budgets.battery_energy_weight != budgets_.battery_energy_weight ||
+      budgets.battery_low_pct != budgets_.battery_low_pct;
+  if (changed) improvements_ = 0;  // a new question: the dwell starts over
+  budgets_ = budgets;
   return s;
 }
 
@@ -135,12 +144,17 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
         std::fill(blocked_until_ms_.begin(), blocked_until_ms_.end(), 0.0);
         probe_misses_ = 0;
         next_probe_ms_ = -1;
+        improvements_ = 0;
       }
     } else {
       changed_since_ms_ = -1;
     }
   }
 
+  // the dwell doubles under load only: back at idle, getting up again must not wait, and the
+  // next load starts from min_dwell_ms even when its start was not seen as a context change
+  const bool contended = context.contention >= options_.probe_min_contention;
+  if (!contended) improvements_ = 0;
   auto objective = [&](const BranchEstimate& e) {
     if (l.energy_only) return -e.energy_mj;
     return e.accuracy - l.energy_weight * e.energy_mj;
@@ -224,6 +238,8 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
         }
       }
       probed_ = -1;
+      if (reason == SwitchReason::kBetter && contended)
+        improvements_ = std::min(improvements_ + 1, 30);
       current_ = branch;
       current_reason_ = reason;
       last_switch_ms_ = now_ms;
@@ -253,7 +269,10 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   if (current_ < 0) return choose(best, SwitchReason::kInitial);
   const size_t cur = static_cast<size_t>(current_);
   if (!fits_now[cur]) return choose(best, SwitchReason::kInfeasible);
-  const bool dwelled = now_ms - last_switch_ms_ >= options_.min_dwell_ms || context_changed;
+  const int doublings =
+      contended ? std::clamp(std::min(improvements_, options_.dwell_doublings), 0, 16) : 0;
+  const bool dwelled =
+      now_ms - last_switch_ms_ >= options_.min_dwell_ms * (1 << doublings) || context_changed;
   // the margin is judged on the top objective: the target may be a faster near-equal of it
   if (open >= 0 && open != current_ && dwelled &&
       open_pick.top >= score[cur] + options_.switch_margin)

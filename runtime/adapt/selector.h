@@ -43,6 +43,12 @@ struct SelectorOptions {
   double objective_tolerance = 0.002;
   double entry_margin = 0.05;  // a new branch must fit within (1 - entry_margin) of a budget
   double min_dwell_ms = 500;   // no improvement switch sooner than this after the last switch
+  // Under load (contention at least probe_min_contention), each improvement switch (probes
+  // included) since the context last changed doubles the dwell before the next one, up to this
+  // many times: in one load the first step up is what the loop learnt, further ones are mostly
+  // noise in near-equal estimates, and each that does not hold costs a switch back. A context
+  // change, new budgets or a decision at idle start again at min_dwell_ms.
+  int dwell_doublings = 2;
   // Judge the latency budget on the tail estimate (latency_tail_ms) instead of the median one:
   // for budgets that bound the share of slow requests rather than the typical one.
   bool tail_latency = false;
@@ -116,6 +122,7 @@ class Selector {
     probe_misses_ = 0;
     next_probe_ms_ = -1;
     probed_ = -1;
+    improvements_ = 0;
   }
   // True while `branch` may not be the target of an improvement switch (trial_window_ms).
   bool blocked(int branch, double now_ms) const;
@@ -149,6 +156,7 @@ class Selector {
   int probe_misses_ = 0;       // consecutive probes that turned infeasible within the window
   double next_probe_ms_ = -1;  // no probe before; -1: none yet
   int probed_ = -1;            // the branch the last probe entered, while it is current
+  int improvements_ = 0;       // improvement switches since the context changed (dwell_doublings)
 };
 
 }  // namespace adascale
