@@ -1,12 +1,13 @@
 // Contention scenarios: the scenario file parser, the burner and balloon processes (started,
 // killed, reaped, never left behind), and adascale-run --scenario end to end on a generated
-// bundle, including an interrupted run.
+// bundle, including an interrupted run and two apps side by side.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
@@ -749,6 +750,60 @@ TEST_F(ScenarioCli, ShortScenarioWritesTracesPicturesAndASummary) {
   for (const auto& entry : fs::directory_iterator(out))
     EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
   EXPECT_FALSE(has_children()) << "burners or balloons left behind";
+}
+
+// Two apps side by side: the second is another process with its own loop; both replay the
+// scenario, only the first plays the load, and both are reported. A second app that cannot
+// start is a one-line error, and nothing is left running.
+TEST_F(ScenarioCli, TwoAppsReplayTheScenarioSideBySide) {
+  const auto [images, labels] = idx_files();
+  const std::string scenario =
+      write_text("pair.ini",
+                 "[scenario]\nname = pair\nduration_s = 1\nframe_images = 64\nsettle_s = 0.2\n"
+                 "calibration_s = 0.05\n[budgets]\nlatency_ms = 2\n[timeline]\n"
+                 "0.3 = burners_start 1\n0.7 = burners_stop 1\n");
+  const std::string out = temp_path("pair_traces");
+  fs::remove_all(out);
+  const std::string common = "--scenario " + scenario + " --idx " + images + " --labels " + labels;
+  const Result r = run_cli("--bundle " + scenario_bundle() + " " + common +
+                           " --policy adaptive,oracle --trace-out " + out + " --second-bundle " +
+                           scenario_bundle());
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* text : {"scenario pair: 1.0 s", "second app (", "scenario pair-app2: 1.0 s",
+                           "[pair-app2] adaptive: settling", "oracle: per segment"})
+    EXPECT_NE(r.output.find(text), std::string::npos) << text << " missing in\n" << r.output;
+  // the first app's summary comes first
+  EXPECT_LT(r.output.find("scenario pair: 1.0 s"), r.output.find("scenario pair-app2: 1.0 s"));
+  for (const char* app : {"pair", "pair-app2"})
+    for (const char* policy : {"adaptive", "oracle"}) {
+      const std::string csv = read_text(out + "/" + app + "-" + policy + ".csv");
+      // the second app records the load the first one plays
+      size_t loaded = 0;
+      std::istringstream lines(csv);
+      for (std::string line; std::getline(lines, line);)
+        loaded += line.compare(line.find(',') + 1, 2, "1,") == 0;
+      EXPECT_GT(loaded, 0u) << app << " " << policy;
+    }
+  EXPECT_FALSE(has_children()) << "a second app, burners or balloons left behind";
+
+  const Result missing = run_cli("--bundle " + scenario_bundle() + " " + common +
+                                 " --policy adaptive --second-bundle " + temp_path("no.bundle"));
+  EXPECT_EQ(missing.code, 1) << missing.output;
+  // checked before anything runs: one line, naming the option
+  EXPECT_EQ(missing.output.rfind("adascale-run: error: --second-bundle: ", 0), 0u)
+      << missing.output;
+  EXPECT_EQ(std::count(missing.output.begin(), missing.output.end(), '\n'), 1) << missing.output;
+  EXPECT_FALSE(has_children());
+  const Result usage =
+      run_cli("--bundle " + scenario_bundle() + " --list --second-bundle " + scenario_bundle());
+  EXPECT_EQ(usage.code, 2) << usage.output;
+  // descriptors no test process has open
+  const Result link =
+      run_cli("--bundle " + scenario_bundle() + " " + common + " --app-link 900,901");
+  EXPECT_EQ(link.code, 1) << link.output;
+  EXPECT_NE(link.output.find("--app-link: expected two open descriptors R,W, got '900,901'"),
+            std::string::npos)
+      << link.output;
 }
 
 // A budget relative to the bundle's idle latencies is resolved and printed before the run; a

@@ -44,6 +44,7 @@ constexpr const char* kModes =
     "  adascale-run --bundle B [--branch NAME] [--backend NAME] [--threads N] --profile RUNS\n"
     "  adascale-run --bundle B --scenario S.ini --idx IMAGES --labels LABELS\n"
     "               [--policy P] [--trace-out DIR] [--device-profile FILE|none]\n"
+    "               [--second-bundle B2]\n"
     "  adascale-run --bundle B --calibrate [--out FILE] [--runs N] [--rounds N]\n"
     "               [--backend NAME] [--threads N]\n"
     "  adascale-run --bundle B --generate-scenario SEED [--out FILE]\n"
@@ -53,6 +54,7 @@ struct Options {
   std::string bundle, branch, images_dir, idx_images, idx_labels;
   std::string scenario, trace_out, policy = "all";
   std::string profile_out, device_profile;
+  std::string second_bundle, app_link;
   int calibrate_runs = 200, calibrate_rounds = 5;
   int64_t generate_seed = -1;  // >= 0: --generate-scenario
   bool calibrate = false;
@@ -127,6 +129,12 @@ void declare_options(base::CommandLine* cli, Options* o) {
       .option("rounds", &o->calibrate_rounds,
               "interleaved rounds the runs are split into (with --calibrate)")
       .range("rounds", 1, kMaxCalibrationRuns)
+      .option("second-bundle", &o->second_bundle,
+              "with --scenario: a second app, another process with this bundle and its own\n"
+              "adaptation loop, replays the scenario side by side; both are reported",
+              "DIR")
+      .option("app-link", &o->app_link,
+              "internal: run as the second app of --second-bundle over descriptors R,W", "R,W")
       .option("device-profile", &o->device_profile,
               "the loop predicts from this device profile instead of the bundle's\n"
               "device-profile.json; none: from the catalog (with --scenario or --list)",
@@ -136,6 +144,10 @@ void declare_options(base::CommandLine* cli, Options* o) {
 
 // What the options of one mode exclude.
 void check_combination(const Options& o) {
+  if ((!o.second_bundle.empty() || !o.app_link.empty()) && o.scenario.empty())
+    throw UsageError("--second-bundle and --app-link go with --scenario (see --help)");
+  if (!o.second_bundle.empty() && !o.app_link.empty())
+    throw UsageError("--second-bundle and --app-link do not go together (see --help)");
   if (o.generate_seed >= 0) {
     if (o.calibrate || !o.images_dir.empty() || !o.idx_images.empty() || !o.idx_labels.empty() ||
         !o.scenario.empty() || !o.trace_out.empty() || o.policy != "all" || o.limit > 0 || o.list ||
@@ -220,8 +232,10 @@ int run(const Options& o) {
     return 0;
   }
   if (!o.scenario.empty())
-    return run_scenario({o.scenario, o.policy, o.trace_out, o.idx_images, o.idx_labels, o.limit},
-                        rt);
+    return run_scenario(
+        {o.scenario, o.policy, o.trace_out, o.idx_images, o.idx_labels, o.limit, o.second_bundle,
+         o.app_link, o.backend_text, o.backend, o.threads, o.device_profile == "none"},
+        rt);
   const std::string branch = o.branch.empty() ? rt.branches.front().first : o.branch;
   if (std::none_of(rt.branches.begin(), rt.branches.end(),
                    [&](const auto& b) { return b.first == branch; }))

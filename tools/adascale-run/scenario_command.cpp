@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -13,6 +14,8 @@
 #include "tools/adascale-run/calibrate_command.h"
 #include "tools/adascale-run/failure.h"
 #include "tools/adascale-run/idx_input.h"
+#include "tools/adascale-run/second_app.h"
+#include "tools/scenario/app_link.h"
 #include "tools/scenario/relative_budget.h"
 #include "tools/scenario/scenario_generator.h"
 #include "tools/scenario/scenario_run.h"
@@ -56,6 +59,25 @@ sc::Workload make_workload(Runtime& rt, const Dataset& ds) {
   return w;
 }
 
+// The second app's bundle, with the images and budgets it will get, checked here first: a
+// mistake is then one line from this process, before anything runs or is printed.
+void check_second_app(const ScenarioRequest& request, const sc::Scenario& scenario) {
+  try {
+    Runtime second(request.second_bundle, request.backend_kind, request.threads);
+    if (second.classes == 0)
+      throw Failure("the catalog names no classes, so labels cannot be scored");
+    const Dataset ds =
+        load_idx(request.idx_images, request.idx_labels, second.input, request.limit);
+    check_labels(ds, second.classes);
+    sc::Scenario copy = scenario;
+    sc::resolve_relative_budgets(&copy, loop_branch_costs(second.get()));
+  } catch (const sc::ScenarioError& e) {
+    throw Failure("--second-bundle: " + std::string(e.what()));
+  } catch (const Failure& e) {
+    throw Failure("--second-bundle: " + std::string(e.what()));
+  }
+}
+
 }  // namespace
 
 int run_scenario(const ScenarioRequest& request, Runtime& rt) {
@@ -67,6 +89,13 @@ int run_scenario(const ScenarioRequest& request, Runtime& rt) {
   } catch (const sc::ScenarioError& e) {
     throw Failure(e.what());
   }
+  std::unique_ptr<sc::AppLink> follower_link;
+  if (!request.app_link.empty()) {
+    follower_link = app_link_from(request.app_link);
+    options.link = follower_link.get();
+    options.follower = true;
+    scenario.name += "-app2";  // its traces and summary next to the first app's
+  }
   options.trace_dir = request.trace_dir;
   if (!options.trace_dir.empty()) {
     std::error_code ec;
@@ -77,6 +106,7 @@ int run_scenario(const ScenarioRequest& request, Runtime& rt) {
   if (rt.classes == 0) throw Failure("the catalog names no classes, so labels cannot be scored");
   check_labels(ds, rt.classes);
   const sc::Workload w = make_workload(rt, ds);
+  if (!request.second_bundle.empty()) check_second_app(request, scenario);
   std::vector<std::string> resolved;
   try {
     resolved = sc::resolve_relative_budgets(&scenario, w.costs);
@@ -88,6 +118,22 @@ int run_scenario(const ScenarioRequest& request, Runtime& rt) {
   for (const std::string& line : resolved) std::printf("%s\n", line.c_str());
   std::fflush(stdout);
   sc::install_interrupt_handlers();
+  std::unique_ptr<SecondApp> second;
+  if (!request.second_bundle.empty()) {
+    std::vector<std::string> args = {"--bundle",   request.second_bundle,
+                                     "--scenario", request.scenario_path,
+                                     "--idx",      request.idx_images,
+                                     "--labels",   request.idx_labels,
+                                     "--policy",   request.policies,
+                                     "--backend",  request.backend,
+                                     "--threads",  std::to_string(request.threads)};
+    if (!request.trace_dir.empty()) args.insert(args.end(), {"--trace-out", request.trace_dir});
+    if (request.limit > 0) args.insert(args.end(), {"--limit", std::to_string(request.limit)});
+    if (request.no_device_profile) args.insert(args.end(), {"--device-profile", "none"});
+    std::fflush(stdout);  // nothing buffered twice
+    second = std::make_unique<SecondApp>(args);
+    options.link = &second->link();
+  }
   std::vector<sc::PolicySummary> summaries;
   std::string write_error;  // a trace that could not be written: reported after the summary
   try {
@@ -105,6 +151,11 @@ int run_scenario(const ScenarioRequest& request, Runtime& rt) {
     if (!s.trace_csv.empty())
       std::printf("trace %-10s %s %s\n", sc::policy_name(s.policy), s.trace_csv.c_str(),
                   s.trace_svg.c_str());
+  if (second) {
+    const SecondApp::Outcome outcome = second->finish();
+    std::printf("\nsecond app (%s):\n%s", request.second_bundle.c_str(), outcome.output.c_str());
+    if (!outcome.failure.empty()) throw Failure(outcome.failure);
+  }
   if (!write_error.empty()) throw Failure(write_error);
   return 0;
 }

@@ -14,6 +14,15 @@ struct ScenarioRequest {
   std::string scenario_path, policies, trace_dir;  // trace_dir empty: no trace files
   std::string idx_images, idx_labels;
   int64_t limit = -1;  // images read; <= 0: all
+  // Two apps (tools/scenario/app_link.h): the second app's bundle (this process starts it), or,
+  // in that second app, the link's descriptors "R,W".
+  std::string second_bundle, app_link;
+  // passed on to the second app: --backend, --threads, and --device-profile none (a device
+  // profile file belongs to one bundle: the second app uses its own bundle's, if any)
+  std::string backend;
+  adascale_backend backend_kind = ADASCALE_BACKEND_XNNPACK;
+  int threads = 1;
+  bool no_device_profile = false;
 };
 
 // Returns the exit status: 0, or 130 when interrupted (SIGINT/SIGTERM). Throws Failure.

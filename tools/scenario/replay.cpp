@@ -27,8 +27,9 @@ extern "C" void on_interrupt(int) { g_interrupted.store(true); }
 // killed and reaped before it ends, on every path.
 class Driver {
  public:
-  Driver(const Scenario& s, AdaptationLoop* loop, double t0_ms)
-      : s_(s), loop_(loop), t0_(t0_ms), thread_(&Driver::run, this) {}
+  // drive_load false: the load events are recorded but played by another app (app_link.h)
+  Driver(const Scenario& s, AdaptationLoop* loop, double t0_ms, bool drive_load)
+      : s_(s), loop_(loop), t0_(t0_ms), drive_load_(drive_load), thread_(&Driver::run, this) {}
   ~Driver() { stop(); }
   void stop() {
     {
@@ -50,6 +51,8 @@ class Driver {
   void run() {
     try {
       ContentionProcesses processes;
+      int burners = 0;  // as the timeline has them, driven here or not
+      std::vector<double> balloons;
       StateChange state;
       state.budgets = s_.budgets;
       state.text = "start";
@@ -66,18 +69,22 @@ class Driver {
           state.contention = false;
           switch (e.kind) {
             case EventKind::kStartBurners:
-              processes.start_burners(e.count);
+              if (drive_load_) processes.start_burners(e.count);
+              burners += e.count;
               state.contention = true;
               break;
             case EventKind::kStopBurners:
-              processes.stop_burners(e.count);
+              if (drive_load_) processes.stop_burners(e.count);
+              burners = std::max(0, burners - e.count);
               break;
             case EventKind::kAllocateBalloon:
-              processes.allocate_balloon(e.mib);
+              if (drive_load_) processes.allocate_balloon(e.mib);
+              balloons.push_back(e.mib);
               state.contention = true;
               break;
             case EventKind::kReleaseBalloon:
-              processes.release_balloon();
+              if (drive_load_) processes.release_balloon();
+              if (!balloons.empty()) balloons.pop_back();
               break;
             case EventKind::kBudget: {
               RequestBudgets budgets = state.budgets;
@@ -91,8 +98,9 @@ class Driver {
               break;
             }
           }
-          state.burners = processes.burners();
-          state.balloon_mib = processes.balloon_mib();
+          state.burners = burners;
+          state.balloon_mib = 0;
+          for (double mib : balloons) state.balloon_mib += mib;
           changes_.push_back(state);
         }
         sample();
@@ -131,6 +139,7 @@ class Driver {
   const Scenario& s_;
   AdaptationLoop* loop_;
   const double t0_;
+  const bool drive_load_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool done_ = false;
@@ -153,7 +162,7 @@ void check_interrupt() {
 }
 
 PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fixed_branch,
-                     bool verbose, const std::vector<ScheduledBranch>& schedule) {
+                     bool verbose, const std::vector<ScheduledBranch>& schedule, bool drive_load) {
   PolicyRun out;
   out.policy = policy;
   out.fixed_branch = fixed_branch;
@@ -204,7 +213,7 @@ PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fi
 
   t0 = now_ms();
   {
-    Driver driver(s, &loop, t0);
+    Driver driver(s, &loop, t0, drive_load);
     // Reserving (a request every 0.5 ms, at most 2^20 of them up front) keeps the run path mostly
     // free of reallocation; the record is capped so that very short requests cannot exhaust
     // memory.

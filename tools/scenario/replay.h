@@ -108,8 +108,10 @@ struct ScheduledBranch {
 
 // Runs the settle phase, then the timeline, on `fixed_branch`, else (when < 0) on the branch that
 // `schedule` names for the time of each request (the settle phase runs the first one), else on
-// the loop's choice.
+// the loop's choice. drive_load false: the timeline's burners and balloons are another app's to
+// start (app_link.h); this run records them and applies the budget events only.
 PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fixed_branch,
-                     bool verbose, const std::vector<ScheduledBranch>& schedule = {});
+                     bool verbose, const std::vector<ScheduledBranch>& schedule = {},
+                     bool drive_load = true);
 
 }  // namespace adascale::scenario

@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iterator>
 #include <memory>
 #include <sstream>
 
 #include "base/durable_file.h"
+#include "tools/scenario/app_link.h"
 #include "tools/scenario/calibration.h"
 #include "tools/scenario/oracle.h"
 #include "tools/scenario/relative_budget.h"
@@ -133,6 +135,30 @@ std::vector<PolicySummary> run_scenario(const Scenario& s, const Workload& w,
     if (!calibration) calibration = std::make_unique<Calibration>(calibrate(s, w, options.verbose));
     return *calibration;
   };
+  AppLink* link = options.link;
+  if (link) {
+    if (options.follower)
+      link->send("ready");
+    else
+      link->expect("ready");
+    // both calibrations up front, each while the other app runs its loop
+    const bool calibrates =
+        std::any_of(options.policies.begin(), options.policies.end(),
+                    [](Policy p) { return p == Policy::kHindsight || p == Policy::kOracle; });
+    if (calibrates && !options.follower) {
+      link->send("background");
+      calibrated();
+      link->send("calibrate");
+      run_background(s, w, *link);
+      link->expect("calibrated");
+    } else if (calibrates) {
+      link->expect("background");
+      run_background(s, w, *link);
+      link->expect("calibrate");
+      calibrated();
+      link->send("calibrated");
+    }
+  }
   for (Policy policy : options.policies) {
     check_interrupt();
     int fixed = -1;
@@ -141,7 +167,20 @@ std::vector<PolicySummary> run_scenario(const Scenario& s, const Workload& w,
     if (policy == Policy::kSmallest) fixed = extreme_branch(w.costs, false);
     if (policy == Policy::kHindsight) fixed = hindsight_branch(s, w, calibrated(), &report);
     if (policy == Policy::kOracle) schedule = oracle_schedule(s, w, calibrated(), &report);
-    const PolicyRun run = run_policy(s, w, policy, fixed, options.verbose, schedule);
+    if (link && !options.follower) {
+      // both apps start the policy together, by the steady clock they share
+      const double start = now_ms() + 300;
+      link->send(std::string("run ") + policy_name(policy) + " " + format("%.3f", start));
+      wait_until(start);
+    } else if (link) {
+      const std::string line = link->receive();
+      const std::string expected = std::string("run ") + policy_name(policy) + " ";
+      if (line.compare(0, expected.size(), expected) != 0)
+        throw ScenarioError("the other app said '" + line + "', expected '" + expected + "...'");
+      wait_until(std::strtod(line.c_str() + expected.size(), nullptr));
+    }
+    const PolicyRun run =
+        run_policy(s, w, policy, fixed, options.verbose, schedule, !(link && options.follower));
     if (run.cut_at_ms >= 0)
       report += format(
           "%s: the timeline ended at t=%.2f s, after %zu requests (the most a policy "
@@ -159,7 +198,15 @@ std::vector<PolicySummary> run_scenario(const Scenario& s, const Workload& w,
       }
     }
     summaries.push_back(sum);
+    if (link && options.follower)
+      link->send("done");
+    else if (link)
+      link->expect("done");
   }
+  if (link && options.follower)
+    link->expect("end");
+  else if (link)
+    link->send("end");
   for (const PolicySummary& sum : summaries)
     if (sum.policy == Policy::kAdaptive && !sum.steps_report.empty())
       report +=

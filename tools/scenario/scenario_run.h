@@ -43,10 +43,17 @@ struct Workload {
   size_t classes = 0;
 };
 
+class AppLink;  // app_link.h
+
 struct RunOptions {
   std::string trace_dir;  // empty: no trace files
   std::vector<Policy> policies;
   bool verbose = true;  // progress lines on stderr
+  // Two apps side by side (app_link.h): the link to the other app's process, and whether this
+  // one follows (applies the budget events, the other plays the load). Both list the same
+  // policies.
+  AppLink* link = nullptr;
+  bool follower = false;
 };
 
 struct PolicySummary {

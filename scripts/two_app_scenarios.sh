@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Two adaptive apps on one device over seeded random scenarios: for seeds 1..N, generates the
+# scenario (adascale-run --generate-scenario, sized for the first bundle) and replays it with two
+# processes side by side (--second-bundle), each with its own bundle and adaptation loop, under
+# the adaptive and oracle policies (docs/scenarios.md#two-apps). Prints, per scenario and app and
+# on average, the adaptive policy's violations, its accuracy gap to its own oracle and its
+# switches per contention step.
+#
+#   scripts/two_app_scenarios.sh BUNDLE N [BUNDLE2]
+#
+# BUNDLE2 defaults to BUNDLE (a second copy, loaded by the second process). RUN, IDX, LABELS,
+# OUT and FIRST_SEED as for scripts/random_scenarios.sh.
+set -euo pipefail
+if [ $# -lt 2 ] || [ $# -gt 3 ] || ! [[ $2 =~ ^[1-9][0-9]*$ ]]; then
+  echo "usage: $0 BUNDLE N [BUNDLE2]" >&2
+  exit 2
+fi
+bundle=$1
+count=$2
+second=${3:-$1}
+cd "$(dirname "$0")/.."
+run=${RUN:-build-rt/tools/adascale-run/adascale-run}
+[ -x "$run" ] || run=build/tools/adascale-run/adascale-run
+data=/usr/share/datasets/fashion-mnist
+idx=${IDX:-$data/t10k-images-idx3-ubyte.gz}
+labels=${LABELS:-$data/t10k-labels-idx1-ubyte.gz}
+out=${OUT:-$(mktemp -d /tmp/two-app-scenarios.XXXXXX)}
+first=${FIRST_SEED:-1}
+mkdir -p "$out"
+echo "scenarios, summaries and traces: $out"
+
+results=$out/results.tsv
+: >"$results"
+for ((seed = first; seed < first + count; ++seed)); do
+  scenario=$out/random-$seed.ini
+  "$run" --bundle "$bundle" --generate-scenario "$seed" --out "$scenario" >/dev/null
+  echo
+  echo "== seed $seed: $(grep -m1 '^duration_s' "$scenario"), $(grep -c '^[0-9]' "$scenario") events"
+  start=$(date +%s)
+  "$run" --bundle "$bundle" --second-bundle "$second" --scenario "$scenario" --idx "$idx" \
+    --labels "$labels" --policy adaptive,oracle --trace-out "$out/traces" \
+    >"$out/random-$seed.txt" 2>"$out/random-$seed.log"
+  seconds=$(($(date +%s) - start))
+  grep -E '^(budget|scenario |policy |adaptive |oracle |switches per|second app)' \
+    "$out/random-$seed.txt"
+  echo "replay took ${seconds} s (both calibrations and two policies)"
+  # one adaptive row and one switches line per app, the first app's first
+  awk -v seed="$seed" -v seconds="$seconds" '
+    $1 == "adaptive" && $2 == "(adaptive)" { ++app; viol[app] = $5; gap[app] = $NF
+                                             sub(/%/, "", viol[app]) }
+    /^switches per contention step/ {
+      for (i = 1; i <= NF; ++i) if ($i == "adaptive") per[app] = $(i + 1)
+    }
+    END { for (a = 1; a <= 2; ++a)
+            printf "%s\t%d\t%s\t%s\t%s\t%s\n", seed, a, viol[a], gap[a], per[a], seconds }' \
+    "$out/random-$seed.txt" >>"$results"
+done
+
+echo
+echo "adaptive policy per scenario and app:"
+awk -F'\t' '
+  BEGIN { printf "%6s %4s %14s %20s %20s %10s\n", "seed", "app", "violations %",
+          "gap to oracle (pt)", "switches per step", "replay s" }
+  {
+    printf "%6s %4s %14s %20s %20s %10s\n", $1, $2, $3, $4, $5, $6
+    v[$2] += $3; g[$2] += $4; n[$2] += 1
+    if ($5 != "-" && $5 != "") { s[$2] += $5; m[$2] += 1 }
+    if ($3 > worstv[$2]) worstv[$2] = $3
+    if ($4 > worstg[$2]) worstg[$2] = $4
+  }
+  END {
+    for (a = 1; a <= 2; ++a)
+      printf "%6s %4d %14.2f %20.2f %20s    (worst %.2f%%, %.2f pt)\n", "mean", a, v[a] / n[a],
+             g[a] / n[a], m[a] ? sprintf("%.2f", s[a] / m[a]) : "-", worstv[a], worstg[a]
+  }' "$results"
