@@ -3,7 +3,9 @@
 # adascale-run --generate-scenario), replays each with the adaptive, hindsight and oracle policies
 # (docs/scenarios.md), prints each summary table and then, per scenario and on average, the
 # adaptive policy's violations, its accuracy gap to the oracle and its switches per contention
-# step. Each replay takes one calibration pass plus three times the scenario's duration.
+# step; then the latency prediction error per load level (scripts/bench/prediction_error.py) and
+# the time back on the oracle's branch after each load ends (scripts/bench/time_back.py). Each
+# replay takes one calibration pass plus three times the scenario's duration.
 #
 #   scripts/random_scenarios.sh BUNDLE N
 #
@@ -69,3 +71,10 @@ awk -F'\t' '
            m ? sprintf("%.2f", s / m) : "-", t / n
     printf "total replay time: %d s for %d scenarios\n", t, n
   }' "$results"
+
+echo
+echo "latency prediction error of the adaptive policy's requests, all scenarios pooled, per load level:"
+python3 scripts/bench/prediction_error.py --pooled "$out"/traces/random-*-adaptive.csv
+echo
+echo "time back on the oracle's branch after each load ends:"
+python3 scripts/bench/time_back.py "$out"/random-*.ini
