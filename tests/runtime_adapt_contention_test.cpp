@@ -1,7 +1,6 @@
 // Contention model (runtime/adapt/contention_model.h): branches of different sizes slowed by a
 // load as base x share + a fixed wait, which no single multiplicative factor predicts for both;
-// the return to the idle prediction when the load ends; the latest request's moment in the
-// median prediction; probing a larger branch under load.
+// the return to the idle prediction when the load ends; probing a larger branch under load.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -105,40 +104,6 @@ TEST(ContentionModelTest, TailsArePerBranchAndAWaitIsAddedNotScaled) {
   const double large_spread = e[1].latency_tail_ms / e[1].latency_ms;  // predictions, not timings
   EXPECT_LT(large_spread, small_spread);
   EXPECT_GT(e[1].latency_tail_ms, e[1].latency_ms);
-}
-
-TEST(ContentionModelTest, UnderLoadTheMedianFollowsTheLatestRequestAndTheTailTheModel) {
-  // Preemption under load: a request takes its share (1.5 ms here) or twice that, in runs.
-  DeviceProfile off;
-  off.recent_observations = 0;
-  Profiler recent({branch("small", 1.0), branch("large", 4.0)});
-  Profiler plain({branch("small", 1.0), branch("large", 4.0)}, off);
-  const ContextSample idle = context(0), busy = context(2);
-  const double factor = recent.contention(busy).total();
-  auto feed = [&](const ContextSample& sample, size_t b, double ms, double f) {
-    for (Profiler* p : {&recent, &plain}) {
-      p->predict(sample);
-      p->observe(b, ms, f);
-    }
-  };
-  for (int i = 0; i < 8; ++i) feed(idle, 0, 1.0, 1.0);
-  for (int i = 0; i < 100; ++i) feed(busy, 0, (i / 4) % 2 ? 3.0 : 1.5, factor);  // ends fast
-  // a run is mispredicted at its first request only; the model's mean at every request
-  EXPECT_LT(recent.error_stats().median_corrected, 0.05);
-  EXPECT_GT(plain.error_stats().median_corrected, 0.2);
-  const BranchEstimate fast = recent.predict(busy)[0], mean = plain.predict(busy)[0];
-  EXPECT_NEAR(fast.latency_ms, 1.5, 0.1);
-  EXPECT_GT(mean.latency_ms, 1.8);
-  // the spread stays the model's: a fast moment does not make slow requests look gone
-  EXPECT_DOUBLE_EQ(fast.latency_tail_ms, mean.latency_tail_ms);
-  EXPECT_GT(fast.latency_tail_ms, 2.8);
-  // the other branches share the moment
-  EXPECT_NEAR(recent.predict(busy)[1].latency_ms / plain.predict(busy)[1].latency_ms,
-              fast.latency_ms / mean.latency_ms, 1e-9);
-  // idle predictions never use it, and a few idle requests retire it for the next load
-  EXPECT_NEAR(recent.predict(idle)[0].latency_ms, plain.predict(idle)[0].latency_ms, 1e-9);
-  for (int i = 0; i < 4; ++i) feed(idle, 0, 1.0, 1.0);
-  EXPECT_NEAR(recent.predict(busy)[0].latency_ms, plain.predict(busy)[0].latency_ms, 1e-9);
 }
 
 using testing::latency_budget;

@@ -166,15 +166,6 @@ double Profiler::contention_multiplier(size_t branch, double contention_factor) 
   return multiplier(branch, level, fits_[level].solve(drift_));
 }
 
-double Profiler::recent_factor(int level) const {
-  // a moment of another level says nothing about this one: right after a load step, the
-  // decision to switch down must see the new level's model, not the old level's last request
-  if (level == 0 || level != recent_level_ || profile_.recent_observations == 0 ||
-      observe_count_ - recent_at_ >= profile_.recent_observations)
-    return 1.0;
-  return recent_ratio_;
-}
-
 const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample) {
   return predict(sample, contention(sample));
 }
@@ -191,8 +182,6 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
   const QuantileRing& excess = excess_[level];
   const double r = sample.cache_rate.value_or(profile_.default_cache_rate);
   const double log_mean = mean_log_level();  // once, not once per branch
-  const double recent = recent_factor(level);
-  last_recent_ = recent;
   const std::optional<double> power =
       profile_.use_measured_power ? sample.measured_power_w() : std::nullopt;
   last_power_w_ = power;
@@ -203,22 +192,18 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
     e.latency_known = c.latency_median_ms.has_value();
     e.latency_uncorrected_ms = c.latency_median_ms.value_or(0) * factor;
     const double branch_level = relaxed_level(i, log_mean);
-    const double modelled_ms = e.latency_uncorrected_ms * branch_level * multiplier(i, level, fit);
-    e.latency_ms = modelled_ms * recent;
+    e.latency_ms = e.latency_uncorrected_ms * branch_level * multiplier(i, level, fit);
     // The branch's own spread at this level where it has one; else the level's excess in ms,
     // which a wait of fixed length adds to every branch alike (a spread learnt as a ratio on a
     // small branch would make every larger one look far too slow); else the level's ratio.
     const QuantileRing& own = branch_tails_[i * kTailLevels + static_cast<size_t>(level)];
-    // The spread is the model's, not the latest request's: a fast request must not make the
-    // budget look met for the slow ones; the tail is never below the median, though.
     if (own.size() >= kEnough)
-      e.latency_tail_ms = modelled_ms * std::max(1.0, own.quantile());
+      e.latency_tail_ms = e.latency_ms * std::max(1.0, own.quantile());
     else if (excess.size() >= kEnough)
-      e.latency_tail_ms = modelled_ms + std::max(0.0, excess.quantile());
+      e.latency_tail_ms = e.latency_ms + std::max(0.0, excess.quantile());
     else
       e.latency_tail_ms =
-          std::max(modelled_ms, e.latency_uncorrected_ms * branch_level * drift_ * tail);
-    e.latency_tail_ms = std::max(e.latency_tail_ms, e.latency_ms);
+          std::max(e.latency_ms, e.latency_uncorrected_ms * branch_level * drift_ * tail);
     e.memory_known = c.memory_bytes.has_value();
     e.memory_bytes = c.memory_bytes.value_or(0);
     e.accuracy_known = c.accuracy.has_value();
@@ -258,11 +243,9 @@ void Profiler::observe(size_t branch, double observed_ms, std::optional<double> 
   const double log_mean = mean_log_level();
   const double level_now = relaxed_level(branch, log_mean);
   const int predicted_level = tail_level(last_factor_);
-  // judged with the moment the last prediction used, not one that an observation of the same
-  // step has moved since: the loop never acted on that one
   const double corrected_ms =
       e.latency_uncorrected_ms * level_now *
-      multiplier(branch, predicted_level, fits_[predicted_level].solve(drift_)) * last_recent_;
+      multiplier(branch, predicted_level, fits_[predicted_level].solve(drift_));
   const double corrected_error = std::fabs(corrected_ms - observed_ms) / observed_ms;
   const double uncorrected_error = std::fabs(e.latency_uncorrected_ms - observed_ms) / observed_ms;
   if (errors_corrected_.size() < profile_.error_window) {
@@ -284,7 +267,6 @@ void Profiler::observe(size_t branch, double observed_ms, std::optional<double> 
   push_tail(&tail_all_, tail_ratio);
   push_tail(&tail_levels_[level_index], tail_ratio);
   const double q = profile_.tail_quantile;
-  ++observe_count_;
   branch_tail(branch, level_index).push(ratio / (level_now * mult), profile_.tail_window, q);
   excess_[level_index].push(observed_ms - reference * level_now * mult, profile_.tail_window, q);
   if (level_index > 0) {
@@ -292,12 +274,6 @@ void Profiler::observe(size_t branch, double observed_ms, std::optional<double> 
     // compares with its catalog latency on this device) is learnt at idle only, where nothing
     // else moves, so that a load does not stay in the levels after it ends.
     fits_[level_index].add(size_z_[branch], ratio / level_now);
-    // the moment against the model as this observation has just moved it, so that the next
-    // prediction (model x moment) does not count the observation twice
-    const double updated = multiplier(branch, level_index, fits_[level_index].solve(drift_));
-    recent_ratio_ = std::clamp(ratio / (level_now * updated), 0.25, 4.0);
-    recent_at_ = observe_count_;
-    recent_level_ = level_index;
     if (observations_[branch] > 0) {
       levels_[branch] = level_now;
       observed_at_[branch] = ++total_observations_;

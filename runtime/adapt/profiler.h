@@ -42,12 +42,6 @@ struct DeviceProfile {
   // keeps per new one of the same level, and the weight of the prior (in observations).
   double contention_forgetting = 0.95;
   double contention_ridge = 1.0;
-  // Under load the median prediction follows the latest observation's ratio to the model
-  // (observed / what the contention model predicts) while it is at most recent_observations
-  // old and of the same contention level: preemption makes a contended request take about one or
-  // two times its share, and which of the two persists over a few requests, while the model's mean
-  // is right for neither. The tail (latency_tail_ms) stays on the model's spread. 0: off.
-  size_t recent_observations = 4;
 };
 
 // the cost model's energy of one inference, in mJ: e_mac * MACs + M * (r e_cache + (1 - r) e_dram)
@@ -55,9 +49,9 @@ double modelled_energy_mj(const DeviceProfile& profile, bool int8, double macs,
                           double memory_access_bytes, double cache_rate);
 
 struct BranchEstimate {
-  double latency_ms = 0;              // contention-scaled and corrected: the next request's median
+  double latency_ms = 0;              // contention-scaled and corrected
   double latency_uncorrected_ms = 0;  // contention-scaled only
-  double latency_tail_ms = 0;         // the model's x tail factor: what a bad request takes
+  double latency_tail_ms = 0;         // latency_ms x tail factor: what a bad request takes
   bool latency_known = false;
   double memory_bytes = 0;
   bool memory_known = false;
@@ -148,13 +142,6 @@ class Profiler {
   std::vector<uint64_t> observed_at_;  // total_observations_ at the branch's last observation
   uint64_t total_observations_ = 0;
   std::vector<size_t> observations_;
-  // see DeviceProfile::recent_observations: the latest contended ratio and when it was seen
-  double recent_ratio_ = 1.0;
-  uint64_t recent_at_ = 0;  // observe_count_ then
-  int recent_level_ = 0;    // the contended level it was seen at; 0: none
-  uint64_t observe_count_ = 0;
-  double last_recent_ = 1.0;  // the moment the last prediction used
-  double recent_factor(int level) const;
   double drift_ = 1.0;
   std::optional<double> reference_cache_rate_;
   // Ring buffers of relative errors.

@@ -246,14 +246,12 @@ void parse_adaptation_key(const Parser& p, int line, const std::string& key,
     a->device.tail_quantile = p.number(line, key, value, 0.5, false, 1);
   else if (key == "dwell_doublings")
     a->selector.dwell_doublings = static_cast<int>(p.integer(line, key, value, 0, 8));
-  else if (key == "recent_observations")
-    a->device.recent_observations = static_cast<size_t>(p.integer(line, key, value, 0, 64));
   else
     p.fail(line, key,
            "unknown key in [adaptation] (period_ms, probe_period_ms, min_dwell_ms, "
            "switch_margin, entry_margin, trial_window_ms, context_change, context_settle_ms, "
            "objective_tolerance, contended_tail_prior, tail_latency, tail_quantile, "
-           "dwell_doublings, recent_observations)");
+           "dwell_doublings)");
 }
 
 // The file name without its extension, other characters replaced by '_'.
