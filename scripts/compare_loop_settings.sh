@@ -11,7 +11,7 @@
 #
 # SEEDS: a comma list (e.g. 1,2,3); a setting with no keys after '=' keeps the generated
 # scenario's. Example: scripts/compare_loop_settings.sh runs/demo/model.bundle 1,2,3 \
-#   new= old=recent_observations:0,dwell_doublings:0
+#   new= old=dwell_doublings:0
 # RUN, IDX, LABELS and OUT as for scripts/random_scenarios.sh.
 set -euo pipefail
 if [ $# -lt 3 ]; then
@@ -22,14 +22,9 @@ bundle=$1
 IFS=, read -r -a seeds <<<"$2"
 shift 2
 cd "$(dirname "$0")/.."
-run=${RUN:-build-rt/tools/adascale-run/adascale-run}
-[ -x "$run" ] || run=build/tools/adascale-run/adascale-run
-data=/usr/share/datasets/fashion-mnist
-idx=${IDX:-$data/t10k-images-idx3-ubyte.gz}
-labels=${LABELS:-$data/t10k-labels-idx1-ubyte.gz}
-out=${OUT:-$(mktemp -d /tmp/loop-settings.XXXXXX)}
-mkdir -p "$out/traces"
-echo "scenarios, summaries and traces: $out"
+# shellcheck source=scripts/scenario_env.sh
+source scripts/scenario_env.sh loop-settings
+
 results=$out/results.tsv
 : >"$results"
 for seed in "${seeds[@]}"; do

@@ -20,23 +20,15 @@ fi
 bundle=$1
 count=$2
 cd "$(dirname "$0")/.."
-run=${RUN:-build-rt/tools/adascale-run/adascale-run}
-[ -x "$run" ] || run=build/tools/adascale-run/adascale-run
-data=/usr/share/datasets/fashion-mnist
-idx=${IDX:-$data/t10k-images-idx3-ubyte.gz}
-labels=${LABELS:-$data/t10k-labels-idx1-ubyte.gz}
-out=${OUT:-$(mktemp -d /tmp/random-scenarios.XXXXXX)}
+# shellcheck source=scripts/scenario_env.sh
+source scripts/scenario_env.sh random-scenarios
 first=${FIRST_SEED:-1}
-mkdir -p "$out"
-echo "scenarios, summaries and traces: $out"
 
 results=$out/results.tsv
 : >"$results"
 for ((seed = first; seed < first + count; ++seed)); do
   scenario=$out/random-$seed.ini
-  "$run" --bundle "$bundle" --generate-scenario "$seed" --out "$scenario" >/dev/null
-  echo
-  echo "== seed $seed: $(grep -m1 '^duration_s' "$scenario"), $(grep -c '^[0-9]' "$scenario") events"
+  generate_scenario "$seed" "$scenario" "$bundle"
   start=$(date +%s)
   "$run" --bundle "$bundle" --scenario "$scenario" --idx "$idx" --labels "$labels" \
     --policy adaptive,hindsight,oracle --trace-out "$out/traces" >"$out/random-$seed.txt" \

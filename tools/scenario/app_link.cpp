@@ -9,8 +9,6 @@
 #include <cstring>
 #include <thread>
 
-#include "runtime/adapt/adaptation_loop.h"
-
 namespace adascale::scenario {
 namespace {
 
@@ -77,24 +75,15 @@ void AppLink::expect(const std::string& expected) {
 }
 
 void run_background(const Scenario& s, const Workload& w, const AppLink& link) {
-  AdaptationLoop loop(w.costs, s.adaptation);
-  const Status budgets = loop.set_budgets(per_image_budgets(s.budgets, s.frame_images));
-  if (!budgets.ok()) throw ScenarioError(s.path + ": initial budgets rejected: " + budgets.message);
-  const Status started = loop.start();
-  if (!started.ok()) throw ScenarioError("adaptation loop: " + started.message);
+  const std::unique_ptr<AdaptationLoop> loop = start_loop(s, w);
   FrameRunner runner(w, s.frame_images);
   while (!link.readable()) {
     check_interrupt();
-    int branch = loop.current_branch();
-    if (branch < 0) {
-      loop.step();
-      branch = loop.current_branch();
-    }
-    if (branch < 0) throw ScenarioError("the adaptation loop chose no branch");
+    const int branch = loop_branch(*loop);
     int correct = 0;
-    loop.report_latency(branch, runner.run(branch, &correct) / s.frame_images);
+    loop->report_latency(branch, runner.run(branch, &correct) / s.frame_images);
   }
-  loop.stop();
+  loop->stop();
 }
 
 void wait_until(double start_ms) {

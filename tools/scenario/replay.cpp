@@ -161,6 +161,25 @@ void check_interrupt() {
   if (g_interrupted.load()) throw ScenarioError("interrupted");
 }
 
+std::unique_ptr<AdaptationLoop> start_loop(const Scenario& s, const Workload& w) {
+  auto loop = std::make_unique<AdaptationLoop>(w.costs, s.adaptation);
+  const Status budgets = loop->set_budgets(per_image_budgets(s.budgets, s.frame_images));
+  if (!budgets.ok()) throw ScenarioError(s.path + ": initial budgets rejected: " + budgets.message);
+  const Status started = loop->start();
+  if (!started.ok()) throw ScenarioError("adaptation loop: " + started.message);
+  return loop;
+}
+
+int loop_branch(AdaptationLoop& loop) {
+  int branch = loop.current_branch();
+  if (branch < 0) {
+    loop.step();  // the thread has not decided yet
+    branch = loop.current_branch();
+  }
+  if (branch < 0) throw ScenarioError("the adaptation loop chose no branch");
+  return branch;
+}
+
 PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fixed_branch,
                      bool verbose, const std::vector<ScheduledBranch>& schedule, bool drive_load) {
   PolicyRun out;
@@ -168,11 +187,8 @@ PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fi
   out.fixed_branch = fixed_branch;
   // Every policy runs the loop, so each pays the same sampling cost and the trace has the same
   // context signals and predictions; only the adaptive one follows its choice.
-  AdaptationLoop loop(w.costs, s.adaptation);
-  const Status budgets = loop.set_budgets(per_image_budgets(s.budgets, s.frame_images));
-  if (!budgets.ok()) throw ScenarioError(s.path + ": initial budgets rejected: " + budgets.message);
-  const Status started = loop.start();
-  if (!started.ok()) throw ScenarioError("adaptation loop: " + started.message);
+  const std::unique_ptr<AdaptationLoop> owned = start_loop(s, w);
+  AdaptationLoop& loop = *owned;
 
   FrameRunner runner(w, s.frame_images);
   double t0 = -1;  // the timeline's start, once the settle phase is over
@@ -185,13 +201,7 @@ PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fi
       while (i + 1 < schedule.size() && schedule[i + 1].begin_s <= t_s) ++i;
       return schedule[i].branch;
     }
-    int branch = loop.current_branch();
-    if (branch < 0) {
-      loop.step();  // the thread has not decided yet
-      branch = loop.current_branch();
-    }
-    if (branch < 0) throw ScenarioError("the adaptation loop chose no branch");
-    return branch;
+    return loop_branch(loop);
   };
   auto request = [&](Frame* frame) {
     frame->branch = branch_now();

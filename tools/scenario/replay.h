@@ -4,9 +4,11 @@
 #pragma once
 
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "runtime/adapt/adaptation_loop.h"
 #include "tools/scenario/scenario_run.h"
 
 namespace adascale::scenario {
@@ -99,6 +101,13 @@ struct PolicyRun {
   int settled_branch = -1;  // the branch in use when the timeline started
   double cut_at_ms = -1;    // >= 0: the timeline ended here, at kMaxRecordedRequests
 };
+
+// The scenario's adaptation loop over the workload's branches, started with the initial budgets.
+// Throws ScenarioError.
+std::unique_ptr<AdaptationLoop> start_loop(const Scenario& s, const Workload& w);
+// The loop's current branch; steps it once on this thread when it has not decided yet. Throws
+// ScenarioError when it still has none.
+int loop_branch(AdaptationLoop& loop);
 
 // A branch from begin_s (timeline seconds) on: the oracle's schedule.
 struct ScheduledBranch {
