@@ -116,7 +116,7 @@ int run_scenario(const ScenarioRequest& request, Runtime& rt) {
   // once the scenario and the images are known good, so that a mistake stays a one-line error
   print_latency_source(rt);
   for (const std::string& line : resolved) std::printf("%s\n", line.c_str());
-  std::fflush(stdout);
+  std::fflush(stdout);  // before a second app is forked: nothing buffered twice
   sc::install_interrupt_handlers();
   std::unique_ptr<SecondApp> second;
   if (!request.second_bundle.empty()) {
@@ -130,7 +130,6 @@ int run_scenario(const ScenarioRequest& request, Runtime& rt) {
     if (!request.trace_dir.empty()) args.insert(args.end(), {"--trace-out", request.trace_dir});
     if (request.limit > 0) args.insert(args.end(), {"--limit", std::to_string(request.limit)});
     if (request.no_device_profile) args.insert(args.end(), {"--device-profile", "none"});
-    std::fflush(stdout);  // nothing buffered twice
     second = std::make_unique<SecondApp>(args);
     options.link = &second->link();
   }
