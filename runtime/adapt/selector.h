@@ -70,7 +70,7 @@ struct SelectorOptions {
   // branch that runs, so without a try the larger branches keep the prediction the load made for
   // the small one. 1 (or less) disables it.
   double probe_headroom = 1.15;
-  double probe_interval_ms = 2000;
+  double probe_interval_ms = 4000;
   double probe_min_contention = 1.25;
 };
 

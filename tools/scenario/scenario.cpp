@@ -246,12 +246,16 @@ void parse_adaptation_key(const Parser& p, int line, const std::string& key,
     a->device.tail_quantile = p.number(line, key, value, 0.5, false, 1);
   else if (key == "dwell_doublings")
     a->selector.dwell_doublings = static_cast<int>(p.integer(line, key, value, 0, 8));
+  else if (key == "probe_headroom")
+    a->selector.probe_headroom = p.number(line, key, value, 0, false, 10);
+  else if (key == "probe_interval_ms")
+    a->selector.probe_interval_ms = p.number(line, key, value, 0, false, 3600e3);
   else
     p.fail(line, key,
            "unknown key in [adaptation] (period_ms, probe_period_ms, min_dwell_ms, "
            "switch_margin, entry_margin, trial_window_ms, context_change, context_settle_ms, "
            "objective_tolerance, contended_tail_prior, tail_latency, tail_quantile, "
-           "dwell_doublings)");
+           "dwell_doublings, probe_headroom, probe_interval_ms)");
 }
 
 // The file name without its extension, other characters replaced by '_'.
