@@ -25,13 +25,11 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/scenario_env.sh
 source scripts/scenario_env.sh loop-settings
 
-results=$out/results.tsv
-: >"$results"
 for seed in "${seeds[@]}"; do
   [[ $seed =~ ^[0-9]+$ ]] || { echo "bad seed '$seed'" >&2; exit 2; }
   base=$out/random-$seed.ini
   "$run" --bundle "$bundle" --generate-scenario "$seed" --out "$base" >/dev/null
-  first=1
+  leading=1
   oracle=""
   for setting in "$@"; do
     name=${setting%%=*}
@@ -47,11 +45,11 @@ for seed in "${seeds[@]}"; do
         for (i = 1; i <= n; ++i) { split(kv[i], p, ":"); print p[1] " = " p[2] }
       }' "$base" >"$scenario"
     policy=adaptive
-    [ $first = 1 ] && policy=adaptive,oracle
+    [ $leading = 1 ] && policy=adaptive,oracle
     "$run" --bundle "$bundle" --scenario "$scenario" --idx "$idx" --labels "$labels" \
       --policy "$policy" --trace-out "$out/traces" >"$out/random-$seed-$name.txt" \
       2>"$out/random-$seed-$name.log"
-    if [ $first = 1 ]; then
+    if [ $leading = 1 ]; then
       oracle=$(awk '$1 == "oracle" && $2 == "(segments)" { a = $7; sub(/%/, "", a); print a }' \
         "$out/random-$seed-$name.txt")
     fi
@@ -64,7 +62,7 @@ for seed in "${seeds[@]}"; do
       END { printf "%s\t%s\t%s\t%s\t%.2f\t%s\n", seed, name, viol, acc, oracle - acc, per }' \
       "$out/random-$seed-$name.txt" >>"$results"
     tail -n 1 "$results"
-    first=0
+    leading=0
   done
 done
 

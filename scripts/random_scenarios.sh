@@ -22,10 +22,7 @@ count=$2
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/scenario_env.sh
 source scripts/scenario_env.sh random-scenarios
-first=${FIRST_SEED:-1}
 
-results=$out/results.tsv
-: >"$results"
 for ((seed = first; seed < first + count; ++seed)); do
   scenario=$out/random-$seed.ini
   generate_scenario "$seed" "$scenario" "$bundle"

@@ -21,10 +21,7 @@ second=${3:-$1}
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/scenario_env.sh
 source scripts/scenario_env.sh two-app-scenarios
-first=${FIRST_SEED:-1}
 
-results=$out/results.tsv
-: >"$results"
 for ((seed = first; seed < first + count; ++seed)); do
   scenario=$out/random-$seed.ini
   generate_scenario "$seed" "$scenario" "$bundle"
