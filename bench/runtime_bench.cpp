@@ -11,7 +11,10 @@
 //  capi_select_cached: adascale_select of an already prepared branch (target <= 100 us);
 //  bundle/<backend>/<branch>: with ADASCALE_BENCH_BUNDLE=path (and optionally
 //    ADASCALE_BENCH_BRANCHES=name,name,...; default all), every branch of an exported bundle on
-//    xnnpack, and its int8 branches also on xnnpack-plain, side by side in one process.
+//    xnnpack, and its int8 branches also on xnnpack-plain, side by side in one process;
+//  threads/<branch>/t<N>[/untuned]: with ADASCALE_BENCH_THREADS=N as well, each wanted branch on
+//    1 thread and on N threads, with per-node tuning (nodes that the pool does not make faster
+//    run on the calling thread) and without it (every node on the pool), side by side.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
@@ -355,6 +358,30 @@ void BM_BundleBranch(benchmark::State& state, const Bundle* bundle, const std::s
   run_prepared(state, prepared.get(), bundle->input().nhwc());
 }
 
+void BM_BundleThreads(benchmark::State& state, const Bundle* bundle, const std::string& name,
+                      int threads, bool tune) {
+  auto be = make_xnnpack_backend(threads, true, tune);
+  std::unique_ptr<PreparedBranch> prepared;
+  Status s = be->prepare(*bundle->find_branch(name), bundle->constants(), bundle->input().nhwc(),
+                         &prepared);
+  if (!s.ok()) return state.SkipWithError(s.message.c_str());
+  run_prepared(state, prepared.get(), bundle->input().nhwc());
+}
+
+void register_threads(const Bundle* bundle, const std::vector<std::string>& names, int threads) {
+  for (const std::string& name : names) {
+    auto add = [&](const std::string& label, int t, bool tune) {
+      benchmark::RegisterBenchmark(("threads/" + name + "/" + label).c_str(), BM_BundleThreads,
+                                   bundle, name, t, tune)
+          ->Unit(benchmark::kMicrosecond);
+    };
+    const std::string n = "t" + std::to_string(threads);
+    add("t1", 1, false);
+    add(n, threads, true);
+    add(n + "/untuned", threads, false);
+  }
+}
+
 void register_bundle(const char* path, const char* names) {
   static std::unique_ptr<Bundle> bundle;
   Status s = Bundle::open(path, &bundle);
@@ -370,6 +397,12 @@ void register_bundle(const char* path, const char* names) {
   for (const std::string& name : wanted)
     if (!bundle->find_branch(name))
       throw std::runtime_error("ADASCALE_BENCH_BRANCHES: no branch '" + name + "' in " + path);
+  if (const char* threads = std::getenv("ADASCALE_BENCH_THREADS")) {
+    const int n = std::atoi(threads);
+    if (n < 2 || n > 64) throw std::runtime_error("ADASCALE_BENCH_THREADS: 2 to 64");
+    register_threads(bundle.get(), wanted, n);
+    return;
+  }
   // an fp32 branch next to its int8 twin, so the two are timed seconds apart
   auto add = [&](const std::string& kind, const std::string& name) {
     benchmark::RegisterBenchmark(("bundle/" + kind + "/" + name).c_str(), BM_BundleBranch,

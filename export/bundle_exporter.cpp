@@ -1,5 +1,7 @@
 #include "export/bundle_exporter.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -23,6 +25,14 @@ namespace adascale::exporter {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// CPUs this process may run on (its affinity mask), at most `cap`
+int usable_cpus(int cap) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+  return std::max(1, std::min(cpus, cap));
+}
 
 std::string read_first_line(const std::string& path, const std::string& prefix = "") {
   std::ifstream f(path);
@@ -72,7 +82,10 @@ torch::Tensor run_branch(PreparedBranch& p, const torch::Tensor& nchw, int64_t c
 // exporting (other load, frequency) spreads over all branches instead of skewing the ones timed
 // at that moment; the catalog's relative costs are what the selector compares.
 // `prepared`: every branch prepared at batch 1, in the order of result->branches.
+// `threaded`: the same branches on a backend with more threads (empty: none), timed on each
+// count from 2 to its maximum right after the one-thread runs of the same round.
 void time_branches(const std::vector<std::unique_ptr<PreparedBranch>>& prepared,
+                   const std::vector<std::unique_ptr<PreparedBranch>>& threaded,
                    const std::vector<std::shared_ptr<trainer::ResNet>>& eager,
                    const torch::Tensor& image, const ExportOptions& o, ExportResult* result,
                    std::ostream& log) {
@@ -91,6 +104,15 @@ void time_branches(const std::vector<std::unique_ptr<PreparedBranch>>& prepared,
     for (int k = 0; k < 20; ++k) model->forward(image);
   const int64_t rounds = std::max<int64_t>(1, std::min(o.latency_rounds, o.latency_runs));
   std::vector<std::vector<double>> runtime_ms(n), eager_ms(n);
+  const int most = threaded.empty() ? 1 : threaded[0]->max_threads();
+  // [branch][threads - 2]
+  std::vector<std::vector<std::vector<double>>> threaded_ms(
+      n, std::vector<std::vector<double>>(static_cast<size_t>(std::max(0, most - 1))));
+  auto timed = [&](PreparedBranch& p, std::vector<double>* ms) {
+    const auto s = Clock::now();
+    p.run(one.data_ptr<float>(), 1, logits.data(), logits.size());
+    ms->push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+  };
   log << "timing " << n << " branches: " << o.latency_runs << " batch-1 runs each in " << rounds
       << " interleaved round" << (rounds > 1 ? "s" : "") << std::endl;
   for (int64_t round = 0; round < rounds; ++round) {
@@ -100,11 +122,13 @@ void time_branches(const std::vector<std::unique_ptr<PreparedBranch>>& prepared,
     const int64_t runs = o.latency_runs / rounds + (round < o.latency_runs % rounds ? 1 : 0);
     for (size_t i = 0; i < n; ++i) {
       logits.resize(static_cast<size_t>(prepared[i]->output_features()));
-      for (int64_t k = 0; k < runs; ++k) {
-        const auto s = Clock::now();
-        prepared[i]->run(one.data_ptr<float>(), 1, logits.data(), logits.size());
-        runtime_ms[i].push_back(
-            std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+      for (int64_t k = 0; k < runs; ++k) timed(*prepared[i], &runtime_ms[i]);
+      for (int t = 2; t <= most; ++t) {
+        check(threaded[i]->set_threads(t), "threads of " + threaded[i]->name());
+        for (int k = 0; k < 5; ++k)  // the pool's threads wake up
+          threaded[i]->run(one.data_ptr<float>(), 1, logits.data(), logits.size());
+        for (int64_t k = 0; k < runs; ++k)
+          timed(*threaded[i], &threaded_ms[i][static_cast<size_t>(t - 2)]);
       }
       for (int64_t k = 0; k < runs; ++k) {
         const auto s = Clock::now();
@@ -121,11 +145,17 @@ void time_branches(const std::vector<std::unique_ptr<PreparedBranch>>& prepared,
     r.latency_median_ms = base::percentile(runtime_ms[i], 0.5);
     r.latency_p90_ms = base::percentile(runtime_ms[i], 0.9);
     r.libtorch_latency_median_ms = base::percentile(eager_ms[i], 0.5);
+    for (int t = 2; t <= most; ++t) {
+      const std::vector<double>& ms = threaded_ms[i][static_cast<size_t>(t - 2)];
+      r.latency_by_threads.push_back({t, base::percentile(ms, 0.5), base::percentile(ms, 0.9)});
+    }
     log << "  " << std::left << std::setw(28) << r.name << std::right << std::fixed
         << std::setprecision(2) << std::setw(8) << r.macs / 1e6 << " M MACs" << std::setprecision(3)
         << std::setw(8) << r.latency_median_ms << " ms (LibTorch eager " << std::setw(6)
-        << r.libtorch_latency_median_ms << " ms)" << std::setprecision(2) << std::setw(8)
-        << 100 * r.accuracy << "%\n";
+        << r.libtorch_latency_median_ms << " ms)";
+    for (const ThreadLatency& t : r.latency_by_threads)
+      log << std::setprecision(3) << " " << t.threads << " threads " << t.median_ms << " ms";
+    log << std::setprecision(2) << std::setw(8) << 100 * r.accuracy << "%\n";
   }
 }
 
@@ -281,7 +311,21 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
     result.branches.push_back(r);
     branches.push_back(branch);
   }
-  time_branches(singles, eager_models, images.slice(0, 0, 1), o, &result, log);
+  // the same branches on more threads (per-node tuned: backend.h), when profiling on one
+  std::vector<std::unique_ptr<PreparedBranch>> threaded;
+  const int latency_threads = o.threads != 1          ? 1
+                              : o.latency_threads > 0 ? o.latency_threads
+                                                      : usable_cpus(4);
+  if (latency_threads > 1) {
+    auto pools = make_xnnpack_backend(latency_threads);
+    for (const Branch& branch : branches) {
+      std::unique_ptr<PreparedBranch> p;
+      check(pools->prepare(branch, writer.constants(), {1, H, W, C}, &p),
+            "preparing " + branch.name + " on " + std::to_string(latency_threads) + " threads");
+      threaded.push_back(std::move(p));
+    }
+  }
+  time_branches(singles, threaded, eager_models, images.slice(0, 0, 1), o, &result, log);
 
   // Pareto front over (measured latency, accuracy)
   std::vector<double> latency, accuracy;
@@ -301,6 +345,7 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
     costs.memory_access_bytes = static_cast<double>(r.memory_access_bytes);
     costs.latency_median_ms = r.latency_median_ms;
     costs.latency_p90_ms = r.latency_p90_ms;
+    costs.latency_by_threads = r.latency_by_threads;
     costs.latency_batch = 1;
     costs.latency_device = device;
     costs.prepare_ms = r.prepare_ms;

@@ -13,6 +13,7 @@
 #include "compress/channel_pruning.h"
 #include "export/int8_quantizer.h"
 #include "models/resnet.h"
+#include "runtime/branch_costs.h"
 
 namespace adascale::exporter {
 
@@ -31,6 +32,9 @@ struct ExportOptions {
   double parity_tolerance = 1e-3;  // max |logit difference|
   int64_t latency_runs = 200;      // timed batch-1 runs per branch (after warm-up)
   int64_t latency_rounds = 5;      // ... split into rounds that visit every branch in turn
+  // With threads 1: also time every branch on 2 to this many threads (latency_by_threads in the
+  // catalog), in the same rounds; 0: up to the CPUs this process may use, at most 4; 1: none.
+  int latency_threads = 0;
   std::string model_name = "model";
   std::vector<std::string> class_names;
   std::vector<float> mean, std;  // input normalization, per channel
@@ -48,6 +52,7 @@ struct BranchReport {
   size_t weight_bytes = 0, arena_bytes = 0, memory_access_bytes = 0;
   double latency_median_ms = 0, latency_p90_ms = 0, prepare_ms = 0;
   double libtorch_latency_median_ms = 0;  // the same branch in LibTorch eager, timed alongside
+  std::vector<ThreadLatency> latency_by_threads;  // 2 and more threads, timed alongside
   double energy_mj = 0;
   double accuracy = 0;                  // runtime, on the held-out images
   double libtorch_accuracy = 0;         // LibTorch eval mode (int8: fake-quant), same images

@@ -12,17 +12,16 @@
 #include "base/statistics.h"
 #include "runtime/arch/cpu_kernels.h"
 #include "runtime/op_registry.h"
+#include "runtime/thread_pools.h"
 
 namespace adascale {
-
 namespace {
+
 // int8 nodes that XNNPACK runs are labelled with its kernel family on this CPU
 const char* xnnpack_int8_kernel() {
   static const std::string name = std::string("xnnpack-") + xnnpack_int8_isa();
   return name.c_str();
 }
-}  // namespace
-namespace {
 
 constexpr size_t kAlignment = 64;
 
@@ -37,15 +36,6 @@ Status initialize_xnnpack() {
   std::call_once(once, [] { status = xnn_initialize(nullptr); });
   return xnn_check(status, "initialize");
 }
-
-struct ThreadPool {
-  explicit ThreadPool(int threads)
-      : pool(threads > 1 ? pthreadpool_create(static_cast<size_t>(threads)) : nullptr) {}
-  ~ThreadPool() {
-    if (pool) pthreadpool_destroy(pool);
-  }
-  pthreadpool_t pool;
-};
 
 // A 64-byte aligned, zero-initialised byte buffer.
 class AlignedBuffer {
@@ -110,7 +100,10 @@ struct BranchWeights::Impl {
   DerivedWeights derived;  // sliced / scaled weights (graph.h)
   const ConstantMap* constants = nullptr;
   bool use_xnnpack = false, arch_kernels = false;
-  std::shared_ptr<ThreadPool> threads;
+  std::shared_ptr<ThreadPools> threads;  // null: one thread
+  // per node: runs on the calling thread whatever the binding's thread count, at the prepared
+  // batch (tune_node_threads: the pool was not faster for it); empty: none
+  std::vector<char> serial;
   Shape input_shape;              // as prepared; bindings start from it
   std::vector<SharedStep> steps;  // sized once: SharedStep does not move
   // fallbacks: nodes the reference kernel runs, but for the per-binding ones (counted there)
@@ -136,7 +129,18 @@ struct PreparedBranch::Impl {
 
   bool ready = false;  // plan and operators agree on the arena; false forces a re-plan
 
-  pthreadpool_t pool() const { return weights->threads ? weights->threads->pool : nullptr; }
+  int threads = 1;  // per inference, set_threads
+
+  pthreadpool_t pool() const { return weights->threads ? weights->threads->get(threads) : nullptr; }
+  // operators are set up for the largest pool: its tiling also runs on fewer threads
+  pthreadpool_t setup_pool() const {
+    return weights->threads ? weights->threads->get(weights->threads->max_threads()) : nullptr;
+  }
+  pthreadpool_t node_pool(size_t i) const {
+    const bool serial = i < weights->serial.size() && weights->serial[i] &&
+                        input_shape[0] == weights->input_shape[0];
+    return serial ? nullptr : pool();
+  }
 
   // Greedy first-fit placement of tensors whose lifetimes [defined, last used] overlap, for the
   // tensors of `shapes`; false when the arena would not fit in size_t.
@@ -243,8 +247,9 @@ struct PreparedBranch::Impl {
     std::memcpy(arena.data() + offsets.at(name), input, infos.at(name).bytes());
   }
 
-  Status execute(Step& step) {
-    if (step.own) return step.own->run(step.bound, pool());
+  Status execute(size_t i) { return execute(steps[i], node_pool(i)); }
+  Status execute(Step& step, pthreadpool_t run_pool) {
+    if (step.own) return step.own->run(step.bound, run_pool);
     SharedStep& shared = *step.shared;
     if (!shared.xnn) {
       shared.op->reference(step.bound);
@@ -253,18 +258,18 @@ struct PreparedBranch::Impl {
     std::lock_guard<std::mutex> lock(shared.mutex);
     if (shared.set_up_for != binding) {
       shared.set_up_for = 0;  // a failed setup leaves the operator set up for nobody
-      Status s = shared.op->xnn_setup(step.bound, shared.xnn.get(), pool());
+      Status s = shared.op->xnn_setup(step.bound, shared.xnn.get(), setup_pool());
       if (!s.ok()) return s;
       shared.set_up_for = binding;
     }
-    return shared.xnn->run(step.bound, pool());
+    return shared.xnn->run(step.bound, run_pool);
   }
 
   // The operators this binding owns follow its arena now; shared ones are set up when run.
   Status setup_own_xnnpack() {
     for (Step& step : steps) {
       if (!step.own) continue;
-      Status s = step.shared->op->xnn_setup(step.bound, step.own.get(), pool());
+      Status s = step.shared->op->xnn_setup(step.bound, step.own.get(), setup_pool());
       if (!s.ok()) return s;
     }
     return ok_status();
@@ -290,6 +295,19 @@ int64_t PreparedBranch::output_features() const {
   return shape_elements(shape) / shape[0];
 }
 
+int PreparedBranch::threads() const { return impl_->threads; }
+int PreparedBranch::max_threads() const {
+  return impl_->weights->threads ? impl_->weights->threads->max_threads() : 1;
+}
+Status PreparedBranch::set_threads(int threads) {
+  if (threads < 1 || threads > max_threads())
+    return error_status(ErrorCode::kInvalidArgument, "threads " + std::to_string(threads) +
+                                                         " outside [1, " +
+                                                         std::to_string(max_threads()) + "]");
+  impl_->threads = threads;
+  return ok_status();
+}
+
 Status PreparedBranch::run(const float* input, int64_t batch, float* output,
                            size_t output_capacity) {
   Impl& impl = *impl_;
@@ -304,8 +322,8 @@ Status PreparedBranch::run(const float* input, int64_t batch, float* output,
                                                          std::to_string(output_capacity) + " < " +
                                                          std::to_string(out_count) + " logits");
   impl.load_input(input);
-  for (Step& step : impl.steps) {
-    Status s = impl.execute(step);
+  for (size_t i = 0; i < impl.steps.size(); ++i) {
+    Status s = impl.execute(i);
     if (!s.ok()) return s;
   }
   std::memcpy(output, impl.arena.data() + impl.offsets.at(impl.branch().output),
@@ -340,7 +358,7 @@ Status PreparedBranch::profile(const float* input, int runs, std::vector<NodeTim
   for (int r = -1; r < runs; ++r) {  // run -1 warms caches and is not kept
     for (size_t i = 0; i < steps; ++i) {
       const auto start = std::chrono::steady_clock::now();
-      Status s = impl.execute(impl.steps[i]);
+      Status s = impl.execute(i);
       if (!s.ok()) return s;
       if (r >= 0)
         us[i][static_cast<size_t>(r)] =
@@ -372,11 +390,44 @@ Status PreparedBranch::profile(const float* input, int runs, std::vector<NodeTim
 
 namespace {
 
+// Per-node thread-pool synchronisation costs a few microseconds, more than small nodes (adds,
+// 1x1 convolutions of small maps) take at batch 1. So each node runs on the calling thread and
+// on the largest pool in turn, `rounds` times after a warm-up, at the prepared batch; a node
+// keeps the pool only where that is at least 5% faster (median).
+Status time_node_threads(PreparedBranch::Impl& impl, int rounds, std::vector<char>* serial) {
+  const size_t steps = impl.steps.size();
+  std::vector<std::vector<double>> alone(steps), pooled(steps);
+  const pthreadpool_t pool = impl.setup_pool();
+  auto timed = [&](size_t i, pthreadpool_t p, std::vector<double>* us) {
+    const auto start = std::chrono::steady_clock::now();
+    Status s = impl.execute(impl.steps[i], p);
+    us->push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+            .count());
+    return s;
+  };
+  for (int r = -1; r < rounds; ++r)  // round -1 warms caches and the pool, and is not kept
+    for (size_t i = 0; i < steps; ++i) {
+      // alternate which goes first, so that neither always runs on caches the other warmed
+      const bool pool_first = r % 2 != 0;
+      Status s = timed(i, pool_first ? pool : nullptr, pool_first ? &pooled[i] : &alone[i]);
+      if (s.ok()) s = timed(i, pool_first ? nullptr : pool, pool_first ? &alone[i] : &pooled[i]);
+      if (!s.ok()) return s;
+    }
+  serial->assign(steps, 0);
+  for (size_t i = 0; i < steps; ++i) {  // the first of each is the warm-up's
+    const std::vector<double> a(alone[i].begin() + 1, alone[i].end()),
+        p(pooled[i].begin() + 1, pooled[i].end());
+    (*serial)[i] = base::percentile(p, 0.5) < 0.95 * base::percentile(a, 0.5) ? 0 : 1;
+  }
+  return ok_status();
+}
+
 class GenericBackend : public Backend {
  public:
-  GenericBackend(bool use_xnnpack, int threads, bool arch_kernels)
-      : use_xnnpack_(use_xnnpack), arch_kernels_(arch_kernels) {
-    if (use_xnnpack && threads > 1) threads_ = std::make_shared<ThreadPool>(threads);
+  GenericBackend(bool use_xnnpack, int threads, bool arch_kernels, bool tune_node_threads)
+      : use_xnnpack_(use_xnnpack), arch_kernels_(arch_kernels), tune_(tune_node_threads) {
+    if (use_xnnpack && threads > 1) threads_ = std::make_shared<ThreadPools>(threads);
   }
   const char* name() const override {
     return use_xnnpack_ ? (arch_kernels_ ? "xnnpack" : "xnnpack-plain") : "reference";
@@ -427,7 +478,17 @@ class GenericBackend : public Backend {
         if (!step.xnn) ++impl->fallbacks;
       }
     }
-    *out = std::make_shared<BranchWeights>(std::move(impl));
+    auto weights = std::make_shared<BranchWeights>(std::move(impl));
+    if (tune_ && threads_ && threads_->max_threads() > 1) {
+      // before anything else can see the weights: `serial` is read without a lock
+      std::unique_ptr<PreparedBranch> probe;
+      s = bind_branch(weights, &probe);
+      std::vector<char> serial;
+      if (s.ok()) s = time_node_threads(probe->impl(), kTuneRounds, &serial);
+      if (!s.ok()) return s;
+      weights->impl().serial = std::move(serial);
+    }
+    *out = std::move(weights);
     return ok_status();
   }
 
@@ -462,7 +523,7 @@ class GenericBackend : public Backend {
       ops.allow_arch = arch_kernels_;
       s = op->xnn_create(bound, &ops);
       if (s.ok()) {
-        pthreadpool_t pool = threads_ ? threads_->pool : nullptr;
+        pthreadpool_t pool = threads_ ? threads_->get(threads_->max_threads()) : nullptr;
         s = op->xnn_setup(bound, &ops, pool);
         if (s.ok()) s = ops.run(bound, pool);
         if (!s.ok()) return s;
@@ -478,9 +539,11 @@ class GenericBackend : public Backend {
   }
 
  private:
+  static constexpr int kTuneRounds = 11;
   bool use_xnnpack_;
   bool arch_kernels_;
-  std::shared_ptr<ThreadPool> threads_;
+  bool tune_;
+  std::shared_ptr<ThreadPools> threads_;
 };
 
 }  // namespace
@@ -499,6 +562,7 @@ Status bind_branch(std::shared_ptr<BranchWeights> weights, std::unique_ptr<Prepa
   impl->weights = &weights->impl();
   impl->shared = std::move(weights);
   BranchWeights::Impl& w = *impl->weights;
+  impl->threads = w.threads ? w.threads->max_threads() : 1;
   impl->steps.resize(w.steps.size());
   for (size_t i = 0; i < w.steps.size(); ++i) {
     impl->steps[i].shared = &w.steps[i];
@@ -521,10 +585,11 @@ Status bind_branch(std::shared_ptr<BranchWeights> weights, std::unique_ptr<Prepa
 }
 
 std::unique_ptr<Backend> make_reference_backend() {
-  return std::make_unique<GenericBackend>(false, 1, false);
+  return std::make_unique<GenericBackend>(false, 1, false, false);
 }
-std::unique_ptr<Backend> make_xnnpack_backend(int threads, bool arch_kernels) {
-  return std::make_unique<GenericBackend>(true, threads, arch_kernels);
+std::unique_ptr<Backend> make_xnnpack_backend(int threads, bool arch_kernels,
+                                              bool tune_node_threads) {
+  return std::make_unique<GenericBackend>(true, threads, arch_kernels, tune_node_threads);
 }
 
 const char* int8_conv_kernel() {

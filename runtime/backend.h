@@ -72,6 +72,15 @@ class PreparedBranch {
   size_t reference_fallbacks() const;
   size_t node_count() const;  // nodes in graph order, one timing each in profile()
 
+  // Threads of the next inferences, 1 to max_threads() (the backend's; the default). Each count
+  // has its own pool; nodes that no pool made faster at the prepared batch run on the calling
+  // thread (make_xnnpack_backend's tune_node_threads).
+  Status set_threads(int threads);
+  int threads() const;
+  int max_threads() const;
+
+  Impl& impl() { return *impl_; }  // for backend.cpp
+
  private:
   std::unique_ptr<Impl> impl_;
 };
@@ -99,11 +108,15 @@ class Backend {
 Status bind_branch(std::shared_ptr<BranchWeights> weights, std::unique_ptr<PreparedBranch>* out);
 
 std::unique_ptr<Backend> make_reference_backend();
-// threads <= 1 runs on the calling thread; more uses a pthreadpool shared by its branches (and by
-// every binding of their weights: parallel sections of concurrent bindings take turns on it).
-// arch_kernels: let ops use runtime/arch/ kernels where this CPU has them (int8 convolution on
-// AVX512-VNNI); false runs XNNPACK alone (for comparisons).
-std::unique_ptr<Backend> make_xnnpack_backend(int threads = 1, bool arch_kernels = true);
+// threads <= 1 runs on the calling thread; more makes a pthreadpool per count from 2 to
+// `threads`, shared by its branches (and by every binding of their weights: parallel sections of
+// concurrent bindings take turns on a pool). arch_kernels: let ops use runtime/arch/ kernels
+// where this CPU has them (int8 convolution on AVX512-VNNI); false runs XNNPACK alone (for
+// comparisons). tune_node_threads (with threads > 1): preparing a branch times each of its nodes
+// on the calling thread and on the largest pool, and keeps the pool only for the nodes it makes
+// faster (a few milliseconds per branch); false runs every node on the pool.
+std::unique_ptr<Backend> make_xnnpack_backend(int threads = 1, bool arch_kernels = true,
+                                              bool tune_node_threads = true);
 // the kernel an XNNPACK backend with arch_kernels runs int8 convolutions with on this CPU:
 // "avx512vnni" (runtime/arch/) or XNNPACK's family, e.g. "xnnpack-neondot", "xnnpack-neon",
 // "xnnpack-avx512skx"; recorded with every measured latency

@@ -70,6 +70,12 @@ void to_json(json& j, const BranchCosts& c) {
   put_count(latency, "batch", c.latency_batch);
   if (c.latency_device) latency["device"] = *c.latency_device;
   if (!latency.empty()) j["latency_ms"] = latency;
+  if (!c.latency_by_threads.empty()) {
+    json by = json::array();
+    for (const ThreadLatency& t : c.latency_by_threads)
+      by.push_back({{"threads", t.threads}, {"median", t.median_ms}, {"p90", t.p90_ms}});
+    j["latency_by_threads"] = by;
+  }
   put_number(j, "prepare_ms", c.prepare_ms);
   put_number(j, "libtorch_eager_latency_ms", c.libtorch_eager_latency_ms);
   put_number(j, "energy_mj", c.energy_mj);
@@ -110,6 +116,34 @@ void from_json(const json& j, BranchCosts& c) {
   }
   // zero latency is a missing measurement, not an infinitely fast branch
   if (out.latency_median_ms && *out.latency_median_ms <= 0) out.latency_median_ms.reset();
+
+  const auto by_threads = j.find("latency_by_threads");
+  if (by_threads != j.end()) {
+    if (!by_threads->is_array()) throw CatalogError("costs.latency_by_threads must be an array");
+    if (by_threads->size() > kMaxThreadLatencies)
+      throw CatalogError("costs.latency_by_threads has more than " +
+                         std::to_string(kMaxThreadLatencies) + " entries");
+    for (size_t i = 0; i < by_threads->size(); ++i) {
+      const json& e = (*by_threads)[i];
+      const std::string at = "latency_by_threads[" + std::to_string(i) + "]";
+      if (!e.is_object()) throw CatalogError("costs." + at + " must be an object");
+      const auto threads = e.find("threads");
+      if (threads == e.end()) throw CatalogError("costs." + at + ".threads is missing");
+      const double t = get_number(*threads, at + ".threads", kMaxLatencyThreads);
+      if (t < 2 || t != std::floor(t))
+        throw CatalogError("costs." + at + ".threads must be an integer in [2, " +
+                           std::to_string(kMaxLatencyThreads) + "], got " + threads->dump());
+      ThreadLatency entry;
+      entry.threads = static_cast<int>(t);
+      if (!out.latency_by_threads.empty() && entry.threads <= out.latency_by_threads.back().threads)
+        throw CatalogError("costs." + at + ".threads must be larger than the entry before");
+      const auto median = optional_number(e, "median", kNoMax, at + ".median");
+      if (!median || !(*median > 0)) throw CatalogError("costs." + at + ".median must be > 0");
+      entry.median_ms = *median;
+      entry.p90_ms = optional_number(e, "p90", kNoMax, at + ".p90").value_or(*median);
+      out.latency_by_threads.push_back(entry);
+    }
+  }
 
   out.prepare_ms = optional_number(j, "prepare_ms");
   out.libtorch_eager_latency_ms = optional_number(j, "libtorch_eager_latency_ms");

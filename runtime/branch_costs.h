@@ -16,6 +16,11 @@
 //   memory_access_bytes        memory_access_bytes         bytes moved per inference, >= 0
 //   latency_ms                 {"median", "p90": ms >= 0 (a median of 0 is "not measured"),
 //                               "batch": >= 1, "device": string}; a plain number is the median
+//   latency_by_threads         latency_by_threads          [{"threads": 2..1024, "median": ms > 0,
+//                                                          "p90": ms >= 0}, ...]: the batch-1
+//                                                          latency on more threads (latency_ms is
+//                                                          one thread's), threads increasing, at
+//                                                          most kMaxThreadLatencies entries
 //   prepare_ms                 prepare_ms                  ms, >= 0
 //   libtorch_eager_latency_ms  libtorch_eager_latency_ms   ms, >= 0
 //   energy_mj                  energy_mj                   mJ per inference, >= 0
@@ -34,13 +39,25 @@
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "runtime/graph.h"
 
 namespace adascale {
 
+constexpr size_t kMaxThreadLatencies = 64;
+constexpr int kMaxLatencyThreads = 1024;
+
+struct ThreadLatency {
+  int threads = 2;
+  double median_ms = 0, p90_ms = 0;
+};
+
 struct BranchCosts {
   std::string name;  // the branch's name (not part of the object)
+  // Threads the adaptation loop runs this entry on (not part of the object): 0 is the session's
+  // own count; the loop's thread variants of a branch set it (adapt/adaptation_loop.h).
+  int threads = 0;
   std::optional<double> macs, params;
   std::optional<double> weight_bytes, activation_bytes;
   std::optional<double> memory_bytes;  // peak memory: weights + activation arena
@@ -48,6 +65,7 @@ struct BranchCosts {
   std::optional<double> latency_median_ms, latency_p90_ms;  // batch-1, on latency_device
   std::optional<double> latency_batch;
   std::optional<std::string> latency_device;
+  std::vector<ThreadLatency> latency_by_threads;
   std::optional<double> prepare_ms;
   std::optional<double> libtorch_eager_latency_ms;
   std::optional<double> energy_mj;

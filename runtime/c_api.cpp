@@ -42,6 +42,7 @@ struct adascale_session {
   std::vector<float> scratch;                 // NHWC normalized input
   std::vector<adascale::NodeTiming> profile;  // backs the strings adascale_profile hands out
   std::string last_error;
+  int threads = 0;                  // per inference; 0: the model's count
   adascale::LatencySource latency;  // what the adaptation loop predicts from
   // State of the adaptation loop (runtime/adapt/c_api_adapt.cpp); declared last so that the loop
   // thread stops before anything else is destroyed.
@@ -56,6 +57,7 @@ thread_local int switch_callback_depth = 0;
 adascale_session* session_of(adascale_runtime* handle) { return handle; }
 const adascale_session* session_of(const adascale_runtime* handle) { return handle; }
 std::shared_ptr<void>& adapt_state_slot(adascale_session* session) { return session->adapt; }
+int session_model_threads(const adascale_session* session) { return session->model->setup.threads; }
 std::string* last_error_slot(const adascale_session* session) {
   return in_switch_callback() ? nullptr : &const_cast<adascale_session*>(session)->last_error;
 }
@@ -313,6 +315,20 @@ adascale_status adascale_session_selected_arena_bytes(const adascale_session* s,
   return ADASCALE_OK;
 }
 
+adascale_status adascale_session_set_threads(adascale_session* s, int threads) {
+  if (!s) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
+  const int most = s->model->setup.threads;
+  if (threads < 0 || threads > most)
+    return fail(s, ADASCALE_ERROR_INVALID_ARGUMENT,
+                "threads " + std::to_string(threads) + " outside [0, " + std::to_string(most) +
+                    "] (the model was opened with " + std::to_string(most) + ")");
+  s->threads = threads;
+  return ADASCALE_OK;
+}
+
+int adascale_session_threads(const adascale_session* s) { return s ? s->threads : -1; }
+
 adascale_status adascale_session_run(adascale_session* s, const float* input, size_t input_count,
                                      float* logits, size_t logits_capacity) {
   if (!s) return ADASCALE_ERROR_INVALID_ARGUMENT;
@@ -341,8 +357,11 @@ adascale_status adascale_session_run(adascale_session* s, const float* input, si
         float* dst = s->scratch.data() + n * image + c;
         for (size_t p = 0; p < H * W; ++p) dst[p * C] = (src[p] - mean) * inv_std;
       }
-    Status st =
-        s->selected->run(s->scratch.data(), static_cast<int64_t>(batch), logits, logits_capacity);
+    const int threads = s->threads > 0 ? s->threads : s->selected->max_threads();
+    Status st = s->selected->set_threads(std::min(threads, s->selected->max_threads()));
+    if (st.ok())
+      st =
+          s->selected->run(s->scratch.data(), static_cast<int64_t>(batch), logits, logits_capacity);
     if (!st.ok()) return fail(s, st);
     evict(s);  // a larger batch may have grown the arena
     return ADASCALE_OK;
@@ -469,6 +488,12 @@ adascale_status adascale_run(adascale_runtime* handle, const float* input, size_
                              float* logits, size_t logits_capacity) {
   return adascale_session_run(handle, input, input_count, logits, logits_capacity);
 }
+
+adascale_status adascale_set_threads(adascale_runtime* handle, int threads) {
+  return adascale_session_set_threads(handle, threads);
+}
+
+int adascale_threads(const adascale_runtime* handle) { return adascale_session_threads(handle); }
 
 adascale_status adascale_profile(adascale_runtime* handle, int runs, adascale_node_timing* timings,
                                  size_t capacity, size_t* count) {

@@ -21,6 +21,7 @@ inline bool in_switch_callback() { return switch_callback_depth > 0; }
 adascale_session* session_of(adascale_runtime* handle);  // a handle's session; null for null
 const adascale_session* session_of(const adascale_runtime* handle);
 std::shared_ptr<void>& adapt_state_slot(adascale_session* session);  // the loop's state
+int session_model_threads(const adascale_session* session);  // the model's threads per inference
 // The session's last error, or null inside a switch callback: the callback runs on the loop's
 // thread while the session's own thread may be writing the message.
 std::string* last_error_slot(const adascale_session* session);

@@ -226,6 +226,8 @@ void apply_device_profile(const DeviceLatencyProfile& profile, std::vector<Branc
     c.latency_p90_ms = measured->p90_ms;
     c.latency_batch = static_cast<double>(profile.batch);
     c.latency_device = device;
+    // measured elsewhere, against latencies this profile replaced
+    c.latency_by_threads.clear();
   }
 }
 

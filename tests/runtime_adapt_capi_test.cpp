@@ -253,6 +253,54 @@ TEST_F(AdaptCApiTest, RunAutoDecidesOnFirstUseAndTheThreadStartsAndStops) {
   ASSERT_EQ(adascale_adapt_start(rt_), ADASCALE_OK);
 }
 
+// A handle opened on two threads, with a catalog that shows large faster on two threads: the loop
+// picks the branch with its threads, run_auto runs it so and leaves the handle's own setting.
+TEST(AdaptCApiThreadsTest, RunAutoRunsTheChosenThreadsAndKeepsTheHandlesOwn) {
+  const std::string path = testing::write_same_graph_bundle(
+      testing::temp_path("adapt_threads.bundle"), {"small", "large"},
+      {R"({"latency_ms":{"median":0.5,"p90":0.6},"accuracy":0.60})",
+       R"({"latency_ms":{"median":8.0,"p90":9.0},"accuracy":0.90,)"
+       R"("latency_by_threads":[{"threads":2,"median":4.5,"p90":4.8}]})"});
+  ASSERT_FALSE(path.empty());
+  FixtureRoot fixture("capi_threads");
+  fixture.write("proc/stat",
+                "cpu  100 0 100 1000 0 0 0 0 0 0\ncpu0 1 1 1 1\ncpu1 1 1 1 1\n"
+                "procs_running 1\n");
+  fixture.write("proc/meminfo", "MemTotal: 8000000 kB\nMemAvailable: 6000000 kB\n");
+  for (const int opened : {1, 2}) {
+    adascale_runtime* rt = nullptr;
+    char message[256];
+    ASSERT_EQ(adascale_open_ex(path.c_str(), ADASCALE_BACKEND_XNNPACK, opened, &rt, message,
+                               sizeof(message)),
+              ADASCALE_OK)
+        << message;
+    adascale_adapt_options options;
+    adascale_adapt_options_init(&options);
+    const std::string root = fixture.root();
+    options.context_root = root.c_str();
+    options.probe_period_ms = 0;
+    ASSERT_EQ(adascale_adapt_configure(rt, &options), ADASCALE_OK);
+    adascale_budgets budgets;
+    adascale_budgets_init(&budgets);
+    budgets.latency_ms = 6;
+    ASSERT_EQ(adascale_set_budgets(rt, &budgets), ADASCALE_OK);
+    ASSERT_EQ(adascale_set_threads(rt, 1), ADASCALE_OK);
+    std::vector<float> image(3 * 8 * 8, 0.5f), logits(5);
+    ASSERT_EQ(adascale_run_auto(rt, image.data(), image.size(), logits.data(), logits.size()),
+              ADASCALE_OK);
+    const char* name = nullptr;
+    int threads = -1;
+    ASSERT_EQ(adascale_adapt_current_branch(rt, nullptr, &name), ADASCALE_OK);
+    ASSERT_EQ(adascale_adapt_current_threads(rt, &threads), ADASCALE_OK);
+    // on one thread large misses 6 ms: small; on two, large on two threads fits
+    EXPECT_STREQ(name, opened == 2 ? "large" : "small");
+    EXPECT_EQ(threads, opened == 2 ? 2 : 0);
+    EXPECT_EQ(adascale_threads(rt), 1);
+    EXPECT_EQ(adascale_adapt_current_threads(rt, nullptr), ADASCALE_ERROR_INVALID_ARGUMENT);
+    adascale_close(rt);
+  }
+}
+
 TEST(AdaptCApiNullTest, NullHandlesAreRejected) {
   adascale_budgets budgets;
   adascale_budgets_init(&budgets);

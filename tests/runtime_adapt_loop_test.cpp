@@ -144,6 +144,84 @@ TEST(AdaptationLoopTest, BackgroundThreadRunsAtItsPeriodAndStops) {
   loop.stop();
 }
 
+// small, medium and large, where large runs faster on 2 and on 4 threads but not on 3, and
+// medium is slower on 2 threads than on one
+std::vector<BranchCosts> branches_with_threads() {
+  std::vector<BranchCosts> branches = three_branches();
+  branches[1].latency_by_threads = {{2, 2.5, 2.6}};
+  branches[2].latency_by_threads = {{2, 4.5, 4.8}, {3, 5.0, 5.2}, {4, 3.0, 3.2}};
+  return branches;
+}
+
+TEST(AdaptationLoopTest, ChoicesHoldOnlyThreadCountsTheCatalogShowsFaster) {
+  auto described = [](const std::vector<LoopChoice>& choices) {
+    std::string out;
+    for (const LoopChoice& c : choices)
+      out += std::to_string(c.branch) + "x" + std::to_string(c.threads) + " ";
+    return out;
+  };
+  // 3 threads (5.0 ms) is slower than 2 (4.5): never a choice; medium on 2 never either
+  EXPECT_EQ(described(loop_choices(branches_with_threads(), 4)), "0x1 1x1 2x1 2x2 2x4 ");
+  EXPECT_EQ(described(loop_choices(branches_with_threads(), 3)), "0x1 1x1 2x1 2x2 ");
+  // one thread, or no thread latencies: the branches on the session's own count
+  EXPECT_EQ(described(loop_choices(branches_with_threads(), 1)), "0x0 1x0 2x0 ");
+  EXPECT_EQ(described(loop_choices(three_branches(), 4)), "0x0 1x0 2x0 ");
+  FixtureRoot fixture("loop_choices");
+  write_idle_machine(fixture);
+  AdaptationOptions options = fixture_options(fixture);
+  options.max_threads = 4;
+  const AdaptationLoop loop(branches_with_threads(), options);
+  EXPECT_EQ(described(loop.choices()), described(loop_choices(branches_with_threads(), 4)));
+  EXPECT_EQ(loop.branch_count(), 3u);  // branch indices stay the bundle's
+}
+
+TEST(AdaptationLoopTest, ThreadsAreChosenWithTheBranchOnlyWhereCoresAreFree) {
+  FixtureRoot fixture("loop_threads");
+  write_idle_machine(fixture);  // two cores, nothing else runnable
+  AdaptationOptions options = fixture_options(fixture);
+  options.max_threads = 4;
+  AdaptationLoop loop(branches_with_threads(), options);
+  std::vector<SwitchEvent> events;
+  loop.set_switch_callback([&](const SwitchEvent& e) { events.push_back(e); });
+  Budgets budgets;
+  budgets.latency_ms = 6;  // large fits on 2 threads (4.5 ms) only; 4 threads need 4 free cores
+  ASSERT_TRUE(loop.set_budgets(budgets).ok());
+  loop.step();
+  LoopChoice choice = loop.current();
+  EXPECT_EQ(choice.branch, 2);
+  EXPECT_EQ(choice.threads, 2);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].to_name, "large");
+  EXPECT_EQ(events[0].to_threads, 2);
+
+  // an observation on 2 threads goes to that entry; one on a count the loop does not choose from
+  // (medium on 2 threads: slower than one) is dropped
+  loop.report_latency(2, 4.4, 2);
+  loop.report_latency(1, 2.0, 2);
+  loop.step();
+  EXPECT_EQ(loop.stats().observations, 1u);
+
+  // two other runnable processes take both cores: one thread only, so large no longer fits and
+  // the loop steps down to a branch on one thread
+  fixture.write("proc/stat",
+                "cpu  100 0 100 1000 0 0 0 0 0 0\ncpu0 1 1 1 1\ncpu1 1 1 1 1\n"
+                "procs_running 3\n");
+  loop.step();
+  choice = loop.current();
+  EXPECT_EQ(choice.branch, 1);
+  EXPECT_EQ(choice.threads, 1);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].from_threads, 2);
+  EXPECT_EQ(events[1].to_threads, 1);
+  EXPECT_EQ(events[1].reason, SwitchReason::kInfeasible);
+
+  // the load ends: back on large, on 2 threads
+  write_idle_machine(fixture);
+  for (int i = 0; i < 5 && loop.current().threads != 2; ++i) loop.step();
+  EXPECT_EQ(loop.current().branch, 2);
+  EXPECT_EQ(loop.current().threads, 2);
+}
+
 TEST(AdaptationLoopTest, NoBranchesCannotStart) {
   AdaptationLoop loop({});
   EXPECT_FALSE(loop.start().ok());

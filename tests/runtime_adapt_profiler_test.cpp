@@ -62,13 +62,31 @@ TEST(ProfilerTest, ParsesEveryCatalogKeyAndToleratesMissingOnes) {
 
 TEST(ProfilerTest, CostsBreakingTheSchemaAreRefusedNotIgnored) {
   for (const char* bad :
-       {R"({"latency_ms":{"median":"fast"}})", R"({"macs":[1]})", R"({"accuracy":null})",
-        R"({"precision":8})", R"({"precision":"int4"})", R"({"latency_ms":-1})",
-        R"({"latency_ms":{"p90":-0.5}})", R"({"latency_ms":{"batch":0}})",
-        R"({"peak_memory_bytes":1e400})", R"({"weight_bytes":-3})",
+       {R"({"latency_ms":{"median":"fast"}})",
+        R"({"macs":[1]})",
+        R"({"accuracy":null})",
+        R"({"precision":8})",
+        R"({"precision":"int4"})",
+        R"({"latency_ms":-1})",
+        R"({"latency_ms":{"p90":-0.5}})",
+        R"({"latency_ms":{"batch":0}})",
+        R"({"peak_memory_bytes":1e400})",
+        R"({"weight_bytes":-3})",
         R"({"accuracy":91.2})",  // a percentage: accuracy is a fraction
-        R"({"accuracy":-0.1})", R"({"parity_top1_agreement":1.5})", R"({"pareto":1})",
-        R"({"energy_model":7})"}) {
+        R"({"accuracy":-0.1})",
+        R"({"parity_top1_agreement":1.5})",
+        R"({"pareto":1})",
+        R"({"energy_model":7})",
+        R"({"latency_by_threads":{"threads":2}})",
+        R"({"latency_by_threads":[{"threads":1,"median":0.1}]})",
+        R"({"latency_by_threads":[{"threads":2.5,"median":0.1}]})",
+        R"({"latency_by_threads":[{"threads":2000,"median":0.1}]})",
+        R"({"latency_by_threads":[{"median":0.1}]})",
+        R"({"latency_by_threads":[{"threads":2,"median":0}]})",
+        R"({"latency_by_threads":[{"threads":2,"median":0.1,"p90":-1}]})",
+        R"({"latency_by_threads":[{"threads":3,"median":0.1},{"threads":2,"median":0.1}]})",
+        R"({"latency_by_threads":[{"threads":2,"median":0.1},{"threads":2,"median":0.1}]})",
+        R"({"latency_by_threads":[7]})"}) {
     BranchCosts costs;
     const Status s = parse_branch_costs("x", bad, &costs);
     EXPECT_EQ(s.code, ErrorCode::kFormat) << bad;
@@ -77,6 +95,17 @@ TEST(ProfilerTest, CostsBreakingTheSchemaAreRefusedNotIgnored) {
   BranchCosts costs;
   const Status s = parse_branch_costs("x", R"({"accuracy":91.2})", &costs);
   EXPECT_NE(s.message.find("costs.accuracy must be in [0, 1"), std::string::npos) << s.message;
+  const Status order = parse_branch_costs(
+      "x", R"({"latency_by_threads":[{"threads":4,"median":1},{"threads":3,"median":1}]})", &costs);
+  EXPECT_NE(order.message.find("latency_by_threads[1].threads must be larger"), std::string::npos)
+      << order.message;
+  // a bound on the entries, so that a hostile catalog cannot make the loop's selection huge
+  std::string many = R"({"latency_by_threads":[)";
+  for (size_t t = 2; t < kMaxThreadLatencies + 3; ++t)
+    many +=
+        (t > 2 ? "," : "") + std::string(R"({"threads":)") + std::to_string(t) + R"(,"median":1})";
+  const Status too_many = parse_branch_costs("x", many + "]}", &costs);
+  EXPECT_NE(too_many.message.find("more than 64 entries"), std::string::npos) << too_many.message;
 }
 
 TEST(ProfilerTest, CostsRoundTripThroughTheirJson) {
@@ -101,6 +130,7 @@ TEST(ProfilerTest, CostsRoundTripThroughTheirJson) {
   c.parity_max_logit_diff = 1e-5;
   c.parity_top1_agreement = 0.995;
   c.pareto = true;
+  c.latency_by_threads = {{2, 0.25, 0.3}, {4, 0.2, 0.26}};
   const nlohmann::json j = c;
   // counts are written as integers, as the exporter always did
   EXPECT_TRUE(j["macs"].is_number_unsigned());
@@ -111,6 +141,9 @@ TEST(ProfilerTest, CostsRoundTripThroughTheirJson) {
   EXPECT_EQ(*back.latency_device, "cpu, 1 thread");
   EXPECT_DOUBLE_EQ(*back.accuracy, 0.91);
   EXPECT_TRUE(*back.pareto);
+  ASSERT_EQ(back.latency_by_threads.size(), 2u);
+  EXPECT_EQ(back.latency_by_threads[1].threads, 4);
+  EXPECT_DOUBLE_EQ(back.latency_by_threads[1].p90_ms, 0.26);
   // nothing set: only the precision
   EXPECT_EQ(nlohmann::json(BranchCosts{}), nlohmann::json({{"precision", "fp32"}}));
 }

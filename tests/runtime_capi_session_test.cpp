@@ -296,11 +296,48 @@ TEST_P(CApiSessionTest, SessionsRunTheirOwnAdaptationLoops) {
 
 // XNNPACK alone with a pool: only XNNPACK's own kernels run on the pool's threads (the arch
 // kernels are ThreadSanitizer-instrumented and the pool's synchronization is not).
+// Every count of threads runs the same operators with the tiling set up for the largest pool, so
+// the logits are the same bits whichever count runs them (nodes the pool does not make faster
+// run on the calling thread: backend.h).
+TEST_P(CApiSessionTest, EveryThreadCountGivesTheSameLogits) {
+  adascale_session* session = nullptr;
+  ASSERT_EQ(adascale_session_new(model_, &session), ADASCALE_OK);
+  EXPECT_EQ(adascale_session_threads(session), 0);
+  const int most = GetParam().backend == ADASCALE_BACKEND_REFERENCE ? 1 : GetParam().threads;
+  const std::vector<Job> jobs = make_jobs(11, 12);
+  std::vector<std::vector<float>> expected;
+  adascale_status status = ADASCALE_OK;
+  for (const Job& job : jobs) {
+    expected.push_back(run_job(session, job, &status));
+    ASSERT_EQ(status, ADASCALE_OK) << adascale_session_last_error(session);
+  }
+  for (int threads = 1; threads <= most; ++threads) {
+    ASSERT_EQ(adascale_session_set_threads(session, threads), ADASCALE_OK);
+    EXPECT_EQ(adascale_session_threads(session), threads);
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const std::vector<float> logits = run_job(session, jobs[i], &status);
+      ASSERT_EQ(status, ADASCALE_OK) << adascale_session_last_error(session);
+      EXPECT_TRUE(same_bits(logits, expected[i])) << jobs[i].branch << " on " << threads;
+    }
+  }
+  // more than the model was opened with, or negative: refused, naming the range
+  EXPECT_EQ(adascale_session_set_threads(session, most + 1), ADASCALE_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(adascale_session_last_error(session)).find("outside [0, "),
+            std::string::npos)
+      << adascale_session_last_error(session);
+  EXPECT_EQ(adascale_session_set_threads(session, -1), ADASCALE_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(adascale_session_threads(session), most);  // the last count that was accepted
+  EXPECT_EQ(adascale_session_set_threads(nullptr, 1), ADASCALE_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(adascale_session_threads(nullptr), -1);
+  adascale_session_free(session);
+}
+
 INSTANTIATE_TEST_SUITE_P(CApiSession, CApiSessionTest,
                          ::testing::Values(Config{ADASCALE_BACKEND_XNNPACK, 1},
                                            Config{ADASCALE_BACKEND_XNNPACK_PLAIN, 1},
                                            Config{ADASCALE_BACKEND_REFERENCE, 1},
-                                           Config{ADASCALE_BACKEND_XNNPACK_PLAIN, 2}),
+                                           Config{ADASCALE_BACKEND_XNNPACK_PLAIN, 2},
+                                           Config{ADASCALE_BACKEND_XNNPACK, 3}),
                          [](const auto& info) { return config_name(info.param); });
 
 class CApiSession : public ::testing::Test {

@@ -1,17 +1,63 @@
 #include "runtime/adapt/adaptation_loop.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
 namespace adascale {
+namespace {
+
+// The selection's entries: every branch as it is, then each branch on every thread count of its
+// latency_by_threads up to max_threads that is faster than all of its smaller counts.
+// *thread_mode: some variant was added (the branches then run on one thread).
+std::vector<BranchCosts> with_thread_variants(const std::vector<BranchCosts>& branches,
+                                              int max_threads, std::vector<int>* branch_of,
+                                              bool* thread_mode) {
+  std::vector<BranchCosts> out = branches;
+  branch_of->clear();
+  for (size_t b = 0; b < branches.size(); ++b) branch_of->push_back(static_cast<int>(b));
+  for (size_t b = 0; b < branches.size(); ++b) {
+    const BranchCosts& c = branches[b];
+    if (!c.latency_median_ms) continue;
+    double fastest = *c.latency_median_ms;
+    for (const ThreadLatency& t : c.latency_by_threads) {
+      if (t.threads > max_threads) break;  // increasing (branch_costs.h)
+      if (!(t.median_ms < fastest)) continue;
+      fastest = t.median_ms;
+      BranchCosts v = c;
+      v.threads = t.threads;
+      v.latency_median_ms = t.median_ms;
+      v.latency_p90_ms = t.p90_ms;
+      v.latency_by_threads.clear();
+      out.push_back(std::move(v));
+      branch_of->push_back(static_cast<int>(b));
+    }
+  }
+  *thread_mode = out.size() > branches.size();
+  if (*thread_mode)
+    for (size_t b = 0; b < branches.size(); ++b) out[b].threads = 1;
+  return out;
+}
+
+AdaptationOptions with_thread_options(AdaptationOptions options, bool thread_mode) {
+  // each entry says its threads; the CPU share is judged for one, and a larger count only runs
+  // where the cores for it are free
+  if (thread_mode) options.device.inference_threads = 1;
+  return options;
+}
+
+}  // namespace
 
 AdaptationLoop::AdaptationLoop(std::vector<BranchCosts> branches, AdaptationOptions options)
-    : options_(std::move(options)),
-      monitor_(options_.monitor),
-      profiler_(branches, options_.device),
-      selector_(options_.selector) {
+    : options_(std::move(options)), monitor_(options_.monitor), selector_(options_.selector) {
+  bool thread_mode = false;
+  std::vector<BranchCosts> entries =
+      with_thread_variants(branches, options_.max_threads, &variant_branch_, &thread_mode);
+  options_ = with_thread_options(options_, thread_mode);
+  for (const BranchCosts& e : entries) variant_threads_.push_back(e.threads);
+  profiler_ = Profiler(std::move(entries), options_.device);
   for (const BranchCosts& costs : branches) names_.push_back(costs.name);
-  last_observed_.assign(names_.size(), -1.0);
+  last_observed_.assign(variant_branch_.size(), -1.0);
   pending_.reserve(options_.max_pending_observations);
   drained_.reserve(options_.max_pending_observations);
 }
@@ -48,12 +94,38 @@ int AdaptationLoop::find_branch(const std::string& name) const {
   return -1;
 }
 
-void AdaptationLoop::report_latency(int branch, double observed_ms) {
+std::vector<LoopChoice> AdaptationLoop::choices() const {
+  std::vector<LoopChoice> out;
+  for (size_t v = 0; v < variant_branch_.size(); ++v)
+    out.push_back({variant_branch_[v], variant_threads_[v], static_cast<int>(v)});
+  return out;
+}
+
+std::vector<LoopChoice> loop_choices(const std::vector<BranchCosts>& branches, int max_threads) {
+  std::vector<int> branch_of;
+  bool thread_mode = false;
+  const std::vector<BranchCosts> entries =
+      with_thread_variants(branches, max_threads, &branch_of, &thread_mode);
+  std::vector<LoopChoice> out;
+  for (size_t v = 0; v < entries.size(); ++v)
+    out.push_back({branch_of[v], entries[v].threads, static_cast<int>(v)});
+  return out;
+}
+
+void AdaptationLoop::report_latency(int branch, double observed_ms, int threads) {
   if (branch < 0 || static_cast<size_t>(branch) >= names_.size()) return;
   if (!(observed_ms > 0) || !std::isfinite(observed_ms)) return;
+  int entry = branch;  // the branch itself comes first
+  if (threads > 1 && variant_threads_[static_cast<size_t>(branch)] != threads) {
+    entry = -1;
+    for (size_t v = names_.size(); v < variant_branch_.size(); ++v)
+      if (variant_branch_[v] == branch && variant_threads_[v] == threads)
+        entry = static_cast<int>(v);
+    if (entry < 0) return;
+  }
   std::lock_guard<std::mutex> lock(pending_mutex_);
   if (pending_.size() < options_.max_pending_observations)
-    pending_.emplace_back(branch, observed_ms);  // capacity reserved: no allocation here
+    pending_.emplace_back(entry, observed_ms);  // capacity reserved: no allocation here
   else
     ++dropped_;
 }
@@ -88,6 +160,7 @@ void AdaptationLoop::step() {
   const std::vector<BranchEstimate>& estimates = profiler_.predict(sample, factors);
   SelectionContext context = selection_context(sample);
   context.contention = factors.total();
+  context.free_threads = std::max(1, static_cast<int>(std::floor(factors.free_cores + 0.25)));
   const Decision decision = selector_.decide(estimates, context, sample.time_ms);
   if (decision.branch >= 0) chosen_.store(decision.branch, std::memory_order_release);
 
@@ -106,17 +179,21 @@ void AdaptationLoop::step() {
   if (decision.switched) {
     SwitchEvent event;
     event.time_ms = sample.time_ms;
-    event.from = decision.previous;
-    event.to = decision.branch;
-    if (event.from >= 0) {
+    const int from = decision.previous, to = decision.branch;
+    if (from >= 0) {
+      const size_t f = static_cast<size_t>(from);
+      event.from = variant_branch_[f];
+      event.from_threads = variant_threads_[f];
       event.from_name = names_[static_cast<size_t>(event.from)];
-      event.observed_ms = last_observed_[static_cast<size_t>(event.from)];
-      event.from_predicted_ms = estimates[static_cast<size_t>(event.from)].latency_ms;
+      event.observed_ms = last_observed_[f];
+      event.from_predicted_ms = estimates[f].latency_ms;
     }
+    event.to = variant_branch_[static_cast<size_t>(to)];
+    event.to_threads = variant_threads_[static_cast<size_t>(to)];
     event.to_name = names_[static_cast<size_t>(event.to)];
     event.reason = decision.reason;
     event.nothing_fits = decision.nothing_fits;
-    event.predicted_ms = estimates[static_cast<size_t>(event.to)].latency_ms;
+    event.predicted_ms = estimates[static_cast<size_t>(to)].latency_ms;
     std::lock_guard<std::mutex> lock(callback_mutex_);
     if (callback_) callback_(event);
   }

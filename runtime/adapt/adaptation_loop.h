@@ -1,6 +1,12 @@
 // AdaptationLoop: a background thread that runs monitor -> profiler -> selector at a period and
 // publishes the chosen branch atomically. The inference path never waits on it: it reads
 // current_branch() (one atomic load) and reports observed latencies (a short, uncontended lock).
+//
+// Threads as a dimension: with max_threads > 1, a branch whose costs carry latency_by_threads
+// also enters the selection once per measured thread count up to max_threads that its catalog
+// shows faster than every smaller count (a count the catalog shows slower is never run), and
+// the loop then picks the branch together with its threads; a count above the cores that other
+// runnable work leaves free is not chosen. Branch indices stay the bundle's throughout.
 #pragma once
 
 #include <atomic>
@@ -23,12 +29,26 @@ struct AdaptationOptions {
   DeviceProfile device;
   SelectorOptions selector;
   size_t max_pending_observations = 4096;  // beyond this, observations are dropped and counted
+  // Threads one inference may run on (the session's count); > 1 with latency_by_threads in the
+  // costs makes threads a dimension of the choice (device.inference_threads is then 1).
+  int max_threads = 1;
 };
+
+// What the run path runs: a branch and its threads (0: the session's own count).
+struct LoopChoice {
+  int branch = -1;  // -1 before the first decision
+  int threads = 0;
+  int entry = -1;  // its index in last_estimates() (the branches first, then thread variants)
+};
+
+// The entries an AdaptationLoop with these costs and max_threads selects from, in its order.
+std::vector<LoopChoice> loop_choices(const std::vector<BranchCosts>& branches, int max_threads);
 
 struct SwitchEvent {
   double time_ms = 0;  // steady clock
   int from = -1;       // -1 on the initial decision
   int to = -1;
+  int from_threads = 0, to_threads = 0;  // 0: the session's own count
   std::string from_name, to_name;
   SwitchReason reason = SwitchReason::kStay;
   bool nothing_fits = false;
@@ -70,13 +90,23 @@ class AdaptationLoop {
   void step();
 
   // Lock-free read for the run path: the chosen branch, -1 before the first decision.
-  int current_branch() const { return chosen_.load(std::memory_order_acquire); }
+  int current_branch() const { return current().branch; }
+  // The branch and its threads, from one atomic load.
+  LoopChoice current() const {
+    const int v = chosen_.load(std::memory_order_acquire);
+    if (v < 0) return {};
+    return {variant_branch_[static_cast<size_t>(v)], variant_threads_[static_cast<size_t>(v)], v};
+  }
+  // the branch on each thread count the loop may choose (branch, threads): threads as above
+  std::vector<LoopChoice> choices() const;
   const std::string& branch_name(size_t branch) const { return names_[branch]; }
   size_t branch_count() const { return names_.size(); }
   int find_branch(const std::string& name) const;
 
-  // Called by the run path after each inference of `branch` (ms per inference).
-  void report_latency(int branch, double observed_ms);
+  // Called by the run path after each inference of `branch` (ms per inference) on `threads`
+  // (0 or 1: the branch as the catalog measured it). A count the loop does not choose from is
+  // ignored.
+  void report_latency(int branch, double observed_ms, int threads = 0);
 
   ContextSample last_sample() const;
   std::vector<BranchEstimate> last_estimates() const;
@@ -87,7 +117,9 @@ class AdaptationLoop {
   void run_thread();
   static double now_ms();
 
-  std::vector<std::string> names_;
+  std::vector<std::string> names_;  // per branch
+  // per entry of the selection (the branches, then their thread variants)
+  std::vector<int> variant_branch_, variant_threads_;
   AdaptationOptions options_;
 
   // Owned by whoever holds step_mutex_.
@@ -95,7 +127,7 @@ class AdaptationLoop {
   ContextMonitor monitor_;
   Profiler profiler_;
   Selector selector_;
-  std::vector<double> last_observed_;  // per branch, -1 when none
+  std::vector<double> last_observed_;  // per entry, -1 when none
   std::vector<std::pair<int, double>> drained_;
 
   // Budgets handed over from set_budgets to the next step.

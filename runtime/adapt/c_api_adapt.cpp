@@ -84,6 +84,7 @@ void build_loop(adascale_session* session, AdaptState* state) {
   options.selector.context_change = o.context_change;
   options.selector.context_settle_ms = o.context_settle_ms;
   options.device.contended_tail_prior = o.contended_tail_prior;
+  options.max_threads = adascale::session_model_threads(session);
   state->loop.reset();  // stops the old thread first
   state->loop = std::make_unique<AdaptationLoop>(std::move(branches), options);
   state->loop->set_budgets(state->budgets);
@@ -290,6 +291,17 @@ adascale_status adascale_session_adapt_current_branch(const adascale_session* se
   return ADASCALE_OK;
 }
 
+adascale_status adascale_session_adapt_current_threads(const adascale_session* session,
+                                                       int* threads) {
+  if (!session || !threads) return ADASCALE_ERROR_INVALID_ARGUMENT;
+  const AdaptState* state = state_of(session);
+  const adascale::LoopChoice choice =
+      state && state->loop ? state->loop->current() : adascale::LoopChoice{};
+  if (choice.branch < 0) return ADASCALE_ERROR_NO_BRANCH_SELECTED;
+  *threads = choice.threads;
+  return ADASCALE_OK;
+}
+
 adascale_status adascale_session_adapt_last_context(const adascale_session* session,
                                                     adascale_context* context) {
   if (!session || !context) return ADASCALE_ERROR_INVALID_ARGUMENT;
@@ -366,30 +378,38 @@ adascale_status adascale_session_run_auto(adascale_session* session, const float
     return ADASCALE_OK;
   });
   if (created != ADASCALE_OK) return created;
-  int branch = loop->current_branch();
-  if (branch < 0) {
+  adascale::LoopChoice choice = loop->current();
+  if (choice.branch < 0) {
     const adascale_status stepped = guarded(session, [&] {
       loop->step();
       return ADASCALE_OK;
     });
     if (stepped != ADASCALE_OK) return stepped;
-    branch = loop->current_branch();
-    if (branch < 0) return ADASCALE_ERROR_NO_BRANCH_SELECTED;
+    choice = loop->current();
+    if (choice.branch < 0) return ADASCALE_ERROR_NO_BRANCH_SELECTED;
   }
+  const int branch = choice.branch;
   // Preparing an uncached branch happens here, outside the timed run.
   adascale_status status =
       adascale_session_select(session, loop->branch_name(static_cast<size_t>(branch)).c_str());
   if (status != ADASCALE_OK) return status;
+  // the loop's threads for this branch; the session's own setting is kept for manual runs
+  const int own_threads = adascale_session_threads(session);
+  adascale_status threaded = adascale_session_set_threads(session, choice.threads);
+  if (threaded != ADASCALE_OK) return threaded;
   const auto start = std::chrono::steady_clock::now();
   status = adascale_session_run(session, input, input_count, logits, logits_capacity);
   const auto stop = std::chrono::steady_clock::now();
+  threaded = adascale_session_set_threads(session, own_threads);
+  if (status == ADASCALE_OK) status = threaded;
   if (status != ADASCALE_OK) return status;
   // Catalog latencies are per call at the catalog's batch; other batch sizes are not comparable.
   int64_t dims[4];
   adascale_model_input_shape(adascale_session_model(session), dims);
   const size_t image = static_cast<size_t>(dims[1] * dims[2] * dims[3]);
   if (image > 0 && static_cast<int64_t>(input_count / image) == dims[0])
-    loop->report_latency(branch, std::chrono::duration<double, std::milli>(stop - start).count());
+    loop->report_latency(branch, std::chrono::duration<double, std::milli>(stop - start).count(),
+                         choice.threads);
   return ADASCALE_OK;
 }
 
@@ -465,6 +485,9 @@ adascale_status adascale_adapt_step(adascale_runtime* handle) {
 adascale_status adascale_adapt_current_branch(const adascale_runtime* handle, size_t* index,
                                               const char** name) {
   return adascale_session_adapt_current_branch(adascale::session_of(handle), index, name);
+}
+adascale_status adascale_adapt_current_threads(const adascale_runtime* handle, int* threads) {
+  return adascale_session_adapt_current_threads(adascale::session_of(handle), threads);
 }
 adascale_status adascale_adapt_last_context(const adascale_runtime* handle,
                                             adascale_context* context) {

@@ -106,6 +106,7 @@ ContentionFactors Profiler::contention(const ContextSample& sample) {
   }
   // Fair sharing: with more runnable threads than cores each one gets cores / threads of a core.
   f.cpu = std::max(1.0, (others + profile_.inference_threads) / cores);
+  f.free_cores = std::max(0.0, cores - others);
   if (sample.frequency_ratio && *sample.frequency_ratio > 0)
     f.frequency =
         std::max(1.0, profile_.reference_frequency_ratio / std::max(0.1, *sample.frequency_ratio));
@@ -189,6 +190,7 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
   for (size_t i = 0; i < branches_.size(); ++i) {
     const BranchCosts& c = branches_[i];
     BranchEstimate& e = estimates_[i];
+    e.threads = c.threads;
     e.latency_known = c.latency_median_ms.has_value();
     e.latency_uncorrected_ms = c.latency_median_ms.value_or(0) * factor;
     const double branch_level = relaxed_level(i, log_mean);

@@ -49,6 +49,7 @@ double modelled_energy_mj(const DeviceProfile& profile, bool int8, double macs,
                           double memory_access_bytes, double cache_rate);
 
 struct BranchEstimate {
+  int threads = 0;                    // BranchCosts::threads of the entry (0: the session's)
   double latency_ms = 0;              // contention-scaled and corrected
   double latency_uncorrected_ms = 0;  // contention-scaled only
   double latency_tail_ms = 0;         // latency_ms x tail factor: what a bad request takes
@@ -74,12 +75,16 @@ struct ContentionFactors {
   double cpu = 1;        // CPU share lost to other runnable work
   double frequency = 1;  // clock below the reference
   double cache = 1;      // cache rate below the reference
+  // cores that other runnable work leaves to this process (not a factor: what threads an
+  // inference may use without waiting for a core)
+  double free_cores = 1;
   double total() const { return cpu * frequency * cache; }
 };
 
 class Profiler {
  public:
   explicit Profiler(std::vector<BranchCosts> branches, DeviceProfile profile = {});
+  Profiler() : Profiler(std::vector<BranchCosts>{}) {}  // no branches
 
   size_t branch_count() const { return branches_.size(); }
   const BranchCosts& costs(size_t branch) const { return branches_[branch]; }

@@ -14,6 +14,11 @@ bool fits(double value, bool known, double limit, double scale) {
   return known && value <= limit * scale;  // an unknown cost never proves that it fits
 }
 
+// An estimate on more threads than are free would wait for a core: never a candidate.
+bool allowed(const BranchEstimate& e, const SelectionContext& context) {
+  return e.threads <= 1 || e.threads <= context.free_threads;
+}
+
 // An unknown latency must not look like the fastest one in a tie.
 double tie_latency(const BranchEstimate& e) { return e.latency_known ? e.latency_ms : kInf; }
 
@@ -182,7 +187,8 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   fits_now.resize(n);
   for (size_t i = 0; i < n; ++i) {
     score[i] = objective(estimates[i]);
-    fits_now[i] = feasible(estimates[i], static_cast<int>(i) == current_);
+    fits_now[i] =
+        allowed(estimates[i], context) && feasible(estimates[i], static_cast<int>(i) == current_);
   }
   struct Pick {
     int branch = -1;
@@ -252,11 +258,12 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
 
   if (best < 0) {
     // Nothing fits: the least violating branch, ties to the faster one, then the lower index.
-    int cheapest = 0;
-    double cheapest_violation = violation(estimates[0], l);
-    for (size_t i = 1; i < estimates.size(); ++i) {
+    int cheapest = -1;
+    double cheapest_violation = kInf;
+    for (size_t i = 0; i < estimates.size(); ++i) {
+      if (!allowed(estimates[i], context)) continue;
       const double v = violation(estimates[i], l);
-      if (v < cheapest_violation ||
+      if (cheapest < 0 || v < cheapest_violation ||
           (v == cheapest_violation &&
            tie_latency(estimates[i]) < tie_latency(estimates[static_cast<size_t>(cheapest)]))) {
         cheapest = static_cast<int>(i);
@@ -264,6 +271,7 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
       }
     }
     d.nothing_fits = true;
+    if (cheapest < 0) return d;  // every estimate wants more threads than are free
     return choose(cheapest, SwitchReason::kNothingFits);
   }
   if (current_ < 0) return choose(best, SwitchReason::kInitial);
@@ -299,7 +307,8 @@ int Selector::probe_target(const std::vector<BranchEstimate>& estimates, const L
   for (size_t i = 0; i < estimates.size(); ++i) {
     const BranchEstimate& e = estimates[i];
     const int index = static_cast<int>(i);
-    if (index == current_ || blocked(index, now_ms) || !e.latency_known) continue;
+    if (index == current_ || blocked(index, now_ms) || !e.latency_known || !allowed(e, context))
+      continue;
     if (scores_[i] < current_score + options_.switch_margin) continue;
     if (e.latency_ms > l.latency * entry || latency_of(e) > l.latency * options_.probe_headroom)
       continue;

@@ -89,6 +89,9 @@ struct SelectionContext {
   std::optional<double> battery_capacity_pct;
   bool battery_discharging = false;
   double contention = 1;  // the profiler's total contention factor for this moment
+  // Threads an inference may use now (the cores others leave free, at least 1): an estimate of
+  // more threads than this is never chosen, so an inference does not wait for a core.
+  int free_threads = std::numeric_limits<int>::max();
 };
 SelectionContext selection_context(const ContextSample& sample);
 

@@ -116,6 +116,14 @@ int adascale_session_is_cached(const adascale_session* session, const char* name
 /* Peak activation bytes of the selected branch at the current batch size. */
 adascale_status adascale_session_selected_arena_bytes(const adascale_session* session,
                                                       size_t* bytes);
+/* Threads of this session's next inferences: 1 to the model's count (adascale_model_open's
+ * threads), or 0 for the model's count (the default); each count has its own thread pool. More
+ * threads are not always faster at batch 1 (docs/benchmarks.md, "Threads"): the catalog's
+ * latency_by_threads says where they are, and adascale_session_run_auto picks the count with the
+ * branch. ADASCALE_ERROR_INVALID_ARGUMENT outside that range. */
+adascale_status adascale_session_set_threads(adascale_session* session, int threads);
+/* The count set with adascale_session_set_threads (0: the model's); -1 for a null session. */
+int adascale_session_threads(const adascale_session* session);
 /* Arguments as for adascale_run. */
 adascale_status adascale_session_run(adascale_session* session, const float* input,
                                      size_t input_count, float* logits, size_t logits_capacity);
@@ -157,6 +165,10 @@ adascale_status adascale_selected_arena_bytes(const adascale_runtime* handle, si
  * `logits_capacity` floats, receives images x classes values. */
 adascale_status adascale_run(adascale_runtime* handle, const float* input, size_t input_count,
                              float* logits, size_t logits_capacity);
+/* As adascale_session_set_threads: threads of the next runs, 1 to the count the handle was
+ * opened with, 0 for that count. */
+adascale_status adascale_set_threads(adascale_runtime* handle, int threads);
+int adascale_threads(const adascale_runtime* handle);  // as adascale_session_threads
 
 /* One node's time in adascale_profile. Fields are only ever appended; the runtime writes the
  * struct of the header it was built with, so build against the header of the library you link. */
@@ -244,6 +256,10 @@ adascale_status adascale_adapt_step(adascale_runtime* handle);
  * Either output may be NULL; *name stays valid until close or configure. */
 adascale_status adascale_adapt_current_branch(const adascale_runtime* handle, size_t* index,
                                               const char** name);
+/* The threads the loop runs its current branch on: 0 for the handle's own count (the loop chooses
+ * no count: one thread opened, or no latency_by_threads in the catalog or a device profile in
+ * use), else the count it chose with the branch (adascale_run_auto runs it so). */
+adascale_status adascale_adapt_current_threads(const adascale_runtime* handle, int* threads);
 
 /* Bits of adascale_context.present. */
 enum {
@@ -312,7 +328,8 @@ typedef struct adascale_switch_event {
 
 /* The callback runs on whichever thread steps the loop (its background thread, or the caller of
  * adascale_adapt_step / adascale_run_auto) while the loop is in the middle of a step. From inside
- * it, only these calls are allowed: adascale_adapt_current_branch, adascale_adapt_last_context,
+ * it, only these calls are allowed: adascale_adapt_current_branch,
+ * adascale_adapt_current_threads, adascale_adapt_last_context,
  * adascale_adapt_estimate, adascale_adapt_get_stats, adascale_adapt_report_latency,
  * adascale_branch_count, adascale_branch_info_at, adascale_input_shape, adascale_class_count,
  * their adascale_session_* twins, and every adascale_model_* call. Every other call that takes a
@@ -366,6 +383,8 @@ adascale_status adascale_session_adapt_stop(adascale_session* session);
 adascale_status adascale_session_adapt_step(adascale_session* session);
 adascale_status adascale_session_adapt_current_branch(const adascale_session* session,
                                                       size_t* index, const char** name);
+adascale_status adascale_session_adapt_current_threads(const adascale_session* session,
+                                                       int* threads);
 adascale_status adascale_session_adapt_last_context(const adascale_session* session,
                                                     adascale_context* context);
 adascale_status adascale_session_set_switch_callback(adascale_session* session,

@@ -45,7 +45,7 @@ void print_energy_source() {
 }
 
 // The replay's view of the bundle and the images; `ds` must outlive it.
-sc::Workload make_workload(Runtime& rt, const Dataset& ds) {
+sc::Workload make_workload(Runtime& rt, const Dataset& ds, const ScenarioRequest& request) {
   sc::Workload w;
   w.runtime = rt.get();
   // the costs the handle's own loop would predict from: with the device profile's latencies
@@ -56,6 +56,9 @@ sc::Workload make_workload(Runtime& rt, const Dataset& ds) {
   w.count = ds.count;
   w.image_floats = rt.input.floats();
   w.classes = rt.classes;
+  // the reference backend runs on the calling thread whatever was asked
+  w.threads = request.backend_kind == ADASCALE_BACKEND_REFERENCE ? 1 : std::max(1, request.threads);
+  w.fixed_threads = loop_choices(w.costs, w.threads).size() > w.costs.size() ? 1 : 0;
   return w;
 }
 
@@ -105,7 +108,7 @@ int run_scenario(const ScenarioRequest& request, Runtime& rt) {
   const Dataset ds = load_idx(request.idx_images, request.idx_labels, rt.input, request.limit);
   if (rt.classes == 0) throw Failure("the catalog names no classes, so labels cannot be scored");
   check_labels(ds, rt.classes);
-  const sc::Workload w = make_workload(rt, ds);
+  const sc::Workload w = make_workload(rt, ds, request);
   if (!request.second_bundle.empty()) check_second_app(request, scenario);
   std::vector<std::string> resolved;
   try {

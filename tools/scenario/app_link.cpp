@@ -79,9 +79,11 @@ void run_background(const Scenario& s, const Workload& w, const AppLink& link) {
   FrameRunner runner(w, s.frame_images);
   while (!link.readable()) {
     check_interrupt();
-    const int branch = loop_branch(*loop);
+    const LoopChoice choice = loop_choice(*loop);
     int correct = 0;
-    loop->report_latency(branch, runner.run(branch, &correct) / s.frame_images);
+    loop->report_latency(choice.branch,
+                         runner.run(choice.branch, choice.threads, &correct) / s.frame_images,
+                         choice.threads);
   }
   loop->stop();
 }

@@ -39,12 +39,13 @@ Samples measure(const Scenario& s, const Workload& w, const std::vector<LoadLeve
     if (levels[l].second > 0) processes.allocate_balloon(levels[l].second);
     for (size_t b = 0; b < branches; ++b) {
       int correct = 0;
-      for (int warm = 0; warm < 3; ++warm) runner.run(static_cast<int>(b), &correct);
+      for (int warm = 0; warm < 3; ++warm)
+        runner.run(static_cast<int>(b), w.fixed_threads, &correct);
       const double end = now_ms() + s.calibration_s * 1000;
       while ((now_ms() < end || ms[l][b].size() < 10) &&
              ms[l][b].size() < kMaxCalibrationRequests) {
         check_interrupt();
-        ms[l][b].push_back(runner.run(static_cast<int>(b), &correct));
+        ms[l][b].push_back(runner.run(static_cast<int>(b), w.fixed_threads, &correct));
       }
     }
     processes.stop_all();

@@ -162,7 +162,9 @@ void check_interrupt() {
 }
 
 std::unique_ptr<AdaptationLoop> start_loop(const Scenario& s, const Workload& w) {
-  auto loop = std::make_unique<AdaptationLoop>(w.costs, s.adaptation);
+  AdaptationOptions options = s.adaptation;
+  options.max_threads = w.threads;
+  auto loop = std::make_unique<AdaptationLoop>(w.costs, options);
   const Status budgets = loop->set_budgets(per_image_budgets(s.budgets, s.frame_images));
   if (!budgets.ok()) throw ScenarioError(s.path + ": initial budgets rejected: " + budgets.message);
   const Status started = loop->start();
@@ -170,14 +172,14 @@ std::unique_ptr<AdaptationLoop> start_loop(const Scenario& s, const Workload& w)
   return loop;
 }
 
-int loop_branch(AdaptationLoop& loop) {
-  int branch = loop.current_branch();
-  if (branch < 0) {
+LoopChoice loop_choice(AdaptationLoop& loop) {
+  LoopChoice choice = loop.current();
+  if (choice.branch < 0) {
     loop.step();  // the thread has not decided yet
-    branch = loop.current_branch();
+    choice = loop.current();
   }
-  if (branch < 0) throw ScenarioError("the adaptation loop chose no branch");
-  return branch;
+  if (choice.branch < 0) throw ScenarioError("the adaptation loop chose no branch");
+  return choice;
 }
 
 PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fixed_branch,
@@ -192,21 +194,25 @@ PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fi
 
   FrameRunner runner(w, s.frame_images);
   double t0 = -1;  // the timeline's start, once the settle phase is over
-  auto branch_now = [&]() {
-    if (fixed_branch >= 0) return fixed_branch;
+  auto choice_now = [&]() {
+    auto fixed = [&](int branch) { return LoopChoice{branch, w.fixed_threads, branch}; };
+    if (fixed_branch >= 0) return fixed(fixed_branch);
     if (!schedule.empty()) {
       // by the clock, not by the driver's events: the oracle switches right at a boundary
       const double t_s = t0 < 0 ? 0 : (now_ms() - t0) / 1000;
       size_t i = 0;
       while (i + 1 < schedule.size() && schedule[i + 1].begin_s <= t_s) ++i;
-      return schedule[i].branch;
+      return fixed(schedule[i].branch);
     }
-    return loop_branch(loop);
+    return loop_choice(loop);
   };
   auto request = [&](Frame* frame) {
-    frame->branch = branch_now();
-    frame->ms = runner.run(frame->branch, &frame->correct);
-    loop.report_latency(frame->branch, frame->ms / s.frame_images);
+    const LoopChoice choice = choice_now();
+    frame->branch = choice.branch;
+    frame->threads = choice.threads;
+    frame->entry = choice.entry;
+    frame->ms = runner.run(frame->branch, frame->threads, &frame->correct);
+    loop.report_latency(frame->branch, frame->ms / s.frame_images, frame->threads);
   };
 
   if (verbose)
@@ -218,7 +224,7 @@ PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fi
     check_interrupt();
     request(&frame);
   }
-  out.settled_branch = frame.branch >= 0 ? frame.branch : branch_now();
+  out.settled_branch = frame.branch >= 0 ? frame.branch : choice_now().branch;
   runner.rewind();
 
   t0 = now_ms();

@@ -29,12 +29,17 @@ class FrameRunner {
     for (size_t i = 0; i < w.costs.size(); ++i) names_.push_back(w.costs[i].name);
   }
   void rewind() { cursor_ = 0; }
-  // Runs one request on `branch`; returns its wall time in ms (switching included).
-  double run(int branch, int* correct) {
+  // Runs one request on `branch` and `threads` (0: the runtime's count); returns its wall time
+  // in ms (switching included).
+  double run(int branch, int threads, int* correct) {
     const double start = now_ms();
     if (branch != selected_) {
       check(adascale_select(w_.runtime, names_[static_cast<size_t>(branch)].c_str()), "select");
       selected_ = branch;
+    }
+    if (threads != threads_) {
+      check(adascale_set_threads(w_.runtime, threads), "set threads");
+      threads_ = threads;
     }
     int right = 0;
     for (int j = 0; j < images_; ++j) {
@@ -59,6 +64,7 @@ class FrameRunner {
   int images_;
   size_t cursor_ = 0;
   int selected_ = -1;
+  int threads_ = 0;
   std::vector<float> logits_;
   std::vector<std::string> names_;
 };
@@ -68,6 +74,8 @@ struct Frame {
   double start_ms = 0;  // since the timeline started
   double ms = 0;
   int branch = -1;
+  int threads = 0;  // 0: the runtime's count
+  int entry = -1;   // in the loop's estimates; the branch's own when the loop did not choose
   int correct = 0;
 };
 
@@ -107,7 +115,7 @@ struct PolicyRun {
 std::unique_ptr<AdaptationLoop> start_loop(const Scenario& s, const Workload& w);
 // The loop's current branch; steps it once on this thread when it has not decided yet. Throws
 // ScenarioError when it still has none.
-int loop_branch(AdaptationLoop& loop);
+LoopChoice loop_choice(AdaptationLoop& loop);
 
 // A branch from begin_s (timeline seconds) on: the oracle's schedule.
 struct ScheduledBranch {

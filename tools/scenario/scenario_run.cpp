@@ -125,7 +125,8 @@ std::vector<PolicySummary> run_scenario(const Scenario& s, const Workload& w,
   {
     FrameRunner warm(w, 1);
     int correct = 0;
-    for (size_t b = 0; b < w.costs.size(); ++b) warm.run(static_cast<int>(b), &correct);
+    for (size_t b = 0; b < w.costs.size(); ++b)
+      warm.run(static_cast<int>(b), w.fixed_threads, &correct);
   }
   std::string report;
   std::vector<PolicySummary> summaries;

@@ -41,6 +41,11 @@ struct Workload {
   size_t count = 0;         // images
   size_t image_floats = 0;  // floats per image
   size_t classes = 0;
+  // threads per inference the runtime was opened with; with threads as a dimension of the
+  // adaptive loop (its catalog has latency_by_threads), every other policy and the calibration
+  // run on one thread, the catalog's own measurement (fixed_threads 1; 0: the runtime's count)
+  int threads = 1;
+  int fixed_threads = 0;
 };
 
 class AppLink;  // app_link.h

@@ -44,6 +44,7 @@ PolicySummary summarize(const PolicyRun& run, const std::vector<TraceRow>& rows,
                                                : "(adaptive)";
   std::vector<double> latencies;
   int previous = run.settled_branch;
+  int previous_threads = -1;  // a change of threads alone is a switch of the loop's too
   std::vector<StepSwitch> switches;
   std::vector<StepRequest> requests;
   for (const TraceRow& r : rows) {
@@ -55,11 +56,13 @@ PolicySummary summarize(const PolicyRun& run, const std::vector<TraceRow>& rows,
     sum.correct += static_cast<size_t>(r.frame->correct);
     sum.energy_mj += r.energy_mj;
     latencies.push_back(r.frame->ms);
-    if (r.frame->branch != previous)
+    if (r.frame->branch != previous ||
+        (previous_threads >= 0 && r.frame->threads != previous_threads))
       switches.push_back({r.frame->start_ms, previous, r.frame->branch,
                           size_key(w.costs[static_cast<size_t>(r.frame->branch)]) <
                               size_key(w.costs[static_cast<size_t>(previous)])});
     previous = r.frame->branch;
+    previous_threads = r.frame->threads;
   }
   sum.switches = switches.size();
   sum.median_latency_ms = base::percentile(latencies, 0.5);

@@ -20,7 +20,7 @@ std::string trace_csv(const std::vector<TraceRow>& rows, const Scenario& s, cons
       "time_s,burners,balloon_mib,budget_latency_ms,budget_memory_mib,budget_energy_mj,"
       "cpu_utilization,others_cpu_utilization,procs_running,mem_available_mib,cache_rate,branch,"
       "predicted_ms,predicted_tail_ms,predicted_uncorrected_ms,observed_ms,images,correct,"
-      "violation,memory_violation,energy_mj\n";
+      "violation,memory_violation,energy_mj,threads\n";
   for (const TraceRow& r : rows) {
     const ContextRow* c = r.context;
     out += csv_number(r.frame->start_ms / 1000, "%.4f") + "," + std::to_string(r.state->burners) +
@@ -36,7 +36,8 @@ std::string trace_csv(const std::vector<TraceRow>& rows, const Scenario& s, cons
            "," + csv_number(r.predicted_uncorrected_ms, "%.4f") + "," +
            csv_number(r.frame->ms, "%.4f") + "," + std::to_string(s.frame_images) + "," +
            std::to_string(r.frame->correct) + "," + (r.violation ? "1" : "0") + "," +
-           (r.memory_violation ? "1" : "0") + "," + csv_number(r.energy_mj, "%.5f") + "\n";
+           (r.memory_violation ? "1" : "0") + "," + csv_number(r.energy_mj, "%.5f") + "," +
+           std::to_string(r.frame->threads > 0 ? r.frame->threads : w.threads) + "\n";
   }
   return out;
 }

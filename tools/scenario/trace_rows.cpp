@@ -35,8 +35,10 @@ std::vector<TraceRow> join_trace(const PolicyRun& run, const Scenario& s, const 
         s.frame_images * modelled_energy_mj(profile, c.int8, c.macs.value_or(0),
                                             c.memory_access_bytes.value_or(0), cache_rate);
     r.predicted_ms = r.predicted_tail_ms = r.predicted_uncorrected_ms = kNaN;
-    if (r.context && static_cast<size_t>(f.branch) < r.context->predicted_ms.size()) {
-      const auto b = static_cast<size_t>(f.branch);
+    // the prediction of what ran: the branch on its threads
+    const int entry = f.entry >= 0 ? f.entry : f.branch;
+    if (r.context && static_cast<size_t>(entry) < r.context->predicted_ms.size()) {
+      const auto b = static_cast<size_t>(entry);
       r.predicted_ms = r.context->predicted_ms[b] * s.frame_images;
       r.predicted_tail_ms = r.context->tail_ms[b] * s.frame_images;
       r.predicted_uncorrected_ms = r.context->uncorrected_ms[b] * s.frame_images;
