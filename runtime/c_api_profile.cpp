@@ -1,10 +1,12 @@
 // C API of on-device calibration (the "Device profile" section of adascale.h): measuring every
 // branch on this device, writing the profile, choosing the latencies the adaptation loop predicts
 // from and saying which.
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "adascale.h"
@@ -68,10 +70,16 @@ Status measure(adascale_session* caller, const adascale::CalibrationOptions& opt
                                  : adascale::error_status(static_cast<ErrorCode>(status),
                                                           adascale_session_last_error(raw));
   };
+  // every branch on every thread count from 1 to the session's, (branch, threads) in turn
+  const size_t counts = static_cast<size_t>(std::max(1, setup.threads));
   std::vector<std::vector<double>> samples;
   Status s = adascale::time_branches_interleaved(
-      costs.size(), options,
-      [&](size_t b) { return check(adascale_session_select(raw, costs[b].name.c_str())); },
+      costs.size() * counts, options,
+      [&](size_t k) {
+        Status selected = check(adascale_session_select(raw, costs[k / counts].name.c_str()));
+        if (!selected.ok()) return selected;
+        return check(adascale_session_set_threads(raw, static_cast<int>(k % counts) + 1));
+      },
       [&] {
         return check(
             adascale_session_run(raw, input.data(), input.size(), logits.data(), logits.size()));
@@ -88,13 +96,18 @@ Status measure(adascale_session* caller, const adascale::CalibrationOptions& opt
   for (size_t b = 0; b < costs.size(); ++b) {
     adascale::BranchLatency latency;
     latency.name = costs[b].name;
-    latency.median_ms = adascale::base::percentile(samples[b], 0.5);
-    latency.p90_ms = adascale::base::percentile(samples[b], 0.9);
     // a clock too coarse for a tiny branch reads 0: the profile needs a latency > 0
-    latency.median_ms = std::max(latency.median_ms, 1e-6);
-    latency.p90_ms = std::max(latency.p90_ms, latency.median_ms);
+    auto median_p90 = [&](size_t k) {
+      const double median = std::max(adascale::base::percentile(samples[k], 0.5), 1e-6);
+      return std::make_pair(median, std::max(adascale::base::percentile(samples[k], 0.9), median));
+    };
+    std::tie(latency.median_ms, latency.p90_ms) = median_p90(b * counts);
+    for (size_t t = 1; t < counts; ++t) {
+      const auto [median, p90] = median_p90(b * counts + t);
+      latency.by_threads.push_back({static_cast<int>(t) + 1, median, p90});
+    }
     latency.kernel = branch_kernel(setup.backend, costs[b].int8);
-    latency.runs = static_cast<int64_t>(samples[b].size());
+    latency.runs = static_cast<int64_t>(samples[b * counts].size());
     out->branches.push_back(std::move(latency));
   }
   return adascale::ok_status();

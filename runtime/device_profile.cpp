@@ -75,12 +75,20 @@ const BranchLatency* DeviceLatencyProfile::find(const std::string& name) const {
 
 void to_json(json& j, const DeviceLatencyProfile& p) {
   json branches = json::array();
-  for (const BranchLatency& b : p.branches)
-    branches.push_back({{"name", b.name},
-                        {"median_ms", b.median_ms},
-                        {"p90_ms", b.p90_ms},
-                        {"kernel", b.kernel},
-                        {"runs", b.runs}});
+  for (const BranchLatency& b : p.branches) {
+    json entry = {{"name", b.name},
+                  {"median_ms", b.median_ms},
+                  {"p90_ms", b.p90_ms},
+                  {"kernel", b.kernel},
+                  {"runs", b.runs}};
+    if (!b.by_threads.empty()) {
+      json by = json::array();
+      for (const ThreadLatency& t : b.by_threads)
+        by.push_back({{"threads", t.threads}, {"median_ms", t.median_ms}, {"p90_ms", t.p90_ms}});
+      entry["by_threads"] = std::move(by);
+    }
+    branches.push_back(std::move(entry));
+  }
   j = {{"schema_version", p.schema_version},
        {"kind", kDeviceProfileKind},
        {"cpu", p.cpu},
@@ -96,7 +104,9 @@ void from_json(const json& j, DeviceLatencyProfile& p) {
   if (get_string(j, "kind", "") != kDeviceProfileKind)
     throw CatalogError("'kind' must be \"" + std::string(kDeviceProfileKind) + "\"");
   p.schema_version = static_cast<int>(get_int(j, "schema_version", 1, 1 << 20, ""));
-  if (p.schema_version != kDeviceProfileSchemaVersion) return;  // the caller reports it
+  if (p.schema_version < kOldestDeviceProfileSchemaVersion ||
+      p.schema_version > kDeviceProfileSchemaVersion)
+    return;  // the caller reports it
   p.cpu = get_string(j, "cpu", "");
   p.threads = static_cast<int>(get_int(j, "threads", 1, kMaxThreads, ""));
   p.backend = get_string(j, "backend", "");
@@ -123,6 +133,31 @@ void from_json(const json& j, DeviceLatencyProfile& p) {
     if (out.p90_ms < out.median_ms) throw CatalogError(where + "'p90_ms' is below 'median_ms'");
     out.kernel = get_string(b, "kernel", where);
     out.runs = get_int(b, "runs", 1, kMaxRuns, where);
+    const auto by = b.find("by_threads");
+    if (by != b.end()) {
+      if (p.schema_version < 2) throw CatalogError(where + "'by_threads' needs schema version 2");
+      if (!by->is_array()) throw CatalogError(where + "'by_threads' must be an array");
+      // one entry per count from 2 to the profile's threads, in order
+      if (by->size() != static_cast<size_t>(p.threads - 1))
+        throw CatalogError(where + "'by_threads' must hold the counts 2 to " +
+                           std::to_string(p.threads) + ", got " + std::to_string(by->size()) +
+                           " entries");
+      for (size_t k = 0; k < by->size(); ++k) {
+        const json& e = (*by)[k];
+        const std::string at = where + "by_threads[" + std::to_string(k) + "]: ";
+        if (!e.is_object()) throw CatalogError(at + "must be an object");
+        ThreadLatency t;
+        t.threads = static_cast<int>(
+            get_int(e, "threads", static_cast<int64_t>(k) + 2, static_cast<int64_t>(k) + 2, at));
+        t.median_ms = get_ms(e, "median_ms", at);
+        t.p90_ms = get_ms(e, "p90_ms", at);
+        if (t.p90_ms < t.median_ms) throw CatalogError(at + "'p90_ms' is below 'median_ms'");
+        out.by_threads.push_back(t);
+      }
+    } else if (p.schema_version >= 2 && p.threads > 1) {
+      throw CatalogError(where + "'by_threads' is missing (the profile has " +
+                         std::to_string(p.threads) + " threads)");
+    }
     p.branches.push_back(std::move(out));
   }
 }
@@ -149,10 +184,13 @@ Status parse_device_profile(const std::string& text, const std::string& origin,
   } catch (const json::exception& e) {
     return error_status(ErrorCode::kFormat, where + e.what());
   }
-  if (parsed.schema_version != kDeviceProfileSchemaVersion)
+  if (parsed.schema_version < kOldestDeviceProfileSchemaVersion ||
+      parsed.schema_version > kDeviceProfileSchemaVersion)
     return error_status(ErrorCode::kSchemaVersion,
                         where + "schema version " + std::to_string(parsed.schema_version) +
-                            ", this runtime reads " + std::to_string(kDeviceProfileSchemaVersion));
+                            ", this runtime reads " +
+                            std::to_string(kOldestDeviceProfileSchemaVersion) + " to " +
+                            std::to_string(kDeviceProfileSchemaVersion));
   *profile = std::move(parsed);
   return ok_status();
 }
@@ -226,8 +264,8 @@ void apply_device_profile(const DeviceLatencyProfile& profile, std::vector<Branc
     c.latency_p90_ms = measured->p90_ms;
     c.latency_batch = static_cast<double>(profile.batch);
     c.latency_device = device;
-    // measured elsewhere, against latencies this profile replaced
-    c.latency_by_threads.clear();
+    // the catalog's were measured elsewhere, against latencies this profile replaced
+    c.latency_by_threads = measured->by_threads;
   }
 }
 

@@ -4,12 +4,17 @@
 // host's when the profile matches the session (docs/device-profile.md, "On-device calibration").
 // (Named apart from adapt/profiler.h's DeviceProfile, which holds the cost model's constants.)
 //
-// Schema (version 1), defined once by to_json / from_json below:
-//   {"schema_version": 1, "kind": "adascale-device-profile",
+// Schema (version 2), defined once by to_json / from_json below:
+//   {"schema_version": 2, "kind": "adascale-device-profile",
 //    "cpu": string, "threads": int >= 1, "backend": "xnnpack" | "xnnpack-plain" | "reference",
 //    "batch": int >= 1, "rounds": int >= 1,
 //    "branches": [{"name": string, "median_ms": ms > 0, "p90_ms": ms >= median,
-//                  "kernel": string, "runs": int >= 1}, ...]}
+//                  "kernel": string, "runs": int >= 1,
+//                  "by_threads": [{"threads": 2..threads, "median_ms": ms > 0,
+//                                  "p90_ms": ms >= median}, ...]}, ...]}
+// "threads" is the session's count. From version 2, median_ms and p90_ms are one thread's and
+// by_threads holds every count from 2 to "threads" (absent when that is 1); version 1, still
+// read, timed every branch on all "threads" and has no by_threads.
 // The file is untrusted: it is read with its size, depth, counts and string lengths bounded, and
 // a value of the wrong type, non-finite, negative or out of range is a one-line error naming it.
 #pragma once
@@ -26,7 +31,8 @@
 
 namespace adascale {
 
-constexpr int kDeviceProfileSchemaVersion = 1;
+constexpr int kDeviceProfileSchemaVersion = 2;
+constexpr int kOldestDeviceProfileSchemaVersion = 1;  // still read
 constexpr const char* kDeviceProfileKind = "adascale-device-profile";
 constexpr const char* kDeviceProfileFileName = "device-profile.json";
 // far past any real profile (a 4096-branch profile is about 600 KiB)
@@ -38,6 +44,7 @@ struct BranchLatency {
   double p90_ms = 0;
   std::string kernel;  // what ran its convolutions: "xnnpack", "reference", "avx512vnni"
   int64_t runs = 0;
+  std::vector<ThreadLatency> by_threads;  // 2 to the profile's threads, increasing
 };
 
 struct DeviceLatencyProfile {
@@ -80,7 +87,8 @@ struct ProfileTarget {
 };
 Status check_device_profile(const DeviceLatencyProfile& profile, const ProfileTarget& target);
 
-// Replaces each branch's catalog latency (median, p90, device) with the profile's.
+// Replaces each branch's catalog latency (median, p90, device) and latency_by_threads with the
+// profile's (a version-1 profile has none: the loop then does not choose threads).
 void apply_device_profile(const DeviceLatencyProfile& profile, std::vector<BranchCosts>* costs);
 
 // Interleaved timing like the exporter's: `warmup` untimed runs of each branch, then `rounds`

@@ -10,7 +10,9 @@
 #   scripts/compare_loop_settings.sh BUNDLE SEEDS NAME=KEY:VALUE,KEY:VALUE ...
 #
 # SEEDS: a comma list (e.g. 1,2,3); a setting with no keys after '=' keeps the generated
-# scenario's. Example: scripts/compare_loop_settings.sh runs/demo/model.bundle 1,2,3 \
+# scenario's. The key threads is not a scenario key: it runs adascale-run --threads VALUE (the
+# loop then chooses the threads with the branch where the catalog has latency_by_threads), and
+# the requests on each thread count per load level are printed at the end. Example: scripts/compare_loop_settings.sh runs/demo/model.bundle 1,2,3 \
 #   new= old=dwell_doublings:0
 # RUN, IDX, LABELS and OUT as for scripts/random_scenarios.sh.
 set -euo pipefail
@@ -36,6 +38,9 @@ for seed in "${seeds[@]}"; do
     keys=${setting#*=}
     [[ $name =~ ^[A-Za-z0-9_-]+$ ]] || { echo "bad setting name '$name'" >&2; exit 2; }
     scenario=$out/random-$seed-$name.ini
+    threads=1
+    if [[ ,$keys, =~ ,threads:([0-9]+), ]]; then threads=${BASH_REMATCH[1]}; fi
+    keys=$(echo ",$keys," | sed -E 's/,threads:[0-9]+,/,/; s/^,//; s/,$//')
     # the setting's keys go right after [adaptation]; its name keeps the traces apart
     awk -v keys="$keys" -v name="random-$seed-$name" '
       /^name = / { print "name = " name; next }
@@ -47,7 +52,8 @@ for seed in "${seeds[@]}"; do
     policy=adaptive
     [ $leading = 1 ] && policy=adaptive,oracle
     "$run" --bundle "$bundle" --scenario "$scenario" --idx "$idx" --labels "$labels" \
-      --policy "$policy" --trace-out "$out/traces" >"$out/random-$seed-$name.txt" \
+      --policy "$policy" --threads "$threads" --trace-out "$out/traces" \
+      >"$out/random-$seed-$name.txt" \
       2>"$out/random-$seed-$name.log"
     if [ $leading = 1 ]; then
       oracle=$(awk '$1 == "oracle" && $2 == "(segments)" { a = $7; sub(/%/, "", a); print a }' \
@@ -82,4 +88,5 @@ for setting in "$@"; do
   echo
   echo "prediction error, setting $name:"
   python3 scripts/bench/prediction_error.py --pooled "$out"/traces/random-*-"$name"-adaptive.csv
+  python3 scripts/bench/thread_use.py "$out"/traces/random-*-"$name"-adaptive.csv
 done

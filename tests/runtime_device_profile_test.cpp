@@ -115,6 +115,60 @@ TEST(DeviceProfileFile, RoundTripsThroughJsonAndTheFile) {
   EXPECT_EQ(default_device_profile_path("/b/x.bundle"), "/b/x.bundle/device-profile.json");
 }
 
+// From version 2 a profile of N threads times every branch on 1 to N threads; version 1 (every
+// branch on all N, no counts) is still read.
+TEST(DeviceProfileFile, ThreadCountsRoundTripAndAreChecked) {
+  DeviceLatencyProfile p = sample_profile();
+  p.threads = 3;
+  for (BranchLatency& b : p.branches)
+    b.by_threads = {{2, 0.8 * b.median_ms, 0.9 * b.median_ms}, {3, 0.7 * b.median_ms, b.p90_ms}};
+  const std::string good = device_profile_to_text(p);
+  DeviceLatencyProfile back;
+  ASSERT_TRUE(parse_device_profile(good, "x", &back).ok());
+  ASSERT_EQ(back.branches[2].by_threads.size(), 2u);
+  EXPECT_EQ(back.branches[2].by_threads[1].threads, 3);
+  EXPECT_DOUBLE_EQ(back.branches[2].by_threads[1].median_ms, 0.7 * 0.75);
+
+  // the loop's costs take the profile's counts (the catalog's were measured elsewhere)
+  std::vector<BranchCosts> costs(3);
+  for (int i = 0; i < 3; ++i) {
+    costs[i].name = kNames[i];
+    costs[i].latency_by_threads = {{2, 99, 99}};
+  }
+  apply_device_profile(back, &costs);
+  ASSERT_EQ(costs[1].latency_by_threads.size(), 2u);
+  EXPECT_DOUBLE_EQ(costs[1].latency_by_threads[0].median_ms, 0.8 * 0.5);
+  EXPECT_DOUBLE_EQ(*costs[1].latency_median_ms, 0.5);
+
+  auto edited = [&](const std::function<void(nlohmann::json&)>& edit) {
+    nlohmann::json j = nlohmann::json::parse(good);
+    edit(j);
+    return j.dump();
+  };
+  expect_refused(edited([](nlohmann::json& j) { j["branches"][1].erase("by_threads"); }),
+                 ErrorCode::kFormat, "branch 'medium': 'by_threads' is missing");
+  expect_refused(edited([](nlohmann::json& j) { j["threads"] = 4; }), ErrorCode::kFormat,
+                 "'by_threads' must hold the counts 2 to 4, got 2 entries");
+  expect_refused(
+      edited([](nlohmann::json& j) { j["branches"][0]["by_threads"][1]["threads"] = 4; }),
+      ErrorCode::kFormat, "by_threads[1]: 'threads' must be an integer in [3, 3]");
+  expect_refused(
+      edited([](nlohmann::json& j) { j["branches"][0]["by_threads"][0]["p90_ms"] = 0.01; }),
+      ErrorCode::kFormat, "by_threads[0]: 'p90_ms' is below 'median_ms'");
+  expect_refused(edited([](nlohmann::json& j) { j["branches"][0]["by_threads"] = 2; }),
+                 ErrorCode::kFormat, "'by_threads' must be an array");
+  expect_refused(edited([](nlohmann::json& j) { j["schema_version"] = 1; }), ErrorCode::kFormat,
+                 "'by_threads' needs schema version 2");
+  // a version-1 profile of 3 threads: read, without counts
+  const std::string old = edited([](nlohmann::json& j) {
+    j["schema_version"] = 1;
+    for (auto& b : j["branches"]) b.erase("by_threads");
+  });
+  ASSERT_TRUE(parse_device_profile(old, "x", &back).ok());
+  EXPECT_EQ(back.schema_version, 1);
+  EXPECT_TRUE(back.branches[0].by_threads.empty());
+}
+
 TEST(DeviceProfileFile, HostileFilesAreRefusedNamingTheCulprit) {
   const std::string good = device_profile_to_text(sample_profile());
   expect_refused(good.substr(0, good.size() / 2), ErrorCode::kFormat, "not valid JSON");
@@ -159,8 +213,8 @@ TEST(DeviceProfileFile, HostileFilesAreRefusedNamingTheCulprit) {
                  "'kind'");
   expect_refused(edited([](nlohmann::json& j) { j.erase("cpu"); }), ErrorCode::kFormat,
                  "'cpu' is missing");
-  expect_refused(edited([](nlohmann::json& j) { j["schema_version"] = 2; }),
-                 ErrorCode::kSchemaVersion, "schema version 2");
+  expect_refused(edited([](nlohmann::json& j) { j["schema_version"] = 3; }),
+                 ErrorCode::kSchemaVersion, "schema version 3, this runtime reads 1 to 2");
   expect_refused(edited([](nlohmann::json& j) { j["cpu"] = std::string(5000, 'x'); }),
                  ErrorCode::kFormat, "'cpu' is longer than");
   // a huge array is refused by its count before any branch is read
@@ -514,6 +568,19 @@ TEST(CalibrateCli, WritesTheProfileAndSaysWhichLatenciesTheLoopUses) {
   r = run_cli("--bundle " + bundle + " --calibrate --runs 2 --rounds 1 --out " + elsewhere);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(contains(r, "wrote       " + elsewhere)) << r.output;
+
+  // on three threads: every branch on 1, 2 and 3, each count against one thread's
+  const std::string threaded = testing::temp_path("cli-profile-3t.json");
+  r = run_cli("--bundle " + bundle + " --calibrate --runs 2 --rounds 1 --threads 3 --out " +
+              threaded);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(contains(r, "  2 threads ")) << r.output;
+  EXPECT_TRUE(contains(r, "  3 threads ")) << r.output;
+  ASSERT_TRUE(read_device_profile(threaded, &p).ok());
+  EXPECT_EQ(p.threads, 3);
+  ASSERT_EQ(p.branches[1].by_threads.size(), 2u);
+  EXPECT_EQ(p.branches[1].by_threads[1].threads, 3);
+  EXPECT_EQ(p.branches[1].runs, 2);
 
   DeviceLatencyProfile foreign = sample_profile();
   foreign.branches[2].name = "w1.00";

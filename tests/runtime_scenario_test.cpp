@@ -14,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -604,7 +605,7 @@ std::string scenario_bundle() {
     } branches[] = {
         {"wide", 32,
          R"({"macs":20000,"latency_ms":{"median":0.02},"accuracy":0.9,"peak_memory_bytes":90000,
-             "memory_access_bytes":40000})"},
+             "memory_access_bytes":40000,"latency_by_threads":[{"threads":2,"median":0.015}]})"},
         {"mid", 8,
          R"({"macs":5000,"latency_ms":{"median":0.008},"accuracy":0.8,"peak_memory_bytes":30000,
              "memory_access_bytes":12000})"},
@@ -749,6 +750,37 @@ TEST_F(ScenarioCli, ShortScenarioWritesTracesPicturesAndASummary) {
   EXPECT_NE(read_text(out + "/short-summary.txt").find("hindsight calibration"), std::string::npos);
   for (const auto& entry : fs::directory_iterator(out))
     EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << entry.path();
+  EXPECT_FALSE(has_children()) << "burners or balloons left behind";
+}
+
+// With --threads 2 and a catalog that times "wide" on two threads, the adaptive loop chooses the
+// count with the branch, while the static policies (and the oracle's calibration) run on one
+// thread, the count the catalog's latency_ms is of; the trace says which count each request ran.
+TEST_F(ScenarioCli, WithThreadsOnlyTheLoopChoosesThem) {
+  const auto [images, labels] = idx_files();
+  const std::string scenario = write_text("threads.ini", kShortScenario);
+  const std::string out = temp_path("scenario_threads");
+  fs::remove_all(out);
+  const Result r = run_cli("--bundle " + scenario_bundle() + " --scenario " + scenario + " --idx " +
+                           images + " --labels " + labels +
+                           " --threads 2 --policy largest,adaptive" + " --trace-out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* policy : {"largest", "adaptive"}) {
+    std::istringstream lines(read_text(out + "/short-" + std::string(policy) + ".csv"));
+    std::string header;
+    std::getline(lines, header);
+    ASSERT_GE(header.size(), 8u);
+    EXPECT_EQ(header.substr(header.size() - 8), ",threads") << header;
+    std::set<std::string> counts;
+    for (std::string line; std::getline(lines, line);)
+      counts.insert(line.substr(line.rfind(',') + 1));
+    if (std::string(policy) == "largest") {
+      EXPECT_EQ(counts, std::set<std::string>{"1"});
+    } else {
+      EXPECT_FALSE(counts.empty());
+      for (const std::string& c : counts) EXPECT_TRUE(c == "1" || c == "2") << c;
+    }
+  }
   EXPECT_FALSE(has_children()) << "burners or balloons left behind";
 }
 

@@ -9,11 +9,13 @@ namespace {
 
 // The selection's entries: every branch as it is, then each branch on every thread count of its
 // latency_by_threads up to max_threads that is faster than all of its smaller counts.
-// *thread_mode: some variant was added (the branches then run on one thread).
+// *thread_mode: some branch has latency_by_threads within max_threads, so its latency_ms is one
+// thread's: the branches then run on one thread, whether or not a count was faster.
 std::vector<BranchCosts> with_thread_variants(const std::vector<BranchCosts>& branches,
                                               int max_threads, std::vector<int>* branch_of,
                                               bool* thread_mode) {
   std::vector<BranchCosts> out = branches;
+  *thread_mode = false;
   branch_of->clear();
   for (size_t b = 0; b < branches.size(); ++b) branch_of->push_back(static_cast<int>(b));
   for (size_t b = 0; b < branches.size(); ++b) {
@@ -22,6 +24,7 @@ std::vector<BranchCosts> with_thread_variants(const std::vector<BranchCosts>& br
     double fastest = *c.latency_median_ms;
     for (const ThreadLatency& t : c.latency_by_threads) {
       if (t.threads > max_threads) break;  // increasing (branch_costs.h)
+      *thread_mode = true;
       if (!(t.median_ms < fastest)) continue;
       fastest = t.median_ms;
       BranchCosts v = c;
@@ -33,7 +36,6 @@ std::vector<BranchCosts> with_thread_variants(const std::vector<BranchCosts>& br
       branch_of->push_back(static_cast<int>(b));
     }
   }
-  *thread_mode = out.size() > branches.size();
   if (*thread_mode)
     for (size_t b = 0; b < branches.size(); ++b) out[b].threads = 1;
   return out;

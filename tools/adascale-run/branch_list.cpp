@@ -11,13 +11,24 @@
 namespace adascale::run_cli {
 namespace {
 
-// Numeric leaves of the costs object, nested keys joined with '.' ("latency_ms.median").
+// Numeric leaves of the costs object, nested keys joined with '.' ("latency_ms.median"), arrays
+// of per-thread-count entries by their count ("latency_by_threads.2t.median").
 void flatten_numbers(const nlohmann::json& j, const std::string& prefix,
                      std::map<std::string, double>* out, std::vector<std::string>* order) {
   for (const auto& item : j.items()) {
     const std::string key = prefix.empty() ? item.key() : prefix + "." + item.key();
     if (item.value().is_object()) {
       flatten_numbers(item.value(), key, out, order);
+    } else if (item.value().is_array()) {
+      // entries per thread count (latency_by_threads): "latency_by_threads.2t.median"
+      for (const auto& entry : item.value()) {
+        const auto threads = entry.is_object() ? entry.find("threads") : entry.end();
+        if (!entry.is_object() || threads == entry.end() || !threads->is_number_integer()) continue;
+        nlohmann::json rest = entry;
+        rest.erase("threads");
+        flatten_numbers(rest, key + "." + std::to_string(threads->get<int64_t>()) + "t", out,
+                        order);
+      }
     } else if (item.value().is_number()) {
       if (std::find(order->begin(), order->end(), key) == order->end()) order->push_back(key);
       (*out)[key] = item.value().get<double>();

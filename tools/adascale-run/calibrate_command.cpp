@@ -9,7 +9,9 @@
 namespace adascale::run_cli {
 
 void run_calibration(const CalibrateRequest& request, Runtime& rt) {
-  std::fprintf(stderr, "calibrating %zu branches: %d runs each in %d interleaved rounds\n",
+  std::fprintf(stderr,
+               "calibrating %zu branches (on every thread count up to --threads): %d runs each "
+               "in %d interleaved rounds\n",
                rt.branches.size(), request.runs, request.rounds);
   rt.check(adascale_calibrate(rt.get(), request.runs, request.rounds,
                               request.out.empty() ? nullptr : request.out.c_str()),
@@ -39,10 +41,13 @@ void run_calibration(const CalibrateRequest& request, Runtime& rt) {
       std::snprintf(catalog, sizeof(catalog), "%.4f", *costs.latency_median_ms);
       std::snprintf(ratio, sizeof(ratio), "%.3f", b.median_ms / *costs.latency_median_ms);
     }
-    std::printf("%-*s %11s %12.4f %9.4f %7s  %s\n", width, b.name.c_str(), catalog, b.median_ms,
+    std::printf("%-*s %11s %12.4f %9.4f %7s  %s", width, b.name.c_str(), catalog, b.median_ms,
                 b.p90_ms, ratio, b.kernel.c_str());
+    for (const ThreadLatency& t : b.by_threads)
+      std::printf("  %d threads %.4f (%.2fx)", t.threads, t.median_ms, t.median_ms / b.median_ms);
+    std::printf("\n");
   }
-  std::printf("ratio       measured / catalog median\n");
+  std::printf("ratio       measured / catalog median (one thread; more threads against it)\n");
   std::printf("wrote       %s\n", path.c_str());
   print_latency_source(rt);
 }

@@ -58,7 +58,9 @@ sc::Workload make_workload(Runtime& rt, const Dataset& ds, const ScenarioRequest
   w.classes = rt.classes;
   // the reference backend runs on the calling thread whatever was asked
   w.threads = request.backend_kind == ADASCALE_BACKEND_REFERENCE ? 1 : std::max(1, request.threads);
-  w.fixed_threads = loop_choices(w.costs, w.threads).size() > w.costs.size() ? 1 : 0;
+  // one thread where the loop's own branches run on one (its latencies are one thread's)
+  const std::vector<LoopChoice> choices = loop_choices(w.costs, w.threads);
+  w.fixed_threads = choices.empty() ? 0 : choices[0].threads;
   return w;
 }
 
