@@ -315,6 +315,14 @@ adascale_status adascale_session_selected_arena_bytes(const adascale_session* s,
   return ADASCALE_OK;
 }
 
+namespace {
+// the session's count of threads on its selected branch (0: the model's)
+Status apply_threads(adascale_session* s) {
+  const int most = s->selected->max_threads();
+  return s->selected->set_threads(s->threads > 0 ? std::min(s->threads, most) : most);
+}
+}  // namespace
+
 adascale_status adascale_session_set_threads(adascale_session* s, int threads) {
   if (!s) return ADASCALE_ERROR_INVALID_ARGUMENT;
   if (in_switch_callback()) return ADASCALE_ERROR_IN_CALLBACK;
@@ -357,8 +365,7 @@ adascale_status adascale_session_run(adascale_session* s, const float* input, si
         float* dst = s->scratch.data() + n * image + c;
         for (size_t p = 0; p < H * W; ++p) dst[p * C] = (src[p] - mean) * inv_std;
       }
-    const int threads = s->threads > 0 ? s->threads : s->selected->max_threads();
-    Status st = s->selected->set_threads(std::min(threads, s->selected->max_threads()));
+    Status st = apply_threads(s);
     if (st.ok())
       st =
           s->selected->run(s->scratch.data(), static_cast<int64_t>(batch), logits, logits_capacity);
@@ -391,7 +398,8 @@ adascale_status adascale_session_profile(adascale_session* s, int runs,
       zeros.assign(elements, 0.0f);
       input = zeros.data();
     }
-    Status st = s->selected->profile(input, runs, &s->profile);
+    Status st = apply_threads(s);
+    if (st.ok()) st = s->selected->profile(input, runs, &s->profile);
     if (!st.ok()) return fail(s, st);
     *count = s->profile.size();
     for (size_t i = 0; i < s->profile.size() && i < capacity; ++i) {

@@ -222,6 +222,36 @@ TEST(AdaptationLoopTest, ThreadsAreChosenWithTheBranchOnlyWhereCoresAreFree) {
   EXPECT_EQ(loop.current().threads, 2);
 }
 
+// The same branch keeps running through a load, on one thread while the other core is busy, and
+// gets its second thread back when the load ends: its variants have the same objective, so
+// only the rule for a clearly faster variant of the running branch brings it back.
+TEST(AdaptationLoopTest, TheRunningBranchGetsItsThreadsBackAfterALoad) {
+  FixtureRoot fixture("loop_threads_back");
+  write_idle_machine(fixture);
+  AdaptationOptions options = fixture_options(fixture);
+  options.max_threads = 2;
+  std::vector<BranchCosts> branches = three_branches();
+  branches[2].latency_median_ms = 4.0;
+  branches[2].latency_by_threads = {{2, 2.0, 2.2}};
+  AdaptationLoop loop(branches, options);
+  Budgets budgets;
+  budgets.latency_ms = 10;
+  ASSERT_TRUE(loop.set_budgets(budgets).ok());
+  loop.step();
+  EXPECT_EQ(loop.current().branch, 2);
+  EXPECT_EQ(loop.current().threads, 2);
+  fixture.write("proc/stat",
+                "cpu  100 0 100 1000 0 0 0 0 0 0\ncpu0 1 1 1 1\ncpu1 1 1 1 1\n"
+                "procs_running 3\n");
+  loop.step();
+  EXPECT_EQ(loop.current().branch, 2);  // still fits on one thread
+  EXPECT_EQ(loop.current().threads, 1);
+  write_idle_machine(fixture);
+  loop.step();
+  EXPECT_EQ(loop.current().branch, 2);
+  EXPECT_EQ(loop.current().threads, 2);
+}
+
 TEST(AdaptationLoopTest, NoBranchesCannotStart) {
   AdaptationLoop loop({});
   EXPECT_FALSE(loop.start().ok());

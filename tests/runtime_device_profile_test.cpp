@@ -18,6 +18,7 @@
 
 #include "adascale.h"
 #include "command_result.h"
+#include "runtime/adapt/adaptation_loop.h"
 #include "runtime/catalog_json.h"
 #include "runtime/device_profile.h"
 #include "runtime_adapt_test_util.h"
@@ -167,6 +168,12 @@ TEST(DeviceProfileFile, ThreadCountsRoundTripAndAreChecked) {
   ASSERT_TRUE(parse_device_profile(old, "x", &back).ok());
   EXPECT_EQ(back.schema_version, 1);
   EXPECT_TRUE(back.branches[0].by_threads.empty());
+  // its latencies are of all 3 threads: the loop does not choose threads and runs on the count
+  // those latencies were timed on (0: the model's)
+  for (BranchCosts& c : costs) c.latency_by_threads = {{2, 0.01, 0.01}};
+  apply_device_profile(back, &costs);
+  for (const LoopChoice& choice : loop_choices(costs, 3)) EXPECT_EQ(choice.threads, 0);
+  EXPECT_EQ(loop_choices(costs, 3).size(), 3u);
 }
 
 TEST(DeviceProfileFile, HostileFilesAreRefusedNamingTheCulprit) {

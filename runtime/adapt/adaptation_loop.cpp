@@ -117,8 +117,9 @@ std::vector<LoopChoice> loop_choices(const std::vector<BranchCosts>& branches, i
 void AdaptationLoop::report_latency(int branch, double observed_ms, int threads) {
   if (branch < 0 || static_cast<size_t>(branch) >= names_.size()) return;
   if (!(observed_ms > 0) || !std::isfinite(observed_ms)) return;
-  int entry = branch;  // the branch itself comes first
-  if (threads > 1 && variant_threads_[static_cast<size_t>(branch)] != threads) {
+  int entry = branch;                                              // the branch itself comes first
+  const int base = variant_threads_[static_cast<size_t>(branch)];  // 0: no thread variants
+  if (base != 0 && threads > 1 && threads != base) {
     entry = -1;
     for (size_t v = names_.size(); v < variant_branch_.size(); ++v)
       if (variant_branch_[v] == branch && variant_threads_[v] == threads)
@@ -163,6 +164,7 @@ void AdaptationLoop::step() {
   SelectionContext context = selection_context(sample);
   context.contention = factors.total();
   context.free_threads = std::max(1, static_cast<int>(std::floor(factors.free_cores + 0.25)));
+  if (variant_branch_.size() > names_.size()) context.entry_branch = &variant_branch_;
   const Decision decision = selector_.decide(estimates, context, sample.time_ms);
   if (decision.branch >= 0) chosen_.store(decision.branch, std::memory_order_release);
 

@@ -34,7 +34,8 @@ struct AdaptationOptions {
   int max_threads = 1;
 };
 
-// What the run path runs: a branch and its threads (0: the session's own count).
+// What the run path runs: a branch and its threads (0: the loop does not choose threads; the
+// model's count, which its latencies were timed on).
 struct LoopChoice {
   int branch = -1;  // -1 before the first decision
   int threads = 0;
@@ -103,9 +104,9 @@ class AdaptationLoop {
   size_t branch_count() const { return names_.size(); }
   int find_branch(const std::string& name) const;
 
-  // Called by the run path after each inference of `branch` (ms per inference) on `threads`
-  // (0 or 1: the branch as the catalog measured it). A count the loop does not choose from is
-  // ignored.
+  // Called by the run path after each inference of `branch` (ms per inference) on `threads`.
+  // Without thread variants the count is not looked at; with them, 0 or 1 is the branch on one
+  // thread, and a count the loop does not choose for that branch is ignored.
   void report_latency(int branch, double observed_ms, int threads = 0);
 
   ContextSample last_sample() const;

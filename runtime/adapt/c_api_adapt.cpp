@@ -58,6 +58,8 @@ void install_callback(AdaptState* state) {
     event.nothing_fits = e.nothing_fits ? 1 : 0;
     event.predicted_ms = e.predicted_ms;
     event.observed_ms = e.observed_ms;
+    event.from_threads = e.from_threads;
+    event.to_threads = e.to_threads;
     CallbackScope scope;
     callback(&event, user_data);
   });
@@ -420,7 +422,10 @@ adascale_status adascale_session_adapt_report_latency(adascale_session* session,
   return guarded(session, [&] {
     AdaptationLoop* loop = ensure_state(session)->loop.get();
     if (index >= loop->branch_count()) return ADASCALE_ERROR_OUT_OF_RANGE;
-    loop->report_latency(static_cast<int>(index), observed_ms);
+    // the run was on the session's own count: a count the loop does not choose is dropped
+    const int own = adascale_session_threads(session);
+    loop->report_latency(static_cast<int>(index), observed_ms,
+                         own > 0 ? own : adascale::session_model_threads(session));
     return ADASCALE_OK;
   });
 }
@@ -433,8 +438,10 @@ adascale_status adascale_session_adapt_estimate(const adascale_session* session,
   if (!state || !state->loop || state->loop->stats().iterations == 0)
     return ADASCALE_ERROR_NOT_FOUND;
   return guarded(session, [&] {
+    // the branches come first; thread variants after them are not branches of the model
     const std::vector<adascale::BranchEstimate> estimates = state->loop->last_estimates();
-    if (index >= estimates.size()) return ADASCALE_ERROR_OUT_OF_RANGE;
+    if (index >= state->loop->branch_count() || index >= estimates.size())
+      return ADASCALE_ERROR_OUT_OF_RANGE;
     const adascale::BranchEstimate& e = estimates[index];
     if (latency_ms) *latency_ms = e.latency_known ? e.latency_ms : NAN;
     if (memory_bytes) *memory_bytes = e.memory_known ? e.memory_bytes : NAN;

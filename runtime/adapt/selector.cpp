@@ -285,6 +285,21 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   if (open >= 0 && open != current_ && dwelled &&
       open_pick.top >= score[cur] + options_.switch_margin)
     return choose(open, SwitchReason::kBetter);
+  // the running branch on a count of threads that is allowed again and clearly faster
+  if (dwelled && context.entry_branch && context.entry_branch->size() == n) {
+    const std::vector<int>& group = *context.entry_branch;
+    int faster = -1;
+    for (size_t i = 0; i < n; ++i) {
+      if (i == cur || group[i] != group[cur] || !fits_now[i] ||
+          blocked(static_cast<int>(i), now_ms))
+        continue;
+      const double latency = tie_latency(estimates[i]);
+      if (latency < 0.9 * tie_latency(estimates[cur]) &&
+          (faster < 0 || latency < tie_latency(estimates[static_cast<size_t>(faster)])))
+        faster = static_cast<int>(i);
+    }
+    if (faster >= 0) return choose(faster, SwitchReason::kBetter);
+  }
   const int probe = probe_target(estimates, l, context, now_ms, dwelled);
   if (probe >= 0) {
     next_probe_ms_ = now_ms + options_.probe_interval_ms * (1 << probe_misses_);

@@ -92,6 +92,10 @@ struct SelectionContext {
   // Threads an inference may use now (the cores others leave free, at least 1): an estimate of
   // more threads than this is never chosen, so an inference does not wait for a core.
   int free_threads = std::numeric_limits<int>::max();
+  // Per estimate, the branch it runs (thread variants of one branch share it); null: every
+  // estimate is a branch of its own. Lets the running branch get its threads back once they are
+  // free again: its variants have the same objective, so no improvement switch would.
+  const std::vector<int>* entry_branch = nullptr;
 };
 SelectionContext selection_context(const ContextSample& sample);
 

@@ -256,9 +256,13 @@ adascale_status adascale_adapt_step(adascale_runtime* handle);
  * Either output may be NULL; *name stays valid until close or configure. */
 adascale_status adascale_adapt_current_branch(const adascale_runtime* handle, size_t* index,
                                               const char** name);
-/* The threads the loop runs its current branch on: 0 for the handle's own count (the loop chooses
- * no count: one thread opened, or no latency_by_threads in the catalog or a device profile in
- * use), else the count it chose with the branch (adascale_run_auto runs it so). */
+/* The threads the loop runs its current branch on: the count it chose with the branch
+ * (adascale_run_auto runs it so), or 0 when the loop does not choose threads (one thread opened,
+ * or latencies without per-count timings: no latency_by_threads in the catalog, a version-1
+ * device profile), and adascale_run_auto runs the model's count, which those latencies were
+ * timed on. An app that runs the loop's choice itself sets this count on the session
+ * (adascale_session_set_threads) before it runs and reports: a report is taken to be of the
+ * session's count. */
 adascale_status adascale_adapt_current_threads(const adascale_runtime* handle, int* threads);
 
 /* Bits of adascale_context.present. */
@@ -324,6 +328,9 @@ typedef struct adascale_switch_event {
   int nothing_fits;    /* 1: no branch fits the budgets, the least violating one runs */
   double predicted_ms; /* predicted latency of `to` */
   double observed_ms;  /* last observed latency of `from`; -1 when none */
+  /* threads of `from` and `to` (0: the loop does not choose threads); a switch of threads alone
+   * has from == to */
+  int from_threads, to_threads;
 } adascale_switch_event;
 
 /* The callback runs on whichever thread steps the loop (its background thread, or the caller of

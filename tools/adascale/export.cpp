@@ -90,7 +90,7 @@ int run_export(const std::vector<std::string>& args) {
       .option("latency-threads", &opts.latency_threads,
               "with --threads 1, also time every branch on 2 to N threads for the catalog's\n"
               "latency_by_threads (0: the CPUs this process may use, at most 4; 1: none)")
-      .range("latency-threads", 0, 1024)
+      .range("latency-threads", 0, static_cast<int>(kMaxThreadLatencies) + 1)
       .option("qat-steps", &qat_steps, "int8 fine-tuning steps (default: the config's)")
       .default_text("qat-steps", "config")
       .option("int8-weights", &int8_weights,

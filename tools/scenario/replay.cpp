@@ -224,7 +224,10 @@ PolicyRun run_policy(const Scenario& s, const Workload& w, Policy policy, int fi
     check_interrupt();
     request(&frame);
   }
-  out.settled_branch = frame.branch >= 0 ? frame.branch : choice_now().branch;
+  const LoopChoice settled =
+      frame.branch >= 0 ? LoopChoice{frame.branch, frame.threads, frame.entry} : choice_now();
+  out.settled_branch = settled.branch;
+  out.settled_threads = settled.threads;
   runner.rewind();
 
   t0 = now_ms();

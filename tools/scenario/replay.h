@@ -75,7 +75,7 @@ struct Frame {
   double ms = 0;
   int branch = -1;
   int threads = 0;  // 0: the runtime's count
-  int entry = -1;   // in the loop's estimates; the branch's own when the loop did not choose
+  int entry = -1;   // in the loop's estimates (per entry); the branch's own when it did not choose
   int correct = 0;
 };
 
@@ -107,6 +107,7 @@ struct PolicyRun {
   std::vector<StateChange> changes;
   std::vector<ContextRow> context;
   int settled_branch = -1;  // the branch in use when the timeline started
+  int settled_threads = 0;  // and its threads
   double cut_at_ms = -1;    // >= 0: the timeline ended here, at kMaxRecordedRequests
 };
 

@@ -44,7 +44,7 @@ PolicySummary summarize(const PolicyRun& run, const std::vector<TraceRow>& rows,
                                                : "(adaptive)";
   std::vector<double> latencies;
   int previous = run.settled_branch;
-  int previous_threads = -1;  // a change of threads alone is a switch of the loop's too
+  int previous_threads = run.settled_threads;  // a change of threads alone is a switch too
   std::vector<StepSwitch> switches;
   std::vector<StepRequest> requests;
   for (const TraceRow& r : rows) {
@@ -56,8 +56,7 @@ PolicySummary summarize(const PolicyRun& run, const std::vector<TraceRow>& rows,
     sum.correct += static_cast<size_t>(r.frame->correct);
     sum.energy_mj += r.energy_mj;
     latencies.push_back(r.frame->ms);
-    if (r.frame->branch != previous ||
-        (previous_threads >= 0 && r.frame->threads != previous_threads))
+    if (r.frame->branch != previous || r.frame->threads != previous_threads)
       switches.push_back({r.frame->start_ms, previous, r.frame->branch,
                           size_key(w.costs[static_cast<size_t>(r.frame->branch)]) <
                               size_key(w.costs[static_cast<size_t>(previous)])});
