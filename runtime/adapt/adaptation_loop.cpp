@@ -164,7 +164,6 @@ void AdaptationLoop::step() {
   SelectionContext context = selection_context(sample);
   context.contention = factors.total();
   context.free_threads = std::max(1, static_cast<int>(std::floor(factors.free_cores + 0.25)));
-  if (variant_branch_.size() > names_.size()) context.entry_branch = &variant_branch_;
   const Decision decision = selector_.decide(estimates, context, sample.time_ms);
   if (decision.branch >= 0) chosen_.store(decision.branch, std::memory_order_release);
 

@@ -132,18 +132,26 @@ double Profiler::model_energy_mj(size_t branch, double r) const {
                             r);
 }
 
-double Profiler::mean_log_level() const {
-  double log_sum = 0;
-  size_t observed = 0;
+double Profiler::mean_log_level(int threads) const {
+  double log_sum = 0, same_sum = 0;
+  size_t observed = 0, same = 0;
   for (size_t i = 0; i < levels_.size(); ++i)
     if (observations_[i] > 0) {
-      log_sum += std::log(levels_[i]);
+      const double log_level = std::log(levels_[i]);
+      log_sum += log_level;
       ++observed;
+      if (branches_[i].threads == threads) {
+        same_sum += log_level;
+        ++same;
+      }
     }
+  if (same) return same_sum / static_cast<double>(same);
   return observed ? log_sum / static_cast<double>(observed) : 0.0;
 }
 
-double Profiler::correction(size_t branch) const { return correction(branch, mean_log_level()); }
+double Profiler::correction(size_t branch) const {
+  return correction(branch, mean_log_level(branches_[branch].threads));
+}
 
 double Profiler::correction(size_t branch, double log_mean) const {
   return relaxed_level(branch, log_mean) * drift_;
@@ -182,7 +190,14 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
   constexpr size_t kEnough = 8;
   const QuantileRing& excess = excess_[level];
   const double r = sample.cache_rate.value_or(profile_.default_cache_rate);
-  const double log_mean = mean_log_level();  // once, not once per branch
+  // once per thread count, not once per branch (a single count without thread variants)
+  log_means_.clear();
+  auto log_mean_of = [&](int threads) {
+    for (const auto& [t, m] : log_means_)
+      if (t == threads) return m;
+    log_means_.emplace_back(threads, mean_log_level(threads));
+    return log_means_.back().second;
+  };
   const std::optional<double> power =
       profile_.use_measured_power ? sample.measured_power_w() : std::nullopt;
   last_power_w_ = power;
@@ -193,7 +208,7 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
     e.threads = c.threads;
     e.latency_known = c.latency_median_ms.has_value();
     e.latency_uncorrected_ms = c.latency_median_ms.value_or(0) * factor;
-    const double branch_level = relaxed_level(i, log_mean);
+    const double branch_level = relaxed_level(i, log_mean_of(c.threads));
     e.latency_ms = e.latency_uncorrected_ms * branch_level * multiplier(i, level, fit);
     // The branch's own spread at this level where it has one; else the level's excess in ms,
     // which a wait of fixed length adds to every branch alike (a spread learnt as a ratio on a
@@ -242,8 +257,7 @@ void Profiler::observe(size_t branch, double observed_ms, std::optional<double> 
   }
   // The corrected prediction as it stands now: several observations may arrive between two
   // predict() calls and each one should be judged against the latest correction.
-  const double log_mean = mean_log_level();
-  const double level_now = relaxed_level(branch, log_mean);
+  const double level_now = relaxed_level(branch, mean_log_level(branches_[branch].threads));
   const int predicted_level = tail_level(last_factor_);
   const double corrected_ms =
       e.latency_uncorrected_ms * level_now *

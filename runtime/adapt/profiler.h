@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/adapt/contention_model.h"
@@ -148,6 +149,7 @@ class Profiler {
   uint64_t total_observations_ = 0;
   std::vector<size_t> observations_;
   double drift_ = 1.0;
+  std::vector<std::pair<int, double>> log_means_;  // predict()'s, per thread count
   std::optional<double> reference_cache_rate_;
   // Ring buffers of relative errors.
   std::vector<double> errors_corrected_, errors_uncorrected_;
@@ -159,7 +161,10 @@ class Profiler {
   };
   static constexpr int kTailLevels = 4;
   static int tail_level(double contention_factor);
-  double mean_log_level() const;  // over the observed branches' levels
+  // Over the observed entries' levels of `threads` (BranchCosts::threads): a thread variant's
+  // level is not a one-thread entry's (its plan differs), so an unobserved entry takes the mean
+  // of its own count where one of that count was observed, else of all.
+  double mean_log_level(int threads) const;
   double correction(size_t branch, double log_mean) const;
   double relaxed_level(size_t branch, double log_mean) const;  // correction without the drift
   double multiplier(size_t branch, int level, const LevelFit::Coefficients& fit) const;

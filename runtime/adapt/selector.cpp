@@ -19,6 +19,9 @@ bool allowed(const BranchEstimate& e, const SelectionContext& context) {
   return e.threads <= 1 || e.threads <= context.free_threads;
 }
 
+// Threads an estimate's inference uses (0, the session's own count, counts as one).
+int threads_of(const BranchEstimate& e) { return std::max(1, e.threads); }
+
 // An unknown latency must not look like the fastest one in a tie.
 double tie_latency(const BranchEstimate& e) { return e.latency_known ? e.latency_ms : kInf; }
 
@@ -207,9 +210,12 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
       if (!eligible(i) || score[i] < top - tolerance) continue;
       if (p.branch >= 0) {
         const size_t c = static_cast<size_t>(p.branch);
+        const int threads = threads_of(estimates[i]), chosen_threads = threads_of(estimates[c]);
+        if (threads > chosen_threads) continue;
         const double latency = tie_latency(estimates[i]),
                      chosen_latency = tie_latency(estimates[c]);
-        if (latency > chosen_latency || (latency == chosen_latency && score[i] <= score[c]))
+        if (threads == chosen_threads &&
+            (latency > chosen_latency || (latency == chosen_latency && score[i] <= score[c])))
           continue;
       }
       p.branch = static_cast<int>(i);
@@ -285,21 +291,6 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   if (open >= 0 && open != current_ && dwelled &&
       open_pick.top >= score[cur] + options_.switch_margin)
     return choose(open, SwitchReason::kBetter);
-  // the running branch on a count of threads that is allowed again and clearly faster
-  if (dwelled && context.entry_branch && context.entry_branch->size() == n) {
-    const std::vector<int>& group = *context.entry_branch;
-    int faster = -1;
-    for (size_t i = 0; i < n; ++i) {
-      if (i == cur || group[i] != group[cur] || !fits_now[i] ||
-          blocked(static_cast<int>(i), now_ms))
-        continue;
-      const double latency = tie_latency(estimates[i]);
-      if (latency < 0.9 * tie_latency(estimates[cur]) &&
-          (faster < 0 || latency < tie_latency(estimates[static_cast<size_t>(faster)])))
-        faster = static_cast<int>(i);
-    }
-    if (faster >= 0) return choose(faster, SwitchReason::kBetter);
-  }
   const int probe = probe_target(estimates, l, context, now_ms, dwelled);
   if (probe >= 0) {
     next_probe_ms_ = now_ms + options_.probe_interval_ms * (1 << probe_misses_);

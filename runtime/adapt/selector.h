@@ -92,10 +92,6 @@ struct SelectionContext {
   // Threads an inference may use now (the cores others leave free, at least 1): an estimate of
   // more threads than this is never chosen, so an inference does not wait for a core.
   int free_threads = std::numeric_limits<int>::max();
-  // Per estimate, the branch it runs (thread variants of one branch share it); null: every
-  // estimate is a branch of its own. Lets the running branch get its threads back once they are
-  // free again: its variants have the same objective, so no improvement switch would.
-  const std::vector<int>* entry_branch = nullptr;
 };
 SelectionContext selection_context(const ContextSample& sample);
 
@@ -115,7 +111,9 @@ class Selector {
   const Budgets& budgets() const { return budgets_; }
   const SelectorOptions& options() const { return options_; }
 
-  // Deterministic: objectives within objective_tolerance of the best go to the lower predicted
+  // Deterministic: objectives within objective_tolerance of the best go to fewer threads (an
+  // inference on more threads only where fewer do not fit: the cores stay free for the rest of
+  // the device, and a change of threads under load is a switch), then the lower predicted
   // latency, then the higher objective, then the lower index.
   Decision decide(const std::vector<BranchEstimate>& estimates, const SelectionContext& context,
                   double now_ms);
