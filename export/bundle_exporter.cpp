@@ -13,7 +13,7 @@
 
 #include "base/pareto.h"
 #include "base/statistics.h"
-#include "export/resnet_export.h"
+#include "export/model_lowering.h"
 #include "models/backbone.h"
 #include "runtime/adapt/profiler.h"
 #include "runtime/backend.h"
@@ -86,7 +86,7 @@ torch::Tensor run_branch(PreparedBranch& p, const torch::Tensor& nchw, int64_t c
 // count from 2 to its maximum right after the one-thread runs of the same round.
 void time_branches(const std::vector<std::unique_ptr<PreparedBranch>>& prepared,
                    const std::vector<std::unique_ptr<PreparedBranch>>& threaded,
-                   const std::vector<std::shared_ptr<trainer::ResNet>>& eager,
+                   const std::vector<std::shared_ptr<trainer::Backbone>>& eager,
                    const torch::Tensor& image, const ExportOptions& o, ExportResult* result,
                    std::ostream& log) {
   const size_t n = prepared.size();
@@ -194,7 +194,7 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
   const int64_t parity_n = std::min(o.parity_images, images.size(0));
   // batch-1 branches and their LibTorch baselines, timed together after the loop
   std::vector<std::unique_ptr<PreparedBranch>> singles;
-  std::vector<std::shared_ptr<trainer::ResNet>> eager_models;
+  std::vector<std::shared_ptr<trainer::Backbone>> eager_models;
 
   std::set<std::string> fp32_sources;
   for (const auto& src : sources)
@@ -202,9 +202,7 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
   for (const auto& src : sources) {
     for (const auto& b : branches)
       if (b.name == src.name) throw std::invalid_argument("export: two branches named " + src.name);
-    auto model = std::make_shared<trainer::ResNet>(src.spec);
-    trainer::load_module_state(*model, src.state, "branch " + src.name);
-    model->eval();
+    auto model = build_model(src.spec, src.state, src.name);
     BranchReport r;
     r.name = src.name;
     Branch branch;
@@ -231,7 +229,7 @@ ExportResult export_bundle(const std::vector<ExportSource>& sources, const torch
       r.int8 = twin.report;
       branch = std::move(twin.graph);
     } else {
-      branch = lower_resnet(src.spec, src.state, src.name, store);
+      branch = lower_model(src.spec, src.state, src.name, store);
     }
     auto libtorch_forward = [&](const torch::Tensor& x) {
       return fake_quant ? fake_quant->forward(x, true) : model->forward(x);

@@ -1,9 +1,9 @@
-// BundleExporter: lowers trained (possibly compressed) ResNet checkpoints into one bundle, one
-// branch per checkpoint, and measures every branch by running it in the runtime on this machine:
-// latency (median, p90, with the device state), activation arena, memory access, modelled energy,
-// held-out accuracy, and parity against LibTorch. A bundle whose parity check fails is not written.
-// An int8 source is calibrated and fine-tuned (export/int8_quantizer.h) on training images first;
-// its parity is checked against the fake-quant LibTorch model of the same graph.
+// BundleExporter: lowers trained (possibly compressed) ResNet and MobileNetV2 checkpoints into one
+// bundle, one branch per checkpoint, and measures every branch by running it in the runtime on this
+// machine: latency (median, p90, with the device state), activation arena, memory access, modelled
+// energy, held-out accuracy, and parity against LibTorch. A bundle whose parity check fails is not
+// written. An int8 source is calibrated and fine-tuned (export/int8_quantizer.h) on training images
+// first; its parity is checked against the fake-quant LibTorch model of the same graph.
 #pragma once
 
 #include <ostream>
@@ -19,7 +19,7 @@ namespace adascale::exporter {
 
 struct ExportSource {
   std::string name;  // branch name
-  trainer::ResNetSpec spec;
+  std::string spec;  // the model's spec JSON: a (compressed) resnet or mobilenetv2
   compress::StateDict state;
   // quantize the branch (int8 weights and activations); with shared int8 weights it names the
   // tensors of the fp32 source called `name` without ">int8", or stores its own where there is none

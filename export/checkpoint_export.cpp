@@ -50,7 +50,7 @@ CheckpointSources sources_from_checkpoints(const std::vector<std::string>& paths
       for (const auto& ref :
            trainer::select_branches(net->space(), branches.empty() ? "all" : branches, wanted)) {
         auto m = net->materialize(ref.branch);
-        out.sources.push_back({ref.name, m.spec, m.state, ref.int8});
+        out.sources.push_back({ref.name, m.spec.to_json(), m.state, ref.int8});
       }
       continue;
     }
@@ -58,15 +58,15 @@ CheckpointSources sources_from_checkpoints(const std::vector<std::string>& paths
       throw trainer::ConfigError("--branches needs a multi-branch checkpoint; " + path + " holds " +
                                  ckpt.architecture);
     const auto config = trainer::parse_config_text(ckpt.config_ini, path + " (stored config)");
-    if (ckpt.spec.empty() || config.model.arch != "resnet")
-      throw trainer::ConfigError(path + ": export supports resnet checkpoints, this is " +
-                                 ckpt.architecture);
-    // loaded once to check that the weights fit the spec
+    if (config.model.arch != "resnet" && config.model.arch != "mobilenetv2")
+      throw trainer::ConfigError(path + ": export supports resnet and mobilenetv2 checkpoints, " +
+                                 "this is " + ckpt.architecture);
+    // loaded once to check that the weights fit the spec (an older mobilenetv2 checkpoint has
+    // none: its config describes it)
     const auto model = trainer::load_model(ckpt, path);
     const std::string name = ckpt.lineage.empty() ? "backbone" : ckpt.lineage;
     for (const auto& p : trainer::parse_precisions(precisions, {"fp32"}, "--precisions"))
-      out.sources.push_back({name + (p == "int8" ? ">int8" : ""),
-                             trainer::ResNetSpec::from_json(ckpt.spec),
+      out.sources.push_back({name + (p == "int8" ? ">int8" : ""), model->spec_json(),
                              trainer::module_state(*model), p == "int8"});
   }
   out.config = trainer::parse_config_text(out.first.config_ini, paths.front());
@@ -118,7 +118,7 @@ Int8TwinMeasure measure_int8_twin(const trainer::Supernet& net, const trainer::B
   BundleWriter int8_tensors;
   TensorStore int8_store(int8_tensors);
   std::ostringstream log;
-  const auto twin = make_int8_twin(m.spec, m.state, ref.name, calibration.images,
+  const auto twin = make_int8_twin(m.spec.to_json(), m.state, ref.name, calibration.images,
                                    calibration.labels, calibration.options, int8_store, log);
   // what the prepared twin holds (int8 weights derived from shared ones included)
   DerivedWeights derived;

@@ -362,14 +362,14 @@ Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore
   return b;
 }
 
-Int8Twin make_int8_twin(const trainer::ResNetSpec& spec, const compress::StateDict& state,
+Int8Twin make_int8_twin(const std::string& spec, const compress::StateDict& state,
                         const std::string& name, const torch::Tensor& images,
                         const torch::Tensor& labels, const QuantizationOptions& options,
                         TensorStore& store, std::ostream& log) {
   BundleWriter scratch;
   TensorStore scratch_store(scratch);
   Int8Twin twin;
-  twin.model = std::make_unique<TorchBranch>(lower_resnet(spec, state, name, scratch_store),
+  twin.model = std::make_unique<TorchBranch>(lower_model(spec, state, name, scratch_store),
                                              scratch.constants());
   if (!options.shared_weights) {
     twin.report = quantize_branch(*twin.model, images, labels, options, log);
@@ -391,7 +391,7 @@ Int8Twin make_int8_twin(const trainer::ResNetSpec& spec, const compress::StateDi
     // the calibrated (shared) weights were kept: nothing of its own to store
   }
   // the same graph again, now into the bundle's store: it finds the fp32 twin's tensors
-  const Branch fp32 = lower_resnet(spec, state, name, store);
+  const Branch fp32 = lower_model(spec, state, name, store);
   twin.graph = lower_int8(*twin.model, name, store, &fp32);
   twin.report.shared_weights = true;
   log << "    int8 " << name << ": weights shared with the fp32 branch, quantized when prepared\n";

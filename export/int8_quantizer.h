@@ -33,7 +33,7 @@
 #include <string>
 
 #include "compress/quantization.h"
-#include "export/resnet_export.h"
+#include "export/model_lowering.h"
 #include "runtime/graph.h"
 
 namespace adascale::exporter {
@@ -104,16 +104,17 @@ Int8Report quantize_branch(TorchBranch& model, const torch::Tensor& images,
 Branch lower_int8(const TorchBranch& model, const std::string& name, TensorStore& store,
                   const Branch* shared = nullptr);
 
-// The int8 twin of a (materialized) ResNet, the one way eval and export build it: the fp32 graph
-// lowered into a scratch store, calibrated (and fine-tuned, without shared weights or when they
-// lose too much) by quantize_branch, then its int8 graph added to `store` (with shared weights:
-// the fp32 graph's tensors, which `store` already holds when the fp32 twin was added first).
+// The int8 twin of a (materialized) model of models/ (a spec JSON), the one way eval and export
+// build it: the fp32 graph lowered into a scratch store, calibrated (and fine-tuned, without shared
+// weights or when they lose too much) by quantize_branch, then its int8 graph added to `store`
+// (with shared weights: the fp32 graph's tensors, which `store` already holds when the fp32 twin
+// was added first).
 struct Int8Twin {
   std::unique_ptr<TorchBranch> model;  // the fake-quant LibTorch model of `graph`
   Branch graph;
   Int8Report report;
 };
-Int8Twin make_int8_twin(const trainer::ResNetSpec& spec, const compress::StateDict& state,
+Int8Twin make_int8_twin(const std::string& spec_json, const compress::StateDict& state,
                         const std::string& name, const torch::Tensor& images,
                         const torch::Tensor& labels, const QuantizationOptions& options,
                         TensorStore& store, std::ostream& log);

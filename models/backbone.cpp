@@ -6,90 +6,10 @@
 #include "base/statistics.h"
 #include "compress/conv_variants.h"
 #include "compress/mac_counter.h"
+#include "models/mobilenetv2.h"
 #include "models/resnet.h"
 
 namespace adascale::trainer {
-
-namespace {
-
-namespace nn = torch::nn;
-
-using compress::ConvBn;
-
-struct InvertedResidual : nn::Module {
-  InvertedResidual(int64_t in, int64_t out, int64_t stride, int64_t expansion)
-      : residual(stride == 1 && in == out) {
-    const int64_t hidden = in * expansion;
-    if (expansion != 1) expand = register_module("expand", std::make_shared<ConvBn>(in, hidden, 1));
-    depthwise =
-        register_module("depthwise", std::make_shared<ConvBn>(hidden, hidden, 3, stride, hidden));
-    project = register_module("project", std::make_shared<ConvBn>(hidden, out, 1));
-  }
-  torch::Tensor forward(const torch::Tensor& x) {
-    auto y = expand ? torch::hardtanh(expand->forward(x), 0.0, 6.0) : x;
-    y = torch::hardtanh(depthwise->forward(y), 0.0, 6.0);
-    y = project->forward(y);
-    return residual ? y + x : y;
-  }
-  bool residual;
-  std::shared_ptr<ConvBn> expand, depthwise, project;
-};
-
-class MobileNetV2 : public Backbone {
- public:
-  MobileNetV2(const ModelConfig& c, int64_t in_channels, int64_t classes) : config_(c) {
-    stem_ = register_module("stem", std::make_shared<ConvBn>(in_channels, c.stem_width, 3));
-    stages_ = register_module("stages", nn::ModuleList());
-    int64_t in = c.stem_width;
-    for (size_t s = 0; s < c.widths.size(); ++s) {
-      auto stage = nn::ModuleList();
-      for (int64_t b = 0; b < c.depths[s]; ++b) {
-        // the first stage keeps expansion 1, as in MobileNetV2
-        stage->push_back(std::make_shared<InvertedResidual>(
-            in, c.widths[s], (b == 0 && s > 0) ? 2 : 1, s == 0 ? 1 : c.expansion));
-        in = c.widths[s];
-      }
-      stages_->push_back(stage);
-    }
-    fc_ = register_module("fc", nn::Linear(in, classes));
-  }
-  torch::Tensor forward(torch::Tensor x) override {
-    x = torch::hardtanh(stem_->forward(x), 0.0, 6.0);
-    for (auto& stage : *stages_)
-      for (auto& block : *stage->as<nn::ModuleList>())
-        x = block->as<InvertedResidual>()->forward(x);
-    x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-    return compress::linear_forward(*fc_, x);
-  }
-  std::vector<std::vector<BlockSlots>> stages() const override {
-    std::vector<std::vector<BlockSlots>> out(stages_->size());
-    for (size_t s = 0; s < stages_->size(); ++s) {
-      const auto& stage = *(*stages_)[s]->as<nn::ModuleList>();
-      for (size_t b = 0; b < stage.size(); ++b) {
-        const std::string name = "stages." + std::to_string(s) + "." + std::to_string(b);
-        BlockSlots block{name, {}};
-        if (stage[b]->as<InvertedResidual>()->expand) block.conv_slots.push_back(name + ".expand");
-        block.conv_slots.push_back(name + ".depthwise");
-        block.conv_slots.push_back(name + ".project");
-        out[s].push_back(block);
-      }
-    }
-    return out;
-  }
-  std::string describe() const override {
-    return "mobilenetv2 stem" + std::to_string(config_.stem_width) + " widths " +
-           join_int_list(config_.widths) + " depths " + join_int_list(config_.depths) +
-           " expansion " + std::to_string(config_.expansion);
-  }
-
- private:
-  ModelConfig config_;
-  std::shared_ptr<ConvBn> stem_;
-  nn::ModuleList stages_{nullptr};
-  nn::Linear fc_{nullptr};
-};
-
-}  // namespace
 
 std::shared_ptr<torch::nn::Module> Backbone::module_named(const std::string& name) const {
   for (const auto& item : named_modules("", /*include_self=*/false))
@@ -102,16 +22,30 @@ std::shared_ptr<Backbone> make_backbone(const ModelConfig& config, int64_t in_ch
   if (config.arch == "resnet")
     return std::make_shared<ResNet>(ResNetSpec::from_config(config, in_channels, num_classes));
   if (config.arch == "mobilenetv2")
-    return std::make_shared<MobileNetV2>(config, in_channels, num_classes);
+    return std::make_shared<MobileNetV2>(
+        MobileNetV2Spec::from_config(config, in_channels, num_classes));
   throw ConfigError("model.arch: unknown architecture '" + config.arch + "'");
 }
 
 std::shared_ptr<Backbone> make_backbone(const ModelConfig& config, const std::string& spec_json,
                                         int64_t in_channels, int64_t num_classes) {
   if (spec_json.empty()) return make_backbone(config, in_channels, num_classes);
+  // the spec names the family; a config of the other family is a checkpoint mix-up
+  const std::string arch = spec_architecture(spec_json);
+  if (arch != config.arch)
+    throw ConfigError("the checkpoint's spec is a " + (arch.empty() ? "malformed one" : arch) +
+                      ", its config says model.arch = " + config.arch);
+  auto check = [&](int64_t channels, int64_t classes) {
+    if (channels != in_channels || classes != num_classes)
+      throw ConfigError(arch + " spec disagrees with the input channels or class count");
+  };
+  if (arch == "mobilenetv2") {
+    auto spec = MobileNetV2Spec::from_json(spec_json);
+    check(spec.in_channels, spec.classes);
+    return std::make_shared<MobileNetV2>(spec);
+  }
   auto spec = ResNetSpec::from_json(spec_json);
-  if (spec.in_channels != in_channels || spec.classes != num_classes)
-    throw ConfigError("resnet spec disagrees with the input channels or class count");
+  check(spec.in_channels, spec.classes);
   return std::make_shared<ResNet>(spec);
 }
 

@@ -1,10 +1,11 @@
 // Backbones written with LibTorch's C++ modules, for small inputs (28x28, 32x32):
-//  - ResNet: 3x3 stem, stages of basic residual blocks (two 3x3 convs), stride 2 between stages,
-//    global average pool, linear classifier;
-//  - MobileNetV2: 3x3 stem, stages of inverted residual blocks (1x1 expand, 3x3 depthwise,
-//    1x1 project), global average pool, linear classifier.
-// Stage widths and depths come from ModelConfig. Parameter names are stable ("stem.conv.weight",
-// "stages.1.0.conv1.weight", ...): checkpoints and the exporter rely on them.
+//  - ResNet (models/resnet.h): 3x3 stem, stages of basic residual blocks (two 3x3 convs),
+//    stride 2 between stages, global average pool, linear classifier;
+//  - MobileNetV2 (models/mobilenetv2.h): 3x3 stem, stages of inverted residual blocks (1x1
+//    expand, 3x3 depthwise, 1x1 project), global average pool, linear classifier.
+// Stage widths and depths come from ModelConfig, or from a spec (JSON) for compressed variants.
+// Parameter names are stable ("stem.conv.weight", "stages.1.0.conv1.weight", ...): checkpoints and
+// the exporter rely on them.
 #pragma once
 
 #include <torch/torch.h>

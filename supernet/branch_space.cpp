@@ -39,7 +39,63 @@ BranchSpace BranchSpace::from_config(const SupernetConfig& c, const ResNetSpec& 
     op_stages = stage_numbers("supernet.op_stages", c.op_stages);
   }
   if (!c.exits.empty()) exits = stage_numbers("supernet.exits", c.exits);
-  return from_lists(widths, ops, op_stages, exits, split_list(c.precisions), c.exit_head, base);
+  return from_lists(widths, ops, op_stages, exits, split_list(c.precisions), c.exit_head, base,
+                    split_list(c.depths));
+}
+
+std::string DepthChoice::name() const {
+  if (full()) return "";
+  return "d" + std::to_string(keep) + "/" + std::to_string(of) + "@" + stage_list(stages);
+}
+
+int64_t DepthChoice::blocks_of(int64_t s, int64_t blocks) const {
+  return std::find(stages.begin(), stages.end(), s) != stages.end() ? std::min(keep, blocks)
+                                                                    : blocks;
+}
+
+DepthChoice parse_depth(const std::string& text, const ResNetSpec& base, const std::string& where) {
+  const auto fail = [&](const std::string& why) {
+    throw ConfigError(where + ": depth '" + text + "' " + why);
+  };
+  // dK/N@S[/S...]
+  DepthChoice d;
+  const auto at = text.find('@');
+  const auto slash = text.find('/');
+  if (text.size() < 6 || text[0] != 'd' || at == std::string::npos || slash == std::string::npos ||
+      slash > at)
+    fail("is not dK/N@S (the first K of N blocks in stage S, e.g. d1/2@3)");
+  auto whole = [&](const std::string& item) {
+    if (item.empty() || item.size() > 6 || item.find_first_not_of("0123456789") != item.npos)
+      fail("is not dK/N@S (the first K of N blocks in stage S, e.g. d1/2@3)");
+    return std::stoll(item);
+  };
+  d.keep = whole(text.substr(1, slash - 1));
+  d.of = whole(text.substr(slash + 1, at - slash - 1));
+  if (d.keep < 1) fail("keeps no block (K must be 1 or more)");
+  if (d.keep >= d.of) fail("is not shallower than the stage (K must be below N)");
+  const int64_t stages = static_cast<int64_t>(base.stages.size());
+  std::vector<std::string> items{""};
+  for (char ch : text.substr(at + 1)) {
+    if (ch == '/')
+      items.emplace_back();
+    else
+      items.back().push_back(ch);
+  }
+  for (const auto& item : items) {
+    const int64_t s = whole(item);
+    if (s < 1 || s > stages)
+      fail("names stage " + item + ", which does not exist (the network has " +
+           std::to_string(stages) + " stages, counted from 1)");
+    const auto blocks = static_cast<int64_t>(base.stages[s - 1].size());
+    if (blocks != d.of)
+      fail("names stage " + item + ", which has " + std::to_string(blocks) + " block" +
+           (blocks == 1 ? "" : "s") + ", not " + std::to_string(d.of));
+    if (std::find(d.stages.begin(), d.stages.end(), s - 1) != d.stages.end())
+      fail("names stage " + item + " twice");
+    d.stages.push_back(s - 1);
+  }
+  std::sort(d.stages.begin(), d.stages.end());
+  return d;
 }
 
 namespace {
@@ -159,26 +215,31 @@ void check_fire_widths(const BranchSpace& sp, const ResNetSpec& base) {
     }
 }
 
-// the product widths x ops x exits, named canonically
+// the product widths x ops x depths x exits, named canonically; a shallower depth is a choice of
+// full-depth branches only (an early exit has a trunk and head of its own to train already)
 void add_branches(BranchSpace* space, int64_t stages) {
   auto& sp = *space;
   for (double w : sp.widths)
     for (const auto& op : sp.ops)
-      for (int64_t exit : sp.exits) {
-        // an op whose stages all lie beyond the exit (and its block) changes nothing: that branch
-        // is the conv one
-        const int64_t reach = exit + (sp.exit_head == "block" && exit + 1 < stages ? 1 : 0);
-        const bool plain = op.kind == OperatorKind::kConv;
-        if (!plain && sp.op_stages.front() > reach) continue;
-        BranchChoice b;
-        b.width = w;
-        b.op = op;
-        b.exit_stage = exit;
-        b.name = "w" + fixed2(w);
-        if (!plain) b.name += ">" + op.name() + "@" + stage_list(sp.op_stages);
-        if (exit != stages - 1) b.name += ">exit@" + std::to_string(exit + 1);
-        sp.branches.push_back(b);
-      }
+      for (const auto& depth : sp.depths)
+        for (int64_t exit : sp.exits) {
+          if (!depth.full() && exit != stages - 1) continue;
+          // an op whose stages all lie beyond the exit (and its block) changes nothing: that branch
+          // is the conv one
+          const int64_t reach = exit + (sp.exit_head == "block" && exit + 1 < stages ? 1 : 0);
+          const bool plain = op.kind == OperatorKind::kConv;
+          if (!plain && sp.op_stages.front() > reach) continue;
+          BranchChoice b;
+          b.width = w;
+          b.op = op;
+          b.exit_stage = exit;
+          b.depth = depth;
+          b.name = "w" + fixed2(w);
+          if (!plain) b.name += ">" + op.name() + "@" + stage_list(sp.op_stages);
+          if (!depth.full()) b.name += ">" + depth.name();
+          if (exit != stages - 1) b.name += ">exit@" + std::to_string(exit + 1);
+          sp.branches.push_back(b);
+        }
 }
 
 }  // namespace
@@ -186,7 +247,8 @@ void add_branches(BranchSpace* space, int64_t stages) {
 BranchSpace BranchSpace::from_lists(std::vector<double> widths, std::vector<Operator> ops,
                                     std::vector<int64_t> op_stages, std::vector<int64_t> exits,
                                     std::vector<std::string> precisions,
-                                    const std::string& exit_head, const ResNetSpec& base) {
+                                    const std::string& exit_head, const ResNetSpec& base,
+                                    const std::vector<std::string>& depths) {
   BranchSpace sp;
   const int64_t stages = static_cast<int64_t>(base.stages.size());
   sp.widths = checked_widths(widths, base);
@@ -208,6 +270,14 @@ BranchSpace BranchSpace::from_lists(std::vector<double> widths, std::vector<Oper
   sp.exits = stage_set("supernet.exits", exits);
   if (sp.exits.empty() || sp.exits.back() != stages - 1) sp.exits.push_back(stages - 1);
 
+  sp.depths.push_back(DepthChoice{});
+  for (const auto& text : depths) {
+    auto d = parse_depth(text, base, "config key 'supernet.depths'");
+    for (const auto& seen : sp.depths)
+      if (seen.name() == d.name())
+        throw ConfigError("config key 'supernet.depths': depth '" + text + "' is listed twice");
+    sp.depths.push_back(std::move(d));
+  }
   sp.precisions = checked_precisions(precisions, "config key 'supernet.precisions'");
   if (exit_head != "linear" && exit_head != "block")
     throw ConfigError("config key 'supernet.exit_head': unknown head '" + exit_head +

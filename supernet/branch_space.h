@@ -5,12 +5,17 @@
 //              w keeps the leading w-fraction of every layer)
 //   op         an operator of supernet/operator.h applied to the 3x3 convolutions of the op
 //              stages: conv (none), dpconv, fire, lowrank F
+//   depth      the first K of a stage's N blocks, in the listed stages (elastic depth, as in OFA's
+//              branch spaces): "d1/2@3" runs one of stage 3's two blocks, "d1/2@2/3" one of two in
+//              stages 2 and 3; the skipped blocks are absent from the branch. Full depth is always
+//              a choice; early exits use full depth
 //   exit       the stage after which a classifier answers (the last stage: the backbone's own)
 //   precision  fp32, or int8: the twin derived from an fp32 branch at export
 //
 // Canonical name: "w0.50", then ">dpconv@2/3" or ">lowrank0.50@2/3" when the op is not conv,
-// then ">exit@2" when the exit is not the last stage (stages counted from 1), then ">int8".
-// docs/concepts.md explains the names; docs/config.md the [supernet] keys.
+// then ">d1/2@3" when the depth is not full, then ">exit@2" when the exit is not the last stage
+// (stages counted from 1), then ">int8". docs/concepts.md explains the names; docs/config.md the
+// [supernet] keys.
 #pragma once
 
 #include <string>
@@ -22,9 +27,24 @@
 
 namespace adascale::trainer {
 
+// a depth choice: the first `keep` of the `of` blocks of each listed stage; no stages: full depth
+struct DepthChoice {
+  int64_t keep = 0, of = 0;
+  std::vector<int64_t> stages;  // 0-based, ascending
+  bool full() const { return stages.empty(); }
+  std::string name() const;  // "d1/2@2/3"; "" for full depth
+  // the blocks stage `s` of a network runs, given the `blocks` it has
+  int64_t blocks_of(int64_t s, int64_t blocks) const;
+};
+
+// "dK/N@S[/S...]" checked against the backbone: K in [1, N), every listed stage exists and has N
+// blocks. Throws ConfigError naming `where` and the culprit.
+DepthChoice parse_depth(const std::string& text, const ResNetSpec& base, const std::string& where);
+
 struct BranchChoice {
   double width = 1.0;
   Operator op;             // conv, dpconv, fire or lowrank with its fraction (no stages)
+  DepthChoice depth;       // full unless elastic depth is in the space
   int64_t exit_stage = 0;  // 0-based stage whose head classifies
   std::string name;        // canonical
 };
@@ -40,6 +60,7 @@ struct BranchSpace {
   std::vector<double> widths;           // descending
   std::vector<Operator> ops;            // conv, dpconv, fire, lowrank F (no stages)
   std::vector<int64_t> op_stages;       // 0-based
+  std::vector<DepthChoice> depths;      // full depth first, then the listed choices
   std::vector<int64_t> exits;           // 0-based, ascending, the last stage included
   std::vector<std::string> precisions;  // "fp32", "int8"
   std::string exit_head = "linear";     // linear | block
@@ -53,7 +74,8 @@ struct BranchSpace {
   static BranchSpace from_lists(std::vector<double> widths, std::vector<Operator> ops,
                                 std::vector<int64_t> op_stages, std::vector<int64_t> exits,
                                 std::vector<std::string> precisions, const std::string& exit_head,
-                                const ResNetSpec& base);
+                                const ResNetSpec& base,
+                                const std::vector<std::string>& depths = {});
   int find(const std::string& name) const;  // -1 when absent; fp32 names only
   // every trained branch in each of `precisions` (empty: the space's own), precision-major
   std::vector<BranchRef> deployable(const std::vector<std::string>& precisions = {}) const;

@@ -3,6 +3,8 @@
 #include <filesystem>
 
 #include "base/durable_file.h"
+#include "models/mobilenetv2_compression.h"
+#include "models/module_state.h"
 #include "supernet/model_loading.h"
 #include "supernet/operator.h"
 #include "supernet/supernet.h"
@@ -10,17 +12,40 @@
 
 namespace adascale::trainer {
 
+namespace {
+
+// a MobileNetV2's 3x3 convolutions are depthwise already and its 1x1 convolutions are what
+// pruning cuts: the ResNet operators that replace 3x3 convolutions have nothing to act on
+void check_mobilenetv2_ops(const std::vector<Operator>& ops, const std::string& checkpoint) {
+  for (const auto& op : ops) {
+    if (op.kind == OperatorKind::kPrune) continue;
+    const std::string why =
+        op.kind == OperatorKind::kLowRank
+            ? "low-rank factors replace 3x3 convolutions, and a mobilenetv2's are depthwise "
+              "(prune its expansion channels instead)"
+            : "it replaces 3x3 convolutions, and a mobilenetv2's are depthwise already";
+    throw ConfigError(checkpoint + ": --ops " + op.canonical() +
+                      " does not apply to a mobilenetv2: " + why);
+  }
+}
+
+}  // namespace
+
 CompressionOutcome compress_checkpoint(const CompressionRequest& r, std::ostream& log) {
   if (r.calibration < 16) throw ConfigError("--calibration needs at least 16 images");
   const auto ops = parse_compress_ops(r.ops);
   torch::set_num_threads(r.threads);
   auto ckpt = read_checkpoint(r.checkpoint);
   auto config = parse_config_text(ckpt.config_ini, r.checkpoint + " (stored config)");
-  // the spec names the architecture: a ResNet's is its ResNetSpec, MobileNetV2 has none yet
-  if (ckpt.spec.empty() || Supernet::is_supernet_spec(ckpt.spec) || config.model.arch != "resnet")
-    throw ConfigError(r.checkpoint + ": compression needs a resnet checkpoint, this is " +
-                      ckpt.architecture);
-  CompressedResNet input{ResNetSpec::from_json(ckpt.spec), ckpt.tensors};
+  if (Supernet::is_supernet_spec(ckpt.spec))
+    throw ConfigError(r.checkpoint +
+                      ": compression needs a single-model checkpoint, this is a multi-branch "
+                      "network (export or evaluate its branches instead)");
+  const std::string arch = ckpt.spec.empty() ? config.model.arch : spec_architecture(ckpt.spec);
+  if (arch != "resnet" && arch != "mobilenetv2")
+    throw ConfigError(r.checkpoint + ": compression needs a resnet or mobilenetv2 checkpoint, " +
+                      "this is " + ckpt.architecture);
+  if (arch == "mobilenetv2") check_mobilenetv2_ops(ops, r.checkpoint);
   auto model = load_model(ckpt, r.checkpoint);
 
   // calibration images: a seeded sample of the training split, normalized, no augmentation
@@ -40,17 +65,34 @@ CompressionOutcome compress_checkpoint(const CompressionRequest& r, std::ostream
     *cost = measure_cost(m, shape.channels, shape.height, shape.width);
   };
   measure(*model, &out.before_accuracy, &out.before);
-  auto result = apply_operators(input, ops, cal, &log);
-  auto compressed = std::make_shared<ResNet>(result.spec);
-  load_module_state(*compressed, result.state, "compressed model");
+  std::shared_ptr<Backbone> compressed;
+  if (arch == "mobilenetv2") {
+    // (an older checkpoint has no spec: its config describes it)
+    CompressedMobileNetV2 m{ckpt.spec.empty() ? MobileNetV2Spec::from_config(
+                                                    config.model, shape.channels,
+                                                    static_cast<int64_t>(ckpt.class_names.size()))
+                                              : MobileNetV2Spec::from_json(ckpt.spec),
+                            ckpt.tensors};
+    for (const auto& op : ops)
+      m = prune_mobilenetv2(m, op.amount, operator_stages(op, m.spec.stages.size()));
+    auto net = std::make_shared<MobileNetV2>(m.spec);
+    load_module_state(*net, m.state, "compressed model");
+    compressed = net;
+  } else {
+    CompressedResNet input{ResNetSpec::from_json(ckpt.spec), ckpt.tensors};
+    auto result = apply_operators(input, ops, cal, &log);
+    auto net = std::make_shared<ResNet>(result.spec);
+    load_module_state(*net, result.state, "compressed model");
+    compressed = net;
+  }
   recalibrate_batchnorm(*compressed, cal);
   compressed->eval();
   measure(*compressed, &out.after_accuracy, &out.after);
 
   Checkpoint written = ckpt;
-  written.spec = result.spec.to_json();
+  written.spec = compressed->spec_json();
   written.lineage = (ckpt.lineage.empty() ? "" : ckpt.lineage + ">") + canonical_ops_name(ops);
-  written.architecture = result.spec.describe();
+  written.architecture = compressed->describe();
   written.tensors = module_state(*compressed);
   written.optimizer_archive.clear();
   written.test_accuracy = out.after_accuracy;

@@ -37,6 +37,10 @@ void log_joint_plan(const Run& run) {
               : sc.exit_head == "block"
                   ? ", exit blocks trained on the detached features of the same passes"
                   : std::string())
+          << (sc.depth_order == "progressive" && run.net->space().depths.size() > 1
+                  ? ", full depth only in the first " + std::to_string((sc.joint_epochs + 1) / 2) +
+                        " epochs"
+                  : std::string())
           << ", "
           << (sc.joint_schedule == "continue" ? "continuing the warm-up's cosine"
                                               : "cosine from " + std::to_string(sc.joint_lr))
@@ -46,17 +50,17 @@ void log_joint_plan(const Run& run) {
 // the branches a joint step trains besides the largest: the smallest, every_step's, and
 // `sampled` of the others drawn from a generator seeded by the step, so a resumed run draws the
 // same ones
-std::vector<size_t> step_students(const Run& run, const std::vector<size_t>& others,
-                                  int64_t global) {
+std::vector<size_t> step_students(const Run& run, size_t smallest,
+                                  const std::vector<size_t>& others, int64_t global) {
   const auto& net = *run.net;
-  std::vector<size_t> students{net.smallest()};
+  std::vector<size_t> students{smallest};
   students.insert(students.end(), run.every_step.begin(), run.every_step.end());
   std::mt19937_64 rng(run.config.train.seed * 1000003ULL + static_cast<uint64_t>(global));
   auto pool = others;
   std::shuffle(pool.begin(), pool.end(), rng);
   for (int64_t i = 0; i < run.config.supernet.sampled && i < static_cast<int64_t>(pool.size()); ++i)
     students.push_back(pool[i]);
-  if (net.smallest() == net.largest()) students.erase(students.begin());
+  if (smallest == net.largest()) students.erase(students.begin());
   return students;
 }
 
@@ -118,6 +122,15 @@ class JointStep {
       if (b != net.largest() && b != net.smallest() && !net.is_early_exit(b) &&
           std::find(run.every_step.begin(), run.every_step.end(), b) == run.every_step.end())
         others_.push_back(b);
+    // progressive depth: the first half of the joint epochs leaves the shallow branches out, so
+    // the smallest is the narrowest full-depth branch and the draw is among full-depth ones
+    smallest_full_ = net.largest();
+    for (size_t b = 0; b < net.branch_count(); ++b)
+      if (!net.is_early_exit(b) && net.branch(b).depth.full() &&
+          net.branch_macs(b) < net.branch_macs(smallest_full_))
+        smallest_full_ = b;
+    for (size_t b : others_)
+      if (b != smallest_full_ && net.branch(b).depth.full()) others_full_.push_back(b);
   }
 
   const GradientReducer* reducer() const { return reducer_.get(); }
@@ -139,7 +152,10 @@ class JointStep {
     labels_ = batch.labels;
     const int64_t n = batch.labels.size(0);
     with_exit_losses(loss, exit_logits_, 0, n).backward();
-    const auto students = step_students(run_, others_, global);
+    const bool full_depth_only = sc_.depth_order == "progressive" && 2 * pos.epoch < pos.epochs;
+    const auto students = full_depth_only
+                              ? step_students(run_, smallest_full_, others_full_, global)
+                              : step_students(run_, net.smallest(), others_, global);
     if (RankGroup* group = current_group()) {
       group->set_activity("joint epoch " + std::to_string(pos.epoch + 1) + ", step " +
                           std::to_string(pos.step + 1));
@@ -203,6 +219,8 @@ class JointStep {
   int64_t* joint_images_;
   int64_t* checked_steps_ = &run_.checked_steps;
   std::vector<size_t> others_;              // the branches sampled from
+  size_t smallest_full_ = 0;                // the smallest full-depth branch
+  std::vector<size_t> others_full_;         // ... and the full-depth ones sampled from
   std::vector<torch::Tensor> exit_logits_;  // the teacher's exits, when they train with it
   torch::Tensor soft_, labels_;             // of the current batch
 };

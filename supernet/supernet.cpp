@@ -198,8 +198,8 @@ Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t w
   for (size_t b = 0; b < branch_count(); ++b) {
     if (branch(b).exit_stage == last) continue;
     for (size_t t = 0; t < branch_count(); ++t)
-      if (branch(t).exit_stage == last && branch(t).op.same_variant(branch(b).op) &&
-          branch(t).width == branch(b).width) {
+      if (branch(t).exit_stage == last && branch(t).depth.full() &&
+          branch(t).op.same_variant(branch(b).op) && branch(t).width == branch(b).width) {
         exits_of_[t].push_back(b);
         for (const auto& [name, shape] : shapes_[b])
           if (auto it = bn_params_[t].find(name);
@@ -225,6 +225,10 @@ ResNetSpec Supernet::make_branch_spec(size_t b) const {
   s.stages.resize(c.exit_stage + 1);
   const bool substituted = c.op.kind != OperatorKind::kConv;
   for (size_t st = 0; st < s.stages.size(); ++st) {
+    // elastic depth: the stage's leading blocks (the first one carries the stride and the
+    // channel change, so any prefix keeps the shapes)
+    s.stages[st].resize(
+        c.depth.blocks_of(static_cast<int64_t>(st), static_cast<int64_t>(s.stages[st].size())));
     const bool op_stage =
         substituted && std::find(space_.op_stages.begin(), space_.op_stages.end(),
                                  static_cast<int64_t>(st)) != space_.op_stages.end();

@@ -13,6 +13,9 @@
 //           A narrow fire keeps the leading channels of each expand, so the channels after it
 //           are the leading ones of each half ("fire order"); every layer reading or writing
 //           them, residual additions included, selects the same ones (select())
+//   depth   the leading K of a stage's N blocks (elastic depth, "d1/2@3"); the skipped blocks
+//           are absent from the materialized branch, the kept ones are the full-depth blocks'
+//           weights (BN private, as for every branch)
 //   exit    the stage after which a classifier head answers; the last stage uses the backbone's
 //           classifier, early exits have heads of their own: global pool + linear
 //           ([supernet] exit_head = linear), or a residual block at the exit's channel
@@ -25,7 +28,8 @@
 //           bundle is prepared, or a fine-tuned copy; export/int8_quantizer.h), so it adds no
 //           cost to joint training
 // Canonical name: "w0.50", then ">dpconv@2/3" or ">lowrank0.50@2/3" when the op is not conv,
-// then ">exit@2" when the exit is not the last stage (stages counted from 1), then ">int8".
+// then ">d1/2@3" when the depth is not full, then ">exit@2" when the exit is not the last stage
+// (stages counted from 1), then ">int8".
 //
 // Every branch keeps its own BatchNorm: private running statistics (recalibrated after training)
 // and private scale and shift (switchable BN, as in slimmable networks: one set of affine

@@ -39,6 +39,10 @@ std::string Supernet::spec_json() const {
             {"precisions", space_.precisions},
             {"input_size", {height_, width_}}};
   if (space_.exit_head != "linear") j["exit_head"] = space_.exit_head;  // older readers: linear
+  std::vector<std::string> depths;
+  for (const auto& d : space_.depths)
+    if (!d.full()) depths.push_back(d.name());
+  if (!depths.empty()) j["depths"] = depths;  // older readers: full depth only
   if (!extra_json_.empty()) j["training"] = json::parse(extra_json_);
   return j.dump();
 }
@@ -69,7 +73,8 @@ std::shared_ptr<Supernet> Supernet::from_spec_json(const std::string& text) {
     auto space = BranchSpace::from_lists(j.at("widths").get<std::vector<double>>(), ops,
                                          from_one(j.at("op_stages").get<std::vector<int64_t>>()),
                                          from_one(j.at("exits").get<std::vector<int64_t>>()),
-                                         precisions, j.value("exit_head", "linear"), base);
+                                         precisions, j.value("exit_head", "linear"), base,
+                                         j.value("depths", std::vector<std::string>{}));
     auto net = std::make_shared<Supernet>(base, std::move(space), size[0], size[1]);
     if (j.contains("training")) net->set_extra_json(j.at("training").dump());
     return net;

@@ -190,18 +190,19 @@ double evaluate_all(Run& run, json* branches) {
   run.log << "phase 5/5: test evaluation\n";
   data::BatchLoader test_loader(run.rd.test, data::all_indices(run.rd.test->size()),
                                 eval_options(run.config.data, run.rd.stats));
-  run.log << std::left << std::setw(28) << "branch" << std::right << std::setw(10) << "params"
+  run.log << std::left << std::setw(34) << "branch" << std::right << std::setw(10) << "params"
           << std::setw(10) << "M MACs" << std::setw(10) << "test acc\n";
   double largest = 0;
   for (size_t b = 0; b < net.branch_count(); ++b) {
     const auto e = evaluate_branch(net, b, test_loader, run.classes, run.chw);
     const auto& c = net.branch(b);
-    run.log << std::left << std::setw(28) << c.name << std::right << std::setw(10) << e.params
+    run.log << std::left << std::setw(34) << c.name << std::right << std::setw(10) << e.params
             << std::setw(10) << std::fixed << std::setprecision(2) << e.macs / 1e6 << std::setw(9)
             << 100.0 * e.accuracy << "%\n";
     branches->push_back({{"name", c.name},
                          {"width", c.width},
                          {"op", c.op.kind_name()},
+                         {"depth", c.depth.full() ? "full" : c.depth.name()},
                          {"exit", c.exit_stage + 1},
                          {"params", e.params},
                          {"macs", e.macs},
@@ -215,11 +216,12 @@ double evaluate_all(Run& run, json* branches) {
 void log_branch_space(const Run& run) {
   const auto& net = *run.net;
   const auto& sc = run.config.supernet;
-  run.log << "branch space: " << net.branch_count() << " branches (widths x ops x exits), from "
-          << std::fixed << std::setprecision(2) << net.branch_macs(net.smallest()) / 1e6 << " to "
+  run.log << "branch space: " << net.branch_count()
+          << " branches (widths x ops x depths x exits), from " << std::fixed
+          << std::setprecision(2) << net.branch_macs(net.smallest()) / 1e6 << " to "
           << net.branch_macs(net.largest()) / 1e6 << " M MACs\n";
   for (size_t b = 0; b < net.branch_count(); ++b)
-    run.log << "  " << std::left << std::setw(28) << net.branch(b).name << std::right
+    run.log << "  " << std::left << std::setw(34) << net.branch(b).name << std::right
             << std::setw(8) << net.branch_macs(b) / 1e6 << " M MACs\n";
   const auto& p = net.space().precisions;
   if (std::find(p.begin(), p.end(), "int8") != p.end())

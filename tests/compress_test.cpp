@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "compress/channel_pruning.h"
@@ -9,11 +10,12 @@
 #include "compress/distillation.h"
 #include "compress/low_rank.h"
 #include "compress/mac_counter.h"
-#include "resnet_fixture.h"
-#include "trainer/checkpoint.h"
-#include "models/resnet_compression.h"
+#include "models/mobilenetv2_compression.h"
 #include "models/resnet.h"
+#include "models/resnet_compression.h"
+#include "resnet_fixture.h"
 #include "supernet/operator.h"
+#include "trainer/checkpoint.h"
 
 using namespace adascale;
 using namespace adascale::trainer;
@@ -71,6 +73,90 @@ TEST(ChannelPruning, PrunedNetworkEqualsMaskedFullNetwork) {
   EXPECT_EQ(pruned.state.at("stages.1.0.conv2.weight").sizes(),
             (std::vector<int64_t>{6, pruned.spec.stages[1][0].mid, 3, 3}));
   EXPECT_EQ(pruned.state.at("fc.weight").size(1), 6);
+}
+
+// a MobileNetV2's expansion channels: masking the dropped ones (expansion and depthwise filters
+// and BN affine at zero) computes what the physically pruned network computes
+TEST(ChannelPruning, MobileNetV2ExpansionPruningEqualsMaskedNetwork) {
+  const auto full = adascale::testing::random_mobilenetv2(3, 1, {1, 2, 1}, 5);
+  const auto pruned = prune_mobilenetv2(full, 0.5, {});
+  auto masked = full;
+  const auto groups = mobilenetv2_expansion_groups(full.spec);
+  ASSERT_EQ(groups.size(), 3u);  // the first stage does not expand
+  for (const auto& g : groups) {
+    auto keep = compress::top_channels(
+        compress::channel_importance(g, full.state, compress::Importance::kFilterL1),
+        std::lround(0.5 * g.size));
+    auto drop = torch::ones({g.size}, torch::kBool);
+    for (auto k : keep) drop[k] = false;
+    for (const auto& p : g.producers) {
+      if (p.tensor.find("running_") != std::string::npos) continue;
+      auto& t = masked.state.at(p.tensor);
+      t = t.clone();
+      t.index_put_({drop}, 0.0);
+    }
+  }
+  auto forward = [](const CompressedMobileNetV2& m, const torch::Tensor& x) {
+    MobileNetV2 net(m.spec);
+    load_module_state(net, m.state, "test");
+    net.eval();
+    torch::NoGradGuard no_grad;
+    return net.forward(x);
+  };
+  const auto x = torch::randn({3, 1, 16, 16});
+  const auto a = forward(masked, x), b = forward(pruned, x);
+  EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-5)) << (a - b).abs().max().item<float>();
+  // stage 2's first block expands 8 -> 32 channels: 16 are left, physically
+  EXPECT_EQ(pruned.spec.stages[1][0].hidden, 16);
+  EXPECT_EQ(pruned.state.at("stages.1.0.expand.conv.weight").size(0), 16);
+  EXPECT_EQ(pruned.state.at("stages.1.0.depthwise.conv.weight").size(0), 16);
+  EXPECT_EQ(pruned.state.at("stages.1.0.project.conv.weight").size(1), 16);
+  // the blocks' outputs, tied by residual additions, keep their channels
+  EXPECT_EQ(pruned.spec.stages[1][1].out, full.spec.stages[1][1].out);
+  // only the stages asked for
+  const auto stage3 = prune_mobilenetv2(full, 0.25, {2});
+  EXPECT_EQ(stage3.spec.stages[1][0].hidden, 32);
+  EXPECT_EQ(stage3.spec.stages[2][0].hidden, 16);
+  // the spec travels as JSON and names its family
+  EXPECT_EQ(MobileNetV2Spec::from_json(pruned.spec.to_json()).stages[1][0].hidden, 16);
+  EXPECT_EQ(spec_architecture(pruned.spec.to_json()), "mobilenetv2");
+  EXPECT_THROW(ResNetSpec::from_json(pruned.spec.to_json()), ConfigError);
+}
+
+TEST(Models, MobileNetV2SpecsAreCheckedByName) {
+  const auto good = adascale::testing::random_mobilenetv2(4, 1, {1, 1, 1}, 5).spec;
+  auto error = [&](const std::string& text) {
+    try {
+      MobileNetV2Spec::from_json(text);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  auto edited = [&](auto edit) {
+    auto j = nlohmann::json::parse(good.to_json());
+    edit(j);
+    return error(j.dump());
+  };
+  EXPECT_EQ(error(good.to_json()), "");
+  EXPECT_NE(
+      edited([](auto& j) { j["stages"][1][0]["hidden"] = 0; }).find("block 1.0's expansion width"),
+      std::string::npos);
+  EXPECT_NE(edited([](auto& j) {
+              j["stages"][1][0]["hidden"] = int64_t{1} << 40;
+            }).find("not in [1, 65536]"),
+            std::string::npos);
+  EXPECT_NE(edited([](auto& j) { j["stages"][0][0]["hidden"] = 5; }).find("does not expand"),
+            std::string::npos);
+  EXPECT_NE(edited([](auto& j) { j["stages"][2][0]["in"] = 7; }).find("takes 7 channels"),
+            std::string::npos);
+  EXPECT_NE(edited([](auto& j) { j["stages"][1][0]["stride"] = 3; }).find("stride"),
+            std::string::npos);
+  EXPECT_NE(edited([](auto& j) { j["arch"] = "resnet"; }).find("not a mobilenetv2"),
+            std::string::npos);
+  EXPECT_NE(edited([](auto& j) { j["stages"][1][0].erase("expand"); }).find("malformed"),
+            std::string::npos);
+  EXPECT_NE(error("{").find("malformed mobilenetv2 spec"), std::string::npos);
 }
 
 TEST(ChannelPruning, GroupsTieResidualChains) {

@@ -7,16 +7,16 @@
 
 #include "export/bundle_exporter.h"
 #include "export/int8_quantizer.h"
-#include "export/resnet_export.h"
+#include "export/model_lowering.h"
+#include "models/resnet_compression.h"
 #include "resnet_fixture.h"
 #include "runtime/backend.h"
 #include "runtime/branch_costs.h"
 #include "runtime/bundle.h"
-#include "trainer/checkpoint.h"
-#include "models/resnet_compression.h"
 #include "supernet/model_loading.h"
 #include "supernet/supernet.h"
 #include "supernet/supernet_training.h"
+#include "trainer/checkpoint.h"
 #include "trainer/training.h"
 
 namespace fs = std::filesystem;
@@ -65,15 +65,15 @@ TEST(Export, EveryVariantMatchesLibTorchAndSharesTensors) {
   compress::DistillOptions fast;
   fast.steps = 20;
   std::vector<exporter::ExportSource> sources = {
-      {"backbone", base.spec, base.state},
-      {"prune0.50", prune_resnet(base, 0.5).spec, prune_resnet(base, 0.5).state},
+      {"backbone", base.spec.to_json(), base.state},
+      {"prune0.50", prune_resnet(base, 0.5).spec.to_json(), prune_resnet(base, 0.5).state},
   };
   auto lowrank = lowrank_resnet(base, 0.3, {1});
-  sources.push_back({"lowrank0.30@2", lowrank.spec, lowrank.state});
+  sources.push_back({"lowrank0.30@2", lowrank.spec.to_json(), lowrank.state});
   auto dp = substitute_resnet(base, "dpconv", 0, {1}, images, fast, nullptr);
-  sources.push_back({"dpconv@2", dp.spec, dp.state});
+  sources.push_back({"dpconv@2", dp.spec.to_json(), dp.state});
   auto fire = substitute_resnet(base, "fire", 0.5, {1}, images, fast, nullptr);
-  sources.push_back({"fire0.50@2", fire.spec, fire.state});
+  sources.push_back({"fire0.50@2", fire.spec.to_json(), fire.state});
 
   auto dir = temp_dir();
   auto o = quick_options(32, 5);
@@ -114,6 +114,57 @@ TEST(Export, EveryVariantMatchesLibTorchAndSharesTensors) {
   fs::remove_all(dir);
 }
 
+// inverted residuals: 1x1 expansion, 3x3 depthwise and stem with ReLU6, linear projection,
+// residual additions; a pruned twin drops expansion channels; int8 twins share the fp32 weights
+TEST(Export, MobileNetV2MatchesLibTorchInFp32AndInt8) {
+  const auto base = adascale::testing::random_mobilenetv2(12, 3, {1, 2, 2}, 5);
+  const auto pruned = prune_mobilenetv2(base, 0.5, {});
+  auto images = torch::randn({64, 3, 12, 12});
+  auto labels = torch::randint(0, 5, {64});
+  std::vector<exporter::ExportSource> sources = {
+      {"backbone", base.spec.to_json(), base.state},
+      {"prune0.50", pruned.spec.to_json(), pruned.state},
+      {"backbone>int8", base.spec.to_json(), base.state, true},
+      {"prune0.50>int8", pruned.spec.to_json(), pruned.state, true},
+  };
+  auto dir = temp_dir();
+  auto o = quick_options(48, 3, images, labels);
+  o.mean = {0.5f, 0.5f, 0.5f};
+  o.std = {0.25f, 0.25f, 0.25f};
+  o.quantization.qat_steps = 0;
+  std::ostringstream log;
+  auto r = exporter::export_bundle(sources, images, labels, (dir / "m.bundle").string(), o, log);
+  ASSERT_EQ(r.branches.size(), 4u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_LE(r.branches[i].max_logit_diff, 1e-3) << r.branches[i].name;
+    EXPECT_LE(r.branches[i].max_logit_diff_reference, 1e-3) << r.branches[i].name;
+    EXPECT_EQ(r.branches[i].top1_agreement, 1.0) << r.branches[i].name;
+  }
+  for (size_t i = 2; i < 4; ++i) {
+    EXPECT_EQ(r.branches[i].precision, "int8");
+    EXPECT_GE(r.branches[i].top1_agreement, 0.95) << r.branches[i].name;
+    EXPECT_GE(r.branches[i].top1_agreement_reference, 0.95) << r.branches[i].name;
+  }
+  // the pruned branch is physically smaller: half the expansion channels
+  EXPECT_LT(r.branches[1].macs, r.branches[0].macs * 3 / 4);
+  EXPECT_LT(r.branches[1].weight_bytes, r.branches[0].weight_bytes);
+  std::unique_ptr<Bundle> bundle;
+  auto s = Bundle::open((dir / "m.bundle").string(), &bundle);
+  ASSERT_TRUE(s.ok()) << s.message;
+  const Branch* b = bundle->find_branch("backbone");
+  ASSERT_NE(b, nullptr);
+  int depthwise = 0, relu6 = 0, adds = 0;
+  for (const auto& n : b->nodes) {
+    if (n.op == "conv2d" && n.attrs.get_int("groups", 1) > 1) ++depthwise;
+    if (n.attrs.get_string("activation", "none") == "relu6") ++relu6;
+    if (n.op == "add") ++adds;
+  }
+  EXPECT_EQ(depthwise, 5);      // one per block
+  EXPECT_EQ(relu6, 1 + 5 + 4);  // stem, depthwise, expansions (not in stage 1)
+  EXPECT_EQ(adds, 3);           // the stage-1 block (8 -> 8) and the second block of stages 2 and 3
+  fs::remove_all(dir);
+}
+
 TEST(Export, NarrowFireBranchesAreCutFromTheWideOnesByHalves) {
   // a multi-branch network with fire modules in stage 2: the width-0.5 branch keeps the leading
   // half of each expand, so around them its weights are the wide branch's cut by halves
@@ -133,7 +184,7 @@ TEST(Export, NarrowFireBranchesAreCutFromTheWideOnesByHalves) {
     const int b = net.space().find(name);
     ASSERT_GE(b, 0) << name;
     const auto branch = net.materialize(b);
-    sources.push_back({name, branch.spec, branch.state});
+    sources.push_back({name, branch.spec.to_json(), branch.state});
   }
   auto images = torch::randn({64, 1, 12, 12});
   auto labels = torch::randint(0, 5, {64});
@@ -164,7 +215,7 @@ TEST(Export, ParityFailureWritesNothing) {
   o.parity_tolerance = -1.0;  // nothing can pass
   std::ostringstream log;
   EXPECT_THROW(exporter::export_bundle(
-                   {{"backbone", base.spec, base.state}}, torch::randn({8, 1, 12, 12}),
+                   {{"backbone", base.spec.to_json(), base.state}}, torch::randn({8, 1, 12, 12}),
                    torch::zeros({8}, torch::kInt64), (dir / "m.bundle").string(), o, log),
                std::runtime_error);
   EXPECT_FALSE(fs::exists(dir / "m.bundle"));
@@ -181,10 +232,10 @@ TEST(Export, Int8BranchesAgreeWithFakeQuantLibTorch) {
   auto fire = substitute_resnet(base, "fire", 0.5, {1}, images, fast, nullptr);
   auto lowrank = lowrank_resnet(base, 0.3, {1});
   std::vector<exporter::ExportSource> sources = {
-      {"backbone", base.spec, base.state},
-      {"backbone>int8", base.spec, base.state, true},
-      {"fire0.50@2>int8", fire.spec, fire.state, true},
-      {"lowrank0.30@2>int8", lowrank.spec, lowrank.state, true},
+      {"backbone", base.spec.to_json(), base.state},
+      {"backbone>int8", base.spec.to_json(), base.state, true},
+      {"fire0.50@2>int8", fire.spec.to_json(), fire.state, true},
+      {"lowrank0.30@2>int8", lowrank.spec.to_json(), lowrank.state, true},
   };
   auto dir = temp_dir();
   auto o = quick_options(48, 3, images, labels);
@@ -286,8 +337,8 @@ TEST(Export, SharedInt8TwinsAddNoWeightBytesToABundle) {
   o.quantization.shared_max_loss = 100;  // random labels: any loss is noise
   auto dir = temp_dir();
   std::ostringstream log;
-  const exporter::ExportSource fp32{"backbone", base.spec, base.state};
-  const exporter::ExportSource int8{"backbone>int8", base.spec, base.state, true};
+  const exporter::ExportSource fp32{"backbone", base.spec.to_json(), base.state};
+  const exporter::ExportSource int8{"backbone>int8", base.spec.to_json(), base.state, true};
   auto alone = exporter::export_bundle({fp32}, images, labels, (dir / "a.bundle").string(), o, log);
   auto both =
       exporter::export_bundle({int8, fp32}, images, labels, (dir / "b.bundle").string(), o, log);

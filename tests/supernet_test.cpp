@@ -2,9 +2,7 @@
 // permutation, every branch's forward equal to its materialized physical ResNet, weight sharing
 // (gradients of a narrow branch touch only the leading channels), checkpoint round trip, and a
 // short end-to-end run on a slice of Fashion-MNIST
-#include "supernet/model_loading.h"
 #include "supernet/supernet.h"
-#include "supernet/supernet_training.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -16,6 +14,8 @@
 
 #include "fmnist_slice.h"
 #include "resnet_fixture.h"
+#include "supernet/model_loading.h"
+#include "supernet/supernet_training.h"
 #include "trainer/checkpoint.h"
 
 namespace fs = std::filesystem;
@@ -38,6 +38,7 @@ SupernetConfig small_space() {
   c.ops = "conv,dpconv,fire,lowrank0.5";
   c.op_stages = "2,3";
   c.exits = "2";
+  c.depths = "d1/2@2";  // stage 2 runs one of its two blocks
   return c;
 }
 
@@ -109,9 +110,12 @@ bool is_cut_of(const torch::Tensor& x, const torch::Tensor& y, bool fire, int64_
 
 TEST(BranchSpace, CartesianProductWithCanonicalNames) {
   const auto sp = BranchSpace::from_config(small_space(), small_base());
-  // 3 widths x (conv, dpconv, fire and lowrank, each at exits 2 and 3)
-  EXPECT_EQ(sp.branches.size(), 3u * 4u * 2u);
+  // 3 widths x (conv, dpconv, fire and lowrank, each at exits 2 and 3, and at depth d1/2@2)
+  EXPECT_EQ(sp.branches.size(), 3u * 4u * 3u);
   EXPECT_GE(sp.find("w1.00"), 0);
+  EXPECT_GE(sp.find("w1.00>d1/2@2"), 0);
+  EXPECT_GE(sp.find("w0.50>dpconv@2/3>d1/2@2"), 0);
+  EXPECT_EQ(sp.find("w1.00>d1/2@2>exit@2"), -1);  // early exits keep full depth
   EXPECT_GE(sp.find("w0.25>dpconv@2/3>exit@2"), 0);
   EXPECT_GE(sp.find("w0.50>lowrank0.50@2/3"), 0);
   EXPECT_GE(sp.find("w0.25>fire@2/3>exit@2"), 0);
@@ -119,7 +123,7 @@ TEST(BranchSpace, CartesianProductWithCanonicalNames) {
   // an op whose stages all follow the exit adds no branch
   SupernetConfig c = small_space();
   c.op_stages = "3";
-  EXPECT_EQ(BranchSpace::from_config(c, small_base()).branches.size(), 3u * (2u + 1u + 1u + 1u));
+  EXPECT_EQ(BranchSpace::from_config(c, small_base()).branches.size(), 3u * (3u + 3u * 2u));
 }
 
 TEST(BranchSpace, ShippedConfigHasSixteenBranchesOverEightTimesTheMacs) {
@@ -158,6 +162,20 @@ TEST(BranchSpace, BadSpacesAreNamedBeforeTraining) {
             std::string::npos);
   EXPECT_NE(with([](auto& c) { c.exit_head = "conv"; }).find("supernet.exit_head"),
             std::string::npos);
+  // elastic depth: the first K of a stage's N blocks, K in [1, N), N the stage's own
+  EXPECT_NE(with([](auto& c) { c.depths = "d2/2@2"; }).find("is not shallower"), std::string::npos);
+  EXPECT_NE(with([](auto& c) { c.depths = "d0/2@2"; }).find("keeps no block"), std::string::npos);
+  EXPECT_NE(with([](auto& c) { c.depths = "d1/2@3"; }).find("stage 3, which has 1 block, not 2"),
+            std::string::npos);
+  EXPECT_NE(with([](auto& c) { c.depths = "d1/2@4"; }).find("stage 4, which does not exist"),
+            std::string::npos);
+  EXPECT_NE(with([](auto& c) { c.depths = "d1/2@2/2"; }).find("names stage 2 twice"),
+            std::string::npos);
+  for (const char* bad : {"1/2@2", "d1/2", "d1@2", "dx/2@2", "d1/2@", "d1/2@2/x", "d-1/2@2"})
+    EXPECT_NE(with([&](auto& c) { c.depths = bad; }).find("is not dK/N@S"), std::string::npos)
+        << bad;
+  EXPECT_NE(with([](auto& c) { c.depths = "d1/2@2,d1/2@2"; }).find("listed twice"),
+            std::string::npos);
   {  // a next stage narrower than the exit leaves an exit block nothing to start from
     SupernetConfig c = small_space();
     c.exit_head = "block";
@@ -190,7 +208,7 @@ TEST(BranchSpace, Int8TwinsAreDeployableNotTrained) {
   SupernetConfig c = small_space();
   c.precisions = "fp32,int8";
   const auto sp = BranchSpace::from_config(c, small_base());
-  EXPECT_EQ(sp.branches.size(), 3u * 4u * 2u);  // trained: fp32 only
+  EXPECT_EQ(sp.branches.size(), 3u * 4u * 3u);  // trained: fp32 only
   const auto all = sp.deployable();
   ASSERT_EQ(all.size(), 2 * sp.branches.size());
   BranchRef ref;
@@ -225,6 +243,32 @@ TEST(Supernet, NamesTheSharedBackbonesBlocksAndSlots) {
   for (const auto& stage : stages)
     for (const auto& block : stage)
       for (const auto& slot : block.conv_slots) EXPECT_NO_THROW(net.module_named(slot)) << slot;
+}
+
+TEST(Supernet, ShallowBranchesLeaveTheSkippedBlocksOut) {
+  auto net = random_supernet(4);
+  const int full = net->space().find("w0.50>dpconv@2/3");
+  const int shallow = net->space().find("w0.50>dpconv@2/3>d1/2@2");
+  ASSERT_GE(full, 0);
+  ASSERT_GE(shallow, 0);
+  const auto m = net->materialize(shallow), f = net->materialize(full);
+  ASSERT_EQ(m.spec.stages.size(), 3u);
+  EXPECT_EQ(m.spec.stages[1].size(), 1u);  // physically absent, not bypassed
+  EXPECT_EQ(f.spec.stages[1].size(), 2u);
+  for (const auto& [name, t] : m.state) EXPECT_EQ(name.find("stages.1.1."), std::string::npos);
+  EXPECT_LT(numel(m.state), numel(f.state));
+  EXPECT_LT(net->branch_macs(shallow), net->branch_macs(full));
+  // the kept blocks' weights are the full-depth branch's; BN statistics are the branch's own
+  // (stage 3 sees another input)
+  EXPECT_TRUE(
+      m.state.at("stages.1.0.conv1.dw.weight").equal(f.state.at("stages.1.0.conv1.dw.weight")));
+  EXPECT_FALSE(
+      m.state.at("stages.2.0.bn1.running_mean").equal(f.state.at("stages.2.0.bn1.running_mean")));
+  // the smallest branch of the sandwich is the narrowest shallow one
+  EXPECT_EQ(net->branch(net->smallest()).depth.name(), "d1/2@2");
+  // the depth travels with the checkpoint's spec
+  const auto again = Supernet::from_spec_json(net->spec_json());
+  EXPECT_EQ(again->space().find("w0.50>dpconv@2/3>d1/2@2"), shallow);
 }
 
 TEST(Supernet, ImportanceOrderIsAPurePermutation) {
@@ -296,7 +340,8 @@ TEST(Supernet, ExitBlockIsOneMoreStageStartedFromTheNextStage) {
       EXPECT_EQ(blk[0].stride, next.stride);
       EXPECT_EQ(blk[0].conv1.kind, next.conv1.kind) << exit.name;  // the branch's operator
       EXPECT_EQ(blk[0].conv2.kind, next.conv2.kind) << exit.name;
-      if (exit.op.kind == OperatorKind::kLowRank) {  // the op's rank fraction (0.5) of the block's own channels
+      if (exit.op.kind ==
+          OperatorKind::kLowRank) {  // the op's rank fraction (0.5) of the block's own channels
         EXPECT_EQ(blk[0].conv1.rank, std::lround(0.5 * 3 * std::min(blk[0].in, blk[0].mid)));
         EXPECT_EQ(blk[0].conv2.rank, std::lround(0.5 * 3 * std::min(blk[0].mid, blk[0].out)));
       }
@@ -310,7 +355,8 @@ TEST(Supernet, ExitBlockIsOneMoreStageStartedFromTheNextStage) {
             name.find("num_batches") != std::string::npos ||
             (name.rfind(p, 0) != 0 && name.rfind("fc.", 0) != 0))
           continue;
-        EXPECT_TRUE(is_cut_of(x, theirs.at(name), exit.op.kind == OperatorKind::kFire)) << exit.name << " " << name;
+        EXPECT_TRUE(is_cut_of(x, theirs.at(name), exit.op.kind == OperatorKind::kFire))
+            << exit.name << " " << name;
         ++compared;
       }
       EXPECT_GE(compared, 6) << exit.name;
@@ -487,7 +533,7 @@ TEST(Supernet, EarlyExitsComeFromTheSamePass) {
       ++checked;
     }
   }
-  EXPECT_EQ(checked, net->branch_count() / 2);  // one exit per full-depth branch here
+  EXPECT_EQ(checked, net->branch_count() / 3);  // one exit per full-depth branch here
   // in training, an exit's loss reaches its head and the shared trunk
   net->train();
   const size_t b = net->largest();

@@ -276,6 +276,23 @@ TEST(Config, JointScheduleRestartOrContinue) {
                "cosine");
 }
 
+TEST(Config, DepthsAndDepthOrderRoundTripAndAreChecked) {
+  const std::string space = "[supernet]\nwidths = 1.0,0.5\n";
+  EXPECT_EQ(TrainConfig{}.supernet.depth_order, "sandwich");
+  auto ok = parse_config_text(space + "depths = d1/2@3\ndepth_order = progressive\n", "f.ini");
+  EXPECT_NO_THROW(ok.validate());
+  const auto again = parse_config_text(ok.to_ini(), "again");
+  EXPECT_EQ(again.supernet.depths, "d1/2@3");
+  EXPECT_EQ(again.supernet.depth_order, "progressive");
+  try {
+    parse_config_text(space + "depth_order = shuffled\n", "f.ini").validate();
+    FAIL() << "depth_order = shuffled was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("supernet.depth_order"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("shuffled"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Config, ExitWeightAndHeadRoundTripAndAreChecked) {
   const std::string space = "[supernet]\nwidths = 1.0,0.5\n";
   EXPECT_EQ(TrainConfig{}.supernet.exit_weight, 0.0);  // exits fitted after joint training

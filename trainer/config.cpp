@@ -97,12 +97,15 @@ po::options_description describe(TrainConfig& c) {
           "supernet.op_stages",
           po::value(&c.supernet.op_stages)->default_value(c.supernet.op_stages))(
           "supernet.exits", po::value(&c.supernet.exits)->default_value(c.supernet.exits))(
+          "supernet.depths", po::value(&c.supernet.depths)->default_value(c.supernet.depths))(
           "supernet.backbone", po::value(&c.supernet.backbone)->default_value(c.supernet.backbone))(
           "supernet.joint_epochs",
           po::value(&c.supernet.joint_epochs)->default_value(c.supernet.joint_epochs))(
           "supernet.joint_lr", po::value(&c.supernet.joint_lr)->default_value(c.supernet.joint_lr))(
           "supernet.joint_schedule",
           po::value(&c.supernet.joint_schedule)->default_value(c.supernet.joint_schedule))(
+          "supernet.depth_order",
+          po::value(&c.supernet.depth_order)->default_value(c.supernet.depth_order))(
           "supernet.sampled", po::value(&c.supernet.sampled)->default_value(c.supernet.sampled))(
           "supernet.every_step",
           po::value(&c.supernet.every_step)->default_value(c.supernet.every_step))(
@@ -250,10 +253,11 @@ std::string TrainConfig::to_ini() const {
   if (supernet.enabled())
     o << "\n[supernet]\nwidths = " << supernet.widths << "\nops = " << supernet.ops
       << "\nop_stages = " << supernet.op_stages << "\nexits = " << supernet.exits
-      << "\nbackbone = " << supernet.backbone << "\njoint_epochs = " << supernet.joint_epochs
-      << "\njoint_lr = " << supernet.joint_lr << "\njoint_schedule = " << supernet.joint_schedule
-      << "\nsampled = " << supernet.sampled << "\nevery_step = " << supernet.every_step
-      << "\nstudent_batch = " << supernet.student_batch
+      << "\ndepths = " << supernet.depths << "\nbackbone = " << supernet.backbone
+      << "\njoint_epochs = " << supernet.joint_epochs << "\njoint_lr = " << supernet.joint_lr
+      << "\njoint_schedule = " << supernet.joint_schedule
+      << "\ndepth_order = " << supernet.depth_order << "\nsampled = " << supernet.sampled
+      << "\nevery_step = " << supernet.every_step << "\nstudent_batch = " << supernet.student_batch
       << "\nstudent_threads = " << supernet.student_threads
       << "\ndistill_weight = " << supernet.distill_weight
       << "\nstudent_weight = " << supernet.student_weight
@@ -411,6 +415,9 @@ void TrainConfig::validate() const {
   real("supernet.qat_percentile", supernet.qat_percentile, 50.0, false, 100.0, true);
   if (supernet.enabled()) {
     if (model.arch != "resnet") fail("model.arch", "must be resnet for a multi-branch network");
+    if (supernet.depth_order != "sandwich" && supernet.depth_order != "progressive")
+      fail("supernet.depth_order",
+           "must be sandwich or progressive, got '" + supernet.depth_order + "'");
     if (supernet.joint_schedule != "restart" && supernet.joint_schedule != "continue")
       fail("supernet.joint_schedule",
            "must be restart or continue, got '" + supernet.joint_schedule + "'");

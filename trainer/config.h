@@ -62,6 +62,7 @@ struct SupernetConfig {
   std::string ops = "conv";  // operators: conv, dpconv, fire, lowrank:F (supernet/operator.h)
   std::string op_stages;     // stages (from 1) whose 3x3 convs take the variant; "": last two
   std::string exits;         // stages (from 1) with a classifier head; "": the last only
+  std::string depths;        // shallower depths, dK/N@S (first K of N blocks); "": full only
   std::string backbone;      // trained backbone checkpoint; "": warm it up for train.epochs
   int64_t joint_epochs = 3;  // sandwich-rule epochs over all branches
   double joint_lr = 0.02;    // peak rate of the joint phase (cosine to 0)
@@ -69,6 +70,10 @@ struct SupernetConfig {
   // train.lr over warm-up + joint epochs, the joint phase picking up where the warm-up stopped
   // (joint_lr unused; needs the warm-up, so no backbone)
   std::string joint_schedule = "restart";
+  // with elastic depth: sandwich trains shallow branches from the first joint step (the smallest
+  // is the narrowest shallowest); progressive (OFA's order) trains full depth only for the first
+  // half of the joint epochs, then every depth
+  std::string depth_order = "sandwich";
   int64_t sampled = 2;  // branches sampled per step besides the largest and smallest
   // full-depth branches trained in every step besides the largest and the smallest (names,
   // comma-separated); the sampled ones are drawn from the rest

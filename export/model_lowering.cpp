@@ -1,9 +1,10 @@
-#include "export/resnet_export.h"
+#include "export/model_lowering.h"
 
 #include <cstring>
 #include <stdexcept>
 
 #include "compress/conv_variants.h"
+#include "models/module_state.h"
 
 namespace adascale::exporter {
 namespace {
@@ -245,6 +246,65 @@ Branch lower_resnet(const trainer::ResNetSpec& spec, const compress::StateDict& 
   auto pooled = g.node("global_avg_pool", {x}, "pool");
   g.linear(pooled, get(s, "fc.weight"), get(s, "fc.bias"));
   return b;
+}
+
+Branch lower_mobilenetv2(const trainer::MobileNetV2Spec& spec, const compress::StateDict& s,
+                         const std::string& branch_name, TensorStore& store) {
+  Branch b;
+  b.name = branch_name;
+  b.input = "input";
+  b.output = "logits";
+  Builder g(b, store, branch_name + "/");
+  auto x =
+      g.conv("input", "stem", fold(s, "stem.conv", "stem.bn"), {1, 1}, same_pad(3, 3), 1, "relu6");
+  for (size_t st = 0; st < spec.stages.size(); ++st)
+    for (size_t bi = 0; bi < spec.stages[st].size(); ++bi) {
+      const auto& blk = spec.stages[st][bi];
+      const auto name = "stages." + std::to_string(st) + "." + std::to_string(bi);
+      auto y = x;
+      if (blk.expand)
+        y = g.conv(y, name + ".expand", fold(s, name + ".expand.conv", name + ".expand.bn"), {1, 1},
+                   {0, 0, 0, 0}, 1, "relu6");
+      y = g.conv(y, name + ".depthwise", fold(s, name + ".depthwise.conv", name + ".depthwise.bn"),
+                 {blk.stride, blk.stride}, same_pad(3, 3), blk.hidden, "relu6");
+      // the linear bottleneck: no activation after the projection, nor after the addition
+      y = g.conv(y, name + ".project", fold(s, name + ".project.conv", name + ".project.bn"),
+                 {1, 1}, {0, 0, 0, 0}, 1, "none");
+      x = blk.residual() ? g.node("add", {y, x}, name + ".add", Attrs().set("activation", "none"))
+                         : y;
+    }
+  auto pooled = g.node("global_avg_pool", {x}, "pool");
+  g.linear(pooled, get(s, "fc.weight"), get(s, "fc.bias"));
+  return b;
+}
+
+Branch lower_model(const std::string& spec_json, const compress::StateDict& state,
+                   const std::string& branch_name, TensorStore& store) {
+  const auto arch = trainer::spec_architecture(spec_json);
+  if (arch == "mobilenetv2")
+    return lower_mobilenetv2(trainer::MobileNetV2Spec::from_json(spec_json), state, branch_name,
+                             store);
+  if (arch == "resnet")
+    return lower_resnet(trainer::ResNetSpec::from_json(spec_json), state, branch_name, store);
+  throw trainer::ConfigError("export: branch " + branch_name + " has no model the exporter " +
+                             "lowers (" + (arch.empty() ? "no architecture" : arch) + ")");
+}
+
+std::shared_ptr<trainer::Backbone> build_model(const std::string& spec_json,
+                                               const compress::StateDict& state,
+                                               const std::string& branch_name) {
+  const auto arch = trainer::spec_architecture(spec_json);
+  std::shared_ptr<trainer::Backbone> model;
+  if (arch == "mobilenetv2")
+    model = std::make_shared<trainer::MobileNetV2>(trainer::MobileNetV2Spec::from_json(spec_json));
+  else if (arch == "resnet")
+    model = std::make_shared<trainer::ResNet>(trainer::ResNetSpec::from_json(spec_json));
+  else
+    throw trainer::ConfigError("export: branch " + branch_name + " has no model the exporter " +
+                               "lowers (" + (arch.empty() ? "no architecture" : arch) + ")");
+  trainer::load_module_state(*model, state, "branch " + branch_name);
+  model->eval();
+  return model;
 }
 
 }  // namespace adascale::exporter

@@ -1,4 +1,6 @@
-// Lowering of a (possibly compressed) ResNet into the runtime's branch IR.
+// Lowering of the (possibly compressed) models of models/ into the runtime's branch IR: a ResNet
+// (basic blocks, every convolution-slot variant) and a MobileNetV2 (inverted residuals: 1x1
+// expansion, 3x3 depthwise and stem with ReLU6, linear 1x1 projection, residual additions).
 //
 // Every BatchNorm is folded into the convolution before it (w' = w * g / sqrt(v + eps),
 // b' = beta - mean * g / sqrt(v + eps)); weights are written in the runtime's OHWI layout; ReLUs
@@ -16,8 +18,9 @@
 #include <string>
 
 #include "compress/channel_pruning.h"
-#include "runtime/bundle.h"
+#include "models/mobilenetv2.h"
 #include "models/resnet.h"
+#include "runtime/bundle.h"
 
 namespace adascale::exporter {
 
@@ -55,5 +58,17 @@ class TensorStore {
 // builds the branch (input "input" NHWC, output "logits") and stores its tensors
 Branch lower_resnet(const trainer::ResNetSpec& spec, const compress::StateDict& state,
                     const std::string& branch_name, TensorStore& store);
+
+Branch lower_mobilenetv2(const trainer::MobileNetV2Spec& spec, const compress::StateDict& state,
+                         const std::string& branch_name, TensorStore& store);
+
+// the model a spec JSON names (models/: resnet or mobilenetv2), lowered; throws ConfigError for
+// another architecture
+Branch lower_model(const std::string& spec_json, const compress::StateDict& state,
+                   const std::string& branch_name, TensorStore& store);
+// the same model in LibTorch, weights loaded, in eval mode: what the branch is checked against
+std::shared_ptr<trainer::Backbone> build_model(const std::string& spec_json,
+                                               const compress::StateDict& state,
+                                               const std::string& branch_name);
 
 }  // namespace adascale::exporter

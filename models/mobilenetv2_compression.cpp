@@ -1,0 +1,60 @@
+#include "models/mobilenetv2_compression.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace adascale::trainer {
+
+std::vector<compress::ChannelGroup> mobilenetv2_expansion_groups(
+    const MobileNetV2Spec& spec, const std::vector<int64_t>& stages) {
+  std::vector<compress::ChannelGroup> groups;
+  for (size_t s = 0; s < spec.stages.size(); ++s) {
+    if (!stages.empty() &&
+        std::find(stages.begin(), stages.end(), static_cast<int64_t>(s)) == stages.end())
+      continue;
+    for (size_t b = 0; b < spec.stages[s].size(); ++b) {
+      const auto& blk = spec.stages[s][b];
+      if (!blk.expand) continue;
+      const std::string p = "stages." + std::to_string(s) + "." + std::to_string(b);
+      compress::ChannelGroup g;
+      g.name = p + ".hidden";
+      g.size = blk.hidden;
+      for (const char* layer : {".expand", ".depthwise"}) {
+        // a depthwise filter is its channel: axis 0 is both its output and its input
+        g.producers.push_back({p + layer + ".conv.weight", 0});
+        for (const char* field : {".weight", ".bias", ".running_mean", ".running_var"})
+          g.producers.push_back({p + layer + ".bn" + field, 0});
+        g.bn_scales.push_back(p + layer + ".bn.weight");
+      }
+      g.consumers.push_back({p + ".project.conv.weight", 1});
+      g.filters.push_back(p + ".expand.conv.weight");
+      groups.push_back(std::move(g));
+    }
+  }
+  return groups;
+}
+
+CompressedMobileNetV2 prune_mobilenetv2(const CompressedMobileNetV2& model, double keep_fraction,
+                                        const std::vector<int64_t>& stages,
+                                        compress::Importance importance) {
+  if (!(keep_fraction > 0.0 && keep_fraction <= 1.0))
+    throw std::invalid_argument("prune: keep fraction must be in (0, 1]");
+  CompressedMobileNetV2 out = model;
+  for (auto& [name, t] : out.state) t = t.clone();
+  for (const auto& g : mobilenetv2_expansion_groups(model.spec, stages)) {
+    const auto keep =
+        std::max<int64_t>(1, std::lround(keep_fraction * static_cast<double>(g.size)));
+    const auto channels =
+        compress::top_channels(compress::channel_importance(g, out.state, importance), keep);
+    compress::select_channels(out.state, g, channels);
+    // "stages.S.B.hidden" -> the block's spec
+    const auto s = std::stoul(g.name.substr(7));
+    const auto b = std::stoul(g.name.substr(g.name.find('.', 7) + 1));
+    out.spec.stages[s][b].hidden = keep;
+  }
+  out.spec.validate();
+  return out;
+}
+
+}  // namespace adascale::trainer

@@ -1,0 +1,30 @@
+// Physical compression of a trained MobileNetV2: pruning of the expansion channels. Every
+// expanding block's hidden channels are one channel group (the 1x1 expansion's filters and BN,
+// the depthwise filters and BN, the projection's inputs), ranked by the expansion's filter L1
+// (compress/channel_pruning.h) and cut to a fraction; the block's input and output channels,
+// which residual additions tie across blocks, are untouched. A block without an expansion has no
+// channels of its own to prune.
+#pragma once
+
+#include <vector>
+
+#include "compress/channel_pruning.h"
+#include "models/mobilenetv2.h"
+
+namespace adascale::trainer {
+
+struct CompressedMobileNetV2 {
+  MobileNetV2Spec spec;
+  compress::StateDict state;
+};
+
+// the expansion channels of each expanding block of `stages` (0-based; empty: every stage)
+std::vector<compress::ChannelGroup> mobilenetv2_expansion_groups(
+    const MobileNetV2Spec& spec, const std::vector<int64_t>& stages = {});
+
+// keeps max(1, round(keep_fraction x hidden)) channels of every group; the spec follows
+CompressedMobileNetV2 prune_mobilenetv2(
+    const CompressedMobileNetV2& model, double keep_fraction, const std::vector<int64_t>& stages,
+    compress::Importance importance = compress::Importance::kFilterL1);
+
+}  // namespace adascale::trainer
