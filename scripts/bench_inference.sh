@@ -6,7 +6,8 @@
 # ratios of the medians. The int8 branches are calibrated without fine-tuning (--qat-steps 0):
 # their latency does not depend on it.
 # Usage: scripts/bench_inference.sh CHECKPOINT CONFIG [ROUNDS]
-#   the smallest branch is CHECKPOINT pruned to a quarter of its channels (prune:0.25)
+#   the smallest branch is CHECKPOINT pruned to a quarter of its channels (prune:0.25; a
+#   MobileNetV2's expansion channels)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ckpt=${1:?checkpoint of a trained resnet}
@@ -17,11 +18,16 @@ bin=${BUILD_DIR:-build}/tools/adascale/adascale
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$bin" compress --checkpoint "$ckpt" --ops prune:0.25 --out "$work/small.h5" >/dev/null
-read -r stem widths < <(/usr/bin/python3 - "$config" <<'PY'
+# the python model of the pruned checkpoint: a ResNet's quartered widths, a MobileNetV2's kept
+# expansion fraction
+small_args=$(/usr/bin/python3 - "$config" <<'PY'
 import configparser, sys
 cp = configparser.ConfigParser(); cp.read_string("[top]\n" + open(sys.argv[1]).read())
 m = cp["model"]; q = lambda v: max(1, round(0.25 * int(v)))
-print(q(m["stem_width"]), ",".join(str(q(w)) for w in m["widths"].split(",")))
+if m.get("arch", "resnet") == "mobilenetv2":
+    print("--keep 0.25")
+else:
+    print("--stem", q(m["stem_width"]), "--widths", ",".join(str(q(w)) for w in m["widths"].split(",")))
 PY
 )
 rows=()
@@ -36,8 +42,9 @@ for r in $(seq "$rounds"); do
   small8=$(echo "$out" | awk '$1 == "prune0.25>int8" {print $5}')
   # pytorch_mobile_ms and qnnpack_int8_ms
   mob_big=$(/usr/bin/python3 scripts/bench/mobile_latency.py --config "$config" | awk '{print $4, $6}')
-  mob_small=$(/usr/bin/python3 scripts/bench/mobile_latency.py --config "$config" --stem "$stem" \
-                --widths "$widths" | awk '{print $4, $6}')
+  # shellcheck disable=SC2086
+  mob_small=$(/usr/bin/python3 scripts/bench/mobile_latency.py --config "$config" $small_args |
+                awk '{print $4, $6}')
   echo "round $r: largest runtime/eager/runtime-int8 ms: $big $big8, mobile/qnnpack ms: $mob_big;" \
        "smallest: $small $small8, $mob_small"
   rows+=("$big $big8 $mob_big $small $small8 $mob_small")

@@ -1,14 +1,16 @@
 #!/usr/bin/python3
-"""Batch-1 inference latency of a ResNet (models/resnet.h layout) in PyTorch's deployment forms.
+"""Batch-1 inference latency of a ResNet or MobileNetV2 (models/resnet.h, models/mobilenetv2.h
+layouts) in PyTorch's deployment forms.
 
-Builds the network described by a training config (or a compressed variant's plain widths) and
-times, on one thread:
+Builds the network described by a training config (or a compressed variant: a ResNet's plain
+widths, a MobileNetV2's expansion channels pruned to a fraction) and times, on one thread:
   pytorch_mobile  frozen TorchScript through torch.utils.mobile_optimizer.optimize_for_mobile, the
                   XNNPACK path PyTorch ships for phones (conv-BN folding, prepacked XNNPACK ops);
   qnnpack_int8    PyTorch's own int8 model, made the way PyTorch documents for mobile: eager-mode
                   post-training static quantization, conv+BN(+ReLU) fused, residual adds through
                   FloatFunctional, the default qnnpack qconfig, calibrated on random images,
-                  converted, scripted and frozen, run by the qnnpack engine.
+                  converted, scripted and frozen, run by the qnnpack engine (a MobileNetV2's
+                  ReLU6 becomes ReLU so that it fuses, as torchvision's quantizable one does).
 Weights are random: latency does not depend on their values. Comparison benchmark only: the
 product is C++.
 """
@@ -74,6 +76,67 @@ class QuantResNet(nn.Module):
                 tq.fuse_modules(b.shortcut, [["0", "1"]], inplace=True)
 
 
+def inverted_residuals(stem, widths, depths, expansion, keep):
+    """(in, hidden, out, stride, expand) per block, as MobileNetV2Spec::from_config builds them,
+    the hidden channels pruned to `keep` (prune_mobilenetv2 rounds the same way)."""
+    blocks, c = [], stem
+    for s, (w, d) in enumerate(zip(widths, depths)):
+        for b in range(d):
+            expand = s > 0 and expansion != 1
+            hidden = max(1, int(c * expansion * keep + 0.5)) if expand else c
+            blocks.append((c, hidden, w, 2 if (b == 0 and s > 0) else 1, expand))
+            c = w
+    return blocks
+
+
+def conv_bn(cin, cout, k, stride=1, groups=1, act=None):
+    layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+              nn.BatchNorm2d(cout)]
+    return nn.Sequential(*(layers + ([act()] if act else [])))
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, hidden, cout, stride, expand, act):
+        super().__init__()
+        self.expand = conv_bn(cin, hidden, 1, act=act) if expand else None
+        self.depthwise = conv_bn(hidden, hidden, 3, stride, hidden, act=act)
+        self.project = conv_bn(hidden, cout, 1)
+        self.residual = stride == 1 and cin == cout
+        self.add = nn.quantized.FloatFunctional() if self.residual else None
+
+    def forward(self, x):
+        y = self.expand(x) if self.expand is not None else x
+        y = self.project(self.depthwise(y))
+        return self.add.add(y, x) if self.residual else y
+
+
+class MobileNetV2(nn.Module):
+    def __init__(self, stem, blocks, quantized=False, cin=1, classes=10):
+        super().__init__()
+        act = nn.ReLU if quantized else nn.ReLU6
+        self.quant, self.dequant = tq.QuantStub(), tq.DeQuantStub()
+        self.quantized = quantized
+        self.stem = conv_bn(cin, stem, 3, act=act)
+        self.blocks = nn.Sequential(*[InvertedResidual(*b, act) for b in blocks])
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(blocks[-1][2], classes)
+
+    def forward(self, x):
+        if self.quantized:
+            x = self.quant(x)
+        x = torch.flatten(self.pool(self.blocks(self.stem(x))), 1)
+        x = self.fc(x)
+        return self.dequant(x) if self.quantized else x
+
+    def fuse(self):
+        tq.fuse_modules(self.stem, [["0", "1", "2"]], inplace=True)
+        for b in self.blocks:
+            if b.expand is not None:
+                tq.fuse_modules(b.expand, [["0", "1", "2"]], inplace=True)
+            tq.fuse_modules(b.depthwise, [["0", "1", "2"]], inplace=True)
+            tq.fuse_modules(b.project, [["0", "1"]], inplace=True)
+
+
 def median_ms(fn, x, runs):
     for _ in range(20):
         fn(x)
@@ -90,6 +153,8 @@ def main():
     ap.add_argument("--config", required=True)
     ap.add_argument("--stem", type=int, default=0, help="override widths (pruned variants)")
     ap.add_argument("--widths", default="")
+    ap.add_argument("--keep", type=float, default=1.0,
+                    help="mobilenetv2: expansion channels kept (a prune:F variant)")
     ap.add_argument("--runs", type=int, default=1000)
     a = ap.parse_args()
     cp = configparser.ConfigParser()
@@ -101,7 +166,14 @@ def main():
     widths = ints(a.widths) if a.widths else ints(m["widths"])
     torch.set_num_threads(1)
     torch.manual_seed(1)
-    model = ResNet(stem, widths, ints(m["depths"])).eval()
+    if m.get("arch", "resnet") == "mobilenetv2":
+        blocks = inverted_residuals(stem, widths, ints(m["depths"]), int(m.get("expansion", "6")),
+                                    a.keep)
+        make = lambda quantized: MobileNetV2(stem, blocks, quantized)
+    else:
+        make = lambda quantized: (QuantResNet if quantized else ResNet)(stem, widths,
+                                                                        ints(m["depths"]))
+    model = make(False).eval()
     x = torch.randn(1, 1, 28, 28)
     with torch.no_grad():
         eager = median_ms(model, x, a.runs)
@@ -109,7 +181,7 @@ def main():
         mobile = optimize_for_mobile(traced)
         mobile_ms = median_ms(mobile, x, a.runs)
     torch.backends.quantized.engine = "qnnpack"
-    qmodel = QuantResNet(stem, widths, ints(m["depths"])).eval()
+    qmodel = make(True).eval()
     qmodel.fuse()
     qmodel.qconfig = tq.get_default_qconfig("qnnpack")
     tq.prepare(qmodel, inplace=True)
