@@ -129,9 +129,13 @@ struct PreparedBranch::Impl {
 
   bool ready = false;  // plan and operators agree on the arena; false forces a re-plan
 
-  int threads = 1;  // per inference, set_threads
-
-  pthreadpool_t pool() const { return weights->threads ? weights->threads->get(threads) : nullptr; }
+  int threads = 1;                   // per inference, use_threads
+  pthreadpool_t run_pool = nullptr;  // the pool of `threads`, looked up once, not per node
+  void use_threads(int t) {
+    threads = t;
+    run_pool = weights->threads ? weights->threads->get(t) : nullptr;
+  }
+  pthreadpool_t pool() const { return run_pool; }
   // operators are set up for the largest pool: its tiling also runs on fewer threads
   pthreadpool_t setup_pool() const {
     return weights->threads ? weights->threads->get(weights->threads->max_threads()) : nullptr;
@@ -304,7 +308,7 @@ Status PreparedBranch::set_threads(int threads) {
     return error_status(ErrorCode::kInvalidArgument, "threads " + std::to_string(threads) +
                                                          " outside [1, " +
                                                          std::to_string(max_threads()) + "]");
-  impl_->threads = threads;
+  impl_->use_threads(threads);
   return ok_status();
 }
 
@@ -504,11 +508,7 @@ class GenericBackend : public Backend {
     if (!s.ok()) return s;
     // Copies inputs into padded buffers so XNNPACK's over-reads stay in bounds.
     std::vector<AlignedBuffer> buffers(inputs.size() + 1);
-    BoundNode bound;
-    bound.node = &node;
-    bound.constants = &constants;
-    bound.in_info = input_infos;
-    bound.out_info = *output_info;
+    BoundNode bound{&node, input_infos, *output_info, {}, nullptr, &constants};
     for (size_t i = 0; i < inputs.size(); ++i) {
       buffers[i].resize(slot_bytes(input_infos[i]));
       std::memcpy(buffers[i].data(), inputs[i], input_infos[i].bytes());
@@ -563,7 +563,7 @@ Status bind_branch(std::shared_ptr<BranchWeights> weights, std::unique_ptr<Prepa
   impl->weights = &weights->impl();
   impl->shared = std::move(weights);
   BranchWeights::Impl& w = *impl->weights;
-  impl->threads = w.threads ? w.threads->max_threads() : 1;
+  impl->use_threads(w.threads ? w.threads->max_threads() : 1);
   impl->steps.resize(w.steps.size());
   for (size_t i = 0; i < w.steps.size(); ++i) {
     impl->steps[i].shared = &w.steps[i];

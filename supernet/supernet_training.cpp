@@ -8,6 +8,7 @@
 #include <random>
 
 #include "compress/channel_pruning.h"
+#include "models/mobilenetv2.h"
 #include "supernet/detail.h"
 #include "supernet/supernet_run.h"
 #include "trainer/data_parallel.h"
@@ -79,7 +80,8 @@ void check_backbone(const std::string& path, const ResNetSpec& base,
   if (ck.input_shape != chw || static_cast<int64_t>(ck.class_names.size()) != classes)
     throw ConfigError("supernet.backbone '" + path +
                       "' was trained on another input shape or class count");
-  const bool same = !ck.spec.empty() && !Supernet::is_supernet_spec(ck.spec) &&
+  // (a checkpoint of the other family, or a multi-branch one, is a different architecture too)
+  const bool same = spec_architecture(ck.spec) == "resnet" &&
                     ResNetSpec::from_json(ck.spec).to_json() == base.to_json();
   if (!same)
     throw ConfigError("supernet.backbone '" + path + "' is a different architecture (" +

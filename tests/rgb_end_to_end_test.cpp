@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -99,6 +100,15 @@ class RgbEndToEnd : public ::testing::Test {
   static int cli(const std::string& args) {
     return std::system((std::string(ADASCALE_CLI) + " " + args + " >/dev/null 2>&1").c_str());
   }
+  // the CLI's output (stdout and stderr) and its exit status
+  static std::pair<int, std::string> cli_output(const std::string& args) {
+    FILE* pipe = ::popen((std::string(ADASCALE_CLI) + " " + args + " 2>&1").c_str(), "r");
+    std::string out;
+    char buf[512];
+    while (pipe && std::fgets(buf, sizeof buf, pipe)) out += buf;
+    const int status = pipe ? ::pclose(pipe) : -1;
+    return {status, out};
+  }
 
   // every branch of a bundle through the C API on the generated test images: its top-1 accuracy
   // and the catalog's (the exporter's, measured in the runtime)
@@ -163,6 +173,19 @@ TEST_F(RgbEndToEnd, MobileNetV2TrainedPrunedExportedAndRun) {
                 " --out " + out + "/m.bundle"),
             0);
   expect_learned(out + "/m.bundle", 0.85);
+  // a checkpoint of the other family as a ResNet multi-branch network's backbone: one line
+  // naming it, before anything is written
+  const auto [status, text] =
+      cli_output("train --config " +
+                 config("arch = resnet\nstem_width = 8\nwidths = 8,16\ndepths = 1,2",
+                        "[supernet]\nwidths = 1.0,0.5\nbackbone = " + ckpt + "\n") +
+                 " --out " + out + "/wrong");
+  EXPECT_NE(status, 0);
+  const auto line = text.find("adascale train: supernet.backbone '" + ckpt + "'");
+  ASSERT_NE(line, std::string::npos) << text;
+  EXPECT_NE(text.find("is a different architecture (mobilenetv2"), std::string::npos) << text;
+  EXPECT_LT(text.find("is a different architecture"), text.find('\n', line)) << text;
+  EXPECT_FALSE(fs::exists(out + "/wrong"));
 }
 
 TEST_F(RgbEndToEnd, ResNetBranchesWithElasticDepthExportedAndRun) {

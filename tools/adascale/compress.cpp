@@ -10,12 +10,14 @@ namespace adascale::cli {
 
 int run_compress(const std::vector<std::string>& args) {
   trainer::CompressionRequest r;
-  base::CommandLine cli("adascale compress", "physically compress a trained ResNet");
-  cli.option("checkpoint", &r.checkpoint, "the trained ResNet checkpoint", "FILE")
+  base::CommandLine cli("adascale compress",
+                        "physically compress a trained ResNet or MobileNetV2");
+  cli.option("checkpoint", &r.checkpoint, "the trained ResNet or MobileNetV2 checkpoint", "FILE")
       .required("checkpoint")
       .option("ops", &r.ops,
               "operators applied left to right: prune:F, lowrank:F, dpconv, fire[:F], each\n"
-              "with optional @stages (from 1), e.g. prune:0.5,lowrank:0.25@3 (docs/concepts.md)",
+              "with optional @stages (from 1), e.g. prune:0.5,lowrank:0.25@3; a MobileNetV2\n"
+              "takes prune:F alone (its expansion channels) (docs/concepts.md)",
               "LIST")
       .required("ops")
       .option("out", &r.out, "the compressed checkpoint", "FILE")

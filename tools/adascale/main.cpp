@@ -18,7 +18,7 @@ const char* kUsage =
     "  train     train the model a config describes (a [supernet] section: the multi-branch\n"
     "            network); resumable with --resume, splittable with --stop-after\n"
     "  eval      accuracy of a checkpoint, or one row per branch of a multi-branch checkpoint\n"
-    "  compress  physically compress a trained ResNet by an ordered operator list\n"
+    "  compress  physically compress a trained ResNet or MobileNetV2 by an ordered operator list\n"
     "  export    lower, profile and parity-check branches into one runtime bundle\n";
 
 }  // namespace
