@@ -17,6 +17,7 @@
 #include "datasets/dataset.h"
 #include "fmnist_slice.h"
 #include "models/backbone.h"
+#include "supernet/branch_space.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config.h"
 #include "trainer/training.h"
@@ -150,11 +151,23 @@ TEST(Config, IniRoundTrip) {
   EXPECT_EQ(again.data.root, "/a b");
 }
 
+// every training config shipped parses, validates, and a branch space fits its model
 TEST(Config, ShippedConfigsParse) {
-  for (const char* name : {"fmnist_resnet.ini", "fmnist_quick.ini"}) {
-    auto c = load_config_file(std::string(ADASCALE_SOURCE_DIR) + "/configs/" + name);
+  int checked = 0;
+  for (const auto& e : fs::directory_iterator(std::string(ADASCALE_SOURCE_DIR) + "/configs")) {
+    if (e.path().extension() != ".ini") continue;
+    const std::string name = e.path().filename().string();
+    auto c = load_config_file(e.path().string());
     EXPECT_NO_THROW(c.validate()) << name;
+    if (c.supernet.enabled()) {
+      const int64_t channels = c.data.format == "cifar10" ? 3 : 1;
+      EXPECT_NO_THROW(
+          BranchSpace::from_config(c.supernet, ResNetSpec::from_config(c.model, channels, 10)))
+          << name;
+    }
+    ++checked;
   }
+  EXPECT_GE(checked, 6);
 }
 
 TEST(Models, ResNetShapesAndCost) {
