@@ -1,5 +1,6 @@
 // The branch space of the multi-branch network: one choice per dimension (width, operator of the
-// op stages, exit, precision), parsed and checked against the backbone before any training.
+// op stages, depth, exit, precision), parsed and checked against the backbone before any
+// training.
 //
 //   width      a multiplier applied to every channel count (importance-ordered channels, so width
 //              w keeps the leading w-fraction of every layer)

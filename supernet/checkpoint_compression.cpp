@@ -73,13 +73,16 @@ CompressionOutcome compress_checkpoint(const CompressionRequest& r, std::ostream
                                                     static_cast<int64_t>(ckpt.class_names.size()))
                                               : MobileNetV2Spec::from_json(ckpt.spec),
                             ckpt.tensors};
-    for (const auto& op : ops)
+    for (const auto& op : ops) {
+      log << "applying " << op.canonical() << " to the expansion channels\n";
       m = prune_mobilenetv2(m, op.amount, operator_stages(op, m.spec.stages.size()));
+    }
     auto net = std::make_shared<MobileNetV2>(m.spec);
     load_module_state(*net, m.state, "compressed model");
     compressed = net;
   } else {
-    CompressedResNet input{ResNetSpec::from_json(ckpt.spec), ckpt.tensors};
+    // (the loaded model's spec: a checkpoint without one is described by its config)
+    CompressedResNet input{ResNetSpec::from_json(model->spec_json()), ckpt.tensors};
     auto result = apply_operators(input, ops, cal, &log);
     auto net = std::make_shared<ResNet>(result.spec);
     load_module_state(*net, result.state, "compressed model");

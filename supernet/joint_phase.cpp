@@ -4,9 +4,9 @@
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
-#include <random>
 
 #include "supernet/detail.h"
+#include "supernet/student_draw.h"
 #include "supernet/supernet_run.h"
 #include "supernet/supernet_training.h"
 #include "trainer/data_parallel.h"
@@ -38,30 +38,13 @@ void log_joint_plan(const Run& run) {
                   ? ", exit blocks trained on the detached features of the same passes"
                   : std::string())
           << (sc.depth_order == "progressive" && run.net->space().depths.size() > 1
-                  ? ", full depth only in the first " + std::to_string((sc.joint_epochs + 1) / 2) +
-                        " epochs"
+                  ? ", full depth only in the first " + std::to_string(sc.joint_epochs / 2) +
+                        " of them"
                   : std::string())
           << ", "
           << (sc.joint_schedule == "continue" ? "continuing the warm-up's cosine"
                                               : "cosine from " + std::to_string(sc.joint_lr))
           << "\n";
-}
-
-// the branches a joint step trains besides the largest: the smallest, every_step's, and
-// `sampled` of the others drawn from a generator seeded by the step, so a resumed run draws the
-// same ones
-std::vector<size_t> step_students(const Run& run, size_t smallest,
-                                  const std::vector<size_t>& others, int64_t global) {
-  const auto& net = *run.net;
-  std::vector<size_t> students{smallest};
-  students.insert(students.end(), run.every_step.begin(), run.every_step.end());
-  std::mt19937_64 rng(run.config.train.seed * 1000003ULL + static_cast<uint64_t>(global));
-  auto pool = others;
-  std::shuffle(pool.begin(), pool.end(), rng);
-  for (int64_t i = 0; i < run.config.supernet.sampled && i < static_cast<int64_t>(pool.size()); ++i)
-    students.push_back(pool[i]);
-  if (smallest == net.largest()) students.erase(students.begin());
-  return students;
 }
 
 // the optimizer and schedule of the joint phase: restart runs its own cosine from joint_lr,
@@ -116,22 +99,8 @@ class JointStep {
         detach_exits_(sc_.exit_weight == 0),
         exit_scale_(detach_exits_ ? 1.0 : sc_.exit_weight),
         student_threads_(sc_.student_threads > 0 ? sc_.student_threads : run.config.train.threads),
-        joint_images_(joint_images) {
-    const auto& net = *run.net;
-    for (size_t b = 0; b < net.branch_count(); ++b)
-      if (b != net.largest() && b != net.smallest() && !net.is_early_exit(b) &&
-          std::find(run.every_step.begin(), run.every_step.end(), b) == run.every_step.end())
-        others_.push_back(b);
-    // progressive depth: the first half of the joint epochs leaves the shallow branches out, so
-    // the smallest is the narrowest full-depth branch and the draw is among full-depth ones
-    smallest_full_ = net.largest();
-    for (size_t b = 0; b < net.branch_count(); ++b)
-      if (!net.is_early_exit(b) && net.branch(b).depth.full() &&
-          net.branch_macs(b) < net.branch_macs(smallest_full_))
-        smallest_full_ = b;
-    for (size_t b : others_)
-      if (b != smallest_full_ && net.branch(b).depth.full()) others_full_.push_back(b);
-  }
+        draw_(*run.net, run.config, run.every_step),
+        joint_images_(joint_images) {}
 
   const GradientReducer* reducer() const { return reducer_.get(); }
 
@@ -152,10 +121,7 @@ class JointStep {
     labels_ = batch.labels;
     const int64_t n = batch.labels.size(0);
     with_exit_losses(loss, exit_logits_, 0, n).backward();
-    const bool full_depth_only = sc_.depth_order == "progressive" && 2 * pos.epoch < pos.epochs;
-    const auto students = full_depth_only
-                              ? step_students(run_, smallest_full_, others_full_, global)
-                              : step_students(run_, net.smallest(), others_, global);
+    const auto students = draw_.students(pos.epoch, global);
     if (RankGroup* group = current_group()) {
       group->set_activity("joint epoch " + std::to_string(pos.epoch + 1) + ", step " +
                           std::to_string(pos.step + 1));
@@ -216,11 +182,9 @@ class JointStep {
   const bool joint_exits_, detach_exits_;
   const double exit_scale_;
   const int student_threads_;
+  const StudentDraw draw_;
   int64_t* joint_images_;
   int64_t* checked_steps_ = &run_.checked_steps;
-  std::vector<size_t> others_;              // the branches sampled from
-  size_t smallest_full_ = 0;                // the smallest full-depth branch
-  std::vector<size_t> others_full_;         // ... and the full-depth ones sampled from
   std::vector<torch::Tensor> exit_logits_;  // the teacher's exits, when they train with it
   torch::Tensor soft_, labels_;             // of the current batch
 };

@@ -208,8 +208,9 @@ Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t w
       }
   }
   reset_exit_blocks();
-  // the sandwich's extremes are full-depth branches: an early exit trains only through its
-  // full-depth branch's passes (exit blocks, supernet.exit_weight) and is fitted after training
+  // the sandwich's extremes classify after the last stage (the smallest may be shallow): an early
+  // exit trains only through its full-depth branch's passes (exit blocks, supernet.exit_weight)
+  // and is fitted after training
   for (size_t b = 0; b < branch_count(); ++b)
     if (macs_[b] > macs_[largest_]) largest_ = b;
   smallest_ = largest_;

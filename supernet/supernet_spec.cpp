@@ -42,7 +42,8 @@ std::string Supernet::spec_json() const {
   std::vector<std::string> depths;
   for (const auto& d : space_.depths)
     if (!d.full()) depths.push_back(d.name());
-  if (!depths.empty()) j["depths"] = depths;  // older readers: full depth only
+  // (older readers refuse a checkpoint with depths: its branches and BN statistics do not fit)
+  if (!depths.empty()) j["depths"] = depths;
   if (!extra_json_.empty()) j["training"] = json::parse(extra_json_);
   return j.dump();
 }

@@ -166,7 +166,10 @@ TEST_F(RgbEndToEnd, MobileNetV2TrainedPrunedExportedAndRun) {
                 "/pruned.h5"),
             0);
   // the ResNet operators that replace 3x3 convolutions have nothing to act on: one line, no file
-  EXPECT_NE(cli("compress --checkpoint " + ckpt + " --ops dpconv --out " + out + "/dp.h5"), 0);
+  const auto [refused, why] =
+      cli_output("compress --checkpoint " + ckpt + " --ops dpconv --out " + out + "/dp.h5");
+  EXPECT_NE(refused, 0);
+  EXPECT_NE(why.find("--ops dpconv does not apply to a mobilenetv2"), std::string::npos) << why;
   EXPECT_FALSE(fs::exists(out + "/dp.h5"));
   ASSERT_EQ(cli("export --checkpoint " + ckpt + " --checkpoint " + out + "/pruned.h5" +
                 " --precisions fp32,int8 --qat-steps 0 --latency-runs 5 --latency-threads 1" +

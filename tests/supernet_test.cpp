@@ -10,11 +10,13 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "fmnist_slice.h"
 #include "resnet_fixture.h"
 #include "supernet/model_loading.h"
+#include "supernet/student_draw.h"
 #include "supernet/supernet_training.h"
 #include "trainer/checkpoint.h"
 
@@ -269,6 +271,61 @@ TEST(Supernet, ShallowBranchesLeaveTheSkippedBlocksOut) {
   // the depth travels with the checkpoint's spec
   const auto again = Supernet::from_spec_json(net->spec_json());
   EXPECT_EQ(again->space().find("w0.50>dpconv@2/3>d1/2@2"), shallow);
+}
+
+// progressive depth: the first half of the joint epochs (rounded down) draws full-depth branches
+// only; the sandwich draws every branch from the first step; a step draws the same branches
+// whenever it runs (a resumed run)
+TEST(Supernet, ProgressiveDepthDrawsFullDepthFirst) {
+  const auto net = random_supernet(5);
+  TrainConfig c;
+  c.supernet.sampled = 3;
+  c.supernet.depth_order = "progressive";
+  const int every = net->space().find("w0.50>d1/2@2");  // shallow, named in every_step
+  ASSERT_GE(every, 0);
+  auto shallow = [&](size_t b) { return !net->branch(b).depth.full(); };
+  for (int64_t epochs : {1, 3, 4}) {
+    c.supernet.joint_epochs = epochs;
+    const supernet_detail::StudentDraw draw(*net, c, {static_cast<size_t>(every)});
+    for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+      const bool full_only = 2 * (epoch + 1) <= epochs;  // 0 of 1, 1 of 3, 2 of 4
+      EXPECT_EQ(draw.full_depth_only(epoch), full_only) << epochs << " " << epoch;
+      bool any_shallow = false;
+      for (int64_t step = 0; step < 20; ++step) {
+        const auto students = draw.students(epoch, epoch * 100 + step);
+        EXPECT_EQ(students, draw.students(epoch, epoch * 100 + step));
+        std::set<size_t> unique(students.begin(), students.end());
+        EXPECT_EQ(unique.size(), students.size());  // no branch twice
+        EXPECT_EQ(unique.count(net->largest()), 0u);
+        for (size_t b : students) {
+          EXPECT_FALSE(net->is_early_exit(b));
+          any_shallow = any_shallow || shallow(b);
+        }
+        EXPECT_EQ(std::count(students.begin(), students.end(), net->smallest()), full_only ? 0 : 1);
+      }
+      EXPECT_EQ(any_shallow, !full_only) << epochs << " " << epoch;
+    }
+  }
+  // the sandwich order: the shallowest narrowest branch from the first step
+  c.supernet.depth_order = "sandwich";
+  const supernet_detail::StudentDraw sandwich(*net, c, {});
+  EXPECT_FALSE(sandwich.full_depth_only(0));
+  EXPECT_EQ(sandwich.students(0, 0).front(), net->smallest());
+}
+
+// a space without depths names and orders its branches as before depths existed: checkpoints
+// store per-branch BN statistics by branch index
+TEST(BranchSpace, WithoutDepthsTheOrderIsUnchanged) {
+  SupernetConfig c = small_space();
+  c.depths = "";
+  c.widths = "1.0,0.5";
+  c.ops = "conv,dpconv";
+  const auto sp = BranchSpace::from_config(c, small_base());
+  std::vector<std::string> names;
+  for (const auto& b : sp.branches) names.push_back(b.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"w1.00>exit@2", "w1.00", "w1.00>dpconv@2/3>exit@2",
+                                             "w1.00>dpconv@2/3", "w0.50>exit@2", "w0.50",
+                                             "w0.50>dpconv@2/3>exit@2", "w0.50>dpconv@2/3"}));
 }
 
 TEST(Supernet, ImportanceOrderIsAPurePermutation) {

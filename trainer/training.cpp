@@ -257,8 +257,13 @@ HeldOutData held_out_data(const TrainConfig& config, const Checkpoint& ckpt) {
 std::shared_ptr<Backbone> load_backbone(const Checkpoint& ckpt, const std::string& origin) {
   TrainConfig config = parse_config_text(ckpt.config_ini, origin + " (stored config)");
   if (ckpt.input_shape.size() != 3) throw CheckpointError(origin + ": bad input_shape");
-  auto model = make_backbone(config.model, ckpt.spec, ckpt.input_shape[0],
-                             static_cast<int64_t>(ckpt.class_names.size()));
+  std::shared_ptr<Backbone> model;
+  try {
+    model = make_backbone(config.model, ckpt.spec, ckpt.input_shape[0],
+                          static_cast<int64_t>(ckpt.class_names.size()));
+  } catch (const ConfigError& e) {  // the spec or the config: name the checkpoint
+    throw ConfigError(origin + ": " + e.what());
+  }
   load_module_state(*model, ckpt.tensors, origin);
   model->eval();
   return model;
