@@ -221,12 +221,28 @@ TensorStore::SharedWeight TensorStore::add_weight(const std::string& name,
   return {stored, {}, {}};
 }
 
-Branch lower_resnet(const trainer::ResNetSpec& spec, const compress::StateDict& s,
-                    const std::string& branch_name, TensorStore& store) {
+namespace {
+
+// a branch reading "input" (NHWC) and writing "logits"
+Branch empty_branch(const std::string& name) {
   Branch b;
-  b.name = branch_name;
+  b.name = name;
   b.input = "input";
   b.output = "logits";
+  return b;
+}
+
+// global average pool, then the linear classifier "fc"
+void classifier(Builder& g, const compress::StateDict& s, const std::string& x) {
+  auto pooled = g.node("global_avg_pool", {x}, "pool");
+  g.linear(pooled, get(s, "fc.weight"), get(s, "fc.bias"));
+}
+
+}  // namespace
+
+Branch lower_resnet(const trainer::ResNetSpec& spec, const compress::StateDict& s,
+                    const std::string& branch_name, TensorStore& store) {
+  Branch b = empty_branch(branch_name);
   Builder g(b, store, branch_name + "/");
   auto x =
       g.conv("input", "stem", fold(s, "stem.conv", "stem.bn"), {1, 1}, same_pad(3, 3), 1, "relu");
@@ -243,17 +259,13 @@ Branch lower_resnet(const trainer::ResNetSpec& spec, const compress::StateDict& 
                    {blk.stride, blk.stride}, {0, 0, 0, 0}, 1, "none");
       x = g.node("add", {y, shortcut}, name + ".add", Attrs().set("activation", "relu"));
     }
-  auto pooled = g.node("global_avg_pool", {x}, "pool");
-  g.linear(pooled, get(s, "fc.weight"), get(s, "fc.bias"));
+  classifier(g, s, x);
   return b;
 }
 
 Branch lower_mobilenetv2(const trainer::MobileNetV2Spec& spec, const compress::StateDict& s,
                          const std::string& branch_name, TensorStore& store) {
-  Branch b;
-  b.name = branch_name;
-  b.input = "input";
-  b.output = "logits";
+  Branch b = empty_branch(branch_name);
   Builder g(b, store, branch_name + "/");
   auto x =
       g.conv("input", "stem", fold(s, "stem.conv", "stem.bn"), {1, 1}, same_pad(3, 3), 1, "relu6");
@@ -273,8 +285,7 @@ Branch lower_mobilenetv2(const trainer::MobileNetV2Spec& spec, const compress::S
       x = blk.residual() ? g.node("add", {y, x}, name + ".add", Attrs().set("activation", "none"))
                          : y;
     }
-  auto pooled = g.node("global_avg_pool", {x}, "pool");
-  g.linear(pooled, get(s, "fc.weight"), get(s, "fc.bias"));
+  classifier(g, s, x);
   return b;
 }
 

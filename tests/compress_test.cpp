@@ -35,6 +35,23 @@ torch::Tensor run(const CompressedResNet& m, const torch::Tensor& x) {
   return net.forward(x);
 }
 
+// zeroes, in `masked`, every producer (filters, BN affine) of the channels of `g` that pruning
+// to `fraction` drops from `full`, keeping the shapes
+void mask_dropped_channels(const compress::ChannelGroup& g, const compress::StateDict& full,
+                           double fraction, compress::StateDict* masked) {
+  auto keep =
+      compress::top_channels(compress::channel_importance(g, full, compress::Importance::kFilterL1),
+                             std::lround(fraction * g.size));
+  auto drop = torch::ones({g.size}, torch::kBool);
+  for (auto k : keep) drop[k] = false;
+  for (const auto& p : g.producers) {
+    if (p.tensor.find("running_") != std::string::npos) continue;
+    auto& t = masked->at(p.tensor);
+    t = t.clone();
+    t.index_put_({drop}, 0.0);
+  }
+}
+
 int64_t params(const CompressedResNet& m) {
   int64_t n = 0;
   for (auto& [name, t] : m.state)
@@ -51,17 +68,7 @@ TEST(ChannelPruning, PrunedNetworkEqualsMaskedFullNetwork) {
   // mask: zero every producer of the removed channels (filters and BN affine), keep the shapes
   auto masked = full;
   for (const auto& g : resnet_channel_groups(full.spec)) {
-    auto keep = compress::top_channels(
-        compress::channel_importance(g, full.state, compress::Importance::kFilterL1),
-        std::lround(0.5 * g.size));
-    auto drop = torch::ones({g.size}, torch::kBool);
-    for (auto k : keep) drop[k] = false;
-    for (const auto& p : g.producers) {
-      if (p.tensor.find("running_") != std::string::npos) continue;
-      auto& t = masked.state.at(p.tensor);
-      t = t.clone();
-      t.index_put_({drop}, 0.0);
-    }
+    mask_dropped_channels(g, full.state, 0.5, &masked.state);
   }
   auto x = torch::randn({3, 1, 16, 16});
   auto a = run(masked, x), b = run(pruned, x);
@@ -84,17 +91,7 @@ TEST(ChannelPruning, MobileNetV2ExpansionPruningEqualsMaskedNetwork) {
   const auto groups = mobilenetv2_expansion_groups(full.spec);
   ASSERT_EQ(groups.size(), 3u);  // the first stage does not expand
   for (const auto& g : groups) {
-    auto keep = compress::top_channels(
-        compress::channel_importance(g, full.state, compress::Importance::kFilterL1),
-        std::lround(0.5 * g.size));
-    auto drop = torch::ones({g.size}, torch::kBool);
-    for (auto k : keep) drop[k] = false;
-    for (const auto& p : g.producers) {
-      if (p.tensor.find("running_") != std::string::npos) continue;
-      auto& t = masked.state.at(p.tensor);
-      t = t.clone();
-      t.index_put_({drop}, 0.0);
-    }
+    mask_dropped_channels(g, full.state, 0.5, &masked.state);
   }
   auto forward = [](const CompressedMobileNetV2& m, const torch::Tensor& x) {
     MobileNetV2 net(m.spec);
