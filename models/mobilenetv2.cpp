@@ -144,6 +144,24 @@ void MobileNetV2Spec::validate() const {
       in = blk.out;
     }
   }
+  // every factor is at most 2^16 and there are at most 2^10 blocks: no sum below overflows
+  if (parameters() > kMaxParameters)
+    fail("describes " + std::to_string(parameters()) + " parameters, more than " +
+         std::to_string(kMaxParameters));
+}
+
+int64_t MobileNetV2Spec::parameters() const {
+  auto conv_bn = [](int64_t in, int64_t out, int64_t k, int64_t groups) {
+    return out * (in / groups) * k * k + 2 * out;  // weight, BN scale and shift
+  };
+  int64_t n = conv_bn(in_channels, stem, 3, 1), last = stem;
+  for (const auto& stage : stages)
+    for (const auto& b : stage) {
+      if (b.expand) n += conv_bn(b.in, b.hidden, 1, 1);
+      n += conv_bn(b.hidden, b.hidden, 3, b.hidden) + conv_bn(b.hidden, b.out, 1, 1);
+      last = b.out;
+    }
+  return n + last * classes + classes;
 }
 
 std::string MobileNetV2Spec::describe() const {

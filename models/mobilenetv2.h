@@ -37,7 +37,11 @@ struct MobileNetV2Spec {
   std::string to_json() const;  // {"arch": "mobilenetv2", ...}
   // throws ConfigError on malformed text, another architecture or an inconsistent network
   static MobileNetV2Spec from_json(const std::string& text);
-  void validate() const;  // throws ConfigError naming the block
+  // throws ConfigError naming the block; also when the network would hold more than
+  // kMaxParameters weights (a spec read from a file must not make the loader allocate gigabytes)
+  void validate() const;
+  int64_t parameters() const;  // weights, BatchNorm and classifier; of a valid spec
+  static constexpr int64_t kMaxParameters = int64_t{1} << 28;
   std::string describe() const;
 };
 

@@ -136,6 +136,10 @@ TEST(Models, MobileNetV2SpecsAreCheckedByName) {
     return error(j.dump());
   };
   EXPECT_EQ(error(good.to_json()), "");
+  {  // the count the bound is checked on is the network's own
+    MobileNetV2 net(good);
+    EXPECT_EQ(good.parameters(), measure_cost(net, 1, 16, 16).params);
+  }
   EXPECT_NE(
       edited([](auto& j) { j["stages"][1][0]["hidden"] = 0; }).find("block 1.0's expansion width"),
       std::string::npos);
@@ -148,6 +152,13 @@ TEST(Models, MobileNetV2SpecsAreCheckedByName) {
   EXPECT_NE(edited([](auto& j) { j["stages"][2][0]["in"] = 7; }).find("takes 7 channels"),
             std::string::npos);
   EXPECT_NE(edited([](auto& j) { j["stages"][1][0]["stride"] = 3; }).find("stride"),
+            std::string::npos);
+  // channel counts each within bounds, but a network of gigabytes: refused before allocation
+  EXPECT_NE(edited([](auto& j) {
+              j["stages"][1][0]["hidden"] = 65536;
+              j["stages"][1][0]["out"] = 65536;
+              j["stages"][2][0]["in"] = 65536;
+            }).find("parameters, more than"),
             std::string::npos);
   EXPECT_NE(edited([](auto& j) { j["arch"] = "resnet"; }).find("not a mobilenetv2"),
             std::string::npos);
