@@ -129,22 +129,43 @@ ResNetSpec ResNetSpec::from_json(const std::string& text) {
 
 void ResNetSpec::validate() const {
   auto fail = [](const std::string& why) { throw ConfigError("resnet spec: " + why); };
+  constexpr int64_t kMaxChannels = int64_t{1} << 16, kMaxParameters = int64_t{1} << 28;
   if (in_channels < 1 || stem < 1 || classes < 1) fail("channel and class counts must be >= 1");
+  if (in_channels > kMaxChannels || stem > kMaxChannels || classes > kMaxChannels)
+    fail("channel and class counts must be at most " + std::to_string(kMaxChannels));
   if (stages.empty()) fail("needs at least one stage");
+  size_t blocks = 0;
+  // an upper bound of the weights (every factor is bounded, so no sum overflows): a slot holds
+  // at most a plain conv's weights plus its factors' or squeeze's, plus a depthwise filter
+  auto slot = [](const ConvSlotSpec& s, int64_t in, int64_t out) {
+    const int64_t rank = s.kind == "lowrank" ? s.rank : 0;
+    const int64_t squeeze = s.kind == "fire" ? s.squeeze : 0;
+    return 9 * in * out + 3 * rank * (in + out) + squeeze * (in + 9 * out) + 9 * in;
+  };
+  int64_t weights = 9 * in_channels * stem + stem * classes;
   int64_t in = stem;
   for (size_t s = 0; s < stages.size(); ++s) {
     if (stages[s].empty()) fail("stage " + std::to_string(s) + " has no blocks");
     for (size_t b = 0; b < stages[s].size(); ++b) {
       const auto& blk = stages[s][b];
       const std::string where = "block " + std::to_string(s) + "." + std::to_string(b);
+      if (++blocks > 1024) fail("more than 1024 blocks");
       if (blk.in != in)
         fail(where + " takes " + std::to_string(blk.in) + " channels, gets " + std::to_string(in));
       if (blk.mid < 1 || blk.out < 1) fail(where + " has an empty layer");
+      if (blk.mid > kMaxChannels || blk.out > kMaxChannels || blk.conv1.rank > 3 * kMaxChannels ||
+          blk.conv2.rank > 3 * kMaxChannels || blk.conv1.squeeze > 3 * kMaxChannels ||
+          blk.conv2.squeeze > 3 * kMaxChannels)
+        fail(where + " is wider than " + std::to_string(kMaxChannels) + " channels");
       if (blk.stride != 1 && blk.stride != 2) fail(where + " stride must be 1 or 2");
       std::string why;
       if (!compress::check_conv_variant(blk.conv1, blk.in, blk.mid, &why) ||
           !compress::check_conv_variant(blk.conv2, blk.mid, blk.out, &why))
         fail(where + ": " + why);
+      weights += slot(blk.conv1, blk.in, blk.mid) + slot(blk.conv2, blk.mid, blk.out) +
+                 blk.in * blk.out + 4 * (blk.mid + blk.out);
+      if (weights > kMaxParameters)
+        fail("describes more than " + std::to_string(kMaxParameters) + " parameters");
       in = blk.out;
     }
   }

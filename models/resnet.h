@@ -38,7 +38,10 @@ struct ResNetSpec {
   static ResNetSpec from_config(const ModelConfig& config, int64_t in_channels, int64_t classes);
   std::string to_json() const;
   static ResNetSpec from_json(const std::string& text);  // throws ConfigError on malformed text
-  void validate() const;                                 // throws ConfigError
+  // throws ConfigError; also beyond 2^16 channels (ranks, squeezes: 3 x 2^16) per layer, 1,024
+  // blocks or about 2^28 parameters, so a spec read from a file cannot make the loader allocate
+  // gigabytes
+  void validate() const;
   std::string describe() const;
 };
 

@@ -120,6 +120,35 @@ TEST(ChannelPruning, MobileNetV2ExpansionPruningEqualsMaskedNetwork) {
   EXPECT_THROW(ResNetSpec::from_json(pruned.spec.to_json()), ConfigError);
 }
 
+// a spec read from a checkpoint (checksums recomputed) cannot make the loader allocate gigabytes
+TEST(Models, ResNetSpecsBoundWhatTheyAllocate) {
+  const auto good = small_resnet(1).spec;
+  auto error = [&](auto edit) {
+    auto j = nlohmann::json::parse(good.to_json());
+    edit(j);
+    try {
+      ResNetSpec::from_json(j.dump());
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error([](auto&) {}), "");
+  EXPECT_NE(error([](auto& j) { j["stages"][1][0]["mid"] = int64_t{1} << 40; }).find("wider than"),
+            std::string::npos);
+  EXPECT_NE(error([](auto& j) {
+              j["stages"][1][0]["conv1"] = {{"kind", "lowrank"}, {"rank", int64_t{1} << 50}};
+            }).find("wider than"),
+            std::string::npos);
+  EXPECT_NE(error([](auto& j) {
+              j["stages"][1][0]["mid"] = 65536;
+              j["stages"][1][0]["out"] = 65536;
+            }).find("more than 268435456 parameters"),
+            std::string::npos);
+  EXPECT_NE(error([](auto& j) { j["classes"] = int64_t{1} << 20; }).find("at most 65536"),
+            std::string::npos);
+}
+
 TEST(Models, MobileNetV2SpecsAreCheckedByName) {
   const auto good = adascale::testing::random_mobilenetv2(4, 1, {1, 1, 1}, 5).spec;
   auto error = [&](const std::string& text) {
