@@ -1,5 +1,6 @@
 #include "supernet/checkpoint_compression.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "base/durable_file.h"
@@ -15,10 +16,24 @@ namespace adascale::trainer {
 namespace {
 
 // a MobileNetV2's 3x3 convolutions are depthwise already and its 1x1 convolutions are what
-// pruning cuts: the ResNet operators that replace 3x3 convolutions have nothing to act on
-void check_mobilenetv2_ops(const std::vector<Operator>& ops, const std::string& checkpoint) {
+// pruning cuts: the ResNet operators that replace 3x3 convolutions have nothing to act on; a
+// prune's stages must exist and expand
+void check_mobilenetv2_ops(const std::vector<Operator>& ops, const MobileNetV2Spec& spec,
+                           const std::string& checkpoint) {
   for (const auto& op : ops) {
-    if (op.kind == OperatorKind::kPrune) continue;
+    if (op.kind == OperatorKind::kPrune) {
+      for (int64_t s : op.stages) {
+        const auto where =
+            checkpoint + ": --ops " + op.canonical() + ": stage " + std::to_string(s + 1);
+        if (s >= static_cast<int64_t>(spec.stages.size()))
+          throw ConfigError(where + " does not exist (the network has " +
+                            std::to_string(spec.stages.size()) + " stages)");
+        const auto& blocks = spec.stages[static_cast<size_t>(s)];
+        if (std::none_of(blocks.begin(), blocks.end(), [](const auto& b) { return b.expand; }))
+          throw ConfigError(where + " has no expansion channels to prune");
+      }
+      continue;
+    }
     const std::string why =
         op.kind == OperatorKind::kLowRank
             ? "low-rank factors replace 3x3 convolutions, and a mobilenetv2's are depthwise "
@@ -45,8 +60,16 @@ CompressionOutcome compress_checkpoint(const CompressionRequest& r, std::ostream
   if (arch != "resnet" && arch != "mobilenetv2")
     throw ConfigError(r.checkpoint + ": compression needs a resnet or mobilenetv2 checkpoint, " +
                       "this is " + ckpt.architecture);
-  if (arch == "mobilenetv2") check_mobilenetv2_ops(ops, r.checkpoint);
   auto model = load_model(ckpt, r.checkpoint);
+  if (arch == "mobilenetv2") {
+    check_mobilenetv2_ops(ops, MobileNetV2Spec::from_json(model->spec_json()), r.checkpoint);
+  } else {
+    for (const auto& op : ops)
+      if (op.kind == OperatorKind::kPrune && !op.stages.empty())
+        throw ConfigError(r.checkpoint + ": --ops " + op.canonical() +
+                          ": pruning a resnet applies to the whole network (its residual "
+                          "chains cross stages; no @stages)");
+  }
 
   // calibration images: a seeded sample of the training split, normalized, no augmentation
   auto rd = load_run_data(config);
@@ -67,12 +90,8 @@ CompressionOutcome compress_checkpoint(const CompressionRequest& r, std::ostream
   measure(*model, &out.before_accuracy, &out.before);
   std::shared_ptr<Backbone> compressed;
   if (arch == "mobilenetv2") {
-    // (an older checkpoint has no spec: its config describes it)
-    CompressedMobileNetV2 m{ckpt.spec.empty() ? MobileNetV2Spec::from_config(
-                                                    config.model, shape.channels,
-                                                    static_cast<int64_t>(ckpt.class_names.size()))
-                                              : MobileNetV2Spec::from_json(ckpt.spec),
-                            ckpt.tensors};
+    // (the loaded model's spec: a checkpoint without one is described by its config)
+    CompressedMobileNetV2 m{MobileNetV2Spec::from_json(model->spec_json()), ckpt.tensors};
     for (const auto& op : ops) {
       log << "applying " << op.canonical() << " to the expansion channels\n";
       m = prune_mobilenetv2(m, op.amount, operator_stages(op, m.spec.stages.size()));

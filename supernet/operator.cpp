@@ -112,9 +112,6 @@ std::vector<Operator> parse_compress_ops(const std::string& text) {
       throw ConfigError("--ops: operator '" + item +
                         "': pruning must come before lowrank, dpconv and fire (it needs plain "
                         "convolutions)");
-    if (op.kind == OperatorKind::kPrune && !op.stages.empty())
-      throw ConfigError("--ops: operator '" + item +
-                        "': prune applies to the whole network (no @stages)");
     if (op.kind != OperatorKind::kPrune) substituted = true;
     ops.push_back(op);
   }
@@ -146,6 +143,10 @@ CompressedResNet apply_operators(const CompressedResNet& model, const std::vecto
       case OperatorKind::kConv:
         break;
       case OperatorKind::kPrune:
+        // residual chains cross stages: a ResNet is pruned whole (a MobileNetV2 by stage)
+        if (!op.stages.empty())
+          throw ConfigError("--ops " + op.canonical() +
+                            ": pruning a resnet applies to the whole network (no @stages)");
         m = prune_resnet(m, op.amount);
         break;
       case OperatorKind::kLowRank:

@@ -9,8 +9,9 @@
 //
 // Written KIND, KIND F without a space, or KIND:F ("lowrank0.5", "lowrank:0.5"), optionally
 // followed by @S/S... (stages counted from 1; default: every stage for prune, the last two for
-// the others). The canonical spelling has two decimals and omits fire's default ratio:
-// "lowrank0.50@2/3", "prune0.50", "dpconv", "fire". Branch names and checkpoint lineages use it.
+// the others; a ResNet's prune takes no stages, a MobileNetV2's prunes the listed stages' blocks).
+// The canonical spelling has two decimals and omits fire's default ratio: "lowrank0.50@2/3",
+// "prune0.50", "dpconv", "fire". Branch names and checkpoint lineages use it.
 #pragma once
 
 #include <torch/torch.h>

@@ -330,4 +330,8 @@ TEST(CompressOps, ParsingOrderAndNames) {
   EXPECT_THROW(lowrank_resnet(m, 0.5, {5}), ConfigError);  // no such stage
   auto twice = lowrank_resnet(m, 0.5, {1});
   EXPECT_THROW(lowrank_resnet(twice, 0.5, {1}), ConfigError);
+  // a prune's stages parse (a MobileNetV2 prunes by stage); a ResNet's prune refuses them
+  const auto staged = parse_compress_ops("prune:0.5@2");
+  EXPECT_EQ(canonical_ops_name(staged), "prune0.50@2");
+  EXPECT_THROW(apply_operators(m, staged, torch::Tensor(), nullptr), ConfigError);
 }

@@ -170,6 +170,18 @@ TEST_F(RgbEndToEnd, MobileNetV2TrainedPrunedExportedAndRun) {
       cli_output("compress --checkpoint " + ckpt + " --ops dpconv --out " + out + "/dp.h5");
   EXPECT_NE(refused, 0);
   EXPECT_NE(why.find("--ops dpconv does not apply to a mobilenetv2"), std::string::npos) << why;
+  // a prune by stage: the stage must exist and expand (the first stage does not)
+  EXPECT_NE(
+      cli_output("compress --checkpoint " + ckpt + " --ops prune:0.5@1 --out " + out + "/p1.h5")
+          .second.find("stage 1 has no expansion channels to prune"),
+      std::string::npos);
+  EXPECT_NE(
+      cli_output("compress --checkpoint " + ckpt + " --ops prune:0.5@4 --out " + out + "/p4.h5")
+          .second.find("stage 4 does not exist (the network has 3 stages)"),
+      std::string::npos);
+  ASSERT_EQ(cli("compress --checkpoint " + ckpt + " --ops prune:0.5@3 --calibration 64 --out " +
+                out + "/p3.h5"),
+            0);
   EXPECT_FALSE(fs::exists(out + "/dp.h5"));
   ASSERT_EQ(cli("export --checkpoint " + ckpt + " --checkpoint " + out + "/pruned.h5" +
                 " --precisions fp32,int8 --qat-steps 0 --latency-runs 5 --latency-threads 1" +
