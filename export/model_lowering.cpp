@@ -289,30 +289,33 @@ Branch lower_mobilenetv2(const trainer::MobileNetV2Spec& spec, const compress::S
   return b;
 }
 
+namespace {
+// the family a branch's spec names, one the exporter lowers; throws ConfigError otherwise
+std::string exported_architecture(const std::string& spec_json, const std::string& branch_name) {
+  const auto arch = trainer::spec_architecture(spec_json);
+  if (arch != "mobilenetv2" && arch != "resnet")
+    throw trainer::ConfigError("export: branch " + branch_name + " has no model the exporter " +
+                               "lowers (" + (arch.empty() ? "no architecture" : arch) + ")");
+  return arch;
+}
+}  // namespace
+
 Branch lower_model(const std::string& spec_json, const compress::StateDict& state,
                    const std::string& branch_name, TensorStore& store) {
-  const auto arch = trainer::spec_architecture(spec_json);
-  if (arch == "mobilenetv2")
+  if (exported_architecture(spec_json, branch_name) == "mobilenetv2")
     return lower_mobilenetv2(trainer::MobileNetV2Spec::from_json(spec_json), state, branch_name,
                              store);
-  if (arch == "resnet")
-    return lower_resnet(trainer::ResNetSpec::from_json(spec_json), state, branch_name, store);
-  throw trainer::ConfigError("export: branch " + branch_name + " has no model the exporter " +
-                             "lowers (" + (arch.empty() ? "no architecture" : arch) + ")");
+  return lower_resnet(trainer::ResNetSpec::from_json(spec_json), state, branch_name, store);
 }
 
 std::shared_ptr<trainer::Backbone> build_model(const std::string& spec_json,
                                                const compress::StateDict& state,
                                                const std::string& branch_name) {
-  const auto arch = trainer::spec_architecture(spec_json);
   std::shared_ptr<trainer::Backbone> model;
-  if (arch == "mobilenetv2")
+  if (exported_architecture(spec_json, branch_name) == "mobilenetv2")
     model = std::make_shared<trainer::MobileNetV2>(trainer::MobileNetV2Spec::from_json(spec_json));
-  else if (arch == "resnet")
-    model = std::make_shared<trainer::ResNet>(trainer::ResNetSpec::from_json(spec_json));
   else
-    throw trainer::ConfigError("export: branch " + branch_name + " has no model the exporter " +
-                               "lowers (" + (arch.empty() ? "no architecture" : arch) + ")");
+    model = std::make_shared<trainer::ResNet>(trainer::ResNetSpec::from_json(spec_json));
   trainer::load_module_state(*model, state, "branch " + branch_name);
   model->eval();
   return model;

@@ -61,15 +61,13 @@ CompressionOutcome compress_checkpoint(const CompressionRequest& r, std::ostream
     throw ConfigError(r.checkpoint + ": compression needs a resnet or mobilenetv2 checkpoint, " +
                       "this is " + ckpt.architecture);
   auto model = load_model(ckpt, r.checkpoint);
-  if (arch == "mobilenetv2") {
-    check_mobilenetv2_ops(ops, MobileNetV2Spec::from_json(model->spec_json()), r.checkpoint);
-  } else {
-    for (const auto& op : ops)
-      if (op.kind == OperatorKind::kPrune && !op.stages.empty())
-        throw ConfigError(r.checkpoint + ": --ops " + op.canonical() +
-                          ": pruning a resnet applies to the whole network (its residual "
-                          "chains cross stages; no @stages)");
-  }
+  // the loaded model's own spec (a checkpoint without one is described by its config)
+  const auto mobilenet = std::dynamic_pointer_cast<MobileNetV2>(model);
+  const auto resnet = std::dynamic_pointer_cast<ResNet>(model);
+  if (mobilenet)
+    check_mobilenetv2_ops(ops, mobilenet->spec(), r.checkpoint);
+  else
+    check_resnet_operators(ops, r.checkpoint + ": ");
 
   // calibration images: a seeded sample of the training split, normalized, no augmentation
   auto rd = load_run_data(config);
@@ -89,9 +87,8 @@ CompressionOutcome compress_checkpoint(const CompressionRequest& r, std::ostream
   };
   measure(*model, &out.before_accuracy, &out.before);
   std::shared_ptr<Backbone> compressed;
-  if (arch == "mobilenetv2") {
-    // (the loaded model's spec: a checkpoint without one is described by its config)
-    CompressedMobileNetV2 m{MobileNetV2Spec::from_json(model->spec_json()), ckpt.tensors};
+  if (mobilenet) {
+    CompressedMobileNetV2 m{mobilenet->spec(), ckpt.tensors};
     for (const auto& op : ops) {
       log << "applying " << op.canonical() << " to the expansion channels\n";
       m = prune_mobilenetv2(m, op.amount, operator_stages(op, m.spec.stages.size()));
@@ -100,8 +97,7 @@ CompressionOutcome compress_checkpoint(const CompressionRequest& r, std::ostream
     load_module_state(*net, m.state, "compressed model");
     compressed = net;
   } else {
-    // (the loaded model's spec: a checkpoint without one is described by its config)
-    CompressedResNet input{ResNetSpec::from_json(model->spec_json()), ckpt.tensors};
+    CompressedResNet input{resnet->spec(), ckpt.tensors};
     auto result = apply_operators(input, ops, cal, &log);
     auto net = std::make_shared<ResNet>(result.spec);
     load_module_state(*net, result.state, "compressed model");

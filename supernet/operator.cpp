@@ -133,8 +133,17 @@ std::vector<int64_t> operator_stages(const Operator& op, size_t stage_count) {
   return all;
 }
 
+void check_resnet_operators(const std::vector<Operator>& ops, const std::string& where) {
+  for (const auto& op : ops)
+    if (op.kind == OperatorKind::kPrune && !op.stages.empty())
+      throw ConfigError(where + "--ops " + op.canonical() +
+                        ": pruning a resnet applies to the whole network (its residual chains "
+                        "cross stages; no @stages)");
+}
+
 CompressedResNet apply_operators(const CompressedResNet& model, const std::vector<Operator>& ops,
                                  const torch::Tensor& calibration, std::ostream* log) {
+  check_resnet_operators(ops, "");
   CompressedResNet m = model;
   for (const auto& op : ops) {
     if (log) *log << "applying " << op.canonical() << "\n";
@@ -143,10 +152,6 @@ CompressedResNet apply_operators(const CompressedResNet& model, const std::vecto
       case OperatorKind::kConv:
         break;
       case OperatorKind::kPrune:
-        // residual chains cross stages: a ResNet is pruned whole (a MobileNetV2 by stage)
-        if (!op.stages.empty())
-          throw ConfigError("--ops " + op.canonical() +
-                            ": pruning a resnet applies to the whole network (no @stages)");
         m = prune_resnet(m, op.amount);
         break;
       case OperatorKind::kLowRank:

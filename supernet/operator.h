@@ -47,6 +47,10 @@ Operator parse_operator(const std::string& text, const std::string& where);
 std::vector<Operator> parse_compress_ops(const std::string& text);
 std::string canonical_ops_name(const std::vector<Operator>& ops);  // "prune0.50>lowrank0.25@3"
 
+// throws ConfigError (prefixed by `where`) for an operator a ResNet cannot take: a prune with
+// stages (residual chains cross stages, so a ResNet is pruned whole)
+void check_resnet_operators(const std::vector<Operator>& ops, const std::string& where);
+
 // the stages an operator applies to in a network of `stage_count` stages
 std::vector<int64_t> operator_stages(const Operator& op, size_t stage_count);
 
