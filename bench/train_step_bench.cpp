@@ -78,7 +78,7 @@ void BM_BranchPass(benchmark::State& state) {
   const int64_t n = g_config.train.batch_size;
   auto x = torch::randn({n, 1, 28, 28});
   auto y = torch::randint(0, 10, {n});
-  std::shared_ptr<ResNet> plain;
+  std::shared_ptr<Backbone> plain;
   if (physical) {
     plain = net.physical(b);
     plain->train();

@@ -43,14 +43,14 @@ CheckpointSources sources_from_checkpoints(const std::vector<std::string>& paths
       throw trainer::ConfigError(path + ": input shape, classes or normalization differ from " +
                                  paths.front());
     }
-    if (trainer::Supernet::is_supernet_spec(ckpt.spec)) {
+    if (trainer::is_multi_branch_spec(ckpt.spec)) {
       const auto net = trainer::load_supernet(ckpt, path);
       const auto wanted =
           trainer::parse_precisions(precisions, net->space().precisions, "--precisions");
       for (const auto& ref :
            trainer::select_branches(net->space(), branches.empty() ? "all" : branches, wanted)) {
         auto m = net->materialize(ref.branch);
-        out.sources.push_back({ref.name, m.spec.to_json(), m.state, ref.int8});
+        out.sources.push_back({ref.name, m.spec_json, m.state, ref.int8});
       }
       continue;
     }
@@ -112,13 +112,13 @@ ExportResult export_pareto_bundle(const std::vector<ExportSource>& sources,
   return export_bundle(front, images, labels, out_path, options, log);
 }
 
-Int8TwinMeasure measure_int8_twin(const trainer::Supernet& net, const trainer::BranchRef& ref,
+Int8TwinMeasure measure_int8_twin(const trainer::MultiBranchNetwork& net, const trainer::BranchRef& ref,
                                   const Int8Calibration& calibration, data::BatchLoader& loader) {
   const auto m = net.materialize(ref.branch);
   BundleWriter int8_tensors;
   TensorStore int8_store(int8_tensors);
   std::ostringstream log;
-  const auto twin = make_int8_twin(m.spec.to_json(), m.state, ref.name, calibration.images,
+  const auto twin = make_int8_twin(m.spec_json, m.state, ref.name, calibration.images,
                                    calibration.labels, calibration.options, int8_store, log);
   // what the prepared twin holds (int8 weights derived from shared ones included)
   DerivedWeights derived;

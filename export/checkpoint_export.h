@@ -11,7 +11,7 @@
 
 #include "datasets/batch_loader.h"
 #include "export/bundle_exporter.h"
-#include "supernet/supernet.h"
+#include "supernet/multi_branch_network.h"
 #include "trainer/checkpoint.h"
 #include "trainer/config.h"
 
@@ -56,7 +56,7 @@ struct Int8TwinMeasure {
   double accuracy = 0;
   size_t weight_bytes = 0;
 };
-Int8TwinMeasure measure_int8_twin(const trainer::Supernet& net, const trainer::BranchRef& ref,
+Int8TwinMeasure measure_int8_twin(const trainer::MultiBranchNetwork& net, const trainer::BranchRef& ref,
                                   const Int8Calibration& calibration, data::BatchLoader& loader);
 
 }  // namespace adascale::exporter

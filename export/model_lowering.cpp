@@ -311,11 +311,8 @@ Branch lower_model(const std::string& spec_json, const compress::StateDict& stat
 std::shared_ptr<trainer::Backbone> build_model(const std::string& spec_json,
                                                const compress::StateDict& state,
                                                const std::string& branch_name) {
-  std::shared_ptr<trainer::Backbone> model;
-  if (exported_architecture(spec_json, branch_name) == "mobilenetv2")
-    model = std::make_shared<trainer::MobileNetV2>(trainer::MobileNetV2Spec::from_json(spec_json));
-  else
-    model = std::make_shared<trainer::ResNet>(trainer::ResNetSpec::from_json(spec_json));
+  exported_architecture(spec_json, branch_name);  // names the branch when it is neither family
+  auto model = trainer::backbone_from_spec(spec_json);
   trainer::load_module_state(*model, state, "branch " + branch_name);
   model->eval();
   return model;

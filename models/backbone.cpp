@@ -49,6 +49,15 @@ std::shared_ptr<Backbone> make_backbone(const ModelConfig& config, const std::st
   return std::make_shared<ResNet>(spec);
 }
 
+std::shared_ptr<Backbone> backbone_from_spec(const std::string& spec_json) {
+  const std::string arch = spec_architecture(spec_json);
+  if (arch == "mobilenetv2")
+    return std::make_shared<MobileNetV2>(MobileNetV2Spec::from_json(spec_json));
+  if (arch == "resnet") return std::make_shared<ResNet>(ResNetSpec::from_json(spec_json));
+  throw ConfigError("spec describes " + (arch.empty() ? "no architecture" : "a " + arch) +
+                    ", not a resnet or mobilenetv2");
+}
+
 double median_latency_ms(Backbone& model, const torch::Tensor& image, int64_t runs) {
   torch::NoGradGuard no_grad;
   const int threads = torch::get_num_threads();

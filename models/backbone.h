@@ -45,6 +45,10 @@ std::shared_ptr<Backbone> make_backbone(const ModelConfig& config, int64_t in_ch
 std::shared_ptr<Backbone> make_backbone(const ModelConfig& config, const std::string& spec_json,
                                         int64_t in_channels, int64_t num_classes);
 
+// the model a spec JSON describes (either family), checked, weights initialised; throws
+// ConfigError naming a malformed spec or an unknown architecture
+std::shared_ptr<Backbone> backbone_from_spec(const std::string& spec_json);
+
 struct ModelCost {
   int64_t params = 0;
   int64_t macs = 0;  // multiply-accumulates for one image

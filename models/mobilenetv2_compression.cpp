@@ -35,6 +35,48 @@ std::vector<compress::ChannelGroup> mobilenetv2_expansion_groups(
   return groups;
 }
 
+namespace {
+void add_conv_bn_out(compress::ChannelGroup& g, const std::string& layer, bool filter) {
+  g.producers.push_back({layer + ".conv.weight", 0});
+  for (const char* field : {".weight", ".bias", ".running_mean", ".running_var"})
+    g.producers.push_back({layer + ".bn" + field, 0});
+  g.bn_scales.push_back(layer + ".bn.weight");
+  if (filter) g.filters.push_back(layer + ".conv.weight");
+}
+}  // namespace
+
+std::vector<compress::ChannelGroup> mobilenetv2_channel_groups(const MobileNetV2Spec& spec) {
+  std::vector<compress::ChannelGroup> groups;
+  compress::ChannelGroup chain;
+  chain.name = "stem";
+  chain.size = spec.stem;
+  add_conv_bn_out(chain, "stem", true);
+  for (size_t s = 0; s < spec.stages.size(); ++s)
+    for (size_t b = 0; b < spec.stages[s].size(); ++b) {
+      const auto& blk = spec.stages[s][b];
+      const std::string p = "stages." + std::to_string(s) + "." + std::to_string(b);
+      if (blk.expand) {
+        chain.consumers.push_back({p + ".expand.conv.weight", 1});
+      } else {
+        // the depthwise filters run over the block's input channels themselves
+        add_conv_bn_out(chain, p + ".depthwise", false);
+        chain.consumers.push_back({p + ".project.conv.weight", 1});
+      }
+      if (!blk.residual()) {
+        groups.push_back(std::move(chain));
+        chain = compress::ChannelGroup{};
+        chain.name = p + ".out";
+        chain.size = blk.out;
+      }
+      // a residual block adds its projection into the chain's channels: one group
+      add_conv_bn_out(chain, p + ".project", true);
+    }
+  chain.consumers.push_back({"fc.weight", 1});
+  groups.push_back(std::move(chain));
+  for (auto& g : mobilenetv2_expansion_groups(spec)) groups.push_back(std::move(g));
+  return groups;
+}
+
 CompressedMobileNetV2 prune_mobilenetv2(const CompressedMobileNetV2& model, double keep_fraction,
                                         const std::vector<int64_t>& stages,
                                         compress::Importance importance) {

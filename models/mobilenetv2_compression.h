@@ -22,6 +22,11 @@ struct CompressedMobileNetV2 {
 std::vector<compress::ChannelGroup> mobilenetv2_expansion_groups(
     const MobileNetV2Spec& spec, const std::vector<int64_t>& stages = {});
 
+// every channel group of the network: the stem's channels and each residual chain's (the outputs
+// of the blocks that add into one another, with the depthwise filters of a block that does not
+// expand), then the expansion groups; ordering each by importance makes a width slice a pruning
+std::vector<compress::ChannelGroup> mobilenetv2_channel_groups(const MobileNetV2Spec& spec);
+
 // keeps max(1, round(keep_fraction x hidden)) channels of every group; the spec follows
 CompressedMobileNetV2 prune_mobilenetv2(
     const CompressedMobileNetV2& model, double keep_fraction, const std::vector<int64_t>& stages,

@@ -9,8 +9,31 @@ namespace adascale::trainer {
 
 using namespace supernet_detail;
 
-BranchSpace BranchSpace::from_config(const SupernetConfig& c, const ResNetSpec& base) {
-  const int64_t stages = static_cast<int64_t>(base.stages.size());
+BackboneLayout::BackboneLayout(const ResNetSpec& spec) : arch("resnet"), resnet(spec) {
+  layers.push_back({"the stem", spec.stem});
+  for (size_t s = 0; s < spec.stages.size(); ++s) {
+    blocks.push_back(static_cast<int64_t>(spec.stages[s].size()));
+    for (size_t b = 0; b < spec.stages[s].size(); ++b) {
+      layers.push_back({block_prefix(s, b) + ".conv1", spec.stages[s][b].mid});
+      layers.push_back({block_prefix(s, b) + ".conv2", spec.stages[s][b].out});
+    }
+  }
+}
+
+BackboneLayout::BackboneLayout(const MobileNetV2Spec& spec) : arch("mobilenetv2") {
+  layers.push_back({"the stem", spec.stem});
+  for (size_t s = 0; s < spec.stages.size(); ++s) {
+    blocks.push_back(static_cast<int64_t>(spec.stages[s].size()));
+    for (size_t b = 0; b < spec.stages[s].size(); ++b) {
+      if (spec.stages[s][b].expand)
+        layers.push_back({block_prefix(s, b) + ".expand", spec.stages[s][b].hidden});
+      layers.push_back({block_prefix(s, b) + ".project", spec.stages[s][b].out});
+    }
+  }
+}
+
+BranchSpace BranchSpace::from_config(const SupernetConfig& c, const BackboneLayout& base) {
+  const int64_t stages = base.stages();
   std::vector<double> widths;
   for (const auto& item : split_list(c.widths))
     widths.push_back(parse_number("supernet.widths", item));
@@ -53,7 +76,8 @@ int64_t DepthChoice::blocks_of(int64_t s, int64_t blocks) const {
                                                                     : blocks;
 }
 
-DepthChoice parse_depth(const std::string& text, const ResNetSpec& base, const std::string& where) {
+DepthChoice parse_depth(const std::string& text, const BackboneLayout& base,
+                        const std::string& where) {
   const auto fail = [&](const std::string& why) {
     throw ConfigError(where + ": depth '" + text + "' " + why);
   };
@@ -73,7 +97,7 @@ DepthChoice parse_depth(const std::string& text, const ResNetSpec& base, const s
   d.of = whole(text.substr(slash + 1, at - slash - 1));
   if (d.keep < 1) fail("keeps no block (K must be 1 or more)");
   if (d.keep >= d.of) fail("is not shallower than the stage (K must be below N)");
-  const int64_t stages = static_cast<int64_t>(base.stages.size());
+  const int64_t stages = base.stages();
   std::vector<std::string> items{""};
   for (char ch : text.substr(at + 1)) {
     if (ch == '/')
@@ -86,7 +110,7 @@ DepthChoice parse_depth(const std::string& text, const ResNetSpec& base, const s
     if (s < 1 || s > stages)
       fail("names stage " + item + ", which does not exist (the network has " +
            std::to_string(stages) + " stages, counted from 1)");
-    const auto blocks = static_cast<int64_t>(base.stages[s - 1].size());
+    const auto blocks = base.blocks[s - 1];
     if (blocks != d.of)
       fail("names stage " + item + ", which has " + std::to_string(blocks) + " block" +
            (blocks == 1 ? "" : "s") + ", not " + std::to_string(d.of));
@@ -116,7 +140,7 @@ std::vector<std::string> checked_precisions(const std::vector<std::string>& prec
 }
 
 // widths in (0, 1], each leaving every layer a channel, listed once; descending
-std::vector<double> checked_widths(const std::vector<double>& widths, const ResNetSpec& base) {
+std::vector<double> checked_widths(const std::vector<double>& widths, const BackboneLayout& base) {
   BranchSpace sp;
   for (double w : widths) {
     std::ostringstream text;
@@ -129,12 +153,7 @@ std::vector<double> checked_widths(const std::vector<double>& widths, const ResN
         throw ConfigError("config key 'supernet.widths': width " + item + " leaves " + layer +
                           " (" + std::to_string(channels) + " channels) with none");
     };
-    check(base.stem, "the stem");
-    for (size_t s = 0; s < base.stages.size(); ++s)
-      for (size_t b = 0; b < base.stages[s].size(); ++b) {
-        check(base.stages[s][b].mid, block_prefix(s, b) + ".conv1");
-        check(base.stages[s][b].out, block_prefix(s, b) + ".conv2");
-      }
+    for (const auto& [layer, channels] : base.layers) check(channels, layer);
     for (double prev : sp.widths)
       if (fixed2(prev) == fixed2(w))
         throw ConfigError("config key 'supernet.widths': width " + item + " is listed twice");
@@ -247,12 +266,17 @@ void add_branches(BranchSpace* space, int64_t stages) {
 BranchSpace BranchSpace::from_lists(std::vector<double> widths, std::vector<Operator> ops,
                                     std::vector<int64_t> op_stages, std::vector<int64_t> exits,
                                     std::vector<std::string> precisions,
-                                    const std::string& exit_head, const ResNetSpec& base,
+                                    const std::string& exit_head, const BackboneLayout& base,
                                     const std::vector<std::string>& depths) {
   BranchSpace sp;
-  const int64_t stages = static_cast<int64_t>(base.stages.size());
+  const int64_t stages = base.stages();
   sp.widths = checked_widths(widths, base);
   sp.ops = checked_ops(std::move(ops));
+  if (!base.resnet)
+    for (const auto& op : sp.ops)
+      if (op.kind != OperatorKind::kConv)
+        throw ConfigError("config key 'supernet.ops': '" + op.name() + "' does not apply to a " +
+                          base.arch + " (its 3x3 convolutions are depthwise already; ops = conv)");
   // stages: sorted, each once, and existing (the spec of a checkpoint is checked here too)
   auto stage_set = [&](const std::string& key, const std::vector<int64_t>& in) {
     std::set<int64_t> out;
@@ -283,8 +307,13 @@ BranchSpace BranchSpace::from_lists(std::vector<double> widths, std::vector<Oper
     throw ConfigError("config key 'supernet.exit_head': unknown head '" + exit_head +
                       "' (known: linear, block)");
   sp.exit_head = exit_head;
-  if (sp.exit_head == "block") check_exit_blocks(sp, base);
-  check_fire_widths(sp, base);
+  if (!base.resnet && sp.exit_head != "linear")
+    throw ConfigError("config key 'supernet.exit_head': a " + base.arch +
+                      " branch space has linear exit heads only");
+  if (base.resnet) {
+    if (sp.exit_head == "block") check_exit_blocks(sp, *base.resnet);
+    check_fire_widths(sp, *base.resnet);
+  }
   add_branches(&sp, stages);
   return sp;
 }

@@ -19,14 +19,29 @@
 // [supernet] keys.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "models/mobilenetv2.h"
 #include "models/resnet.h"
 #include "supernet/operator.h"
 #include "trainer/config.h"
 
 namespace adascale::trainer {
+
+// what a branch space is checked against: the backbone's family, its stages and every channel
+// count a width scales (implicitly from either family's spec)
+struct BackboneLayout {
+  BackboneLayout(const ResNetSpec& spec);        // NOLINT(google-explicit-constructor)
+  BackboneLayout(const MobileNetV2Spec& spec);   // NOLINT(google-explicit-constructor)
+  std::string arch;                              // "resnet", "mobilenetv2"
+  std::vector<int64_t> blocks;                   // per stage
+  std::vector<std::pair<std::string, int64_t>> layers;  // layer name, channels
+  std::optional<ResNetSpec> resnet;              // for the checks of ResNet-only dimensions
+  int64_t stages() const { return static_cast<int64_t>(blocks.size()); }
+};
 
 // a depth choice: the first `keep` of the `of` blocks of each listed stage; no stages: full depth
 struct DepthChoice {
@@ -40,7 +55,8 @@ struct DepthChoice {
 
 // "dK/N@S[/S...]" checked against the backbone: K in [1, N), every listed stage exists and has N
 // blocks. Throws ConfigError naming `where` and the culprit.
-DepthChoice parse_depth(const std::string& text, const ResNetSpec& base, const std::string& where);
+DepthChoice parse_depth(const std::string& text, const BackboneLayout& base,
+                        const std::string& where);
 
 struct BranchChoice {
   double width = 1.0;
@@ -69,13 +85,14 @@ struct BranchSpace {
 
   // parses and checks the [supernet] lists against the backbone; throws ConfigError naming the
   // key and the culprit (unknown operator, impossible width, exit after a missing stage, ...)
-  static BranchSpace from_config(const SupernetConfig& config, const ResNetSpec& base);
+  // (a MobileNetV2 takes conv only, and linear exit heads: its 3x3 convolutions are depthwise)
+  static BranchSpace from_config(const SupernetConfig& config, const BackboneLayout& base);
   // the same checks on typed lists (stages 0-based); `where` prefixes errors. from_config parses
   // the config's text into these, the spec of a checkpoint stores them as JSON arrays.
   static BranchSpace from_lists(std::vector<double> widths, std::vector<Operator> ops,
                                 std::vector<int64_t> op_stages, std::vector<int64_t> exits,
                                 std::vector<std::string> precisions, const std::string& exit_head,
-                                const ResNetSpec& base,
+                                const BackboneLayout& base,
                                 const std::vector<std::string>& depths = {});
   int find(const std::string& name) const;  // -1 when absent; fp32 names only
   // every trained branch in each of `precisions` (empty: the space's own), precision-major

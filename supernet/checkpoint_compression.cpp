@@ -8,7 +8,7 @@
 #include "models/module_state.h"
 #include "supernet/model_loading.h"
 #include "supernet/operator.h"
-#include "supernet/supernet.h"
+#include "supernet/multi_branch_network.h"
 #include "trainer/training.h"
 
 namespace adascale::trainer {
@@ -52,7 +52,7 @@ CompressionOutcome compress_checkpoint(const CompressionRequest& r, std::ostream
   torch::set_num_threads(r.threads);
   auto ckpt = read_checkpoint(r.checkpoint);
   auto config = parse_config_text(ckpt.config_ini, r.checkpoint + " (stored config)");
-  if (Supernet::is_supernet_spec(ckpt.spec))
+  if (is_multi_branch_spec(ckpt.spec))
     throw ConfigError(r.checkpoint +
                       ": compression needs a single-model checkpoint, this is a multi-branch "
                       "network (export or evaluate its branches instead)");

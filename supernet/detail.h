@@ -14,6 +14,7 @@
 #include "base/error.h"
 #include "base/strings.h"
 #include "compress/conv_variants.h"
+#include "compress/mac_counter.h"
 #include "supernet/operator.h"
 
 namespace adascale::trainer::supernet_detail {
@@ -59,6 +60,13 @@ inline bool ends_with(const std::string& s, const std::string& tail) {
 // a fire slot squeezes to a quarter of its output channels, counted at the branch's own width
 inline int64_t fire_squeeze(int64_t out) {
   return compress::fire_squeeze_channels(out, kFireDefaultSqueeze);
+}
+
+// a convolution in the memory orders that suit oneDNN and the BatchNorm after it
+inline torch::Tensor conv(const torch::Tensor& x, const torch::Tensor& w, torch::IntArrayRef stride,
+                          torch::IntArrayRef padding, int64_t groups = 1) {
+  return compress::conv_output(
+      torch::conv2d(compress::conv_input(x), w, {}, stride, padding, 1, groups));
 }
 
 inline void write_text_atomic(const std::string& path, const std::string& text) {

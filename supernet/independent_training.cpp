@@ -20,9 +20,9 @@ void train_independent(const TrainConfig& config, std::ostream& log) {
   RunData rd = load_run_data(config);
   const auto shape = rd.train->shape();
   const int64_t classes = rd.train->num_classes();
-  const ResNetSpec base = ResNetSpec::from_config(config.model, shape.channels, classes);
-  const Supernet net(base, BranchSpace::from_config(config.supernet, base), shape.height,
-                     shape.width);
+  const auto net_ptr =
+      multi_branch_from_config(config, shape.channels, shape.height, shape.width, classes);
+  const MultiBranchNetwork& net = *net_ptr;
   const fs::path dir = fs::path(config.out_dir) / "independent";
   ensure_writable_dir(dir.string());
   const fs::path summary_path = dir / "summary.json";
@@ -50,7 +50,7 @@ void train_independent(const TrainConfig& config, std::ostream& log) {
     log << "independent " << b + 1 << "/" << net.branch_count() << ": " << name << ", " << epochs
         << " epochs from scratch\n";
     const auto t0 = std::chrono::steady_clock::now();
-    const auto outcome = train(c, false, log, 0, net.branch_spec(b).to_json());
+    const auto outcome = train(c, false, log, 0, net.branch_spec_json(b));
     rows.push_back({{"name", name},
                     {"accuracy", outcome.test.accuracy},
                     {"seconds", seconds_since(t0)},

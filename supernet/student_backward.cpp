@@ -9,7 +9,7 @@
 
 namespace adascale::trainer {
 
-void student_backward(Supernet& net, const torch::Tensor& images,
+void student_backward(MultiBranchNetwork& net, const torch::Tensor& images,
                       const std::vector<StudentPass>& students, const StudentLoss& loss,
                       bool with_exits, bool detach_exits, int threads) {
   const auto params = net.parameters();

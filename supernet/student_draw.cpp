@@ -5,7 +5,7 @@
 
 namespace adascale::trainer::supernet_detail {
 
-StudentDraw::StudentDraw(const Supernet& net, const TrainConfig& config,
+StudentDraw::StudentDraw(const MultiBranchNetwork& net, const TrainConfig& config,
                          std::vector<size_t> every_step)
     : net_(net),
       seed_(config.train.seed),

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "supernet/supernet.h"
+#include "supernet/multi_branch_network.h"
 #include "trainer/config.h"
 
 namespace adascale::trainer::supernet_detail {
@@ -17,7 +17,7 @@ namespace adascale::trainer::supernet_detail {
 class StudentDraw {
  public:
   // every_step: checked branches (every_step_branches), neither the largest nor the smallest
-  StudentDraw(const Supernet& net, const TrainConfig& config, std::vector<size_t> every_step);
+  StudentDraw(const MultiBranchNetwork& net, const TrainConfig& config, std::vector<size_t> every_step);
   // the students of joint step `global` (counted over the joint phase) in joint epoch `epoch`
   std::vector<size_t> students(int64_t epoch, int64_t global) const;
   // whether joint epoch `epoch` leaves the shallow branches out
@@ -28,7 +28,7 @@ class StudentDraw {
     size_t smallest = 0;
     std::vector<size_t> every_step, others;  // others: drawn from
   };
-  const Supernet& net_;
+  const MultiBranchNetwork& net_;
   uint64_t seed_ = 0;
   int64_t sampled_ = 0;
   int64_t progressive_epochs_ = 0;  // joint epochs with progressive depth, else 0

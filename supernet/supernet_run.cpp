@@ -4,7 +4,7 @@
 
 namespace adascale::trainer::supernet_detail {
 
-void recalibrate_branch(Supernet& net, size_t b, const torch::Tensor& cal) {
+void recalibrate_branch(MultiBranchNetwork& net, size_t b, const torch::Tensor& cal) {
   auto physical = net.physical(b);
   recalibrate_batchnorm(*physical, cal);
   compress::StateDict stats;
@@ -13,7 +13,7 @@ void recalibrate_branch(Supernet& net, size_t b, const torch::Tensor& cal) {
   net.set_branch_bn_stats(b, stats);
 }
 
-BranchEval evaluate_branch(Supernet& net, size_t b, data::BatchLoader& loader, int64_t classes,
+BranchEval evaluate_branch(MultiBranchNetwork& net, size_t b, data::BatchLoader& loader, int64_t classes,
                            const std::vector<int64_t>& chw) {
   auto physical = net.physical(b);
   BranchEval e;
@@ -24,7 +24,7 @@ BranchEval evaluate_branch(Supernet& net, size_t b, data::BatchLoader& loader, i
   return e;
 }
 
-torch::Tensor joint_pass(Supernet& net, size_t b, const torch::Tensor& images,
+torch::Tensor joint_pass(MultiBranchNetwork& net, size_t b, const torch::Tensor& images,
                          std::vector<torch::Tensor>* exits, bool with_exits, bool detach_exits) {
   exits->clear();
   return with_exits ? net.forward_with_exits(b, images, exits, detach_exits)

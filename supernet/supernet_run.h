@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "supernet/detail.h"
-#include "supernet/supernet.h"
+#include "supernet/multi_branch_network.h"
 #include "trainer/progress.h"
 #include "trainer/training.h"
 
@@ -22,7 +22,7 @@ struct Run {
   RunData rd;
   std::vector<int64_t> chw{};
   int64_t classes = 0;
-  std::shared_ptr<Supernet> net{};
+  std::shared_ptr<MultiBranchNetwork> net{};
   std::vector<size_t> every_step{};
   torch::Tensor cal{}, cal_labels{};  // the calibration sample
   nlohmann::json phases = nlohmann::json::array();
@@ -66,13 +66,13 @@ struct BranchEval {
   int64_t params = 0, macs = 0;
 };
 // the branch's own BN statistics, recomputed on `cal` through its physical ResNet
-void recalibrate_branch(Supernet& net, size_t b, const torch::Tensor& cal);
+void recalibrate_branch(MultiBranchNetwork& net, size_t b, const torch::Tensor& cal);
 // accuracy and cost of the branch's physical ResNet on the loader's images
-BranchEval evaluate_branch(Supernet& net, size_t b, data::BatchLoader& loader, int64_t classes,
+BranchEval evaluate_branch(MultiBranchNetwork& net, size_t b, data::BatchLoader& loader, int64_t classes,
                            const std::vector<int64_t>& chw);
 // a branch's forward pass in the joint phase, its exits' logits into `exits` when they train
 // with it (their features detached when `detach_exits`)
-torch::Tensor joint_pass(Supernet& net, size_t b, const torch::Tensor& images,
+torch::Tensor joint_pass(MultiBranchNetwork& net, size_t b, const torch::Tensor& images,
                          std::vector<torch::Tensor>* exits, bool with_exits, bool detach_exits);
 
 // 3. joint training (supernet/joint_phase.cpp): joint epochs [begin, end), a checkpoint in

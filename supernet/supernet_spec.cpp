@@ -1,37 +1,23 @@
-// The multi-branch network as a checkpoint stores it: its spec (base ResNet + branch space, as
-// JSON) and its full state (parameters, buffers and per-branch BN statistics).
+// The multi-branch network as a checkpoint stores it: its spec (the base backbone's spec, of
+// either family, and the branch space's lists, as JSON), and the network a config describes.
 #include <nlohmann/json.hpp>
 
-#include "models/module_state.h"
+#include "supernet/detail.h"
+#include "supernet/mobilenetv2_supernet.h"
 #include "supernet/supernet.h"
 
 namespace adascale::trainer {
 
 using nlohmann::json;
 
-std::vector<std::vector<BlockSlots>> Supernet::stages() const {
-  auto out = base_->stages();
-  for (auto& stage : out)
-    for (auto& block : stage) {
-      block.name = "base." + block.name;
-      for (auto& slot : block.conv_slots) slot = "base." + slot;
-    }
-  return out;
-}
-
-std::string Supernet::describe() const {
-  return "supernet of " + std::to_string(branch_count()) + " branches over " +
-         base_->spec().describe();
-}
-
-std::string Supernet::spec_json() const {
+std::string MultiBranchNetwork::spec_json() const {
   std::vector<int64_t> op_stages, exits;
   std::vector<std::string> ops;
   for (const auto& op : space_.ops) ops.push_back(op.name());
   for (auto s : space_.op_stages) op_stages.push_back(s + 1);
   for (auto s : space_.exits) exits.push_back(s + 1);
   json j = {{"arch", "supernet"},
-            {"base", json::parse(base_->spec().to_json())},
+            {"base", json::parse(backbone_->spec_json())},
             {"widths", space_.widths},
             {"ops", ops},
             {"op_stages", op_stages},
@@ -48,16 +34,18 @@ std::string Supernet::spec_json() const {
   return j.dump();
 }
 
-bool Supernet::is_supernet_spec(const std::string& spec_json) {
-  if (spec_json.empty()) return false;
-  auto j = json::parse(spec_json, nullptr, /*allow_exceptions=*/false);
-  return j.is_object() && j.value("arch", "") == "supernet";
+bool is_multi_branch_spec(const std::string& spec_json) {
+  return !spec_json.empty() && spec_architecture(spec_json) == "supernet";
 }
 
-std::shared_ptr<Supernet> Supernet::from_spec_json(const std::string& text) {
+std::shared_ptr<MultiBranchNetwork> multi_branch_from_spec(const std::string& text) {
   try {
     const json j = json::parse(text);
-    auto base = ResNetSpec::from_json(j.at("base").dump());
+    const std::string base_json = j.at("base").dump();
+    const std::string arch = spec_architecture(base_json);
+    if (arch != "resnet" && arch != "mobilenetv2")
+      throw ConfigError("supernet spec: its base is a " + (arch.empty() ? "malformed spec" : arch) +
+                        ", not a resnet or mobilenetv2");
     std::vector<Operator> ops;
     for (const auto& name : j.at("ops").get<std::vector<std::string>>())
       ops.push_back(parse_operator(name, "supernet spec"));
@@ -70,13 +58,23 @@ std::shared_ptr<Supernet> Supernet::from_spec_json(const std::string& text) {
                                 ? j.at("precisions").get<std::vector<std::string>>()
                                 : std::vector<std::string>{"fp32"};
     const auto size = j.at("input_size").get<std::vector<int64_t>>();
-    if (size.size() != 2) throw ConfigError("malformed supernet spec: input_size");
-    auto space = BranchSpace::from_lists(j.at("widths").get<std::vector<double>>(), ops,
-                                         from_one(j.at("op_stages").get<std::vector<int64_t>>()),
-                                         from_one(j.at("exits").get<std::vector<int64_t>>()),
-                                         precisions, j.value("exit_head", "linear"), base,
-                                         j.value("depths", std::vector<std::string>{}));
-    auto net = std::make_shared<Supernet>(base, std::move(space), size[0], size[1]);
+    if (size.size() != 2 || size[0] < 1 || size[1] < 1 || size[0] > 4096 || size[1] > 4096)
+      throw ConfigError("malformed supernet spec: input_size");
+    auto space_for = [&](const BackboneLayout& layout) {
+      return BranchSpace::from_lists(j.at("widths").get<std::vector<double>>(), ops,
+                                     from_one(j.at("op_stages").get<std::vector<int64_t>>()),
+                                     from_one(j.at("exits").get<std::vector<int64_t>>()),
+                                     precisions, j.value("exit_head", "linear"), layout,
+                                     j.value("depths", std::vector<std::string>{}));
+    };
+    std::shared_ptr<MultiBranchNetwork> net;
+    if (arch == "mobilenetv2") {
+      const auto base = MobileNetV2Spec::from_json(base_json);
+      net = std::make_shared<MobileNetV2Supernet>(base, space_for(base), size[0], size[1]);
+    } else {
+      const auto base = ResNetSpec::from_json(base_json);
+      net = std::make_shared<Supernet>(base, space_for(base), size[0], size[1]);
+    }
     if (j.contains("training")) net->set_extra_json(j.at("training").dump());
     return net;
   } catch (const json::exception& e) {
@@ -84,31 +82,20 @@ std::shared_ptr<Supernet> Supernet::from_spec_json(const std::string& text) {
   }
 }
 
-compress::StateDict Supernet::full_state() const {
-  auto state = module_state(*this);
-  for (size_t b = 0; b < branch_count(); ++b)
-    for (const auto& [name, t] : bn_stats_[b])
-      state["bnstats." + std::to_string(b) + "." + name] = t.contiguous();
-  return state;
-}
-
-void Supernet::load_full_state(const compress::StateDict& state, const std::string& origin) {
-  compress::StateDict own;
-  std::vector<compress::StateDict> stats(branch_count());
-  for (const auto& [name, t] : state) {
-    if (name.rfind("bnstats.", 0) != 0) {
-      own[name] = t;
-      continue;
-    }
-    const auto dot = name.find('.', 8);
-    const size_t b = std::stoul(name.substr(8, dot - 8));
-    if (b >= branch_count()) throw CheckpointError(origin + ": BN statistics of a missing branch");
-    stats[b][name.substr(dot + 1)] = t;
+std::shared_ptr<MultiBranchNetwork> multi_branch_from_config(const TrainConfig& config,
+                                                             int64_t channels, int64_t height,
+                                                             int64_t width, int64_t classes) {
+  const auto& sc = config.supernet;
+  if (config.model.arch == "mobilenetv2") {
+    const auto base = MobileNetV2Spec::from_config(config.model, channels, classes);
+    return std::make_shared<MobileNetV2Supernet>(base, BranchSpace::from_config(sc, base), height,
+                                                 width);
   }
-  load_module_state(*this, own, origin);
-  for (size_t b = 0; b < branch_count(); ++b) set_branch_bn_stats(b, stats[b]);
+  if (config.model.arch != "resnet")
+    throw ConfigError("model.arch: a multi-branch network needs a resnet or mobilenetv2, not '" +
+                      config.model.arch + "'");
+  const auto base = ResNetSpec::from_config(config.model, channels, classes);
+  return std::make_shared<Supernet>(base, BranchSpace::from_config(sc, base), height, width);
 }
-
-// ---------------------------------------------------------------------------------------------
 
 }  // namespace adascale::trainer

@@ -8,7 +8,9 @@
 #include <random>
 
 #include "compress/channel_pruning.h"
-#include "models/mobilenetv2.h"
+#include "models/mobilenetv2_compression.h"
+#include "supernet/mobilenetv2_supernet.h"
+#include "supernet/supernet.h"
 #include "supernet/detail.h"
 #include "supernet/supernet_run.h"
 #include "trainer/data_parallel.h"
@@ -25,7 +27,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // rank 0's whole state (weights, variants, every branch's BN statistics) on every rank
-void share_full_state(Supernet& net, const std::string& origin) {
+void share_full_state(MultiBranchNetwork& net, const std::string& origin) {
   RankGroup* group = current_group();
   if (!group || group->world() == 1) return;
   auto state = net.full_state();
@@ -55,7 +57,7 @@ void order_fire_squeezes(CompressedResNet& model) {
 }
 
 // the branches of supernet.every_step, checked: full-depth, neither the largest nor the smallest
-std::vector<size_t> every_step_branches(const Supernet& net, const std::string& names) {
+std::vector<size_t> every_step_branches(const MultiBranchNetwork& net, const std::string& names) {
   std::vector<size_t> out;
   for (const auto& name : split_list(names)) {
     const int b = net.space().find(name);
@@ -74,16 +76,15 @@ std::vector<size_t> every_step_branches(const Supernet& net, const std::string& 
   return out;
 }
 
-void check_backbone(const std::string& path, const ResNetSpec& base,
-                    const std::vector<int64_t>& chw, int64_t classes) {
+void check_backbone(const std::string& path, Backbone& base, const std::vector<int64_t>& chw,
+                    int64_t classes) {
   const Checkpoint ck = read_checkpoint(path);
   if (ck.input_shape != chw || static_cast<int64_t>(ck.class_names.size()) != classes)
     throw ConfigError("supernet.backbone '" + path +
                       "' was trained on another input shape or class count");
   // (a checkpoint of the other family, or a multi-branch one, is a different architecture too)
-  const bool same = spec_architecture(ck.spec) == "resnet" &&
-                    ResNetSpec::from_json(ck.spec).to_json() == base.to_json();
-  if (!same)
+  const auto stored = json::parse(ck.spec, nullptr, /*allow_exceptions=*/false);
+  if (stored.is_discarded() || stored != json::parse(base.spec_json()))
     throw ConfigError("supernet.backbone '" + path + "' is a different architecture (" +
                       ck.architecture + ") from the config's model (" + base.describe() + ")");
 }
@@ -126,19 +127,10 @@ bool warm_up(Run& run, bool resume, int64_t stop_after) {
   return true;
 }
 
-// 2. variant initialisation: importance order, SVD factors, distilled substitutions
-void init_variants(Run& run) {
+// the ResNet's operator variants from its importance-ordered weights: SVD factors, distilled
+// substitutions
+void init_operator_variants(Run& run, Supernet& net, const CompressedResNet& full) {
   const auto& sc = run.config.supernet;
-  auto& net = *run.net;
-  const auto t0 = std::chrono::steady_clock::now();
-  run.log << "phase 2/5: variant initialisation (importance order, SVD, distillation)\n";
-  const ResNetSpec& base = net.base_spec();
-  CompressedResNet full{base, module_state(net.base())};
-  for (const auto& group : resnet_channel_groups(base))
-    compress::select_channels(full.state, group,
-                              compress::importance_order(compress::channel_importance(
-                                  group, full.state, compress::Importance::kFilterL1)));
-  load_module_state(net.base(), full.state, "importance-ordered backbone");
   const auto& space = net.space();
   for (const auto& op : space.ops) {
     switch (op.kind) {
@@ -161,6 +153,25 @@ void init_variants(Run& run) {
         break;
     }
   }
+}
+
+// 2. variant initialisation: importance order, then (ResNet) the operators' variants
+void init_variants(Run& run) {
+  auto& net = *run.net;
+  const auto t0 = std::chrono::steady_clock::now();
+  run.log << "phase 2/5: variant initialisation (importance order, SVD, distillation)\n";
+  // a width slice keeps the leading channels of every group
+  auto state = module_state(net.base());
+  auto* resnet = dynamic_cast<Supernet*>(&net);
+  const auto groups =
+      resnet ? resnet_channel_groups(resnet->base_spec())
+             : mobilenetv2_channel_groups(dynamic_cast<MobileNetV2Supernet&>(net).base_spec());
+  for (const auto& group : groups)
+    compress::select_channels(state, group,
+                              compress::importance_order(compress::channel_importance(
+                                  group, state, compress::Importance::kFilterL1)));
+  load_module_state(net.base(), state, "importance-ordered backbone");
+  if (resnet) init_operator_variants(run, *resnet, {resnet->base_spec(), state});
   net.reset_private_bn();
   net.reset_exit_blocks();
   share_full_state(net, "rank 0's initialised variants");
@@ -250,11 +261,9 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log, bool r
   const auto& sc = config.supernet;
 
   // everything the user can get wrong is checked before the first step
-  const ResNetSpec base = ResNetSpec::from_config(config.model, shape.channels, run.classes);
-  BranchSpace space = BranchSpace::from_config(sc, base);
-  if (!sc.backbone.empty()) check_backbone(sc.backbone, base, run.chw, run.classes);
   torch::manual_seed(config.train.seed);
-  run.net = std::make_shared<Supernet>(base, space, shape.height, shape.width);
+  run.net = multi_branch_from_config(config, shape.channels, shape.height, shape.width, run.classes);
+  if (!sc.backbone.empty()) check_backbone(sc.backbone, run.net->base(), run.chw, run.classes);
   run.every_step = every_step_branches(*run.net, sc.every_step);
   ensure_writable_dir(config.out_dir);
   run.joint_path = (fs::path(config.out_dir) / "joint" / kCheckpointName).string();

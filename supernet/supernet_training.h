@@ -15,7 +15,7 @@
 #include <ostream>
 #include <vector>
 
-#include "supernet/supernet.h"
+#include "supernet/multi_branch_network.h"
 #include "trainer/training.h"
 
 namespace adascale::trainer {
@@ -33,7 +33,7 @@ struct StudentPass {
 using StudentLoss = std::function<torch::Tensor(const torch::Tensor& logits,
                                                 const std::vector<torch::Tensor>& exit_logits,
                                                 int64_t start, int64_t rows)>;
-void student_backward(Supernet& net, const torch::Tensor& images,
+void student_backward(MultiBranchNetwork& net, const torch::Tensor& images,
                       const std::vector<StudentPass>& students, const StudentLoss& loss,
                       bool with_exits, bool detach_exits, int threads);
 

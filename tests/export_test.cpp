@@ -184,7 +184,7 @@ TEST(Export, NarrowFireBranchesAreCutFromTheWideOnesByHalves) {
     const int b = net.space().find(name);
     ASSERT_GE(b, 0) << name;
     const auto branch = net.materialize(b);
-    sources.push_back({name, branch.spec.to_json(), branch.state});
+    sources.push_back({name, branch.spec_json, branch.state});
   }
   auto images = torch::randn({64, 1, 12, 12});
   auto labels = torch::randint(0, 5, {64});

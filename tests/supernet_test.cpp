@@ -82,7 +82,7 @@ std::shared_ptr<Supernet> random_supernet(uint64_t seed, const std::string& exit
   const auto images = torch::randn({64, 1, 12, 12});
   for (size_t b = 0; b < net->branch_count(); ++b) {
     auto m = net->materialize(b);
-    ResNet physical(m.spec);
+    ResNet physical(ResNetSpec::from_json(m.spec_json));
     load_module_state(physical, m.state, "branch");
     recalibrate_batchnorm(physical, images);
     compress::StateDict stats;
@@ -202,7 +202,7 @@ TEST(BranchSpace, LowRankFractionIsTheOneItsNameSays) {
   torch::manual_seed(3);
   Supernet net(base, BranchSpace::from_config(c, base), 28, 28);
   EXPECT_GE(net.space().find("w1.00>lowrank0.34@2/3"), 0);
-  const auto again = Supernet::from_spec_json(net.spec_json());
+  const auto again = multi_branch_from_spec(net.spec_json());
   EXPECT_NO_THROW(again->load_full_state(net.full_state(), "round trip"));
 }
 
@@ -232,7 +232,7 @@ TEST(BranchSpace, Int8TwinsAreDeployableNotTrained) {
   // the precisions travel with the checkpoint's spec
   auto base = small_base();
   const Supernet net(base, sp, 12, 12);
-  EXPECT_EQ(Supernet::from_spec_json(net.spec_json())->space().precisions,
+  EXPECT_EQ(multi_branch_from_spec(net.spec_json())->space().precisions,
             (std::vector<std::string>{"fp32", "int8"}));
 }
 
@@ -254,9 +254,9 @@ TEST(Supernet, ShallowBranchesLeaveTheSkippedBlocksOut) {
   ASSERT_GE(full, 0);
   ASSERT_GE(shallow, 0);
   const auto m = net->materialize(shallow), f = net->materialize(full);
-  ASSERT_EQ(m.spec.stages.size(), 3u);
-  EXPECT_EQ(m.spec.stages[1].size(), 1u);  // physically absent, not bypassed
-  EXPECT_EQ(f.spec.stages[1].size(), 2u);
+  ASSERT_EQ(ResNetSpec::from_json(m.spec_json).stages.size(), 3u);
+  EXPECT_EQ(ResNetSpec::from_json(m.spec_json).stages[1].size(), 1u);  // physically absent, not bypassed
+  EXPECT_EQ(ResNetSpec::from_json(f.spec_json).stages[1].size(), 2u);
   for (const auto& [name, t] : m.state) EXPECT_EQ(name.find("stages.1.1."), std::string::npos);
   EXPECT_LT(numel(m.state), numel(f.state));
   EXPECT_LT(net->branch_macs(shallow), net->branch_macs(full));
@@ -269,7 +269,7 @@ TEST(Supernet, ShallowBranchesLeaveTheSkippedBlocksOut) {
   // the smallest branch of the sandwich is the narrowest shallow one
   EXPECT_EQ(net->branch(net->smallest()).depth.name(), "d1/2@2");
   // the depth travels with the checkpoint's spec
-  const auto again = Supernet::from_spec_json(net->spec_json());
+  const auto again = multi_branch_from_spec(net->spec_json());
   EXPECT_EQ(again->space().find("w0.50>dpconv@2/3>d1/2@2"), shallow);
 }
 
@@ -356,7 +356,7 @@ TEST_P(SupernetHeads, EveryBranchEqualsItsMaterializedResNet) {
   const auto x = torch::randn({3, 1, 12, 12});
   for (size_t b = 0; b < net->branch_count(); ++b) {
     const auto m = net->materialize(b);
-    ResNet physical(m.spec);
+    ResNet physical(ResNetSpec::from_json(m.spec_json));
     load_module_state(physical, m.state, "branch");
     physical.eval();
     const double diff =
@@ -527,7 +527,7 @@ TEST(Supernet, NarrowFireBranchTrainsItsFireOrderedChannels) {
   const auto rows = torch::tensor({0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17}, torch::kLong);
   const auto cols = torch::tensor({0, 1, 2, 3, 8, 9, 10, 11}, torch::kLong);
   const auto m = net->materialize(b);
-  ResNet physical(m.spec);
+  ResNet physical(ResNetSpec::from_json(m.spec_json));
   load_module_state(physical, m.state, "branch");
   physical.train();
   physical.forward(x).sum().backward();

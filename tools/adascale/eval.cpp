@@ -7,7 +7,7 @@
 #include "base/command_line.h"
 #include "export/checkpoint_export.h"
 #include "supernet/model_loading.h"
-#include "supernet/supernet.h"
+#include "supernet/multi_branch_network.h"
 #include "tools/adascale/commands.h"
 #include "trainer/training.h"
 
@@ -59,7 +59,7 @@ int run_eval(const std::vector<std::string>& args) {
     throw base::UsageError("--precisions goes with --branches all; name an int8 twin NAME>int8");
   torch::set_num_threads(threads);
   auto ckpt = trainer::read_checkpoint(ckpt_path);
-  const bool multi = trainer::Supernet::is_supernet_spec(ckpt.spec);
+  const bool multi = trainer::is_multi_branch_spec(ckpt.spec);
   const auto net = multi ? trainer::load_supernet(ckpt, ckpt_path) : nullptr;
   const auto model = multi ? net : trainer::load_model(ckpt, ckpt_path);
   if (!branches.empty() && !multi)
