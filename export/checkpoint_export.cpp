@@ -112,8 +112,9 @@ ExportResult export_pareto_bundle(const std::vector<ExportSource>& sources,
   return export_bundle(front, images, labels, out_path, options, log);
 }
 
-Int8TwinMeasure measure_int8_twin(const trainer::MultiBranchNetwork& net, const trainer::BranchRef& ref,
-                                  const Int8Calibration& calibration, data::BatchLoader& loader) {
+Int8TwinMeasure measure_int8_twin(const trainer::MultiBranchNetwork& net,
+                                  const trainer::BranchRef& ref, const Int8Calibration& calibration,
+                                  data::BatchLoader& loader) {
   const auto m = net.materialize(ref.branch);
   BundleWriter int8_tensors;
   TensorStore int8_store(int8_tensors);

@@ -34,12 +34,12 @@ namespace adascale::trainer {
 // what a branch space is checked against: the backbone's family, its stages and every channel
 // count a width scales (implicitly from either family's spec)
 struct BackboneLayout {
-  BackboneLayout(const ResNetSpec& spec);        // NOLINT(google-explicit-constructor)
-  BackboneLayout(const MobileNetV2Spec& spec);   // NOLINT(google-explicit-constructor)
-  std::string arch;                              // "resnet", "mobilenetv2"
-  std::vector<int64_t> blocks;                   // per stage
+  BackboneLayout(const ResNetSpec& spec);               // NOLINT(google-explicit-constructor)
+  BackboneLayout(const MobileNetV2Spec& spec);          // NOLINT(google-explicit-constructor)
+  std::string arch;                                     // "resnet", "mobilenetv2"
+  std::vector<int64_t> blocks;                          // per stage
   std::vector<std::pair<std::string, int64_t>> layers;  // layer name, channels
-  std::optional<ResNetSpec> resnet;              // for the checks of ResNet-only dimensions
+  std::optional<ResNetSpec> resnet;                     // for the checks of ResNet-only dimensions
   int64_t stages() const { return static_cast<int64_t>(blocks.size()); }
 };
 

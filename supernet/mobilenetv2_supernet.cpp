@@ -63,9 +63,9 @@ torch::Tensor MobileNetV2Supernet::trunk(size_t b, const torch::Tensor& input,
       if (blk.expand)
         y = clamp6(
             batch_norm(b, p + ".expand.bn", conv(y, tensor(b, p + ".expand.conv.weight"), 1, 0)));
-      y = clamp6(batch_norm(
-          b, p + ".depthwise.bn",
-          conv(y, tensor(b, p + ".depthwise.conv.weight"), blk.stride, 1, blk.hidden)));
+      y = clamp6(
+          batch_norm(b, p + ".depthwise.bn",
+                     conv(y, tensor(b, p + ".depthwise.conv.weight"), blk.stride, 1, blk.hidden)));
       y = batch_norm(b, p + ".project.bn", conv(y, tensor(b, p + ".project.conv.weight"), 1, 0));
       x = blk.residual() ? y + x : y;
       if (stages && k + 1 == spec.stages[s].size()) stages->push_back(x);

@@ -5,8 +5,9 @@
 // Branch dimensions (supernet/branch_space.h):
 //   width   a multiplier of every channel count: the stem, each block's expansion (hidden)
 //           channels and each stage's output channels. The channels are importance-ordered once
-//           (mobilenetv2_channel_groups in models/mobilenetv2_compression.h: a residual chain's channels move together), so width w
-//           keeps the leading w-fraction of every layer and slicing the weights is pruning
+//           (mobilenetv2_channel_groups in models/mobilenetv2_compression.h: a residual chain's
+//           channels move together), so width w keeps the leading w-fraction of every layer and
+//           slicing the weights is pruning
 //   depth   the leading K of a stage's N blocks ("d1/2@4"); the first block carries the stride
 //           and the channel change, the skipped ones are residual and absent from the branch
 //   exit    the stage after which a linear head (pool + linear, private to the exit) answers

@@ -146,7 +146,8 @@ torch::Tensor MultiBranchNetwork::source(size_t b, const std::string& name) cons
   }
   if (auto v = variant_source(b, name); v.defined()) return v;
   auto it = base_tensors_.find(name);
-  if (it == base_tensors_.end()) throw std::logic_error("multi-branch network: no source for " + name);
+  if (it == base_tensors_.end())
+    throw std::logic_error("multi-branch network: no source for " + name);
   return it->second;
 }
 

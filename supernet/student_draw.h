@@ -17,7 +17,8 @@ namespace adascale::trainer::supernet_detail {
 class StudentDraw {
  public:
   // every_step: checked branches (every_step_branches), neither the largest nor the smallest
-  StudentDraw(const MultiBranchNetwork& net, const TrainConfig& config, std::vector<size_t> every_step);
+  StudentDraw(const MultiBranchNetwork& net, const TrainConfig& config,
+              std::vector<size_t> every_step);
   // the students of joint step `global` (counted over the joint phase) in joint epoch `epoch`
   std::vector<size_t> students(int64_t epoch, int64_t global) const;
   // whether joint epoch `epoch` leaves the shallow branches out

@@ -77,8 +77,8 @@ std::string op_of(const BranchChoice& b) { return b.op.name(); }
 }  // namespace
 
 Supernet::Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t width)
-    : MultiBranchNetwork((base.validate(), std::make_shared<ResNet>(base)), std::move(space), height,
-                         width),
+    : MultiBranchNetwork((base.validate(), std::make_shared<ResNet>(base)), std::move(space),
+                         height, width),
       base_(std::static_pointer_cast<ResNet>(backbone_)) {
   const auto& spec = base_->spec();
   for (const auto& variant : space_.ops) {

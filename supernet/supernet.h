@@ -1,6 +1,6 @@
 // Supernet: the ResNet multi-branch network (supernet/multi_branch_network.h). One shared ResNet
-// backbone whose branches are physically smaller variants of it, all trained together once. The branch space is supernet/branch_space.h;
-// the training phases are supernet/supernet_training.h.
+// backbone whose branches are physically smaller variants of it, all trained together once. The
+// branch space is supernet/branch_space.h; the training phases are supernet/supernet_training.h.
 //
 // A branch is one choice per dimension of the branch space (config section [supernet]):
 //   width   a multiplier applied to every channel count; channels are importance-ordered once

@@ -13,8 +13,8 @@ void recalibrate_branch(MultiBranchNetwork& net, size_t b, const torch::Tensor& 
   net.set_branch_bn_stats(b, stats);
 }
 
-BranchEval evaluate_branch(MultiBranchNetwork& net, size_t b, data::BatchLoader& loader, int64_t classes,
-                           const std::vector<int64_t>& chw) {
+BranchEval evaluate_branch(MultiBranchNetwork& net, size_t b, data::BatchLoader& loader,
+                           int64_t classes, const std::vector<int64_t>& chw) {
   auto physical = net.physical(b);
   BranchEval e;
   e.accuracy = evaluate(*physical, loader, classes).accuracy;

@@ -68,8 +68,8 @@ struct BranchEval {
 // the branch's own BN statistics, recomputed on `cal` through its physical ResNet
 void recalibrate_branch(MultiBranchNetwork& net, size_t b, const torch::Tensor& cal);
 // accuracy and cost of the branch's physical ResNet on the loader's images
-BranchEval evaluate_branch(MultiBranchNetwork& net, size_t b, data::BatchLoader& loader, int64_t classes,
-                           const std::vector<int64_t>& chw);
+BranchEval evaluate_branch(MultiBranchNetwork& net, size_t b, data::BatchLoader& loader,
+                           int64_t classes, const std::vector<int64_t>& chw);
 // a branch's forward pass in the joint phase, its exits' logits into `exits` when they train
 // with it (their features detached when `detach_exits`)
 torch::Tensor joint_pass(MultiBranchNetwork& net, size_t b, const torch::Tensor& images,

@@ -9,9 +9,9 @@
 
 #include "compress/channel_pruning.h"
 #include "models/mobilenetv2_compression.h"
+#include "supernet/detail.h"
 #include "supernet/mobilenetv2_supernet.h"
 #include "supernet/supernet.h"
-#include "supernet/detail.h"
 #include "supernet/supernet_run.h"
 #include "trainer/data_parallel.h"
 #include "trainer/epoch_loop.h"
@@ -262,7 +262,8 @@ TrainOutcome train_supernet(const TrainConfig& config, std::ostream& log, bool r
 
   // everything the user can get wrong is checked before the first step
   torch::manual_seed(config.train.seed);
-  run.net = multi_branch_from_config(config, shape.channels, shape.height, shape.width, run.classes);
+  run.net =
+      multi_branch_from_config(config, shape.channels, shape.height, shape.width, run.classes);
   if (!sc.backbone.empty()) check_backbone(sc.backbone, run.net->base(), run.chw, run.classes);
   run.every_step = every_step_branches(*run.net, sc.every_step);
   ensure_writable_dir(config.out_dir);

@@ -1,8 +1,9 @@
 // Color images end to end: a small learnable RGB data set generated here (no color data set ships
 // with Debian) goes through the CLI (train, compress, export) into bundles that the C API runs.
-// Covers both backbone families: a MobileNetV2 trained alone and pruned, and a ResNet multi-branch
-// network with a shallow (elastic depth) branch, each with int8 twins, and the per-channel
-// normalization the catalog carries to the runtime.
+// Covers both backbone families: a MobileNetV2 trained alone and pruned, a ResNet multi-branch
+// network with a shallow (elastic depth) branch and a MobileNetV2 multi-branch network with a
+// shallow branch and an early exit, each with int8 twins, and the per-channel normalization the
+// catalog carries to the runtime.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -216,6 +217,42 @@ TEST_F(RgbEndToEnd, ResNetBranchesWithElasticDepthExportedAndRun) {
                 " --latency-threads 1 --out " + out + "/m.bundle"),
             0);
   expect_learned(out + "/m.bundle", 0.8);
+  // the ResNet backbone this run warmed up, named as a MobileNetV2 multi-branch network's: one
+  // line naming it, before anything is written
+  const std::string resnet = out + "/backbone/checkpoint.h5";
+  ASSERT_TRUE(fs::exists(resnet));
+  const auto [status, text] = cli_output(
+      "train --config " +
+      config(
+          "arch = mobilenetv2\nstem_width = 8\nwidths = 8,16\ndepths = 1,2\nexpansion = 4",
+          "[supernet]\nwidths = 1.0,0.5\njoint_schedule = restart\nbackbone = " + resnet + "\n") +
+      " --out " + out + "/wrong");
+  EXPECT_NE(status, 0);
+  const auto line = text.find("adascale train: supernet.backbone '" + resnet + "'");
+  ASSERT_NE(line, std::string::npos) << text;
+  EXPECT_NE(text.find("is a different architecture (resnet"), std::string::npos) << text;
+  EXPECT_LT(text.find("is a different architecture"), text.find('\n', line)) << text;
+  EXPECT_FALSE(fs::exists(out + "/wrong"));
+}
+
+TEST_F(RgbEndToEnd, MobileNetV2BranchesWithDepthAndExitExportedAndRun) {
+  const std::string out = (*dir_ / "mbv2_supernet").string();
+  ASSERT_EQ(cli("train --config " +
+                config("arch = mobilenetv2\nstem_width = 8\nwidths = 8,16,24\ndepths = 1,2,2\n"
+                       "expansion = 4",
+                       "[supernet]\nwidths = 1.0,0.5\ndepths = d1/2@3\nexits = 2\n"
+                       "joint_epochs = 2\ncalibration_images = 64\nprecisions = fp32,int8\n"
+                       "qat_images = 128\nqat_steps = 0\n") +
+                " --out " + out),
+            0);
+  ASSERT_EQ(cli("export --checkpoint " + out + "/checkpoint.h5 --latency-runs 5" +
+                " --latency-threads 1 --out " + out + "/m.bundle"),
+            0);
+  // 2 widths x {full, d1/2@3, exit@2}, each with its int8 twin
+  const auto catalog =
+      nlohmann::json::parse(std::ifstream(fs::path(out) / "m.bundle" / "catalog.json"));
+  EXPECT_EQ(catalog.at("branches").size(), 12u);
+  expect_learned(out + "/m.bundle", 0.75);
 }
 
 }  // namespace

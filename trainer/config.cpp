@@ -414,7 +414,8 @@ void TrainConfig::validate() const {
   real("supernet.qat_lr", supernet.qat_lr, 0.0, false, kInf, false);
   real("supernet.qat_percentile", supernet.qat_percentile, 50.0, false, 100.0, true);
   if (supernet.enabled()) {
-    if (model.arch != "resnet") fail("model.arch", "must be resnet for a multi-branch network");
+    if (model.arch != "resnet" && model.arch != "mobilenetv2")
+      fail("model.arch", "must be resnet or mobilenetv2 for a multi-branch network");
     if (supernet.depth_order != "sandwich" && supernet.depth_order != "progressive")
       fail("supernet.depth_order",
            "must be sandwich or progressive, got '" + supernet.depth_order + "'");
