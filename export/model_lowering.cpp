@@ -273,15 +273,21 @@ Branch lower_mobilenetv2(const trainer::MobileNetV2Spec& spec, const compress::S
     for (size_t bi = 0; bi < spec.stages[st].size(); ++bi) {
       const auto& blk = spec.stages[st][bi];
       const auto name = "stages." + std::to_string(st) + "." + std::to_string(bi);
+      // a 1x1 and its BN; low-rank factored: the reduce 1x1 first, unnormalized
+      auto pointwise = [&](std::string in, const std::string& layer, int64_t rank,
+                           const char* activation) {
+        if (rank)
+          in = g.conv(in, layer + ".reduce", plain(s, layer + ".reduce"), {1, 1}, {0, 0, 0, 0}, 1,
+                      "none");
+        return g.conv(in, layer, fold(s, layer + ".conv", layer + ".bn"), {1, 1}, {0, 0, 0, 0}, 1,
+                      activation);
+      };
       auto y = x;
-      if (blk.expand)
-        y = g.conv(y, name + ".expand", fold(s, name + ".expand.conv", name + ".expand.bn"), {1, 1},
-                   {0, 0, 0, 0}, 1, "relu6");
+      if (blk.expand) y = pointwise(y, name + ".expand", blk.expand_rank, "relu6");
       y = g.conv(y, name + ".depthwise", fold(s, name + ".depthwise.conv", name + ".depthwise.bn"),
                  {blk.stride, blk.stride}, same_pad(3, 3), blk.hidden, "relu6");
       // the linear bottleneck: no activation after the projection, nor after the addition
-      y = g.conv(y, name + ".project", fold(s, name + ".project.conv", name + ".project.bn"),
-                 {1, 1}, {0, 0, 0, 0}, 1, "none");
+      y = pointwise(y, name + ".project", blk.project_rank, "none");
       x = blk.residual() ? g.node("add", {y, x}, name + ".add", Attrs().set("activation", "none"))
                          : y;
     }

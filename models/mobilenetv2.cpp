@@ -21,12 +21,32 @@ constexpr size_t kMaxBlocks = 1024;
 
 torch::Tensor clamp6(const torch::Tensor& x) { return torch::hardtanh(x, 0.0, 6.0); }
 
+// a 1x1 convolution and its BN, optionally low-rank: a 1x1 reduce to `rank` channels first
+struct PointwiseBn : nn::Module {
+  PointwiseBn(int64_t in, int64_t out, int64_t rank)
+      : conv(register_module(
+            "conv", compress::make_conv(rank > 0 ? rank : in, out, {1, 1}, {1, 1}, {0, 0}, 1))),
+        bn(register_module("bn", nn::BatchNorm2d(out))) {
+    if (rank > 0)
+      reduce = register_module("reduce", compress::make_conv(in, rank, {1, 1}, {1, 1}, {0, 0}, 1));
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    return compress::batch_norm(
+        *bn, compress::conv_forward(*conv, reduce ? compress::conv_forward(*reduce, x) : x));
+  }
+  nn::Conv2d conv, reduce{nullptr};
+  nn::BatchNorm2d bn;
+};
+
 struct InvertedResidual : nn::Module {
   explicit InvertedResidual(const InvertedResidualSpec& s) : residual(s.residual()) {
-    if (s.expand) expand = register_module("expand", std::make_shared<ConvBn>(s.in, s.hidden, 1));
+    if (s.expand)
+      expand =
+          register_module("expand", std::make_shared<PointwiseBn>(s.in, s.hidden, s.expand_rank));
     depthwise = register_module(
         "depthwise", std::make_shared<ConvBn>(s.hidden, s.hidden, 3, s.stride, s.hidden));
-    project = register_module("project", std::make_shared<ConvBn>(s.hidden, s.out, 1));
+    project =
+        register_module("project", std::make_shared<PointwiseBn>(s.hidden, s.out, s.project_rank));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     auto y = expand ? clamp6(expand->forward(x)) : x;
@@ -34,7 +54,8 @@ struct InvertedResidual : nn::Module {
     return residual ? y + x : y;
   }
   bool residual;
-  std::shared_ptr<ConvBn> expand, depthwise, project;
+  std::shared_ptr<PointwiseBn> expand, project;
+  std::shared_ptr<ConvBn> depthwise;
 };
 
 }  // namespace
@@ -68,12 +89,17 @@ std::string MobileNetV2Spec::to_json() const {
   json stages_j = json::array();
   for (const auto& stage : stages) {
     json blocks = json::array();
-    for (const auto& b : stage)
-      blocks.push_back({{"in", b.in},
-                        {"hidden", b.hidden},
-                        {"out", b.out},
-                        {"stride", b.stride},
-                        {"expand", b.expand}});
+    for (const auto& b : stage) {
+      json block = {{"in", b.in},
+                    {"hidden", b.hidden},
+                    {"out", b.out},
+                    {"stride", b.stride},
+                    {"expand", b.expand}};
+      // (written only when factored: older readers refuse nothing they could build)
+      if (b.expand_rank) block["expand_rank"] = b.expand_rank;
+      if (b.project_rank) block["project_rank"] = b.project_rank;
+      blocks.push_back(block);
+    }
     stages_j.push_back(blocks);
   }
   return json{{"arch", "mobilenetv2"},
@@ -106,6 +132,8 @@ MobileNetV2Spec MobileNetV2Spec::from_json(const std::string& text) {
         blk.out = b.at("out").get<int64_t>();
         blk.stride = b.at("stride").get<int64_t>();
         blk.expand = b.at("expand").get<bool>();
+        blk.expand_rank = b.value("expand_rank", int64_t{0});
+        blk.project_rank = b.value("project_rank", int64_t{0});
         stage.push_back(blk);
       }
       s.stages.push_back(stage);
@@ -141,6 +169,13 @@ void MobileNetV2Spec::validate() const {
       if (!blk.expand && blk.hidden != blk.in)
         fail(where + " does not expand but has " + std::to_string(blk.hidden) + " hidden channels");
       if (blk.stride != 1 && blk.stride != 2) fail(where + " stride must be 1 or 2");
+      if (blk.expand_rank &&
+          (!blk.expand || blk.expand_rank < 0 || blk.expand_rank > std::min(blk.in, blk.hidden)))
+        fail(where + "'s expansion rank " + std::to_string(blk.expand_rank) +
+             " is not in [1, min(in, hidden)] of an expanding block");
+      if (blk.project_rank < 0 || blk.project_rank > std::min(blk.hidden, blk.out))
+        fail(where + "'s projection rank " + std::to_string(blk.project_rank) +
+             " is not in [1, min(hidden, out)]");
       in = blk.out;
     }
   }
@@ -154,11 +189,15 @@ int64_t MobileNetV2Spec::parameters() const {
   auto conv_bn = [](int64_t in, int64_t out, int64_t k, int64_t groups) {
     return out * (in / groups) * k * k + 2 * out;  // weight, BN scale and shift
   };
+  // a factored 1x1: in -> rank, then rank -> out with its BN
+  auto pointwise = [&](int64_t in, int64_t out, int64_t rank) {
+    return rank ? in * rank + conv_bn(rank, out, 1, 1) : conv_bn(in, out, 1, 1);
+  };
   int64_t n = conv_bn(in_channels, stem, 3, 1), last = stem;
   for (const auto& stage : stages)
     for (const auto& b : stage) {
-      if (b.expand) n += conv_bn(b.in, b.hidden, 1, 1);
-      n += conv_bn(b.hidden, b.hidden, 3, b.hidden) + conv_bn(b.hidden, b.out, 1, 1);
+      if (b.expand) n += pointwise(b.in, b.hidden, b.expand_rank);
+      n += conv_bn(b.hidden, b.hidden, 3, b.hidden) + pointwise(b.hidden, b.out, b.project_rank);
       last = b.out;
     }
   return n + last * classes + classes;
@@ -169,7 +208,10 @@ std::string MobileNetV2Spec::describe() const {
   o << "mobilenetv2 stem" << stem << " stages";
   for (size_t s = 0; s < stages.size(); ++s) {
     o << (s ? " |" : "");
-    for (const auto& b : stages[s]) o << " " << b.hidden << "/" << b.out;
+    for (const auto& b : stages[s]) {
+      o << " " << b.hidden << "/" << b.out;
+      if (b.expand_rank || b.project_rank) o << "~r" << b.expand_rank << "," << b.project_rank;
+    }
   }
   return o.str();
 }

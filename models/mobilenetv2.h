@@ -8,6 +8,8 @@
 // not expand, hidden = in) -> hidden (3x3 depthwise with the block's stride, BN, ReLU6) -> out
 // (1x1 linear projection, BN, no activation), and adds its input when the stride is 1 and
 // in = out. Module names are stable ("stages.1.0.expand.conv.weight", ".depthwise", ".project").
+// A low-rank factored 1x1 (compress lowrank) adds a "reduce" 1x1 before it
+// ("stages.1.0.project.reduce.weight", in -> rank, no BN), whose outputs its conv reads.
 #pragma once
 
 #include <torch/torch.h>
@@ -22,6 +24,9 @@ namespace adascale::trainer {
 struct InvertedResidualSpec {
   int64_t in = 0, hidden = 0, out = 0, stride = 1;
   bool expand = true;  // false: no 1x1 expansion, hidden = in
+  // low-rank factors of the 1x1 convolutions: a 1x1 "reduce" to this many channels before the
+  // expansion's or projection's own 1x1 (which then reads them); 0: not factored
+  int64_t expand_rank = 0, project_rank = 0;
   bool residual() const { return stride == 1 && in == out; }
 };
 

@@ -1,4 +1,5 @@
-// Physical compression of a trained MobileNetV2: pruning of the expansion channels. Every
+// Physical compression of a trained MobileNetV2: pruning of the expansion channels, and low-rank
+// factors of the 1x1 convolutions. Every
 // expanding block's hidden channels are one channel group (the 1x1 expansion's filters and BN,
 // the depthwise filters and BN, the projection's inputs), ranked by the expansion's filter L1
 // (compress/channel_pruning.h) and cut to a fraction; the block's input and output channels,
@@ -31,5 +32,12 @@ std::vector<compress::ChannelGroup> mobilenetv2_channel_groups(const MobileNetV2
 CompressedMobileNetV2 prune_mobilenetv2(
     const CompressedMobileNetV2& model, double keep_fraction, const std::vector<int64_t>& stages,
     compress::Importance importance = compress::Importance::kFilterL1);
+
+// low-rank factors of the 1x1 expansion and projection of every block of `stages` (0-based;
+// empty: every stage), from their SVD: W (out x in) = U S V^T cut to rank max(1, round(F x
+// min(in, out))), a 1x1 reduce sqrt(S) V^T (in -> rank) then the layer's own 1x1 U sqrt(S) (rank
+// -> out, its BN kept). Throws ConfigError naming a layer that is factored already.
+CompressedMobileNetV2 lowrank_mobilenetv2(const CompressedMobileNetV2& model, double rank_fraction,
+                                          const std::vector<int64_t>& stages);
 
 }  // namespace adascale::trainer

@@ -7,40 +7,45 @@
 #include "models/mobilenetv2_compression.h"
 #include "models/module_state.h"
 #include "supernet/model_loading.h"
-#include "supernet/operator.h"
 #include "supernet/multi_branch_network.h"
+#include "supernet/operator.h"
 #include "trainer/training.h"
 
 namespace adascale::trainer {
 
 namespace {
 
-// a MobileNetV2's 3x3 convolutions are depthwise already and its 1x1 convolutions are what
-// pruning cuts: the ResNet operators that replace 3x3 convolutions have nothing to act on; a
-// prune's stages must exist and expand
+// a MobileNetV2's 3x3 convolutions are depthwise already: pruning cuts its expansion channels and
+// lowrank factors its 1x1 convolutions, the ResNet operators that replace 3x3 convolutions have
+// nothing to act on; an operator's stages must exist, a prune's must expand, and a 1x1 is
+// factored once
 void check_mobilenetv2_ops(const std::vector<Operator>& ops, const MobileNetV2Spec& spec,
                            const std::string& checkpoint) {
+  std::vector<bool> factored(spec.stages.size(), false);
+  for (size_t s = 0; s < spec.stages.size(); ++s)
+    for (const auto& b : spec.stages[s])
+      factored[s] = factored[s] || b.expand_rank || b.project_rank;
   for (const auto& op : ops) {
-    if (op.kind == OperatorKind::kPrune) {
-      for (int64_t s : op.stages) {
-        const auto where =
-            checkpoint + ": --ops " + op.canonical() + ": stage " + std::to_string(s + 1);
-        if (s >= static_cast<int64_t>(spec.stages.size()))
-          throw ConfigError(where + " does not exist (the network has " +
-                            std::to_string(spec.stages.size()) + " stages)");
-        const auto& blocks = spec.stages[static_cast<size_t>(s)];
-        if (std::none_of(blocks.begin(), blocks.end(), [](const auto& b) { return b.expand; }))
-          throw ConfigError(where + " has no expansion channels to prune");
+    if (op.kind != OperatorKind::kPrune && op.kind != OperatorKind::kLowRank)
+      throw ConfigError(checkpoint + ": --ops " + op.canonical() +
+                        " does not apply to a mobilenetv2: it replaces 3x3 convolutions, and a " +
+                        "mobilenetv2's are depthwise already");
+    const auto stages = operator_stages(op, spec.stages.size());
+    for (int64_t s : stages) {
+      const auto where =
+          checkpoint + ": --ops " + op.canonical() + ": stage " + std::to_string(s + 1);
+      if (s >= static_cast<int64_t>(spec.stages.size()))
+        throw ConfigError(where + " does not exist (the network has " +
+                          std::to_string(spec.stages.size()) + " stages)");
+      const auto& blocks = spec.stages[static_cast<size_t>(s)];
+      if (op.kind == OperatorKind::kLowRank) {
+        if (factored[s]) throw ConfigError(where + " has low-rank factors already");
+        factored[s] = true;
+      } else if (!op.stages.empty() && std::none_of(blocks.begin(), blocks.end(),
+                                                    [](const auto& b) { return b.expand; })) {
+        throw ConfigError(where + " has no expansion channels to prune");
       }
-      continue;
     }
-    const std::string why =
-        op.kind == OperatorKind::kLowRank
-            ? "low-rank factors replace 3x3 convolutions, and a mobilenetv2's are depthwise "
-              "(prune its expansion channels instead)"
-            : "it replaces 3x3 convolutions, and a mobilenetv2's are depthwise already";
-    throw ConfigError(checkpoint + ": --ops " + op.canonical() +
-                      " does not apply to a mobilenetv2: " + why);
   }
 }
 
@@ -90,8 +95,14 @@ CompressionOutcome compress_checkpoint(const CompressionRequest& r, std::ostream
   if (mobilenet) {
     CompressedMobileNetV2 m{mobilenet->spec(), ckpt.tensors};
     for (const auto& op : ops) {
-      log << "applying " << op.canonical() << " to the expansion channels\n";
-      m = prune_mobilenetv2(m, op.amount, operator_stages(op, m.spec.stages.size()));
+      const auto stages = operator_stages(op, m.spec.stages.size());
+      if (op.kind == OperatorKind::kLowRank) {
+        log << "applying " << op.canonical() << " to the 1x1 convolutions\n";
+        m = lowrank_mobilenetv2(m, op.amount, stages);
+      } else {
+        log << "applying " << op.canonical() << " to the expansion channels\n";
+        m = prune_mobilenetv2(m, op.amount, stages);
+      }
     }
     auto net = std::make_shared<MobileNetV2>(m.spec);
     load_module_state(*net, m.state, "compressed model");

@@ -17,6 +17,10 @@ MobileNetV2Supernet::MobileNetV2Supernet(MobileNetV2Spec base, BranchSpace space
       base_(std::static_pointer_cast<MobileNetV2>(backbone_)) {
   if (space_.exit_head != "linear")
     throw ConfigError("supernet.exit_head: a mobilenetv2 branch space has linear exit heads only");
+  for (const auto& stage : base_->spec().stages)
+    for (const auto& blk : stage)
+      if (blk.expand_rank || blk.project_rank)
+        throw ConfigError("a multi-branch mobilenetv2's base has no low-rank factors");
   for (const auto& op : space_.ops)
     if (op.kind != OperatorKind::kConv)
       throw ConfigError("supernet.ops: '" + op.name() + "' does not apply to a mobilenetv2");

@@ -120,6 +120,44 @@ TEST(ChannelPruning, MobileNetV2ExpansionPruningEqualsMaskedNetwork) {
   EXPECT_THROW(ResNetSpec::from_json(pruned.spec.to_json()), ConfigError);
 }
 
+// low-rank factors of a MobileNetV2's 1x1 convolutions from their SVD: at full rank the same
+// function; at a quarter of it physically smaller; a 1x1 factored twice or a rank beyond the
+// layer is refused; pruning before the factors keeps them consistent
+TEST(LowRank, MobileNetV2PointwiseFactorsFromTheSvd) {
+  const auto full = adascale::testing::random_mobilenetv2(5, 1, {1, 2, 1}, 5);
+  auto forward = [](const CompressedMobileNetV2& m, const torch::Tensor& x) {
+    MobileNetV2 net(m.spec);
+    load_module_state(net, m.state, "test");
+    net.eval();
+    torch::NoGradGuard no_grad;
+    return net.forward(x);
+  };
+  const auto x = torch::randn({3, 1, 16, 16});
+  const auto exact = lowrank_mobilenetv2(full, 1.0, {});
+  EXPECT_LT((forward(exact, x) - forward(full, x)).abs().max().item<double>(), 1e-4);
+  const auto small = lowrank_mobilenetv2(full, 0.25, {1, 2});
+  // stage 2's first block: 8 -> 32 expansion (rank 2), 32 -> 16 projection (rank 4)
+  EXPECT_EQ(small.spec.stages[1][0].expand_rank, 2);
+  EXPECT_EQ(small.spec.stages[1][0].project_rank, 4);
+  EXPECT_EQ(small.spec.stages[0][0].project_rank, 0);  // stage 1 not asked for
+  EXPECT_EQ(small.state.at("stages.1.0.project.reduce.weight").sizes(),
+            (std::vector<int64_t>{4, 32, 1, 1}));
+  EXPECT_EQ(small.state.at("stages.1.0.project.conv.weight").sizes(),
+            (std::vector<int64_t>{16, 4, 1, 1}));
+  MobileNetV2 a(full.spec), b(small.spec);
+  EXPECT_LT(measure_cost(b, 1, 16, 16).macs, measure_cost(a, 1, 16, 16).macs);
+  EXPECT_EQ(MobileNetV2Spec::from_json(small.spec.to_json()).stages[1][0].project_rank, 4);
+  EXPECT_THROW(lowrank_mobilenetv2(small, 0.5, {2}), ConfigError);  // factored already
+  auto j = nlohmann::json::parse(small.spec.to_json());
+  j["stages"][1][0]["project_rank"] = 17;  // beyond min(32, 16)
+  EXPECT_THROW(MobileNetV2Spec::from_json(j.dump()), ConfigError);
+  // prune, then factor: the factors read the pruned channels
+  const auto both = lowrank_mobilenetv2(prune_mobilenetv2(full, 0.5, {}), 0.5, {});
+  EXPECT_EQ(both.spec.stages[1][0].hidden, 16);
+  EXPECT_EQ(both.state.at("stages.1.0.project.reduce.weight").size(1), 16);
+  EXPECT_EQ(forward(both, x).size(1), 5);
+}
+
 // a spec read from a checkpoint (checksums recomputed) cannot make the loader allocate gigabytes
 TEST(Models, ResNetSpecsBoundWhatTheyAllocate) {
   const auto good = small_resnet(1).spec;

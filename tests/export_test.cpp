@@ -119,6 +119,7 @@ TEST(Export, EveryVariantMatchesLibTorchAndSharesTensors) {
 TEST(Export, MobileNetV2MatchesLibTorchInFp32AndInt8) {
   const auto base = adascale::testing::random_mobilenetv2(12, 3, {1, 2, 2}, 5);
   const auto pruned = prune_mobilenetv2(base, 0.5, {});
+  const auto factored = lowrank_mobilenetv2(base, 0.5, {1, 2});
   auto images = torch::randn({64, 3, 12, 12});
   auto labels = torch::randint(0, 5, {64});
   std::vector<exporter::ExportSource> sources = {
@@ -126,6 +127,8 @@ TEST(Export, MobileNetV2MatchesLibTorchInFp32AndInt8) {
       {"prune0.50", pruned.spec.to_json(), pruned.state},
       {"backbone>int8", base.spec.to_json(), base.state, true},
       {"prune0.50>int8", pruned.spec.to_json(), pruned.state, true},
+      {"lowrank0.50@2/3", factored.spec.to_json(), factored.state},
+      {"lowrank0.50@2/3>int8", factored.spec.to_json(), factored.state, true},
   };
   auto dir = temp_dir();
   auto o = quick_options(48, 3, images, labels);
@@ -134,13 +137,13 @@ TEST(Export, MobileNetV2MatchesLibTorchInFp32AndInt8) {
   o.quantization.qat_steps = 0;
   std::ostringstream log;
   auto r = exporter::export_bundle(sources, images, labels, (dir / "m.bundle").string(), o, log);
-  ASSERT_EQ(r.branches.size(), 4u);
-  for (size_t i = 0; i < 2; ++i) {
+  ASSERT_EQ(r.branches.size(), 6u);
+  for (size_t i : {0, 1, 4}) {
     EXPECT_LE(r.branches[i].max_logit_diff, 1e-3) << r.branches[i].name;
     EXPECT_LE(r.branches[i].max_logit_diff_reference, 1e-3) << r.branches[i].name;
     EXPECT_EQ(r.branches[i].top1_agreement, 1.0) << r.branches[i].name;
   }
-  for (size_t i = 2; i < 4; ++i) {
+  for (size_t i : {2, 3, 5}) {
     EXPECT_EQ(r.branches[i].precision, "int8");
     EXPECT_GE(r.branches[i].top1_agreement, 0.95) << r.branches[i].name;
     EXPECT_GE(r.branches[i].top1_agreement_reference, 0.95) << r.branches[i].name;
@@ -148,6 +151,8 @@ TEST(Export, MobileNetV2MatchesLibTorchInFp32AndInt8) {
   // the pruned branch is physically smaller: half the expansion channels
   EXPECT_LT(r.branches[1].macs, r.branches[0].macs * 3 / 4);
   EXPECT_LT(r.branches[1].weight_bytes, r.branches[0].weight_bytes);
+  // the factored one too: two thin 1x1 convolutions where one wide one was
+  EXPECT_LT(r.branches[4].macs, r.branches[0].macs);
   std::unique_ptr<Bundle> bundle;
   auto s = Bundle::open((dir / "m.bundle").string(), &bundle);
   ASSERT_TRUE(s.ok()) << s.message;

@@ -3,7 +3,8 @@
 layouts) in PyTorch's deployment forms.
 
 Builds the network described by a training config (or a compressed variant: a ResNet's plain
-widths, a MobileNetV2's expansion channels pruned to a fraction) and times, on one thread:
+widths, a MobileNetV2's expansion channels pruned to a fraction, a multi-branch network's branch by
+width multiplier and blocks per stage) and times, on one thread:
   pytorch_mobile  frozen TorchScript through torch.utils.mobile_optimizer.optimize_for_mobile, the
                   XNNPACK path PyTorch ships for phones (conv-BN folding, prepacked XNNPACK ops);
   qnnpack_int8    PyTorch's own int8 model, made the way PyTorch documents for mobile: eager-mode
@@ -77,15 +78,16 @@ class QuantResNet(nn.Module):
                 tq.fuse_modules(b.shortcut, [["0", "1"]], inplace=True)
 
 
-def inverted_residuals(stem, widths, depths, expansion, keep):
+def inverted_residuals(stem, widths, depths, expansion, keep, scale):
     """(in, hidden, out, stride, expand) per block, as MobileNetV2Spec::from_config builds them,
-    the hidden channels pruned to `keep` (prune_mobilenetv2 rounds the same way)."""
+    the hidden channels pruned to `keep` (prune_mobilenetv2 rounds the same way), every count
+    then scaled as a multi-branch network's width scales it."""
     blocks, c = [], stem
     for s, (w, d) in enumerate(zip(widths, depths)):
         for b in range(d):
             expand = s > 0 and expansion != 1
-            hidden = max(1, int(c * expansion * keep + 0.5)) if expand else c
-            blocks.append((c, hidden, w, 2 if (b == 0 and s > 0) else 1, expand))
+            hidden = scale(max(1, int(c * expansion * keep + 0.5))) if expand else scale(c)
+            blocks.append((scale(c), hidden, scale(w), 2 if (b == 0 and s > 0) else 1, expand))
             c = w
     return blocks
 
@@ -158,6 +160,9 @@ def main():
     ap.add_argument("--widths", default="")
     ap.add_argument("--keep", type=float, default=1.0,
                     help="mobilenetv2: expansion channels kept (a prune:F variant)")
+    ap.add_argument("--width", type=float, default=1.0,
+                    help="multiplier of every channel count (a multi-branch network's width)")
+    ap.add_argument("--depths", default="", help="override blocks per stage (elastic depth)")
     ap.add_argument("--runs", type=int, default=1000)
     a = ap.parse_args()
     cp = configparser.ConfigParser()
@@ -165,17 +170,20 @@ def main():
         cp.read_string("[top]\n" + f.read())
     m = cp["model"]
     ints = lambda s: [int(v) for v in s.split(",")]
+    # the C++ side's rounding of a scaled channel count (half away from zero, at least 1)
+    scale = lambda c: max(1, int(c * a.width + 0.5))
     stem = a.stem or int(m["stem_width"])
     widths = ints(a.widths) if a.widths else ints(m["widths"])
+    depths = ints(a.depths) if a.depths else ints(m["depths"])
     torch.set_num_threads(1)
     torch.manual_seed(1)
     if m.get("arch", "resnet") == "mobilenetv2":
-        blocks = inverted_residuals(stem, widths, ints(m["depths"]), int(m.get("expansion", "6")),
-                                    a.keep)
-        make = lambda quantized: MobileNetV2(stem, blocks, quantized)
+        blocks = inverted_residuals(stem, widths, depths, int(m.get("expansion", "6")), a.keep,
+                                    scale)
+        make = lambda quantized: MobileNetV2(scale(stem), blocks, quantized)
     else:
-        make = lambda quantized: (QuantResNet if quantized else ResNet)(stem, widths,
-                                                                        ints(m["depths"]))
+        stem, widths = scale(stem), [scale(w) for w in widths]
+        make = lambda quantized: (QuantResNet if quantized else ResNet)(stem, widths, depths)
     model = make(False).eval()
     x = torch.randn(1, 1, 28, 28)
     with torch.no_grad():
