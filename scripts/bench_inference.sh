@@ -23,15 +23,17 @@ bin=${BUILD_DIR:-build}/tools/adascale/adascale
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 if [ -n "$smallest" ]; then
-  sources=(--checkpoint "$ckpt" --branches "w1.00,$smallest")
+  sources=(--checkpoint "$ckpt" --branches "w1.00,$smallest,w1.00>int8,$smallest>int8")
   big_name=w1.00
   small_name=$smallest
+  precisions=()
   small_args=${5:?the mobile_latency.py arguments that describe $smallest}
 else
   "$bin" compress --checkpoint "$ckpt" --ops prune:0.25 --out "$work/small.h5" >/dev/null
   sources=(--checkpoint "$ckpt" --checkpoint "$work/small.h5")
   big_name=backbone
   small_name=prune0.25
+  precisions=(--precisions fp32,int8)
   # the python model of the pruned checkpoint: a ResNet's quartered widths, a MobileNetV2's kept
   # expansion fraction
   small_args=$(/usr/bin/python3 - "$config" <<'PY'
@@ -48,7 +50,7 @@ fi
 rows=()
 for r in $(seq "$rounds"); do
   out=$("$bin" export "${sources[@]}" --out "$work/b.bundle" \
-          --precisions fp32,int8 --qat-steps 0 --latency-runs 1000 --test-images 256 \
+          "${precisions[@]}" --qat-steps 0 --latency-runs 1000 --test-images 256 \
           --parity-images 200)
   rm -rf "$work/b.bundle"
   big=$(echo "$out" | awk -v n="$big_name" '$1 == n {print $5, $9}')
