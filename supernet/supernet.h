@@ -35,8 +35,8 @@
 // and private scale and shift (switchable BN, as in slimmable networks: one set of affine
 // parameters shared by all branches lets the narrow branches pull the wide ones' normalisation
 // off, which measurably hurt the largest branch). materialize() turns a branch into a plain
-// ResNetSpec + state dict with the channels removed, which evaluation and the exporter use; the
-// forward pass of a branch and its materialized ResNet compute the same function.
+// ResNet (spec JSON + state dict) with the channels removed, which evaluation and the exporter
+// use; the forward pass of a branch and its materialized ResNet compute the same function.
 #pragma once
 
 #include <torch/torch.h>

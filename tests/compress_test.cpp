@@ -22,6 +22,15 @@ using namespace adascale::trainer;
 
 namespace {
 
+// a MobileNetV2's logits for x, in eval mode
+torch::Tensor forward(const CompressedMobileNetV2& m, const torch::Tensor& x) {
+  MobileNetV2 net(m.spec);
+  load_module_state(net, m.state, "test");
+  net.eval();
+  torch::NoGradGuard no_grad;
+  return net.forward(x);
+}
+
 // stem 8 with an identity chain into stage 1 (widths 8, two blocks) and a strided stage 2 (12)
 CompressedResNet small_resnet(uint64_t seed) {
   return adascale::testing::random_resnet(seed, 8, {8, 12}, {2, 1}, 5);
@@ -93,13 +102,6 @@ TEST(ChannelPruning, MobileNetV2ExpansionPruningEqualsMaskedNetwork) {
   for (const auto& g : groups) {
     mask_dropped_channels(g, full.state, 0.5, &masked.state);
   }
-  auto forward = [](const CompressedMobileNetV2& m, const torch::Tensor& x) {
-    MobileNetV2 net(m.spec);
-    load_module_state(net, m.state, "test");
-    net.eval();
-    torch::NoGradGuard no_grad;
-    return net.forward(x);
-  };
   const auto x = torch::randn({3, 1, 16, 16});
   const auto a = forward(masked, x), b = forward(pruned, x);
   EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-5)) << (a - b).abs().max().item<float>();
@@ -125,13 +127,6 @@ TEST(ChannelPruning, MobileNetV2ExpansionPruningEqualsMaskedNetwork) {
 // layer is refused; pruning before the factors keeps them consistent
 TEST(LowRank, MobileNetV2PointwiseFactorsFromTheSvd) {
   const auto full = adascale::testing::random_mobilenetv2(5, 1, {1, 2, 1}, 5);
-  auto forward = [](const CompressedMobileNetV2& m, const torch::Tensor& x) {
-    MobileNetV2 net(m.spec);
-    load_module_state(net, m.state, "test");
-    net.eval();
-    torch::NoGradGuard no_grad;
-    return net.forward(x);
-  };
   const auto x = torch::randn({3, 1, 16, 16});
   const auto exact = lowrank_mobilenetv2(full, 1.0, {});
   EXPECT_LT((forward(exact, x) - forward(full, x)).abs().max().item<double>(), 1e-4);

@@ -146,6 +146,23 @@ class RgbEndToEnd : public ::testing::Test {
     adascale_close(rt);
   }
 
+  // a multi-branch run of `model` naming a backbone checkpoint of the other family (`family`):
+  // one line naming the checkpoint, before anything is written to `out`
+  static void expect_other_family_refused(const std::string& model, const std::string& backbone,
+                                          const std::string& family, const std::string& out) {
+    const auto [status, text] = cli_output(
+        "train --config " +
+        config(model, "[supernet]\nwidths = 1.0,0.5\njoint_schedule = restart\nbackbone = " +
+                          backbone + "\n") +
+        " --out " + out);
+    EXPECT_NE(status, 0);
+    const auto line = text.find("adascale train: supernet.backbone '" + backbone + "'");
+    ASSERT_NE(line, std::string::npos) << text;
+    EXPECT_NE(text.find("is a different architecture (" + family), std::string::npos) << text;
+    EXPECT_LT(text.find("is a different architecture"), text.find('\n', line)) << text;
+    EXPECT_FALSE(fs::exists(out));
+  }
+
   static fs::path* dir_;
   static std::vector<Sample>* test_;
   static int configs_;
@@ -189,19 +206,9 @@ TEST_F(RgbEndToEnd, MobileNetV2TrainedPrunedExportedAndRun) {
                 " --out " + out + "/m.bundle"),
             0);
   expect_learned(out + "/m.bundle", 0.85);
-  // a checkpoint of the other family as a ResNet multi-branch network's backbone: one line
-  // naming it, before anything is written
-  const auto [status, text] =
-      cli_output("train --config " +
-                 config("arch = resnet\nstem_width = 8\nwidths = 8,16\ndepths = 1,2",
-                        "[supernet]\nwidths = 1.0,0.5\nbackbone = " + ckpt + "\n") +
-                 " --out " + out + "/wrong");
-  EXPECT_NE(status, 0);
-  const auto line = text.find("adascale train: supernet.backbone '" + ckpt + "'");
-  ASSERT_NE(line, std::string::npos) << text;
-  EXPECT_NE(text.find("is a different architecture (mobilenetv2"), std::string::npos) << text;
-  EXPECT_LT(text.find("is a different architecture"), text.find('\n', line)) << text;
-  EXPECT_FALSE(fs::exists(out + "/wrong"));
+  // a checkpoint of the other family as a ResNet multi-branch network's backbone
+  expect_other_family_refused("arch = resnet\nstem_width = 8\nwidths = 8,16\ndepths = 1,2", ckpt,
+                              "mobilenetv2", out + "/wrong");
 }
 
 TEST_F(RgbEndToEnd, ResNetBranchesWithElasticDepthExportedAndRun) {
@@ -217,22 +224,12 @@ TEST_F(RgbEndToEnd, ResNetBranchesWithElasticDepthExportedAndRun) {
                 " --latency-threads 1 --out " + out + "/m.bundle"),
             0);
   expect_learned(out + "/m.bundle", 0.8);
-  // the ResNet backbone this run warmed up, named as a MobileNetV2 multi-branch network's: one
-  // line naming it, before anything is written
+  // the ResNet backbone this run warmed up, named as a MobileNetV2 multi-branch network's
   const std::string resnet = out + "/backbone/checkpoint.h5";
   ASSERT_TRUE(fs::exists(resnet));
-  const auto [status, text] = cli_output(
-      "train --config " +
-      config(
-          "arch = mobilenetv2\nstem_width = 8\nwidths = 8,16\ndepths = 1,2\nexpansion = 4",
-          "[supernet]\nwidths = 1.0,0.5\njoint_schedule = restart\nbackbone = " + resnet + "\n") +
-      " --out " + out + "/wrong");
-  EXPECT_NE(status, 0);
-  const auto line = text.find("adascale train: supernet.backbone '" + resnet + "'");
-  ASSERT_NE(line, std::string::npos) << text;
-  EXPECT_NE(text.find("is a different architecture (resnet"), std::string::npos) << text;
-  EXPECT_LT(text.find("is a different architecture"), text.find('\n', line)) << text;
-  EXPECT_FALSE(fs::exists(out + "/wrong"));
+  expect_other_family_refused(
+      "arch = mobilenetv2\nstem_width = 8\nwidths = 8,16\ndepths = 1,2\nexpansion = 4", resnet,
+      "resnet", out + "/wrong");
 }
 
 TEST_F(RgbEndToEnd, MobileNetV2BranchesWithDepthAndExitExportedAndRun) {
