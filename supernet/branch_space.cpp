@@ -295,6 +295,10 @@ BranchSpace BranchSpace::from_lists(std::vector<double> widths, std::vector<Oper
   if (sp.exits.empty() || sp.exits.back() != stages - 1) sp.exits.push_back(stages - 1);
 
   sp.depths.push_back(DepthChoice{});
+  if (depths.size() >= kMaxBranches)
+    throw ConfigError("config key 'supernet.depths' lists " + std::to_string(depths.size()) +
+                      " depths, more than a space of " + std::to_string(kMaxBranches) +
+                      " branches holds");
   for (const auto& text : depths) {
     auto d = parse_depth(text, base, "config key 'supernet.depths'");
     for (const auto& seen : sp.depths)
@@ -314,6 +318,13 @@ BranchSpace BranchSpace::from_lists(std::vector<double> widths, std::vector<Oper
     if (sp.exit_head == "block") check_exit_blocks(sp, *base.resnet);
     check_fire_widths(sp, *base.resnet);
   }
+  // each branch is a network built, sliced and recalibrated: a space read from a file is bounded
+  // before any of them is
+  const size_t product = sp.widths.size() * sp.ops.size() * sp.depths.size() * sp.exits.size();
+  if (product > kMaxBranches)
+    throw ConfigError("the branch space has up to " + std::to_string(product) +
+                      " branches (widths x ops x depths x exits), more than " +
+                      std::to_string(kMaxBranches));
   add_branches(&sp, stages);
   return sp;
 }

@@ -74,14 +74,15 @@ struct BranchRef {
 };
 
 struct BranchSpace {
-  std::vector<double> widths;           // descending
-  std::vector<Operator> ops;            // conv, dpconv, fire, lowrank F (no stages)
-  std::vector<int64_t> op_stages;       // 0-based
-  std::vector<DepthChoice> depths;      // full depth first, then the listed choices
-  std::vector<int64_t> exits;           // 0-based, ascending, the last stage included
-  std::vector<std::string> precisions;  // "fp32", "int8"
-  std::string exit_head = "linear";     // linear | block
-  std::vector<BranchChoice> branches;   // the trained branches (fp32)
+  std::vector<double> widths;                   // descending
+  std::vector<Operator> ops;                    // conv, dpconv, fire, lowrank F (no stages)
+  std::vector<int64_t> op_stages;               // 0-based
+  std::vector<DepthChoice> depths;              // full depth first, then the listed choices
+  std::vector<int64_t> exits;                   // 0-based, ascending, the last stage included
+  std::vector<std::string> precisions;          // "fp32", "int8"
+  std::string exit_head = "linear";             // linear | block
+  std::vector<BranchChoice> branches;           // the trained branches (fp32)
+  static constexpr size_t kMaxBranches = 4096;  // of the product, checked before any is built
 
   // parses and checks the [supernet] lists against the backbone; throws ConfigError naming the
   // key and the culprit (unknown operator, impossible width, exit after a missing stage, ...)

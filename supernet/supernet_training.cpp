@@ -82,9 +82,15 @@ void check_backbone(const std::string& path, Backbone& base, const std::vector<i
   if (ck.input_shape != chw || static_cast<int64_t>(ck.class_names.size()) != classes)
     throw ConfigError("supernet.backbone '" + path +
                       "' was trained on another input shape or class count");
-  // (a checkpoint of the other family, or a multi-branch one, is a different architecture too)
-  const auto stored = json::parse(ck.spec, nullptr, /*allow_exceptions=*/false);
-  if (stored.is_discarded() || stored != json::parse(base.spec_json()))
+  // compared as the model the spec builds describes itself (a spec written by an older version may
+  // spell defaults differently); a checkpoint of the other family, or a multi-branch one, is a
+  // different architecture too
+  std::string stored;
+  try {
+    stored = backbone_from_spec(ck.spec)->spec_json();
+  } catch (const ConfigError&) {
+  }
+  if (stored != base.spec_json())
     throw ConfigError("supernet.backbone '" + path + "' is a different architecture (" +
                       ck.architecture + ") from the config's model (" + base.describe() + ")");
 }

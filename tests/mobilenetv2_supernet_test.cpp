@@ -164,6 +164,20 @@ TEST(MobileNetV2Supernet, ImpossibleSpacesAreRefusedByName) {
   EXPECT_NE(error_of(c).find("stage 4 does not exist (the network has 3 stages"), std::string::npos)
       << error_of(c);
   c = small_space();
+  // a space read from a file is bounded before any branch is built
+  EXPECT_NE(
+      [&] {
+        try {
+          BranchSpace::from_lists({1.0}, {parse_operator("conv", "t")}, {0}, {2}, {"fp32"},
+                                  "linear", small_base(), std::vector<std::string>(5000, "d1/2@2"));
+        } catch (const ConfigError& e) {
+          return std::string(e.what());
+        }
+        return std::string();
+      }()
+          .find("lists 5000 depths, more than a space of 4096 branches holds"),
+      std::string::npos);
+  c = small_space();
   c.ops = "conv,dpconv";
   EXPECT_NE(error_of(c).find("'dpconv' does not apply to a mobilenetv2"), std::string::npos)
       << error_of(c);
