@@ -274,9 +274,10 @@ BranchSpace BranchSpace::from_lists(std::vector<double> widths, std::vector<Oper
   sp.ops = checked_ops(std::move(ops));
   if (!base.resnet)
     for (const auto& op : sp.ops)
-      if (op.kind != OperatorKind::kConv)
+      if (op.kind != OperatorKind::kConv && op.kind != OperatorKind::kLowRank)
         throw ConfigError("config key 'supernet.ops': '" + op.name() + "' does not apply to a " +
-                          base.arch + " (its 3x3 convolutions are depthwise already; ops = conv)");
+                          base.arch +
+                          " (its 3x3 convolutions are depthwise already; ops: conv, lowrankF)");
   // stages: sorted, each once, and existing (the spec of a checkpoint is checked here too)
   auto stage_set = [&](const std::string& key, const std::vector<int64_t>& in) {
     std::set<int64_t> out;

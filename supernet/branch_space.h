@@ -86,7 +86,8 @@ struct BranchSpace {
 
   // parses and checks the [supernet] lists against the backbone; throws ConfigError naming the
   // key and the culprit (unknown operator, impossible width, exit after a missing stage, ...)
-  // (a MobileNetV2 takes conv only, and linear exit heads: its 3x3 convolutions are depthwise)
+  // (a MobileNetV2 takes conv and lowrank, which factors its 1x1 convolutions, and linear exit
+  // heads: its 3x3 convolutions are depthwise already)
   static BranchSpace from_config(const SupernetConfig& config, const BackboneLayout& base);
   // the same checks on typed lists (stages 0-based); `where` prefixes errors. from_config parses
   // the config's text into these, the spec of a checkpoint stores them as JSON arrays.

@@ -161,7 +161,7 @@ void init_operator_variants(Run& run, Supernet& net, const CompressedResNet& ful
   }
 }
 
-// 2. variant initialisation: importance order, then (ResNet) the operators' variants
+// 2. variant initialisation: importance order, then the operators' variants
 void init_variants(Run& run) {
   auto& net = *run.net;
   const auto t0 = std::chrono::steady_clock::now();
@@ -177,7 +177,17 @@ void init_variants(Run& run) {
                               compress::importance_order(compress::channel_importance(
                                   group, state, compress::Importance::kFilterL1)));
   load_module_state(net.base(), state, "importance-ordered backbone");
-  if (resnet) init_operator_variants(run, *resnet, {resnet->base_spec(), state});
+  if (resnet) {
+    init_operator_variants(run, *resnet, {resnet->base_spec(), state});
+  } else {
+    // a MobileNetV2's low-rank variants: the SVD factors of its ordered 1x1 convolutions
+    auto& mobilenet = dynamic_cast<MobileNetV2Supernet&>(net);
+    for (const auto& op : net.space().ops)
+      if (op.kind == OperatorKind::kLowRank)
+        mobilenet.load_variant(op.name(), lowrank_mobilenetv2({mobilenet.base_spec(), state},
+                                                              op.amount, net.space().op_stages)
+                                              .state);
+  }
   net.reset_private_bn();
   net.reset_exit_blocks();
   share_full_state(net, "rank 0's initialised variants");

@@ -148,6 +148,49 @@ TEST(MobileNetV2Supernet, SpecRoundTripsWithItsState) {
   EXPECT_TRUE(again->forward_branch(b, x).equal(net->forward_branch(b, x)));
 }
 
+// low-rank 1x1 pairs as a branch operator: the branch is a factored MobileNetV2 whose rank scales
+// with the width; at full rank, initialised from the SVD of the ordered backbone, the full-width
+// branch computes what the plain one does (batch statistics: the same function before BN)
+TEST(MobileNetV2Supernet, LowRankBranchesAreFactoredNetworks) {
+  auto c = small_space();
+  c.ops = "conv,lowrank1.0,lowrank0.5";
+  c.depths = "";
+  const auto base = small_base();
+  torch::manual_seed(5);
+  MobileNetV2Supernet net(base, BranchSpace::from_config(c, base), 12, 12);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : net.base().parameters()) p.normal_(0, 0.3);
+  }
+  const CompressedMobileNetV2 full{base, module_state(net.base())};
+  for (double f : {1.0, 0.5})
+    net.load_variant(f == 1.0 ? "lowrank1.00" : "lowrank0.50",
+                     lowrank_mobilenetv2(full, f, net.space().op_stages).state);
+  net.reset_private_bn();
+  const int half = net.space().find("w0.50>lowrank0.50@2/3");
+  ASSERT_GE(half, 0);
+  const auto& spec = net.branch_spec(half);
+  EXPECT_EQ(spec.stages[0][0].project_rank, 0);  // stage 1 is not an op stage
+  // stage 3's first block: 12 -> 48 (expansion rank 6 of the full width's 12, halved to 3)
+  EXPECT_EQ(spec.stages[2][0].expand_rank, 3);
+  EXPECT_LT(net.branch_macs(half), net.branch_macs(net.space().find("w0.50")));
+  torch::manual_seed(9);
+  const auto x = torch::randn({8, 1, 12, 12});
+  torch::NoGradGuard no_grad;
+  net.train();
+  const auto exact = net.forward_branch(net.space().find("w1.00>lowrank1.00@2/3"), x);
+  EXPECT_LT((exact - net.forward_branch(net.space().find("w1.00"), x)).abs().max().item<double>(),
+            1e-3);
+  net.eval();
+  for (size_t b = 0; b < net.branch_count(); ++b) {
+    const double diff =
+        (net.forward_branch(b, x) - net.physical(b)->forward(x)).abs().max().item<double>();
+    EXPECT_LT(diff, 1e-4) << net.branch(b).name;
+  }
+  const auto again = multi_branch_from_spec(net.spec_json());
+  EXPECT_NO_THROW(again->load_full_state(net.full_state(), "round trip"));
+}
+
 TEST(MobileNetV2Supernet, ImpossibleSpacesAreRefusedByName) {
   auto c = small_space();
   c.depths = "d1/2@1";  // stage 1 has one block

@@ -2,8 +2,8 @@
 // with Debian) goes through the CLI (train, compress, export) into bundles that the C API runs.
 // Covers both backbone families: a MobileNetV2 trained alone and pruned, a ResNet multi-branch
 // network with a shallow (elastic depth) branch and a MobileNetV2 multi-branch network with a
-// shallow branch and an early exit, each with int8 twins, and the per-channel normalization the
-// catalog carries to the runtime.
+// shallow branch, an early exit and low-rank 1x1 branches, each with int8 twins, and the
+// per-channel normalization the catalog carries to the runtime.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -237,7 +237,8 @@ TEST_F(RgbEndToEnd, MobileNetV2BranchesWithDepthAndExitExportedAndRun) {
   ASSERT_EQ(cli("train --config " +
                 config("arch = mobilenetv2\nstem_width = 8\nwidths = 8,16,24\ndepths = 1,2,2\n"
                        "expansion = 4",
-                       "[supernet]\nwidths = 1.0,0.5\ndepths = d1/2@3\nexits = 2\n"
+                       "[supernet]\nwidths = 1.0,0.5\nops = conv,lowrank0.5\nop_stages = 3\n"
+                       "depths = d1/2@3\nexits = 2\n"
                        "joint_epochs = 2\ncalibration_images = 64\nprecisions = fp32,int8\n"
                        "qat_images = 128\nqat_steps = 0\n") +
                 " --out " + out),
@@ -245,10 +246,11 @@ TEST_F(RgbEndToEnd, MobileNetV2BranchesWithDepthAndExitExportedAndRun) {
   ASSERT_EQ(cli("export --checkpoint " + out + "/checkpoint.h5 --latency-runs 5" +
                 " --latency-threads 1 --out " + out + "/m.bundle"),
             0);
-  // 2 widths x {full, d1/2@3, exit@2}, each with its int8 twin
+  // 2 widths x {full, d1/2@3, exit@2} with plain 1x1 convolutions, and {full, d1/2@3} with
+  // low-rank ones in stage 3 (an exit after stage 2 does not reach it), each with its int8 twin
   const auto catalog =
       nlohmann::json::parse(std::ifstream(fs::path(out) / "m.bundle" / "catalog.json"));
-  EXPECT_EQ(catalog.at("branches").size(), 12u);
+  EXPECT_EQ(catalog.at("branches").size(), 20u);
   expect_learned(out + "/m.bundle", 0.75);
 }
 
