@@ -104,6 +104,10 @@ CompressedMobileNetV2 prune_mobilenetv2(const CompressedMobileNetV2& model, doub
   return out;
 }
 
+int64_t pointwise_rank(double rank_fraction, int64_t in, int64_t out) {
+  return std::max<int64_t>(1, std::lround(rank_fraction * static_cast<double>(std::min(in, out))));
+}
+
 CompressedMobileNetV2 lowrank_mobilenetv2(const CompressedMobileNetV2& model, double rank_fraction,
                                           const std::vector<int64_t>& stages) {
   if (!(rank_fraction > 0.0 && rank_fraction <= 1.0))
@@ -114,8 +118,7 @@ CompressedMobileNetV2 lowrank_mobilenetv2(const CompressedMobileNetV2& model, do
     if (*rank) throw ConfigError("lowrank: " + layer + " is factored already");
     const auto w = out.state.at(layer + ".conv.weight");  // out x in x 1 x 1
     const auto m = w.flatten(1).to(torch::kFloat64);
-    const int64_t r = std::max<int64_t>(
-        1, std::lround(rank_fraction * static_cast<double>(std::min(m.size(0), m.size(1)))));
+    const int64_t r = pointwise_rank(rank_fraction, m.size(1), m.size(0));
     const auto [u, s, vh] = torch::linalg::svd(m, /*full_matrices=*/false, {});
     const auto root = s.slice(0, 0, r).sqrt();
     out.state[layer + ".reduce.weight"] =

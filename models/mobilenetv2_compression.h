@@ -37,6 +37,9 @@ CompressedMobileNetV2 prune_mobilenetv2(
 // empty: every stage), from their SVD: W (out x in) = U S V^T cut to rank max(1, round(F x
 // min(in, out))), a 1x1 reduce sqrt(S) V^T (in -> rank) then the layer's own 1x1 U sqrt(S) (rank
 // -> out, its BN kept). Throws ConfigError naming a layer that is factored already.
+// the rank lowrank_mobilenetv2 gives a 1x1 of `in` -> `out` channels at `rank_fraction`
+int64_t pointwise_rank(double rank_fraction, int64_t in, int64_t out);
+
 CompressedMobileNetV2 lowrank_mobilenetv2(const CompressedMobileNetV2& model, double rank_fraction,
                                           const std::vector<int64_t>& stages);
 

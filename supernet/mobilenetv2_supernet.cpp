@@ -2,6 +2,7 @@
 
 #include <tuple>
 
+#include "models/mobilenetv2_compression.h"
 #include "supernet/detail.h"
 
 namespace adascale::trainer {
@@ -45,9 +46,8 @@ MobileNetV2Supernet::MobileNetV2Supernet(MobileNetV2Spec base, BranchSpace space
       for (size_t k = 0; k < spec.stages[s].size(); ++k)
         for (const auto& [layer, in, out] :
              pointwise_layers(spec.stages[s][k], block_prefix(s, k))) {
-          // the rank lowrank_mobilenetv2 gives the full-width layer
-          const int64_t rank =
-              std::max<int64_t>(1, std::lround(op.amount * static_cast<double>(std::min(in, out))));
+          // the full-width layer's, as lowrank_mobilenetv2 factors it
+          const int64_t rank = pointwise_rank(op.amount, in, out);
           auto& v = variants_[variant_key(op, layer)];
           const std::string name = registered_name("v_" + op.name() + "_" + layer);
           v["reduce.weight"] = register_parameter(name + "_reduce", torch::zeros({rank, in, 1, 1}));
@@ -59,8 +59,8 @@ MobileNetV2Supernet::MobileNetV2Supernet(MobileNetV2Spec base, BranchSpace space
     specs_.push_back(make_branch_spec(b));
     specs.push_back(specs_.back().to_json());
   }
-  set_branch_specs(std::move(specs), base_->spec().in_channels);
-  add_linear_exit_heads(base_->spec().classes);
+  set_branch_specs(std::move(specs), spec.in_channels);
+  add_linear_exit_heads(spec.classes);
   add_private_bn();
   pick_extremes();
 }
