@@ -65,6 +65,10 @@ MobileNetV2Supernet::MobileNetV2Supernet(MobileNetV2Spec base, BranchSpace space
   pick_extremes();
 }
 
+std::vector<compress::ChannelGroup> MobileNetV2Supernet::channel_groups() const {
+  return mobilenetv2_channel_groups(base_->spec());
+}
+
 MobileNetV2Spec MobileNetV2Supernet::make_branch_spec(size_t b) const {
   const auto& c = branch(b);
   MobileNetV2Spec s = base_->spec();

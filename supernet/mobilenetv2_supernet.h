@@ -37,6 +37,7 @@ class MobileNetV2Supernet : public MultiBranchNetwork {
   MobileNetV2Supernet(MobileNetV2Spec base, BranchSpace space, int64_t height, int64_t width);
 
   const MobileNetV2Spec& base_spec() const { return base_->spec(); }
+  std::vector<compress::ChannelGroup> channel_groups() const override;
   const MobileNetV2Spec& branch_spec(size_t b) const { return specs_.at(b); }
   // copies the factors of op `op` ("lowrank0.50") from the state of the full-width network with
   // its op stages factored (lowrank_mobilenetv2 output)

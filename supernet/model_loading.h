@@ -14,6 +14,7 @@ std::shared_ptr<Backbone> load_model(const Checkpoint& ckpt, const std::string& 
 
 class MultiBranchNetwork;
 // the multi-branch network of a checkpoint whose spec is one (is_multi_branch_spec)
-std::shared_ptr<MultiBranchNetwork> load_supernet(const Checkpoint& ckpt, const std::string& origin);
+std::shared_ptr<MultiBranchNetwork> load_supernet(const Checkpoint& ckpt,
+                                                  const std::string& origin);
 
 }  // namespace adascale::trainer

@@ -59,6 +59,8 @@ class MultiBranchNetwork : public Backbone {
 
   // the shared backbone ("base"): its weights are the widest branch's
   Backbone& base() { return *backbone_; }
+  // the backbone's channel groups, whose importance order makes a width slice a pruning
+  virtual std::vector<compress::ChannelGroup> channel_groups() const = 0;
   std::string describe() const override;
   // the shared backbone's blocks and slots, named as this module holds them ("base.stages.1.0")
   std::vector<std::vector<BlockSlots>> stages() const override;

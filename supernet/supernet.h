@@ -58,6 +58,9 @@ class Supernet : public MultiBranchNetwork {
   Supernet(ResNetSpec base, BranchSpace space, int64_t height, int64_t width);
 
   const ResNetSpec& base_spec() const { return base_->spec(); }
+  std::vector<compress::ChannelGroup> channel_groups() const override {
+    return resnet_channel_groups(base_->spec());
+  }
   const ResNetSpec& branch_spec(size_t b) const { return specs_.at(b); }
   // copies variant-slot tensors ("stages.S.B.convN.*") of op `op` from a state dict of the
   // full-width network with that op substituted (lowrank_resnet / substitute_resnet output)

@@ -168,16 +168,12 @@ void init_variants(Run& run) {
   run.log << "phase 2/5: variant initialisation (importance order, SVD, distillation)\n";
   // a width slice keeps the leading channels of every group
   auto state = module_state(net.base());
-  auto* resnet = dynamic_cast<Supernet*>(&net);
-  const auto groups =
-      resnet ? resnet_channel_groups(resnet->base_spec())
-             : mobilenetv2_channel_groups(dynamic_cast<MobileNetV2Supernet&>(net).base_spec());
-  for (const auto& group : groups)
+  for (const auto& group : net.channel_groups())
     compress::select_channels(state, group,
                               compress::importance_order(compress::channel_importance(
                                   group, state, compress::Importance::kFilterL1)));
   load_module_state(net.base(), state, "importance-ordered backbone");
-  if (resnet) {
+  if (auto* resnet = dynamic_cast<Supernet*>(&net)) {
     init_operator_variants(run, *resnet, {resnet->base_spec(), state});
   } else {
     // a MobileNetV2's low-rank variants: the SVD factors of its ordered 1x1 convolutions
