@@ -122,6 +122,7 @@ TEST(ContentionModelTest, ALargerBranchIsProbedUnderLoadAtABoundedRate) {
   options.tail_latency = true;
   options.context_change = 0;
   options.probe_interval_ms = 1000;
+  options.probe_headroom = 1.15;
   Selector selector(options);
   ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());
   // branch 1: median fits, tail predicted 10% over the budget
@@ -147,6 +148,37 @@ TEST(ContentionModelTest, ALargerBranchIsProbedUnderLoadAtABoundedRate) {
   std::vector<BranchEstimate> slow = e;
   slow[1].latency_tail_ms = 13;
   for (double t = 0; t < 5000; t += 100) EXPECT_EQ(far.decide(slow, loaded, t).branch, 0);
+}
+
+TEST(ContentionModelTest, AtNoHeadroomABranchThatFitsWithoutEvidenceIsProbed) {
+  SelectorOptions options;
+  options.min_dwell_ms = 100;
+  options.tail_latency = true;
+  options.context_change = 0;
+  options.probe_interval_ms = 1000;
+  ASSERT_EQ(options.probe_headroom, 1.0);  // the default
+  Selector selector(options);
+  ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());
+  SelectionContext loaded;
+  loaded.contention = 1.5;
+  // branch 1 fits on the level's spread, not on observations of its own: no improvement switch
+  // takes it (evidence_under_load), a probe does, and no sooner than the interval again
+  std::vector<BranchEstimate> e = {estimate(4, 6, 0.8), estimate(8, 9, 0.9)};
+  e[1].tail_own = false;
+  std::vector<BranchEstimate> missed = e;
+  missed[1].latency_tail_ms = 12;
+  EXPECT_EQ(selector.decide(missed, loaded, 0).branch, 0);
+  EXPECT_EQ(selector.decide(e, loaded, 100).branch, 1);       // probed
+  EXPECT_EQ(selector.decide(e, loaded, 150).branch, 1);       // it still fits: it stays
+  EXPECT_EQ(selector.decide(missed, loaded, 200).branch, 0);  // back
+  for (double t = 300; t < 2100; t += 100) EXPECT_EQ(selector.decide(e, loaded, t).branch, 0);
+  EXPECT_EQ(selector.decide(e, loaded, 2200).branch, 1);  // 200 + 1000 x 2
+  // a branch predicted over the budget is not probed at no headroom
+  Selector strict(options);
+  ASSERT_TRUE(strict.set_budgets(latency_budget(10)).ok());
+  std::vector<BranchEstimate> over = e;
+  over[1].latency_tail_ms = 10.5;
+  for (double t = 0; t < 5000; t += 100) EXPECT_EQ(strict.decide(over, loaded, t).branch, 0);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@ inline BranchEstimate estimate(double latency_ms, double accuracy, double memory
   BranchEstimate e;
   e.latency_ms = e.latency_uncorrected_ms = latency_ms;
   e.latency_known = true;
+  e.tail_own = true;  // the spread of its own observations, as where it has run long enough
   e.accuracy = accuracy;
   e.accuracy_known = true;
   e.memory_bytes = memory;

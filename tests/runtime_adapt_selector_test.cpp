@@ -334,6 +334,40 @@ TEST(SelectorTest, UnderLoadEachImprovementDoublesTheNextDwell) {
   EXPECT_EQ(flat.decide(e, loaded, 200).branch, 3);
 }
 
+TEST(SelectorTest, UnderLoadAStepUpGoesOnlyToABranchWithATailOfItsOwn) {
+  SelectorOptions options = dwell_only(100);
+  options.context_change = 0;
+  options.trial_window_ms = 0;
+  options.probe_headroom = 0;  // no probe: what an improvement switch may do alone
+  SelectionContext loaded;
+  loaded.contention = 2;
+  auto run = [&](bool evidence, const SelectionContext& context) {
+    options.evidence_under_load = evidence;
+    Selector selector(options);
+    EXPECT_TRUE(selector.set_budgets(latency_budget(10)).ok());
+    std::vector<BranchEstimate> e = {estimate(1, 0.6), estimate(20, 0.9)};
+    EXPECT_EQ(selector.decide(e, context, 0).branch, 0);
+    e[1].latency_ms = 5;  // fits now, on the level's spread alone
+    e[1].tail_own = false;
+    const int unproven = selector.decide(e, context, 200).branch;
+    e[1].tail_own = true;
+    const int proven = selector.decide(e, context, 400).branch;
+    return std::make_pair(unproven, proven);
+  };
+  EXPECT_EQ(run(true, loaded), std::make_pair(0, 1));
+  EXPECT_EQ(run(false, loaded), std::make_pair(1, 1));
+  EXPECT_EQ(run(true, {}), std::make_pair(1, 1));  // at idle no evidence is asked for
+  // a step down never waits for evidence: the branch it leaves no longer fits
+  options.evidence_under_load = true;
+  Selector selector(options);
+  ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());
+  std::vector<BranchEstimate> e = {estimate(1, 0.6), estimate(5, 0.9)};
+  EXPECT_EQ(selector.decide(e, loaded, 0).branch, 1);
+  e[0].tail_own = false;
+  e[1].latency_ms = 20;
+  EXPECT_EQ(selector.decide(e, loaded, 10).branch, 0);
+}
+
 TEST(SelectorTest, AContextChangeWaivesTheDwellOnceItHolds) {
   SelectorOptions options = dwell_only(1000);
   options.context_change = 1.4;

@@ -41,6 +41,15 @@ std::vector<BranchCosts> with_thread_variants(const std::vector<BranchCosts>& br
   return out;
 }
 
+// entry v of the selection runs branch_of[v] on threads[v]
+std::vector<LoopChoice> choices_of(const std::vector<int>& branch_of,
+                                   const std::vector<int>& threads) {
+  std::vector<LoopChoice> out;
+  for (size_t v = 0; v < branch_of.size(); ++v)
+    out.push_back({branch_of[v], threads[v], static_cast<int>(v)});
+  return out;
+}
+
 AdaptationOptions with_thread_options(AdaptationOptions options, bool thread_mode) {
   // each entry says its threads; the CPU share is judged for one, and a larger count only runs
   // where the cores for it are free
@@ -97,21 +106,15 @@ int AdaptationLoop::find_branch(const std::string& name) const {
 }
 
 std::vector<LoopChoice> AdaptationLoop::choices() const {
-  std::vector<LoopChoice> out;
-  for (size_t v = 0; v < variant_branch_.size(); ++v)
-    out.push_back({variant_branch_[v], variant_threads_[v], static_cast<int>(v)});
-  return out;
+  return choices_of(variant_branch_, variant_threads_);
 }
 
 std::vector<LoopChoice> loop_choices(const std::vector<BranchCosts>& branches, int max_threads) {
-  std::vector<int> branch_of;
+  std::vector<int> branch_of, threads;
   bool thread_mode = false;
-  const std::vector<BranchCosts> entries =
-      with_thread_variants(branches, max_threads, &branch_of, &thread_mode);
-  std::vector<LoopChoice> out;
-  for (size_t v = 0; v < entries.size(); ++v)
-    out.push_back({branch_of[v], entries[v].threads, static_cast<int>(v)});
-  return out;
+  for (const BranchCosts& e : with_thread_variants(branches, max_threads, &branch_of, &thread_mode))
+    threads.push_back(e.threads);
+  return choices_of(branch_of, threads);
 }
 
 void AdaptationLoop::report_latency(int branch, double observed_ms, int threads) {

@@ -214,7 +214,8 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
     // which a wait of fixed length adds to every branch alike (a spread learnt as a ratio on a
     // small branch would make every larger one look far too slow); else the level's ratio.
     const QuantileRing& own = branch_tails_[i * kTailLevels + static_cast<size_t>(level)];
-    if (own.size() >= kEnough)
+    e.tail_own = own.size() >= kEnough;
+    if (e.tail_own)
       e.latency_tail_ms = e.latency_ms * std::max(1.0, own.quantile());
     else if (excess.size() >= kEnough)
       e.latency_tail_ms = e.latency_ms + std::max(0.0, excess.quantile());

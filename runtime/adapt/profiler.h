@@ -54,6 +54,9 @@ struct BranchEstimate {
   double latency_ms = 0;              // contention-scaled and corrected
   double latency_uncorrected_ms = 0;  // contention-scaled only
   double latency_tail_ms = 0;         // latency_ms x tail factor: what a bad request takes
+  // the tail rests on this entry's own observations at the current load level (else it is the
+  // level's, or a prior's): what the selector asks of a step up under load
+  bool tail_own = false;
   bool latency_known = false;
   double memory_bytes = 0;
   bool memory_known = false;

@@ -181,6 +181,8 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   // which is noise, does not buy a slower branch. Order-independent, so the result never depends
   // on iteration. The tolerance is in accuracy units: an energy-only objective uses none.
   const double tolerance = l.energy_only ? 0.0 : options_.objective_tolerance;
+  // a step up under load wants a tail the branch has shown here (evidence_under_load)
+  const bool unproven_held = contended && options_.evidence_under_load;
   // feasibility and objective once per branch; both passes of both picks read them
   // (member buffers: no allocation per decision once sized)
   const size_t n = estimates.size();
@@ -200,7 +202,9 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   auto pick = [&](bool open_only) {
     auto eligible = [&](size_t i) {
       const int index = static_cast<int>(i);
-      return fits_now[i] && (!open_only || index == current_ || !blocked(index, now_ms));
+      if (!fits_now[i]) return false;
+      if (!open_only || index == current_) return true;
+      return !blocked(index, now_ms) && (!unproven_held || estimates[i].tail_own);
     };
     Pick p;
     double top = -kInf;
@@ -303,7 +307,7 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
 
 int Selector::probe_target(const std::vector<BranchEstimate>& estimates, const Limits& l,
                            const SelectionContext& context, double now_ms, bool dwelled) const {
-  if (!(options_.probe_headroom > 1) || !dwelled || current_ < 0 || l.latency == kInf ||
+  if (!(options_.probe_headroom >= 1) || !dwelled || current_ < 0 || l.latency == kInf ||
       context.contention < options_.probe_min_contention || now_ms < next_probe_ms_)
     return -1;
   const double entry = 1.0 - options_.entry_margin;

@@ -49,6 +49,12 @@ struct SelectorOptions {
   // noise in near-equal estimates, and each that does not hold costs a switch back. A context
   // change, new budgets or a decision at idle start again at min_dwell_ms.
   int dwell_doublings = 2;
+  // Under load, an improvement switch goes only to a branch whose tail estimate rests on its own
+  // observations at the current level (BranchEstimate::tail_own). A branch not yet seen at a
+  // level is judged on what other branches saw there, and in the traces such a step up was
+  // mostly left again a decision or two later: two switches for nothing. A probe (below) is
+  // what gathers those observations, at most once per interval.
+  bool evidence_under_load = true;
   // Judge the latency budget on the tail estimate (latency_tail_ms) instead of the median one:
   // for budgets that bound the share of slow requests rather than the typical one.
   bool tail_latency = false;
@@ -64,12 +70,14 @@ struct SelectorOptions {
   double context_settle_ms = 150;
   // Probing under load: while the contention factor is at least probe_min_contention, a more
   // accurate branch whose median latency fits (with the entry margin) and whose judged latency
-  // misses the budget by at most probe_headroom x is tried for one decision, at most once per
+  // is at most probe_headroom x the budget is tried for one decision, at most once per
   // probe_interval_ms x 2^misses (consecutive probes that did not hold, at most 3). Its own
   // observations then decide whether it stays. The spread of a contended level is learnt on the
   // branch that runs, so without a try the larger branches keep the prediction the load made for
-  // the small one. 1 (or less) disables it.
-  double probe_headroom = 1.15;
+  // the small one. At 1 a probe goes to a branch whose estimate fits but rests on no
+  // observations of its own here (evidence_under_load); a headroom above 1 also tries branches
+  // predicted to miss, which in the traces mostly came back a decision later. Below 1: no probes.
+  double probe_headroom = 1.0;
   double probe_interval_ms = 4000;
   double probe_min_contention = 1.25;
 };
