@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "branch_space_error.h"
 #include "fmnist_slice.h"
 #include "resnet_fixture.h"
 #include "supernet/model_loading.h"
@@ -51,12 +52,7 @@ int64_t numel(const compress::StateDict& state) {
 }
 
 std::string error_of(const SupernetConfig& c) {
-  try {
-    BranchSpace::from_config(c, small_base());
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
+  return adascale::testing::branch_space_error(c, small_base());
 }
 
 // the summed absolute gradient of a named parameter (0 without one); a missing name fails
@@ -255,7 +251,8 @@ TEST(Supernet, ShallowBranchesLeaveTheSkippedBlocksOut) {
   ASSERT_GE(shallow, 0);
   const auto m = net->materialize(shallow), f = net->materialize(full);
   ASSERT_EQ(ResNetSpec::from_json(m.spec_json).stages.size(), 3u);
-  EXPECT_EQ(ResNetSpec::from_json(m.spec_json).stages[1].size(), 1u);  // physically absent, not bypassed
+  EXPECT_EQ(ResNetSpec::from_json(m.spec_json).stages[1].size(),
+            1u);  // physically absent, not bypassed
   EXPECT_EQ(ResNetSpec::from_json(f.spec_json).stages[1].size(), 2u);
   for (const auto& [name, t] : m.state) EXPECT_EQ(name.find("stages.1.1."), std::string::npos);
   EXPECT_LT(numel(m.state), numel(f.state));

@@ -182,7 +182,7 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   // on iteration. The tolerance is in accuracy units: an energy-only objective uses none.
   const double tolerance = l.energy_only ? 0.0 : options_.objective_tolerance;
   // a step up under load wants a tail the branch has shown here (evidence_under_load)
-  const bool unproven_held = contended && options_.evidence_under_load;
+  const bool step_up_needs_evidence = contended && options_.evidence_under_load;
   // feasibility and objective once per branch; both passes of both picks read them
   // (member buffers: no allocation per decision once sized)
   const size_t n = estimates.size();
@@ -204,7 +204,7 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
       const int index = static_cast<int>(i);
       if (!fits_now[i]) return false;
       if (!open_only || index == current_) return true;
-      return !blocked(index, now_ms) && (!unproven_held || estimates[i].tail_own);
+      return !blocked(index, now_ms) && (!step_up_needs_evidence || estimates[i].tail_own);
     };
     Pick p;
     double top = -kInf;
