@@ -337,6 +337,10 @@ adascale_status adascale_session_set_threads(adascale_session* s, int threads) {
 
 int adascale_session_threads(const adascale_session* s) { return s ? s->threads : -1; }
 
+int adascale_session_max_threads(const adascale_session* s) {
+  return s ? adascale::session_model_threads(s) : -1;
+}
+
 adascale_status adascale_session_run(adascale_session* s, const float* input, size_t input_count,
                                      float* logits, size_t logits_capacity) {
   if (!s) return ADASCALE_ERROR_INVALID_ARGUMENT;
@@ -502,6 +506,10 @@ adascale_status adascale_set_threads(adascale_runtime* handle, int threads) {
 }
 
 int adascale_threads(const adascale_runtime* handle) { return adascale_session_threads(handle); }
+
+int adascale_max_threads(const adascale_runtime* handle) {
+  return adascale_session_max_threads(handle);
+}
 
 adascale_status adascale_profile(adascale_runtime* handle, int runs, adascale_node_timing* timings,
                                  size_t capacity, size_t* count) {

@@ -41,14 +41,7 @@ for seed in "${seeds[@]}"; do
     threads=1
     if [[ ,$keys, =~ ,threads:([0-9]+), ]]; then threads=${BASH_REMATCH[1]}; fi
     keys=$(echo ",$keys," | sed -E 's/,threads:[0-9]+,/,/; s/^,//; s/,$//')
-    # the setting's keys go right after [adaptation]; its name keeps the traces apart
-    awk -v keys="$keys" -v name="random-$seed-$name" '
-      /^name = / { print "name = " name; next }
-      { print }
-      /^\[adaptation\]/ && keys != "" {
-        n = split(keys, kv, ",")
-        for (i = 1; i <= n; ++i) { split(kv[i], p, ":"); print p[1] " = " p[2] }
-      }' "$base" >"$scenario"
+    with_settings "$keys" "random-$seed-$name" "$base" "$scenario"
     policy=adaptive
     [ $leading = 1 ] && policy=adaptive,oracle
     "$run" --bundle "$bundle" --scenario "$scenario" --idx "$idx" --labels "$labels" \

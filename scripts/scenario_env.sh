@@ -3,8 +3,9 @@
 # the runtime-only build, else the full one), the labelled images ($idx, $labels; IDX and LABELS,
 # default the Fashion-MNIST test split) and the output folder ($out; OUT, else a new temporary
 # folder named after $1), created and announced; $first (FIRST_SEED, default 1); $results, the
-# emptied per-scenario table; and generate_scenario SEED FILE BUNDLE, which writes the seeded
-# scenario and prints its heading.
+# emptied per-scenario table; generate_scenario SEED FILE BUNDLE, which writes the seeded
+# scenario and prints its heading; and with_settings KEYS NAME IN OUT, which copies scenario IN to
+# OUT with the [adaptation] keys KEYS (KEY:VALUE,KEY:VALUE; empty: none) and the name NAME.
 run=${RUN:-build-rt/tools/adascale-run/adascale-run}
 [ -x "$run" ] || run=build/tools/adascale-run/adascale-run
 data=/usr/share/datasets/fashion-mnist
@@ -21,4 +22,15 @@ generate_scenario() {
   "$run" --bundle "$3" --generate-scenario "$1" --out "$2" >/dev/null
   echo
   echo "== seed $1: $(grep -m1 '^duration_s' "$2"), $(grep -c '^[0-9]' "$2") events"
+}
+
+with_settings() {
+  # the keys go right after [adaptation]; one the generator writes too is refused as a duplicate
+  awk -v keys="$1" -v name="$2" '
+    /^name = / { print "name = " name; next }
+    { print }
+    /^\[adaptation\]/ && keys != "" {
+      n = split(keys, kv, ",")
+      for (i = 1; i <= n; ++i) { split(kv[i], p, ":"); print p[1] " = " p[2] }
+    }' "$3" >"$4"
 }

@@ -8,8 +8,9 @@
 #
 #   scripts/two_app_scenarios.sh BUNDLE N [BUNDLE2]
 #
-# BUNDLE2 defaults to BUNDLE (a second copy, loaded by the second process). RUN, IDX, LABELS,
-# OUT and FIRST_SEED as for scripts/random_scenarios.sh.
+# BUNDLE2 defaults to BUNDLE (a second copy, loaded by the second process). KEYS: [adaptation]
+# settings for both apps' loops, KEY:VALUE,KEY:VALUE (e.g. KEYS=probe_delay_ms:0; default none).
+# RUN, IDX, LABELS, OUT and FIRST_SEED as for scripts/random_scenarios.sh.
 set -euo pipefail
 if [ $# -lt 2 ] || [ $# -gt 3 ] || ! [[ $2 =~ ^[1-9][0-9]*$ ]]; then
   echo "usage: $0 BUNDLE N [BUNDLE2]" >&2
@@ -24,7 +25,8 @@ source scripts/scenario_env.sh two-app-scenarios
 
 for ((seed = first; seed < first + count; ++seed)); do
   scenario=$out/random-$seed.ini
-  generate_scenario "$seed" "$scenario" "$bundle"
+  generate_scenario "$seed" "$out/random-$seed-generated.ini" "$bundle"
+  with_settings "${KEYS:-}" "random-$seed" "$out/random-$seed-generated.ini" "$scenario"
   start=$(date +%s)
   "$run" --bundle "$bundle" --second-bundle "$second" --scenario "$scenario" --idx "$idx" \
     --labels "$labels" --policy adaptive,oracle --trace-out "$out/traces" \

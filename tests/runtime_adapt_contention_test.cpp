@@ -115,13 +115,20 @@ BranchEstimate estimate(double latency, double tail, double accuracy) {
   return e;
 }
 
-TEST(ContentionModelTest, ALargerBranchIsProbedUnderLoadAtABoundedRate) {
+// probing on a short clock: a dwell of 100 ms, a probe per second at most, tails judged
+SelectorOptions probing_options(double probe_delay_ms) {
   SelectorOptions options;
   options.min_dwell_ms = 100;
-  options.trial_window_ms = 1000;
   options.tail_latency = true;
   options.context_change = 0;
   options.probe_interval_ms = 1000;
+  options.probe_delay_ms = probe_delay_ms;
+  return options;
+}
+
+TEST(ContentionModelTest, ALargerBranchIsProbedUnderLoadAtABoundedRate) {
+  SelectorOptions options = probing_options(0);
+  options.trial_window_ms = 1000;
   options.probe_headroom = 1.15;
   Selector selector(options);
   ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());
@@ -151,11 +158,7 @@ TEST(ContentionModelTest, ALargerBranchIsProbedUnderLoadAtABoundedRate) {
 }
 
 TEST(ContentionModelTest, AtNoHeadroomABranchThatFitsWithoutEvidenceIsProbed) {
-  SelectorOptions options;
-  options.min_dwell_ms = 100;
-  options.tail_latency = true;
-  options.context_change = 0;
-  options.probe_interval_ms = 1000;
+  const SelectorOptions options = probing_options(0);
   ASSERT_EQ(options.probe_headroom, 1.0);  // the default
   Selector selector(options);
   ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());
@@ -179,6 +182,31 @@ TEST(ContentionModelTest, AtNoHeadroomABranchThatFitsWithoutEvidenceIsProbed) {
   std::vector<BranchEstimate> over = e;
   over[1].latency_tail_ms = 10.5;
   for (double t = 0; t < 5000; t += 100) EXPECT_EQ(strict.decide(over, loaded, t).branch, 0);
+}
+
+TEST(ContentionModelTest, TheFirstProbeOfALoadWaitsForTheLoadToLast) {
+  const SelectorOptions options = probing_options(3000);
+  Selector selector(options);
+  ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());
+  SelectionContext loaded;
+  loaded.contention = 1.5;
+  SelectionContext idle;
+  std::vector<BranchEstimate> e = {estimate(4, 6, 0.8), estimate(8, 9, 0.9)};
+  e[1].tail_own = false;
+  EXPECT_EQ(selector.decide(e, idle, 0).branch, 1);  // at idle no evidence is asked for
+  std::vector<BranchEstimate> loaded_e = e;
+  loaded_e[1].latency_tail_ms = 12;
+  EXPECT_EQ(selector.decide(loaded_e, loaded, 1000).branch, 0);  // the load begins: down
+  // branch 1 fits again on paper, but without a tail of its own only a probe may take it
+  for (double t = 1100; t < 4000; t += 100) EXPECT_EQ(selector.decide(e, loaded, t).branch, 0);
+  EXPECT_EQ(selector.decide(e, loaded, 4000).branch, 1);  // 1000 + 3000
+  // a load that ends and comes back starts the wait again
+  Selector again(options);
+  ASSERT_TRUE(again.set_budgets(latency_budget(10)).ok());
+  EXPECT_EQ(again.decide(loaded_e, loaded, 0).branch, 0);
+  EXPECT_EQ(again.decide(loaded_e, idle, 2500).branch, 0);
+  for (double t = 2600; t < 5600; t += 100) EXPECT_EQ(again.decide(e, loaded, t).branch, 0);
+  EXPECT_EQ(again.decide(e, loaded, 5600).branch, 1);  // 2600 + 3000
 }
 
 }  // namespace

@@ -306,6 +306,7 @@ TEST_P(CApiSessionTest, EveryThreadCountGivesTheSameLogits) {
   ASSERT_EQ(adascale_session_new(model_, &session), ADASCALE_OK);
   EXPECT_EQ(adascale_session_threads(session), 0);
   const int most = GetParam().backend == ADASCALE_BACKEND_REFERENCE ? 1 : GetParam().threads;
+  EXPECT_EQ(adascale_session_max_threads(session), most);
   const std::vector<Job> jobs = make_jobs(11, 12);
   std::vector<std::vector<float>> expected;
   adascale_status status = ADASCALE_OK;
@@ -344,6 +345,7 @@ TEST_P(CApiSessionTest, EveryThreadCountGivesTheSameLogits) {
   EXPECT_EQ(adascale_session_threads(session), most);  // the last count that was accepted
   EXPECT_EQ(adascale_session_set_threads(nullptr, 1), ADASCALE_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(adascale_session_threads(nullptr), -1);
+  EXPECT_EQ(adascale_session_max_threads(nullptr), -1);
   adascale_session_free(session);
 }
 
@@ -391,6 +393,25 @@ TEST_F(CApiSession, TheModelLivesUntilItsLastSession) {
   ASSERT_EQ(status, ADASCALE_OK) << adascale_session_last_error(second);
   EXPECT_TRUE(same_bits(a, b));
   adascale_session_free(second);  // frees the model
+}
+
+// the reference backend runs on the calling thread whatever was asked; a handle says so
+TEST_F(CApiSession, MaxThreadsIsWhatAnInferenceMayUse) {
+  struct Case {
+    Config config;
+    int expected;
+  };
+  for (const Case& c :
+       {Case{{ADASCALE_BACKEND_REFERENCE, 4}, 1}, Case{{ADASCALE_BACKEND_XNNPACK_PLAIN, 3}, 3},
+        Case{{ADASCALE_BACKEND_XNNPACK, 0}, 1}}) {
+    adascale_runtime* handle = nullptr;
+    ASSERT_EQ(
+        adascale_open_ex(path_->c_str(), c.config.backend, c.config.threads, &handle, nullptr, 0),
+        ADASCALE_OK);
+    EXPECT_EQ(adascale_max_threads(handle), c.expected) << config_name(c.config);
+    adascale_close(handle);
+  }
+  EXPECT_EQ(adascale_max_threads(nullptr), -1);
 }
 
 TEST_F(CApiSession, ErrorsAreReportedPerSessionAndPerOpen) {

@@ -80,6 +80,10 @@ struct SelectorOptions {
   double probe_headroom = 1.0;
   double probe_interval_ms = 4000;
   double probe_min_contention = 1.25;
+  // The first probe of a load waits this long after the load began (the first contended
+  // decision, or a context change under load): a probe that does not hold costs two switches,
+  // and one into a load that ends a moment later gains little. 0: only the dwell applies.
+  double probe_delay_ms = 4000;
 };
 
 enum class SwitchReason {
@@ -136,6 +140,7 @@ class Selector {
     next_probe_ms_ = -1;
     probed_ = -1;
     improvements_ = 0;
+    load_since_ms_ = -1;
   }
   // True while `branch` may not be the target of an improvement switch (trial_window_ms).
   bool blocked(int branch, double now_ms) const;
@@ -170,6 +175,7 @@ class Selector {
   double next_probe_ms_ = -1;  // no probe before; -1: none yet
   int probed_ = -1;            // the branch the last probe entered, while it is current
   int improvements_ = 0;       // improvement switches since the context changed (dwell_doublings)
+  double load_since_ms_ = -1;  // when the current load began (probe_delay_ms); -1: no load
 };
 
 }  // namespace adascale

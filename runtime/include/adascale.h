@@ -124,6 +124,10 @@ adascale_status adascale_session_selected_arena_bytes(const adascale_session* se
 adascale_status adascale_session_set_threads(adascale_session* session, int threads);
 /* The count set with adascale_session_set_threads (0: the model's); -1 for a null session. */
 int adascale_session_threads(const adascale_session* session);
+/* The most threads one inference of this session may use: its model's count as opened, 1 for
+ * the reference backend (it runs on the calling thread whatever was asked); -1 for a null
+ * session. */
+int adascale_session_max_threads(const adascale_session* session);
 /* Arguments as for adascale_run. */
 adascale_status adascale_session_run(adascale_session* session, const float* input,
                                      size_t input_count, float* logits, size_t logits_capacity);
@@ -168,7 +172,8 @@ adascale_status adascale_run(adascale_runtime* handle, const float* input, size_
 /* As adascale_session_set_threads: threads of the next runs, 1 to the count the handle was
  * opened with, 0 for that count. */
 adascale_status adascale_set_threads(adascale_runtime* handle, int threads);
-int adascale_threads(const adascale_runtime* handle);  // as adascale_session_threads
+int adascale_threads(const adascale_runtime* handle);      // as adascale_session_threads
+int adascale_max_threads(const adascale_runtime* handle);  // as adascale_session_max_threads
 
 /* One node's time in adascale_profile. Fields are only ever appended; the runtime writes the
  * struct of the header it was built with, so build against the header of the library you link. */

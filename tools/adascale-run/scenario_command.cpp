@@ -56,8 +56,7 @@ sc::Workload make_workload(Runtime& rt, const Dataset& ds, const ScenarioRequest
   w.count = ds.count;
   w.image_floats = rt.input.floats();
   w.classes = rt.classes;
-  // the reference backend runs on the calling thread whatever was asked
-  w.threads = request.backend_kind == ADASCALE_BACKEND_REFERENCE ? 1 : std::max(1, request.threads);
+  w.threads = adascale_max_threads(rt.get());
   // one thread where the loop's own branches run on one (its latencies are one thread's)
   const std::vector<LoopChoice> choices = loop_choices(w.costs, w.threads);
   w.fixed_threads = choices.empty() ? 0 : choices[0].threads;

@@ -250,14 +250,17 @@ void parse_adaptation_key(const Parser& p, int line, const std::string& key,
     a->selector.probe_headroom = p.number(line, key, value, 0, false, 10);
   else if (key == "probe_interval_ms")
     a->selector.probe_interval_ms = p.number(line, key, value, 0, false, 3600e3);
+  else if (key == "probe_delay_ms")
+    a->selector.probe_delay_ms = p.number(line, key, value, 0, false, 3600e3);
   else if (key == "evidence_under_load")
     a->selector.evidence_under_load = p.boolean(line, key, value);
   else
-    p.fail(line, key,
-           "unknown key in [adaptation] (period_ms, probe_period_ms, min_dwell_ms, "
-           "switch_margin, entry_margin, trial_window_ms, context_change, context_settle_ms, "
-           "objective_tolerance, contended_tail_prior, tail_latency, tail_quantile, "
-           "dwell_doublings, probe_headroom, probe_interval_ms, evidence_under_load)");
+    p.fail(
+        line, key,
+        "unknown key in [adaptation] (period_ms, probe_period_ms, min_dwell_ms, "
+        "switch_margin, entry_margin, trial_window_ms, context_change, context_settle_ms, "
+        "objective_tolerance, contended_tail_prior, tail_latency, tail_quantile, "
+        "dwell_doublings, probe_headroom, probe_interval_ms, probe_delay_ms, evidence_under_load)");
 }
 
 // The file name without its extension, other characters replaced by '_'.
