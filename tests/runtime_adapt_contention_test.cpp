@@ -126,6 +126,17 @@ SelectorOptions probing_options(double probe_delay_ms) {
   return options;
 }
 
+// branch 1 with its tail at `tail` against a 10 ms budget under load: never probed, never taken
+void expect_never_probed(const SelectorOptions& options, std::vector<BranchEstimate> e,
+                         double tail) {
+  Selector selector(options);
+  ASSERT_TRUE(selector.set_budgets(latency_budget(10)).ok());
+  e[1].latency_tail_ms = tail;
+  SelectionContext loaded;
+  loaded.contention = 1.5;
+  for (double t = 0; t < 5000; t += 100) EXPECT_EQ(selector.decide(e, loaded, t).branch, 0);
+}
+
 TEST(ContentionModelTest, ALargerBranchIsProbedUnderLoadAtABoundedRate) {
   SelectorOptions options = probing_options(0);
   options.trial_window_ms = 1000;
@@ -150,11 +161,7 @@ TEST(ContentionModelTest, ALargerBranchIsProbedUnderLoadAtABoundedRate) {
   fits[1].latency_tail_ms = 9;
   EXPECT_EQ(selector.decide(fits, loaded, 2450).branch, 1);
   // far over the headroom: never probed
-  Selector far(options);
-  ASSERT_TRUE(far.set_budgets(latency_budget(10)).ok());
-  std::vector<BranchEstimate> slow = e;
-  slow[1].latency_tail_ms = 13;
-  for (double t = 0; t < 5000; t += 100) EXPECT_EQ(far.decide(slow, loaded, t).branch, 0);
+  expect_never_probed(options, e, 13);
 }
 
 TEST(ContentionModelTest, AtNoHeadroomABranchThatFitsWithoutEvidenceIsProbed) {
@@ -177,11 +184,7 @@ TEST(ContentionModelTest, AtNoHeadroomABranchThatFitsWithoutEvidenceIsProbed) {
   for (double t = 300; t < 2100; t += 100) EXPECT_EQ(selector.decide(e, loaded, t).branch, 0);
   EXPECT_EQ(selector.decide(e, loaded, 2200).branch, 1);  // 200 + 1000 x 2
   // a branch predicted over the budget is not probed at no headroom
-  Selector strict(options);
-  ASSERT_TRUE(strict.set_budgets(latency_budget(10)).ok());
-  std::vector<BranchEstimate> over = e;
-  over[1].latency_tail_ms = 10.5;
-  for (double t = 0; t < 5000; t += 100) EXPECT_EQ(strict.decide(over, loaded, t).branch, 0);
+  expect_never_probed(options, e, 10.5);
 }
 
 TEST(ContentionModelTest, TheFirstProbeOfALoadWaitsForTheLoadToLast) {
