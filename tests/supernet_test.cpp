@@ -251,8 +251,8 @@ TEST(Supernet, ShallowBranchesLeaveTheSkippedBlocksOut) {
   ASSERT_GE(shallow, 0);
   const auto m = net->materialize(shallow), f = net->materialize(full);
   ASSERT_EQ(ResNetSpec::from_json(m.spec_json).stages.size(), 3u);
-  EXPECT_EQ(ResNetSpec::from_json(m.spec_json).stages[1].size(),
-            1u);  // physically absent, not bypassed
+  // physically absent, not bypassed
+  EXPECT_EQ(ResNetSpec::from_json(m.spec_json).stages[1].size(), 1u);
   EXPECT_EQ(ResNetSpec::from_json(f.spec_json).stages[1].size(), 2u);
   for (const auto& [name, t] : m.state) EXPECT_EQ(name.find("stages.1.1."), std::string::npos);
   EXPECT_LT(numel(m.state), numel(f.state));

@@ -162,13 +162,14 @@ Decision Selector::decide(const std::vector<BranchEstimate>& estimates,
   // the dwell doubles under load only: back at idle, getting up again must not wait, and the
   // next load starts from min_dwell_ms even when its start was not seen as a context change
   const bool contended = context.contention >= options_.probe_min_contention;
-  if (!contended) improvements_ = 0;
-  if (!contended)
+  if (!contended) {
+    improvements_ = 0;
     load_since_ms_ = -1;
-  else if (load_since_ms_ < 0)
+  } else if (load_since_ms_ < 0) {
     load_since_ms_ = now_ms;
-  else if (context_changed)
+  } else if (context_changed) {
     load_since_ms_ = std::max(load_since_ms_, changed_since_ms_);
+  }
   auto objective = [&](const BranchEstimate& e) {
     if (l.energy_only) return -e.energy_mj;
     return e.accuracy - l.energy_weight * e.energy_mj;
@@ -315,7 +316,7 @@ int Selector::probe_target(const std::vector<BranchEstimate>& estimates, const L
                            const SelectionContext& context, double now_ms, bool dwelled) const {
   if (!(options_.probe_headroom >= 1) || !dwelled || current_ < 0 || l.latency == kInf ||
       context.contention < options_.probe_min_contention || now_ms < next_probe_ms_ ||
-      load_since_ms_ < 0 || now_ms - load_since_ms_ < options_.probe_delay_ms)
+      now_ms - load_since_ms_ < options_.probe_delay_ms)
     return -1;
   const double entry = 1.0 - options_.entry_margin;
   const double current_score = scores_[static_cast<size_t>(current_)];

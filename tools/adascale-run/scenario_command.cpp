@@ -45,7 +45,7 @@ void print_energy_source() {
 }
 
 // The replay's view of the bundle and the images; `ds` must outlive it.
-sc::Workload make_workload(Runtime& rt, const Dataset& ds, const ScenarioRequest& request) {
+sc::Workload make_workload(Runtime& rt, const Dataset& ds) {
   sc::Workload w;
   w.runtime = rt.get();
   // the costs the handle's own loop would predict from: with the device profile's latencies
@@ -109,7 +109,7 @@ int run_scenario(const ScenarioRequest& request, Runtime& rt) {
   const Dataset ds = load_idx(request.idx_images, request.idx_labels, rt.input, request.limit);
   if (rt.classes == 0) throw Failure("the catalog names no classes, so labels cannot be scored");
   check_labels(ds, rt.classes);
-  const sc::Workload w = make_workload(rt, ds, request);
+  const sc::Workload w = make_workload(rt, ds);
   if (!request.second_bundle.empty()) check_second_app(request, scenario);
   std::vector<std::string> resolved;
   try {
