@@ -106,6 +106,32 @@ TEST(ContentionModelTest, TailsArePerBranchAndAWaitIsAddedNotScaled) {
   EXPECT_GT(e[1].latency_tail_ms, e[1].latency_ms);
 }
 
+// Under two burners on two cores an inference has a core to itself for a while, then shares one
+// for a while (twice as slow). The contention model follows the phases; the tail must not, or a
+// fast phase makes a larger branch look as if it fits and the next slow phase sends it back.
+TEST(ContentionModelTest, ATailUnderLoadOutlastsAFastPhase) {
+  auto tail_after_phases = [](bool steady) {
+    DeviceProfile device;
+    device.tail_quantile = 0.9;
+    device.steady_contended_tail = steady;
+    Profiler profiler({branch("small", 1.0)}, device);
+    const ContextSample busy = context(2);
+    const double factor = profiler.contention(busy).total();
+    for (int i = 0; i < 60; ++i) {
+      profiler.predict(busy);
+      profiler.observe(0, i < 20 ? 3.0 : 1.5, factor);  // a slow phase, then a fast one
+    }
+    return profiler.predict(busy)[0];
+  };
+  const BranchEstimate steady = tail_after_phases(true), following = tail_after_phases(false);
+  // the median follows the fast phase either way
+  EXPECT_LT(steady.latency_ms, 2.0);
+  EXPECT_NEAR(steady.latency_ms, following.latency_ms, 1e-12);
+  // a third of the last 60 requests took 3 ms: the 90th percentile is 3 ms
+  EXPECT_NEAR(steady.latency_tail_ms, 3.0, 0.05);
+  EXPECT_LT(following.latency_tail_ms, 0.9 * steady.latency_tail_ms);
+}
+
 using testing::latency_budget;
 
 // a known branch whose slow requests take `tail` ms

@@ -215,7 +215,10 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
     // small branch would make every larger one look far too slow); else the level's ratio.
     const QuantileRing& own = branch_tails_[i * kTailLevels + static_cast<size_t>(level)];
     e.tail_own = own.size() >= kEnough;
-    if (e.tail_own)
+    if (e.tail_own && level > 0 && profile_.steady_contended_tail)
+      e.latency_tail_ms =
+          std::max(e.latency_ms, e.latency_uncorrected_ms * branch_level * own.quantile());
+    else if (e.tail_own)
       e.latency_tail_ms = e.latency_ms * std::max(1.0, own.quantile());
     else if (excess.size() >= kEnough)
       e.latency_tail_ms = e.latency_ms + std::max(0.0, excess.quantile());
@@ -284,7 +287,9 @@ void Profiler::observe(size_t branch, double observed_ms, std::optional<double> 
   push_tail(&tail_all_, tail_ratio);
   push_tail(&tail_levels_[level_index], tail_ratio);
   const double q = profile_.tail_quantile;
-  branch_tail(branch, level_index).push(ratio / (level_now * mult), profile_.tail_window, q);
+  const bool steady = level_index > 0 && profile_.steady_contended_tail;
+  branch_tail(branch, level_index)
+      .push(ratio / (level_now * (steady ? 1.0 : mult)), profile_.tail_window, q);
   excess_[level_index].push(observed_ms - reference * level_now * mult, profile_.tail_window, q);
   if (level_index > 0) {
     // Under load the contention model learns what the factors miss; a branch's level (how it

@@ -38,6 +38,13 @@ struct DeviceProfile {
   // own: at least this. The first requests after a load starts are the ones a tail learnt at
   // idle gets wrong (docs/device-profile.md). 1: no prior.
   double contended_tail_prior = 1.5;
+  // Under load, a branch's own tail is the quantile of its observations against its idle level
+  // and the context factor alone, not against the contention model: the model's multiplier
+  // follows the phases in which the inference has a core to itself or shares one (they last
+  // about ten requests under two burners on two cores), so a tail taken relative to it shrinks
+  // in a fast phase and let the loop step up into the next slow one. false: relative to the
+  // model, as at idle.
+  bool steady_contended_tail = true;
   size_t error_window = 4096;  // observations kept for the error statistics
   // Contention model of the contended levels (contention_model.h): weight an older observation
   // keeps per new one of the same level, and the weight of the prior (in observations).
