@@ -42,7 +42,7 @@ struct DeviceProfile {
   // and the context factor alone, not against the contention model: the model's multiplier
   // follows the phases in which the inference has a core to itself or shares one (they last
   // about ten requests under two burners on two cores), so a tail taken relative to it shrinks
-  // in a fast phase and let the loop step up into the next slow one. false: relative to the
+  // in a fast phase and lets the loop step up into the next slow one. false: relative to the
   // model, as at idle.
   bool steady_contended_tail = true;
   size_t error_window = 4096;  // observations kept for the error statistics

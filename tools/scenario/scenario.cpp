@@ -257,13 +257,12 @@ void parse_adaptation_key(const Parser& p, int line, const std::string& key,
   else if (key == "evidence_under_load")
     a->selector.evidence_under_load = p.boolean(line, key, value);
   else
-    p.fail(
-        line, key,
-        "unknown key in [adaptation] (period_ms, probe_period_ms, min_dwell_ms, "
-        "switch_margin, entry_margin, trial_window_ms, context_change, context_settle_ms, "
-        "objective_tolerance, contended_tail_prior, steady_contended_tail, tail_latency, "
-        "tail_quantile, "
-        "dwell_doublings, probe_headroom, probe_interval_ms, probe_delay_ms, evidence_under_load)");
+    p.fail(line, key,
+           "unknown key in [adaptation] (period_ms, probe_period_ms, min_dwell_ms, "
+           "switch_margin, entry_margin, trial_window_ms, context_change, context_settle_ms, "
+           "objective_tolerance, contended_tail_prior, steady_contended_tail, tail_latency, "
+           "tail_quantile, dwell_doublings, probe_headroom, probe_interval_ms, probe_delay_ms, "
+           "evidence_under_load)");
 }
 
 // The file name without its extension, other characters replaced by '_'.
