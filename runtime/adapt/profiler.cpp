@@ -215,7 +215,7 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
     // small branch would make every larger one look far too slow); else the level's ratio.
     const QuantileRing& own = branch_tails_[i * kTailLevels + static_cast<size_t>(level)];
     e.tail_own = own.size() >= kEnough;
-    if (e.tail_own && level > 0 && profile_.steady_contended_tail)
+    if (e.tail_own && steady_tail(level))
       e.latency_tail_ms =
           std::max(e.latency_ms, e.latency_uncorrected_ms * branch_level * own.quantile());
     else if (e.tail_own)
@@ -287,9 +287,8 @@ void Profiler::observe(size_t branch, double observed_ms, std::optional<double> 
   push_tail(&tail_all_, tail_ratio);
   push_tail(&tail_levels_[level_index], tail_ratio);
   const double q = profile_.tail_quantile;
-  const bool steady = level_index > 0 && profile_.steady_contended_tail;
   branch_tail(branch, level_index)
-      .push(ratio / (level_now * (steady ? 1.0 : mult)), profile_.tail_window, q);
+      .push(ratio / (level_now * (steady_tail(level_index) ? 1.0 : mult)), profile_.tail_window, q);
   excess_[level_index].push(observed_ms - reference * level_now * mult, profile_.tail_window, q);
   if (level_index > 0) {
     // Under load the contention model learns what the factors miss; a branch's level (how it

@@ -171,6 +171,8 @@ class Profiler {
   };
   static constexpr int kTailLevels = 4;
   static int tail_level(double contention_factor);
+  // whether a branch's own tail at `level` is taken against its idle level (steady_contended_tail)
+  bool steady_tail(int level) const { return level > 0 && profile_.steady_contended_tail; }
   // Over the observed entries' levels of `threads` (BranchCosts::threads): a thread variant's
   // level is not a one-thread entry's (its plan differs), so an unobserved entry takes the mean
   // of its own count where one of that count was observed, else of all.

@@ -20,9 +20,7 @@ import csv
 import statistics
 import sys
 
-
-def level(row):
-    return row["burners"] + ("+mem" if float(row["balloon_mib"]) > 0 else "")
+from prediction_error import level
 
 
 def quantiles(values):
