@@ -189,6 +189,7 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
   const LevelFit::Coefficients fit = fits_[level].solve(drift_);
   constexpr size_t kEnough = 8;
   const QuantileRing& excess = excess_[level];
+  const bool steady = steady_tail(level);
   const double r = sample.cache_rate.value_or(profile_.default_cache_rate);
   // once per thread count, not once per branch (a single count without thread variants)
   log_means_.clear();
@@ -215,16 +216,16 @@ const std::vector<BranchEstimate>& Profiler::predict(const ContextSample& sample
     // small branch would make every larger one look far too slow); else the level's ratio.
     const QuantileRing& own = branch_tails_[i * kTailLevels + static_cast<size_t>(level)];
     e.tail_own = own.size() >= kEnough;
-    if (e.tail_own && steady_tail(level))
-      e.latency_tail_ms =
-          std::max(e.latency_ms, e.latency_uncorrected_ms * branch_level * own.quantile());
-    else if (e.tail_own)
-      e.latency_tail_ms = e.latency_ms * std::max(1.0, own.quantile());
-    else if (excess.size() >= kEnough)
+    if (e.tail_own) {
+      // its ratios were taken against this base (observe), at least the median
+      const double base = steady ? e.latency_uncorrected_ms * branch_level : e.latency_ms;
+      e.latency_tail_ms = std::max(e.latency_ms, base * own.quantile());
+    } else if (excess.size() >= kEnough) {
       e.latency_tail_ms = e.latency_ms + std::max(0.0, excess.quantile());
-    else
+    } else {
       e.latency_tail_ms =
           std::max(e.latency_ms, e.latency_uncorrected_ms * branch_level * drift_ * tail);
+    }
     e.memory_known = c.memory_bytes.has_value();
     e.memory_bytes = c.memory_bytes.value_or(0);
     e.accuracy_known = c.accuracy.has_value();
