@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -118,6 +119,60 @@ TEST(AdaptationLoopTest, ObservedLatenciesCorrectPredictionsAndTriggerSwitches) 
   EXPECT_NEAR(errors.median_uncorrected, 0.5, 1e-9);
   EXPECT_LT(errors.median_corrected, errors.median_uncorrected);
   EXPECT_EQ(loop.stats().observations, 10u);
+}
+
+// A run-queue snapshot with more tasks than the one before is a new load or a passing task: the
+// loop neither steps down for it nor learns from the latencies of that period until the next
+// sample shows it again.
+TEST(AdaptationLoopTest, ARunnableTaskCountsOnceItHolds) {
+  FixtureRoot fixture("loop_runnable");
+  auto write_runnable = [&](int procs_running) {
+    fixture.write("proc/stat",
+                  "cpu  100 0 100 1000 0 0 0 0 0 0\ncpu0 1 1 1 1\ncpu1 1 1 1 1\nprocs_running " +
+                      std::to_string(procs_running) + "\n");
+  };
+  write_idle_machine(fixture);
+  fixture.write("proc/self/task/1/stat", "1 (loop) R 1 1 1 0 -1\n");  // the sampling thread
+  AdaptationLoop loop(three_branches(), fixture_options(fixture));
+  Budgets budgets;
+  budgets.latency_ms = 10;
+  ASSERT_TRUE(loop.set_budgets(budgets).ok());
+  loop.step();
+  ASSERT_EQ(loop.current_branch(), 2);  // large, 8 ms
+
+  // three other tasks at one sample: 4 threads on 2 cores would make large take 16 ms
+  write_runnable(4);
+  loop.report_latency(2, 8.0);
+  loop.step();
+  EXPECT_EQ(loop.current_branch(), 2);
+  EXPECT_EQ(loop.prediction_errors().count, 0u);  // not learnt: the context is not known yet
+  EXPECT_EQ(loop.stats().observations, 1u);
+  // gone at the next: nothing changed
+  write_runnable(1);
+  loop.report_latency(2, 8.0);
+  loop.step();
+  EXPECT_EQ(loop.current_branch(), 2);
+  EXPECT_EQ(loop.prediction_errors().count, 1u);
+
+  // the same count at two samples in a row is a load: down to medium
+  write_runnable(4);
+  loop.step();
+  EXPECT_EQ(loop.current_branch(), 2);
+  write_runnable(4);
+  loop.step();
+  EXPECT_EQ(loop.current_branch(), 1);
+
+  // every snapshot counts without sustained_runnable
+  AdaptationOptions snapshots = fixture_options(fixture);
+  snapshots.device.sustained_runnable = false;
+  write_runnable(1);
+  AdaptationLoop eager(three_branches(), snapshots);
+  ASSERT_TRUE(eager.set_budgets(budgets).ok());
+  eager.step();
+  ASSERT_EQ(eager.current_branch(), 2);
+  write_runnable(4);
+  eager.step();
+  EXPECT_EQ(eager.current_branch(), 1);
 }
 
 TEST(AdaptationLoopTest, BackgroundThreadRunsAtItsPeriodAndStops) {

@@ -101,6 +101,21 @@ TEST(ContextMonitorTest, CountsOwnRunnableThreadsAgainstTheRunQueue) {
   ASSERT_TRUE(s.others_runnable());
   EXPECT_EQ(*s.others_runnable(), 1);
 
+  EXPECT_FALSE(s.previous_others_runnable);  // the first sample has none
+  EXPECT_EQ(*s.sustained_others_runnable(), 1);
+
+  // A snapshot with two more runnable tasks: the next sample carries the one before it, and the
+  // sustained count is the smaller of the two, until the rise is seen twice.
+  fixture.write("proc/stat",
+                "cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 1 0 1 1\ncpu1 1 0 1 1\n"
+                "procs_running 5\n");
+  const ContextSample spike = monitor.sample_at(50, false);
+  EXPECT_EQ(*spike.others_runnable(), 3);
+  EXPECT_EQ(*spike.previous_others_runnable, 1);
+  EXPECT_EQ(*spike.sustained_others_runnable(), 1);
+  const ContextSample held = monitor.sample_at(100, false);
+  EXPECT_EQ(*held.sustained_others_runnable(), 3);
+
   // No task directory: the own count, and so the others' runnable count, is absent.
   fixture.remove("proc/self/task");
   EXPECT_FALSE(ContextMonitor(fixture_options(fixture)).sample_at(0, false).own_runnable_threads);

@@ -196,6 +196,28 @@ TEST(ProfilerTest, ContentionScalesLatency) {
   saturated.procs_running = 2;
   EXPECT_DOUBLE_EQ(profiler.contention(saturated).cpu, (1.2 + 1) / 2);
 
+  // A count the previous sample did not show counts only as far as it showed one: a task
+  // runnable at one instant is not a load to predict with (sustained_runnable)...
+  saturated.procs_running = 6;
+  saturated.previous_others_runnable = 1;
+  EXPECT_DOUBLE_EQ(profiler.contention(saturated).cpu, (1.2 + 1) / 2);
+  EXPECT_FALSE(profiler.contention(saturated).settled);  // not yet known which
+  saturated.previous_others_runnable = 4;
+  EXPECT_DOUBLE_EQ(profiler.contention(saturated).cpu, 2.5);
+  EXPECT_TRUE(profiler.contention(saturated).settled);
+  // a rise that utilisation already shows leaves nothing unsettled
+  saturated.procs_running = 3;
+  saturated.previous_others_runnable = 0;
+  EXPECT_TRUE(profiler.contention(saturated).settled);
+  saturated.procs_running = 6;
+  // ... and every snapshot counts without it
+  DeviceProfile snapshots;
+  snapshots.sustained_runnable = false;
+  saturated.previous_others_runnable = 1;
+  EXPECT_DOUBLE_EQ(
+      Profiler({costs_of(R"({"latency_ms":{"median":1.0}})")}, snapshots).contention(saturated).cpu,
+      2.5);
+
   // Without utilisation, the run queue minus the sampling thread stands in.
   ContextSample queue;
   queue.cpu_count = 2;

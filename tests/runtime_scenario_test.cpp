@@ -157,13 +157,16 @@ TEST(ScenarioParse, DefaultsAndNameFromThePath) {
                    SelectorOptions{}.objective_tolerance);
   const Scenario tuned = parse_scenario(
       "[scenario]\nduration_s = 2\n[adaptation]\nobjective_tolerance = 0.001\n"
-      "contended_tail_prior = 1.2\ncontext_change = 0\nsteady_contended_tail = false\n",
+      "contended_tail_prior = 1.2\ncontext_change = 0\nsteady_contended_tail = false\n"
+      "sustained_runnable = false\n",
       "t.ini");
   EXPECT_DOUBLE_EQ(tuned.adaptation.selector.objective_tolerance, 0.001);
   EXPECT_DOUBLE_EQ(tuned.adaptation.device.contended_tail_prior, 1.2);
   EXPECT_DOUBLE_EQ(tuned.adaptation.selector.context_change, 0);
   EXPECT_TRUE(s.adaptation.device.steady_contended_tail);
   EXPECT_FALSE(tuned.adaptation.device.steady_contended_tail);
+  EXPECT_TRUE(s.adaptation.device.sustained_runnable);
+  EXPECT_FALSE(tuned.adaptation.device.sustained_runnable);
   EXPECT_NE(parse_error("[scenario]\nduration_s = 2\n[adaptation]\ncontext_change = 0.9\n")
                 .find("key 'context_change'"),
             std::string::npos);

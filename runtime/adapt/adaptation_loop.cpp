@@ -157,7 +157,7 @@ void AdaptationLoop::step() {
   const ContextSample sample = monitor_.sample();
   const ContentionFactors factors = profiler_.contention(sample);
   for (const auto& [branch, ms] : drained_) {
-    profiler_.observe(static_cast<size_t>(branch), ms, factors.total());
+    if (factors.settled) profiler_.observe(static_cast<size_t>(branch), ms, factors.total());
     last_observed_[static_cast<size_t>(branch)] = ms;
   }
   const uint64_t observed = drained_.size();

@@ -297,6 +297,7 @@ void ContextMonitor::read_proc_stat(double now_ms, ContextSample* s) {
   std::string text;
   if (!read_file(path("/proc/stat"), &text)) {
     have_prev_stat_ = false;
+    prev_others_runnable_.reset();
     return;
   }
   // First line: "cpu  user nice system idle iowait irq softirq steal guest guest_nice".
@@ -345,6 +346,8 @@ void ContextMonitor::read_proc_stat(double now_ms, ContextSample* s) {
     }
     if (readable > 0) s->own_runnable_threads = runnable;
   }
+  s->previous_others_runnable = prev_others_runnable_;
+  prev_others_runnable_ = s->others_runnable();
 
   // Own process: utime + stime (fields 14 and 15) in the same clock ticks as /proc/stat.
   std::optional<uint64_t> process;
@@ -423,6 +426,12 @@ void ContextMonitor::read_powercap(double now_ms, ContextSample* s) {
 std::optional<double> ContextSample::others_runnable() const {
   if (!procs_running || !own_runnable_threads) return std::nullopt;
   return std::max(0.0, *procs_running - *own_runnable_threads);
+}
+
+std::optional<double> ContextSample::sustained_others_runnable() const {
+  const std::optional<double> now = others_runnable();
+  if (!now || !previous_others_runnable) return now;
+  return std::min(*now, *previous_others_runnable);
 }
 
 ContextSample ContextMonitor::sample() {

@@ -61,9 +61,17 @@ struct ContextSample {
   std::optional<double> bandwidth_gbps;  // streaming read bandwidth of the probe
   std::optional<double> probe_time_ms;   // when those two were measured
 
+  // others_runnable() of the monitor's previous sample (absent on the first one).
+  std::optional<double> previous_others_runnable;
+
   // Runnable tasks of other processes: procs_running minus this process's runnable threads.
   // Unlike utilisation it measures demand, so it keeps growing once the CPUs are saturated.
   std::optional<double> others_runnable() const;
+  // The smaller of others_runnable() and the previous sample's: demand that lasted from one
+  // sample to the next. The count is a snapshot, and a task runnable at one instant and gone at
+  // the next (a kernel worker, a short-lived process) took no share of the period worth
+  // predicting with. Without a previous sample, the snapshot.
+  std::optional<double> sustained_others_runnable() const;
   // Memory this process may still allocate: MemAvailable, capped by the cgroup headroom.
   std::optional<uint64_t> available_memory_bytes() const;
   // Measured power: powercap when present, else the battery's draw while discharging.
@@ -107,6 +115,7 @@ class ContextMonitor {
   bool have_prev_stat_ = false;
   uint64_t prev_total_ = 0, prev_idle_ = 0, prev_process_ = 0;
   bool have_prev_process_ = false;
+  std::optional<double> prev_others_runnable_;
   bool have_prev_energy_ = false;
   double prev_energy_j_ = 0, prev_energy_time_ms_ = 0;
   // Last probe result.

@@ -91,19 +91,25 @@ ContentionFactors Profiler::contention(const ContextSample& sample) {
   // instantaneous run queue, which also counts the sampling thread itself.
   // Utilisation saturates with the CPUs (three busy threads on two cores still read as two busy
   // cores, minus our share), so the runnable count of other processes, which keeps counting
-  // demand, wins when it is larger.
-  double others = 0;
-  const std::optional<double> others_runnable = sample.others_runnable();
-  if (sample.others_cpu_utilization) {
-    others = *sample.others_cpu_utilization * (sample.cpu_count ? *sample.cpu_count : cores);
-    if (others_runnable) others = std::max(others, *others_runnable);
-  } else if (others_runnable) {
-    others = *others_runnable;
-  } else if (sample.procs_running) {
-    others = std::max(0.0, *sample.procs_running - 1);
-  } else if (sample.loadavg_1) {
-    others = *sample.loadavg_1;
-  }
+  // demand, wins when it is larger; as far as it held since the previous sample
+  // (sustained_runnable), since one snapshot also catches tasks that are gone a moment later.
+  const std::optional<double> runnable = sample.others_runnable();
+  const std::optional<double> sustained =
+      profile_.sustained_runnable ? sample.sustained_others_runnable() : runnable;
+  auto others_with = [&](const std::optional<double>& others_runnable) {
+    if (sample.others_cpu_utilization) {
+      const double busy =
+          *sample.others_cpu_utilization * (sample.cpu_count ? *sample.cpu_count : cores);
+      return others_runnable ? std::max(busy, *others_runnable) : busy;
+    }
+    if (others_runnable) return *others_runnable;
+    if (sample.procs_running) return std::max(0.0, *sample.procs_running - 1);
+    return sample.loadavg_1.value_or(0.0);
+  };
+  const double others = others_with(sustained);
+  // a rise the snapshot shows and the previous sample did not: a new load or a passing task,
+  // not yet known which
+  f.settled = !(others_with(runnable) > others);
   // Fair sharing: with more runnable threads than cores each one gets cores / threads of a core.
   f.cpu = std::max(1.0, (others + profile_.inference_threads) / cores);
   f.free_cores = std::max(0.0, cores - others);

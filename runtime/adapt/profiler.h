@@ -45,6 +45,11 @@ struct DeviceProfile {
   // in a fast phase and lets the loop step up into the next slow one. false: relative to the
   // model, as at idle.
   bool steady_contended_tail = true;
+  // The runnable count of other processes counts toward the CPU share only as far as the
+  // previous sample also showed it (ContextSample::sustained_others_runnable): one snapshot with
+  // a task or two more made the loop step down and, a few decisions later, back up. Utilisation
+  // over the period still counts at once. false: every snapshot counts.
+  bool sustained_runnable = true;
   size_t error_window = 4096;  // observations kept for the error statistics
   // Contention model of the contended levels (contention_model.h): weight an older observation
   // keeps per new one of the same level, and the weight of the prior (in observations).
@@ -89,6 +94,11 @@ struct ContentionFactors {
   // cores that other runnable work leaves to this process (not a factor: what threads an
   // inference may use without waiting for a core)
   double free_cores = 1;
+  // false while the runnable count of others stands above what the previous sample showed
+  // (DeviceProfile::sustained_runnable): the factors leave that rise out until it holds, and
+  // latencies observed meanwhile are not learnt from, since the context that explains them is
+  // not known yet
+  bool settled = true;
   double total() const { return cpu * frequency * cache; }
 };
 

@@ -242,6 +242,8 @@ void parse_adaptation_key(const Parser& p, int line, const std::string& key,
     a->device.contended_tail_prior = p.number(line, key, value, 1, false, 10);
   else if (key == "steady_contended_tail")
     a->device.steady_contended_tail = p.boolean(line, key, value);
+  else if (key == "sustained_runnable")
+    a->device.sustained_runnable = p.boolean(line, key, value);
   else if (key == "tail_latency")
     a->selector.tail_latency = p.boolean(line, key, value);
   else if (key == "tail_quantile")
@@ -260,9 +262,9 @@ void parse_adaptation_key(const Parser& p, int line, const std::string& key,
     p.fail(line, key,
            "unknown key in [adaptation] (period_ms, probe_period_ms, min_dwell_ms, "
            "switch_margin, entry_margin, trial_window_ms, context_change, context_settle_ms, "
-           "objective_tolerance, contended_tail_prior, steady_contended_tail, tail_latency, "
-           "tail_quantile, dwell_doublings, probe_headroom, probe_interval_ms, probe_delay_ms, "
-           "evidence_under_load)");
+           "objective_tolerance, contended_tail_prior, steady_contended_tail, sustained_runnable, "
+           "tail_latency, tail_quantile, dwell_doublings, probe_headroom, probe_interval_ms, "
+           "probe_delay_ms, evidence_under_load)");
 }
 
 // The file name without its extension, other characters replaced by '_'.
