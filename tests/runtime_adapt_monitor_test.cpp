@@ -1,6 +1,8 @@
 // ContextMonitor: every signal parsed from fixture trees, plus missing and malformed sources.
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "runtime/adapt/context_monitor.h"
 #include "runtime_adapt_test_util.h"
 
@@ -102,7 +104,7 @@ TEST(ContextMonitorTest, CountsOwnRunnableThreadsAgainstTheRunQueue) {
   EXPECT_EQ(*s.others_runnable(), 1);
 
   EXPECT_FALSE(s.previous_others_runnable);  // the first sample has none
-  EXPECT_EQ(*s.sustained_others_runnable(), 1);
+  EXPECT_EQ(s.sustained_others_runnable(), std::optional<double>(1));
 
   // A snapshot with two more runnable tasks: the next sample carries the one before it, and the
   // sustained count is the smaller of the two, until the rise is seen twice.
@@ -110,11 +112,21 @@ TEST(ContextMonitorTest, CountsOwnRunnableThreadsAgainstTheRunQueue) {
                 "cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 1 0 1 1\ncpu1 1 0 1 1\n"
                 "procs_running 5\n");
   const ContextSample spike = monitor.sample_at(50, false);
-  EXPECT_EQ(*spike.others_runnable(), 3);
-  EXPECT_EQ(*spike.previous_others_runnable, 1);
-  EXPECT_EQ(*spike.sustained_others_runnable(), 1);
+  EXPECT_EQ(spike.others_runnable(), std::optional<double>(3));
+  EXPECT_EQ(spike.previous_others_runnable, std::optional<double>(1));
+  EXPECT_EQ(spike.sustained_others_runnable(), std::optional<double>(1));
   const ContextSample held = monitor.sample_at(100, false);
-  EXPECT_EQ(*held.sustained_others_runnable(), 3);
+  EXPECT_EQ(held.sustained_others_runnable(), std::optional<double>(3));
+
+  // An unreadable /proc/stat forgets the previous count: the next one counts at once.
+  fixture.remove("proc/stat");
+  EXPECT_FALSE(monitor.sample_at(150, false).others_runnable());
+  fixture.write("proc/stat",
+                "cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 1 0 1 1\ncpu1 1 0 1 1\n"
+                "procs_running 5\n");
+  const ContextSample back = monitor.sample_at(200, false);
+  EXPECT_FALSE(back.previous_others_runnable);
+  EXPECT_EQ(back.sustained_others_runnable(), std::optional<double>(3));
 
   // No task directory: the own count, and so the others' runnable count, is absent.
   fixture.remove("proc/self/task");

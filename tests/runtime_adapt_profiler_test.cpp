@@ -208,7 +208,16 @@ TEST(ProfilerTest, ContentionScalesLatency) {
   // a rise that utilisation already shows leaves nothing unsettled
   saturated.procs_running = 3;
   saturated.previous_others_runnable = 0;
+  EXPECT_DOUBLE_EQ(profiler.contention(saturated).cpu, (1.2 + 1) / 2);
   EXPECT_TRUE(profiler.contention(saturated).settled);
+  // so does one that leaves our thread a core of its own either way: 0 -> 1 other on 2 cores
+  ContextSample one_more = idle_context();
+  one_more.others_cpu_utilization = 0;
+  one_more.procs_running = 3;
+  one_more.own_runnable_threads = 2;
+  one_more.previous_others_runnable = 0;
+  EXPECT_DOUBLE_EQ(profiler.contention(one_more).cpu, 1.0);
+  EXPECT_TRUE(profiler.contention(one_more).settled);
   saturated.procs_running = 6;
   // ... and every snapshot counts without it
   DeviceProfile snapshots;

@@ -111,7 +111,7 @@ class ContextMonitor {
   void read_powercap(double now_ms, ContextSample* s);
 
   ContextMonitorOptions options_;
-  // Previous counters for utilisation and power deltas.
+  // Previous counters for utilisation and power deltas, and the previous runnable count.
   bool have_prev_stat_ = false;
   uint64_t prev_total_ = 0, prev_idle_ = 0, prev_process_ = 0;
   bool have_prev_process_ = false;

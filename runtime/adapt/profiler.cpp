@@ -106,12 +106,15 @@ ContentionFactors Profiler::contention(const ContextSample& sample) {
     if (sample.procs_running) return std::max(0.0, *sample.procs_running - 1);
     return sample.loadavg_1.value_or(0.0);
   };
-  const double others = others_with(sustained);
-  // a rise the snapshot shows and the previous sample did not: a new load or a passing task,
-  // not yet known which
-  f.settled = !(others_with(runnable) > others);
   // Fair sharing: with more runnable threads than cores each one gets cores / threads of a core.
-  f.cpu = std::max(1.0, (others + profile_.inference_threads) / cores);
+  auto share_of = [&](double busy) {
+    return std::max(1.0, (busy + profile_.inference_threads) / cores);
+  };
+  const double others = others_with(sustained);
+  f.cpu = share_of(others);
+  // a rise the snapshot shows and the previous sample did not, large enough to change the share:
+  // a new load or a passing task, not yet known which
+  f.settled = !(share_of(others_with(runnable)) > f.cpu);
   f.free_cores = std::max(0.0, cores - others);
   if (sample.frequency_ratio && *sample.frequency_ratio > 0)
     f.frequency =

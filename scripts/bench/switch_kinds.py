@@ -12,6 +12,10 @@ tightens) and sorts every switch of branch into:
   idle-up / idle-down   any other switch at idle
 Up and down compare the branches' median observed latency at idle over all the traces given (a
 branch never run at idle counts as the largest).
+Then the round trips: a switch from A to B and the next one back to A within 1.5 s, with no load
+or budget change between them, and how many of them began next to a one-sample rise of the run
+queue (a context sample whose procs_running is above both the one before and the one after it,
+within two samples of the first switch).
 usage: python3 scripts/bench/switch_kinds.py OUT/traces/random-*-adaptive.csv
 """
 import collections
@@ -69,6 +73,38 @@ def classify(trace, size):
     return kinds, steps
 
 
+def round_trips(trace):
+    """(round trips, of them next to a one-sample run-queue rise)"""
+    # the loop's context samples as the rows carry them: a new sample where the values change
+    samples, keys = [], None
+    for i, r in enumerate(trace):
+        key = (r["procs_running"], r["others_cpu_utilization"], r["cpu_utilization"])
+        if key != keys:
+            samples.append(i)
+            keys = key
+    procs = [float(trace[i]["procs_running"] or "nan") for i in samples]
+    near_rise = set()  # rows from the sample before a rise to the last row of the one after it
+    for j in range(1, len(samples) - 1):
+        if procs[j] > procs[j - 1] and procs[j] > procs[j + 1]:
+            end = samples[j + 2] if j + 2 < len(samples) else len(trace)
+            near_rise.update(range(samples[j - 1], end))
+    state = [(r["burners"], r["balloon_mib"], r["budget_latency_ms"]) for r in trace]
+    switches = [i for i in range(1, len(trace)) if trace[i]["branch"] != trace[i - 1]["branch"]]
+    trips = rises = 0
+    n = 0
+    while n + 1 < len(switches):  # a switch ends at most one round trip: A-B-A-B is one
+        a, b = switches[n], switches[n + 1]
+        back = trace[b]["branch"] == trace[a - 1]["branch"]
+        quick = float(trace[b]["time_s"]) - float(trace[a]["time_s"]) < 1.5
+        if back and quick and len(set(state[a:b + 1])) == 1:
+            trips += 1
+            rises += a in near_rise
+            n += 2
+        else:
+            n += 1
+    return trips, rises
+
+
 def line(name, kinds, steps):
     n = sum(kinds.values())
     per_step = f"{n / steps:.2f}" if steps else "-"
@@ -86,6 +122,9 @@ def main(paths):
         total += kinds
         total_steps += steps
     print(line("all", total, total_steps))
+    trips = [round_trips(trace) for trace in traces]
+    print(f"round trips: {sum(t for t, _ in trips)}, of them next to a one-sample run-queue rise: "
+          f"{sum(r for _, r in trips)}")
 
 
 if __name__ == "__main__":
