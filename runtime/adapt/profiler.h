@@ -94,10 +94,10 @@ struct ContentionFactors {
   // cores that other runnable work leaves to this process (not a factor: what threads an
   // inference may use without waiting for a core)
   double free_cores = 1;
-  // false while the runnable count of others stands above what the previous sample showed
-  // (DeviceProfile::sustained_runnable): the factors leave that rise out until it holds, and
-  // latencies observed meanwhile are not learnt from, since the context that explains them is
-  // not known yet
+  // false while the runnable count of others stands above what the previous sample showed, by
+  // enough to change the CPU share (DeviceProfile::sustained_runnable): the factors leave that
+  // rise out until it holds, and latencies observed meanwhile are not learnt from, since the
+  // context that explains them is not known yet
   bool settled = true;
   double total() const { return cpu * frequency * cache; }
 };
