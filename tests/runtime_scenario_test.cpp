@@ -158,7 +158,7 @@ TEST(ScenarioParse, DefaultsAndNameFromThePath) {
   const Scenario tuned = parse_scenario(
       "[scenario]\nduration_s = 2\n[adaptation]\nobjective_tolerance = 0.001\n"
       "contended_tail_prior = 1.2\ncontext_change = 0\nsteady_contended_tail = false\n"
-      "sustained_runnable = false\n",
+      "sustained_runnable = false\nperiod_jitter = 0\n",
       "t.ini");
   EXPECT_DOUBLE_EQ(tuned.adaptation.selector.objective_tolerance, 0.001);
   EXPECT_DOUBLE_EQ(tuned.adaptation.device.contended_tail_prior, 1.2);
@@ -167,6 +167,12 @@ TEST(ScenarioParse, DefaultsAndNameFromThePath) {
   EXPECT_FALSE(tuned.adaptation.device.steady_contended_tail);
   EXPECT_TRUE(s.adaptation.device.sustained_runnable);
   EXPECT_FALSE(tuned.adaptation.device.sustained_runnable);
+  EXPECT_DOUBLE_EQ(s.adaptation.period_jitter, AdaptationOptions{}.period_jitter);
+  EXPECT_GT(s.adaptation.period_jitter, 0);
+  EXPECT_DOUBLE_EQ(tuned.adaptation.period_jitter, 0);
+  EXPECT_NE(parse_error("[scenario]\nduration_s = 2\n[adaptation]\nperiod_jitter = 0.8\n")
+                .find("key 'period_jitter'"),
+            std::string::npos);
   EXPECT_NE(parse_error("[scenario]\nduration_s = 2\n[adaptation]\ncontext_change = 0.9\n")
                 .find("key 'context_change'"),
             std::string::npos);

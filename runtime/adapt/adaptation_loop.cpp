@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "runtime/adapt/period_schedule.h"
+
 namespace adascale {
 namespace {
 
@@ -232,12 +234,13 @@ void AdaptationLoop::stop() {
 }
 
 void AdaptationLoop::run_thread() {
-  const auto period = std::chrono::duration<double, std::milli>(
-      options_.monitor.period_ms > 0 ? options_.monitor.period_ms : 100.0);
+  PeriodSchedule schedule(options_.monitor.period_ms > 0 ? options_.monitor.period_ms : 100.0,
+                          options_.period_jitter, options_.period_seed);
   auto next = std::chrono::steady_clock::now();
   while (true) {
     step();
-    next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(period);
+    next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double, std::milli>(schedule.next_ms()));
     const auto now = std::chrono::steady_clock::now();
     if (next < now) next = now;  // after a stall, do not burst to catch up
     std::unique_lock<std::mutex> lock(wake_mutex_);

@@ -32,6 +32,11 @@ struct AdaptationOptions {
   // Threads one inference may run on (the session's count); > 1 with latency_by_threads in the
   // costs makes threads a dimension of the choice (device.inference_threads is then 1).
   int max_threads = 1;
+  // Each period is drawn within +-period_jitter of monitor.period_ms (PeriodSchedule), so that
+  // two loops started together do not sample in lockstep and count each other's loop thread as
+  // load; 0: a fixed period. period_seed: 0 seeds from the process and the loop.
+  double period_jitter = 0.2;
+  uint64_t period_seed = 0;
 };
 
 // What the run path runs: a branch and its threads (0: the loop does not choose threads; the

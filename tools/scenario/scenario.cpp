@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "runtime/adapt/period_schedule.h"
 #include "tools/scenario/relative_budget.h"
 
 namespace adascale::scenario {
@@ -219,6 +220,8 @@ void parse_adaptation_key(const Parser& p, int line, const std::string& key,
                           const std::string& value, AdaptationOptions* a) {
   if (key == "period_ms")
     a->monitor.period_ms = p.number(line, key, value, kMinPeriodMs, false, kMaxPeriodMs);
+  else if (key == "period_jitter")
+    a->period_jitter = p.number(line, key, value, 0, false, PeriodSchedule::kMaxJitter);
   else if (key == "probe_period_ms")
     a->monitor.probe_period_ms = p.number(line, key, value, 0, false, 3600e3);
   else if (key == "min_dwell_ms")
@@ -260,7 +263,7 @@ void parse_adaptation_key(const Parser& p, int line, const std::string& key,
     a->selector.evidence_under_load = p.boolean(line, key, value);
   else
     p.fail(line, key,
-           "unknown key in [adaptation] (period_ms, probe_period_ms, min_dwell_ms, "
+           "unknown key in [adaptation] (period_ms, period_jitter, probe_period_ms, min_dwell_ms, "
            "switch_margin, entry_margin, trial_window_ms, context_change, context_settle_ms, "
            "objective_tolerance, contended_tail_prior, steady_contended_tail, sustained_runnable, "
            "tail_latency, tail_quantile, dwell_doublings, probe_headroom, probe_interval_ms, "
