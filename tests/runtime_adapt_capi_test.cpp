@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "adascale.h"
+#include "runtime/adapt/adaptation_loop.h"
 #include "runtime/adapt/profiler.h"
 #include "runtime/adapt/selector.h"
 #include "runtime_adapt_test_util.h"
@@ -102,8 +103,8 @@ TEST_F(AdaptCApiTest, BudgetsAreValidatedWithMessages) {
   EXPECT_EQ(adascale_adapt_configure(rt_, &options), ADASCALE_ERROR_INVALID_ARGUMENT);
 }
 
-// The loop's tail, backoff, near-tie and context-change settings: the C defaults are the loop's
-// own, the ranges those of the scenario keys of the same names.
+// The loop's tail, backoff, near-tie, context-change and period settings: the C defaults are the
+// loop's own, the ranges those of the scenario keys of the same names.
 TEST_F(AdaptCApiTest, TailToleranceAndContextOptionsAreValidated) {
   adascale_adapt_options o;
   adascale_adapt_options_init(&o);
@@ -116,6 +117,7 @@ TEST_F(AdaptCApiTest, TailToleranceAndContextOptionsAreValidated) {
   EXPECT_EQ(o.context_change, selector.context_change);
   EXPECT_EQ(o.context_settle_ms, selector.context_settle_ms);
   EXPECT_EQ(o.contended_tail_prior, device.contended_tail_prior);
+  EXPECT_EQ(o.period_jitter, AdaptationOptions{}.period_jitter);
   auto configure = [&](void (*edit)(adascale_adapt_options*)) {
     adascale_adapt_options changed;
     adascale_adapt_options_init(&changed);
@@ -130,6 +132,7 @@ TEST_F(AdaptCApiTest, TailToleranceAndContextOptionsAreValidated) {
               c->context_change = 0;
               c->context_settle_ms = 0;
               c->contended_tail_prior = 1;
+              c->period_jitter = 0;
             }),
             ADASCALE_OK);
   const std::vector<void (*)(adascale_adapt_options*)> bad = {
@@ -140,7 +143,10 @@ TEST_F(AdaptCApiTest, TailToleranceAndContextOptionsAreValidated) {
       [](adascale_adapt_options* c) { c->objective_tolerance = NAN; },
       [](adascale_adapt_options* c) { c->context_change = 1.0; },
       [](adascale_adapt_options* c) { c->context_settle_ms = -5; },
-      [](adascale_adapt_options* c) { c->contended_tail_prior = 0.5; }};
+      [](adascale_adapt_options* c) { c->contended_tail_prior = 0.5; },
+      [](adascale_adapt_options* c) { c->period_jitter = -0.1; },
+      [](adascale_adapt_options* c) { c->period_jitter = 0.6; },
+      [](adascale_adapt_options* c) { c->period_jitter = NAN; }};
   for (size_t i = 0; i < bad.size(); ++i) {
     EXPECT_EQ(configure(bad[i]), ADASCALE_ERROR_INVALID_ARGUMENT) << "case " << i;
     EXPECT_NE(std::strstr(adascale_last_error(rt_), "out of range"), nullptr) << "case " << i;

@@ -10,6 +10,7 @@
 
 #include "adascale.h"
 #include "runtime/adapt/adaptation_loop.h"
+#include "runtime/adapt/period_schedule.h"
 #include "runtime/c_api_guard.h"
 
 namespace {
@@ -86,6 +87,7 @@ void build_loop(adascale_session* session, AdaptState* state) {
   options.selector.context_change = o.context_change;
   options.selector.context_settle_ms = o.context_settle_ms;
   options.device.contended_tail_prior = o.contended_tail_prior;
+  options.period_jitter = o.period_jitter;
   options.max_threads = adascale::session_model_threads(session);
   state->loop.reset();  // stops the old thread first
   state->loop = std::make_unique<AdaptationLoop>(std::move(branches), options);
@@ -104,7 +106,8 @@ adascale_status check_options(const adascale_adapt_options& o) {
       o.tail_quantile <= 1 && at_least(o.trial_window_ms, 0) &&
       at_least(o.objective_tolerance, 0) && o.objective_tolerance <= 1 &&
       (o.context_change == 0 || (at_least(o.context_change, 1) && o.context_change > 1)) &&
-      at_least(o.context_settle_ms, 0) && at_least(o.contended_tail_prior, 1);
+      at_least(o.context_settle_ms, 0) && at_least(o.contended_tail_prior, 1) &&
+      at_least(o.period_jitter, 0) && o.period_jitter <= adascale::PeriodSchedule::kMaxJitter;
   return ok ? ADASCALE_OK : ADASCALE_ERROR_INVALID_ARGUMENT;
 }
 
@@ -198,6 +201,7 @@ void adascale_adapt_options_init(adascale_adapt_options* options) {
   options->context_change = selector.context_change;
   options->context_settle_ms = selector.context_settle_ms;
   options->contended_tail_prior = device.contended_tail_prior;
+  options->period_jitter = adascale::AdaptationOptions{}.period_jitter;
 }
 
 adascale_status adascale_session_set_budgets(adascale_session* session,
