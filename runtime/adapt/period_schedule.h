@@ -6,7 +6,7 @@
 // catches the other's loop thread at almost every sample and counts it as a competing task: a
 // load that is not there, made to look sustained by the lockstep. Drawing each period at random
 // lets their phases drift apart after a few steps; a passing loop thread is then caught rarely,
-// and never twice in a row, which DeviceProfile::sustained_runnable already leaves out.
+// and seldom twice in a row, which DeviceProfile::sustained_runnable already leaves out.
 #pragma once
 
 #include <cstdint>
@@ -20,8 +20,8 @@ class PeriodSchedule {
   // seed: 0 draws one from the process id and this object's address, so that two processes
   // (or two loops of one process) do not draw the same periods.
   PeriodSchedule(double period_ms, double jitter, uint64_t seed = 0);
-  double
-  next_ms();  // the time to the next step: period_ms x (1 + u), u uniform in [-jitter, jitter]
+  // the time to the next step: period_ms x (1 + u), u uniform in [-jitter, jitter]
+  double next_ms();
   double period_ms() const { return period_ms_; }
   double jitter() const { return jitter_; }
   static constexpr double kMaxJitter = 0.5;
