@@ -235,7 +235,7 @@ void AdaptationLoop::stop() {
 
 void AdaptationLoop::run_thread() {
   PeriodSchedule schedule(options_.monitor.period_ms > 0 ? options_.monitor.period_ms : 100.0,
-                          options_.period_jitter, options_.period_seed);
+                          options_.period_jitter);
   auto next = std::chrono::steady_clock::now();
   while (true) {
     step();

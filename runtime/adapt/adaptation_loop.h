@@ -34,9 +34,8 @@ struct AdaptationOptions {
   int max_threads = 1;
   // Each period is drawn within +-period_jitter of monitor.period_ms (PeriodSchedule), so that
   // two loops started together do not sample in lockstep and count each other's loop thread as
-  // load; 0: a fixed period. period_seed: 0 seeds from the process and the loop.
+  // load; 0: a fixed period. Seeded from the process and the loop.
   double period_jitter = 0.2;
-  uint64_t period_seed = 0;
 };
 
 // What the run path runs: a branch and its threads (0: the loop does not choose threads; the

@@ -22,7 +22,6 @@ class PeriodSchedule {
   PeriodSchedule(double period_ms, double jitter, uint64_t seed = 0);
   // the time to the next step: period_ms x (1 + u), u uniform in [-jitter, jitter]
   double next_ms();
-  double period_ms() const { return period_ms_; }
   double jitter() const { return jitter_; }
   static constexpr double kMaxJitter = 0.5;
 

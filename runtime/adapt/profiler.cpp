@@ -94,8 +94,6 @@ ContentionFactors Profiler::contention(const ContextSample& sample) {
   // demand, wins when it is larger; as far as it held since the previous sample
   // (sustained_runnable), since one snapshot also catches tasks that are gone a moment later.
   const std::optional<double> runnable = sample.others_runnable();
-  const std::optional<double> sustained =
-      profile_.sustained_runnable ? sample.sustained_others_runnable() : runnable;
   auto others_with = [&](const std::optional<double>& others_runnable) {
     if (sample.others_cpu_utilization) {
       const double busy =
@@ -110,11 +108,13 @@ ContentionFactors Profiler::contention(const ContextSample& sample) {
   auto share_of = [&](double busy) {
     return std::max(1.0, (busy + profile_.inference_threads) / cores);
   };
-  const double others = others_with(sustained);
+  const double snapshot = others_with(runnable);
+  const double others =
+      profile_.sustained_runnable ? others_with(sample.sustained_others_runnable()) : snapshot;
   f.cpu = share_of(others);
   // a rise the snapshot shows and the previous sample did not, large enough to change the share:
   // a new load or a passing task, not yet known which
-  f.settled = !(share_of(others_with(runnable)) > f.cpu);
+  f.settled = !(share_of(snapshot) > f.cpu);
   f.free_cores = std::max(0.0, cores - others);
   if (sample.frequency_ratio && *sample.frequency_ratio > 0)
     f.frequency =
