@@ -118,6 +118,7 @@ TEST_F(AdaptCApiTest, TailToleranceAndContextOptionsAreValidated) {
   EXPECT_EQ(o.context_settle_ms, selector.context_settle_ms);
   EXPECT_EQ(o.contended_tail_prior, device.contended_tail_prior);
   EXPECT_EQ(o.period_jitter, AdaptationOptions{}.period_jitter);
+  EXPECT_EQ(o.sustained_runnable, device.sustained_runnable ? 1 : 0);
   auto configure = [&](void (*edit)(adascale_adapt_options*)) {
     adascale_adapt_options changed;
     adascale_adapt_options_init(&changed);
@@ -133,23 +134,29 @@ TEST_F(AdaptCApiTest, TailToleranceAndContextOptionsAreValidated) {
               c->context_settle_ms = 0;
               c->contended_tail_prior = 1;
               c->period_jitter = 0;
+              c->sustained_runnable = 0;
             }),
             ADASCALE_OK);
-  const std::vector<void (*)(adascale_adapt_options*)> bad = {
-      [](adascale_adapt_options* c) { c->tail_latency = 2; },
-      [](adascale_adapt_options* c) { c->tail_quantile = 0.3; },
-      [](adascale_adapt_options* c) { c->tail_quantile = 1.5; },
-      [](adascale_adapt_options* c) { c->trial_window_ms = -1; },
-      [](adascale_adapt_options* c) { c->objective_tolerance = NAN; },
-      [](adascale_adapt_options* c) { c->context_change = 1.0; },
-      [](adascale_adapt_options* c) { c->context_settle_ms = -5; },
-      [](adascale_adapt_options* c) { c->contended_tail_prior = 0.5; },
-      [](adascale_adapt_options* c) { c->period_jitter = -0.1; },
-      [](adascale_adapt_options* c) { c->period_jitter = 0.6; },
-      [](adascale_adapt_options* c) { c->period_jitter = NAN; }};
-  for (size_t i = 0; i < bad.size(); ++i) {
-    EXPECT_EQ(configure(bad[i]), ADASCALE_ERROR_INVALID_ARGUMENT) << "case " << i;
-    EXPECT_NE(std::strstr(adascale_last_error(rt_), "out of range"), nullptr) << "case " << i;
+  // each out-of-range value is refused with a message that names its option
+  const std::vector<std::pair<const char*, void (*)(adascale_adapt_options*)>> bad = {
+      {"tail_latency", [](adascale_adapt_options* c) { c->tail_latency = 2; }},
+      {"tail_quantile", [](adascale_adapt_options* c) { c->tail_quantile = 0.3; }},
+      {"tail_quantile", [](adascale_adapt_options* c) { c->tail_quantile = 1.5; }},
+      {"trial_window_ms", [](adascale_adapt_options* c) { c->trial_window_ms = -1; }},
+      {"objective_tolerance", [](adascale_adapt_options* c) { c->objective_tolerance = NAN; }},
+      {"context_change", [](adascale_adapt_options* c) { c->context_change = 1.0; }},
+      {"context_settle_ms", [](adascale_adapt_options* c) { c->context_settle_ms = -5; }},
+      {"contended_tail_prior", [](adascale_adapt_options* c) { c->contended_tail_prior = 0.5; }},
+      {"period_jitter", [](adascale_adapt_options* c) { c->period_jitter = -0.1; }},
+      {"period_jitter", [](adascale_adapt_options* c) { c->period_jitter = 0.6; }},
+      {"period_jitter", [](adascale_adapt_options* c) { c->period_jitter = NAN; }},
+      {"sustained_runnable", [](adascale_adapt_options* c) { c->sustained_runnable = 2; }},
+      {"sustained_runnable", [](adascale_adapt_options* c) { c->sustained_runnable = -1; }}};
+  for (const auto& [name, edit] : bad) {
+    EXPECT_EQ(configure(edit), ADASCALE_ERROR_INVALID_ARGUMENT) << name;
+    const std::string message = adascale_last_error(rt_);
+    EXPECT_NE(message.find("out of range"), std::string::npos) << message;
+    EXPECT_NE(message.find(name), std::string::npos) << message;
   }
 }
 

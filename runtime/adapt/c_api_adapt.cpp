@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <new>
 #include <string>
@@ -88,6 +89,7 @@ void build_loop(adascale_session* session, AdaptState* state) {
   options.selector.context_settle_ms = o.context_settle_ms;
   options.device.contended_tail_prior = o.contended_tail_prior;
   options.period_jitter = o.period_jitter;
+  options.device.sustained_runnable = o.sustained_runnable != 0;
   options.max_threads = adascale::session_model_threads(session);
   state->loop.reset();  // stops the old thread first
   state->loop = std::make_unique<AdaptationLoop>(std::move(branches), options);
@@ -95,20 +97,39 @@ void build_loop(adascale_session* session, AdaptState* state) {
   install_callback(state);
 }
 
-// The same ranges as the scenario keys of the same names (docs/scenarios.md).
-adascale_status check_options(const adascale_adapt_options& o) {
-  const auto at_least = [](double v, double lo) { return std::isfinite(v) && v >= lo; };
-  const bool ok =
-      std::isfinite(o.period_ms) && o.period_ms > 0 && std::isfinite(o.probe_period_ms) &&
-      at_least(o.min_dwell_ms, 0) && at_least(o.switch_margin, 0) && at_least(o.entry_margin, 0) &&
-      o.entry_margin < 1 && o.inference_threads >= 1 &&
-      (o.tail_latency == 0 || o.tail_latency == 1) && at_least(o.tail_quantile, 0.5) &&
-      o.tail_quantile <= 1 && at_least(o.trial_window_ms, 0) &&
-      at_least(o.objective_tolerance, 0) && o.objective_tolerance <= 1 &&
-      (o.context_change == 0 || (at_least(o.context_change, 1) && o.context_change > 1)) &&
-      at_least(o.context_settle_ms, 0) && at_least(o.contended_tail_prior, 1) &&
-      at_least(o.period_jitter, 0) && o.period_jitter <= adascale::PeriodSchedule::kMaxJitter;
-  return ok ? ADASCALE_OK : ADASCALE_ERROR_INVALID_ARGUMENT;
+// The same ranges as the scenario keys of the same names (docs/scenarios.md). Empty when every
+// option is in range, else a one-line message naming the first one that is not.
+std::string check_options(const adascale_adapt_options& o) {
+  const auto in = [](double v, double lo, double hi) {
+    return std::isfinite(v) && v >= lo && v <= hi;
+  };
+  const double inf = std::numeric_limits<double>::max();
+  struct Check {
+    bool ok;
+    const char* what;
+  };
+  const Check checks[] = {
+      {in(o.period_ms, 0, inf) && o.period_ms > 0, "period_ms (> 0)"},
+      {std::isfinite(o.probe_period_ms), "probe_period_ms (finite; <= 0 disables it)"},
+      {in(o.min_dwell_ms, 0, inf), "min_dwell_ms (>= 0)"},
+      {in(o.switch_margin, 0, inf), "switch_margin (>= 0)"},
+      {in(o.entry_margin, 0, 1) && o.entry_margin < 1, "entry_margin (in [0, 1))"},
+      {o.inference_threads >= 1, "inference_threads (>= 1)"},
+      {o.tail_latency == 0 || o.tail_latency == 1, "tail_latency (0 or 1)"},
+      {in(o.tail_quantile, 0.5, 1), "tail_quantile (in [0.5, 1])"},
+      {in(o.trial_window_ms, 0, inf), "trial_window_ms (>= 0)"},
+      {in(o.objective_tolerance, 0, 1), "objective_tolerance (in [0, 1])"},
+      {o.context_change == 0 || (in(o.context_change, 1, inf) && o.context_change > 1),
+       "context_change (0 or > 1)"},
+      {in(o.context_settle_ms, 0, inf), "context_settle_ms (>= 0)"},
+      {in(o.contended_tail_prior, 1, inf), "contended_tail_prior (>= 1)"},
+      {in(o.period_jitter, 0, adascale::PeriodSchedule::kMaxJitter), "period_jitter (in [0, 0.5])"},
+      {o.sustained_runnable == 0 || o.sustained_runnable == 1, "sustained_runnable (0 or 1)"},
+  };
+  static_assert(adascale::PeriodSchedule::kMaxJitter == 0.5, "the message names the bound");
+  for (const Check& c : checks)
+    if (!c.ok) return std::string("adaptation option out of range: ") + c.what;
+  return {};
 }
 
 // The session's state, created with default options on first use.
@@ -202,6 +223,7 @@ void adascale_adapt_options_init(adascale_adapt_options* options) {
   options->context_settle_ms = selector.context_settle_ms;
   options->contended_tail_prior = device.contended_tail_prior;
   options->period_jitter = adascale::AdaptationOptions{}.period_jitter;
+  options->sustained_runnable = device.sustained_runnable ? 1 : 0;
 }
 
 adascale_status adascale_session_set_budgets(adascale_session* session,
@@ -239,12 +261,8 @@ adascale_status adascale_session_adapt_configure(adascale_session* session,
     adascale_adapt_options chosen;
     adascale_adapt_options_init(&chosen);
     if (options) chosen = *options;
-    if (check_options(chosen) != ADASCALE_OK) {
-      set_error(session,
-                "adaptation options out of range (period > 0, dwell and margins >= 0, "
-                "entry margin < 1, threads >= 1, tail_latency 0 or 1, tail quantile in [0.5, 1], "
-                "trial window >= 0, objective tolerance in [0, 1], context change 0 or > 1, "
-                "settle >= 0, contended tail prior >= 1)");
+    if (std::string bad = check_options(chosen); !bad.empty()) {
+      set_error(session, std::move(bad));
       return ADASCALE_ERROR_INVALID_ARGUMENT;
     }
     AdaptState* state = ensure_state(session);

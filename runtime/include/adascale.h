@@ -243,9 +243,13 @@ typedef struct adascale_adapt_options {
   double context_change;       /* contention ratio that waives the dwell: 0 (off) or > 1 */
   double context_settle_ms;    /* ... once it has held this long (>= 0) */
   double contended_tail_prior; /* tail factor of a contention level without its own, >= 1 */
-  double period_jitter; /* each period drawn within +-this share of period_ms, in [0, 0.5]
-                           (default 0.2): two loops started together do not sample in lockstep
-                           and count each other as load; 0: a fixed period */
+  /* each period is drawn within +-this share of period_ms, in [0, 0.5] (default 0.2): two loops
+   * started together do not sample in lockstep and count each other as load; 0: a fixed period */
+  double period_jitter;
+  /* 1 (default): other processes' runnable count adds to the load only as far as the previous
+   * sample also showed it, so a task runnable at one sample and gone at the next does not make
+   * the loop step down; 0: every sample counts (a device whose short tasks hold a core) */
+  int sustained_runnable;
 } adascale_adapt_options;
 
 void adascale_adapt_options_init(adascale_adapt_options* options);
