@@ -14,6 +14,9 @@
 # loop then chooses the threads with the branch where the catalog has latency_by_threads), and
 # the requests on each thread count per load level are printed at the end. Example: scripts/compare_loop_settings.sh runs/demo/model.bundle 1,2,3 \
 #   new= old=dwell_doublings:0
+# ORACLE=each: every setting also runs the oracle, and its gap is taken against its own (for
+# settings that change the oracle, e.g. scenario.calibration_interleaved:false); default: the
+# first setting's oracle for all. The oracle's violations are printed as well.
 # RUN, IDX, LABELS and OUT as for scripts/random_scenarios.sh.
 set -euo pipefail
 if [ $# -lt 3 ]; then
@@ -43,22 +46,25 @@ for seed in "${seeds[@]}"; do
     keys=$(echo ",$keys," | sed -E 's/,threads:[0-9]+,/,/; s/^,//; s/,$//')
     with_settings "$keys" "random-$seed-$name" "$base" "$scenario"
     policy=adaptive
-    [ $leading = 1 ] && policy=adaptive,oracle
+    if [ $leading = 1 ] || [ "${ORACLE:-first}" = each ]; then policy=adaptive,oracle; fi
     "$run" --bundle "$bundle" --scenario "$scenario" --idx "$idx" --labels "$labels" \
       --policy "$policy" --threads "$threads" --trace-out "$out/traces" \
       >"$out/random-$seed-$name.txt" \
       2>"$out/random-$seed-$name.log"
-    if [ $leading = 1 ]; then
+    if [ "$policy" = adaptive,oracle ]; then
       oracle=$(awk '$1 == "oracle" && $2 == "(segments)" { a = $7; sub(/%/, "", a); print a }' \
         "$out/random-$seed-$name.txt")
+      oracle_viol=$(awk '$1 == "oracle" && $2 == "(segments)" { v = $5; sub(/%/, "", v); print v }' \
+        "$out/random-$seed-$name.txt")
     fi
-    awk -v seed="$seed" -v name="$name" -v oracle="$oracle" '
+    awk -v seed="$seed" -v name="$name" -v oracle="$oracle" -v oracle_viol="$oracle_viol" '
       $1 == "adaptive" && $2 == "(adaptive)" { viol = $5; acc = $7; sub(/%/, "", viol)
                                                sub(/%/, "", acc) }
       /^switches per contention step/ {
         for (i = 1; i <= NF; ++i) if ($i == "adaptive") per = $(i + 1)
       }
-      END { printf "%s\t%s\t%s\t%s\t%.2f\t%s\n", seed, name, viol, acc, oracle - acc, per }' \
+      END { printf "%s\t%s\t%s\t%s\t%.2f\t%s\t%s\n", seed, name, viol, acc, oracle - acc, per,
+                   oracle_viol }' \
       "$out/random-$seed-$name.txt" >>"$results"
     tail -n 1 "$results"
     leading=0
@@ -68,14 +74,15 @@ done
 echo
 echo "per setting, mean over seeds ${seeds[*]}:"
 awk -F'\t' '
-  BEGIN { printf "%-12s %14s %12s %20s %20s\n", "setting", "violations %", "accuracy %",
-          "gap to oracle (pt)", "switches per step" }
+  BEGIN { printf "%-12s %14s %12s %20s %20s %20s\n", "setting", "violations %", "accuracy %",
+          "gap to oracle (pt)", "switches per step", "oracle violations %" }
   { if (!($2 in n)) order[++k] = $2
-    v[$2] += $3; a[$2] += $4; g[$2] += $5; n[$2] += 1
+    v[$2] += $3; a[$2] += $4; g[$2] += $5; n[$2] += 1; ov[$2] += $7
     if ($6 != "-" && $6 != "") { s[$2] += $6; m[$2] += 1 } }
   END { for (i = 1; i <= k; ++i) { x = order[i]
-          printf "%-12s %14.2f %12.2f %20.2f %20s\n", x, v[x] / n[x], a[x] / n[x], g[x] / n[x],
-                 m[x] ? sprintf("%.2f", s[x] / m[x]) : "-" } }' "$results"
+          printf "%-12s %14.2f %12.2f %20.2f %20s %20.2f\n", x, v[x] / n[x], a[x] / n[x],
+                 g[x] / n[x], m[x] ? sprintf("%.2f", s[x] / m[x]) : "-", ov[x] / n[x] } }' \
+  "$results"
 for setting in "$@"; do
   name=${setting%%=*}
   echo

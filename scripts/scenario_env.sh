@@ -5,7 +5,8 @@
 # folder named after $1), created and announced; $first (FIRST_SEED, default 1); $results, the
 # emptied per-scenario table; generate_scenario SEED FILE BUNDLE, which writes the seeded
 # scenario and prints its heading; and with_settings KEYS NAME IN OUT, which copies scenario IN to
-# OUT with the [adaptation] keys KEYS (KEY:VALUE,KEY:VALUE; empty: none) and the name NAME.
+# OUT with the [adaptation] keys KEYS (KEY:VALUE,KEY:VALUE; empty: none; scenario.KEY:VALUE for a
+# [scenario] key) and the name NAME.
 run=${RUN:-build-rt/tools/adascale-run/adascale-run}
 [ -x "$run" ] || run=build/tools/adascale-run/adascale-run
 data=/usr/share/datasets/fashion-mnist
@@ -25,12 +26,19 @@ generate_scenario() {
 }
 
 with_settings() {
-  # the keys go right after [adaptation]; one the generator writes too is refused as a duplicate
+  # the keys go right after [adaptation], those named scenario.KEY after [scenario] as KEY; one
+  # the generator writes too is refused as a duplicate
   awk -v keys="$1" -v name="$2" '
+    function put(section,   n, i, kv, p) {
+      n = split(keys, kv, ",")
+      for (i = 1; i <= n; ++i) {
+        split(kv[i], p, ":")
+        if (section == "scenario" && p[1] ~ /^scenario\./) print substr(p[1], 10) " = " p[2]
+        if (section == "adaptation" && p[1] !~ /^scenario\./) print p[1] " = " p[2]
+      }
+    }
     /^name = / { print "name = " name; next }
     { print }
-    /^\[adaptation\]/ && keys != "" {
-      n = split(keys, kv, ",")
-      for (i = 1; i <= n; ++i) { split(kv[i], p, ":"); print p[1] " = " p[2] }
-    }' "$3" >"$4"
+    /^\[scenario\]/ && keys != "" { put("scenario") }
+    /^\[adaptation\]/ && keys != "" { put("adaptation") }' "$3" >"$4"
 }

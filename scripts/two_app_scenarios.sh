@@ -10,6 +10,8 @@
 #
 # BUNDLE2 defaults to BUNDLE (a second copy, loaded by the second process). KEYS: [adaptation]
 # settings for both apps' loops, KEY:VALUE,KEY:VALUE (e.g. KEYS=probe_delay_ms:0; default none).
+# ALONE=1: after each two-app replay, the first app replays the same scenario on its own (rows
+# "alone"), so that two apps are compared with one on the same seeds, side by side.
 # RUN, IDX, LABELS, OUT and FIRST_SEED as for scripts/random_scenarios.sh.
 set -euo pipefail
 if [ $# -lt 2 ] || [ $# -gt 3 ] || ! [[ $2 =~ ^[1-9][0-9]*$ ]]; then
@@ -22,6 +24,22 @@ second=${3:-$1}
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/scenario_env.sh
 source scripts/scenario_env.sh two-app-scenarios
+
+# table_rows SEED SECONDS NAME... < replay output: one row per adaptive app of the output, named
+# in order: seed, app, violations %, gap to oracle (pt), switches per step, seconds
+table_rows() {
+  local seed=$1 seconds=$2
+  shift 2
+  awk -v seed="$seed" -v seconds="$seconds" -v names="$*" '
+    $1 == "adaptive" && $2 == "(adaptive)" { ++app; viol[app] = $5; gap[app] = $NF
+                                             sub(/%/, "", viol[app]) }
+    /^switches per contention step/ {
+      for (i = 1; i <= NF; ++i) if ($i == "adaptive") per[app] = $(i + 1)
+    }
+    END { n = split(names, name, " ")
+          for (a = 1; a <= n; ++a)
+            printf "%s\t%s\t%s\t%s\t%s\t%s\n", seed, name[a], viol[a], gap[a], per[a], seconds }'
+}
 
 for ((seed = first; seed < first + count; ++seed)); do
   scenario=$out/random-$seed.ini
@@ -36,15 +54,16 @@ for ((seed = first; seed < first + count; ++seed)); do
     "$out/random-$seed.txt"
   echo "replay took ${seconds} s (both calibrations and two policies)"
   # one adaptive row and one switches line per app, the first app's first
-  awk -v seed="$seed" -v seconds="$seconds" '
-    $1 == "adaptive" && $2 == "(adaptive)" { ++app; viol[app] = $5; gap[app] = $NF
-                                             sub(/%/, "", viol[app]) }
-    /^switches per contention step/ {
-      for (i = 1; i <= NF; ++i) if ($i == "adaptive") per[app] = $(i + 1)
-    }
-    END { for (a = 1; a <= 2; ++a)
-            printf "%s\t%d\t%s\t%s\t%s\t%s\n", seed, a, viol[a], gap[a], per[a], seconds }' \
-    "$out/random-$seed.txt" >>"$results"
+  table_rows "$seed" "$seconds" 1 2 <"$out/random-$seed.txt" >>"$results"
+  if [ "${ALONE:-0}" = 1 ]; then
+    start=$(date +%s)
+    "$run" --bundle "$bundle" --scenario "$scenario" --idx "$idx" --labels "$labels" \
+      --policy adaptive,oracle --trace-out "$out/alone-traces" \
+      >"$out/random-$seed-alone.txt" 2>"$out/random-$seed-alone.log"
+    seconds=$(($(date +%s) - start))
+    grep -E '^(adaptive |switches per)' "$out/random-$seed-alone.txt" | sed 's/^/alone: /'
+    table_rows "$seed" "$seconds" alone <"$out/random-$seed-alone.txt" >>"$results"
+  fi
 done
 
 echo
@@ -54,13 +73,23 @@ awk -F'\t' '
           "gap to oracle (pt)", "switches per step", "replay s" }
   {
     printf "%6s %4s %14s %20s %20s %10s\n", $1, $2, $3, $4, $5, $6
+    if (!($2 in n)) order[++apps] = $2
     v[$2] += $3; g[$2] += $4; n[$2] += 1
     if ($5 != "-" && $5 != "") { s[$2] += $5; m[$2] += 1 }
     if ($3 > worstv[$2]) worstv[$2] = $3
     if ($4 > worstg[$2]) worstg[$2] = $4
   }
   END {
-    for (a = 1; a <= 2; ++a)
-      printf "%6s %4d %14.2f %20.2f %20s    (worst %.2f%%, %.2f pt)\n", "mean", a, v[a] / n[a],
-             g[a] / n[a], m[a] ? sprintf("%.2f", s[a] / m[a]) : "-", worstv[a], worstg[a]
+    for (i = 1; i <= apps; ++i) {
+      a = order[i]
+      per[a] = m[a] ? s[a] / m[a] : 0
+      printf "%6s %4s %14.2f %20.2f %20s    (worst %.2f%%, %.2f pt)\n", "mean", a, v[a] / n[a],
+             g[a] / n[a], m[a] ? sprintf("%.2f", per[a]) : "-", worstv[a], worstg[a]
+    }
+    # side by side on the same seeds: the switches per step of each app against the app alone
+    if (per["alone"] > 0)
+      for (i = 1; i <= apps; ++i)
+        if (order[i] != "alone")
+          printf "app %s switches per step / alone: %.2f\n", order[i], per[order[i]] / per["alone"]
   }' "$results"
+

@@ -113,6 +113,61 @@ TEST(ScenarioOracle, PolicyNameAndTargetKey) {
             "s.ini:3: key 'violation_target_pct': expected a number >= 0 and <= 100, got '101'");
 }
 
+// A device whose requests run in phases of 26 (every request, kept or not, counts): 1 ms, then
+// 2 ms, then 1 ms again... as under two CPU burners on two cores, where a request either has a
+// core to itself or shares one for about ten requests at a time.
+struct PhasedDevice {
+  int calls = 0;
+  std::vector<int> branches;  // every request's branch, in order
+  double run(int branch) {
+    branches.push_back(branch);
+    return (calls++ / 26) % 2 == 0 ? 1.0 : 2.0;
+  }
+};
+
+double slow_share(const std::vector<double>& ms) {
+  return static_cast<double>(std::count(ms.begin(), ms.end(), 2.0)) / ms.size();
+}
+
+TEST(ScenarioCalibration, InterleavedSlicesSeeEveryPhaseWhereBlocksSeeOne) {
+  // calibration_s 0: the minimum of 10 kept requests decides, so no clock is read into this
+  PhasedDevice blocks_device, slices_device;
+  const auto blocks = sc::measure_level(4, 0, false, [&](int b) { return blocks_device.run(b); });
+  const auto slices = sc::measure_level(4, 0, true, [&](int b) { return slices_device.run(b); });
+  ASSERT_EQ(blocks.size(), 4u);
+  ASSERT_EQ(slices.size(), 4u);
+  std::vector<double> block_shares, slice_shares;
+  for (size_t b = 0; b < 4; ++b) {
+    EXPECT_EQ(blocks[b].size(), 10u);
+    EXPECT_GE(slices[b].size(), 10u);
+    block_shares.push_back(slow_share(blocks[b]));
+    slice_shares.push_back(slow_share(slices[b]));
+  }
+  // one block a branch: each caught one phase, and the branches' shares are 0 or 1
+  EXPECT_EQ(*std::min_element(block_shares.begin(), block_shares.end()), 0);
+  EXPECT_EQ(*std::max_element(block_shares.begin(), block_shares.end()), 1);
+  // slices: every branch saw both phases
+  for (double share : slice_shares) {
+    EXPECT_GT(share, 0.2);
+    EXPECT_LT(share, 0.8);
+  }
+  // each branch warmed three times first; then slices of one switch request and three kept
+  const std::vector<int>& order = slices_device.branches;
+  ASSERT_GE(order.size(), 12u + 16u);
+  for (size_t i = 0; i < 12; ++i) EXPECT_EQ(order[i], static_cast<int>(i / 3));
+  for (size_t i = 12; i < 28; ++i) EXPECT_EQ(order[i], static_cast<int>((i - 12) / 4));
+}
+
+TEST(ScenarioCalibration, InterleavedIsTheDefaultAndAKey) {
+  EXPECT_TRUE(sc::parse_scenario("[scenario]\nduration_s = 1\n", "s.ini").calibration_interleaved);
+  EXPECT_FALSE(
+      sc::parse_scenario("[scenario]\nduration_s = 1\ncalibration_interleaved = false\n", "s.ini")
+          .calibration_interleaved);
+  EXPECT_NE(parse_error("[scenario]\nduration_s = 1\ncalibration_interleaved = 2\n")
+                .find("key 'calibration_interleaved'"),
+            std::string::npos);
+}
+
 // --- relative budgets --------------------------------------------------------------------------
 
 TEST(ScenarioRelativeBudget, ResolvesAgainstTheBundlesIdleLatencies) {

@@ -182,9 +182,10 @@ TEST(ScenarioParse, DefaultsAndNameFromThePath) {
 }
 
 TEST(ScenarioParse, UnknownKeyOrSectionNamesFileLineAndKey) {
-  EXPECT_EQ(parse_error("[scenario]\nduration_s = 2\nfrane_images = 4\n"),
-            "s.ini:3: key 'frane_images': unknown key in [scenario] (name, duration_s, "
-            "frame_images, settle_s, calibration_s, violation_target_pct)");
+  EXPECT_EQ(
+      parse_error("[scenario]\nduration_s = 2\nfrane_images = 4\n"),
+      "s.ini:3: key 'frane_images': unknown key in [scenario] (name, duration_s, "
+      "frame_images, settle_s, calibration_s, calibration_interleaved, violation_target_pct)");
   EXPECT_NE(parse_error("[scenario]\nduration_s = 2\n[budget]\n").find("s.ini:3: unknown section"),
             std::string::npos);
   EXPECT_NE(parse_error("[scenario]\nduration_s = 2\n[budgets]\nlatency = 3\n")

@@ -28,26 +28,33 @@ std::vector<LoadLevel> load_levels(const std::vector<Segment>& segs) {
   return levels;
 }
 
+constexpr size_t kMinCalibrationRequests = 10;  // per branch and level
+// Requests one slice of the interleaved calibration keeps, after one it does not: the first
+// request after a change of branch runs on caches that another branch filled, which the replay
+// pays once per switch and the calibration would otherwise pay every few requests.
+constexpr int kSliceRequests = 3;
+
+bool wants_more(const std::vector<double>& ms, double end_ms) {
+  return (now_ms() < end_ms || ms.size() < kMinCalibrationRequests) &&
+         ms.size() < kMaxCalibrationRequests;
+}
+
+// A few requests that are not kept: the first run of a branch prepares it.
+void warm(int branch, const RunRequest& run) {
+  for (int i = 0; i < 3; ++i) run(branch);
+}
+
 // Every branch under every load level, for calibration_s (at least 10 requests) each.
 Samples measure(const Scenario& s, const Workload& w, const std::vector<LoadLevel>& levels) {
-  const size_t branches = w.costs.size();
-  Samples ms(levels.size(), std::vector<std::vector<double>>(branches));
+  Samples ms;
   FrameRunner runner(w, s.frame_images);
-  for (size_t l = 0; l < levels.size(); ++l) {
+  int correct = 0;
+  const RunRequest run = [&](int branch) { return runner.run(branch, w.fixed_threads, &correct); };
+  for (const LoadLevel& level : levels) {
     ContentionProcesses processes;
-    if (levels[l].first > 0) processes.start_burners(levels[l].first);
-    if (levels[l].second > 0) processes.allocate_balloon(levels[l].second);
-    for (size_t b = 0; b < branches; ++b) {
-      int correct = 0;
-      for (int warm = 0; warm < 3; ++warm)
-        runner.run(static_cast<int>(b), w.fixed_threads, &correct);
-      const double end = now_ms() + s.calibration_s * 1000;
-      while ((now_ms() < end || ms[l][b].size() < 10) &&
-             ms[l][b].size() < kMaxCalibrationRequests) {
-        check_interrupt();
-        ms[l][b].push_back(runner.run(static_cast<int>(b), w.fixed_threads, &correct));
-      }
-    }
+    if (level.first > 0) processes.start_burners(level.first);
+    if (level.second > 0) processes.allocate_balloon(level.second);
+    ms.push_back(measure_level(w.costs.size(), s.calibration_s, s.calibration_interleaved, run));
     processes.stop_all();
   }
   return ms;
@@ -84,6 +91,38 @@ std::string calibration_table(const Workload& w, const std::vector<LoadLevel>& l
 }
 
 }  // namespace
+
+std::vector<std::vector<double>> measure_level(size_t branches, double calibration_s,
+                                               bool interleaved, const RunRequest& run) {
+  std::vector<std::vector<double>> ms(branches);
+  if (!interleaved) {  // one block per branch, branch after branch
+    for (size_t b = 0; b < branches; ++b) {
+      warm(static_cast<int>(b), run);
+      const double end = now_ms() + calibration_s * 1000;
+      while (wants_more(ms[b], end)) {
+        check_interrupt();
+        ms[b].push_back(run(static_cast<int>(b)));
+      }
+    }
+    return ms;
+  }
+  // every branch in turn, a slice at a time, until the level's time (calibration_s per branch)
+  // is spent and every branch has its minimum
+  for (size_t b = 0; b < branches; ++b) warm(static_cast<int>(b), run);
+  const double end = now_ms() + calibration_s * 1000 * static_cast<double>(branches);
+  for (bool more = true; more;) {
+    more = false;
+    for (size_t b = 0; b < branches; ++b) {
+      if (!wants_more(ms[b], end)) continue;
+      more = true;
+      check_interrupt();
+      run(static_cast<int>(b));  // the switch, not kept
+      for (int i = 0; i < kSliceRequests && ms[b].size() < kMaxCalibrationRequests; ++i)
+        ms[b].push_back(run(static_cast<int>(b)));
+    }
+  }
+  return ms;
+}
 
 double size_key(const BranchCosts& c) {
   if (c.macs) return *c.macs;

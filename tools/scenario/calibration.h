@@ -3,6 +3,7 @@
 // measured under every load level of the timeline) that the hindsight and oracle policies share.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,15 @@ struct Calibration {
   std::vector<std::vector<std::vector<double>>> ms;  // [level][branch] request ms
   std::vector<std::vector<double>> share;            // [segment][branch] share over budget
 };
+// Runs one request on a branch and returns its wall time in ms.
+using RunRequest = std::function<double(int branch)>;
+// The requests of `branches` branches at one load level, [branch][request] ms, each branch
+// warmed first by three that are not kept: calibration_s of them per branch (at least 10), in
+// one block per branch, or interleaved (Scenario::calibration_interleaved): slices of three, each
+// after one not kept, every branch in turn over the level's whole time.
+std::vector<std::vector<double>> measure_level(size_t branches, double calibration_s,
+                                               bool interleaved, const RunRequest& run);
+
 // Measures every branch under every load level for calibration_s (at least 10 requests). A
 // segment's share for a branch: that of its level's requests above the segment's latency
 // budget, or 1 when the branch's peak memory exceeds the segment's memory limit.

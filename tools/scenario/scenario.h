@@ -100,6 +100,12 @@ struct Scenario {
   int frame_images = 1;        // images per request; latency and energy budgets are per request
   double settle_s = 1;         // unrecorded run before the timeline (idle, warms the correction)
   double calibration_s = 0.5;  // hindsight and oracle policies: per branch and load level
+  // The calibration takes each branch's requests in short slices, every branch in turn, over
+  // the level's whole measuring time (calibration_s x branches), so that each branch sees the
+  // same mix of scheduler phases: under two CPU burners on two cores a request either has a
+  // core to itself or shares one, for about ten requests at a time, and one block of
+  // calibration_s caught mostly one phase. false: one block per branch.
+  bool calibration_interleaved = true;
   // The share of requests over budget that the hindsight branch (over the timeline) and the
   // oracle's branches (per segment) may have, in percent.
   double violation_target_pct = 2;
