@@ -11,7 +11,10 @@
 # BUNDLE2 defaults to BUNDLE (a second copy, loaded by the second process). KEYS: [adaptation]
 # settings for both apps' loops, KEY:VALUE,KEY:VALUE (e.g. KEYS=probe_delay_ms:0; default none).
 # ALONE=1: after each two-app replay, the first app replays the same scenario on its own (rows
-# "alone"), so that two apps are compared with one on the same seeds, side by side.
+# "alone"), so that two apps are compared with one on the same seeds, side by side. ALONE=both:
+# also on its own with one more CPU burner from the start (rows "alone+1"): the other app's
+# inference keeps a core busy too, so one app with a burner more sees the load that each of two
+# apps sees, without another loop that reacts to it.
 # RUN, IDX, LABELS, OUT and FIRST_SEED as for scripts/random_scenarios.sh.
 set -euo pipefail
 if [ $# -lt 2 ] || [ $# -gt 3 ] || ! [[ $2 =~ ^[1-9][0-9]*$ ]]; then
@@ -55,15 +58,21 @@ for ((seed = first; seed < first + count; ++seed)); do
   echo "replay took ${seconds} s (both calibrations and two policies)"
   # one adaptive row and one switches line per app, the first app's first
   table_rows "$seed" "$seconds" 1 2 <"$out/random-$seed.txt" >>"$results"
-  if [ "${ALONE:-0}" = 1 ]; then
+  case ${ALONE:-0} in 1) alone=(alone) ;; both) alone=(alone alone+1) ;; *) alone=() ;; esac
+  for name in "${alone[@]}"; do
+    file=$out/random-$seed-$name
+    if [ "$name" = alone ]; then
+      cp "$scenario" "$file.ini"
+    else  # the burner starts at 0 s, before the timeline's own events of that time
+      awk '{ print } /^\[timeline\]/ { print "0 = burners_start 1" }' "$scenario" >"$file.ini"
+    fi
     start=$(date +%s)
-    "$run" --bundle "$bundle" --scenario "$scenario" --idx "$idx" --labels "$labels" \
-      --policy adaptive,oracle --trace-out "$out/alone-traces" \
-      >"$out/random-$seed-alone.txt" 2>"$out/random-$seed-alone.log"
+    "$run" --bundle "$bundle" --scenario "$file.ini" --idx "$idx" --labels "$labels" \
+      --policy adaptive,oracle --trace-out "$out/$name-traces" >"$file.txt" 2>"$file.log"
     seconds=$(($(date +%s) - start))
-    grep -E '^(adaptive |switches per)' "$out/random-$seed-alone.txt" | sed 's/^/alone: /'
-    table_rows "$seed" "$seconds" alone <"$out/random-$seed-alone.txt" >>"$results"
-  fi
+    grep -E '^(adaptive |switches per)' "$file.txt" | sed "s/^/$name: /"
+    table_rows "$seed" "$seconds" "$name" <"$file.txt" >>"$results"
+  done
 done
 
 echo
@@ -87,9 +96,10 @@ awk -F'\t' '
              g[a] / n[a], m[a] ? sprintf("%.2f", per[a]) : "-", worstv[a], worstg[a]
     }
     # side by side on the same seeds: the switches per step of each app against the app alone
-    if (per["alone"] > 0)
-      for (i = 1; i <= apps; ++i)
-        if (order[i] != "alone")
-          printf "app %s switches per step / alone: %.2f\n", order[i], per[order[i]] / per["alone"]
+    for (i = 1; i <= apps; ++i)
+      for (j = 1; j <= apps; ++j)
+        if (order[i] ~ /^[0-9]+$/ && order[j] ~ /^alone/ && per[order[j]] > 0)
+          printf "app %s switches per step / %s: %.2f\n", order[i], order[j],
+                 per[order[i]] / per[order[j]]
   }' "$results"
 
