@@ -6,7 +6,7 @@
 # emptied per-scenario table; generate_scenario SEED FILE BUNDLE, which writes the seeded
 # scenario and prints its heading; and with_settings KEYS NAME IN OUT, which copies scenario IN to
 # OUT with the [adaptation] keys KEYS (KEY:VALUE,KEY:VALUE; empty: none; scenario.KEY:VALUE for a
-# [scenario] key) and the name NAME.
+# [scenario] key; each replaces the file's own) and the name NAME.
 run=${RUN:-build-rt/tools/adascale-run/adascale-run}
 [ -x "$run" ] || run=build/tools/adascale-run/adascale-run
 data=/usr/share/datasets/fashion-mnist
@@ -26,19 +26,23 @@ generate_scenario() {
 }
 
 with_settings() {
-  # the keys go right after [adaptation], those named scenario.KEY after [scenario] as KEY; one
-  # the generator writes too is refused as a duplicate
+  # the keys go right after [adaptation], those named scenario.KEY after [scenario] as KEY; a key
+  # that the file sets in that section already is replaced
   awk -v keys="$1" -v name="$2" '
-    function put(section,   n, i, kv, p) {
+    BEGIN {
       n = split(keys, kv, ",")
       for (i = 1; i <= n; ++i) {
         split(kv[i], p, ":")
-        if (section == "scenario" && p[1] ~ /^scenario\./) print substr(p[1], 10) " = " p[2]
-        if (section == "adaptation" && p[1] !~ /^scenario\./) print p[1] " = " p[2]
+        if (p[1] ~ /^scenario\./) { k = "scenario"; key[i] = substr(p[1], 10) }
+        else { k = "adaptation"; key[i] = p[1] }
+        section[i] = k; value[i] = p[2]; given[k, key[i]] = 1
       }
     }
-    /^name = / { print "name = " name; next }
+    function put(s,   i) { for (i = 1; i <= n; ++i) if (section[i] == s) print key[i] " = " value[i] }
+    /^\[/ { current = $0; gsub(/[][]/, "", current) }
+    /^name = / && current == "scenario" { print "name = " name; next }
+    /^[a-z_]+ = / && given[current, $1] { next }
     { print }
-    /^\[scenario\]/ && keys != "" { put("scenario") }
-    /^\[adaptation\]/ && keys != "" { put("adaptation") }' "$3" >"$4"
+    /^\[scenario\]$/ { put("scenario") }
+    /^\[adaptation\]$/ { put("adaptation") }' "$3" >"$4"
 }
