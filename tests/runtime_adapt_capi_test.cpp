@@ -158,6 +158,11 @@ TEST_F(AdaptCApiTest, TailToleranceAndContextOptionsAreValidated) {
     EXPECT_NE(message.find("out of range"), std::string::npos) << message;
     EXPECT_NE(message.find(name), std::string::npos) << message;
   }
+  // one line with the value and the range
+  EXPECT_EQ(configure([](adascale_adapt_options* c) { c->period_jitter = 0.6; }),
+            ADASCALE_ERROR_INVALID_ARGUMENT);
+  EXPECT_STREQ(adascale_last_error(rt_),
+               "adaptation option out of range: period_jitter = 0.6 (in [0, 0.5])");
 }
 
 TEST_F(AdaptCApiTest, StepSelectsRunsAndFeedsBack) {

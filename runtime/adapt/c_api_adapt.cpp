@@ -3,6 +3,7 @@
 // the model or the session's branches and its thread cannot race the run path.
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -106,29 +107,41 @@ std::string check_options(const adascale_adapt_options& o) {
   const double inf = std::numeric_limits<double>::max();
   struct Check {
     bool ok;
-    const char* what;
+    const char* name;
+    double value;
+    const char* range;
   };
   const Check checks[] = {
-      {in(o.period_ms, 0, inf) && o.period_ms > 0, "period_ms (> 0)"},
-      {std::isfinite(o.probe_period_ms), "probe_period_ms (finite; <= 0 disables it)"},
-      {in(o.min_dwell_ms, 0, inf), "min_dwell_ms (>= 0)"},
-      {in(o.switch_margin, 0, inf), "switch_margin (>= 0)"},
-      {in(o.entry_margin, 0, 1) && o.entry_margin < 1, "entry_margin (in [0, 1))"},
-      {o.inference_threads >= 1, "inference_threads (>= 1)"},
-      {o.tail_latency == 0 || o.tail_latency == 1, "tail_latency (0 or 1)"},
-      {in(o.tail_quantile, 0.5, 1), "tail_quantile (in [0.5, 1])"},
-      {in(o.trial_window_ms, 0, inf), "trial_window_ms (>= 0)"},
-      {in(o.objective_tolerance, 0, 1), "objective_tolerance (in [0, 1])"},
+      {in(o.period_ms, 0, inf) && o.period_ms > 0, "period_ms", o.period_ms, "> 0"},
+      {std::isfinite(o.probe_period_ms), "probe_period_ms", o.probe_period_ms,
+       "finite; <= 0 disables it"},
+      {in(o.min_dwell_ms, 0, inf), "min_dwell_ms", o.min_dwell_ms, ">= 0"},
+      {in(o.switch_margin, 0, inf), "switch_margin", o.switch_margin, ">= 0"},
+      {in(o.entry_margin, 0, 1) && o.entry_margin < 1, "entry_margin", o.entry_margin, "in [0, 1)"},
+      {o.inference_threads >= 1, "inference_threads", static_cast<double>(o.inference_threads),
+       ">= 1"},
+      {o.tail_latency == 0 || o.tail_latency == 1, "tail_latency",
+       static_cast<double>(o.tail_latency), "0 or 1"},
+      {in(o.tail_quantile, 0.5, 1), "tail_quantile", o.tail_quantile, "in [0.5, 1]"},
+      {in(o.trial_window_ms, 0, inf), "trial_window_ms", o.trial_window_ms, ">= 0"},
+      {in(o.objective_tolerance, 0, 1), "objective_tolerance", o.objective_tolerance, "in [0, 1]"},
       {o.context_change == 0 || (in(o.context_change, 1, inf) && o.context_change > 1),
-       "context_change (0 or > 1)"},
-      {in(o.context_settle_ms, 0, inf), "context_settle_ms (>= 0)"},
-      {in(o.contended_tail_prior, 1, inf), "contended_tail_prior (>= 1)"},
-      {in(o.period_jitter, 0, adascale::PeriodSchedule::kMaxJitter), "period_jitter (in [0, 0.5])"},
-      {o.sustained_runnable == 0 || o.sustained_runnable == 1, "sustained_runnable (0 or 1)"},
+       "context_change", o.context_change, "0 or > 1"},
+      {in(o.context_settle_ms, 0, inf), "context_settle_ms", o.context_settle_ms, ">= 0"},
+      {in(o.contended_tail_prior, 1, inf), "contended_tail_prior", o.contended_tail_prior, ">= 1"},
+      {in(o.period_jitter, 0, adascale::PeriodSchedule::kMaxJitter), "period_jitter",
+       o.period_jitter, "in [0, 0.5]"},
+      {o.sustained_runnable == 0 || o.sustained_runnable == 1, "sustained_runnable",
+       static_cast<double>(o.sustained_runnable), "0 or 1"},
   };
   static_assert(adascale::PeriodSchedule::kMaxJitter == 0.5, "the message names the bound");
   for (const Check& c : checks)
-    if (!c.ok) return std::string("adaptation option out of range: ") + c.what;
+    if (!c.ok) {
+      char value[32];
+      std::snprintf(value, sizeof value, "%g", c.value);
+      return std::string("adaptation option out of range: ") + c.name + " = " + value + " (" +
+             c.range + ")";
+    }
   return {};
 }
 
