@@ -29,15 +29,19 @@ cd "$(dirname "$0")/.."
 source scripts/scenario_env.sh two-app-scenarios
 
 # table_rows SEED SECONDS NAME... < replay output: one row per adaptive app of the output, named
-# in order: seed, app, violations %, gap to oracle (pt), switches per step, seconds
+# in order: seed, app, violations %, gap to oracle (pt), switches per step, seconds. EXTRA_STEPS:
+# steps of the output that the plain timeline does not have (the burner at 0 s of "alone+1"),
+# left out of the switches per step so that every row divides by the same steps.
 table_rows() {
   local seed=$1 seconds=$2
   shift 2
-  awk -v seed="$seed" -v seconds="$seconds" -v names="$*" '
+  awk -v seed="$seed" -v seconds="$seconds" -v names="$*" -v extra="${EXTRA_STEPS:-0}" '
     $1 == "adaptive" && $2 == "(adaptive)" { ++app; viol[app] = $5; gap[app] = $NF
-                                             sub(/%/, "", viol[app]) }
+                                             switches[app] = $8; sub(/%/, "", viol[app]) }
     /^switches per contention step/ {
+      steps = $5; sub(/^\(/, "", steps)
       for (i = 1; i <= NF; ++i) if ($i == "adaptive") per[app] = $(i + 1)
+      if (extra > 0) per[app] = steps > extra ? sprintf("%.2f", switches[app] / (steps - extra)) : "-"
     }
     END { n = split(names, name, " ")
           for (a = 1; a <= n; ++a)
@@ -71,7 +75,9 @@ for ((seed = first; seed < first + count; ++seed)); do
       --policy adaptive,oracle --trace-out "$out/$name-traces" >"$file.txt" 2>"$file.log"
     seconds=$(($(date +%s) - start))
     grep -E '^(adaptive |switches per)' "$file.txt" | sed "s/^/$name: /"
-    table_rows "$seed" "$seconds" "$name" <"$file.txt" >>"$results"
+    extra=0
+    [ "$name" = alone ] || extra=1
+    EXTRA_STEPS=$extra table_rows "$seed" "$seconds" "$name" <"$file.txt" >>"$results"
   done
 done
 
