@@ -130,7 +130,7 @@ double slow_share(const std::vector<double>& ms) {
 }
 
 TEST(ScenarioCalibration, InterleavedSlicesSeeEveryPhaseWhereBlocksSeeOne) {
-  // calibration_s 0: the minimum of 10 kept requests decides, so no clock is read into this
+  // calibration_s 0: the minimum of 10 kept requests decides how many there are, not the clock
   PhasedDevice blocks_device, slices_device;
   const auto blocks = sc::measure_level(4, 0, false, [&](int b) { return blocks_device.run(b); });
   const auto slices = sc::measure_level(4, 0, true, [&](int b) { return slices_device.run(b); });
