@@ -168,6 +168,88 @@ TEST(ScenarioCalibration, InterleavedIsTheDefaultAndAKey) {
             std::string::npos);
 }
 
+TEST(ScenarioCalibration, SharePlausibleIsTheBinomialTailAtTheTarget) {
+  // at 2%: one of 12 over happens 21.5% of the time, two 2.3%; three of 60 11.9%, four 3.2%
+  EXPECT_TRUE(sc::share_plausible(0, 12, 0.02));
+  EXPECT_TRUE(sc::share_plausible(1, 12, 0.02));
+  EXPECT_FALSE(sc::share_plausible(2, 12, 0.02));
+  EXPECT_TRUE(sc::share_plausible(3, 60, 0.02));
+  EXPECT_FALSE(sc::share_plausible(4, 60, 0.02));
+  EXPECT_FALSE(sc::share_plausible(1, 12, 0));  // a target of 0 allows none
+  EXPECT_TRUE(sc::share_plausible(5, 5, 1));
+  EXPECT_FALSE(sc::share_plausible(6, 5, 0.5));  // more over than requests
+}
+
+TEST(ScenarioCalibration, RefinementCandidatesArePlausibleAndAtLeastAsAccurateAsThePick) {
+  const std::vector<BranchCosts> costs = {branch("a", 0.92, 0.4), branch("b", 0.91, 0.3),
+                                          branch("c", 0.90, 0.2), branch("d", 0.80, 0.1)};
+  const std::vector<std::vector<double>> ms(4, std::vector<double>(12, 1.0));
+  // tight budget: a has 2 of 12 over (implausible), b 1 of 12 (plausible, above the target),
+  // c none (the pick), d none but less accurate than the pick
+  const std::vector<double> tight = {2 / 12.0, 1 / 12.0, 0, 0};
+  EXPECT_EQ(sc::refinement_candidates({tight}, ms, costs, 0.02, 60), (std::vector<size_t>{1, 2}));
+  // a second segment of the level whose pick is a adds a
+  const std::vector<double> loose = {0, 0, 0, 0};
+  EXPECT_EQ(sc::refinement_candidates({tight, loose}, ms, costs, 0.02, 60),
+            (std::vector<size_t>{0, 1, 2}));
+  // refined enough already, or over the memory limit (share 1): none
+  EXPECT_TRUE(sc::refinement_candidates({tight}, ms, costs, 0.02, 12).empty());
+  EXPECT_EQ(sc::refinement_candidates({{1, 1, 0, 0}}, ms, costs, 0.02, 60),
+            (std::vector<size_t>{2}));
+}
+
+// big misses 1.5 ms on every fifth of its requests; the others never do
+struct SlowFifthDevice {
+  int big_calls = 0;
+  std::vector<int> branches;
+  double run(int branch) {
+    branches.push_back(branch);
+    return branch == 0 && ++big_calls % 5 == 0 ? 2.0 : 1.0;
+  }
+};
+
+TEST(ScenarioCalibration, RefinementFindsTheShareAFirstPassMissed) {
+  const std::vector<BranchCosts> costs = three_branches();
+  sc::Segment seg;
+  seg.burners = 2;
+  seg.budgets.latency_ms = 1.5;
+  // a first pass that saw none of big's slow requests
+  std::vector<std::vector<double>> ms(3, std::vector<double>(12, 1.0));
+  EXPECT_EQ(
+      sc::pick_branch(sc::segment_shares({seg}, {{2, 0.0}}, {ms}, costs, 1e12)[0], costs, 0.02), 0);
+  SlowFifthDevice device;
+  const sc::RunRequest run = [&](int b) { return device.run(b); };
+  // big is refined and fails; then mid, the new pick, is refined; small is never run
+  EXPECT_EQ(sc::refine_level(&ms, {seg}, costs, 1e12, 0.02, 60, run), 2u);
+  EXPECT_GE(ms[0].size(), 60u);
+  EXPECT_GE(ms[1].size(), 60u);
+  EXPECT_EQ(ms[2].size(), 12u);
+  const std::vector<double> share = sc::segment_shares({seg}, {{2, 0.0}}, {ms}, costs, 1e12)[0];
+  EXPECT_GT(share[0], 0.1);
+  EXPECT_EQ(share[1], 0);
+  EXPECT_EQ(sc::pick_branch(share, costs, 0.02), 1);
+  EXPECT_EQ(std::count(device.branches.begin(), device.branches.end(), 2), 0);
+  // slices: one request not kept, then three kept
+  EXPECT_EQ(device.branches.size(),
+            ms[0].size() - 12 + ms[1].size() - 12 + (ms[0].size() - 12 + ms[1].size() - 12) / 3);
+  // off: nothing runs
+  std::vector<std::vector<double>> untouched(3, std::vector<double>(12, 1.0));
+  EXPECT_EQ(sc::refine_level(&untouched, {seg}, costs, 1e12, 0.02, 0, run), 0u);
+  EXPECT_EQ(untouched[0].size(), 12u);
+}
+
+TEST(ScenarioCalibration, RefineRequestsIsAKey) {
+  EXPECT_EQ(sc::parse_scenario("[scenario]\nduration_s = 1\n", "s.ini").calibration_refine_requests,
+            60u);
+  EXPECT_EQ(
+      sc::parse_scenario("[scenario]\nduration_s = 1\ncalibration_refine_requests = 0\n", "s.ini")
+          .calibration_refine_requests,
+      0u);
+  EXPECT_NE(parse_error("[scenario]\nduration_s = 1\ncalibration_refine_requests = 10001\n")
+                .find("key 'calibration_refine_requests'"),
+            std::string::npos);
+}
+
 // --- relative budgets --------------------------------------------------------------------------
 
 TEST(ScenarioRelativeBudget, ResolvesAgainstTheBundlesIdleLatencies) {

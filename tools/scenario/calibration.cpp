@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <sstream>
 #include <utility>
 
@@ -44,8 +45,33 @@ void warm(int branch, const RunRequest& run) {
   for (int i = 0; i < 3; ++i) run(branch);
 }
 
-// Every branch under every load level, for calibration_s (at least 10 requests) each.
-Samples measure(const Scenario& s, const Workload& w, const std::vector<LoadLevel>& levels) {
+// Slices of `which` branches in turn, one request not kept (the switch) and kSliceRequests kept,
+// while `wants` says a branch needs more.
+void run_slices(std::vector<std::vector<double>>* ms, const std::vector<size_t>& which,
+                const std::function<bool(const std::vector<double>&)>& wants,
+                const RunRequest& run) {
+  for (bool more = true; more;) {
+    more = false;
+    for (size_t b : which) {
+      std::vector<double>& v = (*ms)[b];
+      if (!wants(v)) continue;
+      more = true;
+      check_interrupt();
+      run(static_cast<int>(b));
+      for (int i = 0; i < kSliceRequests && v.size() < kMaxCalibrationRequests; ++i)
+        v.push_back(run(static_cast<int>(b)));
+    }
+  }
+}
+
+// A share of requests over budget is implausible for a branch within the target when a branch
+// exactly at the target would show as many or more in fewer than this share of samples.
+constexpr double kPlausibleTail = 0.05;
+
+// Every branch under every load level, for calibration_s (at least 10 requests) each, then the
+// level's refinement.
+Samples measure(const Scenario& s, const Workload& w, const std::vector<LoadLevel>& levels,
+                const std::vector<Segment>& segs, double available_bytes, bool verbose) {
   Samples ms;
   FrameRunner runner(w, s.frame_images);
   int correct = 0;
@@ -55,6 +81,16 @@ Samples measure(const Scenario& s, const Workload& w, const std::vector<LoadLeve
     if (level.first > 0) processes.start_burners(level.first);
     if (level.second > 0) processes.allocate_balloon(level.second);
     ms.push_back(measure_level(w.costs.size(), s.calibration_s, s.calibration_interleaved, run));
+    std::vector<Segment> own;
+    for (const Segment& seg : segs)
+      if (LoadLevel(seg.burners, seg.balloon_mib) == level) own.push_back(seg);
+    const size_t refined =
+        refine_level(&ms.back(), own, w.costs, available_bytes, s.violation_target_pct / 100,
+                     s.calibration_refine_requests, run);
+    if (verbose && refined > 0)
+      std::fprintf(stderr, "[%s] calibration: %db/%.0fM: %zu branches refined to %zu requests\n",
+                   s.name.c_str(), level.first, level.second, refined,
+                   s.calibration_refine_requests);
     processes.stop_all();
   }
   return ms;
@@ -108,20 +144,75 @@ std::vector<std::vector<double>> measure_level(size_t branches, double calibrati
   }
   // every branch in turn, a slice at a time, until the level's time (calibration_s per branch)
   // is spent and every branch has its minimum
-  for (size_t b = 0; b < branches; ++b) warm(static_cast<int>(b), run);
+  std::vector<size_t> all(branches);
+  for (size_t b = 0; b < branches; ++b) {
+    all[b] = b;
+    warm(static_cast<int>(b), run);
+  }
   const double end = now_ms() + calibration_s * 1000 * static_cast<double>(branches);
-  for (bool more = true; more;) {
-    more = false;
-    for (size_t b = 0; b < branches; ++b) {
-      if (!wants_more(ms[b], end)) continue;
-      more = true;
-      check_interrupt();
-      run(static_cast<int>(b));  // the switch, not kept
-      for (int i = 0; i < kSliceRequests && ms[b].size() < kMaxCalibrationRequests; ++i)
-        ms[b].push_back(run(static_cast<int>(b)));
+  run_slices(
+      &ms, all, [&](const std::vector<double>& v) { return wants_more(v, end); }, run);
+  return ms;
+}
+
+bool share_plausible(size_t over, size_t n, double target) {
+  if (over == 0 || target >= 1) return true;
+  if (target <= 0 || over > n) return false;
+  // P(X >= over) for X ~ Binomial(n, target) = 1 - P(X < over), from the pmf term by term
+  const double q = 1 - target;
+  double pmf = std::pow(q, static_cast<double>(n)), below = 0;
+  for (size_t i = 0; i < over; ++i) {
+    below += pmf;
+    if (below > 1 - kPlausibleTail) return false;
+    pmf *= static_cast<double>(n - i) / static_cast<double>(i + 1) * target / q;
+  }
+  return 1 - below >= kPlausibleTail;
+}
+
+std::vector<size_t> refinement_candidates(const std::vector<std::vector<double>>& shares,
+                                          const std::vector<std::vector<double>>& level_ms,
+                                          const std::vector<BranchCosts>& costs, double target,
+                                          size_t requests) {
+  auto accuracy = [&](size_t b) { return costs[b].accuracy.value_or(0); };
+  std::vector<bool> wanted(costs.size(), false);
+  for (const std::vector<double>& share : shares) {
+    const auto pick = static_cast<size_t>(pick_branch(share, costs, target));
+    for (size_t b = 0; b < costs.size(); ++b) {
+      const size_t n = level_ms[b].size();
+      if (n >= requests || accuracy(b) < accuracy(pick)) continue;
+      const auto over = static_cast<size_t>(std::lround(share[b] * static_cast<double>(n)));
+      if (share[b] < 1 && share_plausible(over, n, target)) wanted[b] = true;
     }
   }
-  return ms;
+  std::vector<size_t> out;
+  for (size_t b = 0; b < wanted.size(); ++b)
+    if (wanted[b]) out.push_back(b);
+  return out;
+}
+
+size_t refine_level(std::vector<std::vector<double>>* level_ms,
+                    const std::vector<Segment>& level_segments,
+                    const std::vector<BranchCosts>& costs, double available_bytes, double target,
+                    size_t requests, const RunRequest& run) {
+  if (requests == 0 || level_segments.empty()) return 0;
+  requests = std::min(requests, kMaxCalibrationRequests);
+  const std::vector<LoadLevel> level{
+      {level_segments.front().burners, level_segments.front().balloon_mib}};
+  std::vector<bool> refined(costs.size(), false);
+  // a round can move a segment's pick to a branch the last round did not refine: at most one
+  // round per branch, each refining at least one
+  for (size_t round = 0; round < costs.size(); ++round) {
+    const Samples one{*level_ms};
+    const std::vector<size_t> candidates =
+        refinement_candidates(segment_shares(level_segments, level, one, costs, available_bytes),
+                              *level_ms, costs, target, requests);
+    if (candidates.empty()) break;
+    run_slices(
+        level_ms, candidates, [&](const std::vector<double>& v) { return v.size() < requests; },
+        run);
+    for (size_t b : candidates) refined[b] = true;
+  }
+  return static_cast<size_t>(std::count(refined.begin(), refined.end(), true));
 }
 
 double size_key(const BranchCosts& c) {
@@ -207,7 +298,7 @@ Calibration calibrate(const Scenario& s, const Workload& w, bool verbose) {
     std::fprintf(stderr,
                  "[%s] calibration: measuring %zu branches under %zu load levels, %.1f s each\n",
                  s.name.c_str(), w.costs.size(), c.levels.size(), s.calibration_s);
-  c.ms = measure(s, w, c.levels);
+  c.ms = measure(s, w, c.levels, c.segments, available_bytes, verbose);
   c.share = segment_shares(c.segments, c.levels, c.ms, w.costs, available_bytes);
   return c;
 }

@@ -35,7 +35,30 @@ using RunRequest = std::function<double(int branch)>;
 std::vector<std::vector<double>> measure_level(size_t branches, double calibration_s,
                                                bool interleaved, const RunRequest& run);
 
-// Measures every branch under every load level for calibration_s (at least 10 requests). A
+// Whether `over` of `n` requests over budget could come from a branch whose true share is
+// `target` (a fraction): one exactly at the target shows as many or more in at least 5% of
+// samples of n.
+bool share_plausible(size_t over, size_t n, double target);
+// The branches of one load level that need more requests, from the level's per segment shares
+// ([segment][branch], segment_shares) and requests ([branch] ms): for each segment, every branch
+// at least as accurate as its pick (pick_branch) whose share is still plausibly within `target`,
+// with fewer than `requests` kept. Sorted.
+std::vector<size_t> refinement_candidates(const std::vector<std::vector<double>>& shares,
+                                          const std::vector<std::vector<double>>& level_ms,
+                                          const std::vector<BranchCosts>& costs, double target,
+                                          size_t requests);
+// About a dozen requests per branch cannot tell a share of 2% from one of 20%, and the oracle
+// takes the most accurate of many branches that passed: the winner's curse. So after a level's
+// first pass, the refinement_candidates of its segments (`level_segments`, all of that level)
+// run in slices, in turn, until each has `requests` kept, and again while the new shares bring up
+// new candidates. Returns how many branches were refined; 0 requests: none.
+size_t refine_level(std::vector<std::vector<double>>* level_ms,
+                    const std::vector<Segment>& level_segments,
+                    const std::vector<BranchCosts>& costs, double available_bytes, double target,
+                    size_t requests, const RunRequest& run);
+
+// Measures every branch under every load level for calibration_s (at least 10 requests), then
+// refines each level (calibration_refine_requests). A
 // segment's share for a branch: that of its level's requests above the segment's latency
 // budget, or 1 when the branch's peak memory exceeds the segment's memory limit.
 Calibration calibrate(const Scenario& s, const Workload& w, bool verbose);

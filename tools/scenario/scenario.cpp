@@ -210,12 +210,16 @@ void parse_scenario_key(const Parser& p, int line, const std::string& key, const
     s->calibration_s = p.number(line, key, value, 0, true, kMaxCalibrationS);
   else if (key == "calibration_interleaved")
     s->calibration_interleaved = p.boolean(line, key, value);
+  else if (key == "calibration_refine_requests")
+    s->calibration_refine_requests =
+        static_cast<size_t>(p.integer(line, key, value, 0, kMaxRefineRequests));
   else if (key == "violation_target_pct")
     s->violation_target_pct = p.number(line, key, value, 0, false, 100);
   else
     p.fail(line, key,
            "unknown key in [scenario] (name, duration_s, frame_images, settle_s, "
-           "calibration_s, calibration_interleaved, violation_target_pct)");
+           "calibration_s, calibration_interleaved, calibration_refine_requests, "
+           "violation_target_pct)");
 }
 
 void parse_adaptation_key(const Parser& p, int line, const std::string& key,

@@ -42,6 +42,7 @@ constexpr size_t kMaxFileBytes = 1 << 20;
 // Requests a policy records; a run that reaches it ends its timeline there (scenario_run.h).
 constexpr size_t kMaxRecordedRequests = size_t{1} << 21;
 constexpr size_t kMaxCalibrationRequests = size_t{1} << 16;  // per branch and load level
+constexpr int kMaxRefineRequests = 10000;  // calibration_refine_requests, per branch and level
 
 // True for a name usable as one path component of the output files: 1 to kMaxNameLength
 // characters of [A-Za-z0-9._-], not "." or "..".
@@ -106,6 +107,9 @@ struct Scenario {
   // core to itself or shares one, for about ten requests at a time, and one block of
   // calibration_s caught mostly one phase. false: one block per branch.
   bool calibration_interleaved = true;
+  // Requests every branch that might still be an oracle pick gets at its level, after the first
+  // pass (calibration.h, refine_level): about a dozen cannot tell a 2% share from 20%. 0: none.
+  size_t calibration_refine_requests = 60;
   // The share of requests over budget that the hindsight branch (over the timeline) and the
   // oracle's branches (per segment) may have, in percent.
   double violation_target_pct = 2;
