@@ -182,10 +182,10 @@ TEST(ScenarioParse, DefaultsAndNameFromThePath) {
 }
 
 TEST(ScenarioParse, UnknownKeyOrSectionNamesFileLineAndKey) {
-  EXPECT_EQ(
-      parse_error("[scenario]\nduration_s = 2\nfrane_images = 4\n"),
-      "s.ini:3: key 'frane_images': unknown key in [scenario] (name, duration_s, "
-      "frame_images, settle_s, calibration_s, calibration_interleaved, violation_target_pct)");
+  EXPECT_EQ(parse_error("[scenario]\nduration_s = 2\nfrane_images = 4\n"),
+            "s.ini:3: key 'frane_images': unknown key in [scenario] (name, duration_s, "
+            "frame_images, settle_s, calibration_s, calibration_interleaved, "
+            "calibration_refine_requests, violation_target_pct)");
   EXPECT_NE(parse_error("[scenario]\nduration_s = 2\n[budget]\n").find("s.ini:3: unknown section"),
             std::string::npos);
   EXPECT_NE(parse_error("[scenario]\nduration_s = 2\n[budgets]\nlatency = 3\n")
@@ -566,6 +566,31 @@ TEST(ScenarioProcesses, BalloonHoldsTouchedMemoryUntilReleased) {
   EXPECT_DOUBLE_EQ(processes.balloon_mib(), 0);
   EXPECT_TRUE(gone(pid));
   processes.release_balloon();  // none left: a no-op
+  EXPECT_FALSE(has_children());
+}
+
+TEST(ScenarioProcesses, AStartedBalloonFillsWhileTheCallerGoesOn) {
+  ContentionProcesses processes;
+  processes.start_balloon(64);
+  processes.start_balloon(16);
+  EXPECT_DOUBLE_EQ(processes.balloon_mib(), 80);
+  EXPECT_LE(processes.poll_balloons(), 2u);
+  const pid_t second = processes.pids()[1];
+  processes.release_balloon();  // released while it may still be filling
+  EXPECT_TRUE(gone(second));
+  EXPECT_DOUBLE_EQ(processes.balloon_mib(), 64);
+  // allocate_balloon waits for its own balloon and leaves the first one's pipe to poll
+  processes.allocate_balloon(8);
+  while (processes.poll_balloons() > 0) ::usleep(1000);
+  for (pid_t pid : processes.pids()) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    long rss_kib = -1;
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("VmRSS:", 0) == 0) rss_kib = std::atol(line.c_str() + 6);
+    EXPECT_GE(rss_kib, 8 * 1024) << pid;  // full: every page written
+  }
+  processes.stop_all();
+  EXPECT_EQ(processes.poll_balloons(), 0u);
   EXPECT_FALSE(has_children());
 }
 

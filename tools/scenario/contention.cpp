@@ -1,6 +1,7 @@
 #include "tools/scenario/contention.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -80,6 +82,11 @@ void ContentionProcesses::stop_burners(int count) {
 }
 
 void ContentionProcesses::allocate_balloon(double mib) {
+  start_balloon(mib);
+  read_ready(balloons_.size() - 1, true);
+}
+
+void ContentionProcesses::start_balloon(double mib) {
   const size_t bytes = static_cast<size_t>(mib * 1024.0 * 1024.0);
   if (bytes == 0) throw std::runtime_error("a memory balloon needs more than 0 bytes");
   int fds[2];
@@ -99,44 +106,71 @@ void ContentionProcesses::allocate_balloon(double mib) {
     hold_balloon(bytes, fds[1]);
   }
   ::close(fds[1]);
-  // Tracked before waiting, so an exception below still leaves it to stop_all().
-  balloons_.emplace_back(pid, mib);
+  // Tracked before anything can throw, so stop_all() still finds it.
+  balloons_.push_back({pid, mib, fds[0]});
+}
+
+size_t ContentionProcesses::poll_balloons() {
+  size_t filling = 0;
+  for (size_t i = 0; i < balloons_.size(); ++i)
+    if (balloons_[i].ready_fd >= 0 && !read_ready(i, false)) ++filling;
+  return filling;
+}
+
+bool ContentionProcesses::read_ready(size_t index, bool wait) {
+  Balloon& balloon = balloons_[index];
+  if (balloon.ready_fd < 0) return true;
+  if (!wait) {
+    pollfd p{balloon.ready_fd, POLLIN, 0};
+    int n;
+    while ((n = ::poll(&p, 1, 0)) < 0 && errno == EINTR) {
+    }
+    if (n == 0) return false;  // nothing to read yet: still filling
+  }
   char ready = 0;
   ssize_t got;
-  while ((got = ::read(fds[0], &ready, 1)) < 0 && errno == EINTR) {
+  while ((got = ::read(balloon.ready_fd, &ready, 1)) < 0 && errno == EINTR) {
   }
-  ::close(fds[0]);
-  if (got != 1) {
-    kill_and_reap(pid);
-    balloons_.pop_back();
-    throw std::runtime_error("memory balloon of " + std::to_string(mib) +
-                             " MiB failed (mapping refused or child killed)");
+  if (got == 1) {
+    ::close(balloon.ready_fd);
+    balloon.ready_fd = -1;
+    return true;
   }
+  const double mib = balloon.mib;
+  forget_balloon(index);
+  throw std::runtime_error("memory balloon of " + std::to_string(mib) +
+                           " MiB failed (mapping refused or child killed)");
+}
+
+void ContentionProcesses::forget_balloon(size_t index) {
+  kill_and_reap(balloons_[index].pid);
+  if (balloons_[index].ready_fd >= 0) ::close(balloons_[index].ready_fd);
+  balloons_.erase(balloons_.begin() + static_cast<std::ptrdiff_t>(index));
 }
 
 void ContentionProcesses::release_balloon() {
-  if (balloons_.empty()) return;
-  kill_and_reap(balloons_.back().first);
-  balloons_.pop_back();
+  if (!balloons_.empty()) forget_balloon(balloons_.size() - 1);
 }
 
 void ContentionProcesses::stop_all() {
   // Signal everyone first so that the children stop competing while the others are reaped.
   for (pid_t pid : pids()) ::kill(pid, SIGKILL);
   for (pid_t pid : pids()) kill_and_reap(pid);
+  for (const Balloon& balloon : balloons_)
+    if (balloon.ready_fd >= 0) ::close(balloon.ready_fd);
   burners_.clear();
   balloons_.clear();
 }
 
 double ContentionProcesses::balloon_mib() const {
   double total = 0;
-  for (const auto& balloon : balloons_) total += balloon.second;
+  for (const Balloon& balloon : balloons_) total += balloon.mib;
   return total;
 }
 
 std::vector<pid_t> ContentionProcesses::pids() const {
   std::vector<pid_t> all = burners_;
-  for (const auto& balloon : balloons_) all.push_back(balloon.first);
+  for (const Balloon& balloon : balloons_) all.push_back(balloon.pid);
   return all;
 }
 

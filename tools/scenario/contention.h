@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <utility>
 #include <vector>
 
@@ -27,6 +28,12 @@ class ContentionProcesses {
   void stop_burners(int count);
   // Returns once the child has written every page; throws when the mapping or the child fails.
   void allocate_balloon(double mib);
+  // Starts a balloon and returns while its child still writes its pages (up to seconds under
+  // load), so that the caller can go on sampling; poll_balloons() tells when they are written.
+  void start_balloon(double mib);
+  // How many started balloons are still being filled, without waiting; throws (and forgets the
+  // balloon) when one failed.
+  size_t poll_balloons();
   // Kills and reaps the most recently allocated balloon; no-op without one.
   void release_balloon();
   void stop_all();
@@ -37,7 +44,16 @@ class ContentionProcesses {
 
  private:
   std::vector<pid_t> burners_;
-  std::vector<std::pair<pid_t, double>> balloons_;  // pid, MiB
+  struct Balloon {
+    pid_t pid = -1;
+    double mib = 0;
+    int ready_fd = -1;  // the child writes one byte once its pages are written; -1 after that
+  };
+  std::vector<Balloon> balloons_;
+  // Reads a filling balloon's pipe: true once it is full, false while filling (only when not
+  // `wait`); throws when the child failed.
+  bool read_ready(size_t index, bool wait);
+  void forget_balloon(size_t index);  // kills and reaps it, closes its pipe
 };
 
 // Kills `pid` with SIGKILL and waits for it (retrying on EINTR), so no zombie is left.

@@ -78,7 +78,9 @@ class Driver {
               burners = std::max(0, burners - e.count);
               break;
             case EventKind::kAllocateBalloon:
-              if (drive_load_) processes.allocate_balloon(e.mib);
+              // filled while this thread goes on sampling: the trace's context and predictions
+              // during the fill are the loop's, not those from before the event
+              if (drive_load_) processes.start_balloon(e.mib);
               balloons.push_back(e.mib);
               state.contention = true;
               break;
@@ -103,6 +105,7 @@ class Driver {
           for (double mib : balloons) state.balloon_mib += mib;
           changes_.push_back(state);
         }
+        processes.poll_balloons();  // throws when a balloon failed
         sample();
         double wake = now_ms() - t0_ + s_.adaptation.monitor.period_ms;
         if (next < s_.events.size()) wake = std::min(wake, s_.events[next].time_s * 1000);
