@@ -1,14 +1,14 @@
 """How much of a policy's violations fall while a memory balloon is being filled.
 
 A balloon (scenario event balloon_alloc) commits its memory by writing every page, which is CPU
-work: under burners it took the balloon process 0.4 s (median) to 2 s in the 2-core host's
-traces, a load the scenario does not state. The calibration pass of the hindsight and oracle
-policies measures a level only once its balloon is full, so it never sees that load.
+work: under burners it took the balloon process 0.4 s (median) to 2 s on the 2-core host, a load
+the scenario does not state. The calibration pass of the hindsight and oracle policies measures
+a level only once its balloon is full, so it never sees that load.
 
 For each trace CSV given (OUT/traces/*-POLICY.csv), a fill begins at a row whose balloon_mib
 grows and ends at the first row whose mem_available_mib has dropped by half the growth (the drop
-in MemAvailable is 75-95% of the balloon; the replayer records no context while it waits for a
-balloon to be full). Prints the fill times and the share of requests over the latency budget
+in MemAvailable is 75-95% of the balloon; in traces of replayers that waited for a balloon to be
+full, the first sample after the event comes once it is). Prints the fill times and the share of requests over the latency budget
 during fills, after them under the same load, in other contended rows and at idle.
 usage: python3 scripts/bench/balloon_fills.py OUT/traces/random-*-oracle.csv
 """
