@@ -8,8 +8,9 @@ a level only once its balloon is full, so it never sees that load.
 For each trace CSV given (OUT/traces/*-POLICY.csv), a fill begins at a row whose balloon_mib
 grows and ends at the first row whose mem_available_mib has dropped by half the growth (the drop
 in MemAvailable is 75-95% of the balloon; in traces of replayers that waited for a balloon to be
-full, the first sample after the event comes once it is). Prints the fill times and the share of requests over the latency budget
-during fills, after them under the same load, in other contended rows and at idle.
+full, the first sample after the event comes once it is). Prints the fill times and the share
+of requests over the latency budget during fills, after them under the same load, in other
+contended rows and at idle.
 usage: python3 scripts/bench/balloon_fills.py OUT/traces/random-*-oracle.csv
 """
 import csv
