@@ -10,7 +10,6 @@
 #include <sys/types.h>
 
 #include <cstddef>
-#include <utility>
 #include <vector>
 
 namespace adascale::scenario {
